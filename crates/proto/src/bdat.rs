@@ -1,0 +1,1 @@
+//! BDAT reader (in progress).

@@ -1,0 +1,1 @@
+//! DATA decoder (in progress).

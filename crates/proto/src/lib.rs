@@ -1,0 +1,3 @@
+//! postern-proto (work in progress)
+pub mod bdat;
+pub mod data;

@@ -1,0 +1,1 @@
+//! Ordered SMTP acceptance and routing rules (filled by the postern-rules issue).
