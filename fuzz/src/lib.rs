@@ -1,0 +1,1 @@
+//! Fuzz target bodies, shared by cargo-fuzz and the corpus replay tests.
