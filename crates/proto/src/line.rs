@@ -1,0 +1,233 @@
+//! Line framing for the command channel: only CRLF ends a line, lines are
+//! bounded, and an over-long line is discarded as it streams in instead of
+//! being buffered whole.
+
+use memchr::memchr;
+
+use crate::error::Error;
+
+/// Line length limits (RFC 5321 §4.5.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineLimits {
+    /// Longest command line, CRLF included. RFC 5321 §4.5.3.1.4: 512.
+    pub command: usize,
+    /// Longest AUTH line (the command with an initial response, and each
+    /// continuation line), CRLF included. SASL tokens such as OAuth bearer
+    /// tokens exceed 512 octets; RFC 4954 §4 lifts the limit for AUTH.
+    pub auth: usize,
+}
+
+impl Default for LineLimits {
+    fn default() -> Self {
+        Self {
+            command: 512,
+            auth: 12 * 1024,
+        }
+    }
+}
+
+/// One step of framing: where the next line is, or why there is none yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// A complete line occupies `buf[start..start + len]` (without CRLF);
+    /// `consumed` bytes (through the LF, plus any discarded prefix) are used.
+    Line {
+        /// Offset of the line's first byte.
+        start: usize,
+        /// Length of the line without CRLF.
+        len: usize,
+        /// Bytes to drop from the buffer.
+        consumed: usize,
+    },
+    /// No complete line yet. `consumed` bytes at the front were discarded
+    /// (the rest of an over-long line) and can be dropped.
+    Incomplete {
+        /// Bytes to drop from the buffer.
+        consumed: usize,
+    },
+    /// A line was refused; `consumed` bytes are used up.
+    Error {
+        /// What was wrong with it.
+        error: Error,
+        /// Bytes to drop from the buffer.
+        consumed: usize,
+    },
+}
+
+/// Finds CRLF-terminated lines in a byte stream, enforcing a length limit.
+///
+/// The framer is a small state machine: after reporting
+/// [`Error::LineTooLong`], it discards input until the next LF so the caller
+/// never holds more than `limit` bytes of one line.
+#[derive(Debug, Clone, Default)]
+pub struct LineFramer {
+    discarding: bool,
+}
+
+impl LineFramer {
+    /// A framer at the start of a line.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// True while the rest of an over-long line is being discarded.
+    pub fn is_discarding(&self) -> bool {
+        self.discarding
+    }
+
+    /// Forgets any partial state (used when the stream restarts, e.g. after
+    /// STARTTLS).
+    pub fn reset(&mut self) {
+        self.discarding = false;
+    }
+
+    /// Frames the next line of `buf`, which is at most `limit` octets long,
+    /// CRLF included.
+    pub fn frame(&mut self, buf: &[u8], limit: usize) -> Frame {
+        let mut skipped = 0;
+        if self.discarding {
+            match memchr(b'\n', buf) {
+                Some(lf) => {
+                    skipped = lf + 1;
+                    self.discarding = false;
+                }
+                None => {
+                    return Frame::Incomplete {
+                        consumed: buf.len(),
+                    };
+                }
+            }
+        }
+        let rest = &buf[skipped..];
+        let window = &rest[..rest.len().min(limit)];
+        match memchr(b'\n', window) {
+            Some(lf) => {
+                let consumed = skipped + lf + 1;
+                if lf == 0 || rest[lf - 1] != b'\r' {
+                    return Frame::Error {
+                        error: Error::BareLf,
+                        consumed,
+                    };
+                }
+                let len = lf - 1;
+                if memchr(b'\r', &rest[..len]).is_some() {
+                    return Frame::Error {
+                        error: Error::BareCr,
+                        consumed,
+                    };
+                }
+                Frame::Line {
+                    start: skipped,
+                    len,
+                    consumed,
+                }
+            }
+            None if rest.len() >= limit => {
+                // The line is too long; drop it through its LF if that has
+                // arrived, and otherwise drop everything and keep discarding.
+                let consumed = match memchr(b'\n', &rest[window.len()..]) {
+                    Some(lf) => skipped + window.len() + lf + 1,
+                    None => {
+                        self.discarding = true;
+                        buf.len()
+                    }
+                };
+                Frame::Error {
+                    error: Error::LineTooLong { limit },
+                    consumed,
+                }
+            }
+            None => Frame::Incomplete { consumed: skipped },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_crlf_lines() {
+        let mut f = LineFramer::new();
+        assert_eq!(
+            f.frame(b"NOOP\r\nQUIT\r\n", 512),
+            Frame::Line {
+                start: 0,
+                len: 4,
+                consumed: 6
+            }
+        );
+        assert_eq!(f.frame(b"NOOP\r", 512), Frame::Incomplete { consumed: 0 });
+    }
+
+    #[test]
+    fn bare_lf_and_bare_cr_are_errors_of_their_own() {
+        let mut f = LineFramer::new();
+        assert_eq!(
+            f.frame(b"NOOP\nQUIT\r\n", 512),
+            Frame::Error {
+                error: Error::BareLf,
+                consumed: 5
+            }
+        );
+        assert_eq!(
+            f.frame(b"\n", 512),
+            Frame::Error {
+                error: Error::BareLf,
+                consumed: 1
+            }
+        );
+        assert_eq!(
+            f.frame(b"NO\rOP\r\n", 512),
+            Frame::Error {
+                error: Error::BareCr,
+                consumed: 7
+            }
+        );
+    }
+
+    #[test]
+    fn limit_counts_crlf() {
+        let mut f = LineFramer::new();
+        let ok = [b"a".repeat(8), b"\r\n".to_vec()].concat();
+        assert!(matches!(f.frame(&ok, 10), Frame::Line { len: 8, .. }));
+        let long = [b"a".repeat(9), b"\r\nQUIT\r\n".to_vec()].concat();
+        assert_eq!(
+            f.frame(&long, 10),
+            Frame::Error {
+                error: Error::LineTooLong { limit: 10 },
+                consumed: 11
+            }
+        );
+        assert!(
+            !f.is_discarding(),
+            "the LF already arrived, nothing left to discard"
+        );
+    }
+
+    #[test]
+    fn over_long_line_is_discarded_as_it_streams() {
+        let mut f = LineFramer::new();
+        assert_eq!(
+            f.frame(&[b'x'; 16], 8),
+            Frame::Error {
+                error: Error::LineTooLong { limit: 8 },
+                consumed: 16
+            }
+        );
+        assert!(f.is_discarding());
+        assert_eq!(
+            f.frame(&[b'x'; 100], 8),
+            Frame::Incomplete { consumed: 100 }
+        );
+        assert_eq!(
+            f.frame(b"xx\r\nQUIT\r\n", 8),
+            Frame::Line {
+                start: 4,
+                len: 4,
+                consumed: 10
+            }
+        );
+        assert!(!f.is_discarding());
+    }
+}
