@@ -1,0 +1,226 @@
+//! What an evaluation yields: the decision and the effective settings.
+
+use std::fmt;
+
+use crate::action::{Header, Reply, Route, TrustAnchors};
+use crate::auth::AuthPolicy;
+use crate::model::Rule;
+use crate::stage::Stage;
+use crate::tls::{RelayTlsMode, VersionSet};
+
+/// The decision of one stage. Borrows from the rule set, so evaluating
+/// copies no text.
+#[derive(Debug, Clone, Copy)]
+pub enum Decision<'r> {
+    /// No rule decided; the stage proceeds with the server's defaults.
+    Continue,
+    /// A rule accepted; later rules were not evaluated.
+    Accept {
+        /// The deciding rule.
+        rule: &'r Rule,
+    },
+    /// A rule rejected with a 5xx reply.
+    Reject {
+        /// The deciding rule.
+        rule: &'r Rule,
+        /// The reply to send.
+        reply: &'r Reply,
+    },
+    /// A rule refused for now with a 4xx reply.
+    Tempfail {
+        /// The deciding rule.
+        rule: &'r Rule,
+        /// The reply to send.
+        reply: &'r Reply,
+    },
+}
+
+impl<'r> Decision<'r> {
+    /// The kind of decision, without borrowed details.
+    pub fn kind(&self) -> DecisionKind {
+        match self {
+            Decision::Continue => DecisionKind::Continue,
+            Decision::Accept { .. } => DecisionKind::Accept,
+            Decision::Reject { .. } => DecisionKind::Reject,
+            Decision::Tempfail { .. } => DecisionKind::Tempfail,
+        }
+    }
+
+    /// The deciding rule, if any.
+    pub fn rule(&self) -> Option<&'r Rule> {
+        match *self {
+            Decision::Continue => None,
+            Decision::Accept { rule }
+            | Decision::Reject { rule, .. }
+            | Decision::Tempfail { rule, .. } => Some(rule),
+        }
+    }
+
+    /// The reply to send, for reject and tempfail.
+    pub fn reply(&self) -> Option<&'r Reply> {
+        match *self {
+            Decision::Reject { reply, .. } | Decision::Tempfail { reply, .. } => Some(reply),
+            _ => None,
+        }
+    }
+
+    /// Whether the transaction (or this recipient) is refused.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, Decision::Reject { .. } | Decision::Tempfail { .. })
+    }
+}
+
+/// The kind of a [`Decision`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+pub enum DecisionKind {
+    /// No rule decided.
+    Continue,
+    /// Accepted by a rule.
+    Accept,
+    /// Rejected (5xx).
+    Reject,
+    /// Refused for now (4xx).
+    Tempfail,
+}
+
+impl DecisionKind {
+    /// The lower-case name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            DecisionKind::Continue => "continue",
+            DecisionKind::Accept => "accept",
+            DecisionKind::Reject => "reject",
+            DecisionKind::Tempfail => "tempfail",
+        }
+    }
+}
+
+impl fmt::Display for DecisionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The inbound authentication policy: what AUTH offers on each transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AuthPlan {
+    /// On connections without TLS.
+    pub plain: AuthPolicy,
+    /// On connections with TLS (implicit or after STARTTLS).
+    pub tls: AuthPolicy,
+}
+
+impl AuthPlan {
+    /// The policy for a connection that is (or is not) using TLS.
+    pub fn for_connection(&self, tls: bool) -> AuthPolicy {
+        if tls { self.tls } else { self.plain }
+    }
+}
+
+/// The default route and trust anchors, borrowed by plans no rule changed.
+static DEFAULT_ROUTE: Route = Route::Mx;
+static DEFAULT_ANCHORS: TrustAnchors = TrustAnchors::System;
+
+/// The outbound plan for one recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayPlan<'r> {
+    /// Where to send it.
+    pub route: &'r Route,
+    /// How to use TLS.
+    pub tls: RelayTlsMode,
+    /// The versions the rules asked for, including ones the stack cannot
+    /// speak; [`RelayPlan::versions`] is what may actually be used.
+    pub requested_versions: VersionSet,
+    /// What the peer certificate is verified against.
+    pub trust_anchors: &'r TrustAnchors,
+}
+
+impl Default for RelayPlan<'_> {
+    /// MX lookup, opportunistic STARTTLS (the guide's "Use StartTLS"),
+    /// TLS 1.2 and 1.3, system roots.
+    fn default() -> Self {
+        RelayPlan {
+            route: &DEFAULT_ROUTE,
+            tls: RelayTlsMode::Opportunistic,
+            requested_versions: VersionSet::SUPPORTED,
+            trust_anchors: &DEFAULT_ANCHORS,
+        }
+    }
+}
+
+impl RelayPlan<'_> {
+    /// The versions the relay may negotiate: those asked for that the stack
+    /// can speak. Never widened.
+    pub fn versions(&self) -> VersionSet {
+        self.requested_versions.usable()
+    }
+
+    /// Why the plan cannot be carried out, if it cannot: TLS is demanded
+    /// but no allowed version is usable. The relay must then defer the
+    /// message rather than fall back to plaintext or another version.
+    pub fn problem(&self) -> Option<PlanProblem> {
+        match self.tls {
+            RelayTlsMode::None => None,
+            _ if self.versions().is_empty() => Some(PlanProblem::NoUsableTlsVersion {
+                requested: self.requested_versions,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Why a relay plan cannot be carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanProblem {
+    /// None of the requested TLS versions can be negotiated.
+    NoUsableTlsVersion {
+        /// What was asked for.
+        requested: VersionSet,
+    },
+}
+
+impl fmt::Display for PlanProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlanProblem::NoUsableTlsVersion { requested } => write!(
+                f,
+                "none of the requested TLS versions [{requested}] can be negotiated (only TLSv1.2 and TLSv1.3 are available); delivery must be deferred"
+            ),
+        }
+    }
+}
+
+/// The result of evaluating one stage.
+#[derive(Debug, Clone)]
+pub struct Outcome<'r> {
+    /// The stage evaluated.
+    pub stage: Stage,
+    /// The decision.
+    pub decision: Decision<'r>,
+    /// The rule whose `stop` ended the stage without a decision.
+    pub stopped_by: Option<&'r Rule>,
+    /// The inbound auth policy; meaningful at [`Stage::Helo`] and
+    /// [`Stage::Auth`], the defaults elsewhere.
+    pub auth: AuthPlan,
+    /// The outbound plan; meaningful at [`Stage::Rcpt`], the default
+    /// elsewhere.
+    pub relay: RelayPlan<'r>,
+    /// Headers to add, in order; only at [`Stage::Data`]. Empty vectors do
+    /// not allocate.
+    pub headers: Vec<&'r Header>,
+}
+
+impl<'r> Outcome<'r> {
+    pub(crate) fn new(stage: Stage) -> Outcome<'r> {
+        Outcome {
+            stage,
+            decision: Decision::Continue,
+            stopped_by: None,
+            auth: AuthPlan::default(),
+            relay: RelayPlan::default(),
+            headers: Vec::new(),
+        }
+    }
+}
