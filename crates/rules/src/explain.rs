@@ -114,6 +114,7 @@ pub struct ActionTrace {
     /// The action as written.
     pub action: String,
     /// Applied, overridden or not applied.
+    #[cfg_attr(feature = "serde", serde(flatten))]
     pub status: ActionStatus,
 }
 

@@ -17,6 +17,8 @@ mod lint;
 mod model;
 mod pattern;
 mod plan;
+#[cfg(feature = "serde")]
+mod policy_test;
 mod stage;
 mod tls;
 
@@ -44,3 +46,5 @@ pub use config::{
 pub use load::{LoadError, LoadErrorKind};
 #[cfg(feature = "serde")]
 pub use names::KeywordOrList;
+#[cfg(feature = "serde")]
+pub use policy_test::{CaseReport, DiffLine, Expectation, PolicyCase, PolicyReport, PolicySuite};
