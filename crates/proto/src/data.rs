@@ -264,7 +264,7 @@ impl DataDecoder {
 }
 
 /// Octets checked per step of the hot loop of [`scan`].
-const BLOCK: usize = 64;
+const BLOCK: usize = 128;
 /// Octets checked per step when narrowing down an irregular [`BLOCK`].
 const SUB_BLOCK: usize = 16;
 
