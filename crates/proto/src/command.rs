@@ -30,7 +30,7 @@ use base64::Engine as _;
 
 use crate::address::{ForwardPath, Host, ReversePath, forward_path, host, reverse_path};
 use crate::error::Error;
-use crate::grammar::is_text_char;
+use crate::grammar::{TEXT, all_in};
 use crate::line::{Frame, LineFramer, LineLimits};
 use crate::params::{MailParams, RcptParams, parse_mail_params, parse_rcpt_params};
 use crate::reply::push_u64;
@@ -247,16 +247,20 @@ impl<'a> Command<'a> {
     ///
     /// The line must already be framed (see [`CommandParser`] for framing and
     /// limits); a CR or LF inside it is an error.
+    #[inline]
     pub fn parse(line: &'a [u8]) -> Result<Self, Error> {
         let line = std::str::from_utf8(line).map_err(|_| Error::InvalidUtf8)?;
-        if line.bytes().any(|b| b < 0x20 || b == 0x7f) {
-            return Err(if line.bytes().any(|b| b == b'\r' || b == b'\n') {
+        // No grammar rule admits a control character, so they only need
+        // looking for once a line has failed, to name the failure precisely.
+        parse_verb(line).map_err(|e| {
+            if line.bytes().any(|b| b == b'\r' || b == b'\n') {
                 Error::BareCr
-            } else {
+            } else if line.bytes().any(|b| b < 0x20 || b == 0x7f) {
                 Error::ControlCharacter
-            });
-        }
-        parse_verb(line)
+            } else {
+                e
+            }
+        })
     }
 
     /// The verb as sent on the wire, e.g. `"MAIL"`.
@@ -417,6 +421,7 @@ const fn kw(s: &[u8; 4]) -> u32 {
     u32::from_le_bytes(*s)
 }
 
+#[inline]
 fn parse_verb(line: &str) -> Result<Command<'_>, Error> {
     let b = line.as_bytes();
     if b.len() < 4 {
@@ -454,14 +459,14 @@ fn parse_verb(line: &str) -> Result<Command<'_>, Error> {
     match keyword(b) {
         MAIL => parse_mail(args),
         RCPT => parse_rcpt(args),
-        DATA => no_args(args, Command::Data, "DATA takes no arguments"),
+        DATA => no_args(args, || Command::Data, "DATA takes no arguments"),
         BDAT => parse_bdat(args),
         EHLO => parse_hello(args).map(Command::Ehlo),
         HELO => parse_hello(args).map(Command::Helo),
         LHLO => parse_hello(args).map(Command::Lhlo),
-        RSET => no_args(args, Command::Rset, "RSET takes no arguments"),
+        RSET => no_args(args, || Command::Rset, "RSET takes no arguments"),
         NOOP => optional_text(args).map(Command::Noop),
-        QUIT => no_args(args, Command::Quit, "QUIT takes no arguments"),
+        QUIT => no_args(args, || Command::Quit, "QUIT takes no arguments"),
         VRFY => required_text(args, "VRFY needs an argument").map(Command::Vrfy),
         EXPN => required_text(args, "EXPN needs an argument").map(Command::Expn),
         HELP => optional_text(args).map(Command::Help),
@@ -470,13 +475,14 @@ fn parse_verb(line: &str) -> Result<Command<'_>, Error> {
     }
 }
 
-fn no_args<'a>(
+#[inline(always)]
+fn no_args(
     args: Option<&str>,
-    command: Command<'a>,
+    command: fn() -> Command<'static>,
     why: &'static str,
-) -> Result<Command<'a>, Error> {
+) -> Result<Command<'static>, Error> {
     match args {
-        None => Ok(command),
+        None => Ok(command()),
         Some(_) => Err(Error::InvalidArgument(why)),
     }
 }
@@ -490,7 +496,7 @@ fn optional_text(args: Option<&str>) -> Result<Option<Cow<'_, str>>, Error> {
 
 fn required_text<'a>(args: Option<&'a str>, why: &'static str) -> Result<Cow<'a, str>, Error> {
     match args {
-        Some(t) if !t.is_empty() && t.chars().all(is_text_char) => Ok(Cow::Borrowed(t)),
+        Some(t) if !t.is_empty() && all_in(t, &TEXT) => Ok(Cow::Borrowed(t)),
         Some(t) if !t.is_empty() => Err(Error::InvalidArgument("invalid character in argument")),
         _ => Err(Error::InvalidArgument(why)),
     }
@@ -513,6 +519,7 @@ fn parse_hello(args: Option<&str>) -> Result<Host<'_>, Error> {
 }
 
 /// Strips a case-insensitive `prefix` and at most one SP after it.
+#[inline]
 fn strip_keyword<'a>(args: Option<&'a str>, prefix: &str) -> Option<&'a str> {
     let a = args?;
     let head = a.get(..prefix.len())?;
@@ -523,6 +530,7 @@ fn strip_keyword<'a>(args: Option<&'a str>, prefix: &str) -> Option<&'a str> {
     Some(rest.strip_prefix(' ').unwrap_or(rest))
 }
 
+#[inline]
 fn parse_mail(args: Option<&str>) -> Result<Command<'_>, Error> {
     let rest = strip_keyword(args, "FROM:").ok_or(Error::Syntax("expected MAIL FROM:<address>"))?;
     let (rest, from) = reverse_path(rest).map_err(|e| match e {
@@ -536,6 +544,7 @@ fn parse_mail(args: Option<&str>) -> Result<Command<'_>, Error> {
     Ok(Command::Mail { from, params })
 }
 
+#[inline]
 fn parse_rcpt(args: Option<&str>) -> Result<Command<'_>, Error> {
     let rest = strip_keyword(args, "TO:").ok_or(Error::Syntax("expected RCPT TO:<address>"))?;
     let (rest, to) = forward_path(rest).map_err(|e| match e {
@@ -671,6 +680,7 @@ impl CommandParser {
     /// AUTH lines may be longer than other commands (up to
     /// [`LineLimits::auth`]); every other line is held to
     /// [`LineLimits::command`].
+    #[inline]
     pub fn parse<'b>(&mut self, buf: &'b [u8]) -> Parsed<'b> {
         let limit = if self.limits.auth > self.limits.command && starts_with_auth(buf) {
             self.limits.auth

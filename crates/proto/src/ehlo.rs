@@ -13,7 +13,7 @@
 use std::borrow::Cow;
 
 use crate::command::Mechanism;
-use crate::grammar::is_keyword_char;
+use crate::grammar::{KEYWORD, all_in};
 use crate::reply::{Reply, ReplyCode};
 
 /// The extensions a server advertises, typed.
@@ -212,7 +212,7 @@ fn parse_line<'a>(
         Some((k, p)) => (k, p),
         None => (line, ""),
     };
-    if keyword.is_empty() || !keyword.chars().all(is_keyword_char) {
+    if keyword.is_empty() || !all_in(keyword, &KEYWORD) {
         return Err(EhloError::BadLine(line.to_owned()));
     }
     let bare = |on: &mut bool| {

@@ -83,6 +83,7 @@ impl LineFramer {
 
     /// Frames the next line of `buf`, which is at most `limit` octets long,
     /// CRLF included.
+    #[inline]
     pub fn frame(&mut self, buf: &[u8], limit: usize) -> Frame {
         let mut skipped = 0;
         if self.discarding {

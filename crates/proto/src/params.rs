@@ -17,7 +17,7 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use crate::error::Error;
-use crate::grammar::{is_esmtp_value_char, is_keyword_char};
+use crate::grammar::{ESMTP_VALUE, KEYWORD, all_in};
 use crate::reply::push_u64;
 
 /// `BODY=` (RFC 6152, RFC 3030).
@@ -276,36 +276,64 @@ impl std::fmt::Write for VecWriter<'_> {
 
 /// Splits `SP esmtp-param *(SP esmtp-param)` into keyword/value pairs,
 /// validating the generic syntax. `rest` is what follows the path.
-fn split_params(rest: &str) -> impl Iterator<Item = Result<(&str, Option<&str>), Error>> {
-    let mut items = if rest.is_empty() {
-        None
-    } else {
-        Some(rest.strip_prefix(' ').map(|r| r.split(' ')))
-    };
-    std::iter::from_fn(move || match items.as_mut()? {
-        None => {
-            items = None;
-            Some(Err(Error::Syntax("expected SP before parameters")))
+struct SplitParams<'a> {
+    rest: Option<&'a str>,
+}
+
+fn split_params(rest: &str) -> SplitParams<'_> {
+    SplitParams {
+        rest: (!rest.is_empty()).then_some(rest),
+    }
+}
+
+impl<'a> Iterator for SplitParams<'a> {
+    type Item = Result<(&'a str, Option<&'a str>), Error>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        let rest = self.rest.take()?;
+        let b = rest.as_bytes();
+        if b[0] != b' ' {
+            return Some(Err(Error::Syntax("expected SP before parameters")));
         }
-        Some(it) => {
-            let item = it.next()?;
-            let (keyword, value) = match item.split_once('=') {
-                Some((k, v)) => (k, Some(v)),
-                None => (item, None),
-            };
-            if keyword.is_empty() || !keyword.chars().all(is_keyword_char) {
-                items = None;
-                return Some(Err(Error::Syntax("malformed ESMTP parameter keyword")));
+        // One pass: keyword characters, then optionally "=" and value
+        // characters, then SP or the end of the line.
+        let mut i = 1;
+        while i < b.len() && KEYWORD[usize::from(b[i])] {
+            i += 1;
+        }
+        if i == 1 || b[1] == b'-' {
+            return Some(Err(Error::Syntax("malformed ESMTP parameter keyword")));
+        }
+        let keyword = &rest[1..i];
+        let mut value = None;
+        if b.get(i) == Some(&b'=') {
+            let start = i + 1;
+            i = start;
+            while i < b.len() && ESMTP_VALUE[usize::from(b[i])] {
+                i += 1;
             }
-            if let Some(v) = value
-                && (v.is_empty() || !v.chars().all(is_esmtp_value_char))
-            {
-                items = None;
+            if i == start {
                 return Some(Err(Error::Syntax("malformed ESMTP parameter value")));
             }
-            Some(Ok((keyword, value)))
+            value = Some(&rest[start..i]);
         }
-    })
+        match b.get(i) {
+            None => {}
+            Some(b' ') => self.rest = Some(&rest[i..]),
+            Some(b'=') => {
+                return Some(Err(Error::Syntax("malformed ESMTP parameter value")));
+            }
+            Some(_) => {
+                return Some(Err(Error::Syntax(if value.is_some() {
+                    "malformed ESMTP parameter value"
+                } else {
+                    "malformed ESMTP parameter keyword"
+                })));
+            }
+        }
+        Some(Ok((keyword, value)))
+    }
 }
 
 fn check_unknown_duplicate(unknown: &[UnknownParam<'_>], keyword: &str) -> Result<(), Error> {
@@ -354,19 +382,51 @@ fn bad(name: &'static str, reason: &'static str) -> Error {
     Error::InvalidParameter { name, reason }
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum MailKeyword {
+    Size,
+    Body,
+    Smtputf8,
+    Requiretls,
+    Ret,
+    Envid,
+    Auth,
+    MtPriority,
+}
+
+/// Classifies a MAIL keyword by length first, so an unknown keyword costs
+/// at most one case-insensitive comparison.
+#[inline]
+fn mail_keyword(k: &str) -> Option<MailKeyword> {
+    let (name, kw) = match k.len() {
+        3 => ("RET", MailKeyword::Ret),
+        4 if k.as_bytes()[0] | 0x20 == b's' => ("SIZE", MailKeyword::Size),
+        4 if k.as_bytes()[0] | 0x20 == b'b' => ("BODY", MailKeyword::Body),
+        4 => ("AUTH", MailKeyword::Auth),
+        5 => ("ENVID", MailKeyword::Envid),
+        8 => ("SMTPUTF8", MailKeyword::Smtputf8),
+        10 => ("REQUIRETLS", MailKeyword::Requiretls),
+        11 => ("MT-PRIORITY", MailKeyword::MtPriority),
+        _ => return None,
+    };
+    k.eq_ignore_ascii_case(name).then_some(kw)
+}
+
 /// Parses what follows `MAIL FROM:<path>`.
+#[inline]
 pub(crate) fn parse_mail_params(rest: &str) -> Result<MailParams<'_>, Error> {
     let mut p = MailParams::default();
     for item in split_params(rest) {
         let (k, v) = item?;
-        if k.eq_ignore_ascii_case("SIZE") {
+        let known = mail_keyword(k);
+        if known == Some(MailKeyword::Size) {
             let v = need("SIZE", v)?;
             if v.len() > 20 || !v.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(bad("SIZE", "not a number"));
             }
             let n = v.parse().map_err(|_| bad("SIZE", "number too large"))?;
             set(&mut p.size, "SIZE", n)?;
-        } else if k.eq_ignore_ascii_case("BODY") {
+        } else if known == Some(MailKeyword::Body) {
             let v = need("BODY", v)?;
             let body = if v.eq_ignore_ascii_case("7BIT") {
                 Body::SevenBit
@@ -378,11 +438,11 @@ pub(crate) fn parse_mail_params(rest: &str) -> Result<MailParams<'_>, Error> {
                 return Err(bad("BODY", "expected 7BIT, 8BITMIME or BINARYMIME"));
             };
             set(&mut p.body, "BODY", body)?;
-        } else if k.eq_ignore_ascii_case("SMTPUTF8") {
+        } else if known == Some(MailKeyword::Smtputf8) {
             set_flag(&mut p.smtputf8, "SMTPUTF8", v)?;
-        } else if k.eq_ignore_ascii_case("REQUIRETLS") {
+        } else if known == Some(MailKeyword::Requiretls) {
             set_flag(&mut p.requiretls, "REQUIRETLS", v)?;
-        } else if k.eq_ignore_ascii_case("RET") {
+        } else if known == Some(MailKeyword::Ret) {
             let v = need("RET", v)?;
             let ret = if v.eq_ignore_ascii_case("FULL") {
                 Ret::Full
@@ -392,21 +452,21 @@ pub(crate) fn parse_mail_params(rest: &str) -> Result<MailParams<'_>, Error> {
                 return Err(bad("RET", "expected FULL or HDRS"));
             };
             set(&mut p.ret, "RET", ret)?;
-        } else if k.eq_ignore_ascii_case("ENVID") {
+        } else if known == Some(MailKeyword::Envid) {
             let v = need("ENVID", v)?;
             if v.len() > 100 {
                 return Err(bad("ENVID", "longer than 100 characters"));
             }
             let decoded = xtext_decode(v).map_err(|why| bad("ENVID", why))?;
             set(&mut p.envid, "ENVID", decoded)?;
-        } else if k.eq_ignore_ascii_case("AUTH") {
+        } else if known == Some(MailKeyword::Auth) {
             let v = need("AUTH", v)?;
             let decoded = xtext_decode(v).map_err(|why| bad("AUTH", why))?;
             if decoded != "<>" && crate::address::Mailbox::parse(&decoded).is_err() {
                 return Err(bad("AUTH", "expected <> or a mailbox"));
             }
             set(&mut p.auth, "AUTH", decoded)?;
-        } else if k.eq_ignore_ascii_case("MT-PRIORITY") {
+        } else if known == Some(MailKeyword::MtPriority) {
             let v = need("MT-PRIORITY", v)?;
             let prio = match v.as_bytes() {
                 [b'0'] => 0,
@@ -427,6 +487,7 @@ pub(crate) fn parse_mail_params(rest: &str) -> Result<MailParams<'_>, Error> {
 }
 
 /// Parses what follows `RCPT TO:<path>`.
+#[inline]
 pub(crate) fn parse_rcpt_params(rest: &str) -> Result<RcptParams<'_>, Error> {
     let mut p = RcptParams::default();
     for item in split_params(rest) {
@@ -437,12 +498,12 @@ pub(crate) fn parse_rcpt_params(rest: &str) -> Result<RcptParams<'_>, Error> {
                 Notify::Never
             } else {
                 let (mut success, mut failure, mut delay) = (false, false, false);
-                for word in v.split(',') {
-                    let slot = if word.eq_ignore_ascii_case("SUCCESS") {
+                for word in v.as_bytes().split(|&b| b == b',') {
+                    let slot = if word.eq_ignore_ascii_case(b"SUCCESS") {
                         &mut success
-                    } else if word.eq_ignore_ascii_case("FAILURE") {
+                    } else if word.eq_ignore_ascii_case(b"FAILURE") {
                         &mut failure
-                    } else if word.eq_ignore_ascii_case("DELAY") {
+                    } else if word.eq_ignore_ascii_case(b"DELAY") {
                         &mut delay
                     } else {
                         return Err(bad(
@@ -464,10 +525,12 @@ pub(crate) fn parse_rcpt_params(rest: &str) -> Result<RcptParams<'_>, Error> {
             set(&mut p.notify, "NOTIFY", notify)?;
         } else if k.eq_ignore_ascii_case("ORCPT") {
             let v = need("ORCPT", v)?;
-            let (addr_type, xtext) = v
-                .split_once(';')
+            let semi = v
+                .bytes()
+                .position(|b| b == b';')
                 .ok_or(bad("ORCPT", "expected addr-type;address"))?;
-            if addr_type.is_empty() || !addr_type.chars().all(is_keyword_char) {
+            let (addr_type, xtext) = (&v[..semi], &v[semi + 1..]);
+            if addr_type.is_empty() || !all_in(addr_type, &KEYWORD) {
                 return Err(bad("ORCPT", "malformed address type"));
             }
             let address = xtext_decode(xtext).map_err(|why| bad("ORCPT", why))?;
@@ -502,10 +565,14 @@ pub(crate) fn parse_rcpt_params(rest: &str) -> Result<RcptParams<'_>, Error> {
 /// ```
 /// Borrows when nothing is escaped. The decoded octets must be UTF-8.
 pub fn xtext_decode(s: &str) -> Result<Cow<'_, str>, &'static str> {
-    if s.bytes().any(|b| !(b'!'..=b'~').contains(&b) || b == b'=') {
-        return Err("invalid character in xtext");
+    let mut escaped = false;
+    for b in s.bytes() {
+        if !(b'!'..=b'~').contains(&b) || b == b'=' {
+            return Err("invalid character in xtext");
+        }
+        escaped |= b == b'+';
     }
-    if !s.contains('+') {
+    if !escaped {
         return Ok(Cow::Borrowed(s));
     }
     let b = s.as_bytes();
@@ -623,6 +690,11 @@ mod tests {
             ),
             ("SIZE=1", Error::Syntax("expected SP before parameters")),
             (" X=", Error::Syntax("malformed ESMTP parameter value")),
+            (" -X=1", Error::Syntax("malformed ESMTP parameter keyword")),
+            (
+                " X\u{e9}=1",
+                Error::Syntax("malformed ESMTP parameter keyword"),
+            ),
             (" X=a=b", Error::Syntax("malformed ESMTP parameter value")),
         ];
         for (input, want) in cases {
