@@ -117,7 +117,10 @@ impl Action {
 
     /// Whether the action decides the stage (accept, reject, tempfail).
     pub fn is_decision(&self) -> bool {
-        matches!(self, Action::Accept | Action::Reject(_) | Action::Tempfail(_))
+        matches!(
+            self,
+            Action::Accept | Action::Reject(_) | Action::Tempfail(_)
+        )
     }
 
     /// The setting the action writes, if it is a setting.
@@ -172,7 +175,12 @@ impl Reply {
         Reply::build(4, code, enhanced, text)
     }
 
-    fn build(class: u8, code: u16, enhanced: Option<&str>, text: &str) -> Result<Reply, ValueError> {
+    fn build(
+        class: u8,
+        code: u16,
+        enhanced: Option<&str>,
+        text: &str,
+    ) -> Result<Reply, ValueError> {
         if code / 100 != u16::from(class) {
             return Err(ValueError::ReplyCodeClass {
                 code,
@@ -309,7 +317,9 @@ impl Route {
                 || host.split('.').all(|label| {
                     !label.is_empty()
                         && label.len() <= 63
-                        && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                         && !label.starts_with('-')
                         && !label.ends_with('-')
                 }));
@@ -366,7 +376,9 @@ impl Header {
     /// rule can never inject extra header lines.
     pub fn new(name: &str, value: &str) -> Result<Header, ValueError> {
         if name.is_empty() || !name.bytes().all(|b| (33..=126).contains(&b) && b != b':') {
-            return Err(ValueError::Header(format!("{name:?} is not a header field name")));
+            return Err(ValueError::Header(format!(
+                "{name:?} is not a header field name"
+            )));
         }
         if value.chars().any(|c| c.is_control() && c != '\t') {
             return Err(ValueError::Header(format!(
@@ -454,7 +466,15 @@ mod tests {
             Route::smart_host("[2001:db8::1]:587").unwrap().to_string(),
             "[2001:db8::1]:587"
         );
-        for bad in ["", ":25", "host:0", "host:99999", "bad host", "[nope]:25", "-a.b"] {
+        for bad in [
+            "",
+            ":25",
+            "host:0",
+            "host:99999",
+            "bad host",
+            "[nope]:25",
+            "-a.b",
+        ] {
             assert!(Route::smart_host(bad).is_err(), "{bad}");
         }
     }

@@ -103,7 +103,9 @@ impl MechanismSet {
 
     /// The set of the given mechanisms.
     pub fn of(mechanisms: &[Mechanism]) -> MechanismSet {
-        mechanisms.iter().fold(MechanismSet::EMPTY, |s, m| s.with(*m))
+        mechanisms
+            .iter()
+            .fold(MechanismSet::EMPTY, |s, m| s.with(*m))
     }
 
     /// This set with `mechanism` added.
@@ -124,7 +126,9 @@ impl MechanismSet {
 
     /// The mechanisms in declaration order.
     pub fn iter(self) -> impl Iterator<Item = Mechanism> {
-        Mechanism::ALL.into_iter().filter(move |m| self.contains(*m))
+        Mechanism::ALL
+            .into_iter()
+            .filter(move |m| self.contains(*m))
     }
 }
 

@@ -268,7 +268,8 @@ impl RuleConfig {
                     .map(|(i, n)| {
                         pattern(
                             &format!("stages[{i}]"),
-                            Stage::from_name(n).ok_or_else(|| PatternError::UnknownStage(n.clone())),
+                            Stage::from_name(n)
+                                .ok_or_else(|| PatternError::UnknownStage(n.clone())),
                         )
                     })
                     .collect::<Compiled<Vec<_>>>()
@@ -290,7 +291,9 @@ fn compile_condition(path: &str, c: &ConditionConfig) -> Compiled<Condition> {
         Ok(match m {
             TextMatchConfig::Is(t) => TextMatch::is(t.as_str()),
             TextMatchConfig::IsNot(t) => TextMatch::is_not(t.as_str()),
-            TextMatchConfig::In(list) if list.is_empty() => return pattern(&p, Err(PatternError::EmptyList)),
+            TextMatchConfig::In(list) if list.is_empty() => {
+                return pattern(&p, Err(PatternError::EmptyList));
+            }
             TextMatchConfig::In(list) => TextMatch::one_of(list.iter().map(String::as_str)),
             TextMatchConfig::Wildcard(w) => pattern(&p, TextMatch::wildcard(w))?,
             TextMatchConfig::Regex(r) => pattern(&p, TextMatch::regex(r))?,
@@ -310,13 +313,16 @@ fn compile_condition(path: &str, c: &ConditionConfig) -> Compiled<Condition> {
             let one = |op: &str, v: &str| {
                 pattern(
                     &format!("{p}.{op}"),
-                    TlsVersion::from_name(v).ok_or_else(|| PatternError::UnknownTlsVersion(v.to_owned())),
+                    TlsVersion::from_name(v)
+                        .ok_or_else(|| PatternError::UnknownTlsVersion(v.to_owned())),
                 )
             };
             Test::TlsVersion(match m {
                 VersionMatchConfig::Is(v) => VersionMatch::Is(one("is", v)?),
                 VersionMatchConfig::AtLeast(v) => VersionMatch::AtLeast(one("at_least", v)?),
-                VersionMatchConfig::In(list) => VersionMatch::In(version_set(&format!("{p}.in"), list)?),
+                VersionMatchConfig::In(list) => {
+                    VersionMatch::In(version_set(&format!("{p}.in"), list)?)
+                }
             })
         }
         ConditionConfig::Cipher(m) => Test::Cipher(text("cipher", m)?),
@@ -353,7 +359,8 @@ fn compile_condition(path: &str, c: &ConditionConfig) -> Compiled<Condition> {
             let one = |op: &str, v: &str| {
                 pattern(
                     &format!("{p}.{op}"),
-                    BodyType::from_name(v).ok_or_else(|| PatternError::UnknownBodyType(v.to_owned())),
+                    BodyType::from_name(v)
+                        .ok_or_else(|| PatternError::UnknownBodyType(v.to_owned())),
                 )
             };
             Test::Body(match m {
@@ -387,13 +394,16 @@ fn version_set(path: &str, names: &[String]) -> Compiled<VersionSet> {
     if names.is_empty() {
         return pattern(path, Err(PatternError::EmptyList));
     }
-    names.iter().enumerate().try_fold(VersionSet::EMPTY, |set, (i, n)| {
-        let v = pattern(
-            &format!("{path}[{i}]"),
-            TlsVersion::from_name(n).ok_or_else(|| PatternError::UnknownTlsVersion(n.clone())),
-        )?;
-        Ok(set.with(v))
-    })
+    names
+        .iter()
+        .enumerate()
+        .try_fold(VersionSet::EMPTY, |set, (i, n)| {
+            let v = pattern(
+                &format!("{path}[{i}]"),
+                TlsVersion::from_name(n).ok_or_else(|| PatternError::UnknownTlsVersion(n.clone())),
+            )?;
+            Ok(set.with(v))
+        })
 }
 
 fn auth_policy(path: &str, setting: &KeywordOrList) -> Compiled<AuthPolicy> {
@@ -407,7 +417,8 @@ fn auth_policy(path: &str, setting: &KeywordOrList) -> Compiled<AuthPolicy> {
             .try_fold(MechanismSet::EMPTY, |set, (i, n)| {
                 let m = pattern(
                     &format!("{path}[{i}]"),
-                    Mechanism::from_name(n).ok_or_else(|| PatternError::UnknownMechanism(n.clone())),
+                    Mechanism::from_name(n)
+                        .ok_or_else(|| PatternError::UnknownMechanism(n.clone())),
                 )?;
                 Ok(set.with(m))
             })
@@ -433,13 +444,23 @@ fn compile_action(path: &str, a: &ActionConfig) -> Compiled<Action> {
         ActionConfig::RelayMx(on) => flag(&here("relay_mx"), *on, Action::RelayRoute(Route::Mx))?,
         ActionConfig::Reject(r) => Action::Reject(value(
             &here("reject"),
-            Reply::reject(r.code.unwrap_or(550), Some(r.enhanced.as_deref().unwrap_or("5.7.1")), &r.text),
+            Reply::reject(
+                r.code.unwrap_or(550),
+                Some(r.enhanced.as_deref().unwrap_or("5.7.1")),
+                &r.text,
+            ),
         )?),
         ActionConfig::Tempfail(r) => Action::Tempfail(value(
             &here("tempfail"),
-            Reply::tempfail(r.code.unwrap_or(450), Some(r.enhanced.as_deref().unwrap_or("4.7.1")), &r.text),
+            Reply::tempfail(
+                r.code.unwrap_or(450),
+                Some(r.enhanced.as_deref().unwrap_or("4.7.1")),
+                &r.text,
+            ),
         )?),
-        ActionConfig::RelayHost(h) => Action::RelayRoute(value(&here("relay_host"), Route::smart_host(h))?),
+        ActionConfig::RelayHost(h) => {
+            Action::RelayRoute(value(&here("relay_host"), Route::smart_host(h))?)
+        }
         ActionConfig::RelayTls(m) => Action::RelayTls(pattern(
             &here("relay_tls"),
             RelayTlsMode::from_name(m).ok_or_else(|| PatternError::UnknownRelayTlsMode(m.clone())),
@@ -450,13 +471,18 @@ fn compile_action(path: &str, a: &ActionConfig) -> Compiled<Action> {
         ActionConfig::RelayTrustAnchors(t) => Action::RelayTrustAnchors(match t {
             KeywordOrList::Keyword(k) if k.eq_ignore_ascii_case("system") => TrustAnchors::System,
             KeywordOrList::Keyword(k) => {
-                return pattern(&here("relay_trust_anchors"), Err(PatternError::BadTrustAnchors(k.clone())));
+                return pattern(
+                    &here("relay_trust_anchors"),
+                    Err(PatternError::BadTrustAnchors(k.clone())),
+                );
             }
             KeywordOrList::List(l) if l.is_empty() => {
                 return pattern(&here("relay_trust_anchors"), Err(PatternError::EmptyList));
             }
             KeywordOrList::List(l) => TrustAnchors::Files(l.clone()),
         }),
-        ActionConfig::AddHeader(h) => Action::AddHeader(value(&here("add_header"), Header::new(&h.name, &h.value))?),
+        ActionConfig::AddHeader(h) => {
+            Action::AddHeader(value(&here("add_header"), Header::new(&h.name, &h.value))?)
+        }
     })
 }

@@ -252,7 +252,9 @@ impl RuleSet {
                 .map(|(c, cond)| ConditionTrace {
                     condition: cond.to_string(),
                     value: cond.test.value(facts),
-                    result: r.as_ref().and_then(|r| r.conditions.get(c).copied().flatten()),
+                    result: r
+                        .as_ref()
+                        .and_then(|r| r.conditions.get(c).copied().flatten()),
                 })
                 .collect();
             let applied = r.as_ref().map_or(0, |r| r.applied);
@@ -431,18 +433,38 @@ impl fmt::Display for Trace {
         match &self.auth {
             Some(a) => {
                 writeln!(f, "inbound auth (as decided at {}):", a.stage)?;
-                writeln!(f, "  plaintext connections: {} [{}]", a.plain, source(&a.plain_rule))?;
-                writeln!(f, "  TLS connections:       {} [{}]", a.tls, source(&a.tls_rule))?;
+                writeln!(
+                    f,
+                    "  plaintext connections: {} [{}]",
+                    a.plain,
+                    source(&a.plain_rule)
+                )?;
+                writeln!(
+                    f,
+                    "  TLS connections:       {} [{}]",
+                    a.tls,
+                    source(&a.tls_rule)
+                )?;
             }
             None => writeln!(f, "inbound auth: not reached")?,
         }
         match &self.relay {
             Some(r) => {
                 writeln!(f, "outbound relay:")?;
-                writeln!(f, "  route:         {} [{}]", r.route, source(&r.route_rule))?;
+                writeln!(
+                    f,
+                    "  route:         {} [{}]",
+                    r.route,
+                    source(&r.route_rule)
+                )?;
                 writeln!(f, "  TLS mode:      {} [{}]", r.tls, source(&r.tls_rule))?;
                 if r.versions == r.requested_versions {
-                    writeln!(f, "  TLS versions:  {} [{}]", r.versions, source(&r.versions_rule))?;
+                    writeln!(
+                        f,
+                        "  TLS versions:  {} [{}]",
+                        r.versions,
+                        source(&r.versions_rule)
+                    )?;
                 } else {
                     writeln!(
                         f,

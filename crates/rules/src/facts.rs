@@ -345,14 +345,19 @@ mod tests {
 
     #[test]
     fn domains_are_derived_from_addresses() {
-        let f = Facts::new().sender("a@Example.org").recipient("b@c@mydomain.com");
+        let f = Facts::new()
+            .sender("a@Example.org")
+            .recipient("b@c@mydomain.com");
         assert_eq!(f.sender.domain(), Some("Example.org"));
         assert_eq!(f.recipient.domain(), Some("mydomain.com"));
         let null = Facts::new().sender("");
         assert_eq!(null.sender.domain(), Some(""));
         assert_eq!(null.sender.is_null(), Some(true));
         assert_eq!(Facts::new().sender.is_null(), None);
-        assert_eq!(Facts::new().recipient("postmaster").recipient.domain(), None);
+        assert_eq!(
+            Facts::new().recipient("postmaster").recipient.domain(),
+            None
+        );
     }
 
     #[test]

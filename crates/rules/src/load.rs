@@ -17,9 +17,9 @@ pub struct LoadError {
     /// The file name given to the loader.
     pub file: String,
     /// One-based line of the offending text.
-    pub line: usize,
+    pub line: u32,
     /// One-based column (in characters).
-    pub column: usize,
+    pub column: u32,
     /// What the file holds items of: `"rule"` or `"case"`.
     pub item: &'static str,
     /// Zero-based index of the `[[rule]]` (or `[[case]]`) concerned.
@@ -28,8 +28,9 @@ pub struct LoadError {
     pub name: Option<String>,
     /// The field inside it, as a path like `conditions[1].recipient_domain`.
     pub field: Option<String>,
-    /// What is wrong.
-    pub kind: LoadErrorKind,
+    /// What is wrong (boxed: errors travel up `Result`s on the cold path and
+    /// should not make every `Ok` as large as a rule error).
+    pub kind: Box<LoadErrorKind>,
 }
 
 /// What is wrong with a loaded file.
@@ -127,7 +128,9 @@ fn parse_path(path: &str) -> Vec<Seg> {
             out.push(Seg::Key(rest[..b].to_owned()));
             rest = &rest[b..];
             while let Some(r) = rest.strip_prefix('[') {
-                let Some((n, after)) = r.split_once(']') else { break };
+                let Some((n, after)) = r.split_once(']') else {
+                    break;
+                };
                 if let Ok(n) = n.parse() {
                     out.push(Seg::Index(n));
                 }
@@ -178,7 +181,7 @@ impl<'s> Document<'s> {
                     index: None,
                     name: None,
                     field: None,
-                    kind: LoadErrorKind::Syntax(e.message().trim().to_owned()),
+                    kind: Box::new(LoadErrorKind::Syntax(e.message().trim().to_owned())),
                 })
             }
         }
@@ -186,7 +189,10 @@ impl<'s> Document<'s> {
 
     /// Deserialises the document; on error, names the `[[item_key]]` entry
     /// and the field inside it.
-    pub(crate) fn deserialize<T: DeserializeOwned>(&self, item_key: &'static str) -> Result<T, LoadError> {
+    pub(crate) fn deserialize<T: DeserializeOwned>(
+        &self,
+        item_key: &'static str,
+    ) -> Result<T, LoadError> {
         let de = toml::Deserializer::parse(self.src).map_err(|e| self.syntax(e))?;
         serde_path_to_error::deserialize(de).map_err(|e| {
             let path: Vec<Seg> = e
@@ -195,14 +201,17 @@ impl<'s> Document<'s> {
                 .filter_map(|seg| match seg {
                     serde_path_to_error::Segment::Seq { index } => Some(Seg::Index(*index)),
                     serde_path_to_error::Segment::Map { key } => Some(Seg::Key(key.clone())),
-                    serde_path_to_error::Segment::Enum { variant } => Some(Seg::Key(variant.clone())),
+                    serde_path_to_error::Segment::Enum { variant } => {
+                        Some(Seg::Key(variant.clone()))
+                    }
                     serde_path_to_error::Segment::Unknown => None,
                 })
                 .collect();
             let inner = e.into_inner();
             let mut message = inner.message().trim().to_owned();
             if message.starts_with("wanted exactly 1 element") {
-                message.push_str(" (each condition and each action is its own { key = value } table)");
+                message
+                    .push_str(" (each condition and each action is its own { key = value } table)");
             }
             let kind = LoadErrorKind::Shape(message);
             let (index, field) = match path.as_slice() {
@@ -213,7 +222,9 @@ impl<'s> Document<'s> {
                 all => (None, Some(render_path(all))),
             };
             let name = index.and_then(|i| self.item_name(item_key, i));
-            let mut err = self.error(&path, inner.span(), kind).with_item(index, name, field);
+            let mut err = self
+                .error(&path, inner.span(), kind)
+                .with_item(index, name, field);
             err.item = item_key;
             err
         })
@@ -229,13 +240,17 @@ impl<'s> Document<'s> {
             index: None,
             name: None,
             field: None,
-            kind: LoadErrorKind::Syntax(e.message().trim().to_owned()),
+            kind: Box::new(LoadErrorKind::Syntax(e.message().trim().to_owned())),
         }
     }
 
     /// The `name` of `[[item_key]]` number `index`.
     pub(crate) fn item_name(&self, item_key: &str, index: usize) -> Option<String> {
-        let item = self.lookup(&[Seg::Key(item_key.into()), Seg::Index(index), Seg::Key("name".into())])?;
+        let item = self.lookup(&[
+            Seg::Key(item_key.into()),
+            Seg::Index(index),
+            Seg::Key("name".into()),
+        ])?;
         item.get_ref().as_str().map(str::to_owned)
     }
 
@@ -265,7 +280,12 @@ impl<'s> Document<'s> {
 
     /// An error at the span of `path` (or `span`, when the deserializer gave
     /// one).
-    pub(crate) fn error(&self, path: &[Seg], span: Option<Range<usize>>, kind: LoadErrorKind) -> LoadError {
+    pub(crate) fn error(
+        &self,
+        path: &[Seg],
+        span: Option<Range<usize>>,
+        kind: LoadErrorKind,
+    ) -> LoadError {
         let start = span
             .map(|s| s.start)
             .or_else(|| self.lookup(path).map(|v| v.span().start))
@@ -279,13 +299,18 @@ impl<'s> Document<'s> {
             index: None,
             name: None,
             field: None,
-            kind,
+            kind: Box::new(kind),
         }
     }
 }
 
 impl LoadError {
-    pub(crate) fn with_item(mut self, index: Option<usize>, name: Option<String>, field: Option<String>) -> LoadError {
+    pub(crate) fn with_item(
+        mut self,
+        index: Option<usize>,
+        name: Option<String>,
+        field: Option<String>,
+    ) -> LoadError {
         self.index = index;
         self.name = name;
         self.field = field;
@@ -293,12 +318,13 @@ impl LoadError {
     }
 }
 
-fn line_col(src: &str, offset: usize) -> (usize, usize) {
+fn line_col(src: &str, offset: usize) -> (u32, u32) {
     let offset = offset.min(src.len());
     let before = &src[..offset];
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
+    let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    (clamp(line), clamp(col))
 }
 
 #[cfg(test)]

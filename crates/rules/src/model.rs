@@ -224,7 +224,8 @@ impl RuleSet {
         let mut seen: HashMap<&str, usize> = HashMap::new();
         for (i, r) in rules.iter().enumerate() {
             if let Some(&first) = seen.get(r.name()) {
-                let mut e = RuleError::new(r.name(), "name", RuleErrorKind::DuplicateName { first });
+                let mut e =
+                    RuleError::new(r.name(), "name", RuleErrorKind::DuplicateName { first });
                 e.index = Some(i);
                 return Err(e);
             }
@@ -281,9 +282,21 @@ mod tests {
 
     #[test]
     fn stages_follow_conditions_and_actions() {
-        let r = Rule::new("a", MatchMode::All, vec![], vec![Action::PlainAuth(AuthPolicy::Off)]).unwrap();
+        let r = Rule::new(
+            "a",
+            MatchMode::All,
+            vec![],
+            vec![Action::PlainAuth(AuthPolicy::Off)],
+        )
+        .unwrap();
         assert_eq!(r.stages(), StageSet::of(&[Stage::Helo, Stage::Auth]));
-        let r = Rule::new("b", MatchMode::All, vec![Test::Tls(false).into()], vec![reject()]).unwrap();
+        let r = Rule::new(
+            "b",
+            MatchMode::All,
+            vec![Test::Tls(false).into()],
+            vec![reject()],
+        )
+        .unwrap();
         assert_eq!(r.stages(), StageSet::ALL);
         let r = Rule::new(
             "c",
@@ -312,7 +325,10 @@ mod tests {
             "mixed",
             MatchMode::All,
             vec![],
-            vec![Action::TlsAuth(AuthPolicy::Off), Action::RelayTls(RelayTlsMode::Required)],
+            vec![
+                Action::TlsAuth(AuthPolicy::Off),
+                Action::RelayTls(RelayTlsMode::Required),
+            ],
         )
         .unwrap_err();
         assert_eq!(e.field, "actions[1].relay_tls");

@@ -34,7 +34,10 @@ by_name!(RelayTlsMode, "relay TLS mode");
 by_name!(Mechanism, "AUTH mechanism");
 by_name!(BodyType, "BODY type");
 
-fn names<S: Serializer, T: Serialize>(s: S, items: impl Iterator<Item = T>) -> Result<S::Ok, S::Error> {
+fn names<S: Serializer, T: Serialize>(
+    s: S,
+    items: impl Iterator<Item = T>,
+) -> Result<S::Ok, S::Error> {
     let mut seq = s.serialize_seq(None)?;
     for i in items {
         seq.serialize_element(&i)?;

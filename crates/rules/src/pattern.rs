@@ -145,6 +145,17 @@ fn cmp_ignore_ascii_case(lower: &str, value: &str) -> Ordering {
 pub struct Wildcard {
     source: String,
     lower: Vec<u8>,
+    shape: Shape,
+}
+
+/// The common shapes get a direct comparison instead of the general
+/// matcher: `*.example.com` is a suffix test, `mx*` a prefix test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Literal,
+    Suffix,
+    Prefix,
+    General,
 }
 
 impl Wildcard {
@@ -154,9 +165,19 @@ impl Wildcard {
         if pattern.is_empty() {
             return Err(PatternError::EmptyWildcard);
         }
+        let lower = pattern.to_ascii_lowercase().into_bytes();
+        let wild = |b: &u8| *b == b'*' || *b == b'?';
+        let inner = |s: &[u8]| !s.iter().any(wild);
+        let shape = match lower.as_slice() {
+            l if inner(l) => Shape::Literal,
+            [b'*', rest @ ..] if inner(rest) => Shape::Suffix,
+            [rest @ .., b'*'] if inner(rest) => Shape::Prefix,
+            _ => Shape::General,
+        };
         Ok(Wildcard {
             source: pattern.to_owned(),
-            lower: pattern.to_ascii_lowercase().into_bytes(),
+            lower,
+            shape,
         })
     }
 
@@ -170,6 +191,19 @@ impl Wildcard {
     pub fn matches(&self, value: &str) -> bool {
         let pat = &self.lower[..];
         let val = value.as_bytes();
+        match self.shape {
+            Shape::Literal => return val.eq_ignore_ascii_case(pat),
+            Shape::Suffix => {
+                let lit = &pat[1..];
+                return val.len() >= lit.len()
+                    && val[val.len() - lit.len()..].eq_ignore_ascii_case(lit);
+            }
+            Shape::Prefix => {
+                let lit = &pat[..pat.len() - 1];
+                return val.len() >= lit.len() && val[..lit.len()].eq_ignore_ascii_case(lit);
+            }
+            Shape::General => {}
+        }
         let (mut p, mut v) = (0, 0);
         let mut star: Option<(usize, usize)> = None;
         while v < val.len() {
@@ -249,6 +283,14 @@ mod tests {
         assert!(q.matches("mx1.example.org"));
         assert!(!q.matches("mx.example.org"));
         assert!(Wildcard::new("*").unwrap().matches(""));
+        assert!(Wildcard::new("MX*").unwrap().matches("mx1.example"));
+        assert!(!Wildcard::new("mx*").unwrap().matches("m"));
+        assert!(
+            Wildcard::new("Exact.example")
+                .unwrap()
+                .matches("exact.EXAMPLE")
+        );
+        assert!(Wildcard::new("**.b").unwrap().matches("a.b"));
         assert!(Wildcard::new("a*b*c").unwrap().matches("aXbYbZc"));
         assert!(!Wildcard::new("a*b*c").unwrap().matches("aXbYbZ"));
         assert_eq!(Wildcard::new("").unwrap_err(), PatternError::EmptyWildcard);

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::action::{Route, TrustAnchors};
 use crate::auth::{AuthPolicy, Mechanism, MechanismSet};
+use crate::explain::Trace;
 use crate::facts::Facts;
 use crate::load::{Document, LoadError, LoadErrorKind, Seg};
 use crate::model::RuleSet;
@@ -14,7 +15,6 @@ use crate::names::KeywordOrList;
 use crate::plan::DecisionKind;
 use crate::stage::Stage;
 use crate::tls::{RelayTlsMode, TlsVersion, VersionSet};
-use crate::explain::Trace;
 
 /// A file of policy-test cases.
 #[derive(Debug, Clone)]
@@ -144,7 +144,9 @@ struct RelayExpectFile {
 fn auth_expect(v: &KeywordOrList) -> Result<AuthPolicy, String> {
     match v {
         KeywordOrList::Keyword(k) if k.eq_ignore_ascii_case("off") => Ok(AuthPolicy::Off),
-        KeywordOrList::Keyword(k) => Err(format!("{k:?}: expected \"off\" or a list of mechanisms")),
+        KeywordOrList::Keyword(k) => {
+            Err(format!("{k:?}: expected \"off\" or a list of mechanisms"))
+        }
         KeywordOrList::List(l) => l
             .iter()
             .try_fold(MechanismSet::EMPTY, |set, n| {
@@ -164,11 +166,17 @@ impl PolicySuite {
         let mut cases = Vec::new();
         for (i, c) in file.case.into_iter().enumerate() {
             let fail = |field: &str, msg: String| {
-                let mut path = vec![Seg::Key("case".into()), Seg::Index(i), Seg::Key("expect".into())];
+                let mut path = vec![
+                    Seg::Key("case".into()),
+                    Seg::Index(i),
+                    Seg::Key("expect".into()),
+                ];
                 path.extend(field.split('.').map(|k| Seg::Key(k.to_owned())));
-                let mut e = doc
-                    .error(&path, None, LoadErrorKind::Case(msg))
-                    .with_item(Some(i), Some(c.name.clone()), Some(format!("expect.{field}")));
+                let mut e = doc.error(&path, None, LoadErrorKind::Case(msg)).with_item(
+                    Some(i),
+                    Some(c.name.clone()),
+                    Some(format!("expect.{field}")),
+                );
                 e.item = "case";
                 e
             };
@@ -204,14 +212,18 @@ impl PolicySuite {
                     .transpose()
                     .map_err(|m| fail("relay.route", m))?,
                 relay_tls: relay.and_then(|r| r.tls),
-                relay_versions: relay.and_then(|r| r.versions.as_deref()).map(VersionSet::of),
+                relay_versions: relay
+                    .and_then(|r| r.versions.as_deref())
+                    .map(VersionSet::of),
                 relay_trust_anchors: relay
                     .and_then(|r| r.trust_anchors.as_ref())
                     .map(|t| match t {
                         KeywordOrList::Keyword(k) if k.eq_ignore_ascii_case("system") => {
                             Ok(TrustAnchors::System)
                         }
-                        KeywordOrList::Keyword(k) => Err(format!("{k:?}: expected \"system\" or a list of files")),
+                        KeywordOrList::Keyword(k) => {
+                            Err(format!("{k:?}: expected \"system\" or a list of files"))
+                        }
                         KeywordOrList::List(l) => Ok(TrustAnchors::Files(l.clone())),
                     })
                     .transpose()
@@ -289,23 +301,47 @@ impl PolicyCase {
                 }
             }
         };
-        check("decision", e.decision.map(|d| quoted(d.name())), quoted(v.decision.name()));
-        check("stage", e.stage.map(|s| quoted(s.name())), opt(v.stage.map(|s| quoted(s.name()))));
-        check("rule", e.rule.as_deref().map(quoted), opt(v.rule.as_deref().map(quoted)));
-        check("code", e.code.map(|c| c.to_string()), opt(reply.map(|r| r.code.to_string())));
+        check(
+            "decision",
+            e.decision.map(|d| quoted(d.name())),
+            quoted(v.decision.name()),
+        );
+        check(
+            "stage",
+            e.stage.map(|s| quoted(s.name())),
+            opt(v.stage.map(|s| quoted(s.name()))),
+        );
+        check(
+            "rule",
+            e.rule.as_deref().map(quoted),
+            opt(v.rule.as_deref().map(quoted)),
+        );
+        check(
+            "code",
+            e.code.map(|c| c.to_string()),
+            opt(reply.map(|r| r.code.to_string())),
+        );
         check(
             "enhanced",
             e.enhanced.as_deref().map(quoted),
             opt(reply.and_then(|r| r.enhanced.as_deref()).map(quoted)),
         );
-        check("text", e.text.as_deref().map(quoted), opt(reply.map(|r| quoted(&r.text))));
+        check(
+            "text",
+            e.text.as_deref().map(quoted),
+            opt(reply.map(|r| quoted(&r.text))),
+        );
         let reached = |s: Option<String>| s.unwrap_or_else(|| NOT_REACHED.to_owned());
         check(
             "auth.plain",
             e.plain_auth.as_ref().map(auth_text),
             reached(auth.map(|a| auth_text(&a.plain))),
         );
-        check("auth.tls", e.tls_auth.as_ref().map(auth_text), reached(auth.map(|a| auth_text(&a.tls))));
+        check(
+            "auth.tls",
+            e.tls_auth.as_ref().map(auth_text),
+            reached(auth.map(|a| auth_text(&a.tls))),
+        );
         check(
             "relay.route",
             e.relay_route.as_ref().map(|r| quoted(&r.to_string())),

@@ -94,9 +94,7 @@ impl StageSet {
 
     /// The set of the given stages.
     pub fn of(stages: &[Stage]) -> StageSet {
-        stages
-            .iter()
-            .fold(StageSet::EMPTY, |set, s| set.with(*s))
+        stages.iter().fold(StageSet::EMPTY, |set, s| set.with(*s))
     }
 
     /// This set with `stage` added.

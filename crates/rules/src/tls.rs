@@ -54,7 +54,13 @@ impl TlsVersion {
         let norm: String = name
             .chars()
             .filter(|c| !matches!(c, ' ' | '-'))
-            .map(|c| if c == '_' { '.' } else { c.to_ascii_lowercase() })
+            .map(|c| {
+                if c == '_' {
+                    '.'
+                } else {
+                    c.to_ascii_lowercase()
+                }
+            })
             .collect();
         let (family, rest) = if let Some(rest) = norm.strip_prefix("tls") {
             ("tls", rest)
@@ -97,8 +103,7 @@ impl VersionSet {
     /// No version.
     pub const EMPTY: VersionSet = VersionSet(0);
     /// The versions the Postern TLS stack can speak: TLS 1.2 and 1.3.
-    pub const SUPPORTED: VersionSet =
-        VersionSet(TlsVersion::Tls12.bit() | TlsVersion::Tls13.bit());
+    pub const SUPPORTED: VersionSet = VersionSet(TlsVersion::Tls12.bit() | TlsVersion::Tls13.bit());
 
     /// The set of the given versions.
     pub fn of(versions: &[TlsVersion]) -> VersionSet {
@@ -136,7 +141,9 @@ impl VersionSet {
 
     /// The versions, oldest first.
     pub fn iter(self) -> impl Iterator<Item = TlsVersion> {
-        TlsVersion::ALL.into_iter().filter(move |v| self.contains(*v))
+        TlsVersion::ALL
+            .into_iter()
+            .filter(move |v| self.contains(*v))
     }
 }
 

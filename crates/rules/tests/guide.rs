@@ -52,24 +52,42 @@ fn require_tls_for_mydomain_rejects_plaintext_only() {
     let out = rules.evaluate(Stage::Rcpt, &plain);
     let reply = out.decision.reply().expect("rejected");
     assert_eq!(out.decision.kind(), DecisionKind::Reject);
-    assert_eq!(out.decision.rule().unwrap().name(), "allow_only_tls_for_mydomain_com");
+    assert_eq!(
+        out.decision.rule().unwrap().name(),
+        "allow_only_tls_for_mydomain_com"
+    );
     assert_eq!(reply.code(), 550);
     assert_eq!(reply.enhanced().unwrap().to_string(), "5.7.1");
-    assert_eq!(reply.text(), "Accepting only secure delivery (STARTTLS) for mydomain.com");
+    assert_eq!(
+        reply.text(),
+        "Accepting only secure delivery (STARTTLS) for mydomain.com"
+    );
 
     let tls = Facts::new().tls(true).recipient("bob@mydomain.com");
-    assert_eq!(rules.evaluate(Stage::Rcpt, &tls).decision.kind(), DecisionKind::Continue);
+    assert_eq!(
+        rules.evaluate(Stage::Rcpt, &tls).decision.kind(),
+        DecisionKind::Continue
+    );
     let other = Facts::new().tls(false).recipient("bob@other.org");
-    assert_eq!(rules.evaluate(Stage::Rcpt, &other).decision.kind(), DecisionKind::Continue);
+    assert_eq!(
+        rules.evaluate(Stage::Rcpt, &other).decision.kind(),
+        DecisionKind::Continue
+    );
     // TLS unknown: the rule must not fire on a fact nobody established.
     let unknown = Facts::new().recipient("bob@mydomain.com");
-    assert_eq!(rules.evaluate(Stage::Rcpt, &unknown).decision.kind(), DecisionKind::Continue);
+    assert_eq!(
+        rules.evaluate(Stage::Rcpt, &unknown).decision.kind(),
+        DecisionKind::Continue
+    );
 }
 
 #[test]
 fn relay_rule_routes_example_com_with_tls12_only() {
     let rules = guide();
-    let facts = Facts::new().tls(true).recipient("dave@example.com").relaying(true);
+    let facts = Facts::new()
+        .tls(true)
+        .recipient("dave@example.com")
+        .relaying(true);
     let out = rules.evaluate(Stage::Rcpt, &facts);
     assert_eq!(
         *out.relay.route,
@@ -150,9 +168,16 @@ fn explain_reads_like_the_guide() {
     for part in expected {
         assert!(text.contains(part), "missing:\n{part}\nin:\n{text}");
     }
-    assert_eq!(trace.stages.last().unwrap().stage, Stage::Rcpt, "data is never reached");
+    assert_eq!(
+        trace.stages.last().unwrap().stage,
+        Stage::Rcpt,
+        "data is never reached"
+    );
 
-    let relayed = Facts::new().tls(true).recipient("dave@example.com").relaying(true);
+    let relayed = Facts::new()
+        .tls(true)
+        .recipient("dave@example.com")
+        .relaying(true);
     let text = rules.explain(&relayed).to_string();
     for part in [
         "  route:         smtp.example.net:465 [rule use_only_tls11_and_12_when_relaying]\n",
@@ -168,7 +193,10 @@ fn explain_reads_like_the_guide() {
 #[test]
 fn explain_serialises_to_json() {
     let rules = guide();
-    let facts = Facts::new().tls(true).recipient("dave@example.com").relaying(true);
+    let facts = Facts::new()
+        .tls(true)
+        .recipient("dave@example.com")
+        .relaying(true);
     let json = serde_json::to_value(rules.explain(&facts)).unwrap();
     assert_eq!(json["verdict"]["decision"], "accept");
     assert_eq!(json["relay"]["route"], "smtp.example.net:465");
@@ -201,6 +229,9 @@ fn print_trace() {
         .recipient("bob@mydomain.com")
         .local_recipient(true);
     println!("{}", rules.explain(&facts));
-    let facts = Facts::new().tls(true).recipient("dave@example.com").relaying(true);
+    let facts = Facts::new()
+        .tls(true)
+        .recipient("dave@example.com")
+        .relaying(true);
     println!("{}", rules.explain(&facts));
 }

@@ -1,7 +1,10 @@
 //! Every lint finding kind, each from a rule file that triggers it, and
 //! the near misses that must not trigger it.
 
-use postern_rules::{FindingKind, MechanismSet, Mechanism, RelayTlsMode, RuleSet, Setting, Severity, TlsVersion, VersionSet};
+use postern_rules::{
+    FindingKind, Mechanism, MechanismSet, RelayTlsMode, RuleSet, Setting, Severity, TlsVersion,
+    VersionSet,
+};
 
 fn lint(src: &str) -> Vec<(String, FindingKind)> {
     RuleSet::from_toml_str(src, "lint.toml")
@@ -152,7 +155,10 @@ actions = [{ plain_auth = ["PLAIN", "CRAM-MD5"] }]
     assert_eq!(found[1].severity(), Severity::Warning);
     assert!(found[0].message().contains("PLAIN"));
     // The same mechanisms on TLS connections are what the guide recommends.
-    assert!(lint("[[rule]]\nname = \"t\"\nactions = [{ tls_auth = [\"PLAIN\", \"LOGIN\"] }]\n").is_empty());
+    assert!(
+        lint("[[rule]]\nname = \"t\"\nactions = [{ tls_auth = [\"PLAIN\", \"LOGIN\"] }]\n")
+            .is_empty()
+    );
     let login = "[[rule]]\nname = \"l\"\nactions = [{ plain_auth = [\"LOGIN\"] }]\n";
     assert_eq!(codes(login), ["cleartext-password-without-tls"]);
 }
@@ -195,7 +201,13 @@ name = "tls_or_nothing"
 conditions = [{ tls = false }]
 actions = [{ reject = { code = 530, enhanced = "5.7.0", text = "Must issue a STARTTLS command first" } }]
 "#;
-    assert_eq!(lint(everyone), [("tls_or_nothing".to_owned(), FindingKind::RequireTlsOnPublicMx)]);
+    assert_eq!(
+        lint(everyone),
+        [(
+            "tls_or_nothing".to_owned(),
+            FindingKind::RequireTlsOnPublicMx
+        )]
+    );
     let port_25 = r#"
 [[rule]]
 name = "mx_tls_or_nothing"
@@ -279,7 +291,13 @@ name = "versions_only"
 conditions = [{ recipient_domain = { is = "example.com" } }]
 actions = [{ relay_tls_versions = ["TLSv1.3"] }]
 "#;
-    assert_eq!(lint(src), [("versions_only".to_owned(), FindingKind::VersionsWithoutRequiredTls)]);
+    assert_eq!(
+        lint(src),
+        [(
+            "versions_only".to_owned(),
+            FindingKind::VersionsWithoutRequiredTls
+        )]
+    );
     let opportunistic = r#"
 [[rule]]
 name = "opp"

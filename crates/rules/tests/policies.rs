@@ -7,7 +7,11 @@ use std::path::Path;
 use postern_rules::{PolicySuite, RuleSet};
 
 fn load_pair(dir: &Path, cases_file: &Path) -> (PolicySuite, RuleSet) {
-    let name = cases_file.file_name().unwrap().to_string_lossy().into_owned();
+    let name = cases_file
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     let src = fs::read_to_string(cases_file).unwrap();
     let suite = PolicySuite::from_toml_str(&src, &name).unwrap_or_else(|e| panic!("{e}"));
     let rules_name = suite
@@ -61,9 +65,15 @@ expect = { decision = "accept", code = 550 }
     assert!(!report.passed());
     assert_eq!(report.failures().count(), 1);
     let text = report.to_string();
-    assert!(text.contains("policy tests cases.toml: 1 cases, 1 failing"), "{text}");
+    assert!(
+        text.contains("policy tests cases.toml: 1 cases, 1 failing"),
+        "{text}"
+    );
     assert!(text.contains("FAIL  wrongly expects acceptance"), "{text}");
-    assert!(text.contains("    - decision = \"accept\"\n    + decision = \"reject\""), "{text}");
+    assert!(
+        text.contains("    - decision = \"accept\"\n    + decision = \"reject\""),
+        "{text}"
+    );
     assert!(text.contains("      code = 550"), "{text}");
     assert!(text.contains("stage rcpt: reject 550 5.7.1"), "{text}");
 }
@@ -78,7 +88,9 @@ facts.connection = { tls = false }
 expect = { auth = { plain = "off" }, relay = { route = "mx" } }
 "#;
     let rules = RuleSet::from_toml_str(RULES, "rules.toml").unwrap();
-    let report = PolicySuite::from_toml_str(cases, "cases.toml").unwrap().run(&rules);
+    let report = PolicySuite::from_toml_str(cases, "cases.toml")
+        .unwrap()
+        .run(&rules);
     let text = report.to_string();
     assert!(text.contains("+ auth.plain = (not reached)"), "{text}");
     assert!(text.contains("+ relay.route = (not reached)"), "{text}");
@@ -97,7 +109,8 @@ fn case_files_are_validated_with_locations() {
     assert_eq!(e.field.as_deref(), Some("expect.auth.tls"));
     assert!(e.to_string().contains("LOGON"), "{e}");
 
-    let bad_fact = "[[case]]\nname = \"x\"\nfacts.connection = { tls_version = \"TLSv9\" }\nexpect = {}\n";
+    let bad_fact =
+        "[[case]]\nname = \"x\"\nfacts.connection = { tls_version = \"TLSv9\" }\nexpect = {}\n";
     let e = PolicySuite::from_toml_str(bad_fact, "c.toml").unwrap_err();
     assert_eq!(e.field.as_deref(), Some("facts.connection.tls_version"));
     assert_eq!(e.name.as_deref(), Some("x"));

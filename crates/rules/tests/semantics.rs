@@ -36,8 +36,14 @@ actions = [{ relay_tls = "verified" }]
     assert_eq!(trace.rules[0].actions[1].status, ActionStatus::Applied);
     assert_eq!(trace.rules[1].actions[0].status, ActionStatus::Applied);
     let text = rules.explain(&facts).to_string();
-    assert!(text.contains("overridden by rule bank: relay_tls = opportunistic"), "{text}");
-    assert!(text.contains("TLS mode:      verified [rule bank]"), "{text}");
+    assert!(
+        text.contains("overridden by rule bank: relay_tls = opportunistic"),
+        "{text}"
+    );
+    assert!(
+        text.contains("TLS mode:      verified [rule bank]"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -57,15 +63,24 @@ conditions = [{ relaying = true }]
 actions = [{ reject = { code = 554, enhanced = "5.7.1", text = "Relaying denied" } }]
 "#,
     );
-    let inside = Facts::new().remote_ip("10.1.2.3".parse().unwrap()).recipient("x@y.example").relaying(true);
+    let inside = Facts::new()
+        .remote_ip("10.1.2.3".parse().unwrap())
+        .recipient("x@y.example")
+        .relaying(true);
     let out = rules.evaluate(Stage::Rcpt, &inside);
     assert_eq!(out.decision.kind(), DecisionKind::Accept);
     assert_eq!(out.decision.rule().unwrap().name(), "trusted");
     assert_eq!(out.relay.route.to_string(), "smart.example:25");
-    let outside = Facts::new().remote_ip("192.0.2.1".parse().unwrap()).recipient("x@y.example").relaying(true);
+    let outside = Facts::new()
+        .remote_ip("192.0.2.1".parse().unwrap())
+        .recipient("x@y.example")
+        .relaying(true);
     let out = rules.evaluate(Stage::Rcpt, &outside);
     assert_eq!(out.decision.kind(), DecisionKind::Reject);
-    assert_eq!(out.decision.reply().unwrap().to_string(), "554 5.7.1 Relaying denied");
+    assert_eq!(
+        out.decision.reply().unwrap().to_string(),
+        "554 5.7.1 Relaying denied"
+    );
     // Accepting at one stage says nothing about the next: each stage is
     // evaluated from the first rule again.
     let trace = rules.explain(&inside);
@@ -92,7 +107,10 @@ actions = [{ reject = { code = 552, enhanced = "5.3.4", text = "Message too big"
     assert_eq!(out.decision.kind(), DecisionKind::Continue);
     assert_eq!(out.stopped_by.unwrap().name(), "internal_stop");
     let anon = Facts::new().authenticated(false).size(5000);
-    assert_eq!(rules.evaluate(Stage::Mail, &anon).decision.kind(), DecisionKind::Reject);
+    assert_eq!(
+        rules.evaluate(Stage::Mail, &anon).decision.kind(),
+        DecisionKind::Reject
+    );
     let (_, trace) = rules.explain_stage(Stage::Mail, &user);
     assert_eq!(trace.stopped_by.as_deref(), Some("internal_stop"));
     assert!(!trace.rules[1].visited);
@@ -143,16 +161,27 @@ actions = [{ tempfail = { text = "Try later" } }]
     let trace = rules.explain(&bad);
     assert_eq!(trace.verdict.stage, Some(Stage::Connect));
     assert_eq!(trace.stages.len(), 1);
-    let good = Facts::new().remote_ip("198.51.100.1".parse().unwrap()).smtputf8(false);
+    let good = Facts::new()
+        .remote_ip("198.51.100.1".parse().unwrap())
+        .smtputf8(false);
     let out = rules.evaluate(Stage::Data, &good);
     assert_eq!(out.headers.len(), 1);
     assert_eq!(out.headers[0].to_string(), "X-Postern-Policy: checked");
     assert!(rules.evaluate(Stage::Rcpt, &good).headers.is_empty());
-    assert_eq!(rules.rule("late").unwrap().stages(), StageSet::only(Stage::Data));
+    assert_eq!(
+        rules.rule("late").unwrap().stages(),
+        StageSet::only(Stage::Data)
+    );
     assert_eq!(rules.explain(&good).headers, ["X-Postern-Policy: checked"]);
     let utf8 = Facts::new().smtputf8(true);
-    assert_eq!(rules.evaluate(Stage::Mail, &utf8).decision.kind(), DecisionKind::Continue);
-    assert_eq!(rules.evaluate(Stage::Data, &utf8).decision.kind(), DecisionKind::Tempfail);
+    assert_eq!(
+        rules.evaluate(Stage::Mail, &utf8).decision.kind(),
+        DecisionKind::Continue
+    );
+    assert_eq!(
+        rules.evaluate(Stage::Data, &utf8).decision.kind(),
+        DecisionKind::Tempfail
+    );
 }
 
 #[test]
@@ -165,14 +194,34 @@ conditions = [{ not = { local_recipient = true } }]
 actions = [{ reject = { text = "no" } }]
 "#,
     );
-    assert!(rules.evaluate(Stage::Rcpt, &Facts::new().local_recipient(false)).decision.is_refusal());
-    assert!(!rules.evaluate(Stage::Rcpt, &Facts::new().local_recipient(true)).decision.is_refusal());
+    assert!(
+        rules
+            .evaluate(Stage::Rcpt, &Facts::new().local_recipient(false))
+            .decision
+            .is_refusal()
+    );
+    assert!(
+        !rules
+            .evaluate(Stage::Rcpt, &Facts::new().local_recipient(true))
+            .decision
+            .is_refusal()
+    );
     // Unknown stays unknown under negation: no refusal on missing facts.
-    assert!(!rules.evaluate(Stage::Rcpt, &Facts::new()).decision.is_refusal());
+    assert!(
+        !rules
+            .evaluate(Stage::Rcpt, &Facts::new())
+            .decision
+            .is_refusal()
+    );
     let (_, trace) = rules.explain_stage(Stage::Rcpt, &Facts::new());
     assert_eq!(trace.rules[0].conditions[0].result, None);
     assert_eq!(trace.rules[0].conditions[0].value, None);
-    assert!(rules.explain(&Facts::new()).to_string().contains("unknown  not (local_recipient is true)   (value: unknown)"));
+    assert!(
+        rules
+            .explain(&Facts::new())
+            .to_string()
+            .contains("unknown  not (local_recipient is true)   (value: unknown)")
+    );
 }
 
 #[test]
@@ -188,20 +237,45 @@ actions = [{ relay_tls = "required" }, { relay_tls_versions = ["SSLv3", "TLSv1.0
     assert!(out.relay.versions().is_empty());
     assert!(out.relay.problem().is_some());
     let text = rules.explain(&Facts::new().relaying(true)).to_string();
-    assert!(text.contains("PROBLEM: none of the requested TLS versions [SSLv3, TLSv1.0]"), "{text}");
+    assert!(
+        text.contains("PROBLEM: none of the requested TLS versions [SSLv3, TLSv1.0]"),
+        "{text}"
+    );
 }
 
 #[test]
 fn the_programmatic_api_builds_the_same_rules() {
     let mechs = MechanismSet::of(&[Mechanism::Plain, Mechanism::Login]);
     let rules = RuleSet::new(vec![
-        Rule::new("disableAUTH_on_non_SSL", MatchMode::All, vec![], vec![Action::PlainAuth(AuthPolicy::Off)]).unwrap(),
-        Rule::new("enableAUTH_on_SSL", MatchMode::All, vec![], vec![Action::TlsAuth(AuthPolicy::On(mechs))]).unwrap(),
+        Rule::new(
+            "disableAUTH_on_non_SSL",
+            MatchMode::All,
+            vec![],
+            vec![Action::PlainAuth(AuthPolicy::Off)],
+        )
+        .unwrap(),
+        Rule::new(
+            "enableAUTH_on_SSL",
+            MatchMode::All,
+            vec![],
+            vec![Action::TlsAuth(AuthPolicy::On(mechs))],
+        )
+        .unwrap(),
         Rule::new(
             "allow_only_tls_for_mydomain_com",
             MatchMode::All,
-            vec![Test::Tls(false).into(), Condition::new(Test::RecipientDomain(TextMatch::is("mydomain.com")))],
-            vec![Action::Reject(Reply::reject(550, Some("5.7.1"), "Accepting only secure delivery (STARTTLS) for mydomain.com").unwrap())],
+            vec![
+                Test::Tls(false).into(),
+                Condition::new(Test::RecipientDomain(TextMatch::is("mydomain.com"))),
+            ],
+            vec![Action::Reject(
+                Reply::reject(
+                    550,
+                    Some("5.7.1"),
+                    "Accepting only secure delivery (STARTTLS) for mydomain.com",
+                )
+                .unwrap(),
+            )],
         )
         .unwrap(),
         Rule::new(
@@ -215,6 +289,9 @@ fn the_programmatic_api_builds_the_same_rules() {
     .unwrap();
     let facts = Facts::new().tls(false).recipient("bob@mydomain.com");
     assert!(rules.evaluate(Stage::Rcpt, &facts).decision.is_refusal());
-    assert_eq!(rules.evaluate(Stage::Helo, &facts).auth.tls, AuthPolicy::On(mechs));
+    assert_eq!(
+        rules.evaluate(Stage::Helo, &facts).auth.tls,
+        AuthPolicy::On(mechs)
+    );
     assert_eq!(rules.len(), 4);
 }
