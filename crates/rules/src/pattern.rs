@@ -240,7 +240,17 @@ impl Pattern {
             .size_limit(1 << 20)
             .build()
             .map(|regex| Pattern { regex })
-            .map_err(|e| PatternError::Regex(e.to_string()))
+            // The regex crate's message spans lines (pattern, caret, error);
+            // rule errors are one line so they read well in logs.
+            .map_err(|e| {
+                let msg = e.to_string();
+                let parts: Vec<&str> = msg
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                PatternError::Regex(parts.join(" "))
+            })
     }
 
     /// The expression as written.
