@@ -67,6 +67,8 @@ pub use command::{
     AuthParsed, AuthResponse, Command, CommandParser, EncodeError, InitialResponse, Mechanism,
     OwnedCommand, Parsed, encode_base64, parse_auth_response,
 };
+pub use bdat::{BdatReader, BdatStep};
+pub use data::{BareLineEndings, DataConfig, DataDecoder, DataStep, DataSummary};
 pub use ehlo::{Capabilities, EhloError, EhloResponse};
 pub use error::Error;
 pub use line::{Frame, LineFramer, LineLimits};
