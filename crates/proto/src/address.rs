@@ -397,28 +397,35 @@ fn complete<'a, T>(
 /// times faster than backtracking combinators.
 pub(crate) fn domain(i: &str) -> PResult<'_, &str> {
     let b = i.as_bytes();
-    let mut pos = 0;
-    loop {
-        let n = span(&i[pos..], &LDH);
-        if n == 0 {
-            return fail("expected a domain label");
+    let mut label_start = 0;
+    let mut end = b.len();
+    for (pos, &c) in b.iter().enumerate() {
+        if LDH[usize::from(c)] {
+            continue;
         }
-        if b[pos] == b'-' || b[pos + n - 1] == b'-' {
-            return fail("domain label starts or ends with '-'");
+        if c == b'.' {
+            check_label(&b[label_start..pos])?;
+            label_start = pos + 1;
+            continue;
         }
-        if n > MAX_LABEL_LEN {
-            return fail("domain label longer than 63 octets");
-        }
-        pos += n;
-        if b.get(pos) != Some(&b'.') {
-            break;
-        }
-        pos += 1;
+        end = pos;
+        break;
     }
-    if pos > MAX_DOMAIN_LEN {
+    check_label(&b[label_start..end])?;
+    if end > MAX_DOMAIN_LEN {
         return fail("domain longer than 255 octets");
     }
-    Ok((&i[pos..], &i[..pos]))
+    Ok((&i[end..], &i[..end]))
+}
+
+#[inline]
+fn check_label(label: &[u8]) -> Result<(), nom::Err<Why>> {
+    match label {
+        [] => fail("expected a domain label"),
+        [b'-', ..] | [.., b'-'] => fail("domain label starts or ends with '-'"),
+        l if l.len() > MAX_LABEL_LEN => fail("domain label longer than 63 octets"),
+        _ => Ok(()),
+    }
 }
 
 /// `address-literal = "[" ( IPv4 / "IPv6:" IPv6 / General ) "]"`.

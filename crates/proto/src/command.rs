@@ -30,7 +30,7 @@ use base64::Engine as _;
 
 use crate::address::{ForwardPath, Host, ReversePath, forward_path, host, reverse_path};
 use crate::error::Error;
-use crate::grammar::{TEXT, all_in};
+use crate::grammar::{TEXT, all_in, line_str};
 use crate::line::{Frame, LineFramer, LineLimits};
 use crate::params::{MailParams, RcptParams, parse_mail_params, parse_rcpt_params};
 use crate::reply::push_u64;
@@ -249,7 +249,7 @@ impl<'a> Command<'a> {
     /// limits); a CR or LF inside it is an error.
     #[inline]
     pub fn parse(line: &'a [u8]) -> Result<Self, Error> {
-        let line = std::str::from_utf8(line).map_err(|_| Error::InvalidUtf8)?;
+        let line = line_str(line).map_err(|_| Error::InvalidUtf8)?;
         // No grammar rule admits a control character, so they only need
         // looking for once a line has failed, to name the failure precisely.
         parse_verb(line).map_err(|e| {
@@ -687,7 +687,8 @@ impl CommandParser {
         } else {
             self.limits.command
         };
-        match self.framer.frame(buf, limit) {
+        // Command::parse reports a CR inside the line as BareCr itself.
+        match self.framer.frame_allowing_cr(buf, limit) {
             Frame::Line {
                 start,
                 len,

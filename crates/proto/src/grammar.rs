@@ -37,6 +37,23 @@ pub(crate) fn fail<T>(reason: &'static str) -> Result<T, nom::Err<Why>> {
     Err(nom::Err::Error(Why(reason)))
 }
 
+/// Views a line as text: invalid UTF-8 is an error, never replaced.
+///
+/// Command lines are nearly always ASCII, and checking for ASCII is several
+/// times cheaper than full UTF-8 validation on lines this short, so ASCII
+/// lines take that path.
+#[inline]
+#[allow(unsafe_code)]
+pub(crate) fn line_str(line: &[u8]) -> Result<&str, std::str::Utf8Error> {
+    if line.is_ascii() {
+        // SAFETY: every byte is below 0x80, and a sequence of ASCII bytes is
+        // valid UTF-8.
+        Ok(unsafe { std::str::from_utf8_unchecked(line) })
+    } else {
+        std::str::from_utf8(line)
+    }
+}
+
 /// A set of bytes, as a lookup table: the grammar's character classes.
 ///
 /// Classes that admit UTF-8 (RFC 6531) admit every byte >= 0x80; the input

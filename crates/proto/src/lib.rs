@@ -63,11 +63,11 @@ pub mod reply;
 pub use address::{
     AddressError, AddressLiteral, Domain, ForwardPath, Host, LocalPart, Mailbox, ReversePath,
 };
+pub use bdat::{BdatReader, BdatStep};
 pub use command::{
     AuthParsed, AuthResponse, Command, CommandParser, EncodeError, InitialResponse, Mechanism,
     OwnedCommand, Parsed, encode_base64, parse_auth_response,
 };
-pub use bdat::{BdatReader, BdatStep};
 pub use data::{BareLineEndings, DataConfig, DataDecoder, DataStep, DataSummary};
 pub use ehlo::{Capabilities, EhloError, EhloResponse};
 pub use error::Error;

@@ -82,9 +82,23 @@ impl LineFramer {
     }
 
     /// Frames the next line of `buf`, which is at most `limit` octets long,
-    /// CRLF included.
+    /// CRLF included. A CR inside the line is reported as [`Error::BareCr`].
     #[inline]
     pub fn frame(&mut self, buf: &[u8], limit: usize) -> Frame {
+        self.frame_inner(buf, limit, true)
+    }
+
+    /// Like [`LineFramer::frame`], but leaves a CR inside the line for the
+    /// caller to find. For callers whose grammar admits no CR anywhere (every
+    /// SMTP command), which report it when the line fails to parse: one scan
+    /// of the line fewer on the hot path.
+    #[inline]
+    pub fn frame_allowing_cr(&mut self, buf: &[u8], limit: usize) -> Frame {
+        self.frame_inner(buf, limit, false)
+    }
+
+    #[inline]
+    fn frame_inner(&mut self, buf: &[u8], limit: usize, check_cr: bool) -> Frame {
         let mut skipped = 0;
         if self.discarding {
             match memchr(b'\n', buf) {
@@ -111,7 +125,7 @@ impl LineFramer {
                     };
                 }
                 let len = lf - 1;
-                if memchr(b'\r', &rest[..len]).is_some() {
+                if check_cr && memchr(b'\r', &rest[..len]).is_some() {
                     return Frame::Error {
                         error: Error::BareCr,
                         consumed,

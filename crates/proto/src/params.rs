@@ -298,10 +298,13 @@ impl<'a> Iterator for SplitParams<'a> {
         }
         // One pass: keyword characters, then optionally "=" and value
         // characters, then SP or the end of the line.
-        let mut i = 1;
-        while i < b.len() && KEYWORD[usize::from(b[i])] {
-            i += 1;
-        }
+        let class_run = |from: usize, class: &[bool; 256]| {
+            from + b[from..]
+                .iter()
+                .position(|&c| !class[usize::from(c)])
+                .unwrap_or(b.len() - from)
+        };
+        let mut i = class_run(1, &KEYWORD);
         if i == 1 || b[1] == b'-' {
             return Some(Err(Error::Syntax("malformed ESMTP parameter keyword")));
         }
@@ -309,10 +312,7 @@ impl<'a> Iterator for SplitParams<'a> {
         let mut value = None;
         if b.get(i) == Some(&b'=') {
             let start = i + 1;
-            i = start;
-            while i < b.len() && ESMTP_VALUE[usize::from(b[i])] {
-                i += 1;
-            }
+            i = class_run(start, &ESMTP_VALUE);
             if i == start {
                 return Some(Err(Error::Syntax("malformed ESMTP parameter value")));
             }
