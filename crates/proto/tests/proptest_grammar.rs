@@ -18,15 +18,13 @@ fn label() -> impl Strategy<Value = String> {
 }
 
 fn domain() -> impl Strategy<Value = Domain<'static>> {
-    prop::collection::vec(label(), 1..4).prop_map(|labels| {
-        Domain::new(labels.join(".")).expect("generated domains are valid")
-    })
+    prop::collection::vec(label(), 1..4)
+        .prop_map(|labels| Domain::new(labels.join(".")).expect("generated domains are valid"))
 }
 
 fn utf8_domain() -> impl Strategy<Value = Domain<'static>> {
-    (label(), "[äöüé]{1,3}").prop_map(|(a, u)| {
-        Domain::new(format!("{u}{a}.example")).expect("U-label domain is valid")
-    })
+    (label(), "[äöüé]{1,3}")
+        .prop_map(|(a, u)| Domain::new(format!("{u}{a}.example")).expect("U-label domain is valid"))
 }
 
 fn host() -> impl Strategy<Value = Host<'static>> {
@@ -53,9 +51,8 @@ fn mailbox() -> impl Strategy<Value = Mailbox<'static>> {
 }
 
 fn utf8_mailbox() -> impl Strategy<Value = Mailbox<'static>> {
-    ("[a-z]{1,4}[éü]{1,2}", utf8_domain()).prop_map(|(l, d)| {
-        Mailbox::new(LocalPart::DotString(l.into()), Host::Domain(d))
-    })
+    ("[a-z]{1,4}[éü]{1,2}", utf8_domain())
+        .prop_map(|(l, d)| Mailbox::new(LocalPart::DotString(l.into()), Host::Domain(d)))
 }
 
 fn xtext_value() -> impl Strategy<Value = Cow<'static, str>> {
@@ -66,7 +63,10 @@ fn unknown_params() -> impl Strategy<Value = Vec<UnknownParam<'static>>> {
     prop::collection::btree_map("X-[A-Z]{1,6}", prop::option::of("[!-<>-~]{1,8}"), 0..3).prop_map(
         |m| {
             m.into_iter()
-                .map(|(k, v)| UnknownParam { keyword: k.into(), value: v.map(Cow::Owned) })
+                .map(|(k, v)| UnknownParam {
+                    keyword: k.into(),
+                    value: v.map(Cow::Owned),
+                })
                 .collect()
         },
     )
@@ -90,17 +90,19 @@ fn mail_params() -> impl Strategy<Value = MailParams<'static>> {
         prop::option::of(-9i8..=9),
         unknown_params(),
     )
-        .prop_map(|(size, body, ret, envid, auth, requiretls, mt_priority, unknown)| MailParams {
-            size,
-            body,
-            smtputf8: false,
-            ret,
-            envid,
-            auth,
-            requiretls,
-            mt_priority,
-            unknown,
-        })
+        .prop_map(
+            |(size, body, ret, envid, auth, requiretls, mt_priority, unknown)| MailParams {
+                size,
+                body,
+                smtputf8: false,
+                ret,
+                envid,
+                auth,
+                requiretls,
+                mt_priority,
+                unknown,
+            },
+        )
 }
 
 fn rcpt_params() -> impl Strategy<Value = RcptParams<'static>> {
@@ -109,15 +111,23 @@ fn rcpt_params() -> impl Strategy<Value = RcptParams<'static>> {
             Just(Notify::Never),
             (any::<bool>(), any::<bool>(), any::<bool>())
                 .prop_filter("at least one", |(a, b, c)| *a || *b || *c)
-                .prop_map(|(success, failure, delay)| Notify::On { success, failure, delay }),
+                .prop_map(|(success, failure, delay)| Notify::On {
+                    success,
+                    failure,
+                    delay
+                }),
         ]),
-        prop::option::of(
-            ("rfc822|utf-8", xtext_value())
-                .prop_map(|(t, a)| Orcpt { addr_type: t.into(), address: a }),
-        ),
+        prop::option::of(("rfc822|utf-8", xtext_value()).prop_map(|(t, a)| Orcpt {
+            addr_type: t.into(),
+            address: a,
+        })),
         unknown_params(),
     )
-        .prop_map(|(notify, orcpt, unknown)| RcptParams { notify, orcpt, unknown })
+        .prop_map(|(notify, orcpt, unknown)| RcptParams {
+            notify,
+            orcpt,
+            unknown,
+        })
 }
 
 fn text() -> impl Strategy<Value = Cow<'static, str>> {
@@ -141,13 +151,28 @@ fn command() -> impl Strategy<Value = Command<'static>> {
         host().prop_map(Command::Ehlo),
         host().prop_map(Command::Helo),
         host().prop_map(Command::Lhlo),
-        (prop_oneof![Just(ReversePath::Null), mailbox().prop_map(ReversePath::Mailbox)], mail_params())
+        (
+            prop_oneof![
+                Just(ReversePath::Null),
+                mailbox().prop_map(ReversePath::Mailbox)
+            ],
+            mail_params()
+        )
             .prop_map(|(from, params)| Command::Mail { from, params }),
         (utf8_mailbox(), mail_params()).prop_map(|(m, mut params)| {
             params.smtputf8 = true;
-            Command::Mail { from: ReversePath::Mailbox(m), params }
+            Command::Mail {
+                from: ReversePath::Mailbox(m),
+                params,
+            }
         }),
-        (prop_oneof![Just(ForwardPath::Postmaster), mailbox().prop_map(ForwardPath::Mailbox)], rcpt_params())
+        (
+            prop_oneof![
+                Just(ForwardPath::Postmaster),
+                mailbox().prop_map(ForwardPath::Mailbox)
+            ],
+            rcpt_params()
+        )
             .prop_map(|(to, params)| Command::Rcpt { to, params }),
         Just(Command::Data),
         (any::<u64>(), any::<bool>()).prop_map(|(size, last)| Command::Bdat { size, last }),
@@ -158,12 +183,18 @@ fn command() -> impl Strategy<Value = Command<'static>> {
         text().prop_map(Command::Expn),
         prop::option::of(text()).prop_map(Command::Help),
         Just(Command::StartTls),
-        (mechanism(), prop::option::of(prop_oneof![
-            Just(InitialResponse::Empty),
-            prop::collection::vec(any::<u8>(), 1..40)
-                .prop_map(|b| InitialResponse::Base64(postern_proto::encode_base64(&b).into())),
-        ]))
-            .prop_map(|(mechanism, initial_response)| Command::Auth { mechanism, initial_response }),
+        (
+            mechanism(),
+            prop::option::of(prop_oneof![
+                Just(InitialResponse::Empty),
+                prop::collection::vec(any::<u8>(), 1..40)
+                    .prop_map(|b| InitialResponse::Base64(postern_proto::encode_base64(&b).into())),
+            ])
+        )
+            .prop_map(|(mechanism, initial_response)| Command::Auth {
+                mechanism,
+                initial_response
+            }),
     ]
 }
 
@@ -188,7 +219,11 @@ fn parse_all(buf: &[u8], limits: LineLimits) -> Vec<Result<Command<'static>, Err
 }
 
 /// Feeds `buf` in the given chunks, as a server reading a socket would.
-fn parse_chunked(buf: &[u8], cuts: &[usize], limits: LineLimits) -> Vec<Result<Command<'static>, Error>> {
+fn parse_chunked(
+    buf: &[u8],
+    cuts: &[usize],
+    limits: LineLimits,
+) -> Vec<Result<Command<'static>, Error>> {
     let mut parser = CommandParser::new(limits);
     let mut pending: Vec<u8> = Vec::new();
     let mut out = Vec::new();
@@ -215,7 +250,10 @@ fn parse_chunked(buf: &[u8], cuts: &[usize], limits: LineLimits) -> Vec<Result<C
                 }
             }
         }
-        assert!(pending.len() <= limits.auth.max(limits.command), "never buffers past the limit");
+        assert!(
+            pending.len() <= limits.auth.max(limits.command),
+            "never buffers past the limit"
+        );
     }
     out
 }
@@ -335,7 +373,10 @@ fn limits_are_exact() {
     let limits = LineLimits::default();
     let ok = format!("NOOP {}\r\n", "a".repeat(512 - 7));
     assert_eq!(ok.len(), 512);
-    assert!(matches!(parse_all(ok.as_bytes(), limits).as_slice(), [Ok(Command::Noop(_))]));
+    assert!(matches!(
+        parse_all(ok.as_bytes(), limits).as_slice(),
+        [Ok(Command::Noop(_))]
+    ));
     let long = format!("NOOP {}\r\n", "a".repeat(512 - 6));
     assert_eq!(
         parse_all(long.as_bytes(), limits),
@@ -343,7 +384,10 @@ fn limits_are_exact() {
     );
     let auth_ok = format!("AUTH XOAUTH2 {}\r\n", "A".repeat(12 * 1024 - 15));
     assert_eq!(auth_ok.len(), 12 * 1024);
-    assert!(matches!(parse_all(auth_ok.as_bytes(), limits).as_slice(), [Ok(Command::Auth { .. })]));
+    assert!(matches!(
+        parse_all(auth_ok.as_bytes(), limits).as_slice(),
+        [Ok(Command::Auth { .. })]
+    ));
     let auth_long = format!("AUTH XOAUTH2 {}\r\n", "A".repeat(12 * 1024 - 14));
     assert_eq!(
         parse_all(auth_long.as_bytes(), limits),
