@@ -1,0 +1,69 @@
+//! Facts about the connection the driver supplies: addresses and TLS.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+/// What the driver knows about a connection when it starts a session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    /// The client's address.
+    pub peer: Option<SocketAddr>,
+    /// The listener's address.
+    pub local: Option<SocketAddr>,
+    /// `Some` on an implicit-TLS listener (port 465): the handshake is done
+    /// before the first byte of SMTP, so `STARTTLS` is not offered.
+    pub tls: Option<TlsInfo>,
+}
+
+/// The parameters of a negotiated TLS session, reported by the driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// Protocol version.
+    pub version: TlsVersion,
+    /// Cipher suite name, e.g. `TLS13_AES_256_GCM_SHA384`.
+    pub cipher: String,
+    /// The server name the client asked for (SNI), if any.
+    pub sni: Option<String>,
+    /// The ALPN protocol agreed, if any.
+    pub alpn: Option<Vec<u8>>,
+    /// The client presented a certificate that verified against the
+    /// listener's client CA roots.
+    pub client_cert_verified: bool,
+    /// The client's end-entity certificate (DER), if it presented one.
+    pub client_certificate: Option<Vec<u8>>,
+}
+
+impl TlsInfo {
+    /// TLS parameters with only version and cipher known.
+    pub fn new(version: TlsVersion, cipher: impl Into<String>) -> Self {
+        Self {
+            version,
+            cipher: cipher.into(),
+            sni: None,
+            alpn: None,
+            client_cert_verified: false,
+            client_certificate: None,
+        }
+    }
+}
+
+/// A TLS protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TlsVersion {
+    /// TLS 1.2.
+    Tls12,
+    /// TLS 1.3.
+    Tls13,
+    /// Another version, by its wire code (e.g. `0x0301` for TLS 1.0).
+    Other(u16),
+}
+
+impl fmt::Display for TlsVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TlsVersion::Tls12 => f.write_str("TLSv1.2"),
+            TlsVersion::Tls13 => f.write_str("TLSv1.3"),
+            TlsVersion::Other(v) => write!(f, "TLS(0x{v:04x})"),
+        }
+    }
+}

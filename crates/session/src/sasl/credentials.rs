@@ -1,0 +1,67 @@
+//! Credentials handed to the embedder, with the secret kept out of logs.
+
+use std::fmt;
+
+use postern_proto::Mechanism;
+
+/// What a client presented in a SASL exchange, for the embedder to verify.
+///
+/// `Debug` shows everything but the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The mechanism used.
+    pub mechanism: Mechanism<'static>,
+    /// The authorization identity (act as), when it differs from
+    /// `authcid`; `None` when absent or empty.
+    pub authzid: Option<String>,
+    /// The authentication identity (user name).
+    pub authcid: String,
+    /// The password (PLAIN, LOGIN) or token.
+    pub secret: Secret,
+}
+
+/// A secret octet string: not printed by `Debug`, no `Display`, zeroed when
+/// dropped.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    /// Wraps secret octets.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+
+    /// The secret octets: call this only where the secret is verified.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The secret as UTF-8 text, when it is.
+    pub fn expose_str(&self) -> Option<&str> {
+        std::str::from_utf8(&self.0).ok()
+    }
+
+    /// Length in octets.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        self.0.fill(0);
+        // Keep the zeroing from being optimised away as a dead store.
+        std::hint::black_box(&self.0);
+    }
+}
