@@ -1,0 +1,205 @@
+//! Test support for Postern's interop tests with real peers (swaks, openssl,
+//! Postfix, Python's smtplib/aiosmtpd, testssl.sh...).
+//!
+//! The rule for a missing peer: a plain `cargo test` prints a loud `SKIPPED`
+//! line and the test returns early; with `POSTERN_REQUIRE_PEERS=1` (set by
+//! `.ci/run`, which installs every peer) a missing peer fails the test.
+//!
+//! ```
+//! use postern_testkit::{free_port, peer};
+//!
+//! if let Some(openssl) = peer("openssl") {
+//!     assert!(openssl.is_file());
+//! }
+//! let port = free_port();
+//! assert!(port > 0);
+//! ```
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// The environment variable that turns a missing peer into a failure.
+pub const REQUIRE_PEERS: &str = "POSTERN_REQUIRE_PEERS";
+
+/// True when missing peers must fail tests (CI).
+pub fn peers_required() -> bool {
+    std::env::var_os(REQUIRE_PEERS).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Reports a missing peer: panics when peers are required, otherwise prints
+/// a loud SKIPPED line to stderr (shown by `cargo test`) and stdout.
+pub fn missing(what: &str) {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("<unnamed test>")
+        .to_owned();
+    if peers_required() {
+        panic!("{test}: required peer {what} is not installed ({REQUIRE_PEERS} is set)");
+    }
+    eprintln!("SKIPPED: {test}: peer {what} is not installed; set {REQUIRE_PEERS}=1 to make this an error");
+    println!("SKIPPED: {test}: peer {what} is not installed");
+}
+
+/// Finds an executable on PATH or in the sbin directories (Postfix's
+/// binaries live there). Returns `None` after [`missing`] when absent.
+pub fn peer(name: &str) -> Option<PathBuf> {
+    match find_executable(name) {
+        Some(p) => Some(p),
+        None => {
+            missing(name);
+            None
+        }
+    }
+}
+
+/// Finds an executable without reporting anything.
+pub fn find_executable(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(
+            ["/usr/sbin", "/sbin", "/usr/local/sbin", "/usr/lib/postfix/sbin"]
+                .iter()
+                .map(PathBuf::from),
+        )
+        .map(|dir| dir.join(name))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    p.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// The Python interpreter that has `module` importable: `$POSTERN_PYTHON`
+/// when set (CI points it at a venv), else `python3`. `None` after
+/// [`missing`] when the module cannot be imported.
+pub fn python_with(module: &str) -> Option<PathBuf> {
+    let python = std::env::var_os("POSTERN_PYTHON")
+        .map(PathBuf::from)
+        .or_else(|| find_executable("python3"));
+    let ok = python.as_ref().is_some_and(|py| {
+        Command::new(py)
+            .args(["-c", &format!("import {module}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if ok {
+        python
+    } else {
+        missing(&format!("python module {module}"));
+        None
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding 127.0.0.1:0 works")
+}
+
+/// Waits until something accepts connections on `addr`, up to `timeout`.
+pub fn wait_for_port(addr: SocketAddr, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// A child process killed (and reaped) when dropped, so a failing test never
+/// leaves a server running.
+#[derive(Debug)]
+pub struct ChildGuard(pub Child);
+
+impl ChildGuard {
+    /// Spawns `command`, panicking with the command line if it cannot start.
+    pub fn spawn(command: &mut Command) -> Self {
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+        Self(child)
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A development PKI: a CA and a leaf certificate signed by it, as PEM.
+#[derive(Debug, Clone)]
+pub struct DevPki {
+    /// The CA certificate (the trust anchor).
+    pub ca_pem: String,
+    /// The leaf certificate.
+    pub cert_pem: String,
+    /// The leaf's private key (PKCS#8).
+    pub key_pem: String,
+}
+
+/// Makes a CA and a leaf certificate for `names` (DNS names or IP addresses).
+pub fn dev_pki(names: &[&str]) -> DevPki {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().expect("key generation works");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("empty SAN list");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "Postern test CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).expect("CA self-signs");
+    let leaf_key = KeyPair::generate().expect("key generation works");
+    let mut leaf_params = CertificateParams::new(
+        names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>(),
+    )
+    .expect("valid subject alternative names");
+    leaf_params
+        .distinguished_name
+        .push(DnType::CommonName, names.first().copied().unwrap_or("localhost"));
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf = leaf_params
+        .signed_by(&leaf_key, &issuer)
+        .expect("CA signs the leaf");
+    DevPki {
+        ca_pem: ca.pem(),
+        cert_pem: leaf.pem(),
+        key_pem: leaf_key.serialize_pem(),
+    }
+}
+
+/// Writes `pki` into `dir` as `ca.pem`, `cert.pem` and `key.pem`.
+pub fn write_pki(pki: &DevPki, dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("ca.pem"), &pki.ca_pem)?;
+    std::fs::write(dir.join("cert.pem"), &pki.cert_pem)?;
+    std::fs::write(dir.join("key.pem"), &pki.key_pem)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_pki_is_pem() {
+        let pki = dev_pki(&["localhost", "127.0.0.1"]);
+        assert!(pki.ca_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(pki.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(pki.key_pem.contains("PRIVATE KEY"));
+        assert_ne!(pki.ca_pem, pki.cert_pem);
+    }
+
+    #[test]
+    fn free_ports_are_bindable() {
+        let port = free_port();
+        assert!(TcpListener::bind(("127.0.0.1", port)).is_ok());
+    }
+}
