@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs the real SMTP peers that Postern's interop tests talk to: swaks,
+# openssl, Postfix (smtpd, smtp-source, smtp-sink; no system service is
+# started), stunnel, sslscan, testssl.sh, and Python's aiosmtpd in a venv.
+# Idempotent; run as root. Prints the environment the tests need.
+set -euo pipefail
+
+VENV=${POSTERN_VENV:-/opt/postern-venv}
+packages=(swaks openssl postfix stunnel4 sslscan testssl.sh ca-certificates)
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+    echo "install-peers: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    # Postfix's postinst would start a system mail service; forbid that.
+    created_policy=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+        created_policy=1
+    fi
+    echo "postfix postfix/main_mailer_type select Local only" | debconf-set-selections
+    echo "postfix postfix/mailname string localhost" | debconf-set-selections
+    apt-get update -q >/dev/null
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+    if [ "$created_policy" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
+fi
+
+# Nothing may listen on the system SMTP port on behalf of a package.
+if command -v postfix >/dev/null && postfix status >/dev/null 2>&1; then
+    postfix stop >/dev/null 2>&1 || true
+fi
+
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
+    echo "install-peers: creating $VENV with aiosmtpd" >&2
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check 'aiosmtpd==1.4.6'
+fi
+
+echo "export POSTERN_PYTHON=$VENV/bin/python"
+echo "export POSTERN_REQUIRE_PEERS=1"
