@@ -284,6 +284,14 @@ impl Session {
         matches!(self.phase, Phase::Closed)
     }
 
+    /// Whether the session waits for the driver's TLS handshake (after
+    /// [`Event::StartTls`]). Any plaintext already read must still be given
+    /// to [`receive`](Self::receive), which drops it: it must never be kept
+    /// and fed in after the handshake.
+    pub fn awaiting_tls(&self) -> bool {
+        matches!(self.phase, Phase::AwaitingTls)
+    }
+
     /// Why the session closed.
     pub fn close_reason(&self) -> Option<CloseReason> {
         self.close_reason
