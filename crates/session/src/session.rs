@@ -487,9 +487,17 @@ impl Session {
     /// Handles one command. `rest` is the number of octets buffered after
     /// its line.
     fn dispatch(&mut self, command: Command<'_>, rest: usize) {
-        if self.refused && command != Command::Quit {
-            self.refuse(replies::REFUSED_SEND_QUIT);
-            return;
+        if self.refused {
+            match command {
+                Command::Quit => {}
+                // A BDAT's octets are consumed whatever the answer.
+                Command::Bdat { size, last } => {
+                    let reply = replies::REFUSED_SEND_QUIT.to_vec();
+                    self.phase = Phase::Bdat(BdatState::refused(size, last, reply, true));
+                    return;
+                }
+                _ => return self.refuse(replies::REFUSED_SEND_QUIT),
+            }
         }
         match command {
             Command::Ehlo(host) => self.hello_command(HelloVerb::Ehlo, host),
