@@ -120,16 +120,14 @@ pub(crate) fn format_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
 mod tests {
     use super::*;
     use crate::config::AuthPolicy;
-    use postern_proto::EhloResponse;
+    use postern_proto::{Reply, ReplyCode};
 
+    /// What `EhloResponse::to_reply` builds: the name, then
+    /// `Capabilities::lines`.
     fn via_proto(config: &Config, tls: bool) -> Vec<u8> {
-        EhloResponse {
-            domain: config.hostname.clone().into(),
-            greeting: None,
-            capabilities: capabilities(config, tls),
-        }
-        .to_reply()
-        .to_vec()
+        let mut lines = vec![std::borrow::Cow::Owned(config.hostname.clone())];
+        capabilities(config, tls).lines(&mut lines);
+        Reply::new(ReplyCode::OK, None, lines).unwrap().to_vec()
     }
 
     fn fast(config: &Config, tls: bool) -> Vec<u8> {

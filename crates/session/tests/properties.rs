@@ -218,7 +218,6 @@ fn check_one_reply_per_command(input: &[u8], output: &[u8], closed: bool) {
     }
     let mut i = 0;
     let mut prev_code = String::new();
-    let mut prev_ended_crlf = true;
     while i < lines.len() {
         let line = lines[i];
         i += 1;
@@ -237,7 +236,7 @@ fn check_one_reply_per_command(input: &[u8], output: &[u8], closed: bool) {
         let sasl_response = prev_code == "334";
         if code == "354" {
             // The body, up to CRLF . CRLF, is answered once.
-            prev_ended_crlf = true;
+            let mut prev_ended_crlf = true;
             let mut ended = false;
             while i < lines.len() {
                 let l = lines[i];
