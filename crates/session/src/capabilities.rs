@@ -139,19 +139,21 @@ mod tests {
     #[test]
     fn fast_writer_matches_the_proto_encoder() {
         let mut configs = vec![Config::default()];
-        let mut c = Config::default();
-        c.extensions = crate::config::Extensions {
-            pipelining: false,
-            eight_bit_mime: false,
-            smtputf8: false,
-            enhanced_status_codes: false,
-            chunking: false,
-            binary_mime: true,
-            dsn: false,
-            requiretls: false,
+        let mut c = Config {
+            extensions: crate::config::Extensions {
+                pipelining: false,
+                eight_bit_mime: false,
+                smtputf8: false,
+                enhanced_status_codes: false,
+                chunking: false,
+                binary_mime: true,
+                dsn: false,
+                requiretls: false,
+            },
+            auth: AuthPolicy::disabled(),
+            ..Config::default()
         };
         c.tls.offer_starttls = false;
-        c.auth = AuthPolicy::disabled();
         configs.push(c.clone());
         c.limits.max_message_size = 0;
         configs.push(c.clone());

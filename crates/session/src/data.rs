@@ -75,16 +75,15 @@ impl Session {
     /// `BDAT size [LAST]`. Whatever the answer, the chunk's octets are
     /// consumed, or they would be read as commands (RFC 3030 §4).
     pub(crate) fn bdat(&mut self, size: u64, last: bool) {
-        let refusal: Option<&'static [u8]> =
-            if !(self.esmtp() && self.config.extensions.chunking) {
-                Some(replies::BDAT_NOT_OFFERED)
-            } else {
-                match &self.txn {
-                    None => Some(replies::NEED_MAIL),
-                    Some(t) if t.recipients == 0 => Some(replies::NO_RECIPIENTS),
-                    Some(_) => None,
-                }
-            };
+        let refusal: Option<&'static [u8]> = if !(self.esmtp() && self.config.extensions.chunking) {
+            Some(replies::BDAT_NOT_OFFERED)
+        } else {
+            match &self.txn {
+                None => Some(replies::NEED_MAIL),
+                Some(t) if t.recipients == 0 => Some(replies::NO_RECIPIENTS),
+                Some(_) => None,
+            }
+        };
         if let Some(reply) = refusal {
             self.phase = Phase::Bdat(BdatState::refused(size, last, reply.to_vec(), true));
             return;
@@ -174,8 +173,7 @@ impl Session {
                 } else {
                     let mut digits = [0u8; 20];
                     self.output.extend_from_slice(b"250 2.0.0 ");
-                    self.output
-                        .extend_from_slice(format_u64(size, &mut digits));
+                    self.output.extend_from_slice(format_u64(size, &mut digits));
                     self.output.extend_from_slice(b" octets received\r\n");
                 }
                 true

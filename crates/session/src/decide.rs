@@ -168,8 +168,7 @@ impl Session {
                             self.answer(reply, default);
                         } else {
                             let wire = reply.map_or_else(|| default.to_vec(), |r| r.to_vec());
-                            self.phase =
-                                Phase::Bdat(BdatState::refused(size, last, wire, false));
+                            self.phase = Phase::Bdat(BdatState::refused(size, last, wire, false));
                         }
                     }
                 }

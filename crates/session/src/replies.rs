@@ -42,8 +42,7 @@ pub(crate) const SHUTDOWN: &[u8] = b"421 4.3.2 Service shutting down; closing co
 // Transport and AUTH policy.
 pub(crate) const MUST_STARTTLS: &[u8] = b"530 5.7.0 Must issue a STARTTLS command first\r\n";
 pub(crate) const AUTH_REQUIRED: &[u8] = b"530 5.7.0 Authentication required\r\n";
-pub(crate) const REQUIRETLS_NEEDS_TLS: &[u8] =
-    b"530 5.7.10 REQUIRETLS needs a TLS connection\r\n";
+pub(crate) const REQUIRETLS_NEEDS_TLS: &[u8] = b"530 5.7.10 REQUIRETLS needs a TLS connection\r\n";
 pub(crate) const READY_FOR_TLS: &[u8] = b"220 2.0.0 Ready to start TLS\r\n";
 pub(crate) const TLS_ALREADY_ACTIVE: &[u8] = b"503 5.5.1 TLS already active\r\n";
 pub(crate) const STARTTLS_NOT_OFFERED: &[u8] = b"502 5.5.1 STARTTLS not available\r\n";

@@ -408,8 +408,7 @@ impl Session {
 
     pub(crate) fn abort_transaction(&mut self, reason: AbortReason) {
         if self.txn.take().is_some() {
-            self.events
-                .push_back(Event::TransactionAborted { reason });
+            self.events.push_back(Event::TransactionAborted { reason });
         }
     }
 

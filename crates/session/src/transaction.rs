@@ -123,7 +123,9 @@ impl Session {
                 return Err(Refusal::Reply(replies::REQUIRETLS_NEEDS_TLS));
             }
         }
-        if p.size.is_some_and(|s| s > self.config.limits.max_message_size) {
+        if p.size
+            .is_some_and(|s| s > self.config.limits.max_message_size)
+        {
             return Err(Refusal::Reply(replies::TOO_LARGE));
         }
         Ok(())

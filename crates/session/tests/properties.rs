@@ -149,15 +149,13 @@ fn run(
                 6 => Decision::Reject,
                 _ => Decision::Tempfail,
             };
-            d.decide(decision).expect("a pending decision accepts an answer");
+            d.decide(decision)
+                .expect("a pending decision accepts an answer");
         }
     };
     decide_all(&mut d);
     for seg in segs {
-        let mut points: Vec<usize> = cuts
-            .iter()
-            .map(|c| c % (seg.len() + 1))
-            .collect();
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (seg.len() + 1)).collect();
         points.push(0);
         points.push(seg.len());
         points.sort_unstable();
@@ -184,7 +182,10 @@ fn framed_lines(input: &[u8]) -> Vec<&[u8]> {
 /// code), checking every line's shape.
 fn replies(output: &[u8]) -> Vec<String> {
     let text = String::from_utf8(output.to_vec()).expect("replies are UTF-8");
-    assert!(output.is_empty() || text.ends_with("\r\n"), "incomplete reply");
+    assert!(
+        output.is_empty() || text.ends_with("\r\n"),
+        "incomplete reply"
+    );
     let mut out = Vec::new();
     let mut current = String::new();
     for line in text.split_terminator("\r\n") {
@@ -222,7 +223,11 @@ fn check_one_reply_per_command(input: &[u8], output: &[u8], closed: bool) {
         let line = lines[i];
         i += 1;
         let Some(reply) = r.next() else {
-            assert!(closed, "line {:?} unanswered", String::from_utf8_lossy(line));
+            assert!(
+                closed,
+                "line {:?} unanswered",
+                String::from_utf8_lossy(line)
+            );
             return;
         };
         let code = &reply[..3];
@@ -266,7 +271,8 @@ fn check_one_reply_per_command(input: &[u8], output: &[u8], closed: bool) {
             }
             prev_code = code.to_string();
         }
-        if matches!(prev_code.as_str(), "221") || (prev_code == "554" && reply.contains("STARTTLS")) {
+        if matches!(prev_code.as_str(), "221") || (prev_code == "554" && reply.contains("STARTTLS"))
+        {
             assert!(r.next().is_none(), "replies after close");
             assert!(closed);
             return;

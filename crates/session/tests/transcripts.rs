@@ -42,7 +42,11 @@ fn mechanisms(list: &str) -> Vec<Mechanism<'static>> {
 /// Applies `@config` settings.
 fn configure(config: &mut Config, info: &mut ConnectionInfo, setting: &str) {
     let (key, value) = setting.split_once('=').unwrap_or((setting, ""));
-    let num = || value.parse::<u64>().unwrap_or_else(|_| panic!("{setting}: number"));
+    let num = || {
+        value
+            .parse::<u64>()
+            .unwrap_or_else(|_| panic!("{setting}: number"))
+    };
     match key {
         "hostname" => config.hostname = value.into(),
         "lmtp" => config.protocol = Protocol::Lmtp,
@@ -315,7 +319,11 @@ fn transcripts() {
         .filter(|p| p.extension().is_some_and(|e| e == "txt"))
         .collect();
     files.sort();
-    assert!(files.len() >= 30, "transcripts missing in {}", dir.display());
+    assert!(
+        files.len() >= 30,
+        "transcripts missing in {}",
+        dir.display()
+    );
     let mut failures = Vec::new();
     let mut runs = 0;
     for path in &files {
@@ -329,7 +337,11 @@ fn transcripts() {
             if let Err(e) = run_script(path, &script, bytewise) {
                 failures.push(format!(
                     "[{}] {e}",
-                    if bytewise { "octet by octet" } else { "whole reads" }
+                    if bytewise {
+                        "octet by octet"
+                    } else {
+                        "whole reads"
+                    }
                 ));
             }
         }

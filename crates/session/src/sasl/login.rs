@@ -74,7 +74,10 @@ mod tests {
         let SaslStep::Done(c) = s.step(Some(b"pw")) else {
             panic!("credentials")
         };
-        assert_eq!((c.authcid.as_str(), c.secret.expose()), ("alice", &b"pw"[..]));
+        assert_eq!(
+            (c.authcid.as_str(), c.secret.expose()),
+            ("alice", &b"pw"[..])
+        );
         assert!(matches!(s.step(Some(b"x")), SaslStep::Malformed(_)));
     }
 

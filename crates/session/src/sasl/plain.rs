@@ -48,7 +48,8 @@ impl SaslServer for PlainServer {
 
 fn parse(message: &[u8]) -> SaslStep {
     let mut fields = message.splitn(3, |&b| b == 0);
-    let (Some(authzid), Some(authcid), Some(passwd)) = (fields.next(), fields.next(), fields.next())
+    let (Some(authzid), Some(authcid), Some(passwd)) =
+        (fields.next(), fields.next(), fields.next())
     else {
         return SaslStep::Malformed("PLAIN message needs authzid NUL authcid NUL passwd");
     };

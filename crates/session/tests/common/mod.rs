@@ -8,9 +8,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use postern_proto::{EnhancedCode, Reply, ReplyCode};
-use postern_session::{
-    Config, ConnectionInfo, Decision, Event, Session, TlsInfo, TlsVersion,
-};
+use postern_session::{Config, ConnectionInfo, Decision, Event, Session, TlsInfo, TlsVersion};
 
 /// Renders bytes with `\r`, `\n`, `\t`, `\\` and `\xHH` escapes.
 pub fn escape(bytes: &[u8]) -> String {

@@ -122,10 +122,7 @@ pub fn fuzz_session(data: &[u8]) -> FuzzOutcome {
         }
     };
 
-    loop {
-        let Some((&op, rest)) = program.split_first() else {
-            break;
-        };
+    while let Some((&op, rest)) = program.split_first() {
         program = rest;
         let was_pending = session.pending_decision().is_some();
         let was_closed = session.is_closed();
