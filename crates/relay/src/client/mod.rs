@@ -1,0 +1,517 @@
+//! The SMTP client as a sans-IO state machine.
+//!
+//! The caller owns the socket: it feeds received octets to
+//! [`Client::receive`], writes what [`Client::poll_transmit`] returns, and
+//! reacts to [`Client::poll_event`]. Time is the caller's too: it waits at
+//! most [`Client::timeout`] for input and calls [`Client::on_timeout`] when
+//! that passes.
+
+mod auth;
+mod config;
+mod event;
+mod transaction;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use postern_proto::{
+    Capabilities, Command, EhloResponse, Reply, ReplyCode, ReplyParse, parse_reply,
+};
+
+pub use config::{Credentials, SessionConfig, TlsRequirement};
+pub use event::{Event, NotReady};
+
+use crate::error::{Error, Stage};
+use crate::message::Message;
+use crate::tls::TlsInfo;
+use auth::AuthStep;
+use transaction::Transaction;
+
+/// A reply the client waits for, in the order the commands were sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Greeting,
+    Ehlo,
+    Helo,
+    StartTls,
+    Auth(AuthStep),
+    Rset,
+    Mail,
+    Rcpt(usize),
+    Data,
+    DataEnd,
+    Bdat { last: bool },
+    Quit,
+}
+
+impl Expect {
+    fn stage(self) -> Stage {
+        match self {
+            Expect::Greeting => Stage::Greeting,
+            Expect::Ehlo => Stage::Ehlo,
+            Expect::Helo => Stage::Helo,
+            Expect::StartTls => Stage::StartTls,
+            Expect::Auth(_) => Stage::Auth,
+            Expect::Rset => Stage::Rset,
+            Expect::Mail => Stage::Mail,
+            Expect::Rcpt(_) => Stage::Rcpt,
+            Expect::Data => Stage::Data,
+            Expect::DataEnd => Stage::DataEnd,
+            Expect::Bdat { .. } => Stage::Bdat,
+            Expect::Quit => Stage::Quit,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Greeting, EHLO/HELO, STARTTLS, AUTH.
+    Setup,
+    /// Waiting for the driver's TLS handshake.
+    Handshake,
+    /// Idle between messages.
+    Ready,
+    /// A message is in flight.
+    Transaction,
+    /// QUIT sent.
+    Quitting,
+    /// Over (closed or failed).
+    Closed,
+}
+
+/// An SMTP client session, sans IO.
+///
+/// The session holds the security invariant of the outbound side: with
+/// [`TlsRequirement::Required`] (or implicit TLS) it never becomes
+/// [`Event::Ready`], and so never sends MAIL, RCPT or DATA, without TLS;
+/// octets received after the 220 reply to STARTTLS abort the session
+/// ([`Error::ResponseInjection`]); and after the handshake it forgets the
+/// plaintext capabilities and trusts only the reply to a new EHLO.
+#[derive(Debug)]
+pub struct Client {
+    config: Arc<SessionConfig>,
+    state: State,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    events: VecDeque<Event>,
+    expect: VecDeque<Expect>,
+    /// `None` before EHLO and after HELO (no extensions).
+    caps: Option<Capabilities<'static>>,
+    tls: Option<TlsInfo>,
+    starttls_tried: bool,
+    ready_announced: bool,
+    txn: Option<Transaction>,
+    /// The server may hold transaction state: RSET before the next MAIL.
+    dirty: bool,
+    /// MAIL waiting for the reply to RSET (unpipelined).
+    pending_mail: Option<Command<'static>>,
+}
+
+impl Client {
+    /// A session on a fresh plaintext connection; the greeting comes first.
+    pub fn new(config: Arc<SessionConfig>) -> Self {
+        Self {
+            config,
+            state: State::Setup,
+            input: Vec::new(),
+            output: Vec::new(),
+            events: VecDeque::new(),
+            expect: VecDeque::from([Expect::Greeting]),
+            caps: None,
+            tls: None,
+            starttls_tried: false,
+            ready_announced: false,
+            txn: None,
+            dirty: false,
+            pending_mail: None,
+        }
+    }
+
+    /// A session on a connection that is TLS from the first octet (implicit
+    /// TLS, RFC 8314); STARTTLS is never issued.
+    pub fn new_tls(config: Arc<SessionConfig>, tls: TlsInfo) -> Self {
+        let mut client = Self::new(config);
+        client.tls = Some(tls);
+        client.starttls_tried = true;
+        client
+    }
+
+    /// Feeds octets read from the connection.
+    pub fn receive(&mut self, data: &[u8]) {
+        match self.state {
+            State::Closed => return,
+            State::Handshake => {
+                // The driver hands the socket to TLS right after
+                // StartTlsNow; plaintext octets now are injected ones.
+                return self.fail(Error::ResponseInjection { bytes: data.len() }, false);
+            }
+            _ => {}
+        }
+        self.input.extend_from_slice(data);
+        self.process();
+    }
+
+    /// The octets to write next, if any, in one buffer (a pipelined group
+    /// is one write).
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        if self.output.is_empty() {
+            None
+        } else {
+            Some(std::mem::take(&mut self.output))
+        }
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The stage and time limit for the reply awaited now; `None` when
+    /// nothing is awaited (idle, handshake in progress, or closed).
+    pub fn timeout(&self) -> Option<(Stage, Duration)> {
+        if matches!(self.state, State::Handshake | State::Closed) {
+            return None;
+        }
+        let t = &self.config.timeouts;
+        let expect = *self.expect.front()?;
+        let d = match expect {
+            Expect::Greeting => t.greeting,
+            Expect::Mail | Expect::Rset => t.mail,
+            Expect::Rcpt(_) => t.rcpt,
+            Expect::Data => t.data_init,
+            Expect::DataEnd | Expect::Bdat { last: true } => t.data_end,
+            Expect::Bdat { last: false } => t.data_block,
+            _ => t.command,
+        };
+        Some((expect.stage(), d))
+    }
+
+    /// The awaited reply did not come in time: the session fails.
+    pub fn on_timeout(&mut self) {
+        let stage = self.stage();
+        self.fail(Error::Timeout(stage), false);
+    }
+
+    /// The server closed the connection (end of stream).
+    pub fn on_closed(&mut self) {
+        match self.state {
+            State::Closed => {}
+            State::Quitting => {
+                self.state = State::Closed;
+                self.events.push_back(Event::Closed);
+            }
+            _ => {
+                let stage = self.stage();
+                self.fail(Error::Closed(stage), false);
+            }
+        }
+    }
+
+    /// Reading or writing failed.
+    pub fn on_io_error(&mut self, message: impl Into<String>) {
+        let stage = self.stage();
+        self.fail(
+            Error::Io {
+                stage,
+                message: message.into(),
+            },
+            false,
+        );
+    }
+
+    /// The TLS handshake after [`Event::StartTlsNow`] completed: the client
+    /// sends EHLO again and from now on trusts only that reply.
+    pub fn tls_established(&mut self, info: TlsInfo) {
+        if self.state != State::Handshake {
+            return;
+        }
+        self.tls = Some(info);
+        self.caps = None;
+        self.state = State::Setup;
+        self.send_command(&Command::Ehlo(self.config.helo_name.clone()), Expect::Ehlo);
+    }
+
+    /// The TLS handshake failed: the session is over (the driver may
+    /// reconnect in plaintext when policy is opportunistic).
+    pub fn tls_failed(&mut self, reason: impl Into<String>) {
+        if self.state == State::Handshake {
+            self.fail(Error::TlsHandshake(reason.into()), false);
+        }
+    }
+
+    /// Starts delivering `message`. Only when [`Client::is_ready`]; the
+    /// outcome arrives as [`Event::Done`].
+    pub fn send(&mut self, message: Message) -> Result<(), NotReady> {
+        if self.state != State::Ready {
+            return Err(NotReady(Box::new(message)));
+        }
+        // Defence in depth: Ready is unreachable without TLS when TLS is
+        // required, but the invariant is worth a second, local check.
+        if self.config.tls == TlsRequirement::Required && self.tls.is_none() {
+            self.fail(Error::TlsUnavailable, true);
+            return Err(NotReady(Box::new(message)));
+        }
+        self.start_transaction(message);
+        Ok(())
+    }
+
+    /// Ends the session politely: QUIT, then [`Event::Closed`].
+    pub fn quit(&mut self) {
+        if matches!(self.state, State::Closed | State::Quitting) {
+            return;
+        }
+        self.state = State::Quitting;
+        self.send_command(&Command::Quit, Expect::Quit);
+    }
+
+    /// Ready for [`Client::send`].
+    pub fn is_ready(&self) -> bool {
+        self.state == State::Ready
+    }
+
+    /// Closed or failed: nothing more will happen.
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// The TLS session, when one is up.
+    pub fn tls(&self) -> Option<&TlsInfo> {
+        self.tls.as_ref()
+    }
+
+    /// The capabilities the server advertised in its last EHLO reply (after
+    /// TLS, only the post-TLS ones); `None` before EHLO or after HELO.
+    pub fn capabilities(&self) -> Option<&Capabilities<'static>> {
+        self.caps.as_ref()
+    }
+
+    fn stage(&self) -> Stage {
+        match self.expect.front() {
+            Some(e) => e.stage(),
+            None if self.state == State::Handshake => Stage::Handshake,
+            None => Stage::Idle,
+        }
+    }
+
+    fn send_command(&mut self, command: &Command<'_>, expect: Expect) {
+        if command.encode(&mut self.output).is_err() {
+            return self.fail(Error::Encode(expect.stage()), true);
+        }
+        self.expect.push_back(expect);
+    }
+
+    fn process(&mut self) {
+        while !self.input.is_empty() && self.state != State::Closed {
+            let parsed = parse_reply(&self.input, &self.config.reply_limits);
+            let (reply, used) = match parsed {
+                Ok(ReplyParse::Complete(reply, used)) => (reply.into_owned(), used),
+                Ok(ReplyParse::Incomplete) => return,
+                Err(error) => {
+                    let stage = self.stage();
+                    return self.fail(Error::MalformedReply { stage, error }, false);
+                }
+            };
+            self.input.drain(..used);
+            self.on_reply(reply);
+        }
+    }
+
+    fn on_reply(&mut self, reply: Reply<'static>) {
+        let Some(expect) = self.expect.pop_front() else {
+            let stage = self.stage();
+            if reply.code() == ReplyCode::SERVICE_UNAVAILABLE {
+                return self.fail(Error::Rejected { stage, reply }, false);
+            }
+            return self.fail(
+                Error::Protocol {
+                    stage,
+                    what: format!("unsolicited reply {reply}"),
+                },
+                false,
+            );
+        };
+        // 421 at any point: the server is closing the channel (RFC 5321
+        // §3.8); QUIT would go nowhere.
+        if reply.code() == ReplyCode::SERVICE_UNAVAILABLE && expect != Expect::Quit {
+            return self.fail(
+                Error::Rejected {
+                    stage: expect.stage(),
+                    reply,
+                },
+                false,
+            );
+        }
+        match expect {
+            Expect::Greeting => self.on_greeting(reply),
+            Expect::Ehlo => self.on_ehlo(reply),
+            Expect::Helo => self.on_helo(reply),
+            Expect::StartTls => self.on_starttls(reply),
+            Expect::Auth(step) => self.on_auth(step, reply),
+            Expect::Quit => {
+                self.state = State::Closed;
+                self.expect.clear();
+                self.events.push_back(Event::Closed);
+            }
+            Expect::Rset
+            | Expect::Mail
+            | Expect::Rcpt(_)
+            | Expect::Data
+            | Expect::DataEnd
+            | Expect::Bdat { .. } => self.on_transaction_reply(expect, reply),
+        }
+    }
+
+    fn on_greeting(&mut self, reply: Reply<'static>) {
+        if reply.code() != ReplyCode::SERVICE_READY {
+            return self.refused(Stage::Greeting, reply);
+        }
+        self.send_command(&Command::Ehlo(self.config.helo_name.clone()), Expect::Ehlo);
+    }
+
+    fn on_ehlo(&mut self, reply: Reply<'static>) {
+        if reply.code() == ReplyCode::OK {
+            match EhloResponse::from_reply(&reply) {
+                Ok(ehlo) => {
+                    self.caps = Some(ehlo.into_owned().capabilities);
+                    self.after_hello();
+                }
+                Err(e) => self.fail(Error::MalformedEhlo(e), true),
+            }
+        } else if reply.is_permanent() {
+            // RFC 5321 §4.1.4: an old server that does not know EHLO.
+            self.send_command(&Command::Helo(self.config.helo_name.clone()), Expect::Helo);
+        } else {
+            self.refused(Stage::Ehlo, reply);
+        }
+    }
+
+    fn on_helo(&mut self, reply: Reply<'static>) {
+        if reply.code() != ReplyCode::OK {
+            return self.refused(Stage::Helo, reply);
+        }
+        self.caps = None;
+        self.after_hello();
+    }
+
+    /// After EHLO/HELO: STARTTLS as policy says, then AUTH, then ready.
+    fn after_hello(&mut self) {
+        let offered = self.caps.as_ref().is_some_and(|c| c.starttls);
+        if self.tls.is_none() && !self.starttls_tried && self.config.tls != TlsRequirement::Plain {
+            if offered {
+                self.starttls_tried = true;
+                return self.send_command(&Command::StartTls, Expect::StartTls);
+            }
+            if self.config.tls == TlsRequirement::Required {
+                return self.fail(Error::TlsUnavailable, true);
+            }
+        }
+        if self.config.tls == TlsRequirement::Required && self.tls.is_none() {
+            return self.fail(Error::TlsUnavailable, true);
+        }
+        if let Some(creds) = &self.config.auth {
+            if self.tls.is_none() && !self.config.allow_plaintext_auth {
+                return self.fail(Error::AuthRequiresTls, true);
+            }
+            let offered = self
+                .caps
+                .as_ref()
+                .and_then(|c| c.auth.as_deref())
+                .unwrap_or(&[]);
+            let Some(step) = auth::choose(offered) else {
+                return self.fail(Error::AuthUnavailable, true);
+            };
+            let command = auth::start(step, creds);
+            return self.send_command(&command, Expect::Auth(step));
+        }
+        self.ready();
+    }
+
+    fn on_starttls(&mut self, reply: Reply<'static>) {
+        if reply.code() == ReplyCode::SERVICE_READY {
+            if !self.input.is_empty() {
+                // RFC 3207 §5 / CVE-2011-0411: these octets were written by
+                // someone before the handshake and would otherwise be read
+                // as replies inside the TLS session.
+                let bytes = self.input.len();
+                self.input.clear();
+                return self.fail(Error::ResponseInjection { bytes }, false);
+            }
+            self.caps = None;
+            self.state = State::Handshake;
+            self.events.push_back(Event::StartTlsNow);
+            return;
+        }
+        if self.config.tls == TlsRequirement::Required {
+            return self.fail(Error::StartTlsRefused(reply), true);
+        }
+        // Opportunistic: RFC 3207 §4.1 lets the client go on in plaintext.
+        self.after_hello();
+    }
+
+    fn on_auth(&mut self, step: AuthStep, reply: Reply<'static>) {
+        let Some(creds) = self.config.auth.clone() else {
+            return;
+        };
+        match (step, reply.code()) {
+            (AuthStep::Plain | AuthStep::LoginPassword, ReplyCode::AUTH_OK) => self.ready(),
+            (AuthStep::LoginStart, ReplyCode::AUTH_CHALLENGE) => {
+                self.output
+                    .extend_from_slice(&auth::response_line(&creds.username));
+                self.expect.push_back(Expect::Auth(AuthStep::LoginUser));
+            }
+            (AuthStep::LoginUser, ReplyCode::AUTH_CHALLENGE) => {
+                self.output
+                    .extend_from_slice(&auth::response_line(&creds.password));
+                self.expect.push_back(Expect::Auth(AuthStep::LoginPassword));
+            }
+            (_, code) if code.is_transient() || code.is_permanent() => {
+                // Cancel a LOGIN exchange in progress is unnecessary: the
+                // server has ended it with this reply.
+                self.refused(Stage::Auth, reply)
+            }
+            _ => self.fail(
+                Error::Protocol {
+                    stage: Stage::Auth,
+                    what: format!("unexpected reply {reply}"),
+                },
+                false,
+            ),
+        }
+    }
+
+    fn ready(&mut self) {
+        self.state = State::Ready;
+        if !self.ready_announced {
+            self.ready_announced = true;
+            self.events.push_back(Event::Ready);
+        }
+    }
+
+    /// A negative reply ends the session (with a QUIT: the dialogue is in step).
+    fn refused(&mut self, stage: Stage, reply: Reply<'static>) {
+        self.fail(Error::Rejected { stage, reply }, true);
+    }
+
+    /// Ends the session with `error`: a message in flight gets it for every
+    /// recipient not yet decided, then [`Event::Failed`].
+    fn fail(&mut self, error: Error, quit: bool) {
+        if self.state == State::Closed {
+            return;
+        }
+        if let Some(txn) = self.txn.take() {
+            let result = txn.fail(&error, self.tls.clone());
+            self.events.push_back(Event::Done(result));
+        }
+        self.expect.clear();
+        self.input.clear();
+        if quit {
+            let _ = Command::Quit.encode(&mut self.output);
+        } else {
+            // Out of step with the server: drop what was not written.
+            self.output.clear();
+        }
+        self.state = State::Closed;
+        self.events.push_back(Event::Failed(error));
+    }
+}

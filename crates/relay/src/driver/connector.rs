@@ -1,0 +1,64 @@
+//! A route's TLS policy, checked and turned into rustls configuration once,
+//! before any connection.
+
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+
+use crate::client::TlsRequirement;
+use crate::error::Error;
+use crate::policy::{TlsMode, TlsPolicy, VersionReport};
+use crate::tls::client_config;
+
+/// How connections start TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Start {
+    /// Plaintext, STARTTLS as the requirement says.
+    StartTls(TlsRequirement),
+    /// TLS from the first octet.
+    Implicit,
+}
+
+/// A checked TLS policy: the rustls configuration with exactly the
+/// policy's effective versions, and how to use it.
+#[derive(Debug, Clone)]
+pub struct Connector {
+    pub(crate) start: Start,
+    pub(crate) rustls: Option<Arc<rustls::ClientConfig>>,
+    pub(crate) verified: bool,
+    report: VersionReport,
+}
+
+impl Connector {
+    /// Checks `policy` and builds its rustls configuration with `provider`.
+    ///
+    /// Fails with [`Error::NoUsableTlsVersion`] when the policy uses TLS
+    /// and none of its versions can be spoken; unsupported versions next to
+    /// supported ones are listed by [`Connector::report`].
+    pub fn new(policy: &TlsPolicy, provider: Arc<CryptoProvider>) -> Result<Self, Error> {
+        let start = match policy.mode {
+            TlsMode::None => Start::StartTls(TlsRequirement::Plain),
+            TlsMode::Opportunistic => Start::StartTls(TlsRequirement::Opportunistic),
+            TlsMode::Required | TlsMode::Verified { .. } => {
+                Start::StartTls(TlsRequirement::Required)
+            }
+            TlsMode::Implicit { .. } => Start::Implicit,
+        };
+        Ok(Self {
+            start,
+            rustls: client_config(policy, provider)?,
+            verified: policy.mode.anchors().is_some(),
+            report: policy.versions(),
+        })
+    }
+
+    /// The versions offered and those ignored as unsupported.
+    pub fn report(&self) -> &VersionReport {
+        &self.report
+    }
+
+    /// The rustls configuration, when the policy uses TLS.
+    pub fn rustls_config(&self) -> Option<&Arc<rustls::ClientConfig>> {
+        self.rustls.as_ref()
+    }
+}

@@ -1,0 +1,250 @@
+//! The tokio driver: owns the socket, feeds the [`Client`], runs TLS
+//! handshakes in place with tokio-rustls, and applies the timeouts.
+
+mod connector;
+mod stream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tokio_rustls::TlsConnector;
+
+pub use connector::Connector;
+
+use crate::client::{Client, Event, SessionConfig, TlsRequirement};
+use crate::error::{Error, Stage};
+use crate::message::Message;
+use crate::result::MessageResult;
+use crate::tls::{TlsInfo, server_name};
+use connector::Start;
+use stream::Stream;
+
+/// An SMTP connection to one server, ready for messages.
+///
+/// Several messages may go over one connection ([`Connection::send`] in
+/// turn); finish with [`Connection::quit`].
+#[derive(Debug)]
+pub struct Connection {
+    stream: Stream,
+    client: Client,
+    config: Arc<SessionConfig>,
+    rustls: Option<Arc<rustls::ClientConfig>>,
+    verified: bool,
+    name: String,
+    server: String,
+    buf: Box<[u8]>,
+}
+
+impl Connection {
+    /// Connects to `addr` and sets the session up (greeting, EHLO,
+    /// STARTTLS or implicit TLS, AUTH) as `connector` and `config` say.
+    /// `name` is the server's host name: the certificate is verified
+    /// against it when the policy verifies.
+    ///
+    /// With an opportunistic policy, a failed handshake is followed by one
+    /// more connection in plaintext (RFC 7435 §4); no other failure is.
+    pub async fn open(
+        addr: SocketAddr,
+        name: &str,
+        config: Arc<SessionConfig>,
+        connector: &Connector,
+    ) -> Result<Self, Error> {
+        match connector.start {
+            Start::StartTls(TlsRequirement::Opportunistic) => {
+                match Self::open_with(
+                    addr,
+                    name,
+                    &config,
+                    connector,
+                    TlsRequirement::Opportunistic,
+                )
+                .await
+                {
+                    Err(Error::TlsHandshake(reason)) => {
+                        tracing::warn!(%addr, %reason, "opportunistic TLS handshake failed; retrying in plaintext");
+                        Self::open_with(addr, name, &config, connector, TlsRequirement::Plain).await
+                    }
+                    other => other,
+                }
+            }
+            Start::StartTls(requirement) => {
+                Self::open_with(addr, name, &config, connector, requirement).await
+            }
+            Start::Implicit => {
+                Self::open_with(addr, name, &config, connector, TlsRequirement::Required).await
+            }
+        }
+    }
+
+    async fn open_with(
+        addr: SocketAddr,
+        name: &str,
+        config: &Arc<SessionConfig>,
+        connector: &Connector,
+        requirement: TlsRequirement,
+    ) -> Result<Self, Error> {
+        let config = if config.tls == requirement {
+            config.clone()
+        } else {
+            Arc::new(SessionConfig {
+                tls: requirement,
+                ..(**config).clone()
+            })
+        };
+        let t = config.timeouts;
+        let tcp = match timeout(t.connect, TcpStream::connect(addr)).await {
+            Ok(Ok(tcp)) => tcp,
+            Ok(Err(e)) => {
+                return Err(Error::Io {
+                    stage: Stage::Connect,
+                    message: format!("{addr}: {e}"),
+                });
+            }
+            Err(_) => return Err(Error::Timeout(Stage::Connect)),
+        };
+        let _ = tcp.set_nodelay(true);
+        let mut conn = Self {
+            stream: Stream::Plain(tcp),
+            client: Client::new(config.clone()),
+            config,
+            rustls: connector.rustls.clone(),
+            verified: connector.verified,
+            name: name.to_owned(),
+            server: format!("{name}[{}]:{}", addr.ip(), addr.port()),
+            buf: vec![0; 16 * 1024].into_boxed_slice(),
+        };
+        if connector.start == Start::Implicit {
+            let info = conn.handshake().await?;
+            conn.client = Client::new_tls(conn.config.clone(), info);
+        }
+        loop {
+            match conn.step().await {
+                Some(Event::Ready) => return Ok(conn),
+                Some(Event::Failed(e)) => {
+                    conn.stream.shutdown().await;
+                    return Err(e);
+                }
+                Some(_) => {}
+                None => return Err(Error::Closed(Stage::Greeting)),
+            }
+        }
+    }
+
+    /// Delivers one message and returns its per-recipient result. A
+    /// connection-level failure fails the message's undecided recipients
+    /// and leaves the connection unusable ([`Connection::is_usable`]).
+    pub async fn send(&mut self, message: Message) -> MessageResult {
+        let recipients: Vec<_> = message.recipients.iter().map(|r| r.to.clone()).collect();
+        if let Err(not_ready) = self.client.send(message) {
+            let _ = not_ready;
+            let error = Error::Protocol {
+                stage: Stage::Idle,
+                what: "connection not ready for a message".into(),
+            };
+            return self.stamp(MessageResult::failed(&recipients, &error));
+        }
+        loop {
+            match self.step().await {
+                Some(Event::Done(result)) => return self.stamp(result),
+                Some(_) => {}
+                None => {
+                    let error = Error::Closed(Stage::Idle);
+                    return self.stamp(MessageResult::failed(&recipients, &error));
+                }
+            }
+        }
+    }
+
+    /// Sends QUIT, waits for the reply (bounded by the command timeout) and
+    /// closes.
+    pub async fn quit(mut self) {
+        self.client.quit();
+        while let Some(event) = self.step().await {
+            if matches!(event, Event::Closed | Event::Failed(_)) {
+                break;
+            }
+        }
+        self.stream.shutdown().await;
+    }
+
+    /// The connection can take another message.
+    pub fn is_usable(&self) -> bool {
+        self.client.is_ready()
+    }
+
+    /// The TLS session, if any.
+    pub fn tls(&self) -> Option<&TlsInfo> {
+        self.client.tls()
+    }
+
+    /// The server as `name[address]:port`.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    fn stamp(&self, mut result: MessageResult) -> MessageResult {
+        result.server = Some(self.server.clone());
+        result
+    }
+
+    /// Runs IO until the client has an event for the caller; `None` when
+    /// the client waits for nothing (idle or closed).
+    async fn step(&mut self) -> Option<Event> {
+        loop {
+            if let Some(out) = self.client.poll_transmit() {
+                match timeout(self.config.timeouts.data_block, self.stream.write_all(&out)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => self.client.on_io_error(e.to_string()),
+                    Err(_) => self.client.on_timeout(),
+                }
+                continue;
+            }
+            if let Some(event) = self.client.poll_event() {
+                if event == Event::StartTlsNow {
+                    match self.handshake().await {
+                        Ok(info) => self.client.tls_established(info),
+                        Err(Error::TlsHandshake(reason)) => self.client.tls_failed(reason),
+                        Err(e) => self.client.tls_failed(e.to_string()),
+                    }
+                    continue;
+                }
+                return Some(event);
+            }
+            let (_, limit) = self.client.timeout()?;
+            match timeout(limit, self.stream.read(&mut self.buf)).await {
+                Ok(Ok(0)) => self.client.on_closed(),
+                Ok(Ok(n)) => self.client.receive(&self.buf[..n]),
+                Ok(Err(e)) => self.client.on_io_error(e.to_string()),
+                Err(_) => self.client.on_timeout(),
+            }
+        }
+    }
+
+    /// Upgrades the socket in place. Every octet read so far has gone to
+    /// the client, which has checked that none followed the 220, so the
+    /// TLS layer starts on a clean stream.
+    async fn handshake(&mut self) -> Result<TlsInfo, Error> {
+        let Some(config) = self.rustls.clone() else {
+            return Err(Error::Config(
+                "TLS requested by a policy without TLS".into(),
+            ));
+        };
+        let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Gone) else {
+            return Err(Error::TlsHandshake("connection is not plaintext".into()));
+        };
+        let name = server_name(&self.name)?;
+        let connect = TlsConnector::from(config).connect(name, tcp);
+        let tls = match timeout(self.config.timeouts.tls_handshake, connect).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => return Err(Error::TlsHandshake(e.to_string())),
+            Err(_) => return Err(Error::Timeout(Stage::Handshake)),
+        };
+        let info = TlsInfo::from_connection(tls.get_ref().1, self.verified, &self.name)
+            .ok_or_else(|| Error::TlsHandshake("no negotiated version or cipher".into()))?;
+        tracing::debug!(server = %self.server, %info, "TLS established");
+        self.stream = Stream::Tls(Box::new(tls));
+        Ok(info)
+    }
+}

@@ -1,0 +1,75 @@
+//! A message to deliver: envelope, DSN parameters and body.
+
+use bytes::Bytes;
+use postern_proto::{Body, ForwardPath, RcptParams, Ret, ReversePath};
+
+/// One recipient, with its DSN parameters (RFC 3461 `NOTIFY`, `ORCPT`) and
+/// any other RCPT parameters to pass through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    /// The forward-path.
+    pub to: ForwardPath<'static>,
+    /// RCPT parameters. `NOTIFY` and `ORCPT` are sent only to servers that
+    /// offer DSN (and otherwise dropped, see
+    /// [`MessageResult::dsn_dropped`](crate::MessageResult::dsn_dropped)).
+    pub params: RcptParams<'static>,
+}
+
+impl Recipient {
+    /// A recipient without parameters.
+    pub fn new(to: ForwardPath<'static>) -> Self {
+        Self {
+            to,
+            params: RcptParams::default(),
+        }
+    }
+}
+
+impl From<ForwardPath<'static>> for Recipient {
+    fn from(to: ForwardPath<'static>) -> Self {
+        Recipient::new(to)
+    }
+}
+
+/// A message: the envelope and the body as it will be sent (headers and
+/// content, CRLF line endings; bare CR or LF are handled by
+/// [`LineEndings`](crate::LineEndings)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The reverse-path (`MAIL FROM`).
+    pub from: ReversePath<'static>,
+    /// The recipients, in order; results come back in the same order.
+    pub recipients: Vec<Recipient>,
+    /// The body, unstuffed (the client dot-stuffs it for DATA).
+    pub body: Bytes,
+    /// The declared body type. `None` detects 7-bit or 8-bit from the
+    /// content; `Some(Body::BinaryMime)` sends it raw with BDAT.
+    pub body_type: Option<Body>,
+    /// DSN `RET` (sent only to servers that offer DSN).
+    pub ret: Option<Ret>,
+    /// DSN `ENVID` (sent only to servers that offer DSN).
+    pub envid: Option<String>,
+}
+
+impl Message {
+    /// A message from `from` to `recipients`.
+    pub fn new<R: Into<Recipient>>(
+        from: ReversePath<'static>,
+        recipients: impl IntoIterator<Item = R>,
+        body: impl Into<Bytes>,
+    ) -> Self {
+        Self {
+            from,
+            recipients: recipients.into_iter().map(Into::into).collect(),
+            body: body.into(),
+            body_type: None,
+            ret: None,
+            envid: None,
+        }
+    }
+
+    /// True when an address needs SMTPUTF8 (RFC 6531).
+    pub fn needs_smtputf8(&self) -> bool {
+        self.from.is_utf8() || self.recipients.iter().any(|r| r.to.is_utf8())
+    }
+}

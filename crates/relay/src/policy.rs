@@ -1,0 +1,265 @@
+//! TLS policy: the mode (none, opportunistic, required, verified, implicit),
+//! the set of protocol versions a route allows, and the trust anchors.
+//!
+//! Versions are checked against what the TLS stack can speak. rustls speaks
+//! TLS 1.2 and 1.3 only; an older version in a policy is *reported* (see
+//! [`VersionReport`]) and never stands in for a newer one, and a policy whose
+//! effective set is empty is an error before any connection is made.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject as _;
+
+use crate::error::Error;
+
+/// A TLS (or SSL) protocol version a policy may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TlsVersion {
+    /// SSL 2.0: broken, never supported.
+    Ssl2,
+    /// SSL 3.0: broken, never supported.
+    Ssl3,
+    /// TLS 1.0: not supported by rustls.
+    Tls10,
+    /// TLS 1.1: not supported by rustls.
+    Tls11,
+    /// TLS 1.2.
+    Tls12,
+    /// TLS 1.3.
+    Tls13,
+}
+
+impl TlsVersion {
+    /// Every version a policy can name, oldest first.
+    pub const ALL: [TlsVersion; 6] = [
+        TlsVersion::Ssl2,
+        TlsVersion::Ssl3,
+        TlsVersion::Tls10,
+        TlsVersion::Tls11,
+        TlsVersion::Tls12,
+        TlsVersion::Tls13,
+    ];
+
+    /// The name used in logs and Received headers (OpenSSL's spelling).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsVersion::Ssl2 => "SSLv2",
+            TlsVersion::Ssl3 => "SSLv3",
+            TlsVersion::Tls10 => "TLSv1",
+            TlsVersion::Tls11 => "TLSv1.1",
+            TlsVersion::Tls12 => "TLSv1.2",
+            TlsVersion::Tls13 => "TLSv1.3",
+        }
+    }
+
+    /// True when this crate's TLS stack can negotiate the version.
+    pub fn is_supported(self) -> bool {
+        self.rustls().is_some()
+    }
+
+    pub(crate) fn rustls(self) -> Option<&'static rustls::SupportedProtocolVersion> {
+        match self {
+            TlsVersion::Tls12 => Some(&rustls::version::TLS12),
+            TlsVersion::Tls13 => Some(&rustls::version::TLS13),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn from_rustls(v: rustls::ProtocolVersion) -> Option<Self> {
+        match v {
+            rustls::ProtocolVersion::SSLv2 => Some(TlsVersion::Ssl2),
+            rustls::ProtocolVersion::SSLv3 => Some(TlsVersion::Ssl3),
+            rustls::ProtocolVersion::TLSv1_0 => Some(TlsVersion::Tls10),
+            rustls::ProtocolVersion::TLSv1_1 => Some(TlsVersion::Tls11),
+            rustls::ProtocolVersion::TLSv1_2 => Some(TlsVersion::Tls12),
+            rustls::ProtocolVersion::TLSv1_3 => Some(TlsVersion::Tls13),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for TlsVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A version name that is not one of [`TlsVersion`]'s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown TLS version {0:?} (expected SSLv2, SSLv3, TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3)")]
+pub struct UnknownVersion(pub String);
+
+impl FromStr for TlsVersion {
+    type Err = UnknownVersion;
+
+    /// Accepts OpenSSL's names (`TLSv1.2`) and the common variants
+    /// (`TLS1.2`, `tls12`, `TLSv1.0`), case-insensitively.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let norm: String = s
+            .chars()
+            .filter(|c| !matches!(c, '.' | '_' | ' ' | 'v' | 'V'))
+            .flat_map(char::to_lowercase)
+            .collect();
+        Ok(match norm.as_str() {
+            "ssl2" => TlsVersion::Ssl2,
+            "ssl3" => TlsVersion::Ssl3,
+            "tls1" | "tls10" => TlsVersion::Tls10,
+            "tls11" => TlsVersion::Tls11,
+            "tls12" => TlsVersion::Tls12,
+            "tls13" => TlsVersion::Tls13,
+            _ => return Err(UnknownVersion(s.to_owned())),
+        })
+    }
+}
+
+/// Where certificate verification takes its trust anchors from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Anchors {
+    /// The Mozilla root program, as shipped by `webpki-roots`.
+    WebPki,
+    /// Only these CA certificates (DER).
+    Custom(Vec<CertificateDer<'static>>),
+}
+
+impl Anchors {
+    /// Reads every certificate from PEM text. Fails when there is none or a
+    /// block is malformed.
+    pub fn from_pem(pem: &[u8]) -> Result<Self, Error> {
+        let certs = CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Error::Config(format!("trust anchors: {e}")))?;
+        if certs.is_empty() {
+            return Err(Error::Config("trust anchors: no certificate in PEM".into()));
+        }
+        Ok(Anchors::Custom(certs))
+    }
+}
+
+impl fmt::Debug for Anchors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Anchors::WebPki => f.write_str("WebPki"),
+            Anchors::Custom(c) => write!(f, "Custom({} certificates)", c.len()),
+        }
+    }
+}
+
+/// How a route uses TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Never start TLS, even when offered.
+    None,
+    /// STARTTLS when the server offers it, without checking its certificate
+    /// (RFC 7435). If the handshake fails, the client reconnects once and
+    /// delivers in plaintext; if STARTTLS is not offered it delivers in
+    /// plaintext on the same connection.
+    Opportunistic,
+    /// STARTTLS must be offered and succeed, else the delivery fails
+    /// transiently and nothing is sent in plaintext. The certificate is not
+    /// checked (encryption against passive observers only).
+    Required,
+    /// As [`TlsMode::Required`], plus PKIX verification of the server's
+    /// certificate against `anchors` and a check of the host name.
+    Verified {
+        /// The trust anchors.
+        anchors: Anchors,
+    },
+    /// TLS from the first byte (RFC 8314, port 465). With anchors, the
+    /// certificate and host name are verified; without, they are not.
+    Implicit {
+        /// The trust anchors, or `None` for no verification.
+        anchors: Option<Anchors>,
+    },
+}
+
+impl TlsMode {
+    /// True when the mode never lets mail go out in plaintext.
+    pub fn requires_tls(&self) -> bool {
+        !matches!(self, TlsMode::None | TlsMode::Opportunistic)
+    }
+
+    /// The anchors certificates are verified against, if any.
+    pub fn anchors(&self) -> Option<&Anchors> {
+        match self {
+            TlsMode::Verified { anchors } => Some(anchors),
+            TlsMode::Implicit { anchors } => anchors.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// A route's TLS policy: the mode and the versions allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsPolicy {
+    /// The mode.
+    pub mode: TlsMode,
+    /// The protocol versions allowed. Versions the stack cannot speak are
+    /// reported by [`TlsPolicy::versions`] and ignored, never replaced.
+    pub versions: Vec<TlsVersion>,
+}
+
+impl TlsPolicy {
+    /// A policy with `mode` and the default versions, TLS 1.2 and 1.3.
+    pub fn new(mode: TlsMode) -> Self {
+        Self {
+            mode,
+            versions: vec![TlsVersion::Tls12, TlsVersion::Tls13],
+        }
+    }
+
+    /// Replaces the allowed versions.
+    pub fn with_versions(mut self, versions: impl IntoIterator<Item = TlsVersion>) -> Self {
+        self.versions = versions.into_iter().collect();
+        self.versions.sort();
+        self.versions.dedup();
+        self
+    }
+
+    /// Splits the allowed versions into the ones that will be offered and
+    /// the ones this stack cannot speak.
+    pub fn versions(&self) -> VersionReport {
+        let (effective, unsupported) = self.versions.iter().partition(|v| v.is_supported());
+        VersionReport {
+            effective,
+            unsupported,
+        }
+    }
+}
+
+/// The versions a policy allows, as the TLS stack will apply them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionReport {
+    /// Offered in the ClientHello, exactly these.
+    pub effective: Vec<TlsVersion>,
+    /// Named by the policy but not speakable here; not offered.
+    pub unsupported: Vec<TlsVersion>,
+}
+
+impl VersionReport {
+    /// One warning per unsupported version, stating the effective setting.
+    pub fn warnings(&self) -> Vec<String> {
+        let effective = if self.effective.is_empty() {
+            "none (delivery on this route will fail)".to_owned()
+        } else {
+            join(&self.effective)
+        };
+        self.unsupported
+            .iter()
+            .map(|v| {
+                format!(
+                    "{v} is not supported by rustls and is ignored; effective versions: {effective}"
+                )
+            })
+            .collect()
+    }
+}
+
+pub(crate) fn join(versions: &[TlsVersion]) -> String {
+    versions
+        .iter()
+        .map(|v| v.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

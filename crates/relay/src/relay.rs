@@ -1,0 +1,222 @@
+//! Routes and the top-level [`Relay`]: resolve the route, try its hosts in
+//! order, deliver a batch of messages over one connection.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+
+use crate::client::{Credentials, SessionConfig};
+use crate::driver::{Connection, Connector};
+use crate::error::{Error, Stage};
+use crate::message::Message;
+use crate::policy::TlsPolicy;
+use crate::resolve::{Resolver, plan_mx};
+use crate::result::MessageResult;
+
+/// Where a route delivers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A configured relay host (smart host), the only place credentials
+    /// are ever sent.
+    SmartHost {
+        /// Host name or IP address.
+        host: String,
+        /// Port: 25, 587 (submission with STARTTLS) or 465 (implicit TLS).
+        port: u16,
+        /// Credentials for AUTH PLAIN/LOGIN.
+        auth: Option<Credentials>,
+        /// Allow AUTH without TLS (off: credentials only go over TLS).
+        allow_plaintext_auth: bool,
+    },
+    /// The recipient domain's MX hosts (RFC 5321 §5.1).
+    Mx {
+        /// The recipient domain.
+        domain: String,
+        /// The port, 25 outside tests.
+        port: u16,
+    },
+}
+
+/// A route: where to deliver and under which TLS policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// Where.
+    pub target: Target,
+    /// How TLS is used.
+    pub tls: TlsPolicy,
+}
+
+/// One address to try, with the host name certificates are checked against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Candidate {
+    name: String,
+    addr: SocketAddr,
+}
+
+/// The outbound relay: delivers messages along routes.
+#[derive(Clone)]
+pub struct Relay {
+    session: Arc<SessionConfig>,
+    provider: Arc<CryptoProvider>,
+    resolver: Arc<dyn Resolver>,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay")
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Relay {
+    /// A relay with the session settings, the crypto provider every TLS
+    /// configuration is built with, and a resolver.
+    pub fn new(
+        session: SessionConfig,
+        provider: Arc<CryptoProvider>,
+        resolver: Arc<dyn Resolver>,
+    ) -> Self {
+        Self {
+            session: Arc::new(session),
+            provider,
+            resolver,
+        }
+    }
+
+    /// Delivers `messages` along `route`, over one connection when the
+    /// server allows (RSET between messages when a transaction was left
+    /// open). Returns one result per message, in order.
+    ///
+    /// Hosts are tried in order (MX preference, then each address) while
+    /// the session cannot be set up: connection refused, greeting or EHLO
+    /// refused, TLS unavailable or failing, timeouts. Once a server has
+    /// taken a message, its answers are final for that message; messages
+    /// not yet sent when a connection breaks go to the next host.
+    pub async fn deliver(&self, route: &Route, messages: Vec<Message>) -> Vec<MessageResult> {
+        let fail_all = |messages: &[Message], error: &Error| {
+            messages
+                .iter()
+                .map(|m| MessageResult::failed(m.recipients.iter().map(|r| &r.to), error))
+                .collect::<Vec<_>>()
+        };
+        let connector = match Connector::new(&route.tls, self.provider.clone()) {
+            Ok(c) => c,
+            Err(e) => return fail_all(&messages, &e),
+        };
+        for warning in connector.report().warnings() {
+            tracing::warn!(%warning, "relay TLS policy");
+        }
+        let session = match &route.target {
+            Target::SmartHost {
+                auth,
+                allow_plaintext_auth,
+                ..
+            } if auth.is_some() => Arc::new(SessionConfig {
+                auth: auth.clone(),
+                allow_plaintext_auth: *allow_plaintext_auth,
+                ..(*self.session).clone()
+            }),
+            _ if self.session.auth.is_some() => Arc::new(SessionConfig {
+                // Credentials go to smart hosts only, never to MX hosts.
+                auth: None,
+                ..(*self.session).clone()
+            }),
+            _ => self.session.clone(),
+        };
+        let candidates = match self.candidates(&route.target).await {
+            Ok(c) => c,
+            Err(e) => return fail_all(&messages, &e),
+        };
+
+        let mut results: Vec<Option<MessageResult>> = vec![None; messages.len()];
+        let mut pending: Vec<(usize, Message)> = messages.into_iter().enumerate().collect();
+        let mut last_error = Error::Resolve("no host to deliver to".into());
+        for candidate in candidates {
+            if pending.is_empty() {
+                break;
+            }
+            let mut conn = match Connection::open(
+                candidate.addr,
+                &candidate.name,
+                session.clone(),
+                &connector,
+            )
+            .await
+            {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::info!(server = %candidate.name, addr = %candidate.addr, error = %e, "host failed; trying the next");
+                    last_error = e;
+                    continue;
+                }
+            };
+            let mut rest = std::mem::take(&mut pending).into_iter();
+            for (i, message) in rest.by_ref() {
+                if !conn.is_usable() {
+                    pending.push((i, message));
+                    break;
+                }
+                results[i] = Some(conn.send(message).await);
+            }
+            pending.extend(rest);
+            if conn.is_usable() {
+                conn.quit().await;
+            } else {
+                last_error = Error::Closed(Stage::Idle);
+            }
+        }
+        results
+            .into_iter()
+            .zip(0..)
+            .map(|(r, i)| {
+                r.unwrap_or_else(|| {
+                    let message = pending.iter().find(|(j, _)| *j == i).map(|(_, m)| m);
+                    let recipients = message
+                        .into_iter()
+                        .flat_map(|m| m.recipients.iter().map(|r| &r.to));
+                    MessageResult::failed(recipients, &last_error)
+                })
+            })
+            .collect()
+    }
+
+    async fn candidates(&self, target: &Target) -> Result<Vec<Candidate>, Error> {
+        let (hosts, port) = match target {
+            Target::SmartHost { host, port, .. } => (vec![host.clone()], *port),
+            Target::Mx { domain, port } => {
+                let records = self.resolver.mx(domain).await?;
+                (plan_mx(domain, &records)?, *port)
+            }
+        };
+        let mut out = Vec::new();
+        let mut last_error = None;
+        for host in hosts {
+            let literal = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>();
+            let addrs = match literal {
+                Ok(ip) => vec![ip],
+                Err(_) => match self.resolver.ips(&host).await {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // RFC 5321 §5.1: an MX host that does not resolve is
+                        // skipped, not fatal, while others remain.
+                        last_error = Some(Error::from(e));
+                        continue;
+                    }
+                },
+            };
+            out.extend(addrs.into_iter().map(|ip| Candidate {
+                name: host.clone(),
+                addr: SocketAddr::new(ip, port),
+            }));
+        }
+        if out.is_empty() {
+            return Err(last_error.unwrap_or_else(|| Error::Resolve("no address found".into())));
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,178 @@
+//! rustls configuration from a [`TlsPolicy`], and the facts of a negotiated
+//! session ([`TlsInfo`]) for logs and Received headers.
+//!
+//! The config offers exactly the policy's effective versions: rustls then
+//! refuses to complete a handshake on any other, so "never over a version
+//! the policy excludes" holds by construction rather than by a check after
+//! the fact.
+
+use std::fmt;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+use crate::error::Error;
+use crate::policy::{Anchors, TlsMode, TlsPolicy, TlsVersion};
+
+/// The facts of an established TLS session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// The negotiated protocol version.
+    pub version: TlsVersion,
+    /// The negotiated cipher suite, as rustls names it
+    /// (e.g. `TLS13_AES_256_GCM_SHA384`).
+    pub cipher: String,
+    /// True when the certificate chain and host name were verified.
+    pub verified: bool,
+    /// The name the certificate was (or would have been) checked against.
+    pub server_name: String,
+}
+
+impl TlsInfo {
+    /// Reads the facts from a connection whose handshake has completed.
+    pub fn from_connection(
+        conn: &rustls::ClientConnection,
+        verified: bool,
+        server_name: &str,
+    ) -> Option<Self> {
+        let version = TlsVersion::from_rustls(conn.protocol_version()?)?;
+        let cipher = conn.negotiated_cipher_suite()?.suite();
+        Some(Self {
+            version,
+            cipher: format!("{cipher:?}"),
+            verified,
+            server_name: server_name.to_owned(),
+        })
+    }
+}
+
+impl fmt::Display for TlsInfo {
+    /// The clause for a Received header or a log line, e.g.
+    /// `using TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384 (verified)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "using {} with cipher {} ({})",
+            self.version,
+            self.cipher,
+            if self.verified {
+                "verified"
+            } else {
+                "not verified"
+            }
+        )
+    }
+}
+
+/// Builds the rustls client configuration for `policy`, or `None` for
+/// [`TlsMode::None`].
+///
+/// Fails when the policy's effective version set is empty (the unsupported
+/// versions are named in the error, never replaced by supported ones).
+pub fn client_config(
+    policy: &TlsPolicy,
+    provider: Arc<CryptoProvider>,
+) -> Result<Option<Arc<rustls::ClientConfig>>, Error> {
+    if policy.mode == TlsMode::None {
+        return Ok(None);
+    }
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> =
+        policy.versions.iter().filter_map(|v| v.rustls()).collect();
+    if versions.is_empty() {
+        return Err(Error::NoUsableTlsVersion {
+            requested: policy.versions.clone(),
+        });
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&versions)
+        .map_err(|e| Error::Config(format!("TLS versions: {e}")))?;
+    let config = match policy.mode.anchors() {
+        Some(anchors) => builder
+            .with_root_certificates(root_store(anchors)?)
+            .with_no_client_auth(),
+        None => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoCertificateCheck(provider)))
+            .with_no_client_auth(),
+    };
+    Ok(Some(Arc::new(config)))
+}
+
+fn root_store(anchors: &Anchors) -> Result<RootCertStore, Error> {
+    match anchors {
+        Anchors::WebPki => Ok(RootCertStore::from_iter(
+            webpki_roots::TLS_SERVER_ROOTS.iter().cloned(),
+        )),
+        Anchors::Custom(certs) => {
+            let mut store = RootCertStore::empty();
+            for cert in certs {
+                store
+                    .add(cert.clone())
+                    .map_err(|e| Error::Config(format!("trust anchor: {e}")))?;
+            }
+            Ok(store)
+        }
+    }
+}
+
+/// Accepts any certificate (opportunistic and required modes, RFC 7435),
+/// while still checking the handshake signatures, so the session key is
+/// bound to the key in the presented certificate.
+#[derive(Debug)]
+struct NoCertificateCheck(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for NoCertificateCheck {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The name to verify a server's certificate against: a DNS name, or an IP
+/// address for address literals.
+pub(crate) fn server_name(name: &str) -> Result<ServerName<'static>, Error> {
+    let trimmed = name.trim_end_matches('.');
+    ServerName::try_from(trimmed.to_owned())
+        .map_err(|e| Error::Config(format!("invalid TLS server name {name:?}: {e}")))
+}
