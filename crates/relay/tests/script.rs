@@ -480,10 +480,7 @@ fn chunking_uses_bdat() {
     );
     s.client.receive(b"250 ok\r\n250 ok\r\n");
     let out = s.client.poll_transmit().unwrap();
-    assert_eq!(
-        out,
-        b"BDAT 4\r\n\0\x01\r\x02BDAT 2 LAST\r\n\n\xff"
-    );
+    assert_eq!(out, b"BDAT 4\r\n\0\x01\r\x02BDAT 2 LAST\r\n\n\xff");
     s.server("250 chunk\r\n250 queued\r\n");
     assert!(s.done().all_delivered());
 }
