@@ -891,3 +891,15 @@ fn server_closing_mid_transaction() {
         Event::Failed(Error::Closed(Stage::Mail))
     ));
 }
+
+#[test]
+fn unreadable_ehlo_lines_are_skipped() {
+    // smtp-sink's reply ends with an empty "250 " line.
+    let mut s = Script::ready(
+        config(TlsRequirement::Plain),
+        "250-smtp-sink\r\n250-PIPELINING\r\n250-SIZE x\r\n250 \r\n",
+    );
+    let caps = s.client.capabilities().unwrap();
+    assert!(caps.pipelining);
+    assert_eq!(caps.size, None);
+}

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use postern_proto::{
-    Capabilities, Command, EhloResponse, Reply, ReplyCode, ReplyParse, parse_reply,
+    Capabilities, Command, EhloError, EhloResponse, Reply, ReplyCode, ReplyParse, parse_reply,
 };
 
 pub use config::{Credentials, SessionConfig, TlsRequirement};
@@ -371,9 +371,9 @@ impl Client {
 
     fn on_ehlo(&mut self, reply: Reply<'static>) {
         if reply.code() == ReplyCode::OK {
-            match EhloResponse::from_reply(&reply) {
-                Ok(ehlo) => {
-                    self.caps = Some(ehlo.into_owned().capabilities);
+            match lenient_ehlo(&reply) {
+                Ok(caps) => {
+                    self.caps = Some(caps);
                     self.after_hello();
                 }
                 Err(e) => self.fail(Error::MalformedEhlo(e), true),
@@ -513,5 +513,30 @@ impl Client {
         }
         self.state = State::Closed;
         self.events.push_back(Event::Failed(error));
+    }
+}
+
+/// Reads the capabilities from an EHLO reply, skipping extension lines that
+/// do not parse instead of refusing the server: Postfix's smtp-sink ends its
+/// reply with an empty `250 ` line, and an unreadable line can only ever
+/// mean an extension is *not* used (so a required STARTTLS that is
+/// malformed still fails, safely).
+fn lenient_ehlo(reply: &Reply<'static>) -> Result<Capabilities<'static>, EhloError> {
+    let mut reply = reply.clone();
+    // Each round removes one line, so this ends.
+    loop {
+        match EhloResponse::from_reply(&reply) {
+            Ok(ehlo) => return Ok(ehlo.into_owned().capabilities),
+            Err(EhloError::BadLine(bad)) => {
+                let mut lines = reply.lines().to_vec();
+                let Some(i) = lines.iter().skip(1).position(|l| **l == *bad) else {
+                    return Err(EhloError::BadLine(bad));
+                };
+                lines.remove(i + 1);
+                reply = Reply::new(reply.code(), reply.enhanced(), lines)
+                    .map_err(|_| EhloError::BadLine(bad))?;
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
