@@ -895,7 +895,7 @@ fn server_closing_mid_transaction() {
 #[test]
 fn unreadable_ehlo_lines_are_skipped() {
     // smtp-sink's reply ends with an empty "250 " line.
-    let mut s = Script::ready(
+    let s = Script::ready(
         config(TlsRequirement::Plain),
         "250-smtp-sink\r\n250-PIPELINING\r\n250-SIZE x\r\n250 \r\n",
     );
