@@ -12,8 +12,7 @@
 use bytes::BytesMut;
 use postern_proto::data::{BareLineEndings, DataConfig, DataDecoder, DataStep, DataSummary};
 use postern_proto::{
-    Command, CommandParser, EhloResponse, LineLimits, Parsed, ReplyLimits, ReplyParse,
-    parse_reply,
+    Command, CommandParser, EhloResponse, LineLimits, Parsed, ReplyLimits, ReplyParse, parse_reply,
 };
 
 /// Feeds arbitrary bytes to the command parser: every command must encode
@@ -62,7 +61,10 @@ pub fn command(data: &[u8]) {
         }
         assert!(pending.len() <= limits.auth, "buffered past the line limit");
     }
-    assert_eq!(whole, stepwise, "byte-by-byte parsing differs from one-shot");
+    assert_eq!(
+        whole, stepwise,
+        "byte-by-byte parsing differs from one-shot"
+    );
 }
 
 fn parse_all(
@@ -102,7 +104,10 @@ pub fn reply(data: &[u8]) {
     let wire = reply.to_vec();
     let Ok(ReplyParse::Complete(again, used_again)) = parse_reply(&wire, &ReplyLimits::default())
     else {
-        panic!("re-encoded reply does not parse: {:?}", String::from_utf8_lossy(&wire));
+        panic!(
+            "re-encoded reply does not parse: {:?}",
+            String::from_utf8_lossy(&wire)
+        );
     };
     assert_eq!(used_again, wire.len());
     assert_eq!(again, reply);
@@ -179,5 +184,9 @@ pub fn roundtrip(data: &[u8]) {
     let wire = command.to_vec().expect("a parsed command encodes");
     let again = Command::parse(&wire[..wire.len() - 2]).expect("canonical form parses");
     assert_eq!(again, command);
-    assert_eq!(again.to_vec().expect("encodes"), wire, "canonical form is stable");
+    assert_eq!(
+        again.to_vec().expect("encodes"),
+        wire,
+        "canonical form is stable"
+    );
 }

@@ -14,7 +14,7 @@ use std::borrow::Cow;
 
 use crate::command::Mechanism;
 use crate::grammar::{KEYWORD, all_in};
-use crate::reply::{Reply, ReplyCode};
+use crate::reply::{EnhancedCode, Reply, ReplyCode};
 
 /// The extensions a server advertises, typed.
 ///
@@ -57,6 +57,10 @@ pub struct EhloResponse<'a> {
     pub greeting: Option<Cow<'a, str>>,
     /// The advertised extensions.
     pub capabilities: Capabilities<'a>,
+    /// An enhanced status code the server put on its reply. RFC 2034 §3
+    /// exempts EHLO replies from them, but some servers send one anyway; it
+    /// is kept so that encoding gives back the same reply.
+    pub enhanced: Option<EnhancedCode>,
 }
 
 /// Why an EHLO reply could not be read as one.
@@ -107,6 +111,7 @@ impl<'a> EhloResponse<'a> {
             domain: borrow(domain, &lines[0]),
             greeting: greeting.map(|g| borrow(g, &lines[0])),
             capabilities: caps,
+            enhanced: reply.enhanced(),
         })
     }
 
@@ -118,7 +123,7 @@ impl<'a> EhloResponse<'a> {
             None => self.domain.to_string().into(),
         });
         self.capabilities.lines(&mut lines);
-        Reply::new(ReplyCode::OK, None, lines)
+        Reply::new(ReplyCode::OK, self.enhanced, lines)
             .unwrap_or_else(|_| Reply::fixed(ReplyCode::OK, None, "localhost"))
     }
 
@@ -128,6 +133,7 @@ impl<'a> EhloResponse<'a> {
             domain: Cow::Owned(self.domain.into_owned()),
             greeting: self.greeting.map(|g| Cow::Owned(g.into_owned())),
             capabilities: self.capabilities.into_owned(),
+            enhanced: self.enhanced,
         }
     }
 }
@@ -292,6 +298,18 @@ mod tests {
         let wire = e.to_reply().to_vec();
         let again = read(std::str::from_utf8(&wire).unwrap());
         assert_eq!(again, e);
+    }
+
+    #[test]
+    fn enhanced_code_on_an_ehlo_reply_survives_encoding() {
+        // Found by the `reply` fuzz target: the greeting text looked like an
+        // enhanced code after the real one was stripped.
+        let e = read("250 2.0.0 2.0.0 Ok as ABC\r\n");
+        assert_eq!(e.enhanced, EnhancedCode::new(2, 0, 0));
+        assert_eq!(e.domain, "2.0.0");
+        let wire = e.to_reply().to_vec();
+        assert_eq!(wire, b"250 2.0.0 2.0.0 Ok as ABC\r\n");
+        assert_eq!(read(std::str::from_utf8(&wire).unwrap()), e);
     }
 
     #[test]

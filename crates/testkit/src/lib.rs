@@ -38,7 +38,9 @@ pub fn missing(what: &str) {
     if peers_required() {
         panic!("{test}: required peer {what} is not installed ({REQUIRE_PEERS} is set)");
     }
-    eprintln!("SKIPPED: {test}: peer {what} is not installed; set {REQUIRE_PEERS}=1 to make this an error");
+    eprintln!(
+        "SKIPPED: {test}: peer {what} is not installed; set {REQUIRE_PEERS}=1 to make this an error"
+    );
     println!("SKIPPED: {test}: peer {what} is not installed");
 }
 
@@ -59,9 +61,14 @@ pub fn find_executable(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(
-            ["/usr/sbin", "/sbin", "/usr/local/sbin", "/usr/lib/postfix/sbin"]
-                .iter()
-                .map(PathBuf::from),
+            [
+                "/usr/sbin",
+                "/sbin",
+                "/usr/local/sbin",
+                "/usr/lib/postfix/sbin",
+            ]
+            .iter()
+            .map(PathBuf::from),
         )
         .map(|dir| dir.join(name))
         .find(|p| is_executable(p))
@@ -158,13 +165,13 @@ pub fn dev_pki(names: &[&str]) -> DevPki {
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = ca_params.self_signed(&ca_key).expect("CA self-signs");
     let leaf_key = KeyPair::generate().expect("key generation works");
-    let mut leaf_params = CertificateParams::new(
-        names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>(),
-    )
-    .expect("valid subject alternative names");
-    leaf_params
-        .distinguished_name
-        .push(DnType::CommonName, names.first().copied().unwrap_or("localhost"));
+    let mut leaf_params =
+        CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+            .expect("valid subject alternative names");
+    leaf_params.distinguished_name.push(
+        DnType::CommonName,
+        names.first().copied().unwrap_or("localhost"),
+    );
     let issuer = rcgen::Issuer::new(ca_params, ca_key);
     let leaf = leaf_params
         .signed_by(&leaf_key, &issuer)
