@@ -1,0 +1,128 @@
+//! What one listener is: address, mode, TLS settings, session policy, limits.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::policy::TlsSettings;
+
+/// One listening socket and its policy.
+#[derive(Debug, Clone)]
+pub struct ListenerConfig {
+    /// The listener's name, used in logs, reports and
+    /// [`Server::reload_certificates`](crate::Server::reload_certificates).
+    pub name: String,
+    /// Where to listen. Port 0 picks a free port (see
+    /// [`Server::local_addrs`](crate::Server::local_addrs)).
+    pub addr: SocketAddr,
+    /// Plaintext, STARTTLS, or TLS from the first byte.
+    pub mode: Mode,
+    /// TLS policy and certificates; required for [`Mode::StartTls`] and
+    /// [`Mode::Implicit`], ignored (with a warning) for [`Mode::Plain`].
+    pub tls: Option<TlsSettings>,
+    /// The session policy (hostname, AUTH per transport, limits). The
+    /// listener's mode overrides its STARTTLS knobs: `offer_starttls` is
+    /// true exactly in [`Mode::StartTls`], and `require_tls` follows
+    /// `StartTls { required }`.
+    pub session: Arc<postern_session::Config>,
+    /// Connection limits and timeouts.
+    pub limits: ConnLimits,
+}
+
+impl ListenerConfig {
+    /// A listener with the default session policy and limits.
+    pub fn new(name: impl Into<String>, addr: SocketAddr, mode: Mode) -> Self {
+        Self {
+            name: name.into(),
+            addr,
+            mode,
+            tls: None,
+            session: Arc::new(postern_session::Config::default()),
+            limits: ConnLimits::default(),
+        }
+    }
+
+    /// Sets the TLS settings.
+    pub fn with_tls(mut self, tls: TlsSettings) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Sets the session policy.
+    pub fn with_session(mut self, session: impl Into<Arc<postern_session::Config>>) -> Self {
+        self.session = session.into();
+        self
+    }
+
+    /// Sets the limits.
+    pub fn with_limits(mut self, limits: ConnLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+}
+
+/// How a listener speaks TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// Plaintext only; `STARTTLS` is not offered.
+    Plain,
+    /// Plaintext with `STARTTLS` offered (ports 25 and 587). With
+    /// `required`, `MAIL` before TLS gets `530 5.7.0`.
+    StartTls {
+        /// Refuse mail transactions before TLS.
+        required: bool,
+    },
+    /// TLS from the first byte (port 465, RFC 8314).
+    Implicit,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Mode::Plain => f.write_str("plain"),
+            Mode::StartTls { required: false } => f.write_str("starttls"),
+            Mode::StartTls { required: true } => f.write_str("starttls (required)"),
+            Mode::Implicit => f.write_str("implicit"),
+        }
+    }
+}
+
+/// Connection limits and timeouts of a listener.
+///
+/// The defaults follow RFC 5321 §4.5.3.2: 5 minutes for a command, 3
+/// minutes for each read of a message body, 10 minutes for the reply to a
+/// message (the embedder's decision), and a 10-second TLS handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnLimits {
+    /// Most connections served at once by this listener; the excess gets
+    /// `421 4.3.2` (plaintext modes) or is closed (implicit TLS).
+    pub global: usize,
+    /// Most connections from one IP address at once; the excess gets
+    /// `421 4.7.0` (plaintext modes) or is closed (implicit TLS).
+    pub per_ip: usize,
+    /// Longest TLS handshake (implicit, or after `STARTTLS`); then the
+    /// connection is closed.
+    pub handshake_timeout: Duration,
+    /// Longest wait for the next command (RFC 5321 §4.5.3.2.7: 5 min);
+    /// then `421 4.4.2` and close.
+    pub command_timeout: Duration,
+    /// Longest wait for the next read of a message body (the client's
+    /// "DATA block" timeout, 3 min); then `421 4.4.2` and close.
+    pub data_timeout: Duration,
+    /// Longest wait for a write to the client to complete.
+    pub write_timeout: Duration,
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        Self {
+            global: 1000,
+            per_ip: 20,
+            handshake_timeout: Duration::from_secs(10),
+            command_timeout: Duration::from_secs(300),
+            data_timeout: Duration::from_secs(180),
+            write_timeout: Duration::from_secs(60),
+        }
+    }
+}

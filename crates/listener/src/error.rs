@@ -1,0 +1,61 @@
+//! Errors of binding listeners and reloading certificates.
+
+use std::net::SocketAddr;
+
+use crate::policy::PolicyError;
+
+/// Why [`Server::bind`](crate::Server::bind) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    /// A listener's TLS policy cannot be built.
+    #[error("listener {listener}: TLS policy:\n{error}")]
+    Policy {
+        /// The listener's name.
+        listener: String,
+        /// Every error and warning found.
+        error: PolicyError,
+    },
+    /// A listener's configuration is inconsistent (e.g. STARTTLS without
+    /// TLS settings). Names the field.
+    #[error("listener {listener}: {field}: {message}")]
+    Config {
+        /// The listener's name.
+        listener: String,
+        /// The setting at fault.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The socket could not be bound.
+    #[error("listener {listener}: cannot bind {addr}: {source}")]
+    Io {
+        /// The listener's name.
+        listener: String,
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Why a certificate reload did not happen. The certificates in use before
+/// the call keep serving.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReloadError {
+    /// No listener has that name.
+    #[error("no listener named {0:?}")]
+    NoSuchListener(String),
+    /// The listener speaks no TLS.
+    #[error("listener {0:?} has no TLS settings")]
+    NoTls(String),
+    /// The new certificates could not be loaded; the old ones keep serving.
+    #[error(
+        "listener {listener:?}: certificates not reloaded, the previous ones keep serving: {reason}"
+    )]
+    Invalid {
+        /// The listener's name.
+        listener: String,
+        /// What is wrong with the new certificates.
+        reason: String,
+    },
+}
