@@ -326,7 +326,7 @@ fn unsupported_suite(name: &str) -> Option<(String, &'static str, bool)> {
     }
     if has("CCM") || has("CCM8") {
         reasons.push("AES-CCM");
-    } else if !has("GCM") && !has("POLY1305") && !has("NULL") {
+    } else if !has("GCM") && !has("POLY1305") && !has("NULL") && !has("RC4") {
         reasons.push("CBC mode");
     }
     if reasons.is_empty() {

@@ -162,8 +162,9 @@ impl TlsSettings {
             }
         };
 
-        // TLS 1.2 suites name the key type; say which cannot be used.
-        if let Some(set) = &certs {
+        // TLS 1.2 suites name the key type; say which of those listed cannot
+        // be used.
+        if let (Some(set), Some(_)) = (&certs, &self.ciphers) {
             let algs = set.algorithms();
             let has_rsa = algs.contains(&SignatureAlgorithm::RSA);
             let has_ec = algs

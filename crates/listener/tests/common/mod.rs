@@ -1,0 +1,300 @@
+//! Shared test support: a recording handler, a server on a background
+//! runtime, a dev PKI, bounded child processes, a small blocking client.
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use postern_listener::{
+    CertSpec, ConnContext, ConnLimits, ConnectionHandler, Facts, Handler, ListenerConfig, Mode,
+    Server, TlsSettings,
+};
+use postern_session::{Decision, Event};
+
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// One line per event, plus message bodies.
+#[derive(Debug, Default)]
+pub struct Log {
+    pub events: Vec<String>,
+    pub bodies: Vec<Vec<u8>>,
+    pub tls_seen: Vec<Option<String>>,
+}
+
+/// Accepts everything; records; optionally waits before accepting a
+/// message (a slow fsync).
+#[derive(Debug, Clone, Default)]
+pub struct Recorder {
+    pub log: Arc<Mutex<Log>>,
+    pub message_delay: Duration,
+}
+
+pub struct RecorderConn {
+    log: Arc<Mutex<Log>>,
+    body: Vec<u8>,
+    delay: Duration,
+}
+
+impl Handler for Recorder {
+    type Conn = RecorderConn;
+    fn connect(&self, _info: &ConnContext) -> RecorderConn {
+        RecorderConn {
+            log: self.log.clone(),
+            body: Vec::new(),
+            delay: self.message_delay,
+        }
+    }
+}
+
+impl ConnectionHandler for RecorderConn {
+    async fn event(&mut self, event: Event, facts: &Facts<'_>) -> Decision {
+        let line = match &event {
+            Event::BodyChunk(c) => {
+                self.body.extend_from_slice(c);
+                None
+            }
+            Event::MessageComplete { .. } => {
+                if !self.delay.is_zero() {
+                    tokio::time::sleep(self.delay).await;
+                }
+                let body = std::mem::take(&mut self.body);
+                let mut log = self.log.lock().unwrap();
+                log.bodies.push(body);
+                log.tls_seen.push(facts.tls.map(|t| t.cipher.clone()));
+                Some("MessageComplete".to_owned())
+            }
+            Event::Hello { host, .. } => Some(format!(
+                "Hello {host} tls={}",
+                facts.tls.map_or("none".to_owned(), |t| t.version.to_string())
+            )),
+            other => Some(format!("{other:?}")),
+        };
+        if let Some(line) = line {
+            self.log.lock().unwrap().events.push(line);
+        }
+        Decision::Accept
+    }
+}
+
+/// A dev PKI written to a temp dir.
+pub struct Pki {
+    pub dir: PathBuf,
+    pub pki: postern_testkit::DevPki,
+}
+
+impl Pki {
+    pub fn new(tag: &str, names: &[&str]) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "postern-listener-{tag}-{}-{}",
+            std::process::id(),
+            names.first().copied().unwrap_or("x")
+        ));
+        let pki = postern_testkit::dev_pki(names);
+        postern_testkit::write_pki(&pki, &dir).unwrap();
+        Self { dir, pki }
+    }
+    pub fn cert(&self) -> PathBuf {
+        self.dir.join("cert.pem")
+    }
+    pub fn key(&self) -> PathBuf {
+        self.dir.join("key.pem")
+    }
+    pub fn ca(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+    pub fn spec(&self, names: &[&str]) -> CertSpec {
+        CertSpec::files(names, self.cert(), self.key())
+    }
+}
+
+/// Test limits: short timeouts so nothing hangs.
+pub fn limits() -> ConnLimits {
+    ConnLimits {
+        global: 50,
+        per_ip: 50,
+        handshake_timeout: Duration::from_secs(5),
+        command_timeout: Duration::from_secs(10),
+        data_timeout: Duration::from_secs(10),
+        write_timeout: Duration::from_secs(5),
+    }
+}
+
+pub fn listener(name: &str, mode: Mode, tls: Option<TlsSettings>) -> ListenerConfig {
+    let mut config = ListenerConfig::new(name, "127.0.0.1:0".parse().unwrap(), mode)
+        .with_limits(limits())
+        .with_session(postern_session::Config {
+            hostname: "mx.test".into(),
+            ..postern_session::Config::default()
+        });
+    config.tls = tls;
+    config
+}
+
+/// A server running on its own runtime; shut down and joined on drop.
+pub struct Running {
+    pub server: Server,
+    pub recorder: Recorder,
+    rt: Option<tokio::runtime::Runtime>,
+    done: Option<tokio::sync::oneshot::Receiver<()>>,
+}
+
+impl Running {
+    pub fn start(listeners: Vec<ListenerConfig>) -> Self {
+        Self::start_with(listeners, Recorder::default())
+    }
+
+    pub fn start_with(listeners: Vec<ListenerConfig>, recorder: Recorder) -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("POSTERN_LOG")
+                    .unwrap_or_else(|_| "off".into()),
+            )
+            .with_test_writer()
+            .try_init();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = Server::bind(listeners, Arc::new(recorder.clone()), provider()).unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let s = server.clone();
+        rt.spawn(async move {
+            s.run().await;
+            let _ = tx.send(());
+        });
+        Self {
+            server,
+            recorder,
+            rt: Some(rt),
+            done: Some(rx),
+        }
+    }
+
+    pub fn addr(&self, name: &str) -> SocketAddr {
+        self.server.local_addr(name).unwrap()
+    }
+
+    pub fn log(&self) -> std::sync::MutexGuard<'_, Log> {
+        self.recorder.log.lock().unwrap()
+    }
+
+    /// Shuts down and waits (bounded) for `run` to return; true if it did.
+    pub fn stop(&mut self, within: Duration) -> bool {
+        self.server.shutdown();
+        let Some(rx) = self.done.take() else {
+            return true;
+        };
+        let rt = self.rt.as_ref().unwrap();
+        rt.block_on(async { tokio::time::timeout(within, rx).await.is_ok() })
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.server.shutdown();
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_timeout(Duration::from_secs(2));
+        }
+    }
+}
+
+/// Runs a command with stdin, killing it after `limit`.
+pub fn run_bounded(cmd: &mut Command, stdin: &[u8], limit: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+        // Keep stdin open briefly so s_client does not quit before the
+        // server answered; it closes when the thread ends.
+        std::thread::sleep(Duration::from_millis(1500));
+    });
+    let deadline = Instant::now() + limit;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = writer.join();
+    child.wait_with_output().unwrap()
+}
+
+/// A blocking line client for plaintext SMTP.
+pub struct Client {
+    pub tcp: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Self {
+        let tcp = TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        Self {
+            tcp,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Reads one complete reply (all its lines); empty on EOF.
+    pub fn reply(&mut self) -> String {
+        loop {
+            if let Some(end) = complete_reply(&self.buf) {
+                let r: Vec<u8> = self.buf.drain(..end).collect();
+                return String::from_utf8_lossy(&r).into_owned();
+            }
+            let mut chunk = [0u8; 4096];
+            match self.tcp.read(&mut chunk) {
+                Ok(0) | Err(_) => {
+                    let r = std::mem::take(&mut self.buf);
+                    return String::from_utf8_lossy(&r).into_owned();
+                }
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    pub fn send(&mut self, data: &str) {
+        self.tcp.write_all(data.as_bytes()).unwrap();
+    }
+
+    pub fn cmd(&mut self, line: &str) -> String {
+        self.send(&format!("{line}\r\n"));
+        self.reply()
+    }
+
+    /// True when the server closed the connection (EOF within 5 s).
+    pub fn closed(&mut self) -> bool {
+        let mut b = [0u8; 64];
+        matches!(self.tcp.read(&mut b), Ok(0))
+    }
+}
+
+/// Length of the first complete reply in `buf`.
+pub fn complete_reply(buf: &[u8]) -> Option<usize> {
+    let mut start = 0;
+    while let Some(pos) = buf[start..].windows(2).position(|w| w == b"\r\n") {
+        let line = &buf[start..start + pos];
+        start += pos + 2;
+        if line.len() < 4 || line[3] == b' ' {
+            return Some(start);
+        }
+    }
+    None
+}
