@@ -298,3 +298,114 @@ pub fn complete_reply(buf: &[u8]) -> Option<usize> {
     }
     None
 }
+
+/// A blocking rustls client.
+pub type TlsClient = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
+/// Accepts any server certificate (the tests look at which one came).
+#[derive(Debug)]
+pub struct AnyCert(pub Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCert {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A client config that accepts any server certificate, optionally
+/// presenting a client certificate.
+pub fn client_config(client_cert: Option<&postern_testkit::DevPki>) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject as _;
+    let b = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCert(provider())));
+    let config = match client_cert {
+        None => b.with_no_client_auth(),
+        Some(p) => b
+            .with_client_auth_cert(
+                vec![rustls::pki_types::CertificateDer::from_pem_slice(p.cert_pem.as_bytes()).unwrap()],
+                rustls::pki_types::PrivateKeyDer::from_pem_slice(p.key_pem.as_bytes()).unwrap(),
+            )
+            .unwrap(),
+    };
+    Arc::new(config)
+}
+
+/// Runs a TLS handshake over `tcp` as `name` (an IP address sends no SNI).
+pub fn tls_connect(
+    tcp: TcpStream,
+    name: &str,
+    config: Arc<rustls::ClientConfig>,
+) -> Result<TlsClient, std::io::Error> {
+    let server_name = rustls::pki_types::ServerName::try_from(name.to_owned()).unwrap();
+    let conn = rustls::ClientConnection::new(config, server_name).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock)?;
+    }
+    Ok(tls)
+}
+
+/// Reads one reply from any stream; empty on EOF or timeout.
+pub fn read_reply(s: &mut impl Read) -> String {
+    let mut buf = Vec::new();
+    loop {
+        if let Some(end) = complete_reply(&buf) {
+            return String::from_utf8_lossy(&buf[..end]).into_owned();
+        }
+        let mut chunk = [0u8; 4096];
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return String::from_utf8_lossy(&buf).into_owned(),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// Sends a command line and reads the reply.
+pub fn tls_cmd(s: &mut TlsClient, line: &str) -> String {
+    s.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+    s.flush().unwrap();
+    read_reply(s)
+}
+
+/// The end-entity certificate the server presented.
+pub fn served_cert(s: &TlsClient) -> Vec<u8> {
+    s.conn.peer_certificates().unwrap()[0].as_ref().to_vec()
+}
+
+/// DER of the first certificate in PEM text.
+pub fn der(pem: &str) -> Vec<u8> {
+    use rustls::pki_types::pem::PemObject as _;
+    rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes())
+        .unwrap()
+        .as_ref()
+        .to_vec()
+}
