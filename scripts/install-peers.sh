@@ -6,7 +6,7 @@
 set -euo pipefail
 
 VENV=${POSTERN_VENV:-/opt/postern-venv}
-packages=(swaks openssl postfix stunnel4 sslscan testssl.sh ca-certificates)
+packages=(swaks libnet-ssleay-perl libio-socket-ssl-perl openssl postfix stunnel4 sslscan testssl.sh ca-certificates)
 
 missing=()
 for p in "${packages[@]}"; do

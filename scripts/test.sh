@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The test command (README.md): installs the real SMTP peers the interop
+# tests talk to (swaks, openssl, Postfix's smtpd/smtp-source/smtp-sink,
+# stunnel, sslscan, testssl.sh, aiosmtpd), then runs every test of the
+# workspace with those peers required: a missing peer fails the run instead
+# of printing SKIPPED.
+#
+# Installing needs root (apt-get); run as root or with sudo available. With
+# POSTERN_NO_INSTALL=1 it installs nothing and runs with whatever peers the
+# machine has, skipping (loudly) the tests whose peer is missing.
+# Extra arguments go to `cargo test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "${POSTERN_NO_INSTALL:-0}" = 1 ]; then
+    echo "test.sh: POSTERN_NO_INSTALL=1: using the peers already installed; missing ones are SKIPPED" >&2
+else
+    if [ "$(id -u)" = 0 ]; then
+        peer_env=$(bash scripts/install-peers.sh)
+        eval "$peer_env"
+    elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+        peer_env=$(sudo bash scripts/install-peers.sh)
+        eval "$peer_env"
+    else
+        echo "test.sh: not root and no sudo: cannot install peers; rerun as root, or set POSTERN_NO_INSTALL=1" >&2
+        exit 2
+    fi
+fi
+
+cargo test --workspace "$@"
