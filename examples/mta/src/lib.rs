@@ -6,5 +6,19 @@
 //! | module | holds |
 //! |---|---|
 //! | [`spool`] | the durable queue: body + envelope per message; the contract with the outbound runner |
+//! | [`config`] | the TOML configuration, typed and validated; the rule set; `route_for` |
+//! | [`defaults`] | the embedded default configuration |
+//!
+//! The outbound runner (`outbound.rs`, `dsn.rs`) is started by `main` as
+//! `outbound::spawn(spool.clone(), config.clone(), shutdown.clone())` with a
+//! [`Spool`](spool::Spool), an `Arc<`[`Config`](config::Config)`>` and a
+//! [`Shutdown`] receiver; its modules are declared here once committed.
 
+pub mod config;
+pub mod defaults;
 pub mod spool;
+
+/// The graceful-shutdown signal shared by the server, local delivery and
+/// the outbound runner: `true` once SIGTERM (or SIGINT) arrived. Wait with
+/// `shutdown.wait_for(|s| *s).await`, or poll `*shutdown.borrow()`.
+pub type Shutdown = tokio::sync::watch::Receiver<bool>;

@@ -1,0 +1,834 @@
+//! The MTA's configuration: one TOML file (or the embedded default,
+//! [`crate::defaults`]) mapped onto typed settings and a compiled
+//! [`postern_rules::RuleSet`].
+//!
+//! Every table rejects unknown keys. Errors name the file, the line and
+//! column, the rule (number and name) where there is one, and the field:
+//!
+//! ```text
+//! hardening.toml:41:1: listener[1] "submission", tls: no [tls.strict] table (defined: default)
+//! hardening.toml:88:1: rule #3 "allow_only_tls", conditions[0]: unknown variant `recipient_domian`, …
+//! ```
+//!
+//! # For the outbound runner
+//!
+//! The runner gets an `Arc<Config>`. It uses [`Config::rules`] (the whole
+//! rule set) or, more simply, [`Config::route_for`], which asks the rules
+//! at stage `rcpt` for one recipient being relayed and returns the
+//! [`RelayPlan`]: route (MX or smart host), TLS mode, effective versions,
+//! trust anchors, and [`RelayPlan::problem`] when the plan cannot be
+//! honoured (defer, never fall back). Queue timing is in
+//! [`Config::queue`]; our name for EHLO is [`Config::hostname`];
+//! [`Config::is_local_domain`] says whether an address is ours.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use postern_listener::Mode;
+use postern_rules::{Facts, RelayPlan, RuleConfig, RuleSet, RuleSetConfig, Stage};
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A configuration that cannot be used, located as precisely as possible.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file (or `<embedded default>`).
+    pub file: String,
+    /// One-based line, when known.
+    pub line: Option<u32>,
+    /// One-based column, when known.
+    pub column: Option<u32>,
+    /// The item concerned, e.g. `rule #3 "name"` or `listener[1] "mta"`.
+    pub item: Option<String>,
+    /// The field inside the item (or the top-level key).
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.file)?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+            if let Some(c) = self.column {
+                write!(f, ":{c}")?;
+            }
+        }
+        f.write_str(": ")?;
+        if let Some(item) = &self.item {
+            write!(f, "{item}, ")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, "{field}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+// ---- the file's shape -------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    server: ServerFile,
+    #[serde(default)]
+    domain: Vec<Spanned<DomainFile>>,
+    #[serde(default)]
+    tls: BTreeMap<String, Spanned<TlsFile>>,
+    #[serde(default)]
+    listener: Vec<Spanned<ListenerFile>>,
+    #[serde(default)]
+    queue: QueueFile,
+    #[serde(default)]
+    limits: LimitsFile,
+    #[serde(default)]
+    rule: Vec<Spanned<RuleConfig>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerFile {
+    hostname: Option<String>,
+    data_dir: Option<PathBuf>,
+    users_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DomainFile {
+    name: String,
+    #[serde(default)]
+    mailboxes: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsFile {
+    certificate: String,
+    key: Option<PathBuf>,
+    #[serde(default = "default_versions")]
+    versions: Vec<String>,
+    ciphers: Option<String>,
+    dh_params: Option<PathBuf>,
+    #[serde(default = "yes")]
+    prefer_server_ciphers: bool,
+}
+
+fn default_versions() -> Vec<String> {
+    vec!["TLSv1.2".into(), "TLSv1.3".into()]
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListenerFile {
+    name: String,
+    address: String,
+    mode: ModeFile,
+    tls: Option<String>,
+    #[serde(default)]
+    require_tls: bool,
+    #[serde(default)]
+    require_auth: bool,
+    max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ModeFile {
+    Plain,
+    Starttls,
+    Implicit,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueueFile {
+    max_age: Option<DurationText>,
+    retry_initial: Option<DurationText>,
+    retry_max: Option<DurationText>,
+    scan_interval: Option<DurationText>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsFile {
+    max_message_size: Option<u64>,
+    max_recipients: Option<usize>,
+}
+
+/// `"5d"`, `"4h"`, `"30m"`, `"10s"` or a number of seconds.
+#[derive(Debug, Clone, Copy)]
+struct DurationText(Duration);
+
+impl<'de> Deserialize<'de> for DurationText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Secs(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Secs(s) => Ok(DurationText(Duration::from_secs(s))),
+            Raw::Text(t) => parse_duration(&t)
+                .map(DurationText)
+                .ok_or_else(|| {
+                    serde::de::Error::custom(format!(
+                        "invalid duration {t:?} (write e.g. \"5d\", \"4h\", \"30m\", \"10s\" or a number of seconds)"
+                    ))
+                }),
+        }
+    }
+}
+
+/// Parses `"5d"`, `"4h"`, `"30m"`, `"10s"`, `"250ms"` or plain seconds.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "ms" => return Some(Duration::from_millis(n)),
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86400)?,
+        _ => return None,
+    };
+    Some(Duration::from_secs(secs))
+}
+
+// ---- the typed configuration -------------------------------------------
+
+/// A local domain and its mailboxes (besides `postmaster`, which always
+/// exists, and users from the users file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalDomain {
+    /// The domain, lowercase.
+    pub name: String,
+    /// Mailbox local parts, lowercase.
+    pub mailboxes: BTreeSet<String>,
+}
+
+/// Where a listener's certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertSource {
+    /// Generated (rcgen) into `DATA_DIR/tls/` on first start, for
+    /// [`Config::hostname`] and `localhost`.
+    SelfSigned,
+    /// PEM files: chain (end-entity first) and private key.
+    Files {
+        /// The chain.
+        chain: PathBuf,
+        /// The key.
+        key: PathBuf,
+    },
+}
+
+/// One `[tls.NAME]` policy, in the operator's (OpenSSL) terms; see
+/// `postern_listener::TlsSettings`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSpec {
+    /// The table's name.
+    pub name: String,
+    /// The certificate.
+    pub certificate: CertSource,
+    /// Versions as written (`TLSv1.1` and older are reported, not used).
+    pub versions: Vec<String>,
+    /// OpenSSL cipher list, if given.
+    pub ciphers: Option<String>,
+    /// DH parameter file, if given (validated, then reported as unused).
+    pub dh_params: Option<PathBuf>,
+    /// Server cipher order.
+    pub prefer_server_ciphers: bool,
+}
+
+/// One `[[listener]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerSpec {
+    /// Its name (logs, rules' `listener` condition, Received header).
+    pub name: String,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Plain, STARTTLS (optionally required) or implicit TLS.
+    pub mode: Mode,
+    /// Its TLS policy (for STARTTLS and implicit modes).
+    pub tls: Option<TlsSpec>,
+    /// `MAIL` needs a successful AUTH first (`530 5.7.0`).
+    pub require_auth: bool,
+    /// Most connections at once.
+    pub max_connections: usize,
+    /// Most connections from one IP at once.
+    pub max_connections_per_ip: usize,
+}
+
+/// Queue timing, for the outbound runner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueSettings {
+    /// Give up (and bounce) after this long in the queue. Default 5 days.
+    pub max_age: Duration,
+    /// First retry delay; doubles per attempt. Default 5 minutes.
+    pub retry_initial: Duration,
+    /// Longest retry delay. Default 4 hours.
+    pub retry_max: Duration,
+    /// How often the runner scans the queue. Default 10 seconds.
+    pub scan_interval: Duration,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        QueueSettings {
+            max_age: Duration::from_secs(5 * 86400),
+            retry_initial: Duration::from_secs(300),
+            retry_max: Duration::from_secs(4 * 3600),
+            scan_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Per-message limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageLimits {
+    /// Largest message in octets (`SIZE`, `552 5.3.4`). Default 25 MiB.
+    pub max_message_size: u64,
+    /// Most recipients per message (`452 4.5.3`). Default 100.
+    pub max_recipients: usize,
+}
+
+impl Default for MessageLimits {
+    fn default() -> Self {
+        MessageLimits {
+            max_message_size: 25 * 1024 * 1024,
+            max_recipients: 100,
+        }
+    }
+}
+
+/// The loaded, validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// Where it came from (file path or `<embedded default>`).
+    pub source: String,
+    /// Our host name: greeting, EHLO reply, Received header, outbound EHLO.
+    pub hostname: String,
+    /// The data directory: `queue/`, `mail/`, `tls/`, `users`.
+    pub data_dir: PathBuf,
+    /// The users file (`name:argon2-hash` lines); `None`: `DATA_DIR/users`.
+    users_file: Option<PathBuf>,
+    /// Local domains, in file order.
+    pub domains: Vec<LocalDomain>,
+    /// Listeners, in file order.
+    pub listeners: Vec<ListenerSpec>,
+    /// Queue timing.
+    pub queue: QueueSettings,
+    /// Message limits.
+    pub limits: MessageLimits,
+    rules: RuleSet,
+}
+
+/// Name used for the embedded default in messages.
+pub const EMBEDDED: &str = "<embedded default>";
+
+impl Config {
+    /// Loads a configuration file. Relative paths in it are relative to the
+    /// file's directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: name.clone(),
+            line: None,
+            column: None,
+            item: None,
+            field: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Config::from_toml_str(&text, &name, &base)
+    }
+
+    /// The embedded default ([`crate::defaults::DEFAULT_CONFIG`]); relative
+    /// paths are relative to the working directory.
+    pub fn embedded() -> Config {
+        match Config::from_toml_str(crate::defaults::DEFAULT_CONFIG, EMBEDDED, Path::new("")) {
+            Ok(c) => c,
+            // The embedded default is tested; this cannot happen in a
+            // released binary, but stay honest rather than panic.
+            Err(e) => {
+                eprintln!("postern-mta: the embedded default configuration is broken: {e}");
+                std::process::exit(70);
+            }
+        }
+    }
+
+    /// Parses configuration text. `file` names it in errors; `base` is the
+    /// directory relative paths are resolved against.
+    pub fn from_toml_str(src: &str, file: &str, base: &Path) -> Result<Config, ConfigError> {
+        let err = |span: Option<std::ops::Range<usize>>,
+                   item: Option<String>,
+                   field: Option<String>,
+                   message: String| {
+            let (line, column) = match span {
+                Some(s) => {
+                    let (l, c) = line_col(src, s.start);
+                    (Some(l), Some(c))
+                }
+                None => (None, None),
+            };
+            ConfigError {
+                file: file.to_owned(),
+                line,
+                column,
+                item,
+                field,
+                message,
+            }
+        };
+
+        let de = toml::Deserializer::parse(src)
+            .map_err(|e| err(e.span(), None, None, e.message().trim().to_owned()))?;
+        let parsed: FileConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let (item, field) = split_item(src, &path);
+            err(inner.span(), item, field, inner.message().trim().to_owned())
+        })?;
+
+        let resolve = |p: &Path| -> PathBuf {
+            if p.is_absolute() || base.as_os_str().is_empty() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
+
+        let hostname = parsed
+            .server
+            .hostname
+            .clone()
+            .unwrap_or_else(|| "localhost".into());
+        if postern_proto::Host::parse(&hostname).is_err() {
+            return Err(err(
+                None,
+                None,
+                Some("server.hostname".into()),
+                format!("{hostname:?} is not a host name"),
+            ));
+        }
+        let data_dir = parsed
+            .server
+            .data_dir
+            .as_deref()
+            .map_or_else(|| PathBuf::from("postern-data"), resolve);
+        let users_file = parsed.server.users_file.as_deref().map(resolve);
+
+        // Domains.
+        let mut domains: Vec<LocalDomain> = Vec::new();
+        for (i, d) in parsed.domain.iter().enumerate() {
+            let span = Some(d.span());
+            let d = d.get_ref();
+            let item = Some(format!("domain[{i}] {:?}", d.name));
+            let name = d.name.trim_end_matches('.').to_ascii_lowercase();
+            if postern_proto::Domain::new(name.clone()).is_err() {
+                return Err(err(
+                    span,
+                    item,
+                    Some("name".into()),
+                    "not a domain name".into(),
+                ));
+            }
+            if domains.iter().any(|x| x.name == name) {
+                return Err(err(
+                    span,
+                    item,
+                    Some("name".into()),
+                    "domain listed twice".into(),
+                ));
+            }
+            let mut mailboxes = BTreeSet::new();
+            for (j, m) in d.mailboxes.iter().enumerate() {
+                if m.is_empty() || m.contains(['@', '/', '\\', '\0']) || m.starts_with('.') {
+                    return Err(err(
+                        span,
+                        item,
+                        Some(format!("mailboxes[{j}]")),
+                        format!(
+                            "{m:?} is not a mailbox name (a local part without @, / or a leading dot)"
+                        ),
+                    ));
+                }
+                mailboxes.insert(m.to_ascii_lowercase());
+            }
+            domains.push(LocalDomain { name, mailboxes });
+        }
+
+        // TLS policies.
+        let mut tls: BTreeMap<String, TlsSpec> = BTreeMap::new();
+        for (name, t) in &parsed.tls {
+            let span = Some(t.span());
+            let t = t.get_ref();
+            let item = Some(format!("tls.{name}"));
+            let certificate = if t.certificate == "self-signed" {
+                if t.key.is_some() {
+                    return Err(err(
+                        span,
+                        item,
+                        Some("key".into()),
+                        "a self-signed certificate is generated with its key; remove `key`".into(),
+                    ));
+                }
+                CertSource::SelfSigned
+            } else {
+                let Some(key) = &t.key else {
+                    return Err(err(
+                        span,
+                        item,
+                        Some("key".into()),
+                        "missing: a certificate file needs its private key file".into(),
+                    ));
+                };
+                CertSource::Files {
+                    chain: resolve(Path::new(&t.certificate)),
+                    key: resolve(key),
+                }
+            };
+            tls.insert(
+                name.clone(),
+                TlsSpec {
+                    name: name.clone(),
+                    certificate,
+                    versions: t.versions.clone(),
+                    ciphers: t.ciphers.clone(),
+                    dh_params: t.dh_params.as_deref().map(resolve),
+                    prefer_server_ciphers: t.prefer_server_ciphers,
+                },
+            );
+        }
+
+        // Listeners.
+        let mut listeners: Vec<ListenerSpec> = Vec::new();
+        for (i, l) in parsed.listener.iter().enumerate() {
+            let span = Some(l.span());
+            let l = l.get_ref();
+            let item = Some(format!("listener[{i}] {:?}", l.name));
+            if l.name.is_empty() || listeners.iter().any(|x| x.name == l.name) {
+                return Err(err(
+                    span,
+                    item,
+                    Some("name".into()),
+                    "must be unique and not empty".into(),
+                ));
+            }
+            let addr: SocketAddr = l.address.parse().map_err(|_| {
+                err(
+                    span.clone(),
+                    item.clone(),
+                    Some("address".into()),
+                    format!("{:?} is not an ip:port address", l.address),
+                )
+            })?;
+            let mode = match l.mode {
+                ModeFile::Plain => Mode::Plain,
+                ModeFile::Starttls => Mode::StartTls {
+                    required: l.require_tls,
+                },
+                ModeFile::Implicit => Mode::Implicit,
+            };
+            if l.require_tls && !matches!(l.mode, ModeFile::Starttls) {
+                return Err(err(
+                    span,
+                    item,
+                    Some("require_tls".into()),
+                    "only meaningful with mode = \"starttls\" (implicit TLS is always TLS; plain never is)".into(),
+                ));
+            }
+            let tls_spec = match (&l.tls, l.mode) {
+                (None, ModeFile::Plain) => None,
+                (Some(_), ModeFile::Plain) => {
+                    return Err(err(
+                        span,
+                        item,
+                        Some("tls".into()),
+                        "a plain listener does not use TLS; remove `tls` or use mode = \"starttls\"".into(),
+                    ));
+                }
+                (None, _) => {
+                    return Err(err(
+                        span,
+                        item,
+                        Some("tls".into()),
+                        "missing: STARTTLS and implicit listeners need a [tls.NAME] policy".into(),
+                    ));
+                }
+                (Some(name), _) => Some(tls.get(name).cloned().ok_or_else(|| {
+                    let known: Vec<&str> = tls.keys().map(String::as_str).collect();
+                    err(
+                        span.clone(),
+                        item.clone(),
+                        Some("tls".into()),
+                        format!(
+                            "no [tls.{name}] table (defined: {})",
+                            if known.is_empty() {
+                                "none".to_owned()
+                            } else {
+                                known.join(", ")
+                            }
+                        ),
+                    )
+                })?),
+            };
+            let defaults = postern_listener::ConnLimits::default();
+            listeners.push(ListenerSpec {
+                name: l.name.clone(),
+                addr,
+                mode,
+                tls: tls_spec,
+                require_auth: l.require_auth,
+                max_connections: l.max_connections.unwrap_or(defaults.global).max(1),
+                max_connections_per_ip: l.max_connections_per_ip.unwrap_or(defaults.per_ip).max(1),
+            });
+        }
+        if listeners.is_empty() {
+            return Err(err(
+                None,
+                None,
+                Some("listener".into()),
+                "no [[listener]] defined".into(),
+            ));
+        }
+
+        // Queue and limits.
+        let dq = QueueSettings::default();
+        let queue = QueueSettings {
+            max_age: parsed.queue.max_age.map_or(dq.max_age, |d| d.0),
+            retry_initial: parsed.queue.retry_initial.map_or(dq.retry_initial, |d| d.0),
+            retry_max: parsed.queue.retry_max.map_or(dq.retry_max, |d| d.0),
+            scan_interval: parsed.queue.scan_interval.map_or(dq.scan_interval, |d| d.0),
+        };
+        let dl = MessageLimits::default();
+        let limits = MessageLimits {
+            max_message_size: parsed
+                .limits
+                .max_message_size
+                .unwrap_or(dl.max_message_size),
+            max_recipients: parsed
+                .limits
+                .max_recipients
+                .unwrap_or(dl.max_recipients)
+                .max(1),
+        };
+
+        // Rules: compiled as one set; errors point at the rule's table.
+        let spans: Vec<std::ops::Range<usize>> = parsed.rule.iter().map(Spanned::span).collect();
+        let rule_set = RuleSetConfig {
+            rule: parsed.rule.into_iter().map(Spanned::into_inner).collect(),
+        };
+        let rules = rule_set.compile().map_err(|e| {
+            let span = e.index.and_then(|i| spans.get(i).cloned());
+            let item = e.index.map(|i| format!("rule #{} {:?}", i + 1, e.rule));
+            let field = (!e.field.is_empty()).then(|| e.field.clone());
+            err(span, item, field, e.kind.to_string())
+        })?;
+
+        Ok(Config {
+            source: file.to_owned(),
+            hostname,
+            data_dir,
+            users_file,
+            domains,
+            listeners,
+            queue,
+            limits,
+            rules,
+        })
+    }
+
+    /// Overrides the data directory (the CLI's `--data-dir`).
+    pub fn set_data_dir(&mut self, dir: PathBuf) {
+        self.data_dir = dir;
+    }
+
+    /// The compiled rule set, in file order.
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    /// The queue directory, `DATA_DIR/queue` (what [`crate::spool::Spool::open`] takes).
+    pub fn queue_dir(&self) -> PathBuf {
+        self.data_dir.join("queue")
+    }
+
+    /// The Maildir root, `DATA_DIR/mail` (`mail/DOMAIN/LOCALPART/{tmp,new,cur}`).
+    pub fn mail_dir(&self) -> PathBuf {
+        self.data_dir.join("mail")
+    }
+
+    /// Where self-signed certificates live, `DATA_DIR/tls`.
+    pub fn tls_dir(&self) -> PathBuf {
+        self.data_dir.join("tls")
+    }
+
+    /// The users file: `server.users_file`, or `DATA_DIR/users`.
+    pub fn users_file(&self) -> PathBuf {
+        self.users_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("users"))
+    }
+
+    /// The local domain `domain` (case-insensitive, trailing dot ignored).
+    pub fn local_domain(&self, domain: &str) -> Option<&LocalDomain> {
+        let d = domain.trim_end_matches('.');
+        self.domains.iter().find(|x| x.name.eq_ignore_ascii_case(d))
+    }
+
+    /// Whether `domain` is one of ours.
+    pub fn is_local_domain(&self, domain: &str) -> bool {
+        self.local_domain(domain).is_some()
+    }
+
+    /// Whether the address `local@domain` is in a local domain.
+    pub fn is_local_address(&self, address: &str) -> bool {
+        address
+            .rsplit_once('@')
+            .is_some_and(|(_, d)| self.is_local_domain(d))
+    }
+
+    /// The relay plan for one recipient being relayed from `sender`
+    /// (`""` for the null sender): the rules evaluated at stage `rcpt` with
+    /// `relaying = true`. Check [`RelayPlan::problem`] before using it.
+    pub fn route_for(&self, recipient: &str, sender: &str) -> RelayPlan<'_> {
+        let facts = Facts::new()
+            .recipient(recipient)
+            .relaying(true)
+            .sender(sender);
+        self.rules.evaluate(Stage::Rcpt, &facts).relay
+    }
+
+    /// A listener by name.
+    pub fn listener(&self, name: &str) -> Option<&ListenerSpec> {
+        self.listeners.iter().find(|l| l.name == name)
+    }
+}
+
+/// Splits a serde path like `listener[1].mode` into the item
+/// (`listener[1] "name"`, `rule #2 "name"`) and the field inside it.
+fn split_item(src: &str, path: &str) -> (Option<String>, Option<String>) {
+    if path.is_empty() || path == "." {
+        return (None, None);
+    }
+    for key in ["rule", "listener", "domain"] {
+        if let Some(rest) = path.strip_prefix(key).and_then(|r| r.strip_prefix('['))
+            && let Some((n, field)) = rest.split_once(']')
+            && let Ok(i) = n.parse::<usize>()
+        {
+            let name = item_name(src, key, i);
+            let label = if key == "rule" {
+                format!("rule #{}", i + 1)
+            } else {
+                format!("{key}[{i}]")
+            };
+            let item = match name {
+                Some(n) => format!("{label} {n:?}"),
+                None => label,
+            };
+            let field = field.trim_start_matches('.');
+            return (Some(item), (!field.is_empty()).then(|| field.to_owned()));
+        }
+    }
+    (None, Some(path.to_owned()))
+}
+
+/// The `name` of `[[key]]` number `i`, read leniently from the source.
+fn item_name(src: &str, key: &str, i: usize) -> Option<String> {
+    let value: toml::Table = src.parse().ok()?;
+    value
+        .get(key)?
+        .as_array()?
+        .get(i)?
+        .get("name")?
+        .as_str()
+        .map(str::to_owned)
+}
+
+fn line_col(src: &str, offset: usize) -> (u32, u32) {
+    let offset = offset.min(src.len());
+    let before = &src[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (
+        u32::try_from(line).unwrap_or(u32::MAX),
+        u32::try_from(col).unwrap_or(u32::MAX),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_loads() {
+        let c = Config::from_toml_str(crate::defaults::DEFAULT_CONFIG, EMBEDDED, Path::new(""))
+            .unwrap();
+        assert_eq!(c.listeners.len(), 3);
+        assert!(c.is_local_domain("LOCALHOST"));
+        assert!(c.rules().rule("disableAUTH_on_non_SSL").is_some());
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_field() {
+        let src = "[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:25\"\nmode = \"plain\"\nbogus = 1\n";
+        let e = Config::from_toml_str(src, "x.toml", Path::new("")).unwrap_err();
+        assert_eq!(e.file, "x.toml");
+        assert_eq!(e.line, Some(5), "{e}");
+        assert!(e.to_string().contains("listener[0] \"mta\""), "{e}");
+        assert!(e.message.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn rule_error_names_rule_and_field() {
+        let src = "[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:25\"\nmode = \"plain\"\n\n[[rule]]\nname = \"ok\"\nactions = [{ plain_auth = \"off\" }]\n\n[[rule]]\nname = \"bad\"\nconditions = [{ helo = { regex = \"(\" } }]\nactions = [{ stop = true }]\n";
+        let e = Config::from_toml_str(src, "r.toml", Path::new("")).unwrap_err();
+        assert_eq!(e.line, Some(10), "{e}");
+        assert_eq!(e.item.as_deref(), Some("rule #2 \"bad\""), "{e}");
+        assert!(
+            e.field.as_deref().unwrap_or("").contains("conditions[0]"),
+            "{e}"
+        );
+
+        let src2 = "[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:25\"\nmode = \"plain\"\n\n[[rule]]\nname = \"bad\"\nconditions = [{ recipient_domian = { is = \"x\" } }]\nactions = [{ stop = true }]\n";
+        let e = Config::from_toml_str(src2, "r.toml", Path::new("")).unwrap_err();
+        assert_eq!(e.item.as_deref(), Some("rule #1 \"bad\""), "{e}");
+        assert!(e.to_string().contains("recipient_domian"), "{e}");
+    }
+
+    #[test]
+    fn unknown_tls_policy_is_named() {
+        let src = "[[listener]]\nname = \"sub\"\naddress = \"127.0.0.1:587\"\nmode = \"starttls\"\ntls = \"strict\"\n";
+        let e = Config::from_toml_str(src, "t.toml", Path::new("")).unwrap_err();
+        assert_eq!(e.line, Some(1));
+        assert!(e.to_string().contains("no [tls.strict] table"), "{e}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5d"), Some(Duration::from_secs(432000)));
+        assert_eq!(parse_duration("30m"), Some(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("12"), Some(Duration::from_secs(12)));
+        assert_eq!(parse_duration("2ms"), Some(Duration::from_millis(2)));
+        assert_eq!(parse_duration("x"), None);
+    }
+}
