@@ -31,7 +31,11 @@ fn plain_session_delivers_a_message_and_offers_no_starttls() {
     assert!(c.closed());
     let log = srv.log();
     assert_eq!(log.bodies, [b"Subject: x\r\n\r\nhello\r\n".to_vec()]);
-    assert!(log.events.iter().any(|e| e == "Hello client.test tls=none"), "{:?}", log.events);
+    assert!(
+        log.events.iter().any(|e| e == "Hello client.test tls=none"),
+        "{:?}",
+        log.events
+    );
 }
 
 #[test]
@@ -45,10 +49,16 @@ fn starttls_upgrades_in_place_and_drops_injected_commands() {
     let mut c = Client::connect(srv.addr("smtp"));
     c.reply();
     let ehlo = c.cmd("EHLO client.test");
-    assert!(ehlo.contains("250-STARTTLS") || ehlo.contains("250 STARTTLS"), "{ehlo}");
+    assert!(
+        ehlo.contains("250-STARTTLS") || ehlo.contains("250 STARTTLS"),
+        "{ehlo}"
+    );
     assert!(!ehlo.contains("AUTH"), "no AUTH on plaintext: {ehlo}");
     // Required: MAIL before TLS is refused.
-    assert!(c.cmd("MAIL FROM:<a@test>").starts_with("530"), "TLS required");
+    assert!(
+        c.cmd("MAIL FROM:<a@test>").starts_with("530"),
+        "TLS required"
+    );
     // The injection: both lines in ONE write.
     c.send("STARTTLS\r\nEHLO injected\r\n");
     let r = c.reply();
@@ -66,11 +76,16 @@ fn starttls_upgrades_in_place_and_drops_injected_commands() {
             String::from_utf8_lossy(&b[..n])
         ),
         Err(e) => assert!(
-            matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
             "{e}"
         ),
     }
-    tls.sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    tls.sock
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     let ehlo = tls_cmd(&mut tls, "EHLO client.test");
     assert!(!ehlo.contains("STARTTLS"), "not offered again: {ehlo}");
     assert!(ehlo.contains("AUTH PLAIN LOGIN"), "{ehlo}");
@@ -80,13 +95,21 @@ fn starttls_upgrades_in_place_and_drops_injected_commands() {
     assert!(tls_cmd(&mut tls, "hi\r\n.").starts_with("250"));
     assert!(tls_cmd(&mut tls, "QUIT").starts_with("221"));
     let log = srv.log();
-    assert!(!log.events.iter().any(|e| e.contains("injected")), "{:?}", log.events);
+    assert!(
+        !log.events.iter().any(|e| e.contains("injected")),
+        "{:?}",
+        log.events
+    );
     assert!(
         log.events.iter().any(|e| e == "StartTls { discarded: 15 }"),
         "{:?}",
         log.events
     );
-    assert!(log.events.iter().any(|e| e == "Hello client.test tls=TLSv1.3"));
+    assert!(
+        log.events
+            .iter()
+            .any(|e| e == "Hello client.test tls=TLSv1.3")
+    );
     assert!(log.tls_seen[0].as_deref().unwrap().starts_with("TLS13_"));
 }
 
@@ -121,7 +144,10 @@ fn implicit_tls_greets_after_handshake_and_plaintext_clients_get_a_clean_close()
     let mut tls = tls_connect(tcp, "mx.test", client_config(None)).unwrap();
     assert!(read_reply(&mut tls).starts_with("220 mx.test"));
     let ehlo = tls_cmd(&mut tls, "EHLO client.test");
-    assert!(!ehlo.contains("STARTTLS") && ehlo.contains("AUTH PLAIN LOGIN"), "{ehlo}");
+    assert!(
+        !ehlo.contains("STARTTLS") && ehlo.contains("AUTH PLAIN LOGIN"),
+        "{ehlo}"
+    );
     assert!(tls_cmd(&mut tls, "QUIT").starts_with("221"));
 }
 
@@ -186,7 +212,11 @@ fn per_ip_and_global_limits_send_421_to_the_excess() {
 #[test]
 fn tls_handshake_timeout_closes_silent_clients() {
     let pki = Pki::new("hs-timeout", &["mx.test"]);
-    let mut implicit = listener("smtps", Mode::Implicit, Some(tls_settings(&pki, &["mx.test"])));
+    let mut implicit = listener(
+        "smtps",
+        Mode::Implicit,
+        Some(tls_settings(&pki, &["mx.test"])),
+    );
     implicit.limits.handshake_timeout = Duration::from_millis(500);
     let mut starttls = listener(
         "smtp",
@@ -200,7 +230,10 @@ fn tls_handshake_timeout_closes_silent_clients() {
     let mut c = Client::connect(srv.addr("smtps"));
     assert!(c.closed(), "implicit: silent client closed");
     let took = started.elapsed();
-    assert!(took >= Duration::from_millis(400) && took < Duration::from_secs(3), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(400) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
 
     let mut c = Client::connect(srv.addr("smtp"));
     c.reply();
@@ -272,9 +305,15 @@ fn graceful_shutdown_closes_idle_and_finishes_transactions() {
         let mut b = [0u8; 16];
         t.read(&mut b).unwrap_or(0)
     });
-    assert!(matches!(refused, Err(_) | Ok(0)), "still accepting: {refused:?}");
+    assert!(
+        matches!(refused, Err(_) | Ok(0)),
+        "still accepting: {refused:?}"
+    );
     drop(syncing);
-    assert!(srv.stop(Duration::from_secs(5)), "run() returned after the last connection");
+    assert!(
+        srv.stop(Duration::from_secs(5)),
+        "run() returned after the last connection"
+    );
     assert_eq!(srv.log().bodies.len(), 2);
 }
 

@@ -53,7 +53,10 @@ fn default_policy_is_clean() {
 
 #[test]
 fn old_versions_beside_supported_warn_with_effective_value() {
-    let report = ok(&settings(&["SSLv2", "SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2"], None));
+    let report = ok(&settings(
+        &["SSLv2", "SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2"],
+        None,
+    ));
     assert_eq!(report.versions, [TlsVersion::Tls12]);
     let w = &report.warnings[0];
     assert_eq!(w.field, "tls.versions");
@@ -63,7 +66,11 @@ fn old_versions_beside_supported_warn_with_effective_value() {
     );
     assert!(report.to_string().contains("effective: TLSv1.2"));
     // Only TLS 1.2 suites are offered.
-    assert!(report.suites.iter().all(|s| s.starts_with("ECDHE-")), "{:?}", report.suites);
+    assert!(
+        report.suites.iter().all(|s| s.starts_with("ECDHE-")),
+        "{:?}",
+        report.suites
+    );
 }
 
 #[test]
@@ -88,7 +95,10 @@ fn openssl_names_map_onto_rustls_in_order() {
     ));
     assert_eq!(
         report.suites,
-        ["ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305"]
+        [
+            "ECDHE-ECDSA-AES256-GCM-SHA384",
+            "ECDHE-ECDSA-CHACHA20-POLY1305"
+        ]
     );
     assert!(report.is_clean(), "{report}");
 }
@@ -97,7 +107,9 @@ fn openssl_names_map_onto_rustls_in_order() {
 fn unsupported_suites_are_listed_with_reasons_and_effective_set() {
     let report = ok(&settings(
         &["TLSv1.2"],
-        Some("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-SHA:AES256-SHA:DES-CBC3-SHA:RC4-SHA:ECDHE-ECDSA-AES128-SHA256"),
+        Some(
+            "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-SHA:AES256-SHA:DES-CBC3-SHA:RC4-SHA:ECDHE-ECDSA-AES128-SHA256",
+        ),
     ));
     assert_eq!(report.suites, ["ECDHE-ECDSA-AES128-GCM-SHA256"]);
     let text = report.to_string();
@@ -138,23 +150,39 @@ fn empty_cipher_list_never_means_all() {
 
 #[test]
 fn unknown_cipher_token_is_an_error() {
-    let e = err(&settings(&["TLSv1.2"], Some("ECDHE-ECDSA-AES128-GCM-SHA256:BOGUS-CIPHER")));
-    assert!(e.to_string().contains("unknown cipher or keyword \"BOGUS-CIPHER\""), "{e}");
+    let e = err(&settings(
+        &["TLSv1.2"],
+        Some("ECDHE-ECDSA-AES128-GCM-SHA256:BOGUS-CIPHER"),
+    ));
+    assert!(
+        e.to_string()
+            .contains("unknown cipher or keyword \"BOGUS-CIPHER\""),
+        "{e}"
+    );
 }
 
 #[test]
 fn keywords_and_exclusions_follow_openssl() {
-    let report = ok(&settings(&["TLSv1.2"], Some("HIGH:!aNULL:!CHACHA20:!aRSA:@STRENGTH")));
+    let report = ok(&settings(
+        &["TLSv1.2"],
+        Some("HIGH:!aNULL:!CHACHA20:!aRSA:@STRENGTH"),
+    ));
     assert_eq!(
         report.suites,
-        ["ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-ECDSA-AES128-GCM-SHA256"]
+        [
+            "ECDHE-ECDSA-AES256-GCM-SHA384",
+            "ECDHE-ECDSA-AES128-GCM-SHA256"
+        ]
     );
     assert!(report.to_string().contains("directives ignored: @STRENGTH"));
 }
 
 #[test]
 fn tls13_suites_default_when_list_names_none_and_report_says_so() {
-    let report = ok(&settings(&["TLSv1.2", "TLSv1.3"], Some("ECDHE-ECDSA-AES128-GCM-SHA256")));
+    let report = ok(&settings(
+        &["TLSv1.2", "TLSv1.3"],
+        Some("ECDHE-ECDSA-AES128-GCM-SHA256"),
+    ));
     assert_eq!(report.suites.len(), 4, "{:?}", report.suites);
     assert!(
         report
@@ -172,8 +200,9 @@ fn tls13_suites_default_when_list_names_none_and_report_says_so() {
     // TLS 1.3 named but none usable (CCM): error, not the defaults.
     let e = err(&settings(&["TLSv1.3"], Some("TLS_AES_128_CCM_SHA256")));
     assert!(
-        e.to_string()
-            .contains("no cipher suite left for TLSv1.3; nearest secure equivalents: TLS_AES_128_GCM_SHA256"),
+        e.to_string().contains(
+            "no cipher suite left for TLSv1.3; nearest secure equivalents: TLS_AES_128_GCM_SHA256"
+        ),
         "{e}"
     );
 }
@@ -185,7 +214,11 @@ fn dhe_without_dh_file_is_an_error() {
         Some("ECDHE-ECDSA-AES128-GCM-SHA256:DHE-RSA-AES128-SHA256:DHE-DSS-AES128-SHA256"),
     ));
     assert!(e.concerns("tls.dh_params"), "{e}");
-    assert!(e.to_string().contains("DHE-RSA-AES128-SHA256, DHE-DSS-AES128-SHA256"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("DHE-RSA-AES128-SHA256, DHE-DSS-AES128-SHA256"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -193,14 +226,27 @@ fn guide_dhe_list_with_dh_file_builds_and_reports_unused() {
     // The guide's DHE list next to ECDHE suites.
     let mut s = settings(
         &["SSLv3", "TLSv1.2", "TLSv1.3"],
-        Some("ECDHE-ECDSA-AES128-GCM-SHA256:DHE-RSA-AES128-SHA256:DHE-RSA-AES128-SHA:DHE-DSS-AES128-SHA256:DHE-RSA-AES256-SHA256:DHE-DSS-AES256-SHA:DHE-RSA-AES256-SHA"),
+        Some(
+            "ECDHE-ECDSA-AES128-GCM-SHA256:DHE-RSA-AES128-SHA256:DHE-RSA-AES128-SHA:DHE-DSS-AES128-SHA256:DHE-RSA-AES256-SHA256:DHE-DSS-AES256-SHA:DHE-RSA-AES256-SHA",
+        ),
     );
     s.dh_params = Some(data("ffdhe2048.pem"));
     let report = ok(&s);
     let text = report.to_string();
-    assert!(text.contains("valid 2048-bit group, unused: rustls offers no finite-field DHE"), "{text}");
-    assert!(text.contains("DHE-DSS-AES256-SHA (DSS authentication, finite-field DHE key exchange, CBC mode)"), "{text}");
-    assert!(text.contains("SSLv3 not supported (RFC 8996); effective: TLSv1.3, TLSv1.2"), "{text}");
+    assert!(
+        text.contains("valid 2048-bit group, unused: rustls offers no finite-field DHE"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "DHE-DSS-AES256-SHA (DSS authentication, finite-field DHE key exchange, CBC mode)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("SSLv3 not supported (RFC 8996); effective: TLSv1.3, TLSv1.2"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -208,15 +254,24 @@ fn small_or_broken_dh_files_are_errors() {
     let mut s = settings(&["TLSv1.2"], None);
     s.dh_params = Some(data("dh1024.pem"));
     let e = err(&s);
-    assert!(e.to_string().contains("prime has 1024 bits; at least 2048"), "{e}");
+    assert!(
+        e.to_string().contains("prime has 1024 bits; at least 2048"),
+        "{e}"
+    );
 
     s.dh_params = Some(PathBuf::from("/nonexistent/dh.pem"));
-    assert!(err(&s).to_string().contains("cannot read /nonexistent/dh.pem"));
+    assert!(
+        err(&s)
+            .to_string()
+            .contains("cannot read /nonexistent/dh.pem")
+    );
 
     // A 2048-bit odd number that is not prime.
     let pem = std::fs::read_to_string(data("ffdhe2048.pem")).unwrap();
     let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-    let mut der = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+    let mut der = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
     der[100] ^= 0x10;
     let bad = base64::engine::general_purpose::STANDARD.encode(der);
     let dir = std::env::temp_dir().join(format!("postern-dh-{}", std::process::id()));
@@ -233,7 +288,11 @@ fn small_or_broken_dh_files_are_errors() {
     // Not DH at all.
     let pki = Pki::new("dh", &["x.test"]);
     s.dh_params = Some(pki.cert());
-    assert!(err(&s).to_string().contains("expected a \"DH PARAMETERS\" PEM block"));
+    assert!(
+        err(&s)
+            .to_string()
+            .contains("expected a \"DH PARAMETERS\" PEM block")
+    );
 }
 
 #[test]
@@ -252,8 +311,16 @@ fn certificate_errors_name_the_field_and_entry() {
     assert!(e.contains("tls.certificates[1] (b.test)"), "{e}");
     assert!(e.contains("does not fit"), "{e}");
 
-    s.certificates = vec![CertSpec::files(&["c.test"], "/nonexistent/c.pem", "/nonexistent/k.pem")];
-    assert!(err(&s).to_string().contains("cannot read /nonexistent/c.pem"));
+    s.certificates = vec![CertSpec::files(
+        &["c.test"],
+        "/nonexistent/c.pem",
+        "/nonexistent/k.pem",
+    )];
+    assert!(
+        err(&s)
+            .to_string()
+            .contains("cannot read /nonexistent/c.pem")
+    );
 }
 
 #[test]

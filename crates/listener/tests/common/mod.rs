@@ -71,7 +71,9 @@ impl ConnectionHandler for RecorderConn {
             }
             Event::Hello { host, .. } => Some(format!(
                 "Hello {host} tls={}",
-                facts.tls.map_or("none".to_owned(), |t| t.version.to_string())
+                facts
+                    .tls
+                    .map_or("none".to_owned(), |t| t.version.to_string())
             )),
             other => Some(format!("{other:?}")),
         };
@@ -351,7 +353,10 @@ pub fn client_config(client_cert: Option<&postern_testkit::DevPki>) -> Arc<rustl
         None => b.with_no_client_auth(),
         Some(p) => b
             .with_client_auth_cert(
-                vec![rustls::pki_types::CertificateDer::from_pem_slice(p.cert_pem.as_bytes()).unwrap()],
+                vec![
+                    rustls::pki_types::CertificateDer::from_pem_slice(p.cert_pem.as_bytes())
+                        .unwrap(),
+                ],
                 rustls::pki_types::PrivateKeyDer::from_pem_slice(p.key_pem.as_bytes()).unwrap(),
             )
             .unwrap(),
