@@ -112,6 +112,10 @@ pub struct ConnLimits {
     pub data_timeout: Duration,
     /// Longest wait for a write to the client to complete.
     pub write_timeout: Duration,
+    /// After shutdown is requested, how long a connection with a mail
+    /// transaction in flight may still wait for its client; then `421
+    /// 4.4.2` and close. Idle connections close at once.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for ConnLimits {
@@ -123,6 +127,7 @@ impl Default for ConnLimits {
             command_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(180),
             write_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(60),
         }
     }
 }

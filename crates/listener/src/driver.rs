@@ -143,7 +143,9 @@ async fn run<H: Handler>(
     );
     let mut state = ConnState::default();
     let mut shutdown_seen = *shutdown.borrow();
+    let mut shutdown_at = None;
     if shutdown_seen {
+        shutdown_at = Some(std::time::Instant::now());
         session.shutdown();
     }
     let mut buf = vec![0u8; READ_BUF].into_boxed_slice();
@@ -205,15 +207,19 @@ async fn run<H: Handler>(
             // happen while events are polled promptly; stop rather than spin.
             return "session stalled".to_owned();
         }
-        let wait = if state.in_body {
+        let mut wait = if state.in_body {
             limits.data_timeout
         } else {
             limits.command_timeout
         };
+        if let Some(at) = shutdown_at {
+            wait = wait.min(limits.shutdown_grace.saturating_sub(at.elapsed()));
+        }
         tokio::select! {
             biased;
             changed = shutdown.wait_for(|v| *v), if !shutdown_seen => {
                 shutdown_seen = true;
+                shutdown_at = Some(std::time::Instant::now());
                 if changed.is_ok() {
                     session.shutdown();
                 }

@@ -100,7 +100,12 @@ impl Server {
                 });
             }
             let tls = match (&config.mode, &config.tls) {
-                (Mode::Plain, _) => None,
+                (Mode::Plain, tls) => {
+                    if tls.is_some() {
+                        tracing::warn!(listener = %name, "tls settings ignored: mode is plain");
+                    }
+                    None
+                }
                 (_, None) => {
                     return Err(BindError::Config {
                         listener: name,

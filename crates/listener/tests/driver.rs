@@ -318,6 +318,25 @@ fn graceful_shutdown_closes_idle_and_finishes_transactions() {
 }
 
 #[test]
+fn shutdown_grace_bounds_a_stalled_transaction() {
+    let mut l = listener("plain", Mode::Plain, None);
+    l.limits.shutdown_grace = Duration::from_millis(500);
+    let mut srv = Running::start(vec![l]);
+    let mut c = Client::connect(srv.addr("plain"));
+    c.reply();
+    c.cmd("EHLO stall.test");
+    assert!(c.cmd("MAIL FROM:<a@test>").starts_with("250"));
+    let started = Instant::now();
+    srv.server.shutdown();
+    // The client says nothing more: after the grace, 421 and close.
+    let r = c.reply();
+    assert!(r.starts_with("421 4.4.2"), "{r}");
+    assert!(started.elapsed() >= Duration::from_millis(400), "{:?}", started.elapsed());
+    assert!(srv.stop(Duration::from_secs(5)));
+    assert!(srv.log().events.iter().any(|e| e == "TransactionAborted { reason: Closed }"));
+}
+
+#[test]
 fn certificate_reload_swaps_atomically_and_keeps_old_on_error() {
     let a = Pki::new("reload-a", &["mx.test"]);
     let b = Pki::new("reload-b", &["mx.test"]);

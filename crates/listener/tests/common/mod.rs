@@ -124,6 +124,7 @@ pub fn limits() -> ConnLimits {
         command_timeout: Duration::from_secs(10),
         data_timeout: Duration::from_secs(10),
         write_timeout: Duration::from_secs(5),
+        shutdown_grace: Duration::from_secs(10),
     }
 }
 
