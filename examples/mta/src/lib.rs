@@ -8,6 +8,9 @@
 //! | [`spool`] | the durable queue: body + envelope per message; the contract with the outbound runner |
 //! | [`config`] | the TOML configuration, typed and validated; the rule set; `route_for` |
 //! | [`defaults`] | the embedded default configuration |
+//! | [`users`] | the users file (argon2), the mailbox directory |
+//! | [`maildir`] | local delivery into Maildir; the local sweep |
+//! | [`received`] | the Received header and RFC 5322 dates |
 //!
 //! The outbound runner (`outbound.rs`, `dsn.rs`) is started by `main` as
 //! `outbound::spawn(spool.clone(), config.clone(), shutdown.clone())` with a
@@ -16,7 +19,10 @@
 
 pub mod config;
 pub mod defaults;
+pub mod maildir;
+pub mod received;
 pub mod spool;
+pub mod users;
 
 /// The graceful-shutdown signal shared by the server, local delivery and
 /// the outbound runner: `true` once SIGTERM (or SIGINT) arrived. Wait with

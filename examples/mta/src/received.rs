@@ -1,0 +1,152 @@
+//! The `Received:` trace header (RFC 5321 §4.4), with the protocol keyword
+//! of RFC 3848, the TLS version and cipher (RFC 8314 §4.3) and the
+//! authenticated user; and an RFC 5322 date without a time-zone database.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// What the Received header records about one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct TraceInfo<'a> {
+    /// The client's HELO/EHLO name.
+    pub helo: Option<&'a str>,
+    /// The client's IP address.
+    pub peer_ip: Option<std::net::IpAddr>,
+    /// Our host name.
+    pub by: &'a str,
+    /// The listener's name.
+    pub listener: &'a str,
+    /// EHLO (true) or HELO.
+    pub esmtp: bool,
+    /// Negotiated TLS version and cipher.
+    pub tls: Option<(String, String)>,
+    /// The authenticated user.
+    pub auth_user: Option<&'a str>,
+    /// The queue id.
+    pub id: &'a str,
+    /// The recipient, when there is exactly one.
+    pub single_recipient: Option<&'a str>,
+}
+
+/// Characters that could break the header (CR, LF, other controls, and
+/// parentheses and brackets that would unbalance comments) become `?`.
+fn clean(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, '(' | ')' | '[' | ']' | '<' | '>' | ';') {
+                '?'
+            } else {
+                c
+            }
+        })
+        .take(255)
+        .collect()
+}
+
+/// The header, folded, ending in CRLF.
+pub fn received_header(t: &TraceInfo<'_>, now: SystemTime) -> String {
+    let helo = t.helo.map_or_else(|| "unknown".to_owned(), clean);
+    let ip = t
+        .peer_ip
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    // RFC 3848: ESMTP, ESMTPS (TLS), ESMTPA (AUTH), ESMTPSA (both).
+    let mut with = String::from(if t.esmtp { "ESMTP" } else { "SMTP" });
+    if t.tls.is_some() {
+        with.push('S');
+    }
+    if t.auth_user.is_some() {
+        with.push('A');
+    }
+    let mut h = format!(
+        "Received: from {helo} ([{ip}])\r\n\tby {} (Postern, listener {})",
+        clean(t.by),
+        clean(t.listener)
+    );
+    if let Some((version, cipher)) = &t.tls {
+        h.push_str(&format!(
+            "\r\n\t(using {} with cipher {})",
+            clean(version),
+            clean(cipher)
+        ));
+    }
+    if let Some(user) = t.auth_user {
+        h.push_str(&format!("\r\n\t(Authenticated sender: {})", clean(user)));
+    }
+    h.push_str(&format!("\r\n\twith {with} id {}", clean(t.id)));
+    if let Some(r) = t.single_recipient {
+        h.push_str(&format!("\r\n\tfor <{}>", clean(r)));
+    }
+    h.push_str(&format!("; {}\r\n", rfc5322_date(now)));
+    h
+}
+
+/// `Tue, 01 Dec 2026 18:40:00 +0000`.
+pub fn rfc5322_date(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let days = (secs / 86400) as i64;
+    let rem = secs % 86400;
+    let (y, m, d) = civil_from_days(days);
+    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MO: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} +0000",
+        WD[(days.rem_euclid(7)) as usize],
+        d,
+        MO[(m - 1) as usize],
+        y,
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Howard Hinnant's days-to-civil algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn dates() {
+        assert_eq!(rfc5322_date(UNIX_EPOCH), "Thu, 01 Jan 1970 00:00:00 +0000");
+        let t = UNIX_EPOCH + Duration::from_secs(1_796_083_200 + 3661);
+        assert_eq!(rfc5322_date(t), "Tue, 01 Dec 2026 01:01:01 +0000");
+    }
+
+    #[test]
+    fn header_records_tls_and_user() {
+        let h = received_header(
+            &TraceInfo {
+                helo: Some("client\r\nX-Evil: 1"),
+                peer_ip: Some("127.0.0.1".parse().unwrap()),
+                by: "mx.example",
+                listener: "submission",
+                esmtp: true,
+                tls: Some(("TLSv1.3".into(), "TLS13_AES_256_GCM_SHA384".into())),
+                auth_user: Some("alice"),
+                id: "0123",
+                single_recipient: Some("bob@example.org"),
+            },
+            UNIX_EPOCH,
+        );
+        assert!(h.contains("using TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384"));
+        assert!(h.contains("Authenticated sender: alice"));
+        assert!(h.contains("with ESMTPSA id 0123"));
+        assert!(!h.contains("\r\nX-Evil"));
+        assert!(h.ends_with("+0000\r\n"));
+    }
+}
