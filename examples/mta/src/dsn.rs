@@ -1,0 +1,969 @@
+//! Delivery status notifications (RFC 3464, with status codes from RFC 3463)
+//! and the per-recipient diagnosis the outbound runner keeps in the spool.
+//!
+//! Two halves:
+//! - [`Diagnosis`]: what went wrong for one recipient (enhanced status,
+//!   SMTP reply or local error text, remote MTA). It is stored as the
+//!   `reply` text of a recipient's `Deferred`/`Failed`/`Delivered` state
+//!   ([`Diagnosis::to_string`]) and read back with [`Diagnosis::parse`],
+//!   which accepts any text (a stored status written by someone else just
+//!   gives a less precise diagnosis, never an error).
+//! - [`render`]: the report itself, a `multipart/report;
+//!   report-type=delivery-status` message with a human-readable part, the
+//!   `message/delivery-status` part (per-message fields, then one block per
+//!   recipient) and the returned headers (`text/rfc822-headers`) or the
+//!   whole message (`message/rfc822`) as `RET` asks. [`parse_report`] is a
+//!   small checker for the format, used by the tests and handy for tooling.
+//!
+//! The report is sent with the null reverse-path (RFC 3464 §2, RFC 5321
+//! §4.5.5) so that it can never cause another report.
+
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The suffix that carries the remote MTA in a stored [`Diagnosis`].
+const REMOTE_MTA_OPEN: &str = " (remote mta: ";
+
+/// Longest diagnostic text kept in a report line; SMTP lines are limited to
+/// 1000 octets (RFC 5321 §4.5.3.1.6) and the report travels over SMTP.
+const MAX_DIAGNOSTIC: usize = 800;
+
+/// What happened to one recipient, in the terms a DSN needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnosis {
+    /// The RFC 3463 enhanced status, `class.subject.detail` (e.g. `5.1.1`).
+    pub status: String,
+    /// The remote server's reply on one line (`550 5.1.1 No such user`), when
+    /// a server replied; it becomes `Diagnostic-Code: smtp; ...`.
+    pub reply: Option<String>,
+    /// Our own explanation when no server reply decided (TLS unavailable,
+    /// connection refused...); it becomes `Diagnostic-Code: X-Postern; ...`.
+    pub detail: Option<String>,
+    /// The server that answered, as `name[address]:port` or a bare name.
+    pub remote_mta: Option<String>,
+}
+
+impl Diagnosis {
+    /// A diagnosis from a server reply (`code`, optional enhanced code and
+    /// text already on one line). Without an enhanced code the status is the
+    /// reply class with `.0.0` (RFC 3463 §3.1 "other undefined status").
+    pub fn from_reply(reply_line: &str, remote_mta: Option<String>) -> Diagnosis {
+        let line = one_line(reply_line);
+        let status = reply_status(&line).unwrap_or_else(|| "4.0.0".to_owned());
+        Diagnosis {
+            status,
+            reply: Some(line),
+            detail: None,
+            remote_mta,
+        }
+    }
+
+    /// A diagnosis for a failure no server reply describes.
+    pub fn local(status: &str, detail: &str, remote_mta: Option<String>) -> Diagnosis {
+        Diagnosis {
+            status: if is_status(status) {
+                status.to_owned()
+            } else {
+                "4.0.0".to_owned()
+            },
+            reply: None,
+            detail: Some(one_line(detail)),
+            remote_mta,
+        }
+    }
+
+    /// Reads a stored diagnosis back. Never fails: text that does not start
+    /// with a reply code or a status gets `default_status` and is kept as the
+    /// detail.
+    pub fn parse(text: &str, default_status: &str) -> Diagnosis {
+        let text = text.trim();
+        let (body, remote_mta) = match text.rfind(REMOTE_MTA_OPEN) {
+            Some(at) if text.ends_with(')') => (
+                &text[..at],
+                Some(text[at + REMOTE_MTA_OPEN.len()..text.len() - 1].to_owned()),
+            ),
+            _ => (text, None),
+        };
+        if let Some(status) = reply_status(body) {
+            return Diagnosis {
+                status,
+                reply: Some(one_line(body)),
+                detail: None,
+                remote_mta,
+            };
+        }
+        let (first, rest) = body.split_once(' ').unwrap_or((body, ""));
+        if is_status(first) {
+            return Diagnosis {
+                status: first.to_owned(),
+                reply: None,
+                detail: Some(one_line(rest)),
+                remote_mta,
+            };
+        }
+        Diagnosis {
+            status: if is_status(default_status) {
+                default_status.to_owned()
+            } else {
+                "4.0.0".to_owned()
+            },
+            reply: None,
+            detail: (!body.is_empty()).then(|| one_line(body)),
+            remote_mta,
+        }
+    }
+
+    /// The host name of the remote MTA (`name` of `name[address]:port`).
+    pub fn remote_host(&self) -> Option<&str> {
+        let mta = self.remote_mta.as_deref()?;
+        let name = mta.split('[').next().unwrap_or(mta).trim();
+        (!name.is_empty()).then_some(name)
+    }
+
+    /// The status class: 2 (success), 4 (transient) or 5 (permanent).
+    pub fn class(&self) -> u8 {
+        self.status.as_bytes().first().map_or(4, |b| b - b'0')
+    }
+}
+
+impl fmt::Display for Diagnosis {
+    /// The stored form: the reply (or `status detail`), then
+    /// ` (remote mta: name[address]:port)` when known.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.reply, &self.detail) {
+            (Some(reply), _) => f.write_str(reply)?,
+            (None, Some(detail)) => write!(f, "{} {}", self.status, detail)?,
+            (None, None) => f.write_str(&self.status)?,
+        }
+        if let Some(mta) = &self.remote_mta {
+            write!(f, "{REMOTE_MTA_OPEN}{mta})")?;
+        }
+        Ok(())
+    }
+}
+
+/// True for an RFC 3463 status: `[245].d{1,3}.d{1,3}`.
+pub fn is_status(s: &str) -> bool {
+    let mut parts = s.split('.');
+    let ok = |p: Option<&str>, max: usize| {
+        p.is_some_and(|p| !p.is_empty() && p.len() <= max && p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let class = parts.next();
+    matches!(class, Some("2" | "4" | "5"))
+        && ok(parts.next(), 3)
+        && ok(parts.next(), 3)
+        && parts.next().is_none()
+}
+
+/// The status of a reply line `NNN [x.y.z] text`: its enhanced code, or the
+/// class with `.0.0`. `None` when the line does not start with a reply code.
+fn reply_status(line: &str) -> Option<String> {
+    let bytes = line.as_bytes();
+    if bytes.len() < 3
+        || !bytes[..3].iter().all(u8::is_ascii_digit)
+        || !matches!(bytes[0], b'2' | b'4' | b'5')
+        || bytes.get(3).is_some_and(|b| !matches!(b, b' ' | b'-'))
+    {
+        return None;
+    }
+    let enhanced = line
+        .get(4..)
+        .and_then(|rest| rest.split_whitespace().next())
+        .filter(|t| is_status(t) && t.as_bytes()[0] == bytes[0]);
+    Some(match enhanced {
+        Some(e) => e.to_owned(),
+        None => format!("{}.0.0", bytes[0] as char),
+    })
+}
+
+/// Folds a (possibly multi-line) text onto one printable line, bounded in
+/// length: control characters become spaces, runs of spaces collapse.
+fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(MAX_DIAGNOSTIC));
+    let mut space = false;
+    for c in text.chars() {
+        let c = if c.is_control() { ' ' } else { c };
+        if c == ' ' {
+            if !space && !out.is_empty() {
+                out.push(' ');
+            }
+            space = true;
+            continue;
+        }
+        space = false;
+        if out.len() + c.len_utf8() > MAX_DIAGNOSTIC {
+            out.push_str("...");
+            return out;
+        }
+        out.push(c);
+    }
+    if out.ends_with(' ') {
+        out.pop();
+    }
+    out
+}
+
+/// The `Action` of a recipient block (RFC 3464 §2.3.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Delivery failed; no further attempts.
+    Failed,
+    /// Not delivered yet; still trying.
+    Delayed,
+    /// Delivered.
+    Delivered,
+    /// Handed to a system that will not send further DSNs.
+    Relayed,
+}
+
+impl Action {
+    /// The field value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Failed => "failed",
+            Action::Delayed => "delayed",
+            Action::Delivered => "delivered",
+            Action::Relayed => "relayed",
+        }
+    }
+}
+
+/// One recipient's block in the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientReport {
+    /// The address delivery was attempted to (`Final-Recipient`).
+    pub final_recipient: String,
+    /// The `ORCPT` as `addr-type;address`, when the client gave one
+    /// (`Original-Recipient`).
+    pub original_recipient: Option<String>,
+    /// What happened.
+    pub action: Action,
+    /// Why.
+    pub diagnosis: Diagnosis,
+    /// Unix seconds of the last attempt (`Last-Attempt-Date`).
+    pub last_attempt: Option<u64>,
+}
+
+/// Everything a report is built from.
+#[derive(Debug, Clone)]
+pub struct Report<'a> {
+    /// Our host name (`Reporting-MTA: dns; ...`, the `From` domain).
+    pub reporting_mta: &'a str,
+    /// The original message's queue id (`X-Postern-Queue-ID`).
+    pub queue_id: &'a str,
+    /// The id of the report itself (used for `Message-ID` and the MIME
+    /// boundary).
+    pub report_id: &'a str,
+    /// The original sender, the report's recipient (`To`).
+    pub original_sender: &'a str,
+    /// The `ENVID` the client gave (`Original-Envelope-Id`).
+    pub envid: Option<&'a str>,
+    /// Unix seconds the original arrived (`Arrival-Date`).
+    pub arrival: u64,
+    /// Unix seconds now (`Date`).
+    pub now: u64,
+    /// The recipients reported on, at least one.
+    pub recipients: Vec<RecipientReport>,
+    /// The original message as queued.
+    pub original: &'a [u8],
+    /// `RET=FULL`: return the whole message; otherwise only its headers.
+    pub return_full: bool,
+    /// Why the recipients were given up, for the human part (e.g. the
+    /// message expired after 5 days).
+    pub reason: Option<String>,
+}
+
+/// The header block of a message: everything before the first empty line
+/// (or the whole message when there is none), ending with a line break.
+pub fn header_block(message: &[u8]) -> &[u8] {
+    let mut at = 0;
+    while at < message.len() {
+        let end = memchr_lf(&message[at..]).map_or(message.len(), |i| at + i + 1);
+        let line = &message[at..end];
+        if line == b"\r\n" || line == b"\n" {
+            return &message[..at];
+        }
+        at = end;
+    }
+    message
+}
+
+fn memchr_lf(s: &[u8]) -> Option<usize> {
+    s.iter().position(|&b| b == b'\n')
+}
+
+/// Builds the report message (headers and body, CRLF line endings), ready
+/// to be queued with the null sender to `report.original_sender`.
+pub fn render(report: &Report<'_>) -> Vec<u8> {
+    let utf8 = report.recipients.iter().any(|r| {
+        !r.final_recipient.is_ascii()
+            || r.original_recipient.as_ref().is_some_and(|o| !o.is_ascii())
+    }) || !report.original_sender.is_ascii();
+    let returned: &[u8] = if report.return_full {
+        report.original
+    } else {
+        header_block(report.original)
+    };
+    let boundary = boundary_for(report.report_id, returned);
+    let mut m = String::new();
+    let crlf = "\r\n";
+    let push = |m: &mut String, line: &str| {
+        m.push_str(line);
+        m.push_str(crlf);
+    };
+
+    push(
+        &mut m,
+        &format!(
+            "From: Mail Delivery System <MAILER-DAEMON@{}>",
+            report.reporting_mta
+        ),
+    );
+    push(
+        &mut m,
+        &format!("To: <{}>", one_line(report.original_sender)),
+    );
+    let failed = report.recipients.iter().all(|r| r.action == Action::Failed);
+    push(
+        &mut m,
+        if failed {
+            "Subject: Undelivered Mail Returned to Sender"
+        } else {
+            "Subject: Delivery Status Notification"
+        },
+    );
+    push(&mut m, &format!("Date: {}", rfc5322_date(report.now)));
+    push(
+        &mut m,
+        &format!(
+            "Message-ID: <{}@{}>",
+            report.report_id, report.reporting_mta
+        ),
+    );
+    push(&mut m, "Auto-Submitted: auto-replied");
+    push(&mut m, "MIME-Version: 1.0");
+    push(
+        &mut m,
+        &format!(
+            "Content-Type: multipart/report; report-type=delivery-status;{crlf}\tboundary=\"{boundary}\""
+        ),
+    );
+    push(&mut m, "");
+    push(&mut m, "This is a MIME-encapsulated message.");
+    push(&mut m, "");
+
+    // The human-readable part.
+    push(&mut m, &format!("--{boundary}"));
+    push(&mut m, "Content-Description: Notification");
+    push(
+        &mut m,
+        if utf8 {
+            "Content-Type: text/plain; charset=utf-8"
+        } else {
+            "Content-Type: text/plain; charset=us-ascii"
+        },
+    );
+    if utf8 {
+        push(&mut m, "Content-Transfer-Encoding: 8bit");
+    }
+    push(&mut m, "");
+    push(
+        &mut m,
+        &format!("This is the mail system at host {}.", report.reporting_mta),
+    );
+    push(&mut m, "");
+    if failed {
+        push(
+            &mut m,
+            "Your message could not be delivered to one or more recipients.",
+        );
+        push(&mut m, "It is attached below.");
+    } else {
+        push(&mut m, "This is a report on the delivery of your message.");
+    }
+    if let Some(reason) = &report.reason {
+        push(&mut m, "");
+        push(&mut m, &one_line(reason));
+    }
+    push(&mut m, "");
+    for r in &report.recipients {
+        push(
+            &mut m,
+            &one_line(&format!("<{}>: {}", r.final_recipient, r.diagnosis)),
+        );
+    }
+    push(&mut m, "");
+
+    // The machine-readable part.
+    push(&mut m, &format!("--{boundary}"));
+    push(&mut m, "Content-Description: Delivery report");
+    push(
+        &mut m,
+        if utf8 {
+            "Content-Type: message/global-delivery-status"
+        } else {
+            "Content-Type: message/delivery-status"
+        },
+    );
+    push(&mut m, "");
+    push(
+        &mut m,
+        &format!("Reporting-MTA: dns; {}", report.reporting_mta),
+    );
+    push(&mut m, &format!("X-Postern-Queue-ID: {}", report.queue_id));
+    if let Some(envid) = report.envid {
+        push(
+            &mut m,
+            &format!("Original-Envelope-Id: {}", one_line(envid)),
+        );
+    }
+    push(
+        &mut m,
+        &format!("Arrival-Date: {}", rfc5322_date(report.arrival)),
+    );
+    for r in &report.recipients {
+        push(&mut m, "");
+        let kind = if r.final_recipient.is_ascii() {
+            "rfc822"
+        } else {
+            "utf-8"
+        };
+        push(
+            &mut m,
+            &format!("Final-Recipient: {kind}; {}", one_line(&r.final_recipient)),
+        );
+        if let Some(orcpt) = &r.original_recipient {
+            let (kind, addr) = orcpt.split_once(';').unwrap_or(("rfc822", orcpt));
+            push(
+                &mut m,
+                &format!(
+                    "Original-Recipient: {}; {}",
+                    one_line(kind.trim()),
+                    one_line(addr.trim())
+                ),
+            );
+        }
+        push(&mut m, &format!("Action: {}", r.action.as_str()));
+        push(&mut m, &format!("Status: {}", r.diagnosis.status));
+        if let Some(host) = r.diagnosis.remote_host() {
+            push(&mut m, &format!("Remote-MTA: dns; {host}"));
+        }
+        match (&r.diagnosis.reply, &r.diagnosis.detail) {
+            (Some(reply), _) => push(&mut m, &format!("Diagnostic-Code: smtp; {reply}")),
+            (None, Some(detail)) if !detail.is_empty() => {
+                push(&mut m, &format!("Diagnostic-Code: X-Postern; {detail}"))
+            }
+            _ => {}
+        }
+        if let Some(t) = r.last_attempt {
+            push(&mut m, &format!("Last-Attempt-Date: {}", rfc5322_date(t)));
+        }
+    }
+    push(&mut m, "");
+
+    // The returned message or headers.
+    push(&mut m, &format!("--{boundary}"));
+    if report.return_full {
+        push(&mut m, "Content-Description: Undelivered Message");
+        push(&mut m, "Content-Type: message/rfc822");
+    } else {
+        push(&mut m, "Content-Description: Undelivered Message Headers");
+        push(&mut m, "Content-Type: text/rfc822-headers");
+    }
+    if returned.iter().any(|&b| b >= 0x80) {
+        push(&mut m, "Content-Transfer-Encoding: 8bit");
+    }
+    push(&mut m, "");
+    let mut out = m.into_bytes();
+    out.extend_from_slice(&crlf_normalised(returned));
+    if !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(format!("{crlf}--{boundary}--{crlf}").as_bytes());
+    out
+}
+
+/// A boundary that does not occur in the returned content.
+fn boundary_for(report_id: &str, content: &[u8]) -> String {
+    let base: String = report_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(40)
+        .collect();
+    let mut n = 0u32;
+    loop {
+        let b = format!("=_postern_{base}_{n}");
+        if !contains(content, b.as_bytes()) {
+            return b;
+        }
+        n += 1;
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Bare CR or LF become CRLF, so the report is valid for SMTP.
+fn crlf_normalised(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len() + 16);
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'\r' if s.get(i + 1) == Some(&b'\n') => {
+                out.extend_from_slice(b"\r\n");
+                i += 2;
+                continue;
+            }
+            b'\r' | b'\n' => out.extend_from_slice(b"\r\n"),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// An RFC 5322 date-time in UTC, e.g. `Tue, 01 Dec 2026 18:40:00 +0000`.
+pub fn rfc5322_date(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let secs = unix % 86_400;
+    let (y, mo, d) = civil_from_days(days);
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} +0000",
+        WEEKDAYS[(days.rem_euclid(7)) as usize],
+        d,
+        MONTHS[(mo - 1) as usize],
+        y,
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// Unix time in seconds now (0 before 1970).
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Howard Hinnant's days-to-civil algorithm: (year, month 1-12, day 1-31).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// A report as [`parse_report`] reads it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ParsedReport {
+    /// The top-level header fields, names lower-cased, values unfolded.
+    pub headers: Vec<(String, String)>,
+    /// The `Content-Type` of each MIME part, in order, lower-cased without
+    /// parameters.
+    pub part_types: Vec<String>,
+    /// The human-readable part's text.
+    pub human: String,
+    /// The per-message fields of the delivery-status part.
+    pub message_fields: Vec<(String, String)>,
+    /// The per-recipient field blocks.
+    pub recipients: Vec<Vec<(String, String)>>,
+    /// The third part's content (returned headers or message).
+    pub returned: Vec<u8>,
+}
+
+impl ParsedReport {
+    /// The first top-level header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        find(&self.headers, name)
+    }
+
+    /// The first per-message field named `name`.
+    pub fn message_field(&self, name: &str) -> Option<&str> {
+        find(&self.message_fields, name)
+    }
+
+    /// Field `name` of recipient block `i`.
+    pub fn recipient_field(&self, i: usize, name: &str) -> Option<&str> {
+        self.recipients.get(i).and_then(|b| find(b, name))
+    }
+}
+
+fn find<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    fields
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// Reads header fields (unfolding continuation lines) up to the first empty
+/// line; returns them and the rest.
+fn parse_fields(text: &str) -> Result<(Vec<(String, String)>, &str), String> {
+    let mut fields: Vec<(String, String)> = Vec::new();
+    let mut rest = text;
+    loop {
+        let (line, after) = match rest.find("\r\n") {
+            Some(i) => (&rest[..i], &rest[i + 2..]),
+            None => (rest, ""),
+        };
+        if line.is_empty() {
+            return Ok((fields, after));
+        }
+        if line.starts_with([' ', '\t']) {
+            let last = fields
+                .last_mut()
+                .ok_or_else(|| format!("continuation line before any field: {line:?}"))?;
+            last.1.push(' ');
+            last.1.push_str(line.trim());
+        } else {
+            let (name, value) = line
+                .split_once(':')
+                .ok_or_else(|| format!("not a header field: {line:?}"))?;
+            if name.is_empty() || name.contains(' ') {
+                return Err(format!("bad field name in {line:?}"));
+            }
+            fields.push((name.to_ascii_lowercase(), value.trim().to_owned()));
+        }
+        if after.is_empty() {
+            return Ok((fields, ""));
+        }
+        rest = after;
+    }
+}
+
+/// Checks a report against RFC 3464 (and RFC 6522 for the container) and
+/// returns its parts. A simple checker, not a general MIME parser: it
+/// expects CRLF line endings and the three-part layout [`render`] writes.
+///
+/// Checked: `multipart/report` with `report-type=delivery-status` and a
+/// boundary; the second part is `message/delivery-status` (or the global
+/// variant); a `Reporting-MTA` of the form `type; name`; at least one
+/// recipient block; each with `Final-Recipient` (`type; address`), an
+/// `Action` from RFC 3464 §2.3.3 and a `Status` of RFC 3463's form.
+pub fn parse_report(message: &[u8]) -> Result<ParsedReport, String> {
+    let text = String::from_utf8_lossy(message);
+    if text.contains('\n') && text.replace("\r\n", "").contains('\n') {
+        return Err("bare LF in report".into());
+    }
+    let (headers, body) = parse_fields(&text)?;
+    let ctype = find(&headers, "content-type").ok_or("no Content-Type")?;
+    let lower = ctype.to_ascii_lowercase();
+    if !lower.starts_with("multipart/report") {
+        return Err(format!("not multipart/report: {ctype}"));
+    }
+    if !lower
+        .replace(' ', "")
+        .contains("report-type=delivery-status")
+    {
+        return Err(format!("report-type is not delivery-status: {ctype}"));
+    }
+    let boundary = ctype
+        .split(';')
+        .filter_map(|p| p.trim().split_once('='))
+        .find(|(k, _)| k.eq_ignore_ascii_case("boundary"))
+        .map(|(_, v)| v.trim_matches('"').to_owned())
+        .ok_or("no boundary")?;
+    let delimiter = format!("\r\n--{boundary}");
+    let body = format!("\r\n{body}");
+    let close = format!("{delimiter}--");
+    let end = body.find(&close).ok_or("no closing boundary")?;
+    let mut parts: Vec<&str> = body[..end].split(&delimiter).skip(1).collect();
+    for p in &mut parts {
+        *p = p
+            .strip_prefix("\r\n")
+            .ok_or("boundary line not followed by CRLF")?;
+    }
+    if parts.len() < 2 {
+        return Err(format!("{} parts; a report needs at least 2", parts.len()));
+    }
+    let mut report = ParsedReport {
+        headers,
+        ..ParsedReport::default()
+    };
+    let mut contents = Vec::new();
+    for p in &parts {
+        let (fields, content) = parse_fields(p)?;
+        let t = find(&fields, "content-type").unwrap_or("text/plain");
+        report.part_types.push(
+            t.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase(),
+        );
+        contents.push(content);
+    }
+    if !report.part_types[0].starts_with("text/") {
+        return Err(format!("first part is {}, not text", report.part_types[0]));
+    }
+    report.human = contents[0].to_owned();
+    if !matches!(
+        report.part_types[1].as_str(),
+        "message/delivery-status" | "message/global-delivery-status"
+    ) {
+        return Err(format!(
+            "second part is {}, not message/delivery-status",
+            report.part_types[1]
+        ));
+    }
+    let mut blocks = contents[1]
+        .split("\r\n\r\n")
+        .filter(|b| !b.trim().is_empty());
+    let first = blocks.next().ok_or("empty delivery-status part")?;
+    report.message_fields = parse_fields(first)?.0;
+    let mta = report
+        .message_field("reporting-mta")
+        .ok_or("no Reporting-MTA")?;
+    if !mta.contains(';') {
+        return Err(format!("Reporting-MTA is not 'type; name': {mta}"));
+    }
+    for block in blocks {
+        let fields = parse_fields(block)?.0;
+        let fr =
+            find(&fields, "final-recipient").ok_or("recipient block without Final-Recipient")?;
+        if !fr.contains(';') {
+            return Err(format!("Final-Recipient is not 'type; address': {fr}"));
+        }
+        let action = find(&fields, "action").ok_or("recipient block without Action")?;
+        if !matches!(
+            action.to_ascii_lowercase().as_str(),
+            "failed" | "delayed" | "delivered" | "relayed" | "expanded"
+        ) {
+            return Err(format!("unknown Action {action}"));
+        }
+        let status = find(&fields, "status").ok_or("recipient block without Status")?;
+        if !is_status(status) {
+            return Err(format!("Status is not an RFC 3463 code: {status}"));
+        }
+        report.recipients.push(fields);
+    }
+    if report.recipients.is_empty() {
+        return Err("no recipient block".into());
+    }
+    if let Some(c) = contents.get(2) {
+        report.returned = c.as_bytes().to_vec();
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ORIGINAL: &[u8] =
+        b"Received: from a by b\r\nFrom: alice@example.org\r\nSubject: hello\r\n\r\nbody line\r\n";
+
+    fn report(recipients: Vec<RecipientReport>, full: bool) -> Vec<u8> {
+        render(&Report {
+            reporting_mta: "mx.example.org",
+            queue_id: "0123456789abcdef0123456789",
+            report_id: "fedcba9876543210fedcba9876",
+            original_sender: "alice@example.org",
+            envid: Some("env-42"),
+            arrival: 1_764_614_400,
+            now: 1_764_614_500,
+            recipients,
+            original: ORIGINAL,
+            return_full: full,
+            reason: None,
+        })
+    }
+
+    fn failed(addr: &str, stored: &str) -> RecipientReport {
+        RecipientReport {
+            final_recipient: addr.into(),
+            original_recipient: None,
+            action: Action::Failed,
+            diagnosis: Diagnosis::parse(stored, "5.0.0"),
+            last_attempt: Some(1_764_614_490),
+        }
+    }
+
+    #[test]
+    fn a_permanent_failure_report_has_every_rfc3464_field() {
+        let mut r = failed(
+            "bob@example.net",
+            "550 5.1.1 <bob@example.net>: no such user (remote mta: mx.example.net[192.0.2.1]:25)",
+        );
+        r.original_recipient = Some("rfc822;Bob@Example.NET".into());
+        let bytes = report(vec![r], false);
+        let p = parse_report(&bytes).unwrap();
+        assert_eq!(p.header("to"), Some("<alice@example.org>"));
+        assert_eq!(p.header("auto-submitted"), Some("auto-replied"));
+        assert_eq!(
+            p.part_types,
+            [
+                "text/plain",
+                "message/delivery-status",
+                "text/rfc822-headers"
+            ]
+        );
+        assert_eq!(
+            p.message_field("reporting-mta"),
+            Some("dns; mx.example.org")
+        );
+        assert_eq!(p.message_field("original-envelope-id"), Some("env-42"));
+        assert_eq!(
+            p.message_field("arrival-date"),
+            Some("Mon, 01 Dec 2025 18:40:00 +0000")
+        );
+        assert_eq!(
+            p.recipient_field(0, "final-recipient"),
+            Some("rfc822; bob@example.net")
+        );
+        assert_eq!(
+            p.recipient_field(0, "original-recipient"),
+            Some("rfc822; Bob@Example.NET")
+        );
+        assert_eq!(p.recipient_field(0, "action"), Some("failed"));
+        assert_eq!(p.recipient_field(0, "status"), Some("5.1.1"));
+        assert_eq!(
+            p.recipient_field(0, "remote-mta"),
+            Some("dns; mx.example.net")
+        );
+        assert_eq!(
+            p.recipient_field(0, "diagnostic-code"),
+            Some("smtp; 550 5.1.1 <bob@example.net>: no such user")
+        );
+        assert!(p.human.contains("<bob@example.net>: 550 5.1.1"));
+        // RET=HDRS (or none): the headers only, not the body.
+        assert!(p.returned.starts_with(b"Received: from a by b\r\n"));
+        assert!(!contains(&p.returned, b"body line"));
+        assert!(bytes.windows(2).all(|w| w[1] != b'\n' || w[0] == b'\r'));
+    }
+
+    #[test]
+    fn ret_full_returns_the_whole_message_and_several_recipients_get_blocks() {
+        let bytes = report(
+            vec![
+                failed("a@x.example", "550 no"),
+                failed("b@y.example", "4.7.4 TLS is required but not offered"),
+            ],
+            true,
+        );
+        let p = parse_report(&bytes).unwrap();
+        assert_eq!(p.part_types[2], "message/rfc822");
+        assert!(contains(&p.returned, b"body line"));
+        assert_eq!(p.recipients.len(), 2);
+        assert_eq!(p.recipient_field(0, "status"), Some("5.0.0"));
+        assert_eq!(
+            p.recipient_field(0, "diagnostic-code"),
+            Some("smtp; 550 no")
+        );
+        assert_eq!(p.recipient_field(1, "status"), Some("4.7.4"));
+        assert_eq!(
+            p.recipient_field(1, "diagnostic-code"),
+            Some("X-Postern; TLS is required but not offered")
+        );
+        assert_eq!(p.recipient_field(1, "remote-mta"), None);
+    }
+
+    #[test]
+    fn diagnosis_round_trips_through_its_stored_form() {
+        let d = Diagnosis::from_reply(
+            "451-4.3.0 first\r\n451 4.3.0 second",
+            Some("h[1.2.3.4]:25".into()),
+        );
+        assert_eq!(d.status, "4.3.0");
+        let again = Diagnosis::parse(&d.to_string(), "5.0.0");
+        assert_eq!(again, d);
+        let l = Diagnosis::local("4.4.1", "connection refused", None);
+        assert_eq!(Diagnosis::parse(&l.to_string(), "5.0.0"), l);
+        // Foreign text never fails.
+        let f = Diagnosis::parse("something odd", "4.4.7");
+        assert_eq!(f.status, "4.4.7");
+        assert_eq!(f.detail.as_deref(), Some("something odd"));
+        assert_eq!(Diagnosis::parse("", "9.9.9").status, "4.0.0");
+        // A mismatched enhanced class is ignored.
+        assert_eq!(Diagnosis::parse("550 4.1.1 x", "4.0.0").status, "5.0.0");
+    }
+
+    #[test]
+    fn status_codes_follow_rfc3463_syntax() {
+        for ok in ["2.0.0", "4.4.7", "5.1.10", "5.999.999"] {
+            assert!(is_status(ok), "{ok}");
+        }
+        for bad in ["3.0.0", "5.1", "5.1.1.1", "5.1000.1", "x.1.1", "", "5..1"] {
+            assert!(!is_status(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn dates_are_rfc5322() {
+        assert_eq!(rfc5322_date(0), "Thu, 01 Jan 1970 00:00:00 +0000");
+        assert_eq!(rfc5322_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 +0000");
+        assert_eq!(
+            rfc5322_date(1_798_761_599),
+            "Thu, 31 Dec 2026 23:59:59 +0000"
+        );
+    }
+
+    #[test]
+    fn hostile_text_stays_on_one_bounded_line() {
+        let long = format!("550 5.7.1 {}\r\nInjected: header", "x".repeat(5000));
+        let d = Diagnosis::parse(&long, "5.0.0");
+        let bytes = report(
+            vec![RecipientReport {
+                final_recipient: "bob@example.net\r\nBcc: evil@example.com".into(),
+                original_recipient: None,
+                action: Action::Failed,
+                diagnosis: d,
+                last_attempt: None,
+            }],
+            false,
+        );
+        let p = parse_report(&bytes).unwrap();
+        assert!(p.header("bcc").is_none());
+        assert!(
+            p.recipients[0]
+                .iter()
+                .all(|(n, _)| n != "injected" && n != "bcc")
+        );
+        for line in bytes.split(|&b| b == b'\n') {
+            assert!(line.len() < 1000, "line of {} octets", line.len());
+        }
+    }
+
+    #[test]
+    fn header_block_stops_at_the_first_empty_line() {
+        assert_eq!(
+            header_block(b"A: 1\r\nB: 2\r\n\r\nbody\r\n"),
+            b"A: 1\r\nB: 2\r\n"
+        );
+        assert_eq!(header_block(b"A: 1\nB: 2\n\nbody\n"), b"A: 1\nB: 2\n");
+        assert_eq!(header_block(b"A: 1\r\n"), b"A: 1\r\n");
+        assert_eq!(header_block(b""), b"");
+    }
+
+    #[test]
+    fn the_checker_refuses_what_is_not_a_delivery_report() {
+        assert!(parse_report(b"Subject: x\r\n\r\nhello\r\n").is_err());
+        let good = report(vec![failed("a@x.example", "550 no")], false);
+        let text = String::from_utf8(good).unwrap();
+        let bad_status = text.replace("Status: 5.0.0", "Status: 9.9");
+        assert!(
+            parse_report(bad_status.as_bytes())
+                .unwrap_err()
+                .contains("Status")
+        );
+        let bad_action = text.replace("Action: failed", "Action: exploded");
+        assert!(
+            parse_report(bad_action.as_bytes())
+                .unwrap_err()
+                .contains("Action")
+        );
+        let no_mta = text.replace("Reporting-MTA: dns; mx.example.org\r\n", "");
+        assert!(parse_report(no_mta.as_bytes()).is_err());
+    }
+}

@@ -1,0 +1,1274 @@
+//! The outbound queue runner: relays queued mail to remote domains under the
+//! rules' route and TLS policy, retries with exponential backoff, and bounces
+//! (RFC 3464, see [`crate::dsn`]) on permanent failure or expiry.
+//!
+//! # Entry points
+//! - [`spawn`]`(spool, config, shutdown)`: what `main` calls. Starts a
+//!   [`Runner`] built from the configuration on the current tokio runtime
+//!   and returns its `JoinHandle`. The task ends after `shutdown` fires and
+//!   in-flight deliveries finished (or the grace period ran out).
+//! - [`Runner`]: the same engine with everything injectable (resolver,
+//!   crypto provider, clock, retry schedule), for tests and embedders.
+//!   [`Runner::run_once`] does one deterministic pass.
+//!
+//! # One pass
+//! 1. List the spool (held messages are skipped: local delivery or another
+//!    pass is working on them), **hold** each candidate, load its envelope.
+//!    A message is due when it has an open (`Pending`/`Deferred`) remote
+//!    recipient and `next_attempt` has come.
+//! 2. For each open remote recipient, evaluate the rules at the `rcpt` stage
+//!    with the facts the envelope kept (sender, recipient, relaying, inbound
+//!    TLS, user, listener...). The relay plan gives the route (smart host or
+//!    MX), TLS mode, versions and trust anchors; it becomes a
+//!    [`postern_relay::Route`]. Recipients with equal routes are grouped,
+//!    across messages, so one connection per route carries them all
+//!    ([`Relay::deliver`] tries the route's hosts in order).
+//! 3. As each route finishes, its results are written to the envelopes
+//!    ([`Spool::update`], atomic): `Delivered` only on a 2xx reply to the end
+//!    of data, `Deferred` on a transient failure. Permanent failures are
+//!    kept in memory until step 4 so a crash can never mark a recipient
+//!    failed without its DSN queued (it is retried and fails again instead).
+//! 4. When all of a message's routes are done: `attempts += 1`; recipients
+//!    that failed permanently, and, once the message is older than the
+//!    maximum age, those still deferred, get a DSN to the sender (never to the
+//!    null sender, never when `NOTIFY` excludes failures), queued through the
+//!    spool with the null sender, *then* they are marked `Failed`. The next
+//!    attempt is scheduled by the backoff (never after the expiry time, so
+//!    the last try happens at expiry). A finished message is removed.
+//!
+//! State lives only in the spool: a new runner on the same spool continues
+//! where the last one stopped. An interrupted delivery leaves its recipients
+//! as they were, so they are retried; a duplicate is possible, a loss is not.
+//!
+//! # Logs
+//! One `tracing` line per recipient per attempt (target
+//! `postern_mta::outbound`): queue id, recipient, host, TLS version, cipher
+//! and verification, result and the reply.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use postern_proto::{ForwardPath, Host, Mailbox, Orcpt, RcptParams, ReversePath};
+use postern_relay::{
+    Anchors, BoxFuture, HickoryResolver, Message, MessageResult, MxRecord, Recipient, Relay,
+    ResolveError, Resolver, Route, SessionConfig, Target, Timeouts, TlsMode, TlsPolicy, TlsVersion,
+};
+use postern_rules::{Facts, RelayTlsMode, RuleSet, Stage, TrustAnchors};
+use rustls::crypto::CryptoProvider;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::Shutdown;
+use crate::config::Config;
+use crate::dsn::{self, Action, Diagnosis, RecipientReport};
+use crate::spool::{BodyType, Envelope, Notify, QueueId, RcptStatus, RecipientState, Ret, Spool};
+
+/// Starts the outbound queue runner for the MTA and returns its task.
+///
+/// Call it once, from within a tokio runtime, after the spool is open:
+/// `outbound::spawn(spool.clone(), config.clone(), shutdown.clone())`.
+/// It uses the system DNS resolver (port 25 for MX hosts), the ring crypto
+/// provider and the settings of [`OutboundSettings::from_config`]. The task
+/// scans the spool every `queue.scan_interval` and returns once `shutdown`
+/// is true (or its sender is dropped) and in-flight deliveries finished
+/// or were abandoned after the grace period; await the handle to know the
+/// queue is consistent.
+pub fn spawn(spool: Spool, config: Arc<Config>, shutdown: Shutdown) -> tokio::task::JoinHandle<()> {
+    let runner = Runner::new(spool, OutboundSettings::from_config(config));
+    tokio::spawn(runner.run(shutdown))
+}
+
+/// The retry schedule: exponential backoff up to a cap, until a maximum
+/// queue age.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    /// Delay after the first failed attempt.
+    pub initial: Duration,
+    /// Each further attempt multiplies the delay by this (at least 1).
+    pub factor: f64,
+    /// The longest delay between two attempts.
+    pub cap: Duration,
+    /// How long a message may stay queued (from arrival) before its
+    /// deferred recipients bounce. RFC 5321 §4.5.4.1 suggests 4-5 days.
+    pub max_age: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 5 minutes, doubling, at most 1 hour apart, for 5 days.
+    fn default() -> Self {
+        RetryPolicy {
+            initial: Duration::from_secs(5 * 60),
+            factor: 2.0,
+            cap: Duration::from_secs(60 * 60),
+            max_age: Duration::from_secs(5 * 24 * 60 * 60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay after the `attempts`-th failed attempt (1-based):
+    /// `initial * factor^(attempts-1)`, at most `cap`.
+    pub fn delay(&self, attempts: u32) -> Duration {
+        let factor = if self.factor.is_finite() && self.factor >= 1.0 {
+            self.factor
+        } else {
+            1.0
+        };
+        let exp = attempts.saturating_sub(1).min(64) as i32;
+        let secs = self.initial.as_secs_f64() * factor.powi(exp);
+        if !secs.is_finite() || secs >= self.cap.as_secs_f64() {
+            self.cap
+        } else {
+            Duration::from_secs_f64(secs.max(0.0))
+        }
+    }
+}
+
+/// A clock returning unix seconds (injectable for tests).
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// The system clock as a [`Clock`].
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    })
+}
+
+/// Where the runner reads the rule set from: the MTA's [`Config`], or a
+/// bare [`RuleSet`] (tests, embedders).
+pub trait RuleSource: Send + Sync + std::fmt::Debug {
+    /// The rules, in order.
+    fn rules(&self) -> &RuleSet;
+}
+
+impl RuleSource for RuleSet {
+    fn rules(&self) -> &RuleSet {
+        self
+    }
+}
+
+impl RuleSource for Config {
+    fn rules(&self) -> &RuleSet {
+        Config::rules(self)
+    }
+}
+
+/// Everything the runner needs besides the spool.
+#[derive(Debug, Clone)]
+pub struct OutboundSettings {
+    /// Our host name: sent with EHLO and used as `Reporting-MTA`.
+    pub hostname: String,
+    /// The rules that pick each recipient's route and TLS policy.
+    pub rules: Arc<dyn RuleSource>,
+    /// Domains delivered locally (a DSN to a sender there is marked local).
+    pub local_domains: Vec<String>,
+    /// Retry schedule and maximum queue age.
+    pub retry: RetryPolicy,
+    /// How often the spool is scanned for due messages.
+    pub scan_interval: Duration,
+    /// The port MX hosts are contacted on (25; tests use another).
+    pub mx_port: u16,
+    /// SMTP client timeouts (RFC 5321 §4.5.3.2 by default).
+    pub timeouts: Timeouts,
+    /// Where relative trust-anchor file names (`relay_trust_anchors`) are
+    /// resolved from: the configuration file's directory.
+    pub base_dir: PathBuf,
+    /// How many routes are delivered to at the same time.
+    pub parallel_routes: usize,
+    /// Recipients per SMTP transaction (RFC 5321 §4.5.3.1.8: servers must
+    /// take at least 100).
+    pub max_recipients: usize,
+    /// Messages loaded per batch within a pass (bounds memory).
+    pub batch: usize,
+    /// After shutdown is signalled, how long in-flight deliveries may run
+    /// before they are abandoned (and retried after the restart).
+    pub shutdown_grace: Duration,
+}
+
+impl OutboundSettings {
+    /// Defaults for `hostname` and `rules`: 5-day expiry, scans every 5 s,
+    /// MX on port 25, RFC 5321 timeouts, 4 routes in parallel.
+    pub fn new(hostname: impl Into<String>, rules: Arc<dyn RuleSource>) -> Self {
+        OutboundSettings {
+            hostname: hostname.into(),
+            rules,
+            local_domains: Vec::new(),
+            retry: RetryPolicy::default(),
+            scan_interval: Duration::from_secs(5),
+            mx_port: 25,
+            timeouts: Timeouts::default(),
+            base_dir: PathBuf::from("."),
+            parallel_routes: 4,
+            max_recipients: 100,
+            batch: 200,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+
+    /// The settings `main` uses: host name, local domains, rules and queue
+    /// timing from `config` (retry delays double from `retry_initial` up to
+    /// `retry_max`; `max_age`; `scan_interval`). Relative trust-anchor
+    /// files are resolved from the configuration file's directory.
+    pub fn from_config(config: Arc<Config>) -> Self {
+        let base_dir = Path::new(&config.source)
+            .parent()
+            .filter(|_| config.source != crate::config::EMBEDDED)
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let mut s = OutboundSettings::new(config.hostname.clone(), config.clone());
+        s.local_domains = config.domains.iter().map(|d| d.name.clone()).collect();
+        s.retry = RetryPolicy {
+            initial: config.queue.retry_initial,
+            factor: 2.0,
+            cap: config.queue.retry_max,
+            max_age: config.queue.max_age,
+        };
+        s.scan_interval = config.queue.scan_interval;
+        s.base_dir = base_dir;
+        s
+    }
+
+    fn is_local_domain(&self, domain: &str) -> bool {
+        let domain = domain.trim_end_matches('.');
+        self.local_domains
+            .iter()
+            .any(|d| d.trim_end_matches('.').eq_ignore_ascii_case(domain))
+    }
+}
+
+/// What one pass did (for tests and logs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PassReport {
+    /// Messages with at least one delivery attempt.
+    pub messages: usize,
+    /// Recipients delivered.
+    pub delivered: usize,
+    /// Recipients deferred (transient failure).
+    pub deferred: usize,
+    /// Recipients failed (permanently or by expiry).
+    pub failed: usize,
+    /// DSNs queued.
+    pub dsns: usize,
+    /// Finished messages removed from the spool.
+    pub removed: usize,
+    /// Problems that did not stop the pass (unreadable envelopes...).
+    pub errors: Vec<String>,
+}
+
+/// The outbound queue runner. See the module documentation.
+#[derive(Clone)]
+pub struct Runner {
+    spool: Spool,
+    settings: Arc<OutboundSettings>,
+    provider: Arc<CryptoProvider>,
+    resolver: Arc<dyn Resolver>,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner")
+            .field("spool", &self.spool)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A resolver that fails every lookup transiently: used when the system
+/// resolver cannot be configured, so mail waits instead of bouncing.
+struct NoResolver(String);
+
+impl Resolver for NoResolver {
+    fn mx<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Vec<MxRecord>, ResolveError>> {
+        let e = ResolveError::Transient(self.0.clone());
+        Box::pin(std::future::ready(Err(e)))
+    }
+
+    fn ips<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Vec<IpAddr>, ResolveError>> {
+        let e = ResolveError::Transient(self.0.clone());
+        Box::pin(std::future::ready(Err(e)))
+    }
+}
+
+/// A message being worked on in a pass.
+struct Work {
+    id: QueueId,
+    _hold: crate::spool::Hold,
+    env: Envelope,
+    body: Bytes,
+    /// Routes still delivering this message.
+    open_routes: usize,
+    /// Recipients (index) that failed permanently in this pass.
+    failures: Vec<(usize, Diagnosis)>,
+    /// The envelope changed since it was last written.
+    dirty: bool,
+    /// Some route of this message was abandoned (shutdown).
+    interrupted: bool,
+    attempted: bool,
+    last_attempt: u64,
+}
+
+/// One route's share of a batch: which recipients of which work items.
+struct RouteGroup {
+    route: Route,
+    /// (work index, recipient indexes)
+    members: Vec<(usize, Vec<usize>)>,
+}
+
+/// The result of delivering one route group.
+struct GroupDone {
+    /// Per transaction: work index, recipient indexes, the result.
+    results: Vec<(usize, Vec<usize>, MessageResult)>,
+}
+
+impl Runner {
+    /// A runner on `spool` with the system DNS resolver, the ring crypto
+    /// provider and the system clock. If the system resolver cannot be set
+    /// up, every lookup fails transiently (mail waits; it is logged).
+    pub fn new(spool: Spool, settings: OutboundSettings) -> Runner {
+        let resolver: Arc<dyn Resolver> = match HickoryResolver::from_system_conf() {
+            Ok(r) => Arc::new(r),
+            Err(e) => {
+                tracing::error!(error = %e, "outbound: no DNS resolver; remote mail will be deferred");
+                Arc::new(NoResolver(format!("no DNS resolver: {e}")))
+            }
+        };
+        Runner {
+            spool,
+            settings: Arc::new(settings),
+            provider: Arc::new(rustls::crypto::ring::default_provider()),
+            resolver,
+            clock: system_clock(),
+        }
+    }
+
+    /// Uses `resolver` for MX and address lookups.
+    #[must_use]
+    pub fn with_resolver(mut self, resolver: Arc<dyn Resolver>) -> Self {
+        self.resolver = resolver;
+        self
+    }
+
+    /// Builds every TLS configuration with `provider`.
+    #[must_use]
+    pub fn with_provider(mut self, provider: Arc<CryptoProvider>) -> Self {
+        self.provider = provider;
+        self
+    }
+
+    /// Reads the time from `clock` (unix seconds).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The settings in use.
+    pub fn settings(&self) -> &OutboundSettings {
+        &self.settings
+    }
+
+    /// Runs passes every `scan_interval` until `shutdown` turns true (or its
+    /// sender is dropped). A pass in progress stops starting deliveries,
+    /// gives those in flight `shutdown_grace`, records what finished and
+    /// returns; nothing half-done is recorded.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        tracing::info!(
+            spool = %self.spool.dir().display(),
+            interval = ?self.settings.scan_interval,
+            max_age = ?self.settings.retry.max_age,
+            "outbound queue runner started"
+        );
+        loop {
+            if stopping(&shutdown) {
+                break;
+            }
+            let report = self.pass(Some(&mut shutdown)).await;
+            log_pass(&report);
+            if stopping(&shutdown) {
+                break;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.settings.scan_interval) => {}
+                () = wait_stop(&mut shutdown) => break,
+            }
+        }
+        tracing::info!("outbound queue runner stopped");
+    }
+
+    /// One pass over the spool (see the module documentation); returns
+    /// what it did. Never panics on bad spool content: problems are logged
+    /// and listed in [`PassReport::errors`].
+    pub async fn run_once(&self) -> PassReport {
+        self.pass(None).await
+    }
+
+    async fn pass(&self, mut shutdown: Option<&mut watch::Receiver<bool>>) -> PassReport {
+        let mut report = PassReport::default();
+        let spool = self.spool.clone();
+        let ids = match blocking(move || spool.list()).await {
+            Ok(ids) => ids,
+            Err(e) => {
+                report.errors.push(format!("listing the spool: {e}"));
+                return report;
+            }
+        };
+        for chunk in ids.chunks(self.settings.batch.max(1)) {
+            if shutdown.as_deref().is_some_and(stopping) {
+                break;
+            }
+            self.batch(chunk, &mut report, shutdown.as_deref_mut())
+                .await;
+        }
+        report
+    }
+
+    /// Loads, plans, delivers and records one batch of messages.
+    async fn batch(
+        &self,
+        ids: &[QueueId],
+        report: &mut PassReport,
+        mut shutdown: Option<&mut watch::Receiver<bool>>,
+    ) {
+        let now = (self.clock)();
+        let mut work: Vec<Work> = Vec::new();
+        for id in ids {
+            let Some(hold) = self.spool.hold(id) else {
+                continue;
+            };
+            let spool = self.spool.clone();
+            let key = id.clone();
+            let env = match blocking(move || spool.load(&key)).await {
+                Ok(env) => env,
+                // Removed meanwhile (local delivery finished it): not an error.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    tracing::warn!(queue_id = %id, error = %e, "outbound: cannot read envelope; skipped");
+                    report.errors.push(format!("{id}: {e}"));
+                    continue;
+                }
+            };
+            if env.is_finished() {
+                let spool = self.spool.clone();
+                let key = id.clone();
+                match blocking(move || spool.remove(&key)).await {
+                    Ok(()) => report.removed += 1,
+                    Err(e) => report.errors.push(format!("{id}: removing: {e}")),
+                }
+                continue;
+            }
+            if !env.has_open_remote() || env.next_attempt > now {
+                continue;
+            }
+            let path = self.spool.body_path(id);
+            let body = match blocking(move || std::fs::read(path)).await {
+                Ok(b) => Bytes::from(b),
+                Err(e) => {
+                    tracing::warn!(queue_id = %id, error = %e, "outbound: cannot read body; skipped");
+                    report.errors.push(format!("{id}: body: {e}"));
+                    continue;
+                }
+            };
+            work.push(Work {
+                id: id.clone(),
+                _hold: hold,
+                env,
+                body,
+                open_routes: 0,
+                failures: Vec::new(),
+                dirty: false,
+                interrupted: false,
+                attempted: false,
+                last_attempt: now,
+            });
+        }
+        if work.is_empty() {
+            return;
+        }
+
+        let groups = self.plan(&mut work, now);
+        let relay = self.relay();
+        let mut set: JoinSet<(usize, GroupDone)> = JoinSet::new();
+        let mut queue = groups.into_iter().enumerate().collect::<Vec<_>>();
+        queue.reverse();
+        let mut stopping_at: Option<tokio::time::Instant> = None;
+        let mut launched_routes: HashMap<usize, Vec<usize>> = HashMap::new();
+        loop {
+            if stopping_at.is_none() && shutdown.as_deref().is_some_and(stopping) {
+                stopping_at = Some(tokio::time::Instant::now() + self.settings.shutdown_grace);
+            }
+            while stopping_at.is_none() && set.len() < self.settings.parallel_routes.max(1) {
+                let Some((gi, group)) = queue.pop() else {
+                    break;
+                };
+                launched_routes.insert(gi, group.members.iter().map(|(w, _)| *w).collect());
+                let messages = self.messages(&work, &group);
+                let relay = relay.clone();
+                let route = group.route.clone();
+                set.spawn(async move {
+                    let index: Vec<(usize, Vec<usize>)> =
+                        messages.iter().map(|(w, r, _)| (*w, r.clone())).collect();
+                    let results = relay
+                        .deliver(&route, messages.into_iter().map(|(_, _, m)| m).collect())
+                        .await;
+                    let results = index
+                        .into_iter()
+                        .zip(results)
+                        .map(|((w, r), m)| (w, r, m))
+                        .collect();
+                    (gi, GroupDone { results })
+                });
+            }
+            if set.is_empty() {
+                break;
+            }
+            let next = match (stopping_at, shutdown.as_deref_mut()) {
+                (Some(deadline), _) => {
+                    match tokio::time::timeout_at(deadline, set.join_next()).await {
+                        Ok(n) => n,
+                        Err(_) => {
+                            tracing::warn!(
+                                in_flight = set.len(),
+                                "outbound: shutdown grace period over; abandoning deliveries in flight (they will be retried)"
+                            );
+                            set.abort_all();
+                            while set.join_next().await.is_some() {}
+                            break;
+                        }
+                    }
+                }
+                (None, Some(rx)) => tokio::select! {
+                    n = set.join_next() => n,
+                    () = wait_stop(rx) => continue,
+                },
+                (None, None) => set.join_next().await,
+            };
+            match next {
+                Some(Ok((gi, done))) => {
+                    launched_routes.remove(&gi);
+                    for (w, rcpts, result) in done.results {
+                        self.apply(&mut work[w], &rcpts, &result, report);
+                    }
+                    for w in work.iter_mut().filter(|w| w.dirty) {
+                        self.save(w, report).await;
+                    }
+                    self.finish_ready(&mut work, now, report).await;
+                }
+                Some(Err(e)) => {
+                    // A delivery task panicked or was cancelled: nothing is
+                    // recorded for its recipients, so they are retried.
+                    tracing::error!(error = %e, "outbound: delivery task failed");
+                    report.errors.push(format!("delivery task: {e}"));
+                }
+                None => break,
+            }
+        }
+        // Routes never launched or abandoned: their messages are left as
+        // they were for the next pass.
+        for (_, members) in launched_routes {
+            for w in members {
+                work[w].interrupted = true;
+            }
+        }
+        for (_, group) in queue {
+            for (w, _) in group.members {
+                work[w].interrupted = true;
+            }
+        }
+        for w in &mut work {
+            if w.open_routes > 0 && w.interrupted {
+                // Save what finished; skip scheduling and bouncing.
+                w.open_routes = 0;
+                w.failures.clear();
+            }
+        }
+        for w in work.iter_mut().filter(|w| w.dirty) {
+            self.save(w, report).await;
+        }
+        self.finish_ready(&mut work, now, report).await;
+    }
+
+    /// Groups the open remote recipients of `work` by route. Recipients that
+    /// cannot be routed (bad address, unreadable anchors) are decided here.
+    fn plan(&self, work: &mut [Work], now: u64) -> Vec<RouteGroup> {
+        let mut groups: Vec<RouteGroup> = Vec::new();
+        for (wi, w) in work.iter_mut().enumerate() {
+            let sender_ok = w.env.sender.is_empty() || Mailbox::parse(&w.env.sender).is_ok();
+            for ri in 0..w.env.recipients.len() {
+                let r = &w.env.recipients[ri];
+                if r.local || !r.status.is_open() {
+                    continue;
+                }
+                if !sender_ok {
+                    w.failures.push((
+                        ri,
+                        Diagnosis::local("5.1.7", "the sender address cannot be used", None),
+                    ));
+                    continue;
+                }
+                if Mailbox::parse(&r.address).is_err() {
+                    w.failures.push((
+                        ri,
+                        Diagnosis::local("5.1.3", "the recipient address cannot be used", None),
+                    ));
+                    continue;
+                }
+                let route = match self.route_for(&w.env, r) {
+                    Ok(route) => route,
+                    Err(diag) => {
+                        log_attempt(&w.id, &r.address, None, "deferred", &diag);
+                        w.env.recipients[ri].status = RcptStatus::Deferred {
+                            reply: diag.to_string(),
+                        };
+                        w.dirty = true;
+                        w.attempted = true;
+                        continue;
+                    }
+                };
+                let g = match groups.iter().position(|g| g.route == route) {
+                    Some(g) => g,
+                    None => {
+                        groups.push(RouteGroup {
+                            route,
+                            members: Vec::new(),
+                        });
+                        groups.len() - 1
+                    }
+                };
+                let members = &mut groups[g].members;
+                match members.iter_mut().find(|(m, _)| *m == wi) {
+                    Some((_, list)) => list.push(ri),
+                    None => {
+                        members.push((wi, vec![ri]));
+                        w.open_routes += 1;
+                    }
+                }
+            }
+            w.last_attempt = now;
+            if !w.failures.is_empty() {
+                w.attempted = true;
+            }
+        }
+        groups
+    }
+
+    /// The relay route for one recipient, from the rules.
+    fn route_for(&self, env: &Envelope, r: &RecipientState) -> Result<Route, Diagnosis> {
+        let facts = facts_for(env, r);
+        let outcome = self.settings.rules.rules().evaluate(Stage::Rcpt, &facts);
+        let plan = outcome.relay;
+        let target = match plan.route {
+            postern_rules::Route::Mx => Target::Mx {
+                domain: r.domain().to_ascii_lowercase(),
+                port: self.settings.mx_port,
+            },
+            postern_rules::Route::SmartHost { host, port } => Target::SmartHost {
+                host: host.clone(),
+                port: *port,
+                auth: None,
+                allow_plaintext_auth: false,
+            },
+        };
+        let anchors = || -> Result<Anchors, Diagnosis> {
+            match plan.trust_anchors {
+                TrustAnchors::System => Ok(Anchors::WebPki),
+                TrustAnchors::Files(files) => load_anchors(&self.settings.base_dir, files),
+            }
+        };
+        let mode = match plan.tls {
+            RelayTlsMode::None => TlsMode::None,
+            RelayTlsMode::Opportunistic => TlsMode::Opportunistic,
+            RelayTlsMode::Required => TlsMode::Required,
+            RelayTlsMode::Verified => TlsMode::Verified {
+                anchors: anchors()?,
+            },
+            RelayTlsMode::Implicit => TlsMode::Implicit {
+                anchors: Some(anchors()?),
+            },
+        };
+        // The versions as asked, including ones rustls cannot speak: the
+        // relay reports those and refuses an empty set (never widens it).
+        let versions: Vec<TlsVersion> = plan
+            .requested_versions
+            .iter()
+            .filter_map(|v| v.name().parse().ok())
+            .collect();
+        Ok(Route {
+            target,
+            tls: TlsPolicy::new(mode).with_versions(versions),
+        })
+    }
+
+    /// The relay messages for one group: one per work item, split into
+    /// transactions of at most `max_recipients`.
+    fn messages(&self, work: &[Work], group: &RouteGroup) -> Vec<(usize, Vec<usize>, Message)> {
+        let mut out = Vec::new();
+        for (wi, rcpts) in &group.members {
+            let w = &work[*wi];
+            let from = if w.env.sender.is_empty() {
+                ReversePath::Null
+            } else {
+                match Mailbox::parse(&w.env.sender) {
+                    Ok(m) => ReversePath::Mailbox(m.into_owned()),
+                    // Checked in `plan`; unreachable in practice.
+                    Err(_) => continue,
+                }
+            };
+            for chunk in rcpts.chunks(self.settings.max_recipients.max(1)) {
+                let recipients: Vec<Recipient> = chunk
+                    .iter()
+                    .filter_map(|&ri| recipient_for(&w.env.recipients[ri]))
+                    .collect();
+                if recipients.len() != chunk.len() {
+                    continue;
+                }
+                let mut m = Message::new(from.clone(), recipients, w.body.clone());
+                m.ret = w.env.params.ret.map(|r| match r {
+                    Ret::Full => postern_proto::Ret::Full,
+                    Ret::Hdrs => postern_proto::Ret::Headers,
+                });
+                m.envid = w.env.params.envid.clone();
+                m.body_type = w.env.params.body.map(|b| match b {
+                    BodyType::SevenBit => postern_proto::Body::SevenBit,
+                    BodyType::EightBitMime => postern_proto::Body::EightBitMime,
+                    BodyType::BinaryMime => postern_proto::Body::BinaryMime,
+                });
+                out.push((*wi, chunk.to_vec(), m));
+            }
+        }
+        out
+    }
+
+    /// Records one transaction's results in the work item (in memory).
+    fn apply(
+        &self,
+        w: &mut Work,
+        rcpts: &[usize],
+        result: &MessageResult,
+        report: &mut PassReport,
+    ) {
+        w.attempted = true;
+        w.last_attempt = (self.clock)();
+        let tls = result.tls.as_ref().map(|t| {
+            format!(
+                "{} {} {}",
+                t.version,
+                t.cipher,
+                if t.verified {
+                    "verified"
+                } else {
+                    "not-verified"
+                }
+            )
+        });
+        for (&ri, r) in rcpts.iter().zip(&result.recipients) {
+            let server = result.server.clone();
+            let address = w.env.recipients[ri].address.clone();
+            match &r.outcome {
+                Ok(reply) if reply.is_positive() => {
+                    let diag = Diagnosis::from_reply(&reply.to_string(), server);
+                    log_attempt(&w.id, &address, tls.as_deref(), "delivered", &diag);
+                    w.env.recipients[ri].status = RcptStatus::Delivered {
+                        reply: diag.to_string(),
+                    };
+                    report.delivered += 1;
+                }
+                outcome => {
+                    let diag = match outcome {
+                        Ok(reply) => Diagnosis::from_reply(&reply.to_string(), server),
+                        Err(e) => diagnose(e, server),
+                    };
+                    if r.is_permanent() {
+                        log_attempt(&w.id, &address, tls.as_deref(), "failed", &diag);
+                        w.failures.push((ri, diag));
+                    } else {
+                        log_attempt(&w.id, &address, tls.as_deref(), "deferred", &diag);
+                        w.env.recipients[ri].status = RcptStatus::Deferred {
+                            reply: diag.to_string(),
+                        };
+                        report.deferred += 1;
+                    }
+                }
+            }
+            w.dirty = true;
+        }
+        w.open_routes = w.open_routes.saturating_sub(1);
+    }
+
+    /// Writes the envelope if it changed.
+    async fn save(&self, w: &mut Work, report: &mut PassReport) {
+        if !w.dirty {
+            return;
+        }
+        let spool = self.spool.clone();
+        let id = w.id.clone();
+        let env = w.env.clone();
+        match blocking(move || spool.update(&id, &env)).await {
+            Ok(()) => w.dirty = false,
+            Err(e) => {
+                tracing::error!(queue_id = %w.id, error = %e, "outbound: cannot record delivery results");
+                report.errors.push(format!("{}: update: {e}", w.id));
+            }
+        }
+    }
+
+    /// Finalises every work item whose routes are all done: bounces,
+    /// schedules the next attempt, removes finished messages.
+    async fn finish_ready(&self, work: &mut [Work], now: u64, report: &mut PassReport) {
+        for w in work.iter_mut() {
+            if w.open_routes == 0 && w.attempted && !w.interrupted {
+                self.finish(w, now, report).await;
+                w.attempted = false;
+                // Counted once, finished once.
+                report.messages += 1;
+            }
+        }
+    }
+
+    async fn finish(&self, w: &mut Work, started: u64, report: &mut PassReport) {
+        let now = (self.clock)().max(started);
+        w.env.attempts = w.env.attempts.saturating_add(1);
+        let expires = w
+            .env
+            .arrival
+            .saturating_add(self.settings.retry.max_age.as_secs());
+        let mut bounce: Vec<(usize, Diagnosis, bool)> =
+            w.failures.drain(..).map(|(ri, d)| (ri, d, false)).collect();
+        if now >= expires {
+            for (ri, r) in w.env.recipients.iter().enumerate() {
+                if r.local || !r.status.is_open() || bounce.iter().any(|(b, _, _)| *b == ri) {
+                    continue;
+                }
+                let last = match &r.status {
+                    RcptStatus::Deferred { reply } => reply.clone(),
+                    _ => String::new(),
+                };
+                let mut d = Diagnosis::parse(&last, "4.4.7");
+                if d.reply.is_none() && d.detail.is_none() {
+                    d.detail = Some("delivery time expired".into());
+                    d.status = "4.4.7".into();
+                }
+                bounce.push((ri, d, true));
+            }
+        }
+        if !bounce.is_empty() {
+            let queued = self.bounce(w, &bounce, now, now >= expires).await;
+            match queued {
+                Ok(dsn) => {
+                    if let Some(dsn) = &dsn {
+                        report.dsns += 1;
+                        tracing::info!(queue_id = %w.id, dsn = %dsn, recipients = bounce.len(), "outbound: DSN queued to the sender");
+                    }
+                    for (ri, d, expired) in &bounce {
+                        let reply = if *expired {
+                            format!(
+                                "{d}; gave up: queued longer than {}",
+                                human(self.settings.retry.max_age)
+                            )
+                        } else {
+                            d.to_string()
+                        };
+                        w.env.recipients[*ri].status = RcptStatus::Failed { reply };
+                        report.failed += 1;
+                    }
+                    w.dirty = true;
+                }
+                Err(e) => {
+                    // The recipients stay open: retried, and bounced again.
+                    tracing::error!(queue_id = %w.id, error = %e, "outbound: cannot queue the DSN; recipients kept for retry");
+                    report.errors.push(format!("{}: DSN: {e}", w.id));
+                    for (ri, d, _) in &bounce {
+                        w.env.recipients[*ri].status = RcptStatus::Deferred {
+                            reply: d.to_string(),
+                        };
+                    }
+                    w.dirty = true;
+                }
+            }
+        }
+        if w.env.has_open_remote() {
+            let delay = self.settings.retry.delay(w.env.attempts).as_secs().max(1);
+            w.env.next_attempt = now.saturating_add(delay).min(expires.max(now + 1));
+        }
+        if w.env.is_finished() {
+            let spool = self.spool.clone();
+            let id = w.id.clone();
+            match blocking(move || spool.remove(&id)).await {
+                Ok(()) => {
+                    report.removed += 1;
+                    w.dirty = false;
+                }
+                Err(e) => {
+                    report.errors.push(format!("{}: remove: {e}", w.id));
+                    self.save(w, report).await;
+                }
+            }
+        } else {
+            w.dirty = true;
+            self.save(w, report).await;
+        }
+    }
+
+    /// Queues a DSN for `bounce` to the sender, unless the sender is null
+    /// or every recipient's NOTIFY excludes failures. `Ok(None)`: no DSN due.
+    async fn bounce(
+        &self,
+        w: &Work,
+        bounce: &[(usize, Diagnosis, bool)],
+        now: u64,
+        expired: bool,
+    ) -> io::Result<Option<QueueId>> {
+        if w.env.sender.is_empty() {
+            tracing::info!(queue_id = %w.id, "outbound: no DSN for the null sender");
+            return Ok(None);
+        }
+        let recipients: Vec<RecipientReport> = bounce
+            .iter()
+            .filter(|(ri, _, _)| wants_failure_dsn(&w.env.recipients[*ri]))
+            .map(|(ri, d, _)| RecipientReport {
+                final_recipient: w.env.recipients[*ri].address.clone(),
+                original_recipient: w.env.recipients[*ri].orcpt.clone(),
+                action: Action::Failed,
+                diagnosis: d.clone(),
+                last_attempt: Some(w.last_attempt),
+            })
+            .collect();
+        if recipients.is_empty() {
+            tracing::info!(queue_id = %w.id, "outbound: NOTIFY excludes failure reports; no DSN");
+            return Ok(None);
+        }
+        let spool = self.spool.clone();
+        let dsn_id = spool.new_id();
+        let report = dsn::Report {
+            reporting_mta: &self.settings.hostname,
+            queue_id: w.id.as_str(),
+            report_id: dsn_id.as_str(),
+            original_sender: &w.env.sender,
+            envid: w.env.params.envid.as_deref(),
+            arrival: w.env.arrival,
+            now,
+            recipients,
+            original: &w.body,
+            return_full: w.env.params.ret == Some(Ret::Full),
+            reason: expired.then(|| {
+                format!(
+                    "The message stayed in the queue for {} without being delivered; delivery has been given up.",
+                    human(self.settings.retry.max_age)
+                )
+            }),
+        };
+        let bytes = dsn::render(&report);
+        let mut env = Envelope::new(dsn_id.clone(), "");
+        env.arrival = now;
+        let sender_domain = w.env.sender.rsplit_once('@').map_or("", |(_, d)| d);
+        env.recipients.push(RecipientState::pending(
+            w.env.sender.clone(),
+            self.settings.is_local_domain(sender_domain),
+        ));
+        if bytes.iter().any(|&b| b >= 0x80) {
+            env.params.body = Some(BodyType::EightBitMime);
+        }
+        env.params.smtputf8 = !w.env.sender.is_ascii();
+        let id = dsn_id.clone();
+        blocking(move || {
+            let mut writer = spool.writer(&id)?;
+            writer.write(&bytes)?;
+            // Released at once: local delivery or the next pass takes it.
+            let _hold = writer.commit(&env)?;
+            Ok(())
+        })
+        .await?;
+        Ok(Some(dsn_id))
+    }
+
+    fn relay(&self) -> Relay {
+        let helo = Host::parse(&self.settings.hostname)
+            .map(Host::into_owned)
+            .unwrap_or_else(|_| {
+                tracing::warn!(hostname = %self.settings.hostname, "outbound: host name is not a valid EHLO name; using localhost");
+                Host::parse("localhost").map(Host::into_owned).expect("localhost is a valid host")
+            });
+        let mut session = SessionConfig::new(helo);
+        session.timeouts = self.settings.timeouts.clone();
+        Relay::new(session, self.provider.clone(), self.resolver.clone())
+    }
+}
+
+/// The rule facts for relaying recipient `r` of `env`: what the inbound
+/// side knew when it accepted the message.
+fn facts_for(env: &Envelope, r: &RecipientState) -> Facts {
+    let mut facts = Facts::new()
+        .sender(&env.sender)
+        .recipient(&r.address)
+        .relaying(true)
+        .tls(env.tls_version.is_some())
+        .smtputf8(env.params.smtputf8);
+    if let Some(v) = env
+        .tls_version
+        .as_deref()
+        .and_then(postern_rules::TlsVersion::from_name)
+    {
+        facts = facts.tls_version(v);
+    }
+    if let Some(c) = &env.tls_cipher {
+        facts = facts.cipher(c);
+    }
+    if let Some(l) = &env.listener {
+        facts = facts.listener(l);
+    }
+    if let Some(h) = &env.helo {
+        facts = facts.helo(h);
+    }
+    if let Some(u) = &env.auth_user {
+        facts = facts.user(u);
+    } else {
+        facts = facts.authenticated(false);
+    }
+    if let Some(ip) = env.peer.as_deref().and_then(peer_ip) {
+        facts = facts.remote_ip(ip);
+    }
+    if let Some(size) = env.params.size {
+        facts = facts.size(size);
+    }
+    if let Some(b) = env.params.body {
+        let body = match b {
+            BodyType::SevenBit => postern_rules::BodyType::SevenBit,
+            BodyType::EightBitMime => postern_rules::BodyType::EightBitMime,
+            BodyType::BinaryMime => postern_rules::BodyType::BinaryMime,
+        };
+        facts = facts.body(body);
+    }
+    facts
+}
+
+/// The IP of `ip:port`, `[v6]:port` or a bare address.
+fn peer_ip(peer: &str) -> Option<IpAddr> {
+    peer.parse::<std::net::SocketAddr>()
+        .map(|s| s.ip())
+        .or_else(|_| peer.trim_matches(['[', ']']).parse())
+        .ok()
+}
+
+/// The relay recipient (with NOTIFY and ORCPT passed on, RFC 3461 §4).
+fn recipient_for(r: &RecipientState) -> Option<Recipient> {
+    let to = ForwardPath::Mailbox(Mailbox::parse(&r.address).ok()?.into_owned());
+    let mut params = RcptParams::default();
+    if let Some(list) = &r.notify {
+        params.notify = Some(if list.contains(&Notify::Never) {
+            postern_proto::Notify::Never
+        } else {
+            postern_proto::Notify::On {
+                success: list.contains(&Notify::Success),
+                failure: list.contains(&Notify::Failure),
+                delay: list.contains(&Notify::Delay),
+            }
+        });
+    }
+    if let Some((kind, addr)) = r.orcpt.as_deref().and_then(|o| o.split_once(';')) {
+        params.orcpt = Some(Orcpt {
+            addr_type: kind.trim().to_owned().into(),
+            address: addr.trim().to_owned().into(),
+        });
+    }
+    Some(Recipient { to, params })
+}
+
+/// NOTIFY absent (default: failure and delay) or including FAILURE.
+fn wants_failure_dsn(r: &RecipientState) -> bool {
+    match &r.notify {
+        None => true,
+        Some(list) => !list.contains(&Notify::Never) && list.contains(&Notify::Failure),
+    }
+}
+
+/// Reads PEM trust anchors; a problem defers the mail (an operator fixes
+/// the file), it never bounces it or widens trust.
+fn load_anchors(base: &Path, files: &[String]) -> Result<Anchors, Diagnosis> {
+    let mut pem = Vec::new();
+    for f in files {
+        let path = base.join(f);
+        match std::fs::read(&path) {
+            Ok(b) => {
+                pem.extend_from_slice(&b);
+                pem.push(b'\n');
+            }
+            Err(e) => {
+                return Err(Diagnosis::local(
+                    "4.3.5",
+                    &format!("cannot read trust anchors {}: {e}", path.display()),
+                    None,
+                ));
+            }
+        }
+    }
+    Anchors::from_pem(&pem).map_err(|e| Diagnosis::local("4.3.5", &e.to_string(), None))
+}
+
+/// The RFC 3463 status for a relay error that carries no server reply.
+fn diagnose(e: &postern_relay::Error, server: Option<String>) -> Diagnosis {
+    use postern_relay::Error as E;
+    if let Some(reply) = e.reply() {
+        let mut d = Diagnosis::from_reply(&reply.to_string(), server);
+        if matches!(e, E::StartTlsRefused(_)) {
+            // The reply is to STARTTLS; what matters is that TLS was required.
+            d.detail = Some(e.to_string());
+        }
+        return d;
+    }
+    let status = match e {
+        E::TlsUnavailable | E::StartTlsRefused(_) => "4.7.4",
+        E::TlsHandshake(_) | E::ResponseInjection { .. } | E::NoUsableTlsVersion { .. } => "4.7.5",
+        E::AuthRequiresTls | E::AuthUnavailable => "4.7.0",
+        E::Timeout(_) => "4.4.2",
+        E::Closed(_) | E::Io { .. } => "4.4.2",
+        E::MalformedReply { .. } | E::MalformedEhlo(_) | E::Protocol { .. } => "4.5.0",
+        E::MessageTooBig { .. } => "5.3.4",
+        E::EightBitUnsupported | E::BinaryUnsupported => "5.6.3",
+        E::SmtpUtf8Unsupported => "5.6.7",
+        E::BareLineEnding => "5.6.0",
+        E::Encode(_) => "5.5.2",
+        E::NoSuchDomain(_) => "5.1.2",
+        E::NullMx(_) => "5.1.10",
+        E::Resolve(_) => "4.4.3",
+        E::Config(_) => "4.3.5",
+        _ if e.is_permanent() => "5.0.0",
+        _ => "4.0.0",
+    };
+    Diagnosis::local(status, &e.to_string(), server)
+}
+
+fn log_attempt(id: &QueueId, recipient: &str, tls: Option<&str>, result: &str, diag: &Diagnosis) {
+    tracing::info!(
+        target: "postern_mta::outbound",
+        queue_id = %id,
+        recipient,
+        host = diag.remote_mta.as_deref().unwrap_or("-"),
+        tls = tls.unwrap_or("none"),
+        result,
+        status = %diag.status,
+        reply = %diag,
+        "delivery attempt"
+    );
+}
+
+fn log_pass(r: &PassReport) {
+    if r.messages > 0 || r.removed > 0 || !r.errors.is_empty() {
+        tracing::info!(
+            messages = r.messages,
+            delivered = r.delivered,
+            deferred = r.deferred,
+            failed = r.failed,
+            dsns = r.dsns,
+            removed = r.removed,
+            errors = r.errors.len(),
+            "outbound pass"
+        );
+    }
+    for e in &r.errors {
+        tracing::warn!(error = %e, "outbound pass problem");
+    }
+}
+
+/// "5 days", "2 h", "30 s".
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 86_400 && s % 86_400 == 0 {
+        format!("{} days", s / 86_400)
+    } else if s >= 3600 && s % 3600 == 0 {
+        format!("{} hours", s / 3600)
+    } else if s >= 60 && s % 60 == 0 {
+        format!("{} minutes", s / 60)
+    } else {
+        format!("{s} seconds")
+    }
+}
+
+fn stopping(rx: &watch::Receiver<bool>) -> bool {
+    *rx.borrow() || rx.has_changed().is_err()
+}
+
+/// Resolves when shutdown is signalled (true) or the sender is gone.
+async fn wait_stop(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await;
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(io::Error::other(format!("blocking task failed: {e}"))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let p = RetryPolicy {
+            initial: Duration::from_secs(60),
+            factor: 2.0,
+            cap: Duration::from_secs(600),
+            max_age: Duration::from_secs(3600),
+        };
+        assert_eq!(p.delay(1), Duration::from_secs(60));
+        assert_eq!(p.delay(2), Duration::from_secs(120));
+        assert_eq!(p.delay(4), Duration::from_secs(480));
+        assert_eq!(p.delay(5), Duration::from_secs(600));
+        assert_eq!(p.delay(u32::MAX), Duration::from_secs(600));
+        let odd = RetryPolicy {
+            factor: f64::NAN,
+            ..p
+        };
+        assert_eq!(odd.delay(10), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn relay_errors_map_to_rfc3463_statuses() {
+        use postern_relay::Error as E;
+        assert_eq!(diagnose(&E::TlsUnavailable, None).status, "4.7.4");
+        assert_eq!(diagnose(&E::NullMx("x".into()), None).status, "5.1.10");
+        assert_eq!(
+            diagnose(&E::Timeout(postern_relay::Stage::Greeting), None).status,
+            "4.4.2"
+        );
+        let d = diagnose(
+            &E::NoSuchDomain("nx.example".into()),
+            Some("h[1.2.3.4]:25".into()),
+        );
+        assert_eq!(d.class(), 5);
+        assert_eq!(d.remote_host(), Some("h"));
+    }
+
+    #[test]
+    fn notify_decides_whether_a_failure_is_reported() {
+        let mut r = RecipientState::pending("a@b.example", false);
+        assert!(wants_failure_dsn(&r));
+        r.notify = Some(vec![Notify::Never]);
+        assert!(!wants_failure_dsn(&r));
+        r.notify = Some(vec![Notify::Delay]);
+        assert!(!wants_failure_dsn(&r));
+        r.notify = Some(vec![Notify::Success, Notify::Failure]);
+        assert!(wants_failure_dsn(&r));
+    }
+
+    #[test]
+    fn peer_addresses_parse() {
+        assert_eq!(
+            peer_ip("192.0.2.1:2525"),
+            Some("192.0.2.1".parse().unwrap())
+        );
+        assert_eq!(
+            peer_ip("[2001:db8::1]:25"),
+            Some("2001:db8::1".parse().unwrap())
+        );
+        assert_eq!(peer_ip("nonsense"), None);
+    }
+}
