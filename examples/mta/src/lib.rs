@@ -19,6 +19,8 @@
 
 pub mod config;
 pub mod defaults;
+pub mod dsn;
+pub mod outbound;
 pub mod maildir;
 pub mod received;
 pub mod spool;
