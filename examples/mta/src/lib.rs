@@ -11,19 +11,26 @@
 //! | [`users`] | the users file (argon2), the mailbox directory |
 //! | [`maildir`] | local delivery into Maildir; the local sweep |
 //! | [`received`] | the Received header and RFC 5322 dates |
+//! | [`server`] | the listener handler: rules, users, spool per session event |
+//! | [`tls`] | self-signed certificate, TLS settings, per-listener session policy |
+//! | [`cli`] | the commands: check, explain, policy test, user add |
+//! | [`outbound`], [`dsn`] | the queue runner and delivery status notifications (outbound engineer) |
 //!
 //! The outbound runner (`outbound.rs`, `dsn.rs`) is started by `main` as
 //! `outbound::spawn(spool.clone(), config.clone(), shutdown.clone())` with a
 //! [`Spool`](spool::Spool), an `Arc<`[`Config`](config::Config)`>` and a
-//! [`Shutdown`] receiver; its modules are declared here once committed.
+//! [`Shutdown`] receiver.
 
+pub mod cli;
 pub mod config;
 pub mod defaults;
 pub mod dsn;
-pub mod outbound;
 pub mod maildir;
+pub mod outbound;
 pub mod received;
+pub mod server;
 pub mod spool;
+pub mod tls;
 pub mod users;
 
 /// The graceful-shutdown signal shared by the server, local delivery and

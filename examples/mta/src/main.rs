@@ -1,6 +1,217 @@
-//! `postern-mta`: placeholder until the MTA issue lands.
+//! `postern-mta`: see `postern-mta --help` and `examples/mta/hardening.toml`.
 
-fn main() {
-    eprintln!("postern-mta: not built yet");
-    std::process::exit(2);
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use postern_mta::cli::{self, Cli, Command, PolicyCommand, UserCommand};
+use postern_mta::config::Config;
+use postern_mta::maildir::{LocalDelivery, Maildirs, sweep};
+use postern_mta::server::Mta;
+use postern_mta::spool::Spool;
+use postern_mta::tls::{
+    SelfSignedSource, ensure_self_signed, listener_configs, needs_self_signed, self_signed_names,
+};
+use postern_mta::users::Users;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match cli::load_config(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("postern-mta: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    let code = match &cli.command {
+        None | Some(Command::Serve) => {
+            drop(stdout);
+            return serve(config);
+        }
+        Some(Command::Check) => cli::check(&config, &mut stdout),
+        Some(Command::Explain(args)) => cli::explain(&config, args, &mut stdout),
+        Some(Command::Policy(PolicyCommand::Test { cases })) => {
+            cli::policy_test(&config, cases, &mut stdout)
+        }
+        Some(Command::User(UserCommand::Add { name })) => {
+            let stdin = std::io::stdin();
+            let mut input = stdin.lock();
+            cli::user_add(&config.users_file(), name, &mut input, &mut stdout)
+        }
+    };
+    let _ = stdout.flush();
+    match code {
+        Ok(c) => ExitCode::from(u8::try_from(c).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("postern-mta: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn serve(config: Config) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("postern-mta: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = runtime.block_on(run(config));
+    // Local deliveries on blocking threads finish or are redone at the
+    // next start (they are idempotent); do not wait forever.
+    runtime.shutdown_timeout(Duration::from_secs(10));
+    code
+}
+
+async fn run(config: Config) -> ExitCode {
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        eprintln!("postern-mta: {what}: {e}");
+        ExitCode::from(1)
+    };
+    if let Err(e) = std::fs::create_dir_all(&config.data_dir) {
+        return fail(&format!("cannot create {}", config.data_dir.display()), &e);
+    }
+    let spool = match Spool::open(&config.queue_dir()) {
+        Ok(s) => s,
+        Err(e) => {
+            return fail(
+                &format!("cannot open the queue {}", config.queue_dir().display()),
+                &e,
+            );
+        }
+    };
+    let self_signed = if needs_self_signed(&config) {
+        match ensure_self_signed(&config.tls_dir(), &self_signed_names(&config)) {
+            Ok(f) => {
+                tracing::info!(cert = %f.cert.display(), "self-signed certificate");
+                SelfSignedSource::Files(f)
+            }
+            Err(e) => return fail("cannot create the self-signed certificate", &e),
+        }
+    } else {
+        SelfSignedSource::Inline {
+            cert: String::new(),
+            key: String::new(),
+        }
+    };
+    let config = Arc::new(config);
+    let users = Arc::new(Users::open(&config.users_file()));
+    let local = LocalDelivery {
+        spool: spool.clone(),
+        config: config.clone(),
+        users: users.clone(),
+        maildirs: Maildirs::new(config.mail_dir(), &config.hostname),
+    };
+    let mta = Arc::new(Mta::new(
+        config.clone(),
+        spool.clone(),
+        users.clone(),
+        local.clone(),
+    ));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server = match postern_listener::Server::bind(
+        listener_configs(&config, &self_signed),
+        mta,
+        provider,
+    ) {
+        Ok(s) => s,
+        Err(e) => return fail("cannot start the listeners", &e),
+    };
+
+    let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
+    let sweeper = tokio::spawn(sweep(local, config.queue.scan_interval, shutdown.clone()));
+    // The outbound runner (outbound.rs): remote recipients, retries, DSNs.
+    let outbound = postern_mta::outbound::spawn(spool.clone(), config.clone(), shutdown.clone());
+
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "postern-mta {} ({})",
+            env!("CARGO_PKG_VERSION"),
+            config.source
+        );
+        for (name, addr) in server.local_addrs() {
+            let mode = config
+                .listener(&name)
+                .map_or_else(String::new, |l| l.mode.to_string());
+            let _ = writeln!(out, "  listening on {addr} ({name}, {mode})");
+        }
+        let _ = writeln!(out, "  data in {}", config.data_dir.display());
+        let _ = writeln!(
+            out,
+            "  local domains: {}",
+            config
+                .domains
+                .iter()
+                .map(|d| d.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let _ = writeln!(
+            out,
+            "add a user:  echo 'PASSWORD' | postern-mta user add alice --data-dir {}",
+            config.data_dir.display()
+        );
+        let _ = out.flush();
+    }
+
+    // Signals: SIGTERM/SIGINT shut down gracefully, SIGHUP reloads
+    // certificates (and the users file).
+    let signals = {
+        let server = server.clone();
+        let users = users.clone();
+        let config = config.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::hangup()),
+            ) else {
+                tracing::error!("cannot install signal handlers");
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
+                    _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break; }
+                    _ = hup.recv() => {
+                        tracing::info!("SIGHUP: reloading certificates and users");
+                        users.refresh();
+                        for l in config.listeners.iter().filter(|l| l.tls.is_some()) {
+                            if let Err(e) = server.reload_certificates(&l.name, None) {
+                                tracing::error!(listener = %l.name, error = %e, "certificate reload failed");
+                            }
+                        }
+                    }
+                }
+            }
+            let _ = shutdown_tx.send(true);
+            server.shutdown();
+        })
+    };
+
+    server.run().await;
+    tracing::info!("listeners closed; waiting for the queue runners");
+    let _ = tokio::time::timeout(Duration::from_secs(30), outbound).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), sweeper).await;
+    signals.abort();
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
 }

@@ -1,0 +1,633 @@
+//! The listener handler: every session event answered from the rules, the
+//! users file, the mailbox directory and the spool.
+//!
+//! | event | what decides |
+//! |---|---|
+//! | connect, HELO/EHLO | rules at `connect` / `helo` |
+//! | AUTH | rules at `auth` (mechanism allowed on this transport, else `538 5.7.11`), then the users file (argon2; `535 5.7.8`) |
+//! | MAIL | rules at `mail` |
+//! | RCPT | rules at `rcpt` (per recipient); then local: the mailbox must exist (`550 5.1.1`); remote: a rule's `accept` or an authenticated client, else `554 5.7.1` relay denied |
+//! | DATA/BDAT | rules at `data` per recipient (reject, `add_header`); the spool writer opens with our Received header |
+//! | body | written to the spool's temp file |
+//! | end of data | commit (fsync body, envelope, directory), then `250 2.0.0 Ok: queued as ID`; local recipients delivered right after |
+//!
+//! One `info` log line per transaction (`transaction` target): listener,
+//! peer, TLS version and cipher, user, the rules that decided, queue id and
+//! result.
+
+use std::fmt::Write as _;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use postern_listener::{ConnContext, ConnectionHandler, Facts, Handler};
+use postern_proto::{EnhancedCode, ForwardPath, Reply, ReplyCode, ReversePath};
+use postern_rules::{AuthPolicy, Decision as RuleDecision, Stage};
+use postern_session::{Decision, Event, HelloVerb, TlsVersion};
+
+use crate::config::Config;
+use crate::maildir::LocalDelivery;
+use crate::received::{TraceInfo, received_header};
+use crate::spool::{
+    BodyType, Envelope, MessageParams, MessageWriter, Notify, QueueId, RecipientState, Ret, Spool,
+};
+use crate::users::Users;
+
+/// The MTA's listener handler, shared by every connection.
+#[derive(Debug)]
+pub struct Mta {
+    config: Arc<Config>,
+    spool: Spool,
+    users: Arc<Users>,
+    local: LocalDelivery,
+}
+
+impl Mta {
+    /// A handler over this configuration, spool, users and local delivery.
+    pub fn new(config: Arc<Config>, spool: Spool, users: Arc<Users>, local: LocalDelivery) -> Mta {
+        Mta {
+            config,
+            spool,
+            users,
+            local,
+        }
+    }
+}
+
+impl Handler for Mta {
+    type Conn = MtaConn;
+
+    fn connect(&self, info: &ConnContext) -> MtaConn {
+        MtaConn {
+            config: self.config.clone(),
+            spool: self.spool.clone(),
+            users: self.users.clone(),
+            local: self.local.clone(),
+            peer: info.peer,
+            txn: None,
+        }
+    }
+}
+
+/// One connection's state.
+#[derive(Debug)]
+pub struct MtaConn {
+    config: Arc<Config>,
+    spool: Spool,
+    users: Arc<Users>,
+    local: LocalDelivery,
+    peer: SocketAddr,
+    txn: Option<Txn>,
+}
+
+#[derive(Debug, Default)]
+struct Txn {
+    sender: String,
+    params: MessageParams,
+    requiretls: bool,
+    recipients: Vec<RecipientState>,
+    rules: Vec<String>,
+    refused: Vec<String>,
+    writer: Option<MessageWriter>,
+    write_error: Option<io::Error>,
+}
+
+fn reply(code: u16, enhanced: &str, text: impl Into<String>) -> Reply<'static> {
+    let code = ReplyCode::new(code).unwrap_or(ReplyCode::new(451).unwrap_or(ReplyCode::OK));
+    let enhanced = EnhancedCode::parse_prefix(enhanced).map(|(e, _)| e);
+    let text: String = text.into();
+    Reply::new(code, enhanced, [text.clone()]).unwrap_or_else(|_| Reply::fixed(code, None, "error"))
+}
+
+fn rule_reply(r: &postern_rules::Reply) -> Reply<'static> {
+    let enhanced = r.enhanced().map(|e| e.to_string()).unwrap_or_default();
+    reply(r.code(), &enhanced, r.text())
+}
+
+/// The session decision for a rules decision (continue and accept go on).
+fn from_rules(d: &RuleDecision<'_>) -> Option<Decision> {
+    match d {
+        RuleDecision::Reject { reply, .. } => Some(Decision::RejectWith(rule_reply(reply))),
+        RuleDecision::Tempfail { reply, .. } => Some(Decision::TempfailWith(rule_reply(reply))),
+        _ => None,
+    }
+}
+
+fn rules_version(v: TlsVersion) -> Option<postern_rules::TlsVersion> {
+    match v {
+        TlsVersion::Tls12 => Some(postern_rules::TlsVersion::Tls12),
+        TlsVersion::Tls13 => Some(postern_rules::TlsVersion::Tls13),
+        TlsVersion::Other(_) => None,
+    }
+}
+
+/// `local@domain` of a forward path; `<Postmaster>` is postmaster at our
+/// first local domain.
+fn forward_address(to: &ForwardPath<'_>, config: &Config) -> (String, String, String) {
+    match to {
+        ForwardPath::Postmaster => {
+            let d = config
+                .domains
+                .first()
+                .map_or_else(|| config.hostname.clone(), |d| d.name.clone());
+            (format!("postmaster@{d}"), "postmaster".into(), d)
+        }
+        ForwardPath::Mailbox(m) => {
+            let local = m.local_part().to_string();
+            let domain = m.host().to_string();
+            (m.to_string(), local, domain)
+        }
+    }
+}
+
+impl MtaConn {
+    fn facts(&self, f: &Facts<'_>) -> postern_rules::Facts {
+        let mut x = postern_rules::Facts::new()
+            .tls(f.is_tls())
+            .listener(f.listener)
+            .local_port(f.local.port())
+            .remote_ip(f.peer.ip());
+        if let Some(t) = f.tls {
+            x = x
+                .cipher(&t.cipher)
+                .client_cert_verified(t.client_cert_verified);
+            if let Some(v) = rules_version(t.version) {
+                x = x.tls_version(v);
+            }
+        }
+        if let Some(h) = f.hello_name {
+            x = x.helo(h);
+        }
+        match f.authenticated {
+            Some(a) => x.user(&a.authcid),
+            None => x.authenticated(false),
+        }
+    }
+
+    fn txn_facts(&self, f: &Facts<'_>) -> postern_rules::Facts {
+        let mut x = self.facts(f);
+        if let Some(t) = &self.txn {
+            x = x
+                .sender(&t.sender)
+                .smtputf8(t.params.smtputf8)
+                .requiretls(t.requiretls);
+            if let Some(s) = t.params.size {
+                x = x.size(s);
+            }
+            if let Some(b) = t.params.body {
+                x = x.body(match b {
+                    BodyType::SevenBit => postern_rules::BodyType::SevenBit,
+                    BodyType::EightBitMime => postern_rules::BodyType::EightBitMime,
+                    BodyType::BinaryMime => postern_rules::BodyType::BinaryMime,
+                });
+            }
+        }
+        x
+    }
+
+    fn log(&self, f: &Facts<'_>, id: Option<&QueueId>, result: &str) {
+        let (version, cipher) = f.tls.map_or((String::from("-"), String::from("-")), |t| {
+            (t.version.to_string(), t.cipher.clone())
+        });
+        let user = f.authenticated.map_or("-", |a| a.authcid.as_str());
+        let (sender, rcpts, rules, refused) = self.txn.as_ref().map_or_else(
+            || {
+                (
+                    "-".to_owned(),
+                    String::from("-"),
+                    String::from("-"),
+                    String::from("-"),
+                )
+            },
+            |t| {
+                let r: Vec<&str> = t.recipients.iter().map(|r| r.address.as_str()).collect();
+                let rules = if t.rules.is_empty() {
+                    "-".to_owned()
+                } else {
+                    t.rules.join(",")
+                };
+                let refused = if t.refused.is_empty() {
+                    "-".to_owned()
+                } else {
+                    t.refused.join("; ")
+                };
+                (format!("<{}>", t.sender), r.join(","), rules, refused)
+            },
+        );
+        tracing::info!(
+            target: "transaction",
+            listener = f.listener,
+            peer = %f.peer,
+            tls = %version,
+            cipher = %cipher,
+            user,
+            rules = %rules,
+            id = %id.map_or_else(|| "-".to_owned(), ToString::to_string),
+            from = %sender,
+            to = %rcpts,
+            refused = %refused,
+            result,
+        );
+    }
+
+    fn note_rule(&mut self, d: &RuleDecision<'_>) {
+        if let (Some(rule), Some(t)) = (d.rule(), self.txn.as_mut()) {
+            let name = rule.name().to_owned();
+            if !t.rules.contains(&name) {
+                t.rules.push(name);
+            }
+        }
+    }
+
+    async fn on_auth(
+        &mut self,
+        credentials: postern_session::Credentials,
+        f: &Facts<'_>,
+    ) -> Decision {
+        let tls = f.is_tls();
+        let outcome = self.config.rules().evaluate(Stage::Auth, &self.facts(f));
+        if let Some(d) = from_rules(&outcome.decision) {
+            return d;
+        }
+        let mech = credentials.mechanism.as_str().to_owned();
+        let allowed = match outcome.auth.for_connection(tls) {
+            AuthPolicy::Off => false,
+            AuthPolicy::On(set) => set.iter().any(|m| m.name().eq_ignore_ascii_case(&mech)),
+        };
+        if !allowed {
+            tracing::info!(listener = f.listener, peer = %f.peer, mechanism = %mech, tls, "AUTH refused by the rules");
+            return Decision::RejectWith(if tls {
+                reply(504, "5.5.4", "Authentication mechanism not allowed here")
+            } else {
+                reply(
+                    538,
+                    "5.7.11",
+                    "Encryption required for requested authentication mechanism",
+                )
+            });
+        }
+        if credentials
+            .authzid
+            .as_deref()
+            .is_some_and(|z| !z.is_empty() && !z.eq_ignore_ascii_case(&credentials.authcid))
+        {
+            return Decision::RejectWith(reply(535, "5.7.8", "Authorization identity not allowed"));
+        }
+        let users = self.users.clone();
+        let config = self.config.clone();
+        let user = credentials.authcid.clone();
+        let ok = tokio::task::spawn_blocking(move || {
+            let password = credentials.secret.expose();
+            users.verify(&config, &credentials.authcid, password)
+        })
+        .await
+        .unwrap_or(false);
+        if ok {
+            tracing::info!(listener = f.listener, peer = %f.peer, user = %user, mechanism = %mech, "authenticated");
+            Decision::Accept
+        } else {
+            tracing::warn!(listener = f.listener, peer = %f.peer, user = %user, mechanism = %mech, "authentication failed");
+            Decision::Reject
+        }
+    }
+
+    fn on_mail(
+        &mut self,
+        from: ReversePath<'static>,
+        params: postern_proto::MailParams<'static>,
+        f: &Facts<'_>,
+    ) -> Decision {
+        let sender = match &from {
+            ReversePath::Null => String::new(),
+            ReversePath::Mailbox(m) => m.to_string(),
+        };
+        let mp = MessageParams {
+            envid: params.envid.as_deref().map(str::to_owned),
+            ret: params.ret.map(|r| match r {
+                postern_proto::Ret::Full => Ret::Full,
+                postern_proto::Ret::Headers => Ret::Hdrs,
+            }),
+            body: params.body.map(|b| match b {
+                postern_proto::Body::SevenBit => BodyType::SevenBit,
+                postern_proto::Body::EightBitMime => BodyType::EightBitMime,
+                postern_proto::Body::BinaryMime => BodyType::BinaryMime,
+            }),
+            smtputf8: params.smtputf8,
+            size: params.size,
+        };
+        self.txn = Some(Txn {
+            sender,
+            params: mp,
+            requiretls: params.requiretls,
+            ..Txn::default()
+        });
+        let config = self.config.clone();
+        let outcome = config.rules().evaluate(Stage::Mail, &self.txn_facts(f));
+        self.note_rule(&outcome.decision);
+        if let Some(d) = from_rules(&outcome.decision) {
+            self.log(f, None, &format!("refused at MAIL: {}", describe(&d)));
+            self.txn = None;
+            return d;
+        }
+        Decision::Accept
+    }
+
+    fn on_rcpt(
+        &mut self,
+        to: ForwardPath<'static>,
+        params: postern_proto::RcptParams<'static>,
+        f: &Facts<'_>,
+    ) -> Decision {
+        if self.txn.is_none() {
+            return Decision::RejectWith(reply(503, "5.5.1", "MAIL first"));
+        }
+        let (address, local_part, domain) = forward_address(&to, &self.config);
+        let local = self.config.is_local_domain(&domain);
+        let facts = self.txn_facts(f).recipient(&address).local_recipient(local);
+        let config = self.config.clone();
+        let outcome = config.rules().evaluate(Stage::Rcpt, &facts);
+        self.note_rule(&outcome.decision);
+        // Refused recipients are reported in the transaction's log line.
+        let refuse = |this: &mut MtaConn, d: Decision| {
+            if let Some(t) = this.txn.as_mut() {
+                t.refused.push(format!("<{address}> {}", describe(&d)));
+            }
+            d
+        };
+        if let Some(d) = from_rules(&outcome.decision) {
+            return refuse(self, d);
+        }
+        if local {
+            if !self.users.has_mailbox(&self.config, &local_part, &domain) {
+                return refuse(
+                    self,
+                    Decision::RejectWith(reply(
+                        550,
+                        "5.1.1",
+                        format!("<{address}>: Recipient address rejected: no such user here"),
+                    )),
+                );
+            }
+        } else {
+            let accepted_by_rule = matches!(outcome.decision, RuleDecision::Accept { .. });
+            if !accepted_by_rule && f.authenticated.is_none() {
+                return refuse(
+                    self,
+                    Decision::RejectWith(reply(
+                        554,
+                        "5.7.1",
+                        format!("<{address}>: Relay access denied"),
+                    )),
+                );
+            }
+            if let Some(problem) = outcome.relay.problem() {
+                tracing::warn!(rcpt = %address, %problem, "relay plan cannot be carried out; the message will stay queued");
+            }
+        }
+        let mut state = RecipientState::pending(
+            if local {
+                format!(
+                    "{}@{}",
+                    local_part.to_ascii_lowercase(),
+                    domain.to_ascii_lowercase()
+                )
+            } else {
+                address
+            },
+            local,
+        );
+        state.orcpt = params
+            .orcpt
+            .as_ref()
+            .map(|o| format!("{};{}", o.addr_type, o.address));
+        state.notify = params.notify.map(|n| match n {
+            postern_proto::Notify::Never => vec![Notify::Never],
+            postern_proto::Notify::On {
+                success,
+                failure,
+                delay,
+            } => {
+                let mut v = Vec::new();
+                if success {
+                    v.push(Notify::Success);
+                }
+                if failure {
+                    v.push(Notify::Failure);
+                }
+                if delay {
+                    v.push(Notify::Delay);
+                }
+                v
+            }
+        });
+        if let Some(t) = self.txn.as_mut() {
+            t.recipients.push(state);
+        }
+        Decision::Accept
+    }
+
+    fn on_data_start(&mut self, f: &Facts<'_>) -> Decision {
+        let Some(txn) = self.txn.as_ref() else {
+            return Decision::RejectWith(reply(503, "5.5.1", "MAIL first"));
+        };
+        // Rules at `data`, once per recipient (the rcpt conditions are
+        // known here too); headers from every match, once each.
+        let mut headers: Vec<(String, String)> = Vec::new();
+        let base = self.txn_facts(f);
+        let config = self.config.clone();
+        let addresses: Vec<(String, bool)> = txn
+            .recipients
+            .iter()
+            .map(|r| (r.address.clone(), r.local))
+            .collect();
+        for (addr, local) in &addresses {
+            let facts = base.clone().recipient(addr).local_recipient(*local);
+            let outcome = config.rules().evaluate(Stage::Data, &facts);
+            self.note_rule(&outcome.decision);
+            if let Some(d) = from_rules(&outcome.decision) {
+                self.log(f, None, &format!("refused at DATA: {}", describe(&d)));
+                return d;
+            }
+            for h in outcome.headers {
+                let pair = (h.name().to_owned(), h.value().to_owned());
+                if !headers.contains(&pair) {
+                    headers.push(pair);
+                }
+            }
+        }
+        let id = self.spool.new_id();
+        let single = (addresses.len() == 1).then(|| addresses[0].0.clone());
+        let tls = f.tls.map(|t| (t.version.to_string(), t.cipher.clone()));
+        let mut head = received_header(
+            &TraceInfo {
+                helo: f.hello_name,
+                peer_ip: Some(f.peer.ip()),
+                by: &self.config.hostname,
+                listener: f.listener,
+                esmtp: !matches!(f.hello, Some(HelloVerb::Helo)),
+                tls,
+                auth_user: f.authenticated.map(|a| a.authcid.as_str()),
+                id: id.as_str(),
+                single_recipient: single.as_deref(),
+            },
+            SystemTime::now(),
+        );
+        for (n, v) in &headers {
+            let _ = write!(head, "{n}: {v}\r\n");
+        }
+        let writer = self.spool.writer(&id).and_then(|mut w| {
+            w.write(head.as_bytes())?;
+            Ok(w)
+        });
+        match writer {
+            Ok(w) => {
+                if let Some(t) = self.txn.as_mut() {
+                    t.writer = Some(w);
+                    t.write_error = None;
+                }
+                Decision::Accept
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot open a spool file");
+                self.log(f, None, "tempfail at DATA: spool unavailable");
+                Decision::TempfailWith(reply(451, "4.3.0", "Local error: cannot queue now"))
+            }
+        }
+    }
+
+    fn on_chunk(&mut self, chunk: &[u8]) {
+        if let Some(t) = self.txn.as_mut()
+            && t.write_error.is_none()
+            && let Some(w) = t.writer.as_mut()
+            && let Err(e) = w.write(chunk)
+        {
+            t.write_error = Some(e);
+        }
+    }
+
+    async fn on_complete(&mut self, f: &Facts<'_>) -> Decision {
+        let Some(mut txn) = self.txn.take() else {
+            return Decision::RejectWith(reply(503, "5.5.1", "no transaction"));
+        };
+        let Some(writer) = txn.writer.take() else {
+            return Decision::TempfailWith(reply(451, "4.3.0", "Local error: nothing spooled"));
+        };
+        if let Some(e) = txn.write_error.take() {
+            tracing::error!(error = %e, "spool write failed");
+            self.txn = Some(txn);
+            self.log(f, None, "tempfail: spool write failed");
+            self.txn = None;
+            return Decision::TempfailWith(reply(451, "4.3.0", "Local error: cannot queue now"));
+        }
+        let id = writer.id().clone();
+        let mut env = Envelope::new(id.clone(), txn.sender.clone());
+        env.params = txn.params.clone();
+        env.listener = Some(f.listener.to_owned());
+        env.peer = Some(f.peer.to_string());
+        env.helo = f.hello_name.map(str::to_owned);
+        env.tls_version = f.tls.map(|t| t.version.to_string());
+        env.tls_cipher = f.tls.map(|t| t.cipher.clone());
+        env.auth_user = f.authenticated.map(|a| a.authcid.clone());
+        env.recipients = txn.recipients.clone();
+        let env_for_commit = env.clone();
+        let committed = tokio::task::spawn_blocking(move || writer.commit(&env_for_commit)).await;
+        self.txn = Some(txn);
+        let hold = match committed {
+            Ok(Ok(hold)) => hold,
+            Ok(Err(e)) => {
+                tracing::error!(id = %id, error = %e, "commit failed; not acknowledged");
+                self.log(f, Some(&id), "tempfail: commit failed");
+                self.txn = None;
+                return Decision::TempfailWith(reply(
+                    451,
+                    "4.3.0",
+                    "Local error: cannot queue now",
+                ));
+            }
+            Err(e) => {
+                tracing::error!(id = %id, error = %e, "commit task failed; not acknowledged");
+                self.log(f, Some(&id), "tempfail: commit failed");
+                self.txn = None;
+                return Decision::TempfailWith(reply(
+                    451,
+                    "4.3.0",
+                    "Local error: cannot queue now",
+                ));
+            }
+        };
+        self.log(f, Some(&id), "queued");
+        self.txn = None;
+        if env.has_open_local() {
+            let local = self.local.clone();
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = local.deliver_held(hold) {
+                    tracing::warn!(error = %e, "local delivery after commit failed; the sweep retries");
+                }
+            });
+        } else {
+            drop(hold);
+        }
+        Decision::AcceptWith(reply(250, "2.0.0", format!("Ok: queued as {id}")))
+    }
+}
+
+fn describe(d: &Decision) -> String {
+    match d {
+        Decision::RejectWith(r) | Decision::TempfailWith(r) | Decision::AcceptWith(r) => {
+            let mut s = r.code().to_string();
+            if let Some(e) = r.enhanced() {
+                let _ = write!(s, " {e}");
+            }
+            let _ = write!(s, " {}", r.text());
+            s
+        }
+        Decision::Accept => "accept".into(),
+        Decision::Reject => "reject".into(),
+        Decision::Tempfail => "tempfail".into(),
+    }
+}
+
+impl ConnectionHandler for MtaConn {
+    async fn event(&mut self, event: Event, f: &Facts<'_>) -> Decision {
+        match event {
+            Event::Connect => {
+                let outcome = self.config.rules().evaluate(Stage::Connect, &self.facts(f));
+                match from_rules(&outcome.decision) {
+                    Some(d) => {
+                        tracing::info!(listener = f.listener, peer = %self.peer, decision = %describe(&d), "connection refused by the rules");
+                        d
+                    }
+                    None => Decision::Accept,
+                }
+            }
+            Event::Hello { host, .. } => {
+                let name = host.to_string();
+                let facts = self.facts(f).helo(&name);
+                let outcome = self.config.rules().evaluate(Stage::Helo, &facts);
+                from_rules(&outcome.decision).unwrap_or(Decision::Accept)
+            }
+            Event::Auth { credentials } => self.on_auth(credentials, f).await,
+            Event::Mail { from, params } => self.on_mail(from, params, f),
+            Event::Rcpt { to, params } => self.on_rcpt(to, params, f),
+            Event::DataStart { .. } => self.on_data_start(f),
+            Event::BodyChunk(chunk) => {
+                self.on_chunk(&chunk);
+                Decision::Accept
+            }
+            Event::MessageComplete { .. } => self.on_complete(f).await,
+            Event::TransactionAborted { reason } => {
+                if self.txn.is_some() {
+                    self.log(f, None, &format!("aborted: {reason:?}"));
+                }
+                // Dropping the writer deletes its temporary file.
+                self.txn = None;
+                Decision::Accept
+            }
+            Event::StartTls { .. } | Event::Closed { .. } => {
+                self.txn = None;
+                Decision::Accept
+            }
+        }
+    }
+}
