@@ -69,6 +69,14 @@ impl Ports {
 /// `mydomain.test` (STARTTLS required for it), a self-signed certificate,
 /// a fast local sweep.
 pub fn config_text(ports: Ports, data: &Path, extra: &str) -> String {
+    config_text_with_tls(ports, data, extra, SELF_SIGNED)
+}
+
+/// The default `[tls.default]` table.
+pub const SELF_SIGNED: &str = "certificate = \"self-signed\"";
+
+/// [`config_text`] with another body for `[tls.default]`.
+pub fn config_text_with_tls(ports: Ports, data: &Path, extra: &str, tls: &str) -> String {
     format!(
         r#"
 [server]
@@ -83,7 +91,7 @@ name = "mydomain.test"
 mailboxes = ["bob"]
 
 [tls.default]
-certificate = "self-signed"
+{tls}
 versions = ["TLSv1.2", "TLSv1.3"]
 
 [[listener]]
@@ -127,6 +135,7 @@ actions = [{{ reject = {{ code = 550, enhanced = "5.7.1", text = "Accepting only
         mta = ports.mta,
         submission = ports.submission,
         submissions = ports.submissions,
+        tls = tls,
     )
 }
 
@@ -144,10 +153,15 @@ impl Server {
     /// Writes the config into `dir` and starts the server; adds user
     /// `alice` with password `alice-pw` first.
     pub fn start(dir: &Path, extra: &str) -> Server {
+        Server::start_with_tls(dir, extra, SELF_SIGNED)
+    }
+
+    /// [`Server::start`] with another body for `[tls.default]`.
+    pub fn start_with_tls(dir: &Path, extra: &str, tls: &str) -> Server {
         let ports = Ports::free();
         let data = dir.join("data");
         let config = dir.join("postern.toml");
-        fs::write(&config, config_text(ports, &data, extra)).expect("write config");
+        fs::write(&config, config_text_with_tls(ports, &data, extra, tls)).expect("write config");
         let mut s = Server {
             child: None,
             ports,
@@ -362,6 +376,11 @@ impl Smtp {
                 return Ok(all);
             }
         }
+    }
+
+    /// The socket, e.g. to write a body in parts.
+    pub fn stream(&self) -> &TcpStream {
+        &self.writer
     }
 
     pub fn cmd(&mut self, line: &str) -> std::io::Result<String> {
