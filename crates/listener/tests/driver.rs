@@ -331,9 +331,18 @@ fn shutdown_grace_bounds_a_stalled_transaction() {
     // The client says nothing more: after the grace, 421 and close.
     let r = c.reply();
     assert!(r.starts_with("421 4.4.2"), "{r}");
-    assert!(started.elapsed() >= Duration::from_millis(400), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(srv.stop(Duration::from_secs(5)));
-    assert!(srv.log().events.iter().any(|e| e == "TransactionAborted { reason: Closed }"));
+    assert!(
+        srv.log()
+            .events
+            .iter()
+            .any(|e| e == "TransactionAborted { reason: Closed }")
+    );
 }
 
 #[test]
