@@ -402,7 +402,13 @@ impl Config {
         let de = toml::Deserializer::parse(src)
             .map_err(|e| err(e.span(), None, None, e.message().trim().to_owned()))?;
         let parsed: FileConfig = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
+            // Spanned<T> shows up in the path under its private field name.
+            let path = e
+                .path()
+                .to_string()
+                .replace("$__serde_spanned_private_value.", "")
+                .replace(".$__serde_spanned_private_value", "")
+                .replace("$__serde_spanned_private_value", "");
             let inner = e.into_inner();
             let (item, field) = split_item(src, &path);
             err(inner.span(), item, field, inner.message().trim().to_owned())

@@ -1,0 +1,283 @@
+//! The commands that do not serve: check, explain, policy test, user add,
+//! and configuration errors that name the file, line, rule and field.
+
+mod common;
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{TempDir, bin, run};
+
+fn hardening() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("hardening.toml")
+}
+
+fn mta(args: &[&str]) -> (Option<i32>, String) {
+    run(Command::new(bin()).args(args), Duration::from_secs(60))
+}
+
+#[test]
+fn check_hardening_reports_what_rustls_cannot_do_and_passes() {
+    let path = hardening();
+    let (code, out) = mta(&["check", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}");
+    for needle in [
+        "listener mta on 0.0.0.0:25 (starttls)",
+        "listener submission on 0.0.0.0:587 (starttls)",
+        "listener submissions on 0.0.0.0:465 (implicit)",
+        "AUTH on plaintext: off",
+        "AUTH over TLS:     PLAIN LOGIN",
+        "effective versions: TLSv1.3, TLSv1.2",
+        "warning: rule #5 use_only_tls11_and_12_when_relaying: relay TLS versions TLSv1.1 cannot be negotiated",
+        "the effective set is TLSv1.2",
+        "check: ok",
+    ] {
+        assert!(out.contains(needle), "{needle:?} missing from\n{out}");
+    }
+}
+
+#[test]
+fn check_embedded_default() {
+    let dir = TempDir::new("check-default");
+    let (code, out) = mta(&["check", "--data-dir", dir.path().to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("configuration: <embedded default>"), "{out}");
+    assert!(
+        out.contains("listener mta on 127.0.0.1:2525 (starttls)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("listener submission on 127.0.0.1:2587 (starttls)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("listener submissions on 127.0.0.1:2465 (implicit)"),
+        "{out}"
+    );
+    // check writes nothing.
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn check_refuses_what_cannot_be_honoured() {
+    let dir = TempDir::new("check-bad");
+    let cfg = dir.path().join("bad.toml");
+    fs::write(
+        &cfg,
+        "[tls.old]\ncertificate = \"self-signed\"\nversions = [\"SSLv3\", \"TLSv1.1\"]\nciphers = \"DHE-RSA-AES128-SHA256:DHE-RSA-AES128-SHA\"\n\n[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:2525\"\nmode = \"starttls\"\ntls = \"old\"\n\n[[rule]]\nname = \"auth_everywhere\"\nactions = [{ plain_auth = [\"PLAIN\"] }]\n",
+    )
+    .unwrap();
+    let (code, out) = mta(&["check", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("error: tls.versions"), "{out}");
+    assert!(
+        out.contains("cleartext-password-without-tls") || out.contains("PLAIN"),
+        "{out}"
+    );
+    assert!(out.contains("check: "), "{out}");
+}
+
+#[test]
+fn config_errors_name_file_line_rule_and_field() {
+    let dir = TempDir::new("config-errors");
+    let cases = [
+        (
+            "[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:2525\"\nmode = \"plain\"\nport = 25\n",
+            ":5:1: listener[0] \"mta\", ",
+            "unknown field `port`",
+        ),
+        (
+            "[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:2525\"\nmode = \"plain\"\n\n[[rule]]\nname = \"typo\"\nconditions = [{ recipient_domian = { is = \"x\" } }]\nactions = [{ stop = true }]\n",
+            "rule #1 \"typo\", conditions[0]",
+            "recipient_domian",
+        ),
+        (
+            "[[listener]]\nname = \"sub\"\naddress = \"127.0.0.1:2587\"\nmode = \"starttls\"\ntls = \"nope\"\n",
+            ":1:1: listener[0] \"sub\", tls: ",
+            "no [tls.nope] table",
+        ),
+        (
+            "[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:2525\"\nmode = \"plain\"\n\n[[rule]]\nname = \"bad_reply\"\nactions = [{ reject = { code = 450, text = \"no\" } }]\n",
+            ":6:1: rule #1 \"bad_reply\"",
+            "450",
+        ),
+    ];
+    for (i, (text, location, message)) in cases.iter().enumerate() {
+        let cfg = dir.path().join(format!("c{i}.toml"));
+        fs::write(&cfg, text).unwrap();
+        let (code, out) = mta(&["check", "--config", cfg.to_str().unwrap()]);
+        assert_eq!(code, Some(2), "{out}");
+        let first = out.lines().next().unwrap_or_default();
+        assert!(first.contains(&format!("c{i}.toml")), "{first}");
+        assert!(first.contains(location), "{location:?} not in {first}");
+        assert!(first.contains(message), "{message:?} not in {first}");
+    }
+}
+
+#[test]
+fn explain_shows_the_trace_the_verdict_and_the_outbound_plan() {
+    let path = hardening();
+    let cfg = path.to_str().unwrap();
+    let (code, out) = mta(&[
+        "explain",
+        "--config",
+        cfg,
+        "--listener",
+        "mta",
+        "--from",
+        "alice@remote.example",
+        "--to",
+        "bob@mydomain.com",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("verdict: reject at rcpt by rule allow_only_tls_for_mydomain_com: 550 5.7.1 Accepting only secure delivery (STARTTLS) for mydomain.com"),
+        "{out}"
+    );
+    let (code, out) = mta(&[
+        "explain",
+        "--config",
+        cfg,
+        "--listener",
+        "submission",
+        "--tls",
+        "--auth",
+        "alice",
+        "--from",
+        "alice@mydomain.com",
+        "--to",
+        "dave@example.com",
+        "info@mydomain.com",
+        "nobody@mydomain.com",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(
+            "route:         smtp.example.net:465 [rule use_only_tls11_and_12_when_relaying]"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("TLS mode:      implicit"), "{out}");
+    assert!(
+        out.contains("TLS versions:  TLSv1.2 (asked for TLSv1.1, TLSv1.2"),
+        "{out}"
+    );
+    assert!(out.contains("mta: accept: queued for relay"), "{out}");
+    assert!(
+        out.contains("mta: accept: local delivery to the Maildir of info@mydomain.com"),
+        "{out}"
+    );
+    assert!(
+        out.contains("mta: reject at rcpt: 550 5.1.1 <nobody@mydomain.com>"),
+        "{out}"
+    );
+    let (code, out) = mta(&[
+        "explain",
+        "--config",
+        cfg,
+        "--listener",
+        "mta",
+        "--from",
+        "x@remote.example",
+        "--to",
+        "y@elsewhere.example",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("554 5.7.1 Relay access denied"), "{out}");
+    let (code, out) = mta(&[
+        "explain",
+        "--config",
+        cfg,
+        "--listener",
+        "nope",
+        "--from",
+        "a@b",
+        "--to",
+        "c@d",
+    ]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("no listener \"nope\" (listeners: mta, submission, submissions)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn policy_test_runs_cases_against_the_config_rules() {
+    let cases =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/policies/hardening.cases.toml");
+    let cfg = hardening();
+    let (code, out) = mta(&[
+        "policy",
+        "test",
+        "--config",
+        cfg.to_str().unwrap(),
+        cases.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("5 cases, 0 failing"), "{out}");
+
+    let dir = TempDir::new("policy-fail");
+    let failing = dir.path().join("wrong.cases.toml");
+    fs::write(
+        &failing,
+        "[[case]]\nname = \"wrongly expects acceptance\"\nfacts.connection = { tls = false }\nfacts.recipient = { address = \"bob@mydomain.com\", local = true }\nexpect.decision = \"accept\"\n",
+    )
+    .unwrap();
+    let (code, out) = mta(&[
+        "policy",
+        "test",
+        "--config",
+        cfg.to_str().unwrap(),
+        failing.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("FAIL  wrongly expects acceptance"), "{out}");
+    assert!(out.contains("+ decision = \"reject\""), "{out}");
+}
+
+#[test]
+fn user_add_stores_an_argon2_hash_from_stdin() {
+    let dir = TempDir::new("user-add");
+    let data = dir.path().join("data");
+    let add = |name: &str, password: &str| {
+        let mut child = Command::new(bin())
+            .args(["user", "add", name, "--data-dir"])
+            .arg(&data)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), password.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = add("Alice", "correct horse\n");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("added user alice"), "{out}");
+    let users = fs::read_to_string(data.join("users")).unwrap();
+    assert!(users.starts_with("alice:$argon2id$"), "{users}");
+    assert!(!users.contains("correct horse"));
+    let (code, out) = add("alice", "battery staple\n");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("replaced user alice"), "{out}");
+    assert_eq!(
+        fs::read_to_string(data.join("users"))
+            .unwrap()
+            .lines()
+            .count(),
+        1
+    );
+    let (code, out) = add("bad:name", "x\n");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("invalid user name"), "{out}");
+    let (code, out) = add("bob", "\n");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("empty password"), "{out}");
+}
