@@ -69,8 +69,17 @@ impl Maildirs {
             return Err(io::Error::other("unsafe mailbox name"));
         }
         let dir = self.mailbox(local, domain);
-        for sub in ["tmp", "new", "cur"] {
-            fs::create_dir_all(dir.join(sub))?;
+        if !dir.join("new").is_dir() {
+            // A new mailbox: make its directories durable too, or a crash
+            // could lose `new/` with the message after the queue let go.
+            for sub in ["tmp", "new", "cur"] {
+                fs::create_dir_all(dir.join(sub))?;
+            }
+            sync_dir(&dir)?;
+            if let Some(domain_dir) = dir.parent() {
+                sync_dir(domain_dir)?;
+            }
+            sync_dir(&self.root)?;
         }
         let name = self.file_name(env, index);
         let target = dir.join("new").join(&name);

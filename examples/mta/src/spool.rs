@@ -400,7 +400,12 @@ impl Spool {
     /// or during a remove.
     pub fn open(dir: &Path) -> io::Result<Spool> {
         let tmp = dir.join("tmp");
+        let created = !dir.is_dir();
         fs::create_dir_all(&tmp)?;
+        if created && let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            // The queue directory itself must survive a crash.
+            sync_dir(parent)?;
+        }
         for entry in fs::read_dir(&tmp)? {
             let path = entry?.path();
             if path.is_file() {
