@@ -607,9 +607,12 @@ fn find<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// Header fields as (lower-case name, unfolded value), in order.
+type Fields = Vec<(String, String)>;
+
 /// Reads header fields (unfolding continuation lines) up to the first empty
 /// line; returns them and the rest.
-fn parse_fields(text: &str) -> Result<(Vec<(String, String)>, &str), String> {
+fn parse_fields(text: &str) -> Result<(Fields, &str), String> {
     let mut fields: Vec<(String, String)> = Vec::new();
     let mut rest = text;
     loop {

@@ -498,7 +498,8 @@ impl Runner {
         let mut queue = groups.into_iter().enumerate().collect::<Vec<_>>();
         queue.reverse();
         let mut stopping_at: Option<tokio::time::Instant> = None;
-        let mut launched_routes: HashMap<usize, Vec<usize>> = HashMap::new();
+        // Launched, not finished: group index -> (work indexes, route).
+        let mut launched_routes: HashMap<usize, (Vec<usize>, String)> = HashMap::new();
         loop {
             if stopping_at.is_none() && shutdown.as_deref().is_some_and(stopping) {
                 stopping_at = Some(tokio::time::Instant::now() + self.settings.shutdown_grace);
@@ -507,7 +508,13 @@ impl Runner {
                 let Some((gi, group)) = queue.pop() else {
                     break;
                 };
-                launched_routes.insert(gi, group.members.iter().map(|(w, _)| *w).collect());
+                launched_routes.insert(
+                    gi,
+                    (
+                        group.members.iter().map(|(w, _)| *w).collect(),
+                        describe(&group.route),
+                    ),
+                );
                 let messages = self.messages(&work, &group);
                 let relay = relay.clone();
                 let route = group.route.clone();
@@ -551,9 +558,12 @@ impl Runner {
             };
             match next {
                 Some(Ok((gi, done))) => {
-                    launched_routes.remove(&gi);
+                    let (members, route) = launched_routes.remove(&gi).unwrap_or_default();
                     for (w, rcpts, result) in done.results {
-                        self.apply(&mut work[w], &rcpts, &result, report);
+                        self.apply(&mut work[w], &rcpts, &result, &route, report);
+                    }
+                    for w in members {
+                        work[w].open_routes = work[w].open_routes.saturating_sub(1);
                     }
                     for w in work.iter_mut().filter(|w| w.dirty) {
                         self.save(w, report).await;
@@ -571,7 +581,7 @@ impl Runner {
         }
         // Routes never launched or abandoned: their messages are left as
         // they were for the next pass.
-        for (_, members) in launched_routes {
+        for (_, (members, _)) in launched_routes {
             for w in members {
                 work[w].interrupted = true;
             }
@@ -622,7 +632,7 @@ impl Runner {
                 let route = match self.route_for(&w.env, r) {
                     Ok(route) => route,
                     Err(diag) => {
-                        log_attempt(&w.id, &r.address, None, "deferred", &diag);
+                        log_attempt(&w.id, &r.address, "-", None, "deferred", &diag);
                         w.env.recipients[ri].status = RcptStatus::Deferred {
                             reply: diag.to_string(),
                         };
@@ -751,6 +761,7 @@ impl Runner {
         w: &mut Work,
         rcpts: &[usize],
         result: &MessageResult,
+        route: &str,
         report: &mut PassReport,
     ) {
         w.attempted = true;
@@ -768,12 +779,17 @@ impl Runner {
             )
         });
         for (&ri, r) in rcpts.iter().zip(&result.recipients) {
-            let server = result.server.clone();
+            // Without a server (no session could be set up), name the
+            // route: the smart host, or the MX domain.
+            let server = result
+                .server
+                .clone()
+                .or_else(|| (!route.starts_with("MX of ")).then(|| route.to_owned()));
             let address = w.env.recipients[ri].address.clone();
             match &r.outcome {
                 Ok(reply) if reply.is_positive() => {
                     let diag = Diagnosis::from_reply(&reply.to_string(), server);
-                    log_attempt(&w.id, &address, tls.as_deref(), "delivered", &diag);
+                    log_attempt(&w.id, &address, route, tls.as_deref(), "delivered", &diag);
                     w.env.recipients[ri].status = RcptStatus::Delivered {
                         reply: diag.to_string(),
                     };
@@ -785,10 +801,10 @@ impl Runner {
                         Err(e) => diagnose(e, server),
                     };
                     if r.is_permanent() {
-                        log_attempt(&w.id, &address, tls.as_deref(), "failed", &diag);
+                        log_attempt(&w.id, &address, route, tls.as_deref(), "failed", &diag);
                         w.failures.push((ri, diag));
                     } else {
-                        log_attempt(&w.id, &address, tls.as_deref(), "deferred", &diag);
+                        log_attempt(&w.id, &address, route, tls.as_deref(), "deferred", &diag);
                         w.env.recipients[ri].status = RcptStatus::Deferred {
                             reply: diag.to_string(),
                         };
@@ -798,7 +814,6 @@ impl Runner {
             }
             w.dirty = true;
         }
-        w.open_routes = w.open_routes.saturating_sub(1);
     }
 
     /// Writes the envelope if it changed.
@@ -995,7 +1010,7 @@ impl Runner {
                 Host::parse("localhost").map(Host::into_owned).expect("localhost is a valid host")
             });
         let mut session = SessionConfig::new(helo);
-        session.timeouts = self.settings.timeouts.clone();
+        session.timeouts = self.settings.timeouts;
         Relay::new(session, self.provider.clone(), self.resolver.clone())
     }
 }
@@ -1045,6 +1060,15 @@ fn facts_for(env: &Envelope, r: &RecipientState) -> Facts {
         facts = facts.body(body);
     }
     facts
+}
+
+/// Names a route for logs and `Remote-MTA` when no server answered: the
+/// smart host's name, or the MX domain.
+fn describe(route: &Route) -> String {
+    match &route.target {
+        Target::SmartHost { host, .. } => host.clone(),
+        Target::Mx { domain, .. } => format!("MX of {domain}"),
+    }
 }
 
 /// The IP of `ip:port`, `[v6]:port` or a bare address.
@@ -1143,12 +1167,19 @@ fn diagnose(e: &postern_relay::Error, server: Option<String>) -> Diagnosis {
     Diagnosis::local(status, &e.to_string(), server)
 }
 
-fn log_attempt(id: &QueueId, recipient: &str, tls: Option<&str>, result: &str, diag: &Diagnosis) {
+fn log_attempt(
+    id: &QueueId,
+    recipient: &str,
+    route: &str,
+    tls: Option<&str>,
+    result: &str,
+    diag: &Diagnosis,
+) {
     tracing::info!(
         target: "postern_mta::outbound",
         queue_id = %id,
         recipient,
-        host = diag.remote_mta.as_deref().unwrap_or("-"),
+        host = diag.remote_mta.as_deref().unwrap_or(route),
         tls = tls.unwrap_or("none"),
         result,
         status = %diag.status,
@@ -1178,15 +1209,16 @@ fn log_pass(r: &PassReport) {
 /// "5 days", "2 h", "30 s".
 fn human(d: Duration) -> String {
     let s = d.as_secs();
-    if s >= 86_400 && s % 86_400 == 0 {
-        format!("{} days", s / 86_400)
-    } else if s >= 3600 && s % 3600 == 0 {
-        format!("{} hours", s / 3600)
-    } else if s >= 60 && s % 60 == 0 {
-        format!("{} minutes", s / 60)
+    let (n, unit) = if s >= 86_400 && s.is_multiple_of(86_400) {
+        (s / 86_400, "day")
+    } else if s >= 3600 && s.is_multiple_of(3600) {
+        (s / 3600, "hour")
+    } else if s >= 60 && s.is_multiple_of(60) {
+        (s / 60, "minute")
     } else {
-        format!("{s} seconds")
-    }
+        (s, "second")
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
 fn stopping(rx: &watch::Receiver<bool>) -> bool {

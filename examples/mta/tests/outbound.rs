@@ -1,0 +1,673 @@
+//! The outbound queue runner against real receiving peers on loopback:
+//! aiosmtpd with STARTTLS (and without), driven through the rules'
+//! smart-host route with TLS required and versions pinned, the default MX
+//! route, permanent and transient failures, expiry, DSNs and restarts.
+//!
+//! Each test starts with `python_with("aiosmtpd")`: skipped loudly when the
+//! peer is missing, failed when POSTERN_REQUIRE_PEERS=1. Everything binds
+//! 127.0.0.1 on ports from `free_port()`; every wait is bounded.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use postern_mta::dsn::parse_report;
+use postern_mta::outbound::{Clock, OutboundSettings, PassReport, RetryPolicy, Runner};
+use postern_mta::spool::{Envelope, QueueId, RcptStatus, RecipientState, Ret, Spool};
+use postern_relay::{StaticResolver, Timeouts};
+use postern_rules::RuleSet;
+use postern_testkit::{ChildGuard, dev_pki, free_port, python_with, wait_for_port, write_pki};
+
+const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// aiosmtpd with STARTTLS optional, TLS version pinning, a JSON-lines log,
+/// and scripted refusals: RCPT to an address containing `reject` gets
+/// `550 5.1.1`, one containing `later` gets `451 4.3.0`.
+const SMTPD: &str = r#"
+import argparse, asyncio, json, ssl
+from aiosmtpd.smtp import SMTP
+
+p = argparse.ArgumentParser()
+p.add_argument("--port", type=int, required=True)
+p.add_argument("--mode", choices=["plain", "starttls"], default="plain")
+p.add_argument("--cert"); p.add_argument("--key")
+p.add_argument("--tls", choices=["any", "1.2", "1.3"], default="any")
+p.add_argument("--log", required=True)
+args = p.parse_args()
+
+def log(event, tls, frm="", to=(), content=""):
+    # One line per event, tab-separated: event, TLS version or -, from,
+    # comma-separated recipients, the content JSON-escaped (no tabs or
+    # line breaks survive).
+    with open(args.log, "a", encoding="utf-8") as f:
+        f.write("\t".join([event, tls or "-", frm, ",".join(to), json.dumps(content)]) + "\n")
+
+def tls_version(server):
+    obj = server.transport.get_extra_info("ssl_object") if server.transport else None
+    return obj.version() if obj else None
+
+class Handler:
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        log("EHLO", tls_version(server))
+        session.host_name = hostname
+        return responses
+    async def handle_MAIL(self, server, session, envelope, address, options):
+        log("MAIL", tls_version(server), address)
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+    async def handle_RCPT(self, server, session, envelope, address, options):
+        log("RCPT", tls_version(server), "", [address])
+        if "reject" in address:
+            return "550 5.1.1 <%s>: no such user here" % address
+        if "later" in address:
+            return "451 4.3.0 try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+    async def handle_DATA(self, server, session, envelope):
+        content = envelope.content
+        if isinstance(content, bytes):
+            content = content.decode("utf-8", "replace")
+        log("DATA", tls_version(server), envelope.mail_from, envelope.rcpt_tos, content)
+        return "250 2.0.0 queued as 42"
+
+def context():
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(args.cert, args.key)
+    if args.tls == "1.2":
+        ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    elif args.tls == "1.3":
+        ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_3
+    return ctx
+
+async def main():
+    kw = {"hostname": "peer.test"}
+    if args.mode == "starttls":
+        kw["tls_context"] = context()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: SMTP(Handler(), **kw), "127.0.0.1", args.port)
+    async with server:
+        await server.serve_forever()
+
+asyncio.run(main())
+"#;
+
+fn tempdir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "postern-outbound-{tag}-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+struct Peer {
+    _child: ChildGuard,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Peer {
+    /// `mode`: plain or starttls; `tls`: any, 1.2 or 1.3. `port`: a port to
+    /// use (for restarts), or a fresh one.
+    fn start(mode: &str, tls: &str, port: Option<u16>) -> Option<Peer> {
+        let python = python_with("aiosmtpd")?;
+        let dir = tempdir("peer");
+        let pki = dev_pki(&["localhost"]);
+        write_pki(&pki, &dir).unwrap();
+        let script = dir.join("smtpd.py");
+        std::fs::write(&script, SMTPD).unwrap();
+        let port = port.unwrap_or_else(free_port);
+        let log = dir.join("log.jsonl");
+        let child = ChildGuard::spawn(
+            Command::new(python)
+                .arg(&script)
+                .args(["--port", &port.to_string(), "--mode", mode, "--tls", tls])
+                .arg("--cert")
+                .arg(dir.join("cert.pem"))
+                .arg("--key")
+                .arg(dir.join("key.pem"))
+                .arg("--log")
+                .arg(&log)
+                .stdin(Stdio::null()),
+        );
+        assert!(
+            wait_for_port(SocketAddr::new(LOCALHOST, port), Duration::from_secs(15)),
+            "aiosmtpd did not start on port {port}"
+        );
+        Some(Peer {
+            _child: child,
+            port,
+            log,
+        })
+    }
+
+    fn events(&self, kind: &str) -> Vec<Event> {
+        read_events(&self.log, kind)
+    }
+}
+
+/// One line of the peer's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Event {
+    /// The negotiated TLS version (`TLSv1.2`), or `None` in plaintext.
+    tls: Option<String>,
+    from: String,
+    to: Vec<String>,
+    /// JSON-escaped content (plain ASCII text reads as itself).
+    content: String,
+}
+
+fn read_events(log: &Path, kind: &str) -> Vec<Event> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f.len() == 5 && f[0] == kind).then(|| Event {
+                tls: (f[1] != "-").then(|| f[1].to_owned()),
+                from: f[2].to_owned(),
+                to: f[3]
+                    .split(',')
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                content: f[4].to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// The guide's smart-host rule: mail for example.net goes to the peer only,
+/// over STARTTLS, TLS 1.2 only.
+fn smart_host_rules(port: u16, tls: &str) -> Arc<RuleSet> {
+    let src = format!(
+        r#"
+[[rule]]
+name = "example_net_via_smart_host_tls12_only"
+conditions = [{{ relaying = true }}, {{ recipient_domain = {{ is = "example.net" }} }}]
+actions = [
+  {{ relay_host = "localhost:{port}" }},
+  {{ relay_tls = "{tls}" }},
+  {{ relay_tls_versions = ["TLSv1.2"] }},
+]
+"#
+    );
+    Arc::new(RuleSet::from_toml_str(&src, "test.rules.toml").unwrap())
+}
+
+/// A manual clock starting at the real time.
+fn manual_clock() -> (Clock, Arc<AtomicU64>) {
+    let now = Arc::new(AtomicU64::new(postern_mta::spool::unix_now()));
+    let c = now.clone();
+    (Arc::new(move || c.load(Ordering::SeqCst)), now)
+}
+
+fn settings(rules: Arc<RuleSet>, max_age: Duration) -> OutboundSettings {
+    let mut s = OutboundSettings::new("mta.test", rules);
+    s.local_domains = vec!["local.test".into()];
+    s.retry = RetryPolicy {
+        initial: Duration::from_secs(10),
+        factor: 2.0,
+        cap: Duration::from_secs(20),
+        max_age,
+    };
+    s.scan_interval = Duration::from_millis(100);
+    s.timeouts = Timeouts::uniform(Duration::from_secs(10));
+    s.shutdown_grace = Duration::from_secs(5);
+    s
+}
+
+fn runner(spool: &Spool, settings: OutboundSettings, clock: Clock) -> Runner {
+    let resolver = StaticResolver::new()
+        .with_host("localhost", [LOCALHOST])
+        .with_mx("example.org", [(10, "mx.example.org")])
+        .with_host("mx.example.org", [LOCALHOST]);
+    Runner::new(spool.clone(), settings)
+        .with_resolver(Arc::new(resolver))
+        .with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_clock(clock)
+}
+
+const BODY: &str = "From: alice@local.test\r\nTo: bob@example.net\r\nSubject: outbound test\r\nMessage-ID: <t1@local.test>\r\n\r\nHello over the relay.\r\n";
+
+/// Queues a message the way the inbound server does.
+fn enqueue(spool: &Spool, sender: &str, recipients: &[(&str, bool)]) -> QueueId {
+    let id = spool.new_id();
+    let mut w = spool.writer(&id).unwrap();
+    w.write(BODY.as_bytes()).unwrap();
+    let mut env = Envelope::new(id.clone(), sender);
+    env.tls_version = Some("TLSv1.3".into());
+    env.listener = Some("mta".into());
+    for (addr, local) in recipients {
+        env.recipients.push(RecipientState::pending(*addr, *local));
+    }
+    drop(w.commit(&env).unwrap());
+    id
+}
+
+/// Every committed message, with its envelope.
+fn queued(spool: &Spool) -> Vec<Envelope> {
+    spool
+        .list_all()
+        .unwrap()
+        .iter()
+        .map(|id| spool.load(id).unwrap())
+        .collect()
+}
+
+fn only_dsn(spool: &Spool) -> (Envelope, Vec<u8>) {
+    let dsns: Vec<Envelope> = queued(spool)
+        .into_iter()
+        .filter(|e| e.sender.is_empty())
+        .collect();
+    assert_eq!(dsns.len(), 1, "exactly one DSN expected: {dsns:#?}");
+    let body = std::fs::read(spool.body_path(&dsns[0].id)).unwrap();
+    (dsns[0].clone(), body)
+}
+
+fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("postern_mta=info,postern_relay=info")
+        .with_test_writer()
+        .try_init();
+}
+
+#[tokio::test]
+async fn relays_through_the_smart_host_over_required_pinned_tls() {
+    init_logs();
+    let Some(peer) = Peer::start("starttls", "any", None) else {
+        return;
+    };
+    let dir = tempdir("deliver");
+    let spool = Spool::open(&dir).unwrap();
+    let id = enqueue(
+        &spool,
+        "alice@local.test",
+        &[("bob@example.net", false), ("carol@local.test", true)],
+    );
+    let (clock, _) = manual_clock();
+    let r = runner(
+        &spool,
+        settings(
+            smart_host_rules(peer.port, "required"),
+            Duration::from_secs(3600),
+        ),
+        clock,
+    );
+    let report = r.run_once().await;
+    assert_eq!(report.delivered, 1, "{report:?}");
+    assert_eq!((report.deferred, report.failed, report.dsns), (0, 0, 0));
+
+    // The peer got it over TLS 1.2 (the peer allows 1.3: the pin held).
+    let data = peer.events("DATA");
+    assert_eq!(data.len(), 1);
+    assert_eq!(data[0].tls.as_deref(), Some("TLSv1.2"));
+    assert_eq!(data[0].from, "alice@local.test");
+    assert_eq!(data[0].to, ["bob@example.net"]);
+    assert!(data[0].content.contains("Subject: outbound test"));
+    // MAIL only after TLS; EHLO before and after the handshake.
+    let mail = peer.events("MAIL");
+    assert_eq!(mail.len(), 1);
+    assert_eq!(mail[0].tls.as_deref(), Some("TLSv1.2"));
+    let ehlo = peer.events("EHLO");
+    assert_eq!(ehlo.len(), 2);
+    assert_eq!(ehlo[0].tls, None);
+
+    // The local recipient is left to local delivery; the remote one is
+    // recorded as delivered with the peer's reply.
+    let env = spool.load(&id).unwrap();
+    match &env.recipients[0].status {
+        RcptStatus::Delivered { reply } => {
+            assert!(reply.starts_with("250 2.0.0 queued as 42"), "{reply}");
+            assert!(reply.contains("localhost[127.0.0.1]"), "{reply}");
+        }
+        other => panic!("not delivered: {other:?}"),
+    }
+    assert_eq!(env.recipients[1].status, RcptStatus::Pending);
+    assert_eq!(env.attempts, 1);
+
+    // Nothing more to do: a second pass sends nothing.
+    let again = r.run_once().await;
+    assert_eq!(again, PassReport::default());
+    assert_eq!(peer.events("DATA").len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_peer_without_starttls_never_gets_the_message_and_it_bounces_at_expiry() {
+    init_logs();
+    let Some(peer) = Peer::start("plain", "any", None) else {
+        return;
+    };
+    let dir = tempdir("notls");
+    let spool = Spool::open(&dir).unwrap();
+    let id = enqueue(&spool, "alice@local.test", &[("bob@example.net", false)]);
+    let (clock, now) = manual_clock();
+    let max_age = Duration::from_secs(60);
+    let r = runner(
+        &spool,
+        settings(smart_host_rules(peer.port, "required"), max_age),
+        clock,
+    );
+
+    // First attempt: deferred, nothing sent.
+    let report = r.run_once().await;
+    assert_eq!(
+        (report.delivered, report.deferred, report.failed),
+        (0, 1, 0)
+    );
+    let env = spool.load(&id).unwrap();
+    match &env.recipients[0].status {
+        RcptStatus::Deferred { reply } => assert!(reply.starts_with("4.7.4 "), "{reply}"),
+        other => panic!("not deferred: {other:?}"),
+    }
+    let t0 = now.load(Ordering::SeqCst);
+    assert_eq!(env.next_attempt, t0 + 10, "first backoff step");
+    assert!(!peer.events("EHLO").is_empty(), "the runner did connect");
+
+    // Not due yet: nothing happens.
+    assert_eq!(r.run_once().await, PassReport::default());
+
+    // Due again: still deferred, the next delay doubles.
+    now.store(t0 + 10, Ordering::SeqCst);
+    let report = r.run_once().await;
+    assert_eq!(report.deferred, 1, "{report:?}");
+    let env = spool.load(&id).unwrap();
+    assert_eq!(env.attempts, 2);
+    assert_eq!(env.next_attempt, t0 + 10 + 20);
+
+    // Past the maximum age: the last attempt fails, the message bounces.
+    now.store(env.arrival + 61, Ordering::SeqCst);
+    let report = r.run_once().await;
+    assert_eq!((report.failed, report.dsns), (1, 1), "{report:?}");
+    assert!(
+        spool.list_all().unwrap().iter().all(|q| *q != id),
+        "the original is removed once every recipient is decided"
+    );
+    assert!(
+        peer.events("MAIL").is_empty(),
+        "no MAIL ever reached the peer"
+    );
+    assert!(peer.events("DATA").is_empty());
+
+    let (dsn_env, body) = only_dsn(&spool);
+    assert_eq!(dsn_env.sender, "", "a DSN has the null sender");
+    assert_eq!(dsn_env.recipients.len(), 1);
+    assert_eq!(dsn_env.recipients[0].address, "alice@local.test");
+    assert!(dsn_env.recipients[0].local, "the sender's domain is local");
+    let report = parse_report(&body).unwrap();
+    assert_eq!(report.header("to"), Some("<alice@local.test>"));
+    assert_eq!(report.message_field("reporting-mta"), Some("dns; mta.test"));
+    assert_eq!(
+        report.message_field("x-postern-queue-id"),
+        Some(id.as_str())
+    );
+    assert!(report.message_field("arrival-date").is_some());
+    assert_eq!(
+        report.recipient_field(0, "final-recipient"),
+        Some("rfc822; bob@example.net")
+    );
+    assert_eq!(report.recipient_field(0, "action"), Some("failed"));
+    assert_eq!(report.recipient_field(0, "status"), Some("4.7.4"));
+    assert_eq!(
+        report.recipient_field(0, "remote-mta"),
+        Some("dns; localhost")
+    );
+    let diag = report.recipient_field(0, "diagnostic-code").unwrap();
+    assert!(diag.starts_with("X-Postern; policy requires TLS"), "{diag}");
+    assert!(
+        report
+            .human
+            .contains("for 1 minute without being delivered"),
+        "{}",
+        report.human
+    );
+    assert_eq!(report.part_types[2], "text/rfc822-headers");
+    assert!(String::from_utf8_lossy(&report.returned).contains("Subject: outbound test"));
+    assert!(!String::from_utf8_lossy(&report.returned).contains("Hello over the relay"));
+
+    // The DSN is for local delivery; the runner leaves it alone.
+    assert_eq!(r.run_once().await.messages, 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_permanent_refusal_bounces_at_once_with_the_peers_reply() {
+    init_logs();
+    let Some(peer) = Peer::start("starttls", "any", None) else {
+        return;
+    };
+    let dir = tempdir("reject");
+    let spool = Spool::open(&dir).unwrap();
+    let id = spool.new_id();
+    let mut w = spool.writer(&id).unwrap();
+    w.write(BODY.as_bytes()).unwrap();
+    let mut env = Envelope::new(id.clone(), "alice@remote.example");
+    env.params.ret = Some(Ret::Full);
+    env.params.envid = Some("envid-7".into());
+    env.recipients = vec![
+        RecipientState::pending("bob@example.net", false),
+        RecipientState::pending("reject-me@example.net", false),
+        RecipientState::pending("later@example.net", false),
+    ];
+    env.recipients[1].orcpt = Some("rfc822;Reject-Me@Example.NET".into());
+    drop(w.commit(&env).unwrap());
+
+    let (clock, _) = manual_clock();
+    let r = runner(
+        &spool,
+        settings(
+            smart_host_rules(peer.port, "required"),
+            Duration::from_secs(3600),
+        ),
+        clock,
+    );
+    let report = r.run_once().await;
+    assert_eq!(
+        (
+            report.delivered,
+            report.deferred,
+            report.failed,
+            report.dsns
+        ),
+        (1, 1, 1, 1),
+        "{report:?}"
+    );
+    let data = peer.events("DATA");
+    assert_eq!(data.len(), 1);
+    assert_eq!(data[0].to, ["bob@example.net"]);
+
+    let env = spool.load(&id).unwrap();
+    assert!(matches!(
+        env.recipients[0].status,
+        RcptStatus::Delivered { .. }
+    ));
+    match &env.recipients[1].status {
+        RcptStatus::Failed { reply } => assert!(reply.starts_with("550 5.1.1"), "{reply}"),
+        other => panic!("not failed: {other:?}"),
+    }
+    assert!(matches!(
+        env.recipients[2].status,
+        RcptStatus::Deferred { .. }
+    ));
+
+    let (dsn_env, body) = only_dsn(&spool);
+    assert_eq!(dsn_env.recipients[0].address, "alice@remote.example");
+    assert!(
+        !dsn_env.recipients[0].local,
+        "remote sender: relayed by the runner"
+    );
+    let report = parse_report(&body).unwrap();
+    assert_eq!(report.recipients.len(), 1, "only the failed recipient");
+    assert_eq!(
+        report.message_field("original-envelope-id"),
+        Some("envid-7")
+    );
+    assert_eq!(
+        report.recipient_field(0, "final-recipient"),
+        Some("rfc822; reject-me@example.net")
+    );
+    assert_eq!(
+        report.recipient_field(0, "original-recipient"),
+        Some("rfc822; Reject-Me@Example.NET")
+    );
+    assert_eq!(report.recipient_field(0, "status"), Some("5.1.1"));
+    assert_eq!(
+        report.recipient_field(0, "remote-mta"),
+        Some("dns; localhost")
+    );
+    assert_eq!(
+        report.recipient_field(0, "diagnostic-code"),
+        Some("smtp; 550 5.1.1 <reject-me@example.net>: no such user here")
+    );
+    // RET=FULL: the whole message comes back.
+    assert_eq!(report.part_types[2], "message/rfc822");
+    assert!(String::from_utf8_lossy(&report.returned).contains("Hello over the relay"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn the_null_sender_never_gets_a_dsn() {
+    init_logs();
+    let Some(peer) = Peer::start("starttls", "any", None) else {
+        return;
+    };
+    let dir = tempdir("null");
+    let spool = Spool::open(&dir).unwrap();
+    let id = enqueue(&spool, "", &[("reject-me@example.net", false)]);
+    let (clock, _) = manual_clock();
+    let r = runner(
+        &spool,
+        settings(
+            smart_host_rules(peer.port, "required"),
+            Duration::from_secs(3600),
+        ),
+        clock,
+    );
+    let report = r.run_once().await;
+    assert_eq!(
+        (report.failed, report.dsns, report.removed),
+        (1, 0, 1),
+        "{report:?}"
+    );
+    assert_eq!(peer.events("MAIL")[0].from, "<>");
+    assert!(
+        spool.list_all().unwrap().is_empty(),
+        "no DSN, original removed"
+    );
+    let _ = id;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_new_runner_on_the_same_spool_continues_after_a_restart() {
+    init_logs();
+    if python_with("aiosmtpd").is_none() {
+        return;
+    }
+    // Nobody listens yet: the first runner defers.
+    let port = free_port();
+    let dir = tempdir("restart");
+    let (clock, now) = manual_clock();
+    let id = {
+        let spool = Spool::open(&dir).unwrap();
+        let id = enqueue(&spool, "alice@local.test", &[("bob@example.net", false)]);
+        let r = runner(
+            &spool,
+            settings(
+                smart_host_rules(port, "required"),
+                Duration::from_secs(3600),
+            ),
+            clock.clone(),
+        );
+        let report = r.run_once().await;
+        assert_eq!(report.deferred, 1, "{report:?}");
+        id
+    };
+    // "Restart": a new spool handle and a new runner; the peer is up now.
+    let peer = Peer::start("starttls", "any", Some(port)).unwrap();
+    let spool = Spool::open(&dir).unwrap();
+    let env = spool.load(&id).unwrap();
+    assert_eq!(env.attempts, 1);
+    now.store(env.next_attempt, Ordering::SeqCst);
+    let r = runner(
+        &spool,
+        settings(
+            smart_host_rules(port, "required"),
+            Duration::from_secs(3600),
+        ),
+        clock,
+    );
+    let report = r.run_once().await;
+    assert_eq!(report.delivered, 1, "{report:?}");
+    assert_eq!(report.removed, 1);
+    assert_eq!(peer.events("DATA").len(), 1);
+    assert!(spool.list_all().unwrap().is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn the_default_route_uses_mx_hosts_and_opportunistic_starttls() {
+    init_logs();
+    let Some(peer) = Peer::start("starttls", "1.3", None) else {
+        return;
+    };
+    let dir = tempdir("mx");
+    let spool = Spool::open(&dir).unwrap();
+    enqueue(&spool, "alice@local.test", &[("dave@example.org", false)]);
+    let (clock, _) = manual_clock();
+    // Only the smart-host rule for example.net; example.org takes the default.
+    let mut s = settings(smart_host_rules(1, "required"), Duration::from_secs(3600));
+    s.mx_port = peer.port;
+    let report = runner(&spool, s, clock).run_once().await;
+    assert_eq!(report.delivered, 1, "{report:?}");
+    let data = peer.events("DATA");
+    assert_eq!(data.len(), 1);
+    assert_eq!(data[0].tls.as_deref(), Some("TLSv1.3"));
+    assert_eq!(data[0].to, ["dave@example.org"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn run_delivers_in_the_background_and_stops_on_shutdown() {
+    init_logs();
+    let Some(peer) = Peer::start("starttls", "any", None) else {
+        return;
+    };
+    let dir = tempdir("run");
+    let spool = Spool::open(&dir).unwrap();
+    let r = runner(
+        &spool,
+        settings(
+            smart_host_rules(peer.port, "required"),
+            Duration::from_secs(3600),
+        ),
+        postern_mta::outbound::system_clock(),
+    );
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(r.run(rx));
+    enqueue(&spool, "alice@local.test", &[("bob@example.net", false)]);
+    enqueue(&spool, "alice@local.test", &[("erin@example.net", false)]);
+    let mut delivered = false;
+    for _ in 0..100 {
+        if spool.list_all().unwrap().is_empty() {
+            delivered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(delivered, "the background runner delivered within 10 s");
+    assert_eq!(peer.events("DATA").len(), 2);
+    tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the runner stops after shutdown")
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
