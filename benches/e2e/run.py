@@ -1,0 +1,471 @@
+#!/usr/bin/env python3
+"""End-to-end benchmark: postern beside Postfix, in one run, on loopback.
+
+Usage (as root, after `bash scripts/install-peers.sh`):
+
+    python3 benches/e2e/run.py [--quick] [--only SECTION[,SECTION]] [--out FILE]
+
+Sections:
+  durable   postern-mta (durable queue, fsync on) vs Postfix smtpd (durable
+            queue, mail for a local domain, discarded after queueing); client
+            smtp-source; 1, 10, 50 sessions; one and many messages per
+            session; 1 KiB and 1 MiB bodies.
+  discard   postern-listener with a discard handler (the `discard` example)
+            vs Postfix smtp-sink; same workloads.
+  tls       implicit TLS: smtp-source through an stunnel client into
+            postern-mta's implicit-TLS listener vs Postfix smtpd in wrapper
+            mode; messages and handshakes per second.
+  idle      RSS of postern-mta holding 1,000 and 10,000 idle connections.
+
+Everything binds 127.0.0.1; counts are bounded. Figures: msg/s, MB/s
+(payload), server CPU microseconds per message (machine CPU time over the
+run minus the client's own CPU time), peak server RSS. Ratios are
+postern / peer for throughput (higher is better) and peer / postern for CPU
+and memory (higher is better). The table is printed as Markdown.
+
+Postfix is configured in place (/etc/postfix, loopback-only master entries
+on 2526 and 2466, local_transport=discard) and stopped afterwards; no system
+service is left running.
+"""
+
+import argparse
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+POSTFIX_PORT = 2526
+POSTFIX_TLS_PORT = 2466
+POSTERN_SMTP = 12525
+POSTERN_SUB = 12587
+POSTERN_TLS = 12465
+DISCARD_PORT = 12526
+SINK_PORT = 2627
+STUNNEL_PORT = 12999
+
+POSTFIX_PROCS = {
+    "master", "smtpd", "cleanup", "qmgr", "trivial-rewrite", "pickup", "anvil",
+    "discard", "tlsmgr", "proxymap", "scache", "showq", "bounce", "smtp",
+}
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def wait_port(port, timeout=20.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def port_free(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def cpu_jiffies():
+    with open("/proc/stat") as f:
+        parts = f.readline().split()[1:]
+    vals = list(map(int, parts))
+    idle = vals[3] + vals[4]
+    return sum(vals[:8]) - idle
+
+
+def rss_of(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return total
+
+
+def pids_by_comm(names):
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/comm") as f:
+                    if f.read().strip() in names:
+                        out.append(int(d))
+            except OSError:
+                pass
+    return out
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, pids_fn):
+        super().__init__(daemon=True)
+        self.pids_fn = pids_fn
+        self.peak = 0
+        self.stop = threading.Event()
+
+    def run(self):
+        while not self.stop.is_set():
+            self.peak = max(self.peak, rss_of(self.pids_fn()))
+            time.sleep(0.05)
+
+
+def smtp_source(port, sessions, messages, size, many, recipient, extra=None):
+    """Runs smtp-source; returns (seconds, client CPU seconds, stderr)."""
+    cmd = ["smtp-source", "-s", str(sessions), "-m", str(messages), "-l", str(size),
+           "-f", "bench@bench.test", "-t", recipient]
+    if many:
+        cmd.append("-d")
+    cmd.append(f"127.0.0.1:{port}")
+    start = time.time()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, _, ru = os.wait4(proc.pid, 0)
+    elapsed = time.time() - start
+    err = proc.stderr.read().decode(errors="replace")
+    return elapsed, ru.ru_utime + ru.ru_stime, err
+
+
+def measure(port, pids_fn, sessions, messages, size, many, recipient):
+    hz = os.sysconf("SC_CLK_TCK")
+    sampler = RssSampler(pids_fn)
+    sampler.start()
+    j0 = cpu_jiffies()
+    secs, client_cpu, err = smtp_source(port, sessions, messages, size, many, recipient)
+    j1 = cpu_jiffies()
+    sampler.stop.set()
+    sampler.join()
+    if err.strip():
+        raise RuntimeError(f"smtp-source reported errors on port {port}: {err.strip()[:400]}")
+    server_cpu = max(0.0, (j1 - j0) / hz - client_cpu)
+    return {
+        "msgs": messages / secs,
+        "mbs": messages * size / secs / 1e6,
+        "cpu_us": server_cpu / messages * 1e6,
+        "rss": sampler.peak,
+    }
+
+
+# ---------------------------------------------------------------- Postfix
+
+
+def configure_postfix(cert, key):
+    settings = {
+        "inet_interfaces": "loopback-only",
+        "inet_protocols": "ipv4",
+        "myhostname": "bench.test",
+        "mydestination": "bench.test",
+        "mynetworks": "127.0.0.0/8",
+        "local_recipient_maps": "",
+        "local_transport": "discard:",
+        "default_transport": "discard:",
+        "relay_transport": "discard:",
+        "disable_dns_lookups": "yes",
+        "smtpd_peername_lookup": "no",
+        "smtpd_client_connection_count_limit": "0",
+        "smtpd_client_connection_rate_limit": "0",
+        "smtpd_client_message_rate_limit": "0",
+        "default_process_limit": "200",
+        "message_size_limit": "52428800",
+        "smtpd_tls_cert_file": str(cert),
+        "smtpd_tls_key_file": str(key),
+        "smtpd_tls_security_level": "may",
+        "smtpd_tls_protocols": ">=TLSv1.2",
+        "compatibility_level": "3.6",
+        "maillog_file": "/var/log/postfix-bench.log",
+    }
+    run(["postconf", "-e"] + [f"{k}={v}" for k, v in settings.items()])
+    run(["postconf", "-F", "*/*/chroot = n"])
+    # Only our loopback entries accept mail: comment out the port 25 service.
+    subprocess.run(["postconf", "-M#", "smtp/inet"], check=False)
+    run(["postconf", "-M",
+         f"127.0.0.1:{POSTFIX_PORT}/inet=127.0.0.1:{POSTFIX_PORT} inet n - n - - smtpd"])
+    run(["postconf", "-M",
+         f"127.0.0.1:{POSTFIX_TLS_PORT}/inet=127.0.0.1:{POSTFIX_TLS_PORT} inet n - n - - smtpd"
+         " -o smtpd_tls_wrappermode=yes -o smtpd_tls_security_level=encrypt"])
+
+
+def start_postfix():
+    subprocess.run(["postfix", "stop"], capture_output=True)
+    time.sleep(0.5)
+    run(["postfix", "start"], capture_output=True)
+    wait_port(POSTFIX_PORT)
+
+
+def stop_postfix():
+    subprocess.run(["postfix", "stop"], capture_output=True)
+
+
+def postfix_pids():
+    return pids_by_comm(POSTFIX_PROCS)
+
+
+# ---------------------------------------------------------------- postern
+
+
+class Server:
+    def __init__(self, cmd, ports, env=None):
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                                     stderr=open("/tmp/postern-bench-server.log", "ab"),
+                                     env=env, start_new_session=True)
+        for p in ports:
+            wait_port(p)
+
+    def pids(self):
+        return [self.proc.pid] if self.proc.poll() is None else []
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def build():
+    log("building postern-mta and the discard example (release)")
+    run(["cargo", "build", "--release", "-q", "-p", "postern-mta",
+         "-p", "postern-listener", "--bins", "--examples"], cwd=ROOT)
+    return ROOT / "target" / "release"
+
+
+def mta_config(data_dir):
+    cfg = Path(data_dir) / "bench.toml"
+    template = (ROOT / "benches" / "e2e" / "mta-bench.toml").read_text()
+    cfg.write_text(template.replace("@SMTP@", str(POSTERN_SMTP))
+                   .replace("@SUB@", str(POSTERN_SUB))
+                   .replace("@TLS@", str(POSTERN_TLS)))
+    return cfg
+
+
+# ---------------------------------------------------------------- sections
+
+
+def workloads(quick):
+    out = []
+    for sessions in (1, 10, 50):
+        n_one = 300 if quick else 2000
+        n_many = 1000 if quick else 5000
+        out.append((sessions, n_one, 1024, False))
+        out.append((sessions, n_many, 1024, True))
+    big = 20 if quick else 100
+    out.append((1, big, 1 << 20, True))
+    out.append((10, big, 1 << 20, True))
+    return out
+
+
+def fmt_row(name, ours, theirs):
+    r = ours["msgs"] / theirs["msgs"] if theirs["msgs"] else float("nan")
+    c = theirs["cpu_us"] / ours["cpu_us"] if ours["cpu_us"] else float("nan")
+    m = theirs["rss"] / ours["rss"] if ours["rss"] else float("nan")
+    return (f"| {name} | {ours['msgs']:,.0f} | {theirs['msgs']:,.0f} | {r:.2f}× | "
+            f"{ours['mbs']:.1f} | {theirs['mbs']:.1f} | "
+            f"{ours['cpu_us']:,.0f} | {theirs['cpu_us']:,.0f} | {c:.2f}× | "
+            f"{ours['rss'] / 1e6:.1f} | {theirs['rss'] / 1e6:.1f} | {m:.2f}× |")
+
+
+HEADER = ("| workload | postern msg/s | {peer} msg/s | msg/s ratio | postern MB/s | {peer} MB/s | "
+          "postern CPU µs/msg | {peer} CPU µs/msg | CPU ratio | postern peak RSS MB | "
+          "{peer} peak RSS MB | RSS ratio |\n|" + "---|" * 12)
+
+
+def describe(sessions, n, size, many):
+    s = "1 KiB" if size == 1024 else "1 MiB"
+    per = "many msgs/session" if many else "1 msg/session"
+    return f"{sessions} sessions, {per}, {s}, {n} msgs"
+
+
+def section_durable(bin_dir, quick, pki):
+    lines = ["### Durable acceptance: postern-mta vs Postfix smtpd (both fsync their queue)", "",
+             HEADER.format(peer="Postfix smtpd")]
+    configure_postfix(*pki)
+    for sessions, n, size, many in workloads(quick):
+        data = tempfile.mkdtemp(prefix="postern-bench-")
+        cfg = mta_config(data)
+        server = Server([str(bin_dir / "postern-mta"), "--config", str(cfg), "--data-dir", data],
+                        [POSTERN_SMTP])
+        try:
+            ours = measure(POSTERN_SMTP, server.pids, sessions, n, size, many,
+                           "postmaster@localhost")
+        finally:
+            server.stop()
+            shutil.rmtree(data, ignore_errors=True)
+        start_postfix()
+        try:
+            theirs = measure(POSTFIX_PORT, postfix_pids, sessions, n, size, many,
+                             "user@bench.test")
+        finally:
+            stop_postfix()
+        row = fmt_row(describe(sessions, n, size, many), ours, theirs)
+        log(row)
+        lines.append(row)
+    return lines
+
+
+def section_discard(bin_dir, quick):
+    lines = ["### Discarding server: postern-listener (`discard` example) vs smtp-sink", "",
+             HEADER.format(peer="smtp-sink")]
+    for sessions, n, size, many in workloads(quick):
+        server = Server([str(bin_dir / "examples" / "discard"), f"127.0.0.1:{DISCARD_PORT}"],
+                        [DISCARD_PORT])
+        try:
+            ours = measure(DISCARD_PORT, server.pids, sessions, n, size, many, "u@bench.test")
+        finally:
+            server.stop()
+        if not port_free(SINK_PORT):
+            raise RuntimeError(f"port {SINK_PORT} is taken; smtp-sink would share it")
+        sink = Server(["smtp-sink", "-u", "nobody", "-c", f"127.0.0.1:{SINK_PORT}", "1024"],
+                      [SINK_PORT])
+        try:
+            theirs = measure(SINK_PORT, sink.pids, sessions, n, size, many, "u@bench.test")
+        finally:
+            sink.stop()
+        row = fmt_row(describe(sessions, n, size, many), ours, theirs)
+        log(row)
+        lines.append(row)
+    return lines
+
+
+def stunnel_client(target_port):
+    conf = tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False)
+    conf.write(f"foreground = yes\npid =\n[c]\nclient = yes\naccept = 127.0.0.1:{STUNNEL_PORT}\n"
+               f"connect = 127.0.0.1:{target_port}\nverifyChain = no\n"
+               "sslVersionMin = TLSv1.2\n")
+    conf.close()
+    srv = Server(["stunnel4" if shutil.which("stunnel4") else "stunnel", conf.name],
+                 [STUNNEL_PORT])
+    return srv
+
+
+def section_tls(bin_dir, quick, pki):
+    lines = ["### Implicit TLS (smtp-source through an stunnel client; one handshake per message "
+             "when 1 msg/session)", "", HEADER.format(peer="Postfix smtpd")]
+    configure_postfix(*pki)
+    for sessions, n, size, many in workloads(quick)[:4]:
+        data = tempfile.mkdtemp(prefix="postern-bench-")
+        cfg = mta_config(data)
+        server = Server([str(bin_dir / "postern-mta"), "--config", str(cfg), "--data-dir", data],
+                        [POSTERN_TLS])
+        tunnel = stunnel_client(POSTERN_TLS)
+        try:
+            ours = measure(STUNNEL_PORT, server.pids, sessions, n, size, many,
+                           "postmaster@localhost")
+        finally:
+            tunnel.stop()
+            server.stop()
+            shutil.rmtree(data, ignore_errors=True)
+        start_postfix()
+        tunnel = stunnel_client(POSTFIX_TLS_PORT)
+        try:
+            theirs = measure(STUNNEL_PORT, postfix_pids, sessions, n, size, many,
+                             "user@bench.test")
+        finally:
+            tunnel.stop()
+            stop_postfix()
+        row = fmt_row(describe(sessions, n, size, many), ours, theirs)
+        log(row)
+        lines.append(row)
+    return lines
+
+
+def section_idle(bin_dir):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 25000
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(want, hard)), hard))
+    lines = ["### Idle connections: postern-mta RSS", "",
+             "| idle connections | RSS MB | RSS growth per connection |", "|---|---|---|"]
+    for count in (1000, 10000):
+        data = tempfile.mkdtemp(prefix="postern-bench-")
+        cfg = mta_config(data)
+        server = Server([str(bin_dir / "postern-mta"), "--config", str(cfg), "--data-dir", data],
+                        [POSTERN_SMTP])
+        socks = []
+        try:
+            time.sleep(0.5)
+            base = rss_of(server.pids())
+            for _ in range(count):
+                s = socket.create_connection(("127.0.0.1", POSTERN_SMTP))
+                socks.append(s)
+            # Read every greeting so each session is fully set up.
+            for s in socks:
+                s.settimeout(10)
+                s.recv(512)
+            time.sleep(0.5)
+            rss = rss_of(server.pids())
+            per = (rss - base) / count
+            row = f"| {count:,} | {rss / 1e6:.1f} | {per / 1024:.1f} KiB |"
+            log(row)
+            lines.append(row)
+        finally:
+            for s in socks:
+                s.close()
+            server.stop()
+            shutil.rmtree(data, ignore_errors=True)
+    return lines
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="smaller counts")
+    ap.add_argument("--only", default="durable,discard,tls,idle")
+    ap.add_argument("--out", help="also write the tables to this file")
+    ap.add_argument("--no-build", action="store_true")
+    args = ap.parse_args()
+    for tool in ("smtp-source", "smtp-sink", "postfix", "postconf"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} not found: run `bash scripts/install-peers.sh` as root first")
+    if os.geteuid() != 0:
+        sys.exit("run as root: Postfix is configured and started by this script")
+    bin_dir = ROOT / "target" / "release" if args.no_build else build()
+    pki_dir = Path(tempfile.mkdtemp(prefix="postern-bench-pki-"))
+    run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout", str(pki_dir / "key.pem"),
+         "-out", str(pki_dir / "cert.pem")], capture_output=True)
+    os.chmod(pki_dir, 0o755)
+    pki = (pki_dir / "cert.pem", pki_dir / "key.pem")
+    out = [f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on "
+           f"{os.cpu_count()} cores; `python3 benches/e2e/run.py{' --quick' if args.quick else ''}`.",
+           ""]
+    sections = args.only.split(",")
+    try:
+        if "durable" in sections:
+            out += section_durable(bin_dir, args.quick, pki) + [""]
+        if "discard" in sections:
+            out += section_discard(bin_dir, args.quick) + [""]
+        if "tls" in sections:
+            out += section_tls(bin_dir, args.quick, pki) + [""]
+        if "idle" in sections:
+            out += section_idle(bin_dir) + [""]
+    finally:
+        stop_postfix()
+    text = "\n".join(out)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
