@@ -19,14 +19,23 @@
 //!
 //! # The guide's three listeners
 //!
-//! ```no_run
+//! Ports 25 and 587 accept plaintext and offer `STARTTLS` (587 requires it
+//! and AUTH before mail), 465 speaks TLS from the first byte; SSLv2/SSLv3
+//! are off, the cipher list is in OpenSSL notation with the guide's DHE
+//! suites and a DH parameter file. This example runs them on loopback with
+//! port 0 (use 25, 587 and 465 in production), prints the policy report,
+//! and shuts down gracefully.
+//!
+//! ```
 //! use std::sync::Arc;
 //! use postern_listener::{
 //!     CertSpec, ConnContext, ConnectionHandler, Facts, Handler, ListenerConfig, Mode, Server,
 //!     TlsSettings,
 //! };
-//! use postern_session::{Decision, Event};
+//! use postern_session::{Config, Decision, Event};
 //!
+//! /// Accepts everything; a real MTA spools the body and fsyncs before
+//! /// accepting `MessageComplete`.
 //! struct Accept;
 //! struct AcceptConn;
 //! impl Handler for Accept {
@@ -36,31 +45,79 @@
 //!     }
 //! }
 //! impl ConnectionHandler for AcceptConn {
-//!     async fn event(&mut self, _event: Event, _facts: &Facts<'_>) -> Decision {
+//!     async fn event(&mut self, event: Event, facts: &Facts<'_>) -> Decision {
+//!         if let Event::Mail { .. } = event {
+//!             tracing::info!(tls = facts.is_tls(), "MAIL");
+//!         }
 //!         Decision::Accept
 //!     }
 //! }
 //!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let provider = Arc::new(rustls::crypto::ring::default_provider());
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = std::env::temp_dir().join(format!("postern-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! # let dh_file = dir.join("dh2048.pem");
+//! # std::fs::write(&dh_file, include_str!("../tests/data/ffdhe2048.pem"))?;
+//! # let cert = rcgen::generate_simple_self_signed(vec!["mx.example.org".to_owned()])?;
+//! # let (cert_pem, key_pem) = (cert.cert.pem(), cert.signing_key.serialize_pem());
+//! // From files in production: CertSpec::files(&["mx.example.org"], "cert.pem", "key.pem").
+//! let certificate = CertSpec::pem(&["mx.example.org"], cert_pem, key_pem);
 //! let tls = TlsSettings {
+//!     // "SSLv2 and SSLv3 disabled": list what is allowed.
 //!     versions: vec!["TLSv1.2".into(), "TLSv1.3".into()],
-//!     ciphers: Some("ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384".into()),
-//!     ..TlsSettings::new(vec![CertSpec::files(
-//!         &["mx.example.org"],
-//!         "/etc/postern/cert.pem",
-//!         "/etc/postern/key.pem",
-//!     )])
+//!     ciphers: Some(
+//!         "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:\
+//!          DHE-RSA-AES128-SHA256:DHE-RSA-AES128-SHA:DHE-DSS-AES128-SHA256:\
+//!          DHE-RSA-AES256-SHA256:DHE-DSS-AES256-SHA:DHE-RSA-AES256-SHA"
+//!             .into(),
+//!     ),
+//!     dh_params: Some(dh_file),
+//!     ..TlsSettings::new(vec![certificate])
 //! };
+//!
+//! // What `postern-mta check` prints: nothing is silently dropped.
+//! let (_, report) = tls.build(Arc::new(rustls::crypto::ring::default_provider()))?;
+//! println!("{report}");
+//! assert!(report.to_string().contains("DHE-RSA-AES128-SHA (finite-field DHE key exchange, CBC mode)"));
+//! assert!(report.to_string().contains("valid 2048-bit group, unused"));
+//!
+//! let mx = Config { hostname: "mx.example.org".into(), ..Config::default() };
+//! let submission = Config { require_auth: true, ..mx.clone() };
+//! let any = "127.0.0.1:0".parse()?;
 //! let listeners = vec![
-//!     ListenerConfig::new("smtp", "0.0.0.0:25".parse()?, Mode::StartTls { required: false })
-//!         .with_tls(tls.clone()),
-//!     ListenerConfig::new("submission", "0.0.0.0:587".parse()?, Mode::StartTls { required: true })
-//!         .with_tls(tls.clone()),
-//!     ListenerConfig::new("submissions", "0.0.0.0:465".parse()?, Mode::Implicit).with_tls(tls),
+//!     ListenerConfig::new("smtp", any, Mode::StartTls { required: false })
+//!         .with_tls(tls.clone())
+//!         .with_session(mx.clone()),
+//!     ListenerConfig::new("submission", any, Mode::StartTls { required: true })
+//!         .with_tls(tls.clone())
+//!         .with_session(submission.clone()),
+//!     ListenerConfig::new("submissions", any, Mode::Implicit)
+//!         .with_tls(tls)
+//!         .with_session(submission),
 //! ];
+//! let provider = Arc::new(rustls::crypto::ring::default_provider());
 //! let server = Server::bind(listeners, Arc::new(Accept), provider)?;
-//! server.run().await;
+//! assert_eq!(server.local_addrs().len(), 3);
+//!
+//! let runtime = tokio::runtime::Runtime::new()?;
+//! runtime.block_on(async {
+//!     let running = tokio::spawn({
+//!         let server = server.clone();
+//!         async move { server.run().await }
+//!     });
+//!     // Port 25 greets in plaintext.
+//!     use tokio::io::AsyncReadExt as _;
+//!     let mut tcp = tokio::net::TcpStream::connect(server.local_addr("smtp").unwrap()).await?;
+//!     let mut greeting = [0u8; 64];
+//!     let n = tcp.read(&mut greeting).await?;
+//!     assert!(greeting[..n].starts_with(b"220 mx.example.org ESMTP"));
+//!     // Idle sessions get 421 at shutdown, and `run` returns.
+//!     server.shutdown();
+//!     let n = tcp.read(&mut greeting).await?;
+//!     assert!(greeting[..n].starts_with(b"421 4.3.2"));
+//!     running.await?;
+//!     Ok::<_, Box<dyn std::error::Error>>(())
+//! })?;
 //! # Ok(())
 //! # }
 //! ```

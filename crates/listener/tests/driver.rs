@@ -427,3 +427,51 @@ fn client_certificates_are_verified_when_required() {
     tls.write_all(b"QUIT\r\n").unwrap();
     assert_eq!(srv.log().bodies.len(), 1);
 }
+
+#[test]
+fn server_cipher_preference_decides_when_asked() {
+    let pki = Pki::new("prefer", &["mx.test"]);
+    let list = "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256";
+    let mk = |name: &str, prefer: bool| {
+        let settings = TlsSettings {
+            versions: vec!["TLSv1.2".into()],
+            ciphers: Some(list.into()),
+            prefer_server_ciphers: prefer,
+            ..tls_settings(&pki, &["mx.test"])
+        };
+        listener(name, Mode::Implicit, Some(settings))
+    };
+    let srv = Running::start(vec![mk("server-order", true), mk("client-order", false)]);
+    // The client prefers AES128.
+    let p = provider();
+    let mut client_provider = (*p).clone();
+    client_provider.cipher_suites = [
+        rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    ]
+    .iter()
+    .map(|c| *p.cipher_suites.iter().find(|s| s.suite() == *c).unwrap())
+    .collect();
+    let config = std::sync::Arc::new(
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(client_provider))
+            .with_protocol_versions(&[&rustls::version::TLS12])
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(std::sync::Arc::new(AnyCert(provider())))
+            .with_no_client_auth(),
+    );
+    let negotiated = |name: &str| {
+        let tcp = TcpStream::connect(srv.addr(name)).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let tls = tls_connect(tcp, "mx.test", config.clone()).unwrap();
+        tls.conn.negotiated_cipher_suite().unwrap().suite()
+    };
+    assert_eq!(
+        negotiated("server-order"),
+        rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+    );
+    assert_eq!(
+        negotiated("client-order"),
+        rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+    );
+}
