@@ -671,3 +671,119 @@ async fn run_delivers_in_the_background_and_stops_on_shutdown() {
         .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn spawn_runs_from_the_mta_config_and_stops_on_shutdown() {
+    init_logs();
+    let Some(peer) = Peer::start("starttls", "any", None) else {
+        return;
+    };
+    let dir = tempdir("spawn");
+    let src = format!(
+        r#"
+[server]
+hostname = "mta.test"
+data_dir = "{data}"
+
+[[domain]]
+name = "local.test"
+
+# Not started here: only the runner runs.
+[[listener]]
+name = "mta"
+address = "127.0.0.1:{listen}"
+mode = "plain"
+
+[queue]
+max_age = "1h"
+retry_initial = "1s"
+scan_interval = "1s"
+
+[[rule]]
+name = "example_net_via_smart_host"
+conditions = [{{ relaying = true }}, {{ recipient_domain = {{ is = "example.net" }} }}]
+actions = [
+  {{ relay_host = "127.0.0.1:{port}" }},
+  {{ relay_tls = "required" }},
+  {{ relay_tls_versions = ["TLSv1.2"] }},
+]
+"#,
+        data = dir.display(),
+        port = peer.port,
+        listen = free_port(),
+    );
+    let config = postern_mta::config::Config::from_toml_str(&src, "test.toml", &dir).unwrap();
+    let spool = Spool::open(&config.queue_dir()).unwrap();
+    enqueue(&spool, "alice@local.test", &[("bob@example.net", false)]);
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let task = postern_mta::outbound::spawn(spool.clone(), Arc::new(config), rx);
+    let mut delivered = false;
+    for _ in 0..100 {
+        if spool.list_all().unwrap().is_empty() {
+            delivered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(delivered, "spawned runner delivered within 10 s");
+    let data = peer.events("DATA");
+    assert_eq!(data.len(), 1);
+    assert_eq!(data[0].tls.as_deref(), Some("TLSv1.2"));
+    tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the runner stops after shutdown")
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn shutdown_abandons_a_stuck_delivery_and_keeps_the_message() {
+    init_logs();
+    // A server that accepts and never greets: the delivery hangs.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicU64::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().take(8) {
+            if let Ok(s) = stream {
+                count.fetch_add(1, Ordering::SeqCst);
+                held.push(s);
+            }
+        }
+    });
+    let dir = tempdir("stuck");
+    let spool = Spool::open(&dir).unwrap();
+    let id = enqueue(&spool, "alice@local.test", &[("bob@example.net", false)]);
+    let mut s = settings(
+        smart_host_rules(port, "required"),
+        Duration::from_secs(3600),
+    );
+    s.timeouts = Timeouts::uniform(Duration::from_secs(60));
+    s.shutdown_grace = Duration::from_millis(500);
+    let r = runner(&spool, s, postern_mta::outbound::system_clock());
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(r.run(rx));
+    for _ in 0..100 {
+        if accepted.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(accepted.load(Ordering::SeqCst) > 0, "the runner connected");
+    let started = std::time::Instant::now();
+    tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the runner stops after the grace period")
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // Nothing was decided: the message is intact and will be retried.
+    let env = spool.load(&id).unwrap();
+    assert_eq!(env.recipients[0].status, RcptStatus::Pending);
+    assert_eq!(env.attempts, 0);
+    assert!(spool.body_path(&id).exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
