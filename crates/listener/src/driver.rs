@@ -62,7 +62,7 @@ async fn handshake(shared: &Shared, tcp: TcpStream) -> Result<(Stream, TlsInfo),
             tracing::info!(
                 version = %info.version,
                 cipher = %info.cipher,
-                sni = info.sni.as_deref().unwrap_or("-"),
+                sni = %info.sni.as_deref().unwrap_or("-"),
                 client_cert = info.client_certificate.is_some(),
                 "TLS established"
             );
@@ -162,9 +162,10 @@ async fn run<H: Handler>(
             return e;
         }
         if session.is_closed() {
-            let reason = session.close_reason();
             let _ = timeout(Duration::from_secs(1), stream.shutdown()).await;
-            return format!("{reason:?}");
+            return session
+                .close_reason()
+                .map_or_else(|| "closed".to_owned(), |r| format!("{r:?}"));
         }
         // 3. STARTTLS: plaintext already read goes to the session, which
         // drops it; the handshake reads only what arrives afterwards.
@@ -228,7 +229,8 @@ async fn run<H: Handler>(
                 Err(_) => session.timeout(),
                 Ok(Ok(0)) => session.peer_closed(),
                 Ok(Ok(n)) => {
-                    let taken = session.receive(&buf[..n]);
+                    // Order is kept: new octets queue behind held ones.
+                    let taken = if held.is_empty() { session.receive(&buf[..n]) } else { 0 };
                     if taken < n {
                         held.extend_from_slice(&buf[taken..n]);
                     }
