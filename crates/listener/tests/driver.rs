@@ -475,3 +475,26 @@ fn server_cipher_preference_decides_when_asked() {
         rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
     );
 }
+
+#[test]
+fn reject_mode_refuses_pipelined_starttls() {
+    let pki = Pki::new("reject", &["mx.test"]);
+    let mut l = listener(
+        "smtp",
+        Mode::StartTls { required: false },
+        Some(tls_settings(&pki, &["mx.test"])),
+    );
+    l.session = std::sync::Arc::new(postern_session::Config {
+        after_starttls: postern_session::AfterStartTls::Reject,
+        ..(*l.session).clone()
+    });
+    let srv = Running::start(vec![l]);
+    let mut c = Client::connect(srv.addr("smtp"));
+    c.reply();
+    c.cmd("EHLO client.test");
+    c.send("STARTTLS\r\nEHLO injected\r\n");
+    let r = c.reply();
+    assert!(r.starts_with("554 5.5.0"), "{r}");
+    assert!(c.closed());
+    assert!(!srv.log().events.iter().any(|e| e.contains("injected")));
+}

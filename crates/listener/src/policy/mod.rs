@@ -20,8 +20,6 @@ use rustls::{RootCertStore, ServerConfig, SignatureAlgorithm};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject as _;
 
-use postern_session::TlsVersion;
-
 pub use report::{PolicyError, PolicyReport, Problem, Warning};
 
 use crate::certs::{CertSet, CertSpec, CertStore, PemSource};
@@ -290,27 +288,17 @@ fn client_verifier(
     builder.build().map_err(|e| format!("roots {roots}: {e}"))
 }
 
-/// The DH check, for callers that validate a file alone.
+/// Reads and validates a DH parameter file alone (PEM `DH PARAMETERS`,
+/// prime of at least 2048 bits); returns the prime's size in bits.
 pub fn validate_dh_params(path: &std::path::Path) -> Result<u64, String> {
     dh::load(path).map(|p| p.bits)
 }
 
-/// Which versions a report lists, for tests and `check` output.
-pub fn version_names(versions: &[TlsVersion]) -> Vec<String> {
-    versions.iter().map(ToString::to_string).collect()
-}
-
-pub(crate) use certs_reload::reload;
-
-mod certs_reload {
-    use super::*;
-
-    /// Loads `specs` and swaps them into `tls` at once; on any failure the
-    /// old set keeps serving.
-    pub(crate) fn reload(tls: &BuiltTls, specs: &[CertSpec]) -> Result<Vec<String>, String> {
-        let set = CertSet::load("tls.certificates", specs, &tls.provider)?;
-        let labels = set.labels();
-        tls.certs.swap(set);
-        Ok(labels)
-    }
+/// Loads `specs` and swaps them into `tls` at once; on any failure the old
+/// set keeps serving. Returns the new set's labels.
+pub(crate) fn reload(tls: &BuiltTls, specs: &[CertSpec]) -> Result<Vec<String>, String> {
+    let set = CertSet::load("tls.certificates", specs, &tls.provider)?;
+    let labels = set.labels();
+    tls.certs.swap(set);
+    Ok(labels)
 }
