@@ -165,6 +165,12 @@ pub fn session_config(config: &Config, listener: &ListenerSpec) -> postern_sessi
         ..postern_session::Config::default()
     };
     s.auth = auth_policy(config, listener).0;
+    // Not offered, because nothing downstream would honour them: REQUIRETLS
+    // (RFC 8689) would oblige every onward hop to use TLS, and a
+    // BINARYMIME body cannot go through the Maildir line-ending
+    // conversion unchanged.
+    s.extensions.requiretls = false;
+    s.extensions.binary_mime = false;
     s.limits.max_message_size = config.limits.max_message_size;
     s.limits.max_recipients = config.limits.max_recipients;
     s

@@ -281,3 +281,77 @@ fn user_add_stores_an_argon2_hash_from_stdin() {
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("empty password"), "{out}");
 }
+
+/// The newcomer's command: `postern-mta` with no arguments in an empty
+/// directory serves the embedded default on 2525/2587/2465, creates
+/// `./postern-data` with a self-signed certificate, says where it listens
+/// and how to add a user, and delivers to postmaster@localhost. Skipped
+/// (loudly) when those ports are taken on this machine.
+#[test]
+fn embedded_default_serves_with_no_arguments() {
+    use std::net::TcpListener;
+    let free = [2525u16, 2587, 2465]
+        .iter()
+        .all(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok());
+    if !free {
+        eprintln!(
+            "SKIPPED: embedded_default_serves_with_no_arguments: ports 2525/2587/2465 are in use"
+        );
+        return;
+    }
+    let dir = TempDir::new("default-serve");
+    let log = dir.path().join("out.log");
+    let out = fs::File::create(&log).unwrap();
+    let _child = postern_testkit::ChildGuard::spawn(
+        Command::new(bin())
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out),
+    );
+    for p in [2525u16, 2587, 2465] {
+        assert!(
+            postern_testkit::wait_for_port(([127, 0, 0, 1], p).into(), Duration::from_secs(20)),
+            "not listening on {p}: {}",
+            fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+    let text = fs::read_to_string(&log).unwrap();
+    for needle in [
+        "listening on 127.0.0.1:2525 (mta, starttls)",
+        "listening on 127.0.0.1:2587 (submission, starttls)",
+        "listening on 127.0.0.1:2465 (submissions, implicit)",
+        "postern-mta user add alice --data-dir postern-data",
+    ] {
+        assert!(text.contains(needle), "{needle:?} not in\n{text}");
+    }
+    assert!(
+        dir.path()
+            .join("postern-data/tls/self-signed.pem")
+            .is_file()
+    );
+    let mut smtp = common::Smtp::connect(2525).unwrap();
+    smtp.cmd("EHLO newcomer.test").unwrap();
+    let reply = smtp
+        .send(
+            "me@remote.test",
+            "postmaster@localhost",
+            b"Subject: hi\r\n\r\nhello\r\n",
+        )
+        .unwrap();
+    let id = common::queue_id(&reply).unwrap_or_else(|| panic!("{reply}"));
+    let maildir = dir
+        .path()
+        .join("postern-data/mail/localhost/postmaster/new");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !fs::read_dir(&maildir)
+        .map(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().contains(&id))
+        })
+        .unwrap_or(false)
+    {
+        assert!(std::time::Instant::now() < deadline, "not delivered");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
