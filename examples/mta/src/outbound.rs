@@ -939,38 +939,17 @@ impl Runner {
         now: u64,
         expired: bool,
     ) -> io::Result<Option<QueueId>> {
-        if w.env.sender.is_empty() {
-            tracing::info!(queue_id = %w.id, "outbound: no DSN for the null sender");
-            return Ok(None);
-        }
-        let recipients: Vec<RecipientReport> = bounce
-            .iter()
-            .filter(|(ri, _, _)| wants_failure_dsn(&w.env.recipients[*ri]))
-            .map(|(ri, d, _)| RecipientReport {
-                final_recipient: w.env.recipients[*ri].address.clone(),
-                original_recipient: w.env.recipients[*ri].orcpt.clone(),
-                action: Action::Failed,
-                diagnosis: d.clone(),
-                last_attempt: Some(w.last_attempt),
-            })
-            .collect();
-        if recipients.is_empty() {
-            tracing::info!(queue_id = %w.id, "outbound: NOTIFY excludes failure reports; no DSN");
-            return Ok(None);
-        }
+        let failed: Vec<(usize, Diagnosis)> =
+            bounce.iter().map(|(ri, d, _)| (*ri, d.clone())).collect();
         let spool = self.spool.clone();
-        let dsn_id = spool.new_id();
-        let report = dsn::Report {
-            reporting_mta: &self.settings.hostname,
-            queue_id: w.id.as_str(),
-            report_id: dsn_id.as_str(),
-            original_sender: &w.env.sender,
-            envid: w.env.params.envid.as_deref(),
-            arrival: w.env.arrival,
+        let env = w.env.clone();
+        let body = w.body.clone();
+        let sender_domain = w.env.sender.rsplit_once('@').map_or("", |(_, d)| d);
+        let dsn = DsnContext {
+            reporting_mta: self.settings.hostname.clone(),
+            sender_is_local: self.settings.is_local_domain(sender_domain),
             now,
-            recipients,
-            original: &w.body,
-            return_full: w.env.params.ret == Some(Ret::Full),
+            last_attempt: w.last_attempt,
             reason: expired.then(|| {
                 format!(
                     "The message stayed in the queue for {} without being delivered; delivery has been given up.",
@@ -978,28 +957,7 @@ impl Runner {
                 )
             }),
         };
-        let bytes = dsn::render(&report);
-        let mut env = Envelope::new(dsn_id.clone(), "");
-        env.arrival = now;
-        let sender_domain = w.env.sender.rsplit_once('@').map_or("", |(_, d)| d);
-        env.recipients.push(RecipientState::pending(
-            w.env.sender.clone(),
-            self.settings.is_local_domain(sender_domain),
-        ));
-        if bytes.iter().any(|&b| b >= 0x80) {
-            env.params.body = Some(BodyType::EightBitMime);
-        }
-        env.params.smtputf8 = !w.env.sender.is_ascii();
-        let id = dsn_id.clone();
-        blocking(move || {
-            let mut writer = spool.writer(&id)?;
-            writer.write(&bytes)?;
-            // Released at once: local delivery or the next pass takes it.
-            let _hold = writer.commit(&env)?;
-            Ok(())
-        })
-        .await?;
-        Ok(Some(dsn_id))
+        blocking(move || queue_failure_dsn(&spool, &dsn, &env, &body, &failed)).await
     }
 
     fn relay(&self) -> Relay {
@@ -1013,6 +971,89 @@ impl Runner {
         session.timeouts = self.settings.timeouts;
         Relay::new(session, self.provider.clone(), self.resolver.clone())
     }
+}
+
+/// The circumstances of a failure DSN, for [`queue_failure_dsn`].
+#[derive(Debug, Clone)]
+pub struct DsnContext {
+    /// Our host name (`Reporting-MTA`).
+    pub reporting_mta: String,
+    /// The sender's domain is local: the DSN recipient is marked `local`
+    /// (local delivery takes it), else the outbound runner relays it.
+    pub sender_is_local: bool,
+    /// Unix seconds now (`Date`, and the DSN's arrival).
+    pub now: u64,
+    /// Unix seconds of the last delivery attempt (`Last-Attempt-Date`).
+    pub last_attempt: u64,
+    /// Why delivery was given up, for the human-readable part.
+    pub reason: Option<String>,
+}
+
+/// Queues an RFC 3464 failure report to the sender of `env` for the
+/// recipients `failed` (index into `env.recipients`, diagnosis), with the
+/// null reverse-path. Blocking file IO (call it from a blocking thread).
+///
+/// Returns `Ok(None)`, queuing nothing, when the sender is null (a report
+/// about a report is never sent) or when every recipient's `NOTIFY`
+/// excludes failures. On `Ok(Some(id))` the report is durable in the spool
+/// (and not held): mark the recipients `Failed` only after that, so a crash
+/// in between repeats the report rather than losing it.
+pub fn queue_failure_dsn(
+    spool: &Spool,
+    ctx: &DsnContext,
+    env: &Envelope,
+    original: &[u8],
+    failed: &[(usize, Diagnosis)],
+) -> io::Result<Option<QueueId>> {
+    if env.sender.is_empty() {
+        tracing::info!(queue_id = %env.id, "no DSN for the null sender");
+        return Ok(None);
+    }
+    let recipients: Vec<RecipientReport> = failed
+        .iter()
+        .filter_map(|(ri, d)| Some((env.recipients.get(*ri)?, d)))
+        .filter(|(r, _)| wants_failure_dsn(r))
+        .map(|(r, d)| RecipientReport {
+            final_recipient: r.address.clone(),
+            original_recipient: r.orcpt.clone(),
+            action: Action::Failed,
+            diagnosis: d.clone(),
+            last_attempt: Some(ctx.last_attempt),
+        })
+        .collect();
+    if recipients.is_empty() {
+        tracing::info!(queue_id = %env.id, "NOTIFY excludes failure reports; no DSN");
+        return Ok(None);
+    }
+    let dsn_id = spool.new_id();
+    let bytes = dsn::render(&dsn::Report {
+        reporting_mta: &ctx.reporting_mta,
+        queue_id: env.id.as_str(),
+        report_id: dsn_id.as_str(),
+        original_sender: &env.sender,
+        envid: env.params.envid.as_deref(),
+        arrival: env.arrival,
+        now: ctx.now,
+        recipients,
+        original,
+        return_full: env.params.ret == Some(Ret::Full),
+        reason: ctx.reason.clone(),
+    });
+    let mut dsn_env = Envelope::new(dsn_id.clone(), "");
+    dsn_env.arrival = ctx.now;
+    dsn_env.recipients.push(RecipientState::pending(
+        env.sender.clone(),
+        ctx.sender_is_local,
+    ));
+    if bytes.iter().any(|&b| b >= 0x80) {
+        dsn_env.params.body = Some(BodyType::EightBitMime);
+    }
+    dsn_env.params.smtputf8 = !env.sender.is_ascii();
+    let mut writer = spool.writer(&dsn_id)?;
+    writer.write(&bytes)?;
+    // Released at once: local delivery or the next pass takes it.
+    drop(writer.commit(&dsn_env)?);
+    Ok(Some(dsn_id))
 }
 
 /// The rule facts for relaying recipient `r` of `env`: what the inbound
