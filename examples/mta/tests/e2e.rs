@@ -344,3 +344,100 @@ fn python_smtplib_on_every_listener() {
     }
     assert_eq!(server.maildir("postmaster", "localhost").len(), 1);
 }
+
+/// BDAT (CHUNKING) end to end, and a message with a local and a remote
+/// recipient: the local copy goes to the Maildir at once, the remote one
+/// stays in the queue for the outbound runner, with the local recipient
+/// marked delivered in the envelope.
+#[test]
+fn bdat_and_mixed_local_and_remote_recipients() {
+    let dir = TempDir::new("bdat-mixed");
+    // The remote domain goes to a smart host that refuses connections, so
+    // the remote recipient stays queued (deferred) without any DNS.
+    let closed = postern_testkit::free_port();
+    let rule = format!(
+        "[[rule]]\nname = \"remote_test_via_closed_port\"\nconditions = [{{ relaying = true }}, {{ recipient_domain = {{ is = \"remote.test\" }} }}]\nactions = [{{ relay_host = \"127.0.0.1:{closed}\" }}, {{ relay_tls = \"none\" }}]\n"
+    );
+    // Rules given in `extra` come before the built-in ones of the template.
+    let server = Server::start(dir.path(), &rule);
+    // BDAT on plaintext to a local mailbox (no AUTH needed); the
+    // authenticated relay part uses smtplib over implicit TLS below.
+    let mut smtp = common::Smtp::connect(server.ports.mta).unwrap();
+    smtp.cmd("EHLO bdat.test").unwrap();
+    assert!(
+        smtp.cmd("MAIL FROM:<peer@elsewhere.test>")
+            .unwrap()
+            .starts_with("250")
+    );
+    assert!(
+        smtp.cmd("RCPT TO:<postmaster@localhost>")
+            .unwrap()
+            .starts_with("250")
+    );
+    let part1 = b"Subject: chunked\r\n\r\nfirst chunk\r\n";
+    let part2 = b"second chunk\r\n";
+    std::io::Write::write_all(
+        &mut smtp.stream().try_clone().unwrap(),
+        &[format!("BDAT {}\r\n", part1.len()).as_bytes(), part1].concat(),
+    )
+    .unwrap();
+    assert!(smtp.reply().unwrap().starts_with("250"));
+    std::io::Write::write_all(
+        &mut smtp.stream().try_clone().unwrap(),
+        &[format!("BDAT {} LAST\r\n", part2.len()).as_bytes(), part2].concat(),
+    )
+    .unwrap();
+    let reply = smtp.reply().unwrap();
+    let id = queue_id(&reply).unwrap_or_else(|| panic!("{reply}"));
+    let text = fs::read_to_string(server.wait_maildir("postmaster", "localhost", &id)).unwrap();
+    assert!(
+        text.ends_with("Subject: chunked\n\nfirst chunk\nsecond chunk\n"),
+        "{text}"
+    );
+
+    let Some(python) = python_with("smtplib") else {
+        return;
+    };
+    let script = r#"
+import smtplib, ssl, sys
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+s = smtplib.SMTP_SSL("127.0.0.1", int(sys.argv[1]), timeout=10, context=ctx)
+s.login("alice", "alice-pw")
+s.mail("alice@localhost")
+s.rcpt("alice@localhost")
+s.rcpt("friend@remote.test")
+print(s.data("Subject: mixed\r\n\r\nto both\r\n"))
+s.quit()
+"#;
+    let (code, out) = run(
+        Command::new(python)
+            .arg("-c")
+            .arg(script)
+            .arg(server.ports.submissions.to_string()),
+        T,
+    );
+    assert_eq!(code, Some(0), "{out}");
+    let id = queue_id(&out).unwrap_or_else(|| panic!("{out}"));
+    server.wait_maildir("alice", "localhost", &id);
+    let env_path = server.data.join("queue").join(format!("{id}.env"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let env = fs::read_to_string(&env_path).unwrap_or_default();
+        if env.contains("state = \"delivered\"") {
+            assert!(env.contains("address = \"friend@remote.test\""), "{env}");
+            assert!(
+                env.contains("state = \"pending\"") || env.contains("state = \"deferred\""),
+                "the remote recipient waits for the outbound runner:\n{env}"
+            );
+            assert!(env.contains("tls_version = \"TLSv1.3\""), "{env}");
+            assert!(env.contains("auth_user = \"alice\""), "{env}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "envelope not updated:\n{env}\nlog:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
