@@ -492,7 +492,7 @@ impl Runner {
             return;
         }
 
-        let groups = self.plan(&mut work, now);
+        let groups = self.plan(&mut work, now, report);
         let relay = self.relay();
         let mut set: JoinSet<(usize, GroupDone)> = JoinSet::new();
         let mut queue = groups.into_iter().enumerate().collect::<Vec<_>>();
@@ -606,7 +606,7 @@ impl Runner {
 
     /// Groups the open remote recipients of `work` by route. Recipients that
     /// cannot be routed (bad address, unreadable anchors) are decided here.
-    fn plan(&self, work: &mut [Work], now: u64) -> Vec<RouteGroup> {
+    fn plan(&self, work: &mut [Work], now: u64, report: &mut PassReport) -> Vec<RouteGroup> {
         let mut groups: Vec<RouteGroup> = Vec::new();
         for (wi, w) in work.iter_mut().enumerate() {
             let sender_ok = w.env.sender.is_empty() || Mailbox::parse(&w.env.sender).is_ok();
@@ -615,18 +615,24 @@ impl Runner {
                 if r.local || !r.status.is_open() {
                     continue;
                 }
-                if !sender_ok {
-                    w.failures.push((
-                        ri,
-                        Diagnosis::local("5.1.7", "the sender address cannot be used", None),
-                    ));
-                    continue;
-                }
-                if Mailbox::parse(&r.address).is_err() {
-                    w.failures.push((
-                        ri,
-                        Diagnosis::local("5.1.3", "the recipient address cannot be used", None),
-                    ));
+                let unusable = if !sender_ok {
+                    Some(Diagnosis::local(
+                        "5.1.7",
+                        "the sender address cannot be used",
+                        None,
+                    ))
+                } else if Mailbox::parse(&r.address).is_err() {
+                    Some(Diagnosis::local(
+                        "5.1.3",
+                        "the recipient address cannot be used",
+                        None,
+                    ))
+                } else {
+                    None
+                };
+                if let Some(diag) = unusable {
+                    log_attempt(&w.id, &r.address, "-", None, "failed", &diag);
+                    w.failures.push((ri, diag));
                     continue;
                 }
                 let route = match self.route_for(&w.env, r) {
@@ -638,6 +644,7 @@ impl Runner {
                         };
                         w.dirty = true;
                         w.attempted = true;
+                        report.deferred += 1;
                         continue;
                     }
                 };

@@ -110,6 +110,8 @@ struct Peer {
     _child: ChildGuard,
     port: u16,
     log: PathBuf,
+    /// Holds `ca.pem`, the CA that issued the peer's certificate.
+    dir: PathBuf,
 }
 
 impl Peer {
@@ -134,7 +136,10 @@ impl Peer {
                 .arg(dir.join("key.pem"))
                 .arg("--log")
                 .arg(&log)
-                .stdin(Stdio::null()),
+                .stdin(Stdio::null())
+                // Failed handshakes are expected in some tests; keep their
+                // tracebacks out of the test output.
+                .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap()),
         );
         assert!(
             wait_for_port(SocketAddr::new(LOCALHOST, port), Duration::from_secs(15)),
@@ -144,6 +149,7 @@ impl Peer {
             _child: child,
             port,
             log,
+            dir,
         })
     }
 
@@ -199,6 +205,23 @@ actions = [
 "#
     );
     Arc::new(RuleSet::from_toml_str(&src, "test.rules.toml").unwrap())
+}
+
+/// One rule for example.net: the smart host, then the given actions.
+fn rules_with(port: u16, actions: &str) -> Arc<RuleSet> {
+    let src = format!(
+        r#"
+[[rule]]
+name = "example_net"
+conditions = [{{ relaying = true }}, {{ recipient_domain = {{ is = "example.net" }} }}]
+actions = [{{ relay_host = "localhost:{port}" }}, {actions}]
+"#
+    );
+    Arc::new(RuleSet::from_toml_str(&src, "test.rules.toml").unwrap())
+}
+
+fn status_of(spool: &Spool, id: &QueueId, i: usize) -> RcptStatus {
+    spool.load(id).unwrap().recipients[i].status.clone()
 }
 
 /// A manual clock starting at the real time.
@@ -783,5 +806,168 @@ async fn shutdown_abandons_a_stuck_delivery_and_keeps_the_message() {
     assert_eq!(env.recipients[0].status, RcptStatus::Pending);
     assert_eq!(env.attempts, 0);
     assert!(spool.body_path(&id).exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn verified_tls_with_the_rules_trust_anchors_delivers_and_a_foreign_ca_defers() {
+    init_logs();
+    let Some(peer) = Peer::start("starttls", "any", None) else {
+        return;
+    };
+    let dir = tempdir("verified");
+    let spool = Spool::open(&dir).unwrap();
+    // Anchors are named relative to the configuration's directory.
+    let other = dev_pki(&["localhost"]);
+    std::fs::write(dir.join("other-ca.pem"), &other.ca_pem).unwrap();
+    std::fs::copy(peer.dir.join("ca.pem"), dir.join("peer-ca.pem")).unwrap();
+    let (clock, _) = manual_clock();
+    let run = |anchors: &str| {
+        let rules = rules_with(
+            peer.port,
+            &format!(r#"{{ relay_tls = "verified" }}, {{ relay_trust_anchors = ["{anchors}"] }}"#),
+        );
+        let mut s = settings(rules, Duration::from_secs(3600));
+        s.base_dir = dir.clone();
+        runner(&spool, s, clock.clone())
+    };
+
+    // A CA that did not issue the peer's certificate: deferred, nothing sent.
+    let id = enqueue(&spool, "alice@local.test", &[("bob@example.net", false)]);
+    let report = run("other-ca.pem").run_once().await;
+    assert_eq!(report.deferred, 1, "{report:?}");
+    match status_of(&spool, &id, 0) {
+        RcptStatus::Deferred { reply } => assert!(reply.starts_with("4.7.5 "), "{reply}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(peer.events("MAIL").is_empty());
+
+    // A missing anchors file: deferred before any connection.
+    let mut env = spool.load(&id).unwrap();
+    env.next_attempt = 0;
+    spool.update(&id, &env).unwrap();
+    let ehlos = peer.events("EHLO").len();
+    let report = run("missing.pem").run_once().await;
+    assert_eq!(report.deferred, 1, "{report:?}");
+    match status_of(&spool, &id, 0) {
+        RcptStatus::Deferred { reply } => {
+            assert!(
+                reply.starts_with("4.3.5 cannot read trust anchors"),
+                "{reply}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(peer.events("EHLO").len(), ehlos, "no connection was made");
+
+    // The right CA: delivered, and the log says verified.
+    let mut env = spool.load(&id).unwrap();
+    env.next_attempt = 0;
+    spool.update(&id, &env).unwrap();
+    let report = run("peer-ca.pem").run_once().await;
+    assert_eq!((report.delivered, report.removed), (1, 1), "{report:?}");
+    assert_eq!(peer.events("DATA").len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_version_outside_the_policy_is_never_negotiated() {
+    init_logs();
+    // The peer speaks only TLS 1.3; the rule allows only TLS 1.2.
+    let Some(peer) = Peer::start("starttls", "1.3", None) else {
+        return;
+    };
+    let dir = tempdir("pin");
+    let spool = Spool::open(&dir).unwrap();
+    let id = enqueue(&spool, "alice@local.test", &[("bob@example.net", false)]);
+    let (clock, _) = manual_clock();
+    let r = runner(
+        &spool,
+        settings(
+            smart_host_rules(peer.port, "required"),
+            Duration::from_secs(3600),
+        ),
+        clock,
+    );
+    let report = r.run_once().await;
+    assert_eq!(report.deferred, 1, "{report:?}");
+    match status_of(&spool, &id, 0) {
+        RcptStatus::Deferred { reply } => {
+            assert!(reply.starts_with("4.7.5 TLS handshake failed"), "{reply}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        peer.events("MAIL").is_empty(),
+        "no MAIL over another version or in plaintext"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn versions_rustls_cannot_speak_defer_without_connecting() {
+    init_logs();
+    let Some(peer) = Peer::start("starttls", "any", None) else {
+        return;
+    };
+    let dir = tempdir("tls11");
+    let spool = Spool::open(&dir).unwrap();
+    let id = enqueue(&spool, "alice@local.test", &[("bob@example.net", false)]);
+    let (clock, _) = manual_clock();
+    let rules = rules_with(
+        peer.port,
+        r#"{ relay_tls = "required" }, { relay_tls_versions = ["TLSv1.1"] }"#,
+    );
+    let report = runner(&spool, settings(rules, Duration::from_secs(3600)), clock)
+        .run_once()
+        .await;
+    assert_eq!(report.deferred, 1, "{report:?}");
+    match status_of(&spool, &id, 0) {
+        RcptStatus::Deferred { reply } => {
+            assert!(reply.starts_with("4.7.5 no usable TLS version"), "{reply}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        peer.events("EHLO").is_empty(),
+        "never widened, never connected"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn messages_for_one_route_share_one_connection() {
+    init_logs();
+    let Some(peer) = Peer::start("starttls", "any", None) else {
+        return;
+    };
+    let dir = tempdir("batch");
+    let spool = Spool::open(&dir).unwrap();
+    for n in 0..3 {
+        enqueue(
+            &spool,
+            "alice@local.test",
+            &[(&format!("user{n}@example.net"), false)],
+        );
+    }
+    let (clock, _) = manual_clock();
+    let report = runner(
+        &spool,
+        settings(
+            smart_host_rules(peer.port, "required"),
+            Duration::from_secs(3600),
+        ),
+        clock,
+    )
+    .run_once()
+    .await;
+    assert_eq!(
+        (report.messages, report.delivered, report.removed),
+        (3, 3, 3),
+        "{report:?}"
+    );
+    assert_eq!(peer.events("DATA").len(), 3);
+    // One connection: one EHLO before STARTTLS and one after.
+    assert_eq!(peer.events("EHLO").len(), 2);
     let _ = std::fs::remove_dir_all(&dir);
 }
