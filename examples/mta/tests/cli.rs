@@ -104,6 +104,12 @@ fn config_errors_name_file_line_rule_and_field() {
             "450",
         ),
     ];
+    let syntax = (
+        "[server]\nhostname = \"mx.test\"\n[[listener]\nname = \"x\"\n",
+        ":3:",
+        "",
+    );
+    let cases: Vec<(&str, &str, &str)> = cases.into_iter().chain([syntax]).collect();
     for (i, (text, location, message)) in cases.iter().enumerate() {
         let cfg = dir.path().join(format!("c{i}.toml"));
         fs::write(&cfg, text).unwrap();

@@ -441,3 +441,66 @@ s.quit()
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Refused bodies leave nothing behind: too large (552 5.3.4), bare LF
+/// (550 5.6.11, SMTP smuggling material), and a client that disconnects
+/// mid-body. The temporary spool files are gone and nothing is delivered.
+#[test]
+fn refused_and_abandoned_bodies_leave_nothing_behind() {
+    let dir = TempDir::new("refused-bodies");
+    let server = Server::start(dir.path(), "[limits]\nmax_message_size = 2000\n");
+    let tmp = server.data.join("queue/tmp");
+    let count = |p: &std::path::Path| fs::read_dir(p).map(|d| d.count()).unwrap_or(0);
+
+    let mut smtp = common::Smtp::connect(server.ports.mta).unwrap();
+    let ehlo = smtp.cmd("EHLO big.test").unwrap();
+    assert!(ehlo.contains("SIZE 2000"), "{ehlo}");
+    let big = format!("Subject: big\r\n\r\n{}\r\n", "x".repeat(5000));
+    let reply = smtp
+        .send("a@remote.test", "postmaster@localhost", big.as_bytes())
+        .unwrap();
+    assert!(reply.starts_with("552 5.3.4"), "{reply}");
+    let reply = smtp
+        .send(
+            "a@remote.test",
+            "postmaster@localhost",
+            b"Subject: smuggle\r\n\r\nline\n.\nMAIL FROM:<x@y>\r\n",
+        )
+        .unwrap();
+    assert!(reply.starts_with("550 5.6.11"), "{reply}");
+    assert!(smtp.cmd("RSET").unwrap().starts_with("250"));
+    assert_eq!(count(&tmp), 0, "temporary files left after refusals");
+
+    // Half a body, then the connection drops.
+    let mut smtp = common::Smtp::connect(server.ports.mta).unwrap();
+    smtp.cmd("EHLO gone.test").unwrap();
+    smtp.cmd("MAIL FROM:<a@remote.test>").unwrap();
+    smtp.cmd("RCPT TO:<postmaster@localhost>").unwrap();
+    assert!(smtp.cmd("DATA").unwrap().starts_with("354"));
+    std::io::Write::write_all(
+        &mut smtp.stream().try_clone().unwrap(),
+        b"Subject: half\r\n\r\nhalf a bo",
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while count(&tmp) == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(smtp);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while count(&tmp) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the abandoned body's temporary file stays"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(server.maildir("postmaster", "localhost").is_empty());
+    let queued: Vec<_> = fs::read_dir(server.data.join("queue"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name() != "tmp")
+        .collect();
+    assert!(queued.is_empty(), "{queued:?}");
+}
