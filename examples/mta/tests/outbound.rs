@@ -971,3 +971,40 @@ async fn messages_for_one_route_share_one_connection() {
     assert_eq!(peer.events("EHLO").len(), 2);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_dsn_to_a_remote_sender_is_relayed_with_the_null_sender() {
+    init_logs();
+    let Some(peer) = Peer::start("starttls", "any", None) else {
+        return;
+    };
+    let dir = tempdir("dsnrelay");
+    let spool = Spool::open(&dir).unwrap();
+    enqueue(
+        &spool,
+        "alice@example.net",
+        &[("reject-me@example.net", false)],
+    );
+    let (clock, _) = manual_clock();
+    let r = runner(
+        &spool,
+        settings(
+            smart_host_rules(peer.port, "required"),
+            Duration::from_secs(3600),
+        ),
+        clock,
+    );
+    let first = r.run_once().await;
+    assert_eq!((first.failed, first.dsns), (1, 1), "{first:?}");
+    let second = r.run_once().await;
+    assert_eq!((second.delivered, second.removed), (1, 1), "{second:?}");
+    assert!(spool.list_all().unwrap().is_empty());
+    let data = peer.events("DATA");
+    assert_eq!(data.len(), 1);
+    assert_eq!(data[0].from, "<>");
+    assert_eq!(data[0].to, ["alice@example.net"]);
+    assert_eq!(data[0].tls.as_deref(), Some("TLSv1.2"));
+    assert!(data[0].content.contains("report-type=delivery-status"));
+    assert!(data[0].content.contains("Status: 5.1.1"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
