@@ -155,14 +155,21 @@ fn the_binary_relays_through_the_smart_host_rule_over_tls_only() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    // The peer without STARTTLS never sees MAIL; the message stays queued.
-    std::thread::sleep(Duration::from_secs(3));
+    // The peer without STARTTLS never sees MAIL; the message stays queued,
+    // deferred.
+    let env_path = server.data.join("queue").join(format!("{plain}.env"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let env = fs::read_to_string(&env_path).expect("still queued");
+        if env.contains("state = \"deferred\"") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never attempted:\n{env}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let log = fs::read_to_string(&plain_log).unwrap_or_default();
     assert!(
         !log.contains("MAIL") && !log.contains("DATA"),
         "sent without TLS: {log}"
     );
-    let env = fs::read_to_string(server.data.join("queue").join(format!("{plain}.env")))
-        .expect("still queued");
-    assert!(env.contains("state = \"deferred\""), "{env}");
 }
