@@ -377,7 +377,14 @@ pub fn render(report: &Report<'_>) -> Vec<u8> {
             &mut m,
             "Your message could not be delivered to one or more recipients.",
         );
-        push(&mut m, "It is attached below.");
+        push(
+            &mut m,
+            if report.return_full {
+                "It is attached below."
+            } else {
+                "Its headers are attached below."
+            },
+        );
     } else {
         push(&mut m, "This is a report on the delivery of your message.");
     }

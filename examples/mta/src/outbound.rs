@@ -306,6 +306,9 @@ struct Work {
     open_routes: usize,
     /// Recipients (index) that failed permanently in this pass.
     failures: Vec<(usize, Diagnosis)>,
+    /// Recipients delivered to a server without DSN support whose NOTIFY
+    /// asked for success reports: a "relayed" DSN is due (RFC 3461 §4).
+    relayed: Vec<(usize, Diagnosis)>,
     /// The envelope changed since it was last written.
     dirty: bool,
     /// Some route of this message was abandoned (shutdown).
@@ -482,6 +485,7 @@ impl Runner {
                 body,
                 open_routes: 0,
                 failures: Vec::new(),
+                relayed: Vec::new(),
                 dirty: false,
                 interrupted: false,
                 attempted: false,
@@ -602,6 +606,56 @@ impl Runner {
             self.save(w, report).await;
         }
         self.finish_ready(&mut work, now, report).await;
+        // Interrupted messages still owe their "relayed" reports.
+        for w in &mut work {
+            self.send_relayed(w, now, report).await;
+        }
+    }
+
+    /// Queues the "relayed" DSN owed for `w`, if any. Best effort: the
+    /// recipients are delivered whatever happens here, so a failure to
+    /// queue the report is logged and not retried.
+    async fn send_relayed(&self, w: &mut Work, now: u64, report: &mut PassReport) {
+        if w.relayed.is_empty() {
+            return;
+        }
+        let relayed = std::mem::take(&mut w.relayed);
+        let spool = self.spool.clone();
+        let env = w.env.clone();
+        let body = w.body.clone();
+        let ctx = self.dsn_context(&w.env.sender, now, w.last_attempt, Some(
+            "Your message was relayed to a server that does not support delivery status notifications; no further notifications will be sent.".into(),
+        ));
+        match blocking(move || queue_dsn(&spool, &ctx, &env, &body, Action::Relayed, &relayed))
+            .await
+        {
+            Ok(Some(id)) => {
+                report.dsns += 1;
+                tracing::info!(queue_id = %w.id, dsn = %id, "outbound: relayed DSN queued to the sender");
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(queue_id = %w.id, error = %e, "outbound: cannot queue the relayed DSN");
+                report.errors.push(format!("{}: relayed DSN: {e}", w.id));
+            }
+        }
+    }
+
+    fn dsn_context(
+        &self,
+        sender: &str,
+        now: u64,
+        last_attempt: u64,
+        reason: Option<String>,
+    ) -> DsnContext {
+        let sender_domain = sender.rsplit_once('@').map_or("", |(_, d)| d);
+        DsnContext {
+            reporting_mta: self.settings.hostname.clone(),
+            sender_is_local: self.settings.is_local_domain(sender_domain),
+            now,
+            last_attempt,
+            reason,
+        }
     }
 
     /// Groups the open remote recipients of `work` by route. Recipients that
@@ -800,6 +854,9 @@ impl Runner {
                     w.env.recipients[ri].status = RcptStatus::Delivered {
                         reply: diag.to_string(),
                     };
+                    if result.dsn_dropped && wants_dsn(&w.env.recipients[ri], Action::Relayed) {
+                        w.relayed.push((ri, diag));
+                    }
                     report.delivered += 1;
                 }
                 outcome => {
@@ -914,6 +971,7 @@ impl Runner {
                 }
             }
         }
+        self.send_relayed(w, now, report).await;
         if w.env.has_open_remote() {
             let delay = self.settings.retry.delay(w.env.attempts).as_secs().max(1);
             w.env.next_attempt = now.saturating_add(delay).min(expires.max(now + 1));
@@ -951,19 +1009,17 @@ impl Runner {
         let spool = self.spool.clone();
         let env = w.env.clone();
         let body = w.body.clone();
-        let sender_domain = w.env.sender.rsplit_once('@').map_or("", |(_, d)| d);
-        let dsn = DsnContext {
-            reporting_mta: self.settings.hostname.clone(),
-            sender_is_local: self.settings.is_local_domain(sender_domain),
+        let dsn = self.dsn_context(
+            &w.env.sender,
             now,
-            last_attempt: w.last_attempt,
-            reason: expired.then(|| {
+            w.last_attempt,
+            expired.then(|| {
                 format!(
                     "The message stayed in the queue for {} without being delivered; delivery has been given up.",
                     human(self.settings.retry.max_age)
                 )
             }),
-        };
+        );
         blocking(move || queue_failure_dsn(&spool, &dsn, &env, &body, &failed)).await
     }
 
@@ -1012,24 +1068,41 @@ pub fn queue_failure_dsn(
     original: &[u8],
     failed: &[(usize, Diagnosis)],
 ) -> io::Result<Option<QueueId>> {
+    queue_dsn(spool, ctx, env, original, Action::Failed, failed)
+}
+
+/// Queues an RFC 3464 report with `action` for the recipients `entries`
+/// (see [`queue_failure_dsn`]). Recipients are reported only when their
+/// `NOTIFY` asks for it: failures unless `NEVER` or a list without
+/// `FAILURE`; delays with `DELAY` (or no `NOTIFY`); `relayed` and
+/// `delivered` only with `SUCCESS` (RFC 3461 §4.1). `RET=FULL` returns the
+/// whole message in failure reports only; other reports carry the headers.
+pub fn queue_dsn(
+    spool: &Spool,
+    ctx: &DsnContext,
+    env: &Envelope,
+    original: &[u8],
+    action: Action,
+    entries: &[(usize, Diagnosis)],
+) -> io::Result<Option<QueueId>> {
     if env.sender.is_empty() {
         tracing::info!(queue_id = %env.id, "no DSN for the null sender");
         return Ok(None);
     }
-    let recipients: Vec<RecipientReport> = failed
+    let recipients: Vec<RecipientReport> = entries
         .iter()
         .filter_map(|(ri, d)| Some((env.recipients.get(*ri)?, d)))
-        .filter(|(r, _)| wants_failure_dsn(r))
+        .filter(|(r, _)| wants_dsn(r, action))
         .map(|(r, d)| RecipientReport {
             final_recipient: r.address.clone(),
             original_recipient: r.orcpt.clone(),
-            action: Action::Failed,
+            action,
             diagnosis: d.clone(),
             last_attempt: Some(ctx.last_attempt),
         })
         .collect();
     if recipients.is_empty() {
-        tracing::info!(queue_id = %env.id, "NOTIFY excludes failure reports; no DSN");
+        tracing::info!(queue_id = %env.id, action = action.as_str(), "NOTIFY excludes this report; no DSN");
         return Ok(None);
     }
     let dsn_id = spool.new_id();
@@ -1043,7 +1116,7 @@ pub fn queue_failure_dsn(
         now: ctx.now,
         recipients,
         original,
-        return_full: env.params.ret == Some(Ret::Full),
+        return_full: action == Action::Failed && env.params.ret == Some(Ret::Full),
         reason: ctx.reason.clone(),
     });
     let mut dsn_env = Envelope::new(dsn_id.clone(), "");
@@ -1151,11 +1224,17 @@ fn recipient_for(r: &RecipientState) -> Option<Recipient> {
     Some(Recipient { to, params })
 }
 
-/// NOTIFY absent (default: failure and delay) or including FAILURE.
-fn wants_failure_dsn(r: &RecipientState) -> bool {
-    match &r.notify {
-        None => true,
-        Some(list) => !list.contains(&Notify::Never) && list.contains(&Notify::Failure),
+/// Whether the recipient's NOTIFY asks for a report with `action`.
+fn wants_dsn(r: &RecipientState, action: Action) -> bool {
+    let asked = |n: Notify| match &r.notify {
+        // RFC 3461 §4.1: no NOTIFY means FAILURE and DELAY.
+        None => matches!(n, Notify::Failure | Notify::Delay),
+        Some(list) => !list.contains(&Notify::Never) && list.contains(&n),
+    };
+    match action {
+        Action::Failed => asked(Notify::Failure),
+        Action::Delayed => asked(Notify::Delay),
+        Action::Delivered | Action::Relayed => asked(Notify::Success),
     }
 }
 
@@ -1330,13 +1409,17 @@ mod tests {
     #[test]
     fn notify_decides_whether_a_failure_is_reported() {
         let mut r = RecipientState::pending("a@b.example", false);
-        assert!(wants_failure_dsn(&r));
+        assert!(wants_dsn(&r, Action::Failed));
+        assert!(wants_dsn(&r, Action::Delayed));
+        assert!(!wants_dsn(&r, Action::Relayed));
         r.notify = Some(vec![Notify::Never]);
-        assert!(!wants_failure_dsn(&r));
+        assert!(!wants_dsn(&r, Action::Failed));
         r.notify = Some(vec![Notify::Delay]);
-        assert!(!wants_failure_dsn(&r));
+        assert!(!wants_dsn(&r, Action::Failed));
         r.notify = Some(vec![Notify::Success, Notify::Failure]);
-        assert!(wants_failure_dsn(&r));
+        assert!(wants_dsn(&r, Action::Failed));
+        assert!(wants_dsn(&r, Action::Relayed));
+        assert!(!wants_dsn(&r, Action::Delayed));
     }
 
     #[test]

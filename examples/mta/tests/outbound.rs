@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use postern_mta::dsn::parse_report;
 use postern_mta::outbound::{Clock, OutboundSettings, PassReport, RetryPolicy, Runner};
-use postern_mta::spool::{Envelope, QueueId, RcptStatus, RecipientState, Ret, Spool};
+use postern_mta::spool::{Envelope, Notify, QueueId, RcptStatus, RecipientState, Ret, Spool};
 use postern_relay::{StaticResolver, Timeouts};
 use postern_rules::RuleSet;
 use postern_testkit::{ChildGuard, dev_pki, free_port, python_with, wait_for_port, write_pki};
@@ -1006,5 +1006,57 @@ async fn a_dsn_to_a_remote_sender_is_relayed_with_the_null_sender() {
     assert_eq!(data[0].tls.as_deref(), Some("TLSv1.2"));
     assert!(data[0].content.contains("report-type=delivery-status"));
     assert!(data[0].content.contains("Status: 5.1.1"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn notify_success_to_a_server_without_dsn_gets_a_relayed_report() {
+    init_logs();
+    let Some(peer) = Peer::start("starttls", "any", None) else {
+        return;
+    };
+    let dir = tempdir("relayed");
+    let spool = Spool::open(&dir).unwrap();
+    let id = spool.new_id();
+    let mut w = spool.writer(&id).unwrap();
+    w.write(BODY.as_bytes()).unwrap();
+    let mut env = Envelope::new(id.clone(), "alice@local.test");
+    env.recipients = vec![
+        RecipientState::pending("bob@example.net", false),
+        RecipientState::pending("carol@example.net", false),
+    ];
+    env.recipients[0].notify = Some(vec![Notify::Success, Notify::Failure]);
+    env.recipients[1].notify = Some(vec![Notify::Never]);
+    drop(w.commit(&env).unwrap());
+    let (clock, _) = manual_clock();
+    let report = runner(
+        &spool,
+        settings(
+            smart_host_rules(peer.port, "required"),
+            Duration::from_secs(3600),
+        ),
+        clock,
+    )
+    .run_once()
+    .await;
+    assert_eq!((report.delivered, report.dsns), (2, 1), "{report:?}");
+    let (dsn_env, body) = only_dsn(&spool);
+    assert_eq!(dsn_env.recipients[0].address, "alice@local.test");
+    let report = parse_report(&body).unwrap();
+    assert_eq!(report.recipients.len(), 1, "only bob asked for success");
+    assert_eq!(
+        report.recipient_field(0, "final-recipient"),
+        Some("rfc822; bob@example.net")
+    );
+    assert_eq!(report.recipient_field(0, "action"), Some("relayed"));
+    assert_eq!(report.recipient_field(0, "status"), Some("2.0.0"));
+    assert_eq!(
+        report.recipient_field(0, "diagnostic-code"),
+        Some("smtp; 250 2.0.0 queued as 42")
+    );
+    assert_eq!(
+        report.header("subject"),
+        Some("Delivery Status Notification")
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
