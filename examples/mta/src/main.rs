@@ -83,6 +83,14 @@ async fn run(config: Config) -> ExitCode {
         eprintln!("postern-mta: {what}: {e}");
         ExitCode::from(1)
     };
+    // Refuse early when the addresses are taken (most likely another
+    // instance on the same data): opening the spool cleans its temporary
+    // files, which belong to that instance.
+    for l in &config.listeners {
+        if let Err(e) = std::net::TcpListener::bind(l.addr) {
+            return fail(&format!("listener {} cannot bind {}", l.name, l.addr), &e);
+        }
+    }
     if let Err(e) = std::fs::create_dir_all(&config.data_dir) {
         return fail(&format!("cannot create {}", config.data_dir.display()), &e);
     }

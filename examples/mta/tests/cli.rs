@@ -322,7 +322,13 @@ fn embedded_default_serves_with_no_arguments() {
             fs::read_to_string(&log).unwrap_or_default()
         );
     }
-    let text = fs::read_to_string(&log).unwrap();
+    // The banner is printed right after binding; give it a moment.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut text = fs::read_to_string(&log).unwrap();
+    while !text.contains("add a user:") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        text = fs::read_to_string(&log).unwrap();
+    }
     for needle in [
         "listening on 127.0.0.1:2525 (mta, starttls)",
         "listening on 127.0.0.1:2587 (submission, starttls)",
