@@ -1,0 +1,76 @@
+//! A discarding SMTP server on postern-listener: every command accepted,
+//! every body dropped. The `discard` side of `benches/e2e/run.py`, beside
+//! Postfix's smtp-sink.
+//!
+//! ```text
+//! cargo run --release -p postern-benches --example discard -- 127.0.0.1:12526
+//! ```
+//!
+//! Plaintext listener, PIPELINING and CHUNKING offered, limits raised for
+//! load tests (20,000 connections, from one IP too). Stops on SIGTERM or
+//! Ctrl-C with a graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use postern_listener::{
+    ConnContext, ConnLimits, ConnectionHandler, Facts, Handler, ListenerConfig, Mode, Server,
+};
+use postern_session::{Config, Decision, Event};
+
+/// Accepts everything and keeps nothing.
+struct Discard;
+
+/// One connection of [`Discard`].
+struct DiscardConn;
+
+impl Handler for Discard {
+    type Conn = DiscardConn;
+    fn connect(&self, _: &ConnContext) -> DiscardConn {
+        DiscardConn
+    }
+}
+
+impl ConnectionHandler for DiscardConn {
+    async fn event(&mut self, _event: Event, _facts: &Facts<'_>) -> Decision {
+        Decision::Accept
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let addr: SocketAddr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:12526".into())
+        .parse()?;
+    let limits = ConnLimits {
+        global: 20_000,
+        per_ip: 20_000,
+        ..ConnLimits::default()
+    };
+    let session = Config {
+        hostname: "discard.localhost".into(),
+        ..Config::default()
+    };
+    let listener = ListenerConfig::new("discard", addr, Mode::Plain)
+        .with_session(session)
+        .with_limits(limits);
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let server = Server::bind(vec![listener], Arc::new(Discard), provider)?;
+        eprintln!("discard: listening on {addr}");
+        let handle = server.shutdown_handle();
+        tokio::spawn(async move {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            handle.shutdown();
+        });
+        server.run().await;
+        Ok::<_, Box<dyn std::error::Error>>(())
+    })
+}
