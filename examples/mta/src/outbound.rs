@@ -180,8 +180,13 @@ pub struct OutboundSettings {
     /// Where relative trust-anchor file names (`relay_trust_anchors`) are
     /// resolved from: the configuration file's directory.
     pub base_dir: PathBuf,
-    /// How many routes are delivered to at the same time.
+    /// How many routes one pass delivers to at the same time.
     pub parallel_routes: usize,
+    /// How many passes may run at once (a new one starts every
+    /// `scan_interval` while fewer are running), so a slow route does not
+    /// hold up the queue. At most `parallel_routes * concurrent_passes`
+    /// connections are open.
+    pub concurrent_passes: usize,
     /// Recipients per SMTP transaction (RFC 5321 §4.5.3.1.8: servers must
     /// take at least 100).
     pub max_recipients: usize,
@@ -194,7 +199,8 @@ pub struct OutboundSettings {
 
 impl OutboundSettings {
     /// Defaults for `hostname` and `rules`: 5-day expiry, scans every 5 s,
-    /// MX on port 25, RFC 5321 timeouts, 4 routes in parallel.
+    /// MX on port 25, RFC 5321 timeouts, 4 routes in parallel per pass and
+    /// up to 4 passes at once.
     pub fn new(hostname: impl Into<String>, rules: Arc<dyn RuleSource>) -> Self {
         OutboundSettings {
             hostname: hostname.into(),
@@ -206,6 +212,7 @@ impl OutboundSettings {
             timeouts: Timeouts::default(),
             base_dir: PathBuf::from("."),
             parallel_routes: 4,
+            concurrent_passes: 4,
             max_recipients: 100,
             batch: 200,
             shutdown_grace: Duration::from_secs(10),
@@ -378,9 +385,14 @@ impl Runner {
     }
 
     /// Runs passes every `scan_interval` until `shutdown` turns true (or its
-    /// sender is dropped). A pass in progress stops starting deliveries,
-    /// gives those in flight `shutdown_grace`, records what finished and
-    /// returns; nothing half-done is recorded.
+    /// sender is dropped), then waits for the passes in progress: each stops
+    /// starting deliveries, gives those in flight `shutdown_grace`, records
+    /// what finished and returns; nothing half-done is recorded.
+    ///
+    /// A pass that is slow (a tarpitting server, long timeouts) does not
+    /// hold up the rest of the queue: the next scan starts another pass,
+    /// which skips the messages the first one still holds, up to
+    /// `concurrent_passes` at a time.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         tracing::info!(
             spool = %self.spool.dir().display(),
@@ -388,18 +400,32 @@ impl Runner {
             max_age = ?self.settings.retry.max_age,
             "outbound queue runner started"
         );
+        let mut passes: JoinSet<()> = JoinSet::new();
         loop {
+            while let Some(done) = passes.try_join_next() {
+                if let Err(e) = done {
+                    tracing::error!(error = %e, "outbound: a pass failed");
+                }
+            }
             if stopping(&shutdown) {
                 break;
             }
-            let report = self.pass(Some(&mut shutdown)).await;
-            log_pass(&report);
-            if stopping(&shutdown) {
-                break;
+            if passes.len() < self.settings.concurrent_passes.max(1) {
+                let runner = self.clone();
+                let mut rx = shutdown.clone();
+                passes.spawn(async move {
+                    let report = runner.pass(Some(&mut rx)).await;
+                    log_pass(&report);
+                });
             }
             tokio::select! {
                 () = tokio::time::sleep(self.settings.scan_interval) => {}
                 () = wait_stop(&mut shutdown) => break,
+            }
+        }
+        while let Some(done) = passes.join_next().await {
+            if let Err(e) = done {
+                tracing::error!(error = %e, "outbound: a pass failed");
             }
         }
         tracing::info!("outbound queue runner stopped");

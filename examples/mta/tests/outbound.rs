@@ -1060,3 +1060,69 @@ async fn notify_success_to_a_server_without_dsn_gets_a_relayed_report() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_stuck_route_does_not_hold_up_new_mail() {
+    init_logs();
+    let Some(peer) = Peer::start("starttls", "any", None) else {
+        return;
+    };
+    // example.net goes to a server that accepts and never greets.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let tarpit = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicU64::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().take(8).flatten() {
+            count.fetch_add(1, Ordering::SeqCst);
+            held.push(s);
+        }
+    });
+    let dir = tempdir("hol");
+    let spool = Spool::open(&dir).unwrap();
+    let stuck = enqueue(&spool, "alice@local.test", &[("bob@example.net", false)]);
+    let mut s = settings(
+        smart_host_rules(tarpit, "required"),
+        Duration::from_secs(3600),
+    );
+    s.timeouts = Timeouts::uniform(Duration::from_secs(60));
+    s.shutdown_grace = Duration::from_millis(500);
+    s.mx_port = peer.port;
+    let r = runner(&spool, s, postern_mta::outbound::system_clock());
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(r.run(rx));
+    for _ in 0..100 {
+        if accepted.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        accepted.load(Ordering::SeqCst) > 0,
+        "the first pass is stuck"
+    );
+    // New mail for another route (example.org, MX -> the peer) still flows.
+    let fresh = enqueue(&spool, "alice@local.test", &[("dave@example.org", false)]);
+    let mut delivered = false;
+    for _ in 0..100 {
+        if !spool.list_all().unwrap().contains(&fresh) {
+            delivered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        delivered,
+        "new mail was delivered while another pass is stuck"
+    );
+    assert_eq!(peer.events("DATA").len(), 1);
+    tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the runner stops after the grace period")
+        .unwrap();
+    let env = spool.load(&stuck).unwrap();
+    assert_eq!(env.recipients[0].status, RcptStatus::Pending);
+    let _ = std::fs::remove_dir_all(&dir);
+}
