@@ -101,9 +101,12 @@ async fn write(stream: &mut Stream, session: &mut Session, limit: Duration) -> R
     if !session.has_output() {
         return Ok(());
     }
-    let out = session.take_output();
-    match timeout(limit, stream.write_all(&out)).await {
-        Ok(Ok(())) => Ok(()),
+    // Written from the session's buffer, which keeps its capacity.
+    match timeout(limit, stream.write_all(session.output())).await {
+        Ok(Ok(())) => {
+            session.consume_output(session.output().len());
+            Ok(())
+        }
         Ok(Err(e)) => Err(format!("write failed: {e}")),
         Err(_) => Err("write timed out".to_owned()),
     }
