@@ -36,6 +36,10 @@
 //!    attempt is scheduled by the backoff (never after the expiry time, so
 //!    the last try happens at expiry). A finished message is removed.
 //!
+//! [`Runner::run`] starts a pass every `scan_interval`; passes may overlap
+//! (up to `concurrent_passes`), each skipping what the others hold, so a
+//! tarpitting server delays only its own messages.
+//!
 //! State lives only in the spool: a new runner on the same spool continues
 //! where the last one stopped. An interrupted delivery leaves its recipients
 //! as they were, so they are retried; a duplicate is possible, a loss is not.
@@ -1446,6 +1450,110 @@ mod tests {
         assert!(wants_dsn(&r, Action::Failed));
         assert!(wants_dsn(&r, Action::Relayed));
         assert!(!wants_dsn(&r, Action::Delayed));
+    }
+
+    fn test_runner(rules: &str) -> (Runner, PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "postern-outbound-unit-{}-{}",
+            std::process::id(),
+            rules.len()
+        ));
+        let spool = Spool::open(&dir).unwrap();
+        let rules = RuleSet::from_toml_str(rules, "unit.rules.toml").unwrap();
+        let mut s = OutboundSettings::new("mta.test", Arc::new(rules));
+        s.base_dir = dir.clone();
+        (Runner::new(spool, s), dir)
+    }
+
+    fn envelope(sender: &str, rcpt: &str, tls: Option<&str>) -> Envelope {
+        let id = "0000000000000000000000000a".parse().unwrap();
+        let mut env = Envelope::new(id, sender);
+        env.tls_version = tls.map(str::to_owned);
+        env.recipients.push(RecipientState::pending(rcpt, false));
+        env
+    }
+
+    #[test]
+    fn the_guides_relay_rule_becomes_an_implicit_tls_route_with_tls12_only() {
+        let (runner, dir) = test_runner(
+            r#"
+[[rule]]
+name = "use_only_tls11_and_12_when_relaying"
+conditions = [{ relaying = true }, { recipient_domain = { is = "example.com" } }]
+actions = [
+  { relay_host = "smtp.example.net:465" },
+  { relay_tls = "implicit" },
+  { relay_tls_versions = ["TLSv1.1", "TLSv1.2"] },
+]
+
+[[rule]]
+name = "plaintext_submissions_must_use_tls"
+conditions = [{ relaying = true }, { tls = false }, { recipient_domain = { is = "example.org" } }]
+actions = [{ relay_tls = "required" }]
+"#,
+        );
+        let env = envelope("alice@local.test", "dave@Example.COM", Some("TLSv1.3"));
+        let route = runner.route_for(&env, &env.recipients[0]).unwrap();
+        assert_eq!(
+            route.target,
+            Target::SmartHost {
+                host: "smtp.example.net".into(),
+                port: 465,
+                auth: None,
+                allow_plaintext_auth: false
+            }
+        );
+        assert_eq!(
+            route.tls.mode,
+            TlsMode::Implicit {
+                anchors: Some(Anchors::WebPki)
+            }
+        );
+        let versions = route.tls.versions();
+        assert_eq!(versions.effective, [TlsVersion::Tls12]);
+        assert_eq!(versions.unsupported, [TlsVersion::Tls11]);
+
+        // Other domains: MX, opportunistic; the inbound TLS fact is used.
+        let env = envelope("alice@local.test", "erin@example.org", Some("TLSv1.3"));
+        let route = runner.route_for(&env, &env.recipients[0]).unwrap();
+        assert_eq!(
+            route.target,
+            Target::Mx {
+                domain: "example.org".into(),
+                port: 25
+            }
+        );
+        assert_eq!(route.tls.mode, TlsMode::Opportunistic);
+        let env = envelope("alice@local.test", "erin@example.org", None);
+        let route = runner.route_for(&env, &env.recipients[0]).unwrap();
+        assert_eq!(route.tls.mode, TlsMode::Required);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn unreadable_trust_anchors_defer_rather_than_widen() {
+        let (runner, dir) = test_runner(
+            r#"
+[[rule]]
+name = "verified"
+conditions = [{ relaying = true }]
+actions = [{ relay_tls = "verified" }, { relay_trust_anchors = ["nope.pem"] }]
+"#,
+        );
+        let env = envelope("alice@local.test", "bob@example.net", None);
+        let err = runner.route_for(&env, &env.recipients[0]).unwrap_err();
+        assert_eq!(err.status, "4.3.5");
+        std::fs::write(dir.join("nope.pem"), "not a certificate").unwrap();
+        let err = runner.route_for(&env, &env.recipients[0]).unwrap_err();
+        assert_eq!(err.status, "4.3.5");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(human(Duration::from_secs(5 * 86_400)), "5 days");
+        assert_eq!(human(Duration::from_secs(3600)), "1 hour");
+        assert_eq!(human(Duration::from_secs(90)), "90 seconds");
     }
 
     #[test]
