@@ -504,3 +504,42 @@ fn refused_and_abandoned_bodies_leave_nothing_behind() {
         .collect();
     assert!(queued.is_empty(), "{queued:?}");
 }
+
+/// Postfix's smtp-source as the client: 200 messages over 4 parallel
+/// sessions, several per connection; every one lands in the Maildir.
+#[test]
+fn smtp_source_load_is_delivered_completely() {
+    let Some(source) = peer("smtp-source") else {
+        return;
+    };
+    let dir = TempDir::new("smtp-source");
+    let server = Server::start(dir.path(), "");
+    let (code, out) = run(
+        Command::new(source)
+            .args(["-m", "200", "-s", "4", "-d", "-l", "4096", "-S", "load"])
+            .args([
+                "-M",
+                "source.test",
+                "-f",
+                "load@source.test",
+                "-t",
+                "postmaster@localhost",
+            ])
+            .arg(format!("127.0.0.1:{}", server.ports.mta)),
+        Duration::from_secs(120),
+    );
+    assert_eq!(code, Some(0), "{out}\n{}", server.log_text());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while server.maildir("postmaster", "localhost").len() < 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of 200 delivered",
+            server.maildir("postmaster", "localhost").len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(server.maildir("postmaster", "localhost").len(), 200);
+    let queued = server.log_text().matches("result=\"queued\"").count();
+    assert_eq!(queued, 200, "one log line per transaction");
+}
