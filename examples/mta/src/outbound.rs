@@ -310,7 +310,9 @@ impl Resolver for NoResolver {
 /// A message being worked on in a pass.
 struct Work {
     id: QueueId,
-    _hold: crate::spool::Hold,
+    /// Released as soon as the message is finished for this pass, so local
+    /// delivery and other passes need not wait for the whole batch.
+    hold: Option<crate::spool::Hold>,
     env: Envelope,
     body: Bytes,
     /// Routes still delivering this message.
@@ -510,7 +512,7 @@ impl Runner {
             };
             work.push(Work {
                 id: id.clone(),
-                _hold: hold,
+                hold: Some(hold),
                 env,
                 body,
                 open_routes: 0,
@@ -1022,6 +1024,10 @@ impl Runner {
         } else {
             w.dirty = true;
             self.save(w, report).await;
+        }
+        if !w.dirty {
+            // Recorded: nothing in this pass touches the envelope again.
+            w.hold = None;
         }
     }
 
