@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! hardening.toml:41:1: listener[1] "submission", tls: no [tls.strict] table (defined: default)
-//! hardening.toml:88:1: rule #3 "allow_only_tls", conditions[0]: unknown variant `recipient_domian`, …
+//! hardening.toml:90:17: rule #3 "allow_only_tls", conditions[0]: unknown variant `recipient_domian`, …
 //! ```
 //!
 //! # For the outbound runner
@@ -644,7 +644,10 @@ impl Config {
             rule: parsed.rule.into_iter().map(Spanned::into_inner).collect(),
         };
         let rules = rule_set.compile().map_err(|e| {
-            let span = e.index.and_then(|i| spans.get(i).cloned());
+            // Point at the field when it can be found, else at the rule.
+            let span = e
+                .index
+                .and_then(|i| field_span(src, i, &e.field).or_else(|| spans.get(i).cloned()));
             let item = e.index.map(|i| format!("rule #{} {:?}", i + 1, e.rule));
             let field = (!e.field.is_empty()).then(|| e.field.clone());
             err(span, item, field, e.kind.to_string())
@@ -730,6 +733,39 @@ impl Config {
     }
 }
 
+/// The span of `rule[index].<field>` (e.g. `conditions[0].helo.regex`),
+/// or of the deepest part of it that exists.
+fn field_span(src: &str, index: usize, field: &str) -> Option<std::ops::Range<usize>> {
+    use toml::de::{DeTable, DeValue};
+    let root = DeTable::parse(src).ok()?;
+    let mut value: &Spanned<DeValue<'_>> = root.get_ref().get("rule")?;
+    value = value.get_ref().get(index)?;
+    let mut found = None;
+    for part in field.split('.').filter(|p| !p.is_empty()) {
+        let (key, indexes) = match part.find('[') {
+            Some(b) => (&part[..b], &part[b..]),
+            None => (part, ""),
+        };
+        let Some(next) = value.get_ref().get(key) else {
+            break;
+        };
+        value = next;
+        found = Some(value.span());
+        for n in indexes
+            .split(['[', ']'])
+            .filter(|n| !n.is_empty())
+            .filter_map(|n| n.parse::<usize>().ok())
+        {
+            let Some(next) = value.get_ref().get(n) else {
+                return found;
+            };
+            value = next;
+            found = Some(value.span());
+        }
+    }
+    found
+}
+
 /// Splits a serde path like `listener[1].mode` into the item
 /// (`listener[1] "name"`, `rule #2 "name"`) and the field inside it.
 fn split_item(src: &str, path: &str) -> (Option<String>, Option<String>) {
@@ -808,7 +844,7 @@ mod tests {
     fn rule_error_names_rule_and_field() {
         let src = "[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:25\"\nmode = \"plain\"\n\n[[rule]]\nname = \"ok\"\nactions = [{ plain_auth = \"off\" }]\n\n[[rule]]\nname = \"bad\"\nconditions = [{ helo = { regex = \"(\" } }]\nactions = [{ stop = true }]\n";
         let e = Config::from_toml_str(src, "r.toml", Path::new("")).unwrap_err();
-        assert_eq!(e.line, Some(10), "{e}");
+        assert_eq!(e.line, Some(12), "{e}");
         assert_eq!(e.item.as_deref(), Some("rule #2 \"bad\""), "{e}");
         assert!(
             e.field.as_deref().unwrap_or("").contains("conditions[0]"),

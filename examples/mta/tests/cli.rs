@@ -100,7 +100,7 @@ fn config_errors_name_file_line_rule_and_field() {
         ),
         (
             "[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:2525\"\nmode = \"plain\"\n\n[[rule]]\nname = \"bad_reply\"\nactions = [{ reject = { code = 450, text = \"no\" } }]\n",
-            ":6:1: rule #1 \"bad_reply\"",
+            ":8:23: rule #1 \"bad_reply\", actions[0].reject: ",
             "450",
         ),
     ];
