@@ -25,6 +25,11 @@ class Handler:
             f.write("MAIL %s %s\n" % (address, obj.version() if obj else "plaintext"))
         envelope.mail_from = address
         return "250 OK"
+    async def handle_RCPT(self, server, session, envelope, address, options):
+        if "reject" in address:
+            return "550 5.1.1 <%s>: no such user at the peer" % address
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
     async def handle_DATA(self, server, session, envelope):
         obj = server.transport.get_extra_info("ssl_object")
         with open(log, "a") as f:
@@ -93,6 +98,12 @@ name = "tls_only_to_secure_test"
 match = "all"
 conditions = [{{ relaying = true }}, {{ recipient_domain = {{ is = "secure.test" }} }}]
 actions = [{{ relay_host = "127.0.0.1:{tls_port}" }}, {{ relay_tls = "required" }}, {{ relay_tls_versions = ["TLSv1.1", "TLSv1.2"] }}]
+
+[[rule]]
+name = "bounce_test_in_plaintext"
+match = "all"
+conditions = [{{ relaying = true }}, {{ recipient_domain = {{ is = "bounce.test" }} }}]
+actions = [{{ relay_host = "127.0.0.1:{plain_port}" }}, {{ relay_tls = "none" }}]
 
 [[rule]]
 name = "tls_only_to_plain_test"
@@ -172,4 +183,51 @@ fn the_binary_relays_through_the_smart_host_rule_over_tls_only() {
         !log.contains("MAIL") && !log.contains("DATA"),
         "sent without TLS: {log}"
     );
+}
+
+/// A permanent refusal at the next hop comes back to a local sender as an
+/// RFC 3464 report in its Maildir: outbound runner → spool → local sweep.
+#[test]
+fn a_refused_relay_bounces_into_the_local_senders_maildir() {
+    let Some(python) = python_with("aiosmtpd") else {
+        return;
+    };
+    let dir = TempDir::new("relay-bounce");
+    let (_plain_peer, plain_port, _plain_log) = peer(&python, dir.path(), false);
+    let server = Server::start(dir.path(), &rules(free_port(), plain_port));
+    let (code, out) = run(
+        Command::new(&python)
+            .arg("-c")
+            .arg(SUBMIT)
+            .arg(server.ports.submissions.to_string())
+            .arg("reject-me@bounce.test"),
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, Some(0), "{out}");
+    let id = queue_id(&out).unwrap_or_else(|| panic!("{out}"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let report = loop {
+        let found = server
+            .maildir("alice", "localhost")
+            .into_iter()
+            .find_map(|p| {
+                let text = fs::read_to_string(&p).ok()?;
+                text.contains("multipart/report").then_some(text)
+            });
+        if let Some(text) = found {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no DSN for {id} in alice's Maildir; log:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        report.contains("Return-Path: <>"),
+        "a DSN has the null sender:\n{report}"
+    );
+    assert!(report.contains("reject-me@bounce.test"), "{report}");
+    assert!(report.contains("5.1.1"), "{report}");
 }
