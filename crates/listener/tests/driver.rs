@@ -498,3 +498,55 @@ fn reject_mode_refuses_pipelined_starttls() {
     assert!(c.closed());
     assert!(!srv.log().events.iter().any(|e| e.contains("injected")));
 }
+
+#[test]
+fn bind_errors_name_the_listener_and_field() {
+    let bind = |l: postern_listener::ListenerConfig| {
+        postern_listener::Server::bind(
+            vec![l],
+            std::sync::Arc::new(Recorder::default()),
+            provider(),
+        )
+        .map(|_| ())
+        .unwrap_err()
+        .to_string()
+    };
+    let e = bind(listener("sub", Mode::StartTls { required: true }, None));
+    assert_eq!(
+        e,
+        "listener sub: tls: mode starttls (required) needs TLS settings"
+    );
+    let mut l = listener("mx", Mode::Plain, None);
+    l.limits.per_ip = 0;
+    assert_eq!(bind(l), "listener mx: limits.per_ip: must be at least 1");
+    let pki = Pki::new("bind-err", &["mx.test"]);
+    let mut settings = tls_settings(&pki, &["mx.test"]);
+    settings.versions = vec!["SSLv3".into()];
+    let e = bind(listener("smtps", Mode::Implicit, Some(settings)));
+    assert!(
+        e.starts_with("listener smtps: TLS policy:\nerror: tls.versions: SSLv3 not supported"),
+        "{e}"
+    );
+
+    // A plain listener has no certificates to reload.
+    let srv = Running::start(vec![listener("plain", Mode::Plain, None)]);
+    assert_eq!(
+        srv.server.reload_certificates("plain", None).unwrap_err(),
+        postern_listener::ReloadError::NoTls("plain".into())
+    );
+    assert_eq!(srv.server.active_connections("plain"), Some(0));
+}
+
+#[test]
+fn ipv6_loopback_listener() {
+    let mut l = listener("v6", Mode::Plain, None);
+    l.addr = "[::1]:0".parse().unwrap();
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("SKIPPED: ipv6_loopback_listener: no ::1 on this machine");
+        return;
+    }
+    let srv = Running::start(vec![l]);
+    let mut c = Client::connect(srv.addr("v6"));
+    assert!(c.reply().starts_with("220 mx.test"));
+    assert!(c.cmd("QUIT").starts_with("221"));
+}
