@@ -176,6 +176,13 @@ fn reply_status(line: &str) -> Option<String> {
     })
 }
 
+/// Non-ASCII characters become `?` (for the 7-bit delivery-status part).
+fn ascii(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_ascii() { c } else { '?' })
+        .collect()
+}
+
 /// Folds a (possibly multi-line) text onto one printable line, bounded in
 /// length: control characters become spaces, runs of spaces collapse.
 fn one_line(text: &str) -> String {
@@ -256,6 +263,8 @@ pub struct Report<'a> {
     pub report_id: &'a str,
     /// The original sender, the report's recipient (`To`).
     pub original_sender: &'a str,
+    /// The client's HELO name, when known (`Received-From-MTA`).
+    pub received_from_mta: Option<&'a str>,
     /// The `ENVID` the client gave (`Original-Envelope-Id`).
     pub envid: Option<&'a str>,
     /// Unix seconds the original arrived (`Arrival-Date`).
@@ -390,14 +399,12 @@ pub fn render(report: &Report<'_>) -> Vec<u8> {
     }
     if let Some(reason) = &report.reason {
         push(&mut m, "");
-        push(&mut m, &one_line(reason));
+        push(&mut m, &ascii(&one_line(reason)));
     }
     push(&mut m, "");
     for r in &report.recipients {
-        push(
-            &mut m,
-            &one_line(&format!("<{}>: {}", r.final_recipient, r.diagnosis)),
-        );
+        let line = one_line(&format!("<{}>: {}", r.final_recipient, r.diagnosis));
+        push(&mut m, &if utf8 { line } else { ascii(&line) });
     }
     push(&mut m, "");
 
@@ -413,23 +420,47 @@ pub fn render(report: &Report<'_>) -> Vec<u8> {
         },
     );
     push(&mut m, "");
+    // RFC 3464 §2.2 and §2.3 fix the field order: optional fields before
+    // the required ones where the grammar says so, extensions last. The
+    // part is 7-bit unless it is the RFC 6533 global variant.
+    let field = |text: &str| {
+        if utf8 {
+            one_line(text)
+        } else {
+            ascii(&one_line(text))
+        }
+    };
+    if let Some(envid) = report.envid {
+        push(&mut m, &format!("Original-Envelope-Id: {}", field(envid)));
+    }
     push(
         &mut m,
-        &format!("Reporting-MTA: dns; {}", report.reporting_mta),
+        &format!("Reporting-MTA: dns; {}", field(report.reporting_mta)),
     );
-    push(&mut m, &format!("X-Postern-Queue-ID: {}", report.queue_id));
-    if let Some(envid) = report.envid {
-        push(
-            &mut m,
-            &format!("Original-Envelope-Id: {}", one_line(envid)),
-        );
+    if let Some(from) = report.received_from_mta {
+        push(&mut m, &format!("Received-From-MTA: dns; {}", field(from)));
     }
     push(
         &mut m,
         &format!("Arrival-Date: {}", rfc5322_date(report.arrival)),
     );
+    push(
+        &mut m,
+        &format!("X-Postern-Queue-ID: {}", field(report.queue_id)),
+    );
     for r in &report.recipients {
         push(&mut m, "");
+        if let Some(orcpt) = &r.original_recipient {
+            let (kind, addr) = orcpt.split_once(';').unwrap_or(("rfc822", orcpt));
+            push(
+                &mut m,
+                &format!(
+                    "Original-Recipient: {}; {}",
+                    field(kind.trim()),
+                    field(addr.trim())
+                ),
+            );
+        }
         let kind = if r.final_recipient.is_ascii() {
             "rfc822"
         } else {
@@ -437,29 +468,19 @@ pub fn render(report: &Report<'_>) -> Vec<u8> {
         };
         push(
             &mut m,
-            &format!("Final-Recipient: {kind}; {}", one_line(&r.final_recipient)),
+            &format!("Final-Recipient: {kind}; {}", field(&r.final_recipient)),
         );
-        if let Some(orcpt) = &r.original_recipient {
-            let (kind, addr) = orcpt.split_once(';').unwrap_or(("rfc822", orcpt));
-            push(
-                &mut m,
-                &format!(
-                    "Original-Recipient: {}; {}",
-                    one_line(kind.trim()),
-                    one_line(addr.trim())
-                ),
-            );
-        }
         push(&mut m, &format!("Action: {}", r.action.as_str()));
         push(&mut m, &format!("Status: {}", r.diagnosis.status));
         if let Some(host) = r.diagnosis.remote_host() {
-            push(&mut m, &format!("Remote-MTA: dns; {host}"));
+            push(&mut m, &format!("Remote-MTA: dns; {}", field(host)));
         }
         match (&r.diagnosis.reply, &r.diagnosis.detail) {
-            (Some(reply), _) => push(&mut m, &format!("Diagnostic-Code: smtp; {reply}")),
-            (None, Some(detail)) if !detail.is_empty() => {
-                push(&mut m, &format!("Diagnostic-Code: X-Postern; {detail}"))
-            }
+            (Some(reply), _) => push(&mut m, &format!("Diagnostic-Code: smtp; {}", field(reply))),
+            (None, Some(detail)) if !detail.is_empty() => push(
+                &mut m,
+                &format!("Diagnostic-Code: X-Postern; {}", field(detail)),
+            ),
             _ => {}
         }
         if let Some(t) = r.last_attempt {
@@ -652,6 +673,23 @@ fn parse_fields(text: &str) -> Result<(Fields, &str), String> {
     }
 }
 
+/// Fails when the fields named in `order` (RFC 3464's grammar) appear in
+/// another order; extension fields (`X-...`) must come after them.
+fn in_order(fields: &Fields, order: &[&str]) -> Result<(), String> {
+    let mut last = 0;
+    let mut seen_extension = false;
+    for (name, _) in fields {
+        match order.iter().position(|o| o == name) {
+            Some(i) if i < last || seen_extension => {
+                return Err(format!("field {name} out of the order RFC 3464 requires"));
+            }
+            Some(i) => last = i,
+            None => seen_extension |= name.starts_with("x-"),
+        }
+    }
+    Ok(())
+}
+
 /// Checks a report against RFC 3464 (and RFC 6522 for the container) and
 /// returns its parts. A simple checker, not a general MIME parser: it
 /// expects CRLF line endings and the three-part layout [`render`] writes.
@@ -732,6 +770,16 @@ pub fn parse_report(message: &[u8]) -> Result<ParsedReport, String> {
         .filter(|b| !b.trim().is_empty());
     let first = blocks.next().ok_or("empty delivery-status part")?;
     report.message_fields = parse_fields(first)?.0;
+    in_order(
+        &report.message_fields,
+        &[
+            "original-envelope-id",
+            "reporting-mta",
+            "dsn-gateway",
+            "received-from-mta",
+            "arrival-date",
+        ],
+    )?;
     let mta = report
         .message_field("reporting-mta")
         .ok_or("no Reporting-MTA")?;
@@ -753,6 +801,20 @@ pub fn parse_report(message: &[u8]) -> Result<ParsedReport, String> {
             return Err(format!("unknown Action {action}"));
         }
         let status = find(&fields, "status").ok_or("recipient block without Status")?;
+        in_order(
+            &fields,
+            &[
+                "original-recipient",
+                "final-recipient",
+                "action",
+                "status",
+                "remote-mta",
+                "diagnostic-code",
+                "last-attempt-date",
+                "final-log-id",
+                "will-retry-until",
+            ],
+        )?;
         if !is_status(status) {
             return Err(format!("Status is not an RFC 3463 code: {status}"));
         }
@@ -781,6 +843,7 @@ mod tests {
             report_id: "fedcba9876543210fedcba9876",
             original_sender: "alice@example.org",
             envid: Some("env-42"),
+            received_from_mta: Some("client.example.org"),
             arrival: 1_764_614_400,
             now: 1_764_614_500,
             recipients,
@@ -824,6 +887,10 @@ mod tests {
             Some("dns; mx.example.org")
         );
         assert_eq!(p.message_field("original-envelope-id"), Some("env-42"));
+        assert_eq!(
+            p.message_field("received-from-mta"),
+            Some("dns; client.example.org")
+        );
         assert_eq!(
             p.message_field("arrival-date"),
             Some("Mon, 01 Dec 2025 18:40:00 +0000")
@@ -975,5 +1042,32 @@ mod tests {
         );
         let no_mta = text.replace("Reporting-MTA: dns; mx.example.org\r\n", "");
         assert!(parse_report(no_mta.as_bytes()).is_err());
+        let reordered = text.replace(
+            "Final-Recipient: rfc822; a@x.example\r\nAction: failed",
+            "Action: failed\r\nFinal-Recipient: rfc822; a@x.example",
+        );
+        assert!(
+            parse_report(reordered.as_bytes())
+                .unwrap_err()
+                .contains("order")
+        );
+    }
+
+    #[test]
+    fn utf8_addresses_make_a_global_report_and_ascii_reports_stay_7bit() {
+        let ascii_report = report(vec![failed("a@x.example", "550 5.7.1 refusé")], false);
+        let p = parse_report(&ascii_report).unwrap();
+        assert_eq!(p.part_types[1], "message/delivery-status");
+        assert_eq!(
+            p.recipient_field(0, "diagnostic-code"),
+            Some("smtp; 550 5.7.1 refus?")
+        );
+        let global = report(vec![failed("josé@x.example", "550 5.1.1 no")], false);
+        let p = parse_report(&global).unwrap();
+        assert_eq!(p.part_types[1], "message/global-delivery-status");
+        assert_eq!(
+            p.recipient_field(0, "final-recipient"),
+            Some("utf-8; josé@x.example")
+        );
     }
 }

@@ -1153,6 +1153,7 @@ pub fn queue_dsn(
         recipients,
         original,
         return_full: action == Action::Failed && env.params.ret == Some(Ret::Full),
+        received_from_mta: env.helo.as_deref(),
         reason: ctx.reason.clone(),
     });
     let mut dsn_env = Envelope::new(dsn_id.clone(), "");
