@@ -5,7 +5,7 @@
 //! - [`Diagnosis`]: what went wrong for one recipient (enhanced status,
 //!   SMTP reply or local error text, remote MTA). It is stored as the
 //!   `reply` text of a recipient's `Deferred`/`Failed`/`Delivered` state
-//!   ([`Diagnosis::to_string`]) and read back with [`Diagnosis::parse`],
+//!   (its `Display` form) and read back with [`Diagnosis::parse`],
 //!   which accepts any text (a stored status written by someone else just
 //!   gives a less precise diagnosis, never an error).
 //! - [`render`]: the report itself, a `multipart/report;

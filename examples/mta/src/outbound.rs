@@ -35,6 +35,8 @@
 //!    spool with the null sender, *then* they are marked `Failed`. The next
 //!    attempt is scheduled by the backoff (never after the expiry time, so
 //!    the last try happens at expiry). A finished message is removed.
+//!    Recipients delivered to a server without DSN support whose `NOTIFY`
+//!    includes `SUCCESS` get a "relayed" report (RFC 3461 §4).
 //!
 //! [`Runner::run`] starts a pass every `scan_interval`; passes may overlap
 //! (up to `concurrent_passes`), each skipping what the others hold, so a
