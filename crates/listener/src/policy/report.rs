@@ -62,8 +62,8 @@ pub struct PolicyReport {
     pub warnings: Vec<Warning>,
     /// The protocol versions offered, highest first.
     pub versions: Vec<TlsVersion>,
-    /// The cipher suites offered, in preference order, as rustls names them
-    /// (e.g. `TLS13_AES_256_GCM_SHA384`).
+    /// The cipher suites offered, in preference order, by their OpenSSL
+    /// names (e.g. `TLS_AES_256_GCM_SHA384`, `ECDHE-RSA-AES128-GCM-SHA256`).
     pub suites: Vec<String>,
     /// The names of the certificates loaded, default first.
     pub certificates: Vec<String>,
