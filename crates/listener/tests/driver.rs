@@ -129,12 +129,15 @@ fn implicit_tls_greets_after_handshake_and_plaintext_clients_get_a_clean_close()
     let started = Instant::now();
     let mut seen = Vec::new();
     let mut b = [0u8; 512];
-    loop {
+    let end = loop {
         match plain.tcp.read(&mut b) {
-            Ok(0) | Err(_) => break,
+            Ok(0) => break Ok(()),
+            Err(e) => break Err(e),
             Ok(n) => seen.extend_from_slice(&b[..n]),
         }
-    }
+    };
+    // A clean close: FIN, not a reset or a hang.
+    assert!(end.is_ok(), "{end:?}");
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(!String::from_utf8_lossy(&seen).contains("220"), "{seen:?}");
 
