@@ -122,7 +122,11 @@ impl Diagnosis {
 
     /// The status class: 2 (success), 4 (transient) or 5 (permanent).
     pub fn class(&self) -> u8 {
-        self.status.as_bytes().first().map_or(4, |b| b - b'0')
+        match self.status.as_bytes().first() {
+            Some(b'2') => 2,
+            Some(b'5') => 5,
+            _ => 4,
+        }
     }
 }
 
@@ -313,7 +317,25 @@ pub fn render(report: &Report<'_>) -> Vec<u8> {
     } else {
         header_block(report.original)
     };
-    let boundary = boundary_for(report.report_id, returned);
+    // Every text that ends up in the body, so no line can look like a
+    // delimiter.
+    let mut probe: Vec<u8> = returned.to_vec();
+    for text in [
+        report.original_sender,
+        report.envid.unwrap_or(""),
+        report.received_from_mta.unwrap_or(""),
+    ]
+    .into_iter()
+    .chain(report.reason.as_deref())
+    {
+        probe.extend_from_slice(text.as_bytes());
+    }
+    for r in &report.recipients {
+        probe.extend_from_slice(r.final_recipient.as_bytes());
+        probe.extend_from_slice(r.original_recipient.as_deref().unwrap_or("").as_bytes());
+        probe.extend_from_slice(r.diagnosis.to_string().as_bytes());
+    }
+    let boundary = boundary_for(report.report_id, &probe);
     let mut m = String::new();
     let crlf = "\r\n";
     let push = |m: &mut String, line: &str| {
@@ -1009,6 +1031,100 @@ mod tests {
         );
         for line in bytes.split(|&b| b == b'\n') {
             assert!(line.len() < 1000, "line of {} octets", line.len());
+        }
+    }
+
+    /// A small deterministic generator (xorshift), so the robustness test
+    /// needs no extra dependency and always runs the same inputs.
+    struct Gen(u64);
+
+    impl Gen {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn text(&mut self, alphabet: &[&str], max: usize) -> String {
+            let n = (self.next() as usize) % (max + 1);
+            (0..n)
+                .map(|_| alphabet[(self.next() as usize) % alphabet.len()])
+                .collect()
+        }
+    }
+
+    #[test]
+    fn arbitrary_input_never_panics_and_always_renders_a_valid_report() {
+        let alphabet = [
+            "5",
+            "4",
+            "2",
+            ".",
+            "0",
+            "1",
+            " ",
+            "(remote mta: ",
+            ")",
+            "[",
+            "]",
+            ":",
+            ";",
+            "\r\n",
+            "\n",
+            "\r",
+            "\t",
+            "é",
+            "\u{0}",
+            "x",
+            "--",
+            "=_postern_",
+            "550 ",
+            "5.1.1 ",
+            "@",
+            "--=_postern_r_0",
+            "r_1",
+        ];
+        let mut g = Gen(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..3000 {
+            let stored = g.text(&alphabet, 40);
+            let d = Diagnosis::parse(&stored, "5.0.0");
+            assert!(is_status(&d.status), "{stored:?} -> {:?}", d.status);
+            let _ = d.class();
+            let _ = d.remote_host();
+            let _ = reply_status(&stored);
+            let again = Diagnosis::parse(&d.to_string(), "5.0.0");
+            assert_eq!(again.status, d.status, "{stored:?}");
+            let addr = g.text(&alphabet, 20);
+            let original = g.text(&alphabet, 60);
+            let bytes = render(&Report {
+                reporting_mta: "mx.example.org",
+                queue_id: "q",
+                report_id: "r",
+                original_sender: &addr,
+                envid: Some(&stored),
+                received_from_mta: Some(&addr),
+                arrival: g.next(),
+                now: g.next() % 4_000_000_000,
+                recipients: vec![RecipientReport {
+                    final_recipient: addr.clone(),
+                    original_recipient: Some(stored.clone()),
+                    action: Action::Failed,
+                    diagnosis: d,
+                    last_attempt: Some(g.next() % 4_000_000_000),
+                }],
+                original: original.as_bytes(),
+                return_full: g.next() % 2 == 0,
+                reason: Some(stored.clone()),
+            });
+            if let Err(e) = parse_report(&bytes) {
+                panic!(
+                    "{e}: inputs {stored:?} {addr:?} {original:?}\n{}",
+                    String::from_utf8_lossy(&bytes)
+                );
+            }
+            let _ = parse_report(original.as_bytes());
+            let _ = header_block(original.as_bytes());
         }
     }
 
