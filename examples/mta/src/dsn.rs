@@ -1114,7 +1114,7 @@ mod tests {
                     last_attempt: Some(g.next() % 4_000_000_000),
                 }],
                 original: original.as_bytes(),
-                return_full: g.next() % 2 == 0,
+                return_full: g.next().is_multiple_of(2),
                 reason: Some(stored.clone()),
             });
             if let Err(e) = parse_report(&bytes) {
