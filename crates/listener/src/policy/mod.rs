@@ -1,5 +1,5 @@
 //! TLS policy in an operator's terms, built honestly into a rustls
-//! [`ServerConfig`](rustls::ServerConfig).
+//! [`rustls::ServerConfig`].
 //!
 //! rustls speaks TLS 1.2 and 1.3 with AEAD suites and ECDHE only. What a
 //! policy asks beyond that is never silently dropped or widened: it is an
