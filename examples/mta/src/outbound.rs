@@ -768,9 +768,18 @@ impl Runner {
         let facts = facts_for(env, r);
         let outcome = self.settings.rules.rules().evaluate(Stage::Rcpt, &facts);
         let plan = outcome.relay;
+        let domain = r.domain().to_ascii_lowercase();
         let target = match plan.route {
+            // An address literal names the host itself (RFC 5321 §5.1): no
+            // MX lookup. It is still "MX-like": no credentials are sent.
+            postern_rules::Route::Mx if domain.starts_with('[') => Target::SmartHost {
+                host: domain.trim_start_matches("[ipv6:").to_owned(),
+                port: self.settings.mx_port,
+                auth: None,
+                allow_plaintext_auth: false,
+            },
             postern_rules::Route::Mx => Target::Mx {
-                domain: r.domain().to_ascii_lowercase(),
+                domain,
                 port: self.settings.mx_port,
             },
             postern_rules::Route::SmartHost { host, port } => Target::SmartHost {
@@ -1536,6 +1545,30 @@ actions = [{ relay_tls = "required" }]
         let env = envelope("alice@local.test", "erin@example.org", None);
         let route = runner.route_for(&env, &env.recipients[0]).unwrap();
         assert_eq!(route.tls.mode, TlsMode::Required);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn address_literals_go_to_the_address() {
+        let (runner, dir) = test_runner(
+            r#"
+[[rule]]
+name = "nothing"
+conditions = [{ relaying = true }, { recipient_domain = { is = "nowhere.example" } }]
+actions = [{ relay_tls = "required" }]
+"#,
+        );
+        let env = envelope("alice@local.test", "bob@[192.0.2.7]", None);
+        let route = runner.route_for(&env, &env.recipients[0]).unwrap();
+        assert_eq!(
+            route.target,
+            Target::SmartHost {
+                host: "[192.0.2.7]".into(),
+                port: 25,
+                auth: None,
+                allow_plaintext_auth: false
+            }
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -1126,3 +1126,50 @@ async fn a_stuck_route_does_not_hold_up_new_mail() {
     assert_eq!(env.recipients[0].status, RcptStatus::Pending);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn unusable_addresses_and_corrupt_envelopes_never_panic_or_loop() {
+    init_logs();
+    let dir = tempdir("garbage");
+    let spool = Spool::open(&dir).unwrap();
+    // Addresses no server could take: failed at planning, no connection.
+    let id = enqueue(
+        &spool,
+        "not an address",
+        &[("also bad", false), ("x@", false)],
+    );
+    // A corrupt envelope beside it.
+    let corrupt = spool.new_id();
+    std::fs::write(spool.body_path(&corrupt), BODY).unwrap();
+    std::fs::write(dir.join(format!("{corrupt}.env")), "garbage = [").unwrap();
+
+    let (clock, _) = manual_clock();
+    let r = runner(
+        &spool,
+        settings(smart_host_rules(1, "required"), Duration::from_secs(3600)),
+        clock,
+    );
+    let first = r.run_once().await;
+    assert_eq!((first.failed, first.dsns), (2, 1), "{first:?}");
+    assert!(
+        first.errors.iter().any(|e| e.contains(corrupt.as_str())),
+        "{first:?}"
+    );
+    assert!(
+        spool.load(&id).is_err(),
+        "the original is finished and removed"
+    );
+    // The DSN to the unusable sender fails too, silently (null sender).
+    let second = r.run_once().await;
+    assert_eq!(
+        (second.failed, second.dsns, second.removed),
+        (1, 0, 1),
+        "{second:?}"
+    );
+    let third = r.run_once().await;
+    assert_eq!((third.messages, third.dsns), (0, 0), "{third:?}");
+    // The corrupt message is left for an operator, untouched.
+    assert!(dir.join(format!("{corrupt}.env")).exists());
+    assert!(spool.body_path(&corrupt).exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
