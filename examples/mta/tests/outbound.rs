@@ -23,9 +23,11 @@ use postern_testkit::{ChildGuard, dev_pki, free_port, python_with, wait_for_port
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
-/// aiosmtpd with STARTTLS optional, TLS version pinning, a JSON-lines log,
-/// and scripted refusals: RCPT to an address containing `reject` gets
-/// `550 5.1.1`, one containing `later` gets `451 4.3.0`.
+/// aiosmtpd with STARTTLS optional, TLS version pinning, a line log, and
+/// scripted refusals: RCPT to an address containing `reject` gets
+/// `550 5.1.1`, one containing `later` gets `451 4.3.0`; the reply to the
+/// end of data is `554 5.6.0` when a recipient contains `datafail`,
+/// `451 4.3.0` when one contains `tempdata`.
 const SMTPD: &str = r#"
 import argparse, asyncio, json, ssl
 from aiosmtpd.smtp import SMTP
@@ -72,6 +74,10 @@ class Handler:
         if isinstance(content, bytes):
             content = content.decode("utf-8", "replace")
         log("DATA", tls_version(server), envelope.mail_from, envelope.rcpt_tos, content)
+        if any("datafail" in r for r in envelope.rcpt_tos):
+            return "554 5.6.0 content refused"
+        if any("tempdata" in r for r in envelope.rcpt_tos):
+            return "451 4.3.0 queue full, try later"
         return "250 2.0.0 queued as 42"
 
 def context():
@@ -1171,5 +1177,63 @@ async fn unusable_addresses_and_corrupt_envelopes_never_panic_or_loop() {
     // The corrupt message is left for an operator, untouched.
     assert!(dir.join(format!("{corrupt}.env")).exists());
     assert!(spool.body_path(&corrupt).exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn only_a_2xx_after_the_data_counts_as_delivered() {
+    init_logs();
+    let Some(peer) = Peer::start("starttls", "any", None) else {
+        return;
+    };
+    let dir = tempdir("dataend");
+    let spool = Spool::open(&dir).unwrap();
+    let refused = enqueue(
+        &spool,
+        "alice@local.test",
+        &[("datafail@example.net", false)],
+    );
+    let later = enqueue(
+        &spool,
+        "alice@local.test",
+        &[("tempdata@example.net", false)],
+    );
+    let (clock, _) = manual_clock();
+    let report = runner(
+        &spool,
+        settings(
+            smart_host_rules(peer.port, "required"),
+            Duration::from_secs(3600),
+        ),
+        clock,
+    )
+    .run_once()
+    .await;
+    assert_eq!(
+        (
+            report.delivered,
+            report.deferred,
+            report.failed,
+            report.dsns
+        ),
+        (0, 1, 1, 1),
+        "{report:?}"
+    );
+    // RCPT was accepted both times; the end-of-data reply decided.
+    assert_eq!(peer.events("DATA").len(), 2);
+    assert!(spool.load(&refused).is_err(), "failed, bounced and removed");
+    match status_of(&spool, &later, 0) {
+        RcptStatus::Deferred { reply } => {
+            assert!(reply.starts_with("451 4.3.0 queue full"), "{reply}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let (_, body) = only_dsn(&spool);
+    let dsn = parse_report(&body).unwrap();
+    assert_eq!(dsn.recipient_field(0, "status"), Some("5.6.0"));
+    assert_eq!(
+        dsn.recipient_field(0, "diagnostic-code"),
+        Some("smtp; 554 5.6.0 content refused")
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
