@@ -158,6 +158,7 @@ struct QueueFile {
     max_age: Option<DurationText>,
     retry_initial: Option<DurationText>,
     retry_max: Option<DurationText>,
+    retry_factor: Option<f64>,
     scan_interval: Option<DurationText>,
 }
 
@@ -275,7 +276,7 @@ pub struct ListenerSpec {
 }
 
 /// Queue timing, for the outbound runner.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct QueueSettings {
     /// Give up (and bounce) after this long in the queue. Default 5 days.
     pub max_age: Duration,
@@ -283,6 +284,9 @@ pub struct QueueSettings {
     pub retry_initial: Duration,
     /// Longest retry delay. Default 4 hours.
     pub retry_max: Duration,
+    /// Each retry delay is the previous one times this (at least 1).
+    /// Default 2.
+    pub retry_factor: f64,
     /// How often the runner scans the queue. Default 10 seconds.
     pub scan_interval: Duration,
 }
@@ -293,6 +297,7 @@ impl Default for QueueSettings {
             max_age: Duration::from_secs(5 * 86400),
             retry_initial: Duration::from_secs(300),
             retry_max: Duration::from_secs(4 * 3600),
+            retry_factor: 2.0,
             scan_interval: Duration::from_secs(10),
         }
     }
@@ -623,6 +628,18 @@ impl Config {
             max_age: parsed.queue.max_age.map_or(dq.max_age, |d| d.0),
             retry_initial: parsed.queue.retry_initial.map_or(dq.retry_initial, |d| d.0),
             retry_max: parsed.queue.retry_max.map_or(dq.retry_max, |d| d.0),
+            retry_factor: match parsed.queue.retry_factor {
+                None => dq.retry_factor,
+                Some(f) if f.is_finite() && f >= 1.0 => f,
+                Some(f) => {
+                    return Err(err(
+                        None,
+                        None,
+                        Some("queue.retry_factor".into()),
+                        format!("retry_factor must be a number of at least 1, not {f}"),
+                    ));
+                }
+            },
             scan_interval: parsed.queue.scan_interval.map_or(dq.scan_interval, |d| d.0),
         };
         let dl = MessageLimits::default();
