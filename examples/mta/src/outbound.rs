@@ -226,8 +226,8 @@ impl OutboundSettings {
     }
 
     /// The settings `main` uses: host name, local domains, rules and queue
-    /// timing from `config` (retry delays double from `retry_initial` up to
-    /// `retry_max`; `max_age`; `scan_interval`). Relative trust-anchor
+    /// timing from `config` (retry delays grow by `retry_factor` from
+    /// `retry_initial` up to `retry_max`; `max_age`; `scan_interval`). Relative trust-anchor
     /// files are resolved from the configuration file's directory.
     pub fn from_config(config: Arc<Config>) -> Self {
         let base_dir = Path::new(&config.source)
@@ -238,7 +238,7 @@ impl OutboundSettings {
         s.local_domains = config.domains.iter().map(|d| d.name.clone()).collect();
         s.retry = RetryPolicy {
             initial: config.queue.retry_initial,
-            factor: 2.0,
+            factor: config.queue.retry_factor,
             cap: config.queue.retry_max,
             max_age: config.queue.max_age,
         };
@@ -1589,6 +1589,43 @@ actions = [{ relay_tls = "verified" }, { relay_trust_anchors = ["nope.pem"] }]
         let err = runner.route_for(&env, &env.recipients[0]).unwrap_err();
         assert_eq!(err.status, "4.3.5");
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn settings_come_from_the_config() {
+        let src = |factor: &str| {
+            format!(
+                r#"
+[server]
+hostname = "mx.example.org"
+[[domain]]
+name = "example.org"
+[[listener]]
+name = "mta"
+address = "127.0.0.1:2525"
+mode = "plain"
+[queue]
+max_age = "2d"
+retry_initial = "1m"
+retry_max = "2h"
+retry_factor = {factor}
+scan_interval = "3s"
+"#
+            )
+        };
+        let config = Config::from_toml_str(&src("3"), "t.toml", Path::new("/etc/postern")).unwrap();
+        let config = Arc::new(config);
+        let s = OutboundSettings::from_config(config);
+        assert_eq!(s.hostname, "mx.example.org");
+        assert_eq!(s.local_domains, ["example.org"]);
+        assert_eq!(s.retry.initial, Duration::from_secs(60));
+        assert_eq!(s.retry.factor, 3.0);
+        assert_eq!(s.retry.cap, Duration::from_secs(7200));
+        assert_eq!(s.retry.max_age, Duration::from_secs(2 * 86_400));
+        assert_eq!(s.scan_interval, Duration::from_secs(3));
+        assert_eq!(s.retry.delay(2), Duration::from_secs(180));
+        let err = Config::from_toml_str(&src("0.5"), "t.toml", Path::new("")).unwrap_err();
+        assert!(err.to_string().contains("retry_factor"), "{err}");
     }
 
     #[test]
