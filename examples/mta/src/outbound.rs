@@ -198,6 +198,10 @@ pub struct OutboundSettings {
     pub max_recipients: usize,
     /// Messages loaded per batch within a pass (bounds memory).
     pub batch: usize,
+    /// A message with more `Received` header fields than this is in a mail
+    /// loop and bounces with 5.4.6 instead of being relayed (RFC 5321 §6.3
+    /// asks for a threshold of at least 100).
+    pub max_received: usize,
     /// After shutdown is signalled, how long in-flight deliveries may run
     /// before they are abandoned (and retried after the restart).
     pub shutdown_grace: Duration,
@@ -221,6 +225,7 @@ impl OutboundSettings {
             concurrent_passes: 4,
             max_recipients: 100,
             batch: 200,
+            max_received: 100,
             shutdown_grace: Duration::from_secs(10),
         }
     }
@@ -698,12 +703,20 @@ impl Runner {
         let mut groups: Vec<RouteGroup> = Vec::new();
         for (wi, w) in work.iter_mut().enumerate() {
             let sender_ok = w.env.sender.is_empty() || Mailbox::parse(&w.env.sender).is_ok();
+            let hops = received_count(&w.body);
+            let looping = hops > self.settings.max_received;
             for ri in 0..w.env.recipients.len() {
                 let r = &w.env.recipients[ri];
                 if r.local || !r.status.is_open() {
                     continue;
                 }
-                let unusable = if !sender_ok {
+                let unusable = if looping {
+                    Some(Diagnosis::local(
+                        "5.4.6",
+                        &format!("routing loop detected: {hops} Received header fields"),
+                        None,
+                    ))
+                } else if !sender_ok {
                     Some(Diagnosis::local(
                         "5.1.7",
                         "the sender address cannot be used",
@@ -1240,6 +1253,14 @@ fn describe(route: &Route) -> String {
     }
 }
 
+/// How many `Received` fields the message's header has (RFC 5321 §6.3).
+fn received_count(message: &[u8]) -> usize {
+    dsn::header_block(message)
+        .split(|&b| b == b'\n')
+        .filter(|line| line.len() >= 9 && line[..9].eq_ignore_ascii_case(b"received:"))
+        .count()
+}
+
 /// The IP of `ip:port`, `[v6]:port` or a bare address.
 fn peer_ip(peer: &str) -> Option<IpAddr> {
     peer.parse::<std::net::SocketAddr>()
@@ -1626,6 +1647,13 @@ scan_interval = "3s"
         assert_eq!(s.retry.delay(2), Duration::from_secs(180));
         let err = Config::from_toml_str(&src("0.5"), "t.toml", Path::new("")).unwrap_err();
         assert!(err.to_string().contains("retry_factor"), "{err}");
+    }
+
+    #[test]
+    fn received_fields_are_counted_in_the_header_only() {
+        let m = b"Received: a\r\nRECEIVED:b\r\n\tcontinued\r\nSubject: x\r\n\r\nReceived: in the body\r\n";
+        assert_eq!(received_count(m), 2);
+        assert_eq!(received_count(b""), 0);
     }
 
     #[test]

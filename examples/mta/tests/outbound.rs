@@ -1237,3 +1237,44 @@ async fn only_a_2xx_after_the_data_counts_as_delivered() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_looping_message_bounces_instead_of_being_relayed() {
+    init_logs();
+    let dir = tempdir("loop");
+    let spool = Spool::open(&dir).unwrap();
+    let id = spool.new_id();
+    let mut w = spool.writer(&id).unwrap();
+    for hop in 0..101 {
+        w.write(format!("Received: from hop{hop} by mta.test\r\n").as_bytes())
+            .unwrap();
+    }
+    w.write(BODY.as_bytes()).unwrap();
+    let mut env = Envelope::new(id.clone(), "alice@local.test");
+    env.recipients
+        .push(RecipientState::pending("bob@example.net", false));
+    drop(w.commit(&env).unwrap());
+    let (clock, _) = manual_clock();
+    // Port 1: nothing listens; the loop check happens before any connection.
+    let report = runner(
+        &spool,
+        settings(smart_host_rules(1, "required"), Duration::from_secs(3600)),
+        clock,
+    )
+    .run_once()
+    .await;
+    assert_eq!(
+        (report.failed, report.dsns, report.removed),
+        (1, 1, 1),
+        "{report:?}"
+    );
+    let (_, body) = only_dsn(&spool);
+    let dsn = parse_report(&body).unwrap();
+    assert_eq!(dsn.recipient_field(0, "status"), Some("5.4.6"));
+    assert!(
+        dsn.recipient_field(0, "diagnostic-code")
+            .unwrap()
+            .contains("routing loop detected: 101 Received")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
