@@ -256,6 +256,7 @@ fn runner(spool: &Spool, settings: OutboundSettings, clock: Clock) -> Runner {
     let resolver = StaticResolver::new()
         .with_host("localhost", [LOCALHOST])
         .with_mx("example.org", [(10, "mx.example.org")])
+        .with_mx("example.com", [(10, "mx.example.org")])
         .with_host("mx.example.org", [LOCALHOST]);
     Runner::new(spool.clone(), settings)
         .with_resolver(Arc::new(resolver))
@@ -1276,5 +1277,46 @@ async fn a_looping_message_bounces_instead_of_being_relayed() {
             .unwrap()
             .contains("routing loop detected: 101 Received")
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_queue_of_sixty_messages_to_three_routes_uses_three_connections() {
+    init_logs();
+    let Some(peer) = Peer::start("starttls", "any", None) else {
+        return;
+    };
+    let dir = tempdir("load");
+    let spool = Spool::open(&dir).unwrap();
+    let domains = ["example.net", "example.org", "example.com"];
+    for n in 0..60 {
+        let rcpt = format!("user{n}@{}", domains[n % 3]);
+        enqueue(&spool, "alice@local.test", &[(&rcpt, false)]);
+    }
+    let (clock, _) = manual_clock();
+    let mut s = settings(
+        smart_host_rules(peer.port, "required"),
+        Duration::from_secs(3600),
+    );
+    s.mx_port = peer.port;
+    let started = std::time::Instant::now();
+    let report = runner(&spool, s, clock).run_once().await;
+    assert_eq!((report.delivered, report.removed), (60, 60), "{report:?}");
+    assert!(spool.list_all().unwrap().is_empty());
+    assert!(started.elapsed() < Duration::from_secs(60));
+    let data = peer.events("DATA");
+    assert_eq!(data.len(), 60);
+    // example.net over the pinned smart-host policy, the MX routes over
+    // opportunistic TLS (the peer's best: 1.3).
+    for d in &data {
+        let expected = if d.to[0].ends_with("@example.net") {
+            "TLSv1.2"
+        } else {
+            "TLSv1.3"
+        };
+        assert_eq!(d.tls.as_deref(), Some(expected), "{d:?}");
+    }
+    // Three routes, one connection each: EHLO before and after STARTTLS.
+    assert_eq!(peer.events("EHLO").len(), 6);
     let _ = std::fs::remove_dir_all(&dir);
 }
