@@ -602,6 +602,19 @@ impl Config {
                     )
                 })?),
             };
+            for (field, value) in [
+                ("max_connections", l.max_connections),
+                ("max_connections_per_ip", l.max_connections_per_ip),
+            ] {
+                if value == Some(0) {
+                    return Err(err(
+                        span,
+                        item,
+                        Some(field.into()),
+                        "must be at least 1 (0 would refuse every connection)".into(),
+                    ));
+                }
+            }
             let defaults = postern_listener::ConnLimits::default();
             listeners.push(ListenerSpec {
                 name: l.name.clone(),
@@ -609,8 +622,8 @@ impl Config {
                 mode,
                 tls: tls_spec,
                 require_auth: l.require_auth,
-                max_connections: l.max_connections.unwrap_or(defaults.global).max(1),
-                max_connections_per_ip: l.max_connections_per_ip.unwrap_or(defaults.per_ip).max(1),
+                max_connections: l.max_connections.unwrap_or(defaults.global),
+                max_connections_per_ip: l.max_connections_per_ip.unwrap_or(defaults.per_ip),
             });
         }
         if listeners.is_empty() {
@@ -880,6 +893,18 @@ mod tests {
         let e = Config::from_toml_str(src, "t.toml", Path::new("")).unwrap_err();
         assert_eq!(e.line, Some(1));
         assert!(e.to_string().contains("no [tls.strict] table"), "{e}");
+    }
+
+    #[test]
+    fn zero_connection_limit_is_an_error_not_widened() {
+        for field in ["max_connections", "max_connections_per_ip"] {
+            let src = format!(
+                "[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:25\"\nmode = \"plain\"\n{field} = 0\n"
+            );
+            let e = Config::from_toml_str(&src, "z.toml", Path::new("")).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some(field), "{e}");
+            assert!(e.to_string().contains("listener[0] \"mta\""), "{e}");
+        }
     }
 
     #[test]
