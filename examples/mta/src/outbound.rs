@@ -15,7 +15,8 @@
 //! 1. List the spool (held messages are skipped: local delivery or another
 //!    pass is working on them), **hold** each candidate, load its envelope.
 //!    A message is due when it has an open (`Pending`/`Deferred`) remote
-//!    recipient and `next_attempt` has come.
+//!    recipient and `next_attempt` has come. The runner remembers when each
+//!    message it has seen is next due, so a scan re-reads only due ones.
 //! 2. For each open remote recipient, evaluate the rules at the `rcpt` stage
 //!    with the facts the envelope kept (sender, recipient, relaying, inbound
 //!    TLS, user, listener...). The relay plan gives the route (smart host or
@@ -287,6 +288,12 @@ pub struct Runner {
     provider: Arc<CryptoProvider>,
     resolver: Arc<dyn Resolver>,
     clock: Clock,
+    /// When each queued message is next due, as last read or written by
+    /// this runner (`u64::MAX`: nothing for the runner to do), so a scan
+    /// does not re-read every deferred envelope. Only this runner sets
+    /// `next_attempt`, so the cache cannot go stale; a new runner (a
+    /// restart) starts empty and reads everything once.
+    due: Arc<std::sync::Mutex<HashMap<QueueId, u64>>>,
 }
 
 impl std::fmt::Debug for Runner {
@@ -368,6 +375,7 @@ impl Runner {
             provider: Arc::new(rustls::crypto::ring::default_provider()),
             resolver,
             clock: system_clock(),
+            due: Arc::default(),
         }
     }
 
@@ -390,6 +398,10 @@ impl Runner {
     pub fn with_clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
         self
+    }
+
+    fn due_cache(&self) -> std::sync::MutexGuard<'_, HashMap<QueueId, u64>> {
+        self.due.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The settings in use.
@@ -461,6 +473,16 @@ impl Runner {
                 return report;
             }
         };
+        let now = (self.clock)();
+        let ids: Vec<QueueId> = {
+            let mut due = self.due_cache();
+            let listed: std::collections::HashSet<&QueueId> = ids.iter().collect();
+            due.retain(|id, _| listed.contains(id));
+            ids.iter()
+                .filter(|id| due.get(*id).is_none_or(|t| *t <= now))
+                .cloned()
+                .collect()
+        };
         for chunk in ids.chunks(self.settings.batch.max(1)) {
             if shutdown.as_deref().is_some_and(stopping) {
                 break;
@@ -491,8 +513,11 @@ impl Runner {
                 // Removed meanwhile (local delivery finished it): not an error.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => {
-                    tracing::warn!(queue_id = %id, error = %e, "outbound: cannot read envelope; skipped");
+                    // Reported once per runner: an operator repairs or
+                    // removes it, and a restart reads it again.
+                    tracing::error!(queue_id = %id, error = %e, "outbound: cannot read envelope; skipped until restart");
                     report.errors.push(format!("{id}: {e}"));
+                    self.due_cache().insert(id.clone(), u64::MAX);
                     continue;
                 }
             };
@@ -505,7 +530,12 @@ impl Runner {
                 }
                 continue;
             }
-            if !env.has_open_remote() || env.next_attempt > now {
+            if !env.has_open_remote() {
+                self.due_cache().insert(id.clone(), u64::MAX);
+                continue;
+            }
+            if env.next_attempt > now {
+                self.due_cache().insert(id.clone(), env.next_attempt);
                 continue;
             }
             let path = self.spool.body_path(id);
@@ -1050,6 +1080,12 @@ impl Runner {
             self.save(w, report).await;
         }
         if !w.dirty {
+            let next = if w.env.has_open_remote() {
+                w.env.next_attempt
+            } else {
+                u64::MAX
+            };
+            self.due_cache().insert(w.id.clone(), next);
             // Recorded: nothing in this pass touches the envelope again.
             w.hold = None;
         }

@@ -1175,6 +1175,7 @@ async fn unusable_addresses_and_corrupt_envelopes_never_panic_or_loop() {
     );
     let third = r.run_once().await;
     assert_eq!((third.messages, third.dsns), (0, 0), "{third:?}");
+    assert!(third.errors.is_empty(), "reported once: {third:?}");
     // The corrupt message is left for an operator, untouched.
     assert!(dir.join(format!("{corrupt}.env")).exists());
     assert!(spool.body_path(&corrupt).exists());
