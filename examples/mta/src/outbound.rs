@@ -233,8 +233,9 @@ impl OutboundSettings {
 
     /// The settings `main` uses: host name, local domains, rules and queue
     /// timing from `config` (retry delays grow by `retry_factor` from
-    /// `retry_initial` up to `retry_max`; `max_age`; `scan_interval`). Relative trust-anchor
-    /// files are resolved from the configuration file's directory.
+    /// `retry_initial` up to `retry_max`; `max_age`; `scan_interval`).
+    /// Relative trust-anchor files are resolved from the configuration
+    /// file's directory.
     pub fn from_config(config: Arc<Config>) -> Self {
         let base_dir = Path::new(&config.source)
             .parent()
