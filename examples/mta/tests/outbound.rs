@@ -175,6 +175,14 @@ struct Event {
     content: String,
 }
 
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self._child.0.kill();
+        let _ = self._child.0.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 fn read_events(log: &Path, kind: &str) -> Vec<Event> {
     std::fs::read_to_string(log)
         .unwrap_or_default()
