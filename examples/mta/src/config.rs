@@ -167,6 +167,9 @@ struct QueueFile {
 struct LimitsFile {
     max_message_size: Option<u64>,
     max_recipients: Option<usize>,
+    command_timeout: Option<DurationText>,
+    data_timeout: Option<DurationText>,
+    handshake_timeout: Option<DurationText>,
 }
 
 /// `"5d"`, `"4h"`, `"30m"`, `"10s"` or a number of seconds.
@@ -303,20 +306,33 @@ impl Default for QueueSettings {
     }
 }
 
-/// Per-message limits.
+/// Per-message limits, and the per-connection timeouts (`[limits]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MessageLimits {
     /// Largest message in octets (`SIZE`, `552 5.3.4`). Default 25 MiB.
     pub max_message_size: u64,
     /// Most recipients per message (`452 4.5.3`). Default 100.
     pub max_recipients: usize,
+    /// Longest wait for the client between commands (`421 4.4.2`).
+    /// Default 5 minutes (RFC 5321 §4.5.3.2.7).
+    pub command_timeout: Duration,
+    /// Longest wait for the next read inside a message body (`421 4.4.2`).
+    /// Default 3 minutes.
+    pub data_timeout: Duration,
+    /// Longest TLS handshake (implicit, or after `STARTTLS`); then the
+    /// connection is closed. Default 10 seconds.
+    pub handshake_timeout: Duration,
 }
 
 impl Default for MessageLimits {
     fn default() -> Self {
+        let conn = postern_listener::ConnLimits::default();
         MessageLimits {
             max_message_size: 25 * 1024 * 1024,
             max_recipients: 100,
+            command_timeout: conn.command_timeout,
+            data_timeout: conn.data_timeout,
+            handshake_timeout: conn.handshake_timeout,
         }
     }
 }
@@ -666,7 +682,30 @@ impl Config {
                 .max_recipients
                 .unwrap_or(dl.max_recipients)
                 .max(1),
+            command_timeout: parsed
+                .limits
+                .command_timeout
+                .map_or(dl.command_timeout, |d| d.0),
+            data_timeout: parsed.limits.data_timeout.map_or(dl.data_timeout, |d| d.0),
+            handshake_timeout: parsed
+                .limits
+                .handshake_timeout
+                .map_or(dl.handshake_timeout, |d| d.0),
         };
+        for (field, d) in [
+            ("limits.command_timeout", limits.command_timeout),
+            ("limits.data_timeout", limits.data_timeout),
+            ("limits.handshake_timeout", limits.handshake_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(err(
+                    None,
+                    None,
+                    Some(field.into()),
+                    "must be longer than 0 (0 would time out every connection at once)".into(),
+                ));
+            }
+        }
 
         // Rules: compiled as one set; errors point at the rule's table.
         let spans: Vec<std::ops::Range<usize>> = parsed.rule.iter().map(Spanned::span).collect();
@@ -905,6 +944,25 @@ mod tests {
             assert_eq!(e.field.as_deref(), Some(field), "{e}");
             assert!(e.to_string().contains("listener[0] \"mta\""), "{e}");
         }
+    }
+
+    #[test]
+    fn connection_timeouts_from_limits() {
+        let base = "[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:25\"\nmode = \"plain\"\n";
+        let c = Config::from_toml_str(base, "t.toml", Path::new("")).unwrap();
+        assert_eq!(c.limits.command_timeout, Duration::from_secs(300));
+        assert_eq!(c.limits.data_timeout, Duration::from_secs(180));
+        assert_eq!(c.limits.handshake_timeout, Duration::from_secs(10));
+        let src = format!(
+            "{base}[limits]\ncommand_timeout = \"2s\"\ndata_timeout = \"1500ms\"\nhandshake_timeout = 3\n"
+        );
+        let c = Config::from_toml_str(&src, "t.toml", Path::new("")).unwrap();
+        assert_eq!(c.limits.command_timeout, Duration::from_secs(2));
+        assert_eq!(c.limits.data_timeout, Duration::from_millis(1500));
+        assert_eq!(c.limits.handshake_timeout, Duration::from_secs(3));
+        let src = format!("{base}[limits]\ndata_timeout = 0\n");
+        let e = Config::from_toml_str(&src, "t.toml", Path::new("")).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("limits.data_timeout"), "{e}");
     }
 
     #[test]

@@ -187,6 +187,9 @@ pub fn listener_configs(config: &Config, self_signed: &SelfSignedSource) -> Vec<
                 .with_limits(ConnLimits {
                     global: l.max_connections,
                     per_ip: l.max_connections_per_ip,
+                    command_timeout: config.limits.command_timeout,
+                    data_timeout: config.limits.data_timeout,
+                    handshake_timeout: config.limits.handshake_timeout,
                     ..ConnLimits::default()
                 });
             if let Some(t) = &l.tls {
