@@ -27,7 +27,7 @@ use postern_rules::{AuthPolicy, Decision as RuleDecision, Stage};
 use postern_session::{Decision, Event, HelloVerb, TlsVersion};
 
 use crate::config::Config;
-use crate::maildir::LocalDelivery;
+use crate::maildir::{DeliveryQueue, LocalDelivery};
 use crate::received::{TraceInfo, received_header};
 use crate::spool::{
     BodyType, Envelope, MessageParams, MessageWriter, Notify, QueueId, RecipientState, Ret, Spool,
@@ -40,17 +40,18 @@ pub struct Mta {
     config: Arc<Config>,
     spool: Spool,
     users: Arc<Users>,
-    local: LocalDelivery,
+    local: DeliveryQueue,
 }
 
 impl Mta {
-    /// A handler over this configuration, spool, users and local delivery.
+    /// A handler over this configuration, spool, users and local delivery
+    /// (whose batch thread starts here, see [`DeliveryQueue`]).
     pub fn new(config: Arc<Config>, spool: Spool, users: Arc<Users>, local: LocalDelivery) -> Mta {
         Mta {
             config,
             spool,
             users,
-            local,
+            local: local.start_queue(),
         }
     }
 }
@@ -76,7 +77,7 @@ pub struct MtaConn {
     config: Arc<Config>,
     spool: Spool,
     users: Arc<Users>,
-    local: LocalDelivery,
+    local: DeliveryQueue,
     peer: SocketAddr,
     txn: Option<Txn>,
 }
@@ -559,12 +560,7 @@ impl MtaConn {
         self.log(f, Some(&id), "queued");
         self.txn = None;
         if env.has_open_local() {
-            let local = self.local.clone();
-            tokio::task::spawn_blocking(move || {
-                if let Err(e) = local.deliver_held(hold) {
-                    tracing::warn!(error = %e, "local delivery after commit failed; the sweep retries");
-                }
-            });
+            self.local.push(hold);
         } else {
             drop(hold);
         }

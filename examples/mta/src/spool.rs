@@ -12,18 +12,34 @@
 //! queue/ID.env          the Envelope, TOML (see `Envelope`)
 //! ```
 //!
-//! **A message exists (is committed) exactly when `ID.env` exists.**
-//! [`MessageWriter::commit`] writes and fsyncs the body in `tmp/`, writes and
-//! fsyncs the envelope in `tmp/`, renames the body into place, then the
-//! envelope, then fsyncs the queue directory. Only when `commit` returns
-//! `Ok` may the server answer `250`. A crash at any point leaves either
-//! nothing, or a lone `ID.msg` (removed by [`Spool::open`]; it was never
-//! acknowledged), or the complete message. A half-written body is never
-//! visible under its final name.
+//! **A message exists (is committed) exactly when `ID.env` exists and its
+//! seal verifies.** The last line of every envelope file is a seal,
+//! `# postern-seal v1 env=LEN:CRC body=LEN:CRC` (a TOML comment): the
+//! length and CRC-32 of the envelope text before it and, for an envelope
+//! written by a commit, of the body file. [`MessageWriter::commit`] writes
+//! the body straight into `ID.msg` and the sealed envelope straight into
+//! `ID.env` (no temporary names, no renames), then makes both and their
+//! directory entries durable in **one** journal commit: `syncfs(2)` on the
+//! queue's file system, shared by every commit waiting at that moment
+//! (group commit, see [`Syncer`]). Only when `commit` returns `Ok` may the
+//! server answer `250`.
 //!
-//! [`Spool::remove`] deletes the envelope first, then the body, so a crash in
-//! between leaves a lone body, again cleaned by `open`. [`Spool::update`]
-//! replaces the envelope atomically (temp file, fsync, rename, fsync dir).
+//! Crash safety: until the sync returns, nothing was acknowledged. A crash
+//! before or during it can leave nothing, a lone or short `ID.msg`, or an
+//! `ID.env` that is empty, torn, or complete beside a body that is not.
+//! [`Spool::open`] checks every seal (envelope and body lengths and CRCs)
+//! and removes the message when it does not verify; a complete, verified
+//! message that was never acknowledged is kept (the client retries: a
+//! duplicate is possible, a loss is not). After the sync returned, body and
+//! envelope are durable and the seal verifies, so an acknowledged message
+//! always survives and a half-written one is never delivered.
+//!
+//! [`Spool::update`] replaces the envelope atomically (sealed temp file in
+//! `tmp/`, fsync, rename, fsync dir; the seal carries `body=-`: the body was
+//! verified durable at commit). [`Spool::remove`] deletes the envelope
+//! first, then the body, then fsyncs the directory;
+//! [`Spool::remove_unsynced`] skips that fsync for callers whose redo is
+//! idempotent (local delivery, see `crate::maildir`).
 //!
 //! # Who does what
 //!
@@ -56,11 +72,11 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -355,6 +371,7 @@ struct Inner {
     nonce: u16,
     counter: AtomicU32,
     held: Mutex<HashSet<QueueId>>,
+    syncer: Arc<Syncer>,
 }
 
 /// The queue directory. Cheap to clone; clones share the hold set.
@@ -429,6 +446,17 @@ impl Spool {
         for stem in envelopes.difference(&bodies) {
             fs::remove_file(dir.join(format!("{stem}.env")))?;
         }
+        // A commit interrupted by a crash can leave a torn envelope or a
+        // body shorter than its seal says: never acknowledged, removed.
+        for stem in envelopes.intersection(&bodies) {
+            let env = dir.join(format!("{stem}.env"));
+            let body = dir.join(format!("{stem}.msg"));
+            if let Err(problem) = verify_sealed(&env, &body)? {
+                tracing::warn!(file = %env.display(), %problem, "removing a message whose commit did not finish (never acknowledged)");
+                fs::remove_file(&env)?;
+                fs::remove_file(&body)?;
+            }
+        }
         sync_dir(dir)?;
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -441,6 +469,7 @@ impl Spool {
                 nonce,
                 counter: AtomicU32::new(0),
                 held: Mutex::new(HashSet::new()),
+                syncer: Syncer::for_dir(dir)?,
             }),
         })
     }
@@ -464,20 +493,28 @@ impl Spool {
         ))
     }
 
-    /// Starts writing the body of message `id` into a temporary file.
+    /// Starts writing the body of message `id`, straight into `ID.msg` (a
+    /// body without a sealed envelope is not a message; see the module
+    /// docs).
     pub fn writer(&self, id: &QueueId) -> io::Result<MessageWriter> {
-        let tmp_body = self.inner.tmp.join(format!("{id}.msg"));
+        let body = self.body_path(id);
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .open(&tmp_body)?;
+            .open(&body)?;
         Ok(MessageWriter {
             spool: self.clone(),
             id: id.clone(),
             file: Some(BufWriter::with_capacity(64 * 1024, file)),
-            tmp_body,
+            body,
             written: 0,
+            crc: Crc32::new(),
         })
+    }
+
+    /// The group-commit syncer of the queue's file system.
+    pub fn syncer(&self) -> &Arc<Syncer> {
+        &self.inner.syncer
     }
 
     /// Committed messages that nobody holds, oldest first.
@@ -552,6 +589,15 @@ impl Spool {
         sync_dir(&self.inner.dir)
     }
 
+    /// Like [`Spool::remove`] without the directory fsync: a crash may bring
+    /// the message back. Only for callers whose work on the message is
+    /// idempotent (local delivery finds its Maildir file and does not
+    /// deliver twice).
+    pub fn remove_unsynced(&self, id: &QueueId) -> io::Result<()> {
+        ignore_missing(fs::remove_file(self.env_path(id)))?;
+        ignore_missing(fs::remove_file(self.body_path(id)))
+    }
+
     /// Claims `id` for exclusive work (local delivery, an outbound attempt)
     /// within this process; `None` if someone else holds it. Held ids are
     /// not returned by [`Spool::list`].
@@ -577,7 +623,7 @@ impl Spool {
     fn write_tmp_envelope(&self, id: &QueueId, env: &Envelope) -> io::Result<PathBuf> {
         let n = self.inner.counter.fetch_add(1, Ordering::Relaxed);
         let tmp = self.inner.tmp.join(format!("{id}.{n}.env"));
-        let text = env.to_toml()?;
+        let text = sealed(env.to_toml()?, None);
         let mut file = File::create(&tmp)?;
         file.write_all(text.as_bytes())?;
         file.sync_all()?;
@@ -591,8 +637,10 @@ pub struct MessageWriter {
     spool: Spool,
     id: QueueId,
     file: Option<BufWriter<File>>,
-    tmp_body: PathBuf,
+    /// `ID.msg`; empty once committed (Drop must not delete it then).
+    body: PathBuf,
     written: u64,
+    crc: Crc32,
 }
 
 impl fmt::Debug for MessageWriter {
@@ -623,20 +671,21 @@ impl MessageWriter {
             .ok_or_else(|| io::Error::other("message writer already failed"))?;
         file.write_all(data)?;
         self.written += data.len() as u64;
+        self.crc.update(data);
         Ok(())
     }
 
-    /// Makes the message durable and visible: fsync the body, write and
-    /// fsync the envelope, rename body then envelope into the queue, fsync
-    /// the queue directory. The message is **held** on return (hidden from
-    /// [`Spool::list`]) until the returned [`Hold`] is dropped, so local
-    /// delivery can finish before the outbound runner sees it.
+    /// Makes the message durable and visible: writes the sealed envelope
+    /// next to the body, then waits for one group commit ([`Syncer::sync`])
+    /// that covers both files and their directory entries. The message is
+    /// **held** on return (hidden from [`Spool::list`]) until the returned
+    /// [`Hold`] is dropped, so local delivery can finish before the outbound
+    /// runner sees it.
     ///
-    /// Only after `Ok` may the message be acknowledged. On error nothing is
-    /// left under the final names... except in the rare case the envelope
-    /// rename succeeded and the directory fsync failed; then the message is
-    /// committed as far as this process can tell and reported as an error
-    /// (so not acknowledged; a duplicate is possible, a loss is not).
+    /// Only after `Ok` may the message be acknowledged. On error the files
+    /// are removed (best effort; if the sync failed after the files reached
+    /// the disk, a restart may find the complete message: a duplicate is
+    /// possible, a loss is not).
     pub fn commit(mut self, envelope: &Envelope) -> io::Result<Hold> {
         let spool = self.spool.clone();
         let hold = spool.hold(&self.id).ok_or_else(|| {
@@ -645,38 +694,39 @@ impl MessageWriter {
                 format!("queue id {} is already held", self.id),
             )
         })?;
+        if let Err(e) = self.commit_held(envelope) {
+            let _ = fs::remove_file(spool.env_path(&self.id));
+            // Drop removes the body.
+            return Err(e);
+        }
+        // Committed: the Drop below must not delete anything.
+        self.body = PathBuf::new();
+        Ok(hold)
+    }
+
+    fn commit_held(&mut self, envelope: &Envelope) -> io::Result<()> {
+        let spool = self.spool.clone();
         let mut file = self
             .file
             .take()
             .ok_or_else(|| io::Error::other("message writer already failed"))?;
         file.flush()?;
-        let file = file.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        drop(file);
-        let tmp_env = spool.write_tmp_envelope(&self.id, envelope)?;
-        let body = spool.body_path(&self.id);
-        let env = spool.env_path(&self.id);
-        if let Err(e) = fs::rename(&self.tmp_body, &body) {
-            let _ = fs::remove_file(&tmp_env);
-            return Err(e);
-        }
-        if let Err(e) = fs::rename(&tmp_env, &env) {
-            let _ = fs::remove_file(&tmp_env);
-            let _ = fs::remove_file(&body);
-            return Err(e);
-        }
-        // Renamed: the Drop below must not delete anything.
-        self.tmp_body = PathBuf::new();
-        sync_dir(&spool.inner.dir)?;
-        Ok(hold)
+        let body_file = file.into_inner().map_err(|e| e.into_error())?;
+        let text = sealed(envelope.to_toml()?, Some((self.written, self.crc.finish())));
+        let mut env_file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(spool.env_path(&self.id))?;
+        env_file.write_all(text.as_bytes())?;
+        spool.inner.syncer.sync(&[&body_file, &env_file])
     }
 }
 
 impl Drop for MessageWriter {
     fn drop(&mut self) {
-        if !self.tmp_body.as_os_str().is_empty() {
+        if !self.body.as_os_str().is_empty() {
             self.file = None;
-            let _ = fs::remove_file(&self.tmp_body);
+            let _ = fs::remove_file(&self.body);
         }
     }
 }
@@ -691,6 +741,261 @@ fn ignore_missing(r: io::Result<()>) -> io::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         other => other,
     }
+}
+
+const SEAL: &str = "# postern-seal v1 ";
+
+/// `text` (TOML, ending in a newline) with its seal line appended.
+fn sealed(mut text: String, body: Option<(u64, u32)>) -> String {
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    let mut crc = Crc32::new();
+    crc.update(text.as_bytes());
+    let env = format!("{}:{:08x}", text.len(), crc.finish());
+    let body = body.map_or_else(|| "-".to_owned(), |(len, crc)| format!("{len}:{crc:08x}"));
+    let _ = fmt::Write::write_fmt(&mut text, format_args!("{SEAL}env={env} body={body}\n"));
+    text
+}
+
+/// Checks an envelope file's seal (and the body's length and CRC when the
+/// seal names them). `Ok(Err(why))`: the commit did not finish.
+fn verify_sealed(env: &Path, body: &Path) -> io::Result<Result<(), String>> {
+    let text = fs::read(env)?;
+    let Some(rest) = text.strip_suffix(b"\n") else {
+        return Ok(Err("envelope does not end in a newline".into()));
+    };
+    let start = rest.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let Some(seal) = std::str::from_utf8(&rest[start..])
+        .ok()
+        .and_then(|l| l.strip_prefix(SEAL))
+    else {
+        return Ok(Err("no seal line".into()));
+    };
+    let content = &text[..start];
+    let mut fields = seal.split(' ');
+    let (Some(e), Some(b), None) = (
+        fields.next().and_then(|f| f.strip_prefix("env=")),
+        fields.next().and_then(|f| f.strip_prefix("body=")),
+        fields.next(),
+    ) else {
+        return Ok(Err(format!("malformed seal {seal:?}")));
+    };
+    let mut crc = Crc32::new();
+    crc.update(content);
+    if e != format!("{}:{:08x}", content.len(), crc.finish()) {
+        return Ok(Err(format!("envelope does not match its seal {e}")));
+    }
+    if b == "-" {
+        return Ok(Ok(()));
+    }
+    let mut crc = Crc32::new();
+    let mut len = 0u64;
+    let mut file = File::open(body)?;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        crc.update(&buf[..n]);
+        len += n as u64;
+    }
+    if b != format!("{len}:{:08x}", crc.finish()) {
+        return Ok(Err(format!(
+            "body ({len} octets) does not match its seal {b}"
+        )));
+    }
+    Ok(Ok(()))
+}
+
+/// CRC-32 (IEEE 802.3, as zlib), slicing by 8.
+#[derive(Debug, Clone, Copy)]
+struct Crc32(u32);
+
+const CRC_TABLES: [[u32; 256]; 8] = {
+    let mut t = [[0u32; 256]; 8];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 {
+                0xedb8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+            k += 1;
+        }
+        t[0][i] = c;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 256 {
+        let mut s = 1;
+        while s < 8 {
+            let prev = t[s - 1][i];
+            t[s][i] = (prev >> 8) ^ t[0][(prev & 0xff) as usize];
+            s += 1;
+        }
+        i += 1;
+    }
+    t
+};
+
+impl Crc32 {
+    fn new() -> Self {
+        Crc32(!0)
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        let t = &CRC_TABLES;
+        let mut c = self.0;
+        let mut chunks = data.chunks_exact(8);
+        for ch in &mut chunks {
+            let lo = c ^ u32::from_le_bytes([ch[0], ch[1], ch[2], ch[3]]);
+            c = t[7][(lo & 0xff) as usize]
+                ^ t[6][((lo >> 8) & 0xff) as usize]
+                ^ t[5][((lo >> 16) & 0xff) as usize]
+                ^ t[4][(lo >> 24) as usize]
+                ^ t[3][ch[4] as usize]
+                ^ t[2][ch[5] as usize]
+                ^ t[1][ch[6] as usize]
+                ^ t[0][ch[7] as usize];
+        }
+        for &b in chunks.remainder() {
+            c = t[0][((c ^ b as u32) & 0xff) as usize] ^ (c >> 8);
+        }
+        self.0 = c;
+    }
+
+    fn finish(self) -> u32 {
+        !self.0
+    }
+}
+
+/// Group commit: makes files durable with as few journal commits as the
+/// file system allows, shared by every caller waiting at the same time.
+///
+/// On Linux one round is `syncfs(2)` on the file system holding the
+/// directory given to [`Syncer::for_dir`]: it writes back every dirty file
+/// and commits the journal once, so the data of every file written before
+/// the round started, their inodes and their directory entries are durable
+/// when it returns (and, since Linux 5.8, a writeback error is reported).
+/// Callers that arrive while a round runs wait for the next one, which
+/// then covers all of them: with N sessions committing at once, N messages
+/// share one journal commit. The cost: a round also flushes whatever else
+/// is dirty on that file system, so keep the queue on a file system of its
+/// own where other heavy writers would make that slow.
+///
+/// Elsewhere each caller fsyncs its own files and the directory.
+#[derive(Debug)]
+pub struct Syncer {
+    dir: File,
+    state: Mutex<SyncState>,
+    done: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct SyncState {
+    /// Tickets handed out (a caller's ticket is covered by the first round
+    /// that starts after it was taken).
+    requested: u64,
+    /// Every ticket up to this one is covered by a finished round.
+    completed: u64,
+    running: bool,
+    /// Ticket ranges whose round failed, with the error (bounded).
+    failed: Vec<(u64, u64, io::ErrorKind, String)>,
+}
+
+impl Syncer {
+    /// The syncer of the file system holding `dir`; one per file system in
+    /// a process, so the queue and the Maildirs share rounds when they are
+    /// on the same one.
+    pub fn for_dir(dir: &Path) -> io::Result<Arc<Syncer>> {
+        use std::collections::HashMap;
+        use std::os::unix::fs::MetadataExt;
+        use std::sync::{OnceLock, Weak};
+        static ALL: OnceLock<Mutex<HashMap<u64, Weak<Syncer>>>> = OnceLock::new();
+        let dev = fs::metadata(dir)?.dev();
+        let mut all = ALL
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = all.get(&dev).and_then(Weak::upgrade) {
+            return Ok(s);
+        }
+        let s = Arc::new(Syncer {
+            dir: File::open(dir)?,
+            state: Mutex::new(SyncState::default()),
+            done: Condvar::new(),
+        });
+        all.retain(|_, w| w.strong_count() > 0);
+        all.insert(dev, Arc::downgrade(&s));
+        Ok(s)
+    }
+
+    /// Returns once everything written to `files` (and every directory
+    /// change on this file system) before the call is durable.
+    pub fn sync(&self, files: &[&File]) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        {
+            let _ = files;
+            self.round()
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            for f in files {
+                f.sync_all()?;
+            }
+            self.dir.sync_all()
+        }
+    }
+
+    /// Waits for a round that starts after this call; runs it if nobody is.
+    pub fn round(&self) -> io::Result<()> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.requested += 1;
+        let ticket = st.requested;
+        loop {
+            if st.completed >= ticket {
+                return match st.failed.iter().find(|f| f.0 <= ticket && ticket <= f.1) {
+                    Some((_, _, kind, msg)) => Err(io::Error::new(*kind, msg.clone())),
+                    None => Ok(()),
+                };
+            }
+            if st.running {
+                st = self.done.wait(st).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            st.running = true;
+            let from = st.completed + 1;
+            let upto = st.requested;
+            drop(st);
+            let result = sync_filesystem(&self.dir);
+            st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.running = false;
+            st.completed = upto;
+            if let Err(e) = result {
+                if st.failed.len() >= 64 {
+                    st.failed.remove(0);
+                }
+                st.failed
+                    .push((from, upto, e.kind(), format!("syncfs: {e}")));
+            }
+            self.done.notify_all();
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn sync_filesystem(dir: &File) -> io::Result<()> {
+    rustix::fs::syncfs(dir).map_err(io::Error::from)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn sync_filesystem(dir: &File) -> io::Result<()> {
+    dir.sync_all()
 }
 
 #[cfg(test)]
@@ -748,7 +1053,7 @@ mod tests {
         let mut w = spool.writer(&id).unwrap();
         w.write(b"half").unwrap();
         drop(w);
-        assert_eq!(fs::read_dir(dir.join("tmp")).unwrap().count(), 0);
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1, "only tmp/ left");
         // A writer abandoned by a crash, a lone body, a lone envelope.
         let w = spool.writer(&spool.new_id()).unwrap();
         std::mem::forget(w);
@@ -757,6 +1062,90 @@ mod tests {
         let spool = Spool::open(&dir).unwrap();
         assert!(spool.list().unwrap().is_empty());
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 1, "only tmp/ left");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn torn_commits_are_removed_and_sealed_ones_kept() {
+        let dir = tempdir("seal");
+        let spool = Spool::open(&dir).unwrap();
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            let id = spool.new_id();
+            let mut w = spool.writer(&id).unwrap();
+            w.write(format!("Subject: {i}\r\n\r\n").as_bytes()).unwrap();
+            w.write(&vec![b'x'; 100_000 + i]).unwrap();
+            let mut env = Envelope::new(id.clone(), "a@b.example");
+            env.recipients
+                .push(RecipientState::pending("c@d.example", false));
+            drop(w.commit(&env).unwrap());
+            ids.push(id);
+        }
+        // 0: intact. 1: envelope torn (crash while writing it). 2: body
+        // short. 3: body altered. 4: updated (sealed without a body CRC).
+        let env1 = spool.env_path(&ids[1]);
+        let text = fs::read(&env1).unwrap();
+        fs::write(&env1, &text[..text.len() - 10]).unwrap();
+        let body2 = spool.body_path(&ids[2]);
+        let len = fs::metadata(&body2).unwrap().len();
+        File::options()
+            .write(true)
+            .open(&body2)
+            .unwrap()
+            .set_len(len - 4096)
+            .unwrap();
+        let body3 = spool.body_path(&ids[3]);
+        let mut b = fs::read(&body3).unwrap();
+        b[50_000] = 0;
+        fs::write(&body3, b).unwrap();
+        let mut env4 = spool.load(&ids[4]).unwrap();
+        env4.attempts = 3;
+        spool.update(&ids[4], &env4).unwrap();
+        assert!(
+            fs::read_to_string(spool.env_path(&ids[4]))
+                .unwrap()
+                .contains(" body=-\n")
+        );
+        let spool = Spool::open(&dir).unwrap();
+        assert_eq!(spool.list().unwrap(), vec![ids[0].clone(), ids[4].clone()]);
+        assert_eq!(spool.load(&ids[4]).unwrap(), env4);
+        assert!(!spool.body_path(&ids[1]).exists());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn crc32_matches_zlib() {
+        let mut c = Crc32::new();
+        c.update(b"123456789");
+        assert_eq!(c.finish(), 0xcbf4_3926);
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 + 3) as u8).collect();
+        let mut whole = Crc32::new();
+        whole.update(&data);
+        let mut parts = Crc32::new();
+        for ch in data.chunks(13) {
+            parts.update(ch);
+        }
+        assert_eq!(whole.finish(), parts.finish());
+    }
+
+    #[test]
+    fn concurrent_commits_share_sync_rounds() {
+        let dir = tempdir("group");
+        let spool = Spool::open(&dir).unwrap();
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..5 {
+                        let id = spool.new_id();
+                        let mut w = spool.writer(&id).unwrap();
+                        w.write(b"Subject: x\r\n\r\nbody\r\n").unwrap();
+                        let env = Envelope::new(id.clone(), "a@b.example");
+                        drop(w.commit(&env).unwrap());
+                    }
+                });
+            }
+        });
+        assert_eq!(spool.list().unwrap().len(), 40);
         let _ = fs::remove_dir_all(&dir);
     }
 
