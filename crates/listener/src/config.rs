@@ -104,8 +104,9 @@ pub struct ConnLimits {
     /// Longest TLS handshake (implicit, or after `STARTTLS`); then the
     /// connection is closed.
     pub handshake_timeout: Duration,
-    /// Longest wait for the next command (RFC 5321 §4.5.3.2.7: 5 min);
-    /// then `421 4.4.2` and close.
+    /// Longest wait for the next complete command (RFC 5321 §4.5.3.2.7:
+    /// 5 min), counted from the last reply written: octets trickling in
+    /// do not extend it (slowloris); then `421 4.4.2` and close.
     pub command_timeout: Duration,
     /// Longest wait for the next read of a message body (the client's
     /// "DATA block" timeout, 3 min); then `421 4.4.2` and close.

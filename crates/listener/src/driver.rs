@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use postern_session::{ConnectionInfo, Decision, Event, Session, TlsInfo, TlsVersion};
 use tokio::net::TcpStream;
@@ -154,15 +154,24 @@ async fn run<H: Handler>(
     let mut buf = vec![0u8; READ_BUF].into_boxed_slice();
     // Octets read but not yet taken by the session (backpressure).
     let mut held: Vec<u8> = Vec::new();
+    // Outside a body, `command_timeout` is a deadline for the next complete
+    // command counted from the last reply written, not a per-read timeout:
+    // a client dripping one octet at a time (slowloris) must not hold its
+    // slot forever by resetting the timer with every octet.
+    let mut last_reply = Instant::now();
 
     loop {
         // 1. Events, in order; the embedder answers those that need it.
         deliver(&mut session, &mut conn, shared, peer, &mut state).await;
         // 2. Replies, one write per batch.
+        let replied = session.has_output();
         if let Err(e) = write(&mut stream, &mut session, limits.write_timeout).await {
             session.peer_closed();
             deliver(&mut session, &mut conn, shared, peer, &mut state).await;
             return e;
+        }
+        if replied {
+            last_reply = Instant::now();
         }
         if session.is_closed() {
             let _ = timeout(Duration::from_secs(1), stream.shutdown()).await;
@@ -189,6 +198,7 @@ async fn run<H: Handler>(
                     if let Err(e) = session.tls_established(info) {
                         return format!("session refused TLS: {e}");
                     }
+                    last_reply = Instant::now();
                     continue;
                 }
                 Err(e) => {
@@ -214,7 +224,7 @@ async fn run<H: Handler>(
         let mut wait = if state.in_body {
             limits.data_timeout
         } else {
-            limits.command_timeout
+            limits.command_timeout.saturating_sub(last_reply.elapsed())
         };
         if let Some(at) = shutdown_at {
             wait = wait.min(limits.shutdown_grace.saturating_sub(at.elapsed()));

@@ -261,6 +261,42 @@ fn command_timeout_sends_421() {
     assert!(c.closed());
 }
 
+/// Slowloris: one octet every 150 ms never completes a command; the
+/// command timeout is a deadline from the last reply, so trickled octets do
+/// not extend it (they did when it was a per-read timeout).
+#[test]
+fn command_timeout_is_not_extended_by_trickled_octets() {
+    let mut l = listener("plain", Mode::Plain, None);
+    l.limits.command_timeout = Duration::from_millis(600);
+    let srv = Running::start(vec![l]);
+    let mut c = Client::connect(srv.addr("plain"));
+    c.reply();
+    let started = Instant::now();
+    let mut sock = c.tcp.try_clone().unwrap();
+    let dripper = std::thread::spawn(move || {
+        for b in b"NOOP NOOP NOOP NOOP NOOP NOOP".iter() {
+            if sock.write_all(&[*b]).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    });
+    let r = c.reply();
+    let waited = started.elapsed();
+    assert!(r.starts_with("421 4.4.2"), "{r}");
+    assert!(waited >= Duration::from_millis(500), "{waited:?}");
+    assert!(waited < Duration::from_millis(2500), "{waited:?}");
+    dripper.join().unwrap();
+    // A complete command resets the deadline: a client that answers in
+    // time is never cut off.
+    let mut ok = Client::connect(srv.addr("plain"));
+    ok.reply();
+    for _ in 0..4 {
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(ok.cmd("NOOP").starts_with("250"));
+    }
+}
+
 #[test]
 fn graceful_shutdown_closes_idle_and_finishes_transactions() {
     let recorder = Recorder {
