@@ -363,6 +363,12 @@ impl Lines<TcpStream> {
         self.r.get_ref()
     }
 
+    /// The socket back, with the octets already read past the last reply.
+    pub fn into_parts(self) -> (TcpStream, Vec<u8>) {
+        let rest = self.r.buffer().to_vec();
+        (self.r.into_inner(), rest)
+    }
+
     /// The socket back, asserting nothing was read past the last reply.
     pub fn into_tcp(self) -> TcpStream {
         assert!(
