@@ -18,8 +18,10 @@ Sections:
   idle      RSS of postern-mta holding 1,000 and 10,000 idle connections.
 
 Everything binds 127.0.0.1; counts are bounded. Figures: msg/s, MB/s
-(payload), server CPU microseconds per message (machine CPU time over the
-run minus the client's own CPU time), peak server RSS. Ratios are
+(payload), server CPU microseconds per message (user + system time of the
+server's own processes, read from /proc/PID/stat before and after the run,
+children reaped during it included; kernel threads such as the journal
+commit are not counted for either side), peak server RSS. Ratios are
 postern / peer for throughput (higher is better) and peer / postern for CPU
 and memory (higher is better). The table is printed as Markdown.
 
@@ -44,10 +46,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 POSTFIX_PORT = 2526
 POSTFIX_TLS_PORT = 2466
-POSTERN_SMTP = 12525
-POSTERN_SUB = 12587
-POSTERN_TLS = 12465
-DISCARD_PORT = 12526
+POSTERN_SMTP = 13525
+POSTERN_SUB = 13587
+POSTERN_TLS = 13465
+DISCARD_PORT = 13526
 SINK_PORT = 2627
 STUNNEL_PORT = 12999
 
@@ -85,12 +87,23 @@ def port_free(port):
             return False
 
 
-def cpu_jiffies():
-    with open("/proc/stat") as f:
-        parts = f.readline().split()[1:]
-    vals = list(map(int, parts))
-    idle = vals[3] + vals[4]
-    return sum(vals[:8]) - idle
+def cpu_ticks(pids):
+    """utime + stime + cutime + cstime of `pids` (clock ticks).
+
+    Summed before and after a run over the server's processes: a process
+    that exits during the run is counted through its parent's cutime/cstime
+    (Postfix's master reaps its children), one that starts during it counts
+    in full. Kernel threads (the journal, writeback) are not attributed to
+    either server."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += sum(int(x) for x in fields[11:15])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
 
 
 def rss_of(pids):
@@ -151,14 +164,14 @@ def measure(port, pids_fn, sessions, messages, size, many, recipient):
     hz = os.sysconf("SC_CLK_TCK")
     sampler = RssSampler(pids_fn)
     sampler.start()
-    j0 = cpu_jiffies()
+    j0 = cpu_ticks(pids_fn())
     secs, client_cpu, err = smtp_source(port, sessions, messages, size, many, recipient)
-    j1 = cpu_jiffies()
+    j1 = cpu_ticks(pids_fn())
     sampler.stop.set()
     sampler.join()
     if err.strip():
         raise RuntimeError(f"smtp-source reported errors on port {port}: {err.strip()[:400]}")
-    server_cpu = max(0.0, (j1 - j0) / hz - client_cpu)
+    server_cpu = max(0.0, (j1 - j0) / hz)
     return {
         "msgs": messages / secs,
         "mbs": messages * size / secs / 1e6,
@@ -226,11 +239,19 @@ def postfix_pids():
 
 class Server:
     def __init__(self, cmd, ports, env=None):
+        # A stale server on one of our ports would be measured instead of
+        # ours (its bind would fail and wait_port would find the other).
+        for p in ports:
+            if not port_free(p):
+                raise RuntimeError(f"127.0.0.1:{p} is already in use (see `ss -ltnp`); "
+                                   "stop whatever listens there first")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
                                      stderr=open("/tmp/postern-bench-server.log", "ab"),
                                      env=env, start_new_session=True)
         for p in ports:
             wait_port(p)
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"{cmd[0]} exited at start; see /tmp/postern-bench-server.log")
 
     def pids(self):
         return [self.proc.pid] if self.proc.poll() is None else []
@@ -307,7 +328,7 @@ def section_durable(bin_dir, quick, pki):
         data = tempfile.mkdtemp(prefix="postern-bench-")
         cfg = mta_config(data)
         server = Server([str(bin_dir / "postern-mta"), "--config", str(cfg), "--data-dir", data],
-                        [POSTERN_SMTP])
+                        [POSTERN_SMTP, POSTERN_SUB, POSTERN_TLS])
         try:
             ours = measure(POSTERN_SMTP, server.pids, sessions, n, size, many,
                            "postmaster@localhost")
@@ -369,7 +390,7 @@ def section_tls(bin_dir, quick, pki):
         data = tempfile.mkdtemp(prefix="postern-bench-")
         cfg = mta_config(data)
         server = Server([str(bin_dir / "postern-mta"), "--config", str(cfg), "--data-dir", data],
-                        [POSTERN_TLS])
+                        [POSTERN_SMTP, POSTERN_SUB, POSTERN_TLS])
         tunnel = stunnel_client(POSTERN_TLS)
         try:
             ours = measure(STUNNEL_PORT, server.pids, sessions, n, size, many,
@@ -402,7 +423,7 @@ def section_idle(bin_dir):
         data = tempfile.mkdtemp(prefix="postern-bench-")
         cfg = mta_config(data)
         server = Server([str(bin_dir / "postern-mta"), "--config", str(cfg), "--data-dir", data],
-                        [POSTERN_SMTP])
+                        [POSTERN_SMTP, POSTERN_SUB, POSTERN_TLS])
         socks = []
         try:
             time.sleep(0.5)

@@ -15,7 +15,7 @@ use crate::admission::Slot;
 use crate::config::{ConnLimits, Mode};
 use crate::handler::{ConnContext, ConnectionHandler, Facts, Handler};
 use crate::policy::BuiltTls;
-use crate::stream::Stream;
+use crate::stream::{READ_BUF, Ready, Stream};
 
 /// What every connection of a listener shares.
 #[derive(Debug)]
@@ -28,7 +28,12 @@ pub(crate) struct Shared {
     pub(crate) tls: Option<BuiltTls>,
 }
 
-const READ_BUF: usize = 16 * 1024;
+thread_local! {
+    /// The read buffer of every plaintext connection served by this worker
+    /// thread: filled and drained without an await in between.
+    static SCRATCH: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0u8; READ_BUF].into_boxed_slice());
+}
 
 /// Serves one accepted connection to the end.
 pub(crate) async fn serve<H: Handler>(
@@ -151,7 +156,7 @@ async fn run<H: Handler>(
         shutdown_at = Some(std::time::Instant::now());
         session.shutdown();
     }
-    let mut buf = vec![0u8; READ_BUF].into_boxed_slice();
+    let mut tls_buf: Option<Box<[u8]>> = None;
     // Octets read but not yet taken by the session (backpressure).
     let mut held: Vec<u8> = Vec::new();
     // Outside a body, `command_timeout` is a deadline for the next complete
@@ -238,22 +243,45 @@ async fn run<H: Handler>(
                     session.shutdown();
                 }
             }
-            read = timeout(wait, stream.read(&mut buf)) => match read {
+            read = timeout(wait, stream.ready(&mut tls_buf)) => match read {
                 Err(_) => session.timeout(),
-                Ok(Ok(0)) => session.peer_closed(),
-                Ok(Ok(n)) => {
-                    // Order is kept: new octets queue behind held ones.
-                    let taken = if held.is_empty() { session.receive(&buf[..n]) } else { 0 };
-                    if taken < n {
-                        held.extend_from_slice(&buf[taken..n]);
+                Ok(Ok(Ready::Tls(0))) => session.peer_closed(),
+                Ok(Ok(Ready::Tls(n))) => {
+                    if let Some(buf) = tls_buf.as_deref() {
+                        feed(&mut session, &mut held, &buf[..n]);
                     }
                 }
+                Ok(Ok(Ready::Plain)) => SCRATCH.with(|scratch| {
+                    let mut buf = scratch.borrow_mut();
+                    match stream.try_read(&mut buf) {
+                        Ok(0) => session.peer_closed(),
+                        Ok(n) => feed(&mut session, &mut held, &buf[..n]),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(e) => {
+                            tracing::debug!(error = %e, "read failed");
+                            session.peer_closed();
+                        }
+                    }
+                }),
                 Ok(Err(e)) => {
                     tracing::debug!(error = %e, "read failed");
                     session.peer_closed();
                 }
             },
         }
+    }
+}
+
+/// Gives the session newly read octets; order is kept: they queue behind
+/// held ones, and what the session does not take yet is held.
+fn feed(session: &mut Session, held: &mut Vec<u8>, data: &[u8]) {
+    let taken = if held.is_empty() {
+        session.receive(data)
+    } else {
+        0
+    };
+    if taken < data.len() {
+        held.extend_from_slice(&data[taken..]);
     }
 }
 

@@ -9,7 +9,7 @@
 //! | RCPT | rules at `rcpt` (per recipient); then local: the mailbox must exist (`550 5.1.1`); remote: a rule's `accept` or an authenticated client, else `554 5.7.1` relay denied |
 //! | DATA/BDAT | rules at `data` per recipient (reject, `add_header`); the spool writer opens with our Received header |
 //! | body | written to the spool's temp file |
-//! | end of data | commit (fsync body, envelope, directory), then `250 2.0.0 Ok: queued as ID`; local recipients delivered right after |
+//! | end of data | commit (body and sealed envelope written, one group-committed sync, see `crate::spool`), then `250 2.0.0 Ok: queued as ID`; local recipients handed to the delivery thread
 //!
 //! One `info` log line per transaction (`transaction` target): listener,
 //! peer, TLS version and cipher, user, the rules that decided, queue id and
