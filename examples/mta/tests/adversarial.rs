@@ -524,10 +524,10 @@ fn connection_flood_beyond_global_and_per_ip_limits_gets_421_and_close() {
             };
             std::thread::spawn(move || {
                 for i in 0..150 {
-                    if let Ok(mut c) = Lines::plain(port) {
-                        if i % 2 == 0 {
-                            let _ = c.reply();
-                        }
+                    if let Ok(mut c) = Lines::plain(port)
+                        && i % 2 == 0
+                    {
+                        let _ = c.reply();
                     }
                 }
             })
