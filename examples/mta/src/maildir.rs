@@ -33,6 +33,8 @@ use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::dsn::Diagnosis;
+use crate::outbound::{DsnContext, queue_failure_dsn};
 use crate::spool::{Envelope, Hold, QueueId, RcptStatus, Spool, Syncer, sync_dir, unix_now};
 use crate::users::Users;
 
@@ -217,6 +219,8 @@ impl LocalDelivery {
         struct Work {
             env: Envelope,
             outcome: LocalOutcome,
+            /// Which recipients were open when the envelope was loaded.
+            open_before: Vec<bool>,
             /// (recipient index, tmp, target) written to tmp/.
             written: Vec<(usize, PathBuf, PathBuf)>,
         }
@@ -232,6 +236,7 @@ impl LocalDelivery {
                 }
             };
             let mut w = Work {
+                open_before: env.recipients.iter().map(|r| r.status.is_open()).collect(),
                 env,
                 outcome: LocalOutcome::default(),
                 written: Vec::new(),
@@ -303,6 +308,10 @@ impl LocalDelivery {
             .zip(&holds)
             .map(|(w, hold)| {
                 let mut w = w?;
+                // A recipient given up here is reported to the sender before
+                // the envelope records it, so a crash in between repeats the
+                // report rather than losing it (as the outbound runner does).
+                self.report_failures(hold.id(), &w.env, &w.open_before)?;
                 if w.env.is_finished() {
                     self.spool.remove_unsynced(hold.id())?;
                     w.outcome.removed = true;
@@ -314,6 +323,46 @@ impl LocalDelivery {
             .collect();
         drop(holds);
         results
+    }
+
+    /// Queues an RFC 3464 failure report for the recipients of `env` that
+    /// were open (`open_before`) and are now `Failed`: the mailbox was
+    /// removed, or local delivery kept failing until the queue's maximum
+    /// age. Nothing is queued for a null sender or when `NOTIFY` excludes
+    /// failures (see [`queue_failure_dsn`](crate::outbound::queue_failure_dsn)).
+    fn report_failures(
+        &self,
+        id: &QueueId,
+        env: &Envelope,
+        open_before: &[bool],
+    ) -> io::Result<()> {
+        let failed: Vec<(usize, Diagnosis)> = env
+            .recipients
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| open_before.get(*i).copied().unwrap_or(false))
+            .filter_map(|(i, r)| match &r.status {
+                RcptStatus::Failed { reply } => Some((i, local_diagnosis(reply))),
+                _ => None,
+            })
+            .collect();
+        if failed.is_empty() {
+            return Ok(());
+        }
+        let original = fs::read(self.spool.body_path(id))?;
+        let now = unix_now();
+        let sender_domain = env.sender.rsplit_once('@').map_or("", |(_, d)| d);
+        let ctx = DsnContext {
+            reporting_mta: self.config.hostname.clone(),
+            sender_is_local: self.config.is_local_domain(sender_domain),
+            now,
+            last_attempt: now,
+            reason: Some("Local delivery to the mailbox failed for good.".into()),
+        };
+        if let Some(dsn) = queue_failure_dsn(&self.spool, &ctx, env, &original, &failed)? {
+            tracing::info!(id = %id, dsn = %dsn, recipients = failed.len(), "local delivery failed; DSN queued");
+        }
+        Ok(())
     }
 
     fn sync(&self) -> io::Result<()> {
@@ -394,6 +443,24 @@ impl DeliveryQueue {
     pub fn push(&self, hold: Hold) {
         // If the thread is gone the hold is dropped: the sweep delivers.
         let _ = self.tx.send(hold);
+    }
+}
+
+/// The DSN diagnosis for a local failure text such as `550 5.1.1 mailbox
+/// no longer exists`: its enhanced status, and the text as our own
+/// explanation (no remote server replied).
+fn local_diagnosis(reply: &str) -> Diagnosis {
+    let status = reply
+        .split_whitespace()
+        .nth(1)
+        .filter(|s| s.starts_with("5.") && s.split('.').count() == 3)
+        .unwrap_or("5.0.0")
+        .to_owned();
+    Diagnosis {
+        status,
+        reply: None,
+        detail: Some(reply.to_owned()),
+        remote_mta: None,
     }
 }
 
@@ -492,6 +559,55 @@ mod tests {
             spool.load(&id).unwrap().recipients[0].status,
             RcptStatus::Delivered { .. }
         ));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_vanished_mailbox_bounces_to_the_sender_and_null_senders_get_nothing() {
+        let dir = std::env::temp_dir().join(format!("postern-maildir-gone-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let spool = Spool::open(&dir.join("queue")).unwrap();
+        let mut config = Config::embedded();
+        config.set_data_dir(dir.clone());
+        let config = Arc::new(config);
+        let ld = LocalDelivery {
+            spool: spool.clone(),
+            config: config.clone(),
+            users: Arc::new(Users::open(&dir.join("users"))),
+            maildirs: Maildirs::new(config.mail_dir(), "host"),
+        };
+        let mut ids = Vec::new();
+        for sender in ["postmaster@localhost", ""] {
+            let id = spool.new_id();
+            let mut w = spool.writer(&id).unwrap();
+            w.write(b"Subject: to a user who left\r\n\r\nbody\r\n")
+                .unwrap();
+            let mut env = Envelope::new(id.clone(), sender);
+            // "gone" has no mailbox (it was accepted, then the user removed).
+            env.recipients
+                .push(RecipientState::pending("gone@localhost", true));
+            let hold = w.commit(&env).unwrap();
+            let out = ld.deliver_held(hold).unwrap();
+            assert_eq!(out.failed, 1);
+            assert!(out.removed, "nothing is left open");
+            ids.push(id);
+        }
+        // Exactly one report: to postmaster for the first message, none
+        // for the null sender. The report itself waits for local delivery.
+        let queued: Vec<QueueId> = spool.list().unwrap();
+        assert_eq!(queued.len(), 1, "{queued:?}");
+        let dsn = spool.load(&queued[0]).unwrap();
+        assert_eq!(dsn.sender, "", "reports go out with the null sender");
+        assert_eq!(dsn.recipients.len(), 1);
+        assert_eq!(dsn.recipients[0].address, "postmaster@localhost");
+        let body = fs::read_to_string(spool.body_path(&queued[0])).unwrap();
+        assert!(body.contains("report-type=delivery-status"), "{body}");
+        assert!(
+            body.contains("Final-Recipient: rfc822; gone@localhost"),
+            "{body}"
+        );
+        assert!(body.contains("Action: failed"), "{body}");
+        assert!(body.contains("Status: 5.1.1"), "{body}");
         let _ = fs::remove_dir_all(&dir);
     }
 }
