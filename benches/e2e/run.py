@@ -79,7 +79,10 @@ def wait_port(port, timeout=20.0):
 
 
 def port_free(port):
+    """Nothing listens on 127.0.0.1:port (TIME_WAIT leftovers of the previous
+    workload do not count: SO_REUSEADDR, as the servers themselves use)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
             return True

@@ -6,7 +6,10 @@
 //! to [`Spool::open`]):
 //!
 //! ```text
-//! queue/tmp/            temporary files; emptied by Spool::open
+//! queue/tmp/            envelope updates in progress; emptied by Spool::open
+//! queue/format          marker: every envelope here is sealed (a queue
+//!                       without it is from before seals; Spool::open seals
+//!                       its envelopes, which were complete, and adds it)
 //! queue/ID.msg          the raw RFC 5322 message as it will be delivered
 //!                       (starts with our Received header), CRLF line endings
 //! queue/ID.env          the Envelope, TOML (see `Envelope`)
@@ -448,14 +451,36 @@ impl Spool {
         }
         // A commit interrupted by a crash can leave a torn envelope or a
         // body shorter than its seal says: never acknowledged, removed.
+        // A queue written before seals existed (no format marker) has only
+        // complete envelopes (they were renamed into place): those are
+        // sealed now instead.
+        let marker = dir.join(FORMAT_MARKER);
+        let legacy = !marker.exists();
         for stem in envelopes.intersection(&bodies) {
             let env = dir.join(format!("{stem}.env"));
             let body = dir.join(format!("{stem}.msg"));
             if let Err(problem) = verify_sealed(&env, &body)? {
+                if legacy && problem == NO_SEAL {
+                    let text = fs::read_to_string(&env)?;
+                    if let Ok(parsed) = toml::from_str::<Envelope>(&text) {
+                        let tmp = tmp.join(format!("{stem}.legacy.env"));
+                        let mut f = File::create(&tmp)?;
+                        f.write_all(sealed(parsed.to_toml()?, None).as_bytes())?;
+                        f.sync_all()?;
+                        fs::rename(&tmp, &env)?;
+                        continue;
+                    }
+                }
                 tracing::warn!(file = %env.display(), %problem, "removing a message whose commit did not finish (never acknowledged)");
                 fs::remove_file(&env)?;
                 fs::remove_file(&body)?;
             }
+        }
+        if legacy {
+            sync_dir(dir)?;
+            let mut f = File::create(&marker)?;
+            f.write_all(b"sealed envelopes v1\n")?;
+            f.sync_all()?;
         }
         sync_dir(dir)?;
         let nanos = SystemTime::now()
@@ -744,6 +769,9 @@ fn ignore_missing(r: io::Result<()>) -> io::Result<()> {
 }
 
 const SEAL: &str = "# postern-seal v1 ";
+const NO_SEAL: &str = "no seal line";
+/// Present once every envelope in the queue carries a seal.
+const FORMAT_MARKER: &str = "format";
 
 /// `text` (TOML, ending in a newline) with its seal line appended.
 fn sealed(mut text: String, body: Option<(u64, u32)>) -> String {
@@ -770,7 +798,7 @@ fn verify_sealed(env: &Path, body: &Path) -> io::Result<Result<(), String>> {
         .ok()
         .and_then(|l| l.strip_prefix(SEAL))
     else {
-        return Ok(Err("no seal line".into()));
+        return Ok(Err(NO_SEAL.into()));
     };
     let content = &text[..start];
     let mut fields = seal.split(' ');
@@ -1053,7 +1081,11 @@ mod tests {
         let mut w = spool.writer(&id).unwrap();
         w.write(b"half").unwrap();
         drop(w);
-        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1, "only tmp/ left");
+        assert_eq!(
+            fs::read_dir(&dir).unwrap().count(),
+            2,
+            "only tmp/ and the format marker left"
+        );
         // A writer abandoned by a crash, a lone body, a lone envelope.
         let w = spool.writer(&spool.new_id()).unwrap();
         std::mem::forget(w);
@@ -1061,7 +1093,31 @@ mod tests {
         fs::write(dir.join(format!("{}.env", spool.new_id())), b"x").unwrap();
         let spool = Spool::open(&dir).unwrap();
         assert!(spool.list().unwrap().is_empty());
-        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1, "only tmp/ left");
+        assert_eq!(
+            fs::read_dir(&dir).unwrap().count(),
+            2,
+            "only tmp/ and the format marker left"
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_queue_from_before_seals_is_sealed_not_emptied() {
+        let dir = tempdir("legacy");
+        fs::create_dir_all(dir.join("tmp")).unwrap();
+        let id: QueueId = "0123456789abcdef0123456789".parse().unwrap();
+        let mut env = Envelope::new(id.clone(), "a@b.example");
+        env.recipients
+            .push(RecipientState::pending("c@d.example", false));
+        fs::write(dir.join(format!("{id}.env")), env.to_toml().unwrap()).unwrap();
+        fs::write(dir.join(format!("{id}.msg")), b"Subject: old\r\n\r\n").unwrap();
+        let spool = Spool::open(&dir).unwrap();
+        assert_eq!(spool.list().unwrap(), vec![id.clone()]);
+        assert_eq!(spool.load(&id).unwrap(), env);
+        // From now on an envelope without a seal is a torn commit.
+        fs::write(dir.join(format!("{id}.env")), env.to_toml().unwrap()).unwrap();
+        let spool = Spool::open(&dir).unwrap();
+        assert!(spool.list().unwrap().is_empty());
         let _ = fs::remove_dir_all(&dir);
     }
 

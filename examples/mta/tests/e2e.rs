@@ -500,7 +500,7 @@ fn refused_and_abandoned_bodies_leave_nothing_behind() {
     let queued: Vec<_> = fs::read_dir(server.data.join("queue"))
         .unwrap()
         .flatten()
-        .filter(|e| e.file_name() != "tmp")
+        .filter(|e| e.file_name() != "tmp" && e.file_name() != "format")
         .collect();
     assert!(queued.is_empty(), "{queued:?}");
 }
