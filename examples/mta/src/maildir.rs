@@ -276,14 +276,15 @@ impl LocalDelivery {
         }
         if any_written {
             // Phase 1: the new files' contents; phase 2: their names.
-            let synced = self.sync().and_then(|()| {
-                for w in works.iter_mut().flatten() {
-                    for (_, tmp, target) in &w.written {
+            let written = || works.iter().flatten().flat_map(|w| w.written.iter());
+            let synced = self
+                .sync(written().map(|(_, tmp, _)| tmp.as_path()))
+                .and_then(|()| {
+                    for (_, tmp, target) in written() {
                         fs::rename(tmp, target)?;
                     }
-                }
-                self.sync()
-            });
+                    self.sync(written().filter_map(|(_, _, target)| target.parent()))
+                });
             for (w, hold) in works.iter_mut().zip(&holds) {
                 let Ok(w) = w else { continue };
                 let expired =
@@ -365,8 +366,22 @@ impl LocalDelivery {
         Ok(())
     }
 
-    fn sync(&self) -> io::Result<()> {
-        Syncer::for_dir(&self.maildirs.root)?.sync(&[])
+    /// Makes `paths` (the batch's files, then their `new/` directories)
+    /// durable: one group sync round on Linux (it covers every file and
+    /// directory of the file system), an fsync of each path elsewhere.
+    fn sync<'a>(&self, paths: impl Iterator<Item = &'a Path>) -> io::Result<()> {
+        let syncer = Syncer::for_dir(&self.maildirs.root)?;
+        if cfg!(target_os = "linux") {
+            drop(paths);
+            return syncer.sync(&[]);
+        }
+        let mut done = std::collections::HashSet::new();
+        for p in paths {
+            if done.insert(p.to_owned()) {
+                File::open(p)?.sync_all()?;
+            }
+        }
+        Ok(())
     }
 
     /// One sweep: every unheld message with an open local recipient.

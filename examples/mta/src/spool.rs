@@ -981,7 +981,7 @@ impl Syncer {
     }
 
     /// Waits for a round that starts after this call; runs it if nobody is.
-    pub fn round(&self) -> io::Result<()> {
+    fn round(&self) -> io::Result<()> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         st.requested += 1;
         let ticket = st.requested;
