@@ -19,7 +19,6 @@
 //! §4.5.5) so that it can never cause another report.
 
 use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The suffix that carries the remote MTA in a stored [`Diagnosis`].
 const REMOTE_MTA_OPEN: &str = " (remote mta: ";
@@ -594,12 +593,7 @@ pub fn rfc5322_date(unix: u64) -> String {
     )
 }
 
-/// Unix time in seconds now (0 before 1970).
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+pub use crate::spool::unix_now;
 
 /// Howard Hinnant's days-to-civil algorithm: (year, month 1-12, day 1-31).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
