@@ -16,6 +16,33 @@
 //! | [`cli`] | the commands: check, explain, policy test, user add |
 //! | [`outbound`], [`dsn`] | the queue runner and delivery status notifications (outbound engineer) |
 //!
+//! # Example
+//!
+//! Load the embedded default configuration and ask its rules what they do
+//! with a plaintext delivery to the TLS-only local domain and with a
+//! relayed recipient, as `postern-mta explain` does:
+//!
+//! ```
+//! use postern_mta::config::Config;
+//! use postern_rules::{DecisionKind, Facts, RelayTlsMode, Stage};
+//!
+//! let config = Config::embedded();
+//! assert!(config.is_local_domain("localhost"));
+//! let plaintext = Facts::new()
+//!     .tls(false)
+//!     .sender("bob@example.org")
+//!     .recipient("postmaster@tls.localhost");
+//! let outcome = config.rules().evaluate(Stage::Rcpt, &plaintext);
+//! assert_eq!(outcome.decision.kind(), DecisionKind::Reject);
+//!
+//! // Relaying to example.com goes through the smart host, implicit TLS 1.2.
+//! let plan = config.route_for("carol@example.com", "alice@localhost");
+//! assert_eq!(plan.tls, RelayTlsMode::Implicit);
+//! // Elsewhere: MX routing with opportunistic STARTTLS (the guide's "Use StartTLS").
+//! let plan = config.route_for("dave@example.org", "alice@localhost");
+//! assert_eq!(plan.tls, RelayTlsMode::Opportunistic);
+//! ```
+//!
 //! The outbound runner (`outbound.rs`, `dsn.rs`) is started by `main` as
 //! `outbound::spawn(spool.clone(), config.clone(), shutdown.clone())` with a
 //! [`Spool`](spool::Spool), an `Arc<`[`Config`](config::Config)`>` and a
