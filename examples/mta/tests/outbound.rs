@@ -775,10 +775,9 @@ actions = [
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[tokio::test]
-async fn shutdown_abandons_a_stuck_delivery_and_keeps_the_message() {
-    init_logs();
-    // A server that accepts and never greets: the delivery hangs.
+/// A server on 127.0.0.1 that accepts (up to 8 connections, held open)
+/// and never greets: its port, and how many connections it accepted.
+fn tarpit() -> (u16, Arc<AtomicU64>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let accepted = Arc::new(AtomicU64::new(0));
@@ -790,6 +789,14 @@ async fn shutdown_abandons_a_stuck_delivery_and_keeps_the_message() {
             held.push(s);
         }
     });
+    (port, accepted)
+}
+
+#[tokio::test]
+async fn shutdown_abandons_a_stuck_delivery_and_keeps_the_message() {
+    init_logs();
+    // A server that accepts and never greets: the delivery hangs.
+    let (port, accepted) = tarpit();
     let dir = tempdir("stuck");
     let spool = Spool::open(&dir).unwrap();
     let id = enqueue(&spool, "alice@local.test", &[("bob@example.net", false)]);
@@ -1083,17 +1090,7 @@ async fn a_stuck_route_does_not_hold_up_new_mail() {
         return;
     };
     // example.net goes to a server that accepts and never greets.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let tarpit = listener.local_addr().unwrap().port();
-    let accepted = Arc::new(AtomicU64::new(0));
-    let count = accepted.clone();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for s in listener.incoming().take(8).flatten() {
-            count.fetch_add(1, Ordering::SeqCst);
-            held.push(s);
-        }
-    });
+    let (tarpit, accepted) = tarpit();
     let dir = tempdir("hol");
     let spool = Spool::open(&dir).unwrap();
     let stuck = enqueue(&spool, "alice@local.test", &[("bob@example.net", false)]);
