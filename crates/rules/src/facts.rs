@@ -283,6 +283,8 @@ impl Facts {
     /// Sets the reverse-path; `""` is the null sender.
     #[must_use]
     pub fn sender(mut self, address: &str) -> Facts {
+        // The domain is split off once here, not by every condition.
+        self.sender.domain = Some(address.rsplit_once('@').map_or("", |(_, d)| d).to_owned());
         self.sender.address = Some(address.to_owned());
         self
     }
@@ -290,6 +292,8 @@ impl Facts {
     /// Sets the recipient address.
     #[must_use]
     pub fn recipient(mut self, address: &str) -> Facts {
+        // The domain is split off once here, not by every condition.
+        self.recipient.domain = address.rsplit_once('@').map(|(_, d)| d.to_owned());
         self.recipient.address = Some(address.to_owned());
         self
     }
