@@ -3,15 +3,35 @@
 //! Postern's outbound SMTP client: it delivers messages to a smart host or
 //! to a domain's MX hosts and enforces the route's TLS policy.
 //!
-//! Two layers, in the style of rustls and quinn-proto:
-//! - [`Client`], a sans-IO state machine: feed it received octets
-//!   ([`Client::receive`]), write what it produces
-//!   ([`Client::poll_transmit`]), act on its [`Event`]s (`StartTlsNow`,
-//!   `Ready`, `Done(results)`, `Closed`, `Failed`). No IO, no clock.
-//! - [`Connection`] and [`Relay`], a tokio driver that owns the socket,
-//!   upgrades it in place with tokio-rustls, applies RFC 5321 §4.5.3.2
-//!   timeouts and tries MX hosts in order through a [`Resolver`]
-//!   ([`HickoryResolver`] for DNS, [`StaticResolver`] for tests).
+//! ## Layers and features
+//!
+//! Two layers, as quinn-proto and quinn (or h2 and hyper) are:
+//! - The sans-IO core, always built: [`Client`], a state machine with no
+//!   IO and no clock. Feed it received octets ([`Client::receive`], which
+//!   returns how many it took and bounds what it holds), write what it
+//!   produces ([`Client::output`], then [`Client::consume_output`]), act on
+//!   its [`ClientEvent`]s (`StartTlsNow`, `Ready`, `Done(results)`,
+//!   `Closed`, `Failed`), and wait at most [`Client::timeout`] for input.
+//!   The core also holds the TLS policy ([`TlsPolicy`], [`client_config`]
+//!   for rustls), routes, MX ordering ([`plan_mx`]), the [`Resolver`]
+//!   trait, results and errors ([`RelayError::status`] gives the RFC 3463
+//!   code). It needs rustls for the policy types but no runtime.
+//! - The driver (feature `tokio`): [`Connection`] and [`Relay`] own the
+//!   socket, upgrade it in place with tokio-rustls, apply RFC 5321
+//!   §4.5.3.2 timeouts and try MX hosts in order through a [`Resolver`]
+//!   ([`HickoryResolver`] for DNS with feature `hickory`,
+//!   [`StaticResolver`] for tests and fixed hosts).
+//!
+//! | feature | default | adds |
+//! |---|---|---|
+//! | `tokio` | yes | `Connection`, `Connector`, `Relay`; tokio, tokio-rustls, tracing |
+//! | `hickory` | yes | `HickoryResolver`, `mx_records`; hickory-resolver (implies `tokio`) |
+//! | `webpki-roots` | yes | `Anchors::WebPki`, the Mozilla root program |
+//!
+//! With `default-features = false` only the sans-IO core is built, and
+//! `cargo tree -p postern-relay --no-default-features -e normal` lists no
+//! tokio, tokio-rustls, hickory or webpki-roots (`scripts/check-layering.sh`
+//! checks it).
 //!
 //! ## TLS policy
 //! [`TlsMode`]: `None`, `Opportunistic` (STARTTLS when offered, no
@@ -27,7 +47,7 @@
 //!   TLS 1.0/1.1) are reported by [`TlsPolicy::versions`], never widened,
 //!   and a policy left with no version fails before connecting.
 //! - Octets received after the 220 reply to STARTTLS abort the connection
-//!   ([`Error::ResponseInjection`]), and after the handshake only the new
+//!   ([`RelayError::ResponseInjection`]), and after the handshake only the new
 //!   EHLO reply's capabilities count.
 //!
 //! ## Example
@@ -45,11 +65,11 @@
 //! let relay = Relay::new(session, provider, Arc::new(HickoryResolver::from_system_conf()?));
 //!
 //! // Deliver to example.com's MX hosts, only over verified TLS 1.2.
-//! let route = Route {
-//!     target: Target::Mx { domain: "example.com".into(), port: 25 },
-//!     tls: TlsPolicy::new(TlsMode::Verified { anchors: postern_relay::Anchors::WebPki })
+//! let route = Route::new(
+//!     Target::mx("example.com", 25),
+//!     TlsPolicy::new(TlsMode::Verified { anchors: postern_relay::Anchors::WebPki })
 //!         .with_versions([TlsVersion::Tls11, TlsVersion::Tls12]),
-//! };
+//! );
 //! // TLS 1.1 is reported, not offered.
 //! assert_eq!(route.tls.versions().unsupported, [TlsVersion::Tls11]);
 //!
@@ -74,26 +94,34 @@
 
 mod body;
 mod client;
+#[cfg(feature = "tokio")]
 mod driver;
 mod error;
+#[cfg(feature = "hickory")]
 mod hickory;
 mod message;
 mod policy;
+#[cfg(feature = "tokio")]
 mod relay;
 mod resolve;
 mod result;
+mod route;
 mod timeouts;
 mod tls;
 
 pub use body::LineEndings;
-pub use client::{Client, Credentials, Event, NotReady, SessionConfig, TlsRequirement};
+pub use client::{Client, ClientEvent, NotReady, RelayCredentials, SessionConfig, TlsRequirement};
+#[cfg(feature = "tokio")]
 pub use driver::{Connection, Connector};
-pub use error::{Error, Stage};
+pub use error::{Phase, RelayError};
+#[cfg(feature = "hickory")]
 pub use hickory::{HickoryResolver, mx_records};
 pub use message::{Message, Recipient};
 pub use policy::{Anchors, TlsMode, TlsPolicy, TlsVersion, UnknownVersion, VersionReport};
-pub use relay::{Relay, Route, Target};
+#[cfg(feature = "tokio")]
+pub use relay::Relay;
 pub use resolve::{BoxFuture, MxRecord, ResolveError, Resolver, StaticResolver, plan_mx};
 pub use result::{MessageResult, RecipientResult};
+pub use route::{Route, Target};
 pub use timeouts::Timeouts;
-pub use tls::{TlsInfo, client_config};
+pub use tls::{OutboundTls, client_config};

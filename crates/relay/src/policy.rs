@@ -12,7 +12,7 @@ use std::str::FromStr;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject as _;
 
-use crate::error::Error;
+use crate::error::RelayError;
 
 /// A TLS (or SSL) protocol version a policy may name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -116,8 +116,11 @@ impl FromStr for TlsVersion {
 
 /// Where certificate verification takes its trust anchors from.
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Anchors {
-    /// The Mozilla root program, as shipped by `webpki-roots`.
+    /// The Mozilla root program, as shipped by `webpki-roots` (feature
+    /// `webpki-roots`).
+    #[cfg(feature = "webpki-roots")]
     WebPki,
     /// Only these CA certificates (DER).
     Custom(Vec<CertificateDer<'static>>),
@@ -126,12 +129,14 @@ pub enum Anchors {
 impl Anchors {
     /// Reads every certificate from PEM text. Fails when there is none or a
     /// block is malformed.
-    pub fn from_pem(pem: &[u8]) -> Result<Self, Error> {
+    pub fn from_pem(pem: &[u8]) -> Result<Self, RelayError> {
         let certs = CertificateDer::pem_slice_iter(pem)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| Error::Config(format!("trust anchors: {e}")))?;
+            .map_err(|e| RelayError::Config(format!("trust anchors: {e}")))?;
         if certs.is_empty() {
-            return Err(Error::Config("trust anchors: no certificate in PEM".into()));
+            return Err(RelayError::Config(
+                "trust anchors: no certificate in PEM".into(),
+            ));
         }
         Ok(Anchors::Custom(certs))
     }
@@ -140,6 +145,7 @@ impl Anchors {
 impl fmt::Debug for Anchors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            #[cfg(feature = "webpki-roots")]
             Anchors::WebPki => f.write_str("WebPki"),
             Anchors::Custom(c) => write!(f, "Custom({} certificates)", c.len()),
         }
@@ -148,6 +154,7 @@ impl fmt::Debug for Anchors {
 
 /// How a route uses TLS.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TlsMode {
     /// Never start TLS, even when offered.
     None,
@@ -192,6 +199,7 @@ impl TlsMode {
 
 /// A route's TLS policy: the mode and the versions allowed.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TlsPolicy {
     /// The mode.
     pub mode: TlsMode,
@@ -230,6 +238,7 @@ impl TlsPolicy {
 
 /// The versions a policy allows, as the TLS stack will apply them.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct VersionReport {
     /// Offered in the ClientHello, exactly these.
     pub effective: Vec<TlsVersion>,

@@ -1,9 +1,16 @@
 //! TLS policy: version sets are applied exactly, unsupported versions are
 //! reported and never widened, an empty set fails before connecting.
 
+// These tests need `Connector` (the driver) and `Anchors::WebPki`; the
+// sans-IO core is tested without them
+// (`cargo test -p postern-relay --no-default-features`).
+#![cfg(all(feature = "tokio", feature = "webpki-roots"))]
+
 use std::sync::Arc;
 
-use postern_relay::{Anchors, Connector, Error, TlsMode, TlsPolicy, TlsVersion, client_config};
+use postern_relay::{
+    Anchors, Connector, RelayError, TlsMode, TlsPolicy, TlsVersion, client_config,
+};
 use rustls::ProtocolVersion;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -103,10 +110,8 @@ fn old_versions_are_reported_not_widened() {
     // Verified against webpki roots: the dev certificate fails, so check
     // the versions with an unverified config built from the same policy.
     assert!(connector.rustls_config().is_some());
-    let unverified = TlsPolicy {
-        mode: TlsMode::Required,
-        ..policy
-    };
+    let mut unverified = policy;
+    unverified.mode = TlsMode::Required;
     let c = client_config(&unverified, ring()).unwrap().unwrap();
     assert_eq!(
         handshake(c.clone(), rustls::ALL_VERSIONS),
@@ -131,7 +136,7 @@ fn empty_effective_set_is_an_error_before_connecting() {
             let err = Connector::new(&policy, ring()).unwrap_err();
             assert_eq!(
                 err,
-                Error::NoUsableTlsVersion {
+                RelayError::NoUsableTlsVersion {
                     requested: versions.clone()
                 }
             );
