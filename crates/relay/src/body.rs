@@ -16,7 +16,7 @@ pub enum LineEndings {
     /// Rewrite each bare CR or LF as CRLF.
     #[default]
     Normalise,
-    /// Fail the message permanently ([`RelayError::BareLineEnding`](crate::Error::BareLineEnding)).
+    /// Fail the message permanently ([`RelayError::BareLineEnding`](crate::RelayError::BareLineEnding)).
     Refuse,
 }
 

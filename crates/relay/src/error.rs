@@ -17,7 +17,7 @@ use std::fmt;
 
 use postern_proto::{EhloError, EnhancedCode, Reply, ReplyError};
 
-use crate::policy::TlsVersion;
+use postern_proto::TlsVersion;
 
 /// The step of the SMTP dialogue an error happened in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -7,111 +7,33 @@
 //! effective set is empty is an error before any connection is made.
 
 use std::fmt;
-use std::str::FromStr;
+
+use postern_proto::TlsVersion;
 
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject as _;
 
 use crate::error::RelayError;
 
-/// A TLS (or SSL) protocol version a policy may name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum TlsVersion {
-    /// SSL 2.0: broken, never supported.
-    Ssl2,
-    /// SSL 3.0: broken, never supported.
-    Ssl3,
-    /// TLS 1.0: not supported by rustls.
-    Tls10,
-    /// TLS 1.1: not supported by rustls.
-    Tls11,
-    /// TLS 1.2.
-    Tls12,
-    /// TLS 1.3.
-    Tls13,
+/// Whether this crate's TLS stack (rustls) can negotiate `version`.
+pub(crate) fn is_supported(version: TlsVersion) -> bool {
+    rustls_version(version).is_some()
 }
 
-impl TlsVersion {
-    /// Every version a policy can name, oldest first.
-    pub const ALL: [TlsVersion; 6] = [
-        TlsVersion::Ssl2,
-        TlsVersion::Ssl3,
-        TlsVersion::Tls10,
-        TlsVersion::Tls11,
-        TlsVersion::Tls12,
-        TlsVersion::Tls13,
-    ];
-
-    /// The name used in logs and Received headers (OpenSSL's spelling).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TlsVersion::Ssl2 => "SSLv2",
-            TlsVersion::Ssl3 => "SSLv3",
-            TlsVersion::Tls10 => "TLSv1",
-            TlsVersion::Tls11 => "TLSv1.1",
-            TlsVersion::Tls12 => "TLSv1.2",
-            TlsVersion::Tls13 => "TLSv1.3",
-        }
-    }
-
-    /// True when this crate's TLS stack can negotiate the version.
-    pub fn is_supported(self) -> bool {
-        self.rustls().is_some()
-    }
-
-    pub(crate) fn rustls(self) -> Option<&'static rustls::SupportedProtocolVersion> {
-        match self {
-            TlsVersion::Tls12 => Some(&rustls::version::TLS12),
-            TlsVersion::Tls13 => Some(&rustls::version::TLS13),
-            _ => None,
-        }
-    }
-
-    pub(crate) fn from_rustls(v: rustls::ProtocolVersion) -> Option<Self> {
-        match v {
-            rustls::ProtocolVersion::SSLv2 => Some(TlsVersion::Ssl2),
-            rustls::ProtocolVersion::SSLv3 => Some(TlsVersion::Ssl3),
-            rustls::ProtocolVersion::TLSv1_0 => Some(TlsVersion::Tls10),
-            rustls::ProtocolVersion::TLSv1_1 => Some(TlsVersion::Tls11),
-            rustls::ProtocolVersion::TLSv1_2 => Some(TlsVersion::Tls12),
-            rustls::ProtocolVersion::TLSv1_3 => Some(TlsVersion::Tls13),
-            _ => None,
-        }
+/// rustls's name for `version`, when rustls speaks it (TLS 1.2 and 1.3).
+pub(crate) fn rustls_version(
+    version: TlsVersion,
+) -> Option<&'static rustls::SupportedProtocolVersion> {
+    match version {
+        TlsVersion::Tls12 => Some(&rustls::version::TLS12),
+        TlsVersion::Tls13 => Some(&rustls::version::TLS13),
+        _ => None,
     }
 }
 
-impl fmt::Display for TlsVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A version name that is not one of [`TlsVersion`]'s.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown TLS version {0:?} (expected SSLv2, SSLv3, TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3)")]
-pub struct UnknownVersion(pub String);
-
-impl FromStr for TlsVersion {
-    type Err = UnknownVersion;
-
-    /// Accepts OpenSSL's names (`TLSv1.2`) and the common variants
-    /// (`TLS1.2`, `tls12`, `TLSv1.0`), case-insensitively.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let norm: String = s
-            .chars()
-            .filter(|c| !matches!(c, '.' | '_' | ' ' | 'v' | 'V'))
-            .flat_map(char::to_lowercase)
-            .collect();
-        Ok(match norm.as_str() {
-            "ssl2" => TlsVersion::Ssl2,
-            "ssl3" => TlsVersion::Ssl3,
-            "tls1" | "tls10" => TlsVersion::Tls10,
-            "tls11" => TlsVersion::Tls11,
-            "tls12" => TlsVersion::Tls12,
-            "tls13" => TlsVersion::Tls13,
-            _ => return Err(UnknownVersion(s.to_owned())),
-        })
-    }
+/// The version rustls negotiated, by its wire number.
+pub(crate) fn from_rustls(version: rustls::ProtocolVersion) -> Option<TlsVersion> {
+    TlsVersion::from_wire(u16::from(version))
 }
 
 /// Where certificate verification takes its trust anchors from.
@@ -228,7 +150,7 @@ impl TlsPolicy {
     /// Splits the allowed versions into the ones that will be offered and
     /// the ones this stack cannot speak.
     pub fn versions(&self) -> VersionReport {
-        let (effective, unsupported) = self.versions.iter().partition(|v| v.is_supported());
+        let (effective, unsupported) = self.versions.iter().partition(|v| is_supported(**v));
         VersionReport {
             effective,
             unsupported,
@@ -268,7 +190,7 @@ impl VersionReport {
 pub(crate) fn join(versions: &[TlsVersion]) -> String {
     versions
         .iter()
-        .map(|v| v.as_str())
+        .map(|v| v.name())
         .collect::<Vec<_>>()
         .join(", ")
 }

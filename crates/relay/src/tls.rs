@@ -15,7 +15,9 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::error::RelayError;
-use crate::policy::{Anchors, TlsMode, TlsPolicy, TlsVersion};
+use postern_proto::TlsVersion;
+
+use crate::policy::{self, Anchors, TlsMode, TlsPolicy};
 
 /// The facts of an established outbound TLS session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +57,7 @@ impl OutboundTls {
         verified: bool,
         server_name: &str,
     ) -> Option<Self> {
-        let version = TlsVersion::from_rustls(conn.protocol_version()?)?;
+        let version = policy::from_rustls(conn.protocol_version()?)?;
         let cipher = conn.negotiated_cipher_suite()?.suite();
         Some(Self {
             version,
@@ -96,8 +98,11 @@ pub fn client_config(
     if policy.mode == TlsMode::None {
         return Ok(None);
     }
-    let versions: Vec<&'static rustls::SupportedProtocolVersion> =
-        policy.versions.iter().filter_map(|v| v.rustls()).collect();
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> = policy
+        .versions
+        .iter()
+        .filter_map(|v| policy::rustls_version(*v))
+        .collect();
     if versions.is_empty() {
         return Err(RelayError::NoUsableTlsVersion {
             requested: policy.versions.clone(),

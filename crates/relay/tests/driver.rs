@@ -9,10 +9,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use postern_proto::{ForwardPath, Host, Mailbox, ReversePath};
+use postern_proto::{ForwardPath, Host, Mailbox, ReversePath, TlsVersion};
 use postern_relay::{
     Connection, Connector, Message, Phase, Relay, RelayError, Route, SessionConfig, StaticResolver,
-    Target, Timeouts, TlsMode, TlsPolicy, TlsRequirement, TlsVersion,
+    Target, Timeouts, TlsMode, TlsPolicy, TlsRequirement,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;

@@ -14,11 +14,10 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use postern_proto::{ForwardPath, Host, Mailbox, ReversePath};
+use postern_proto::{ForwardPath, Host, Mailbox, ReversePath, TlsVersion};
 use postern_relay::{
     Anchors, Connection, Connector, Message, MessageResult, Phase, Relay, RelayCredentials,
     RelayError, Route, SessionConfig, StaticResolver, Target, Timeouts, TlsMode, TlsPolicy,
-    TlsVersion,
 };
 use postern_testkit::{
     ChildGuard, DevPki, dev_pki, free_port, peer, python_with, wait_for_port, write_pki,

@@ -8,9 +8,8 @@
 
 use std::sync::Arc;
 
-use postern_relay::{
-    Anchors, Connector, RelayError, TlsMode, TlsPolicy, TlsVersion, client_config,
-};
+use postern_proto::TlsVersion;
+use postern_relay::{Anchors, Connector, RelayError, TlsMode, TlsPolicy, client_config};
 use rustls::ProtocolVersion;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -153,7 +152,7 @@ fn empty_effective_set_is_an_error_before_connecting() {
     .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "no usable TLS version: the policy allows TLSv1, TLSv1.1, which rustls cannot speak (it speaks TLSv1.2 and TLSv1.3)"
+        "no usable TLS version: the policy allows TLSv1.0, TLSv1.1, which rustls cannot speak (it speaks TLSv1.2 and TLSv1.3)"
     );
     // Without TLS, versions do not matter.
     let none = TlsPolicy::new(TlsMode::None).with_versions([]);
@@ -175,10 +174,14 @@ fn version_names_parse() {
         ("SSLv3", TlsVersion::Ssl3),
     ] {
         assert_eq!(s.parse::<TlsVersion>().unwrap(), v);
-        assert_eq!(v.as_str().parse::<TlsVersion>().unwrap(), v);
+        assert_eq!(v.name().parse::<TlsVersion>().unwrap(), v);
     }
     assert!("TLSv2".parse::<TlsVersion>().is_err());
-    assert!(TlsVersion::Tls12.is_supported() && !TlsVersion::Tls11.is_supported());
+    // Supported means rustls speaks it: TLS 1.2 yes, TLS 1.1 no.
+    let report = TlsPolicy::new(TlsMode::Required)
+        .with_versions([TlsVersion::Tls11, TlsVersion::Tls12])
+        .versions();
+    assert!(report.effective == [TlsVersion::Tls12] && report.unsupported == [TlsVersion::Tls11]);
 }
 
 #[test]

@@ -3,10 +3,12 @@
 
 use std::sync::Arc;
 
-use postern_proto::{Body, ForwardPath, Host, Mailbox, Notify, RcptParams, Ret, ReversePath};
+use postern_proto::{
+    Body, ForwardPath, Host, Mailbox, Notify, RcptParams, Ret, ReversePath, TlsVersion,
+};
 use postern_relay::{
     Client, ClientEvent, LineEndings, Message, MessageResult, OutboundTls, Phase, Recipient,
-    RelayCredentials, RelayError, SessionConfig, TlsRequirement, TlsVersion,
+    RelayCredentials, RelayError, SessionConfig, TlsRequirement,
 };
 
 fn config(tls: TlsRequirement) -> SessionConfig {

@@ -60,10 +60,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use postern_proto::{ForwardPath, Host, Mailbox, Orcpt, RcptParams, ReversePath};
+use postern_proto::{ForwardPath, Host, Mailbox, Orcpt, RcptParams, ReversePath, TlsVersion};
 use postern_relay::{
     Anchors, BoxFuture, HickoryResolver, Message, MessageResult, MxRecord, Recipient, Relay,
-    ResolveError, Resolver, Route, SessionConfig, Target, Timeouts, TlsMode, TlsPolicy, TlsVersion,
+    ResolveError, Resolver, Route, SessionConfig, Target, Timeouts, TlsMode, TlsPolicy,
 };
 use postern_rules::{Facts, RelayTlsMode, RuleSet, Stage, TrustAnchors};
 use rustls::crypto::CryptoProvider;

@@ -67,7 +67,7 @@ pub struct SessionConfig {
     pub auth: Option<RelayCredentials>,
     /// Send credentials over an unencrypted connection. Off by default: a
     /// session with credentials and no TLS fails with
-    /// [`RelayError::AuthRequiresTls`](crate::Error::AuthRequiresTls).
+    /// [`RelayError::AuthRequiresTls`](crate::RelayError::AuthRequiresTls).
     pub allow_plaintext_auth: bool,
     /// Per-phase timeouts (reported by [`Client::timeout`](crate::Client::timeout)).
     pub timeouts: Timeouts,

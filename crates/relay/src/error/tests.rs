@@ -4,7 +4,7 @@
 use postern_proto::{EhloError, EnhancedCode, Reply, ReplyCode, ReplyError};
 
 use super::{Phase, RelayError};
-use crate::policy::TlsVersion;
+use postern_proto::TlsVersion;
 
 fn reply(code: u16, enhanced: Option<(u8, u16, u16)>) -> Reply<'static> {
     let code = ReplyCode::new(code).expect("valid code");
