@@ -814,10 +814,11 @@ impl Runner {
         let plan = outcome.relay;
         let domain = r.domain().to_ascii_lowercase();
         // An address literal names the host itself (RFC 5321 §5.1): no MX
-        // lookup, and the relay gets the bare address.
+        // lookup; the relay gets the address in brackets (`[2001:db8::1]`,
+        // not the literal's `[IPv6:...]` form).
         let literal = match Host::parse(r.domain()) {
-            Ok(Host::Literal(AddressLiteral::V4(ip))) => Some(ip.to_string()),
-            Ok(Host::Literal(AddressLiteral::V6(ip))) => Some(ip.to_string()),
+            Ok(Host::Literal(AddressLiteral::V4(ip))) => Some(format!("[{ip}]")),
+            Ok(Host::Literal(AddressLiteral::V6(ip))) => Some(format!("[{ip}]")),
             _ => None,
         };
         let target = match (plan.route, literal) {
@@ -1649,6 +1650,17 @@ actions = [{ relay_tls = "required" }]
             route.target,
             Target::SmartHost {
                 host: "[192.0.2.7]".into(),
+                port: 25,
+                auth: None,
+                allow_plaintext_auth: false
+            }
+        );
+        let env = envelope("alice@local.test", "bob@[IPv6:2001:db8::7]", None);
+        let route = runner.route_for(&env, &env.recipients[0]).unwrap();
+        assert_eq!(
+            route.target,
+            Target::SmartHost {
+                host: "[2001:db8::7]".into(),
                 port: 25,
                 auth: None,
                 allow_plaintext_auth: false
