@@ -6,7 +6,20 @@ use std::fmt::Write;
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use postern_proto::{ForwardPath, Mailbox, ReversePath};
 use postern_rules::{Facts, RuleSet, Stage};
+
+fn sender(address: &str) -> ReversePath<'_> {
+    if address.is_empty() {
+        ReversePath::Null
+    } else {
+        ReversePath::Mailbox(Mailbox::parse(address).expect("valid sender"))
+    }
+}
+
+fn rcpt(address: &str) -> ForwardPath<'_> {
+    ForwardPath::Mailbox(Mailbox::parse(address).expect("valid recipient"))
+}
 
 /// A rule file of `n` rules in the mix a real MX carries: domain
 /// requirements, relay routes, address blocks and sender checks.
@@ -44,8 +57,8 @@ fn eval(c: &mut Criterion) {
         .local_port(25)
         .remote_ip("192.0.2.77".parse().unwrap())
         .helo("mx.sender.example")
-        .sender("alice@sender.example")
-        .recipient("bob@elsewhere.example")
+        .sender(sender("alice@sender.example"))
+        .recipient(rcpt("bob@elsewhere.example"))
         .relaying(true);
     let mut group = c.benchmark_group("evaluate_rcpt");
     group.throughput(Throughput::Elements(1));
@@ -54,7 +67,7 @@ fn eval(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::from_parameter(n), &set, |b, set| {
             b.iter(|| {
                 let out = set.evaluate(Stage::Rcpt, black_box(&facts));
-                black_box(out.decision.kind());
+                black_box(out.verdict.kind());
                 black_box(out.relay.tls)
             })
         });

@@ -2,33 +2,38 @@
 
 use std::fmt;
 
-use crate::auth::AuthPolicy;
+use postern_proto::{EnhancedCode, Reply, ReplyCode, TlsVersionSet};
+
+use crate::auth::AuthOffer;
 use crate::error::ValueError;
 use crate::stage::{Stage, StageSet};
-use crate::tls::{RelayTlsMode, VersionSet};
+use crate::tls::RelayTlsMode;
 
 /// One action of a rule. A matching rule applies its actions in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Action {
     /// AUTH on connections without TLS (the guide's "Plain connections
     /// authentication").
-    PlainAuth(AuthPolicy),
+    PlainAuth(AuthOffer),
     /// AUTH on connections with TLS (the guide's "SSL connections
     /// authentication").
-    TlsAuth(AuthPolicy),
+    TlsAuth(AuthOffer),
     /// Accept: ends the stage with no objection from later rules.
     Accept,
-    /// Reject with a 5xx reply: ends the stage.
-    Reject(Reply),
-    /// Refuse for now with a 4xx reply: ends the stage.
-    Tempfail(Reply),
+    /// Reject with a 5xx reply, built and validated when the rule was
+    /// loaded: ends the stage. See [`Action::reject`].
+    Reject(Reply<'static>),
+    /// Refuse for now with a 4xx reply: ends the stage. See
+    /// [`Action::tempfail`].
+    Tempfail(Reply<'static>),
     /// Where to relay the recipient's mail.
-    RelayRoute(Route),
+    RelayRoute(Destination),
     /// How to use TLS towards the next hop.
     RelayTls(RelayTlsMode),
     /// The TLS versions allowed towards the next hop. Versions the stack
     /// cannot speak are dropped from the effective plan, never replaced.
-    RelayTlsVersions(VersionSet),
+    RelayTlsVersions(TlsVersionSet),
     /// What the next hop's certificate is verified against.
     RelayTrustAnchors(TrustAnchors),
     /// Add a header field to the message.
@@ -40,6 +45,7 @@ pub enum Action {
 /// A setting that accumulates across rules, a later rule overriding an
 /// earlier one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Setting {
     /// AUTH on plaintext connections.
     PlainAuth,
@@ -78,8 +84,8 @@ impl Action {
             Action::Accept => "accept",
             Action::Reject(_) => "reject",
             Action::Tempfail(_) => "tempfail",
-            Action::RelayRoute(Route::Mx) => "relay_mx",
-            Action::RelayRoute(Route::SmartHost { .. }) => "relay_host",
+            Action::RelayRoute(Destination::Mx) => "relay_mx",
+            Action::RelayRoute(Destination::SmartHost { .. }) => "relay_host",
             Action::RelayTls(_) => "relay_tls",
             Action::RelayTlsVersions(_) => "relay_tls_versions",
             Action::RelayTrustAnchors(_) => "relay_trust_anchors",
@@ -155,127 +161,60 @@ impl fmt::Display for Action {
     }
 }
 
-/// An SMTP reply given by reject or tempfail.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
+/// Builds the reply of a reject (`class` 5) or tempfail (`class` 4) at
+/// load time, so that evaluation hands out a ready [`Reply`]. Stricter than
+/// [`Reply::new`]: the code must be of the action's class, the enhanced code
+/// (RFC 3463) of the same class, and the text non-empty printable ASCII.
+fn policy_reply(
+    class: u8,
     code: u16,
-    enhanced: Option<EnhancedCode>,
-    text: String,
-}
-
-impl Reply {
-    /// A permanent (5xx) reply. `enhanced` is an RFC 3463 code such as
-    /// `5.7.1` whose class must be 5.
-    pub fn reject(code: u16, enhanced: Option<&str>, text: &str) -> Result<Reply, ValueError> {
-        Reply::build(5, code, enhanced, text)
-    }
-
-    /// A transient (4xx) reply; `enhanced` must be of class 4.
-    pub fn tempfail(code: u16, enhanced: Option<&str>, text: &str) -> Result<Reply, ValueError> {
-        Reply::build(4, code, enhanced, text)
-    }
-
-    fn build(
-        class: u8,
-        code: u16,
-        enhanced: Option<&str>,
-        text: &str,
-    ) -> Result<Reply, ValueError> {
-        if code / 100 != u16::from(class) {
-            return Err(ValueError::ReplyCodeClass {
+    enhanced: Option<&str>,
+    text: &str,
+) -> Result<Reply<'static>, ValueError> {
+    let reply_code =
+        ReplyCode::new(code)
+            .filter(|c| c.class() == class)
+            .ok_or(ValueError::ReplyCodeClass {
                 code,
                 expected_class: class,
-            });
-        }
-        let enhanced = enhanced
-            .map(|e| {
-                EnhancedCode::parse(e)
-                    .filter(|c| c.class == class)
-                    .ok_or_else(|| ValueError::EnhancedCode {
-                        given: e.to_owned(),
-                        expected_class: class,
-                    })
-            })
-            .transpose()?;
-        let printable = |c: char| c == ' ' || c == '\t' || c.is_ascii_graphic();
-        if text.trim().is_empty() || !text.chars().all(printable) {
-            return Err(ValueError::ReplyText(text.to_owned()));
-        }
-        Ok(Reply {
-            code,
-            enhanced,
-            text: text.to_owned(),
+            })?;
+    let enhanced = enhanced
+        .map(|e| {
+            EnhancedCode::parse_prefix(e)
+                .filter(|(c, n)| *n == e.len() && c.class() == class)
+                .map(|(c, _)| c)
+                .ok_or_else(|| ValueError::EnhancedCode {
+                    given: e.to_owned(),
+                    expected_class: class,
+                })
         })
+        .transpose()?;
+    let printable = |c: char| c == ' ' || c == '\t' || c.is_ascii_graphic();
+    if text.trim().is_empty() || !text.chars().all(printable) {
+        return Err(ValueError::ReplyText(text.to_owned()));
     }
-
-    /// The three-digit reply code.
-    pub fn code(&self) -> u16 {
-        self.code
-    }
-
-    /// The enhanced status code, if any.
-    pub fn enhanced(&self) -> Option<EnhancedCode> {
-        self.enhanced
-    }
-
-    /// The reply text.
-    pub fn text(&self) -> &str {
-        &self.text
-    }
+    Reply::new(reply_code, enhanced, [text.to_owned()])
+        .map_err(|_| ValueError::ReplyText(text.to_owned()))
 }
 
-impl fmt::Display for Reply {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.code)?;
-        if let Some(e) = self.enhanced {
-            write!(f, " {e}")?;
-        }
-        write!(f, " {}", self.text)
+impl Action {
+    /// A reject action with a permanent (5xx) reply. `enhanced` is an RFC
+    /// 3463 code such as `5.7.1` whose class must be 5.
+    pub fn reject(code: u16, enhanced: Option<&str>, text: &str) -> Result<Action, ValueError> {
+        policy_reply(5, code, enhanced, text).map(Action::Reject)
     }
-}
 
-/// An RFC 3463 enhanced status code, `class.subject.detail`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct EnhancedCode {
-    /// 2, 4 or 5.
-    pub class: u8,
-    /// 0 to 999.
-    pub subject: u16,
-    /// 0 to 999.
-    pub detail: u16,
-}
-
-impl EnhancedCode {
-    /// Parses `class.subject.detail`.
-    pub fn parse(text: &str) -> Option<EnhancedCode> {
-        let mut parts = text.split('.');
-        let num = |p: Option<&str>| {
-            p.filter(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|p| p.parse::<u16>().ok())
-        };
-        let class = num(parts.next())?;
-        let subject = num(parts.next())?;
-        let detail = num(parts.next())?;
-        if parts.next().is_some() || !matches!(class, 2 | 4 | 5) {
-            return None;
-        }
-        Some(EnhancedCode {
-            class: class as u8,
-            subject,
-            detail,
-        })
-    }
-}
-
-impl fmt::Display for EnhancedCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}.{}", self.class, self.subject, self.detail)
+    /// A tempfail action with a transient (4xx) reply; `enhanced` must be
+    /// of class 4.
+    pub fn tempfail(code: u16, enhanced: Option<&str>, text: &str) -> Result<Action, ValueError> {
+        policy_reply(4, code, enhanced, text).map(Action::Tempfail)
     }
 }
 
 /// Where relayed mail goes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum Route {
+#[non_exhaustive]
+pub enum Destination {
     /// Look up the recipient domain's MX records (the default).
     #[default]
     Mx,
@@ -288,10 +227,10 @@ pub enum Route {
     },
 }
 
-impl Route {
+impl Destination {
     /// Parses `host`, `host:port` or `[address]:port`; the port defaults to
     /// 25.
-    pub fn smart_host(text: &str) -> Result<Route, ValueError> {
+    pub fn smart_host(text: &str) -> Result<Destination, ValueError> {
         let bad = || ValueError::RelayHost(text.to_owned());
         let (host, port) = if let Some(rest) = text.strip_prefix('[') {
             let (addr, after) = rest.split_once(']').ok_or_else(bad)?;
@@ -326,25 +265,28 @@ impl Route {
         if !host_ok {
             return Err(bad());
         }
-        Ok(Route::SmartHost {
+        Ok(Destination::SmartHost {
             host: host.to_owned(),
             port,
         })
     }
 }
 
-impl fmt::Display for Route {
+impl fmt::Display for Destination {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Route::Mx => f.write_str("mx"),
-            Route::SmartHost { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
-            Route::SmartHost { host, port } => write!(f, "{host}:{port}"),
+            Destination::Mx => f.write_str("mx"),
+            Destination::SmartHost { host, port } if host.contains(':') => {
+                write!(f, "[{host}]:{port}")
+            }
+            Destination::SmartHost { host, port } => write!(f, "{host}:{port}"),
         }
     }
 }
 
 /// What a relay peer's certificate is verified against.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum TrustAnchors {
     /// The platform's (or bundled web PKI) roots; the default.
     #[default]
@@ -414,56 +356,67 @@ mod tests {
 
     #[test]
     fn reply_classes_are_enforced() {
-        assert!(Reply::reject(550, Some("5.7.1"), "no").is_ok());
+        assert!(Action::reject(550, Some("5.7.1"), "no").is_ok());
         assert_eq!(
-            Reply::reject(450, None, "no").unwrap_err(),
+            Action::reject(450, None, "no").unwrap_err(),
             ValueError::ReplyCodeClass {
                 code: 450,
                 expected_class: 5
             }
         );
         assert_eq!(
-            Reply::tempfail(550, None, "no").unwrap_err(),
+            Action::tempfail(550, None, "no").unwrap_err(),
             ValueError::ReplyCodeClass {
                 code: 550,
                 expected_class: 4
             }
         );
         assert!(matches!(
-            Reply::reject(550, Some("4.7.1"), "no").unwrap_err(),
+            Action::reject(550, Some("4.7.1"), "no").unwrap_err(),
             ValueError::EnhancedCode { .. }
         ));
         assert!(matches!(
-            Reply::reject(550, Some("5.7"), "no").unwrap_err(),
+            Action::reject(550, Some("5.7"), "no").unwrap_err(),
             ValueError::EnhancedCode { .. }
         ));
         assert!(matches!(
-            Reply::reject(550, None, "two\r\nlines").unwrap_err(),
+            Action::reject(550, None, "two\r\nlines").unwrap_err(),
             ValueError::ReplyText(_)
         ));
         assert!(matches!(
-            Reply::reject(550, None, " ").unwrap_err(),
+            Action::reject(550, None, " ").unwrap_err(),
             ValueError::ReplyText(_)
         ));
-        let r = Reply::tempfail(451, Some("4.7.0"), "later").unwrap();
+        let Ok(Action::Tempfail(r)) = Action::tempfail(451, Some("4.7.0"), "later") else {
+            panic!("a tempfail")
+        };
         assert_eq!(r.to_string(), "451 4.7.0 later");
+        assert_eq!(r.to_vec(), b"451 4.7.0 later\r\n");
+        assert!(matches!(
+            Action::reject(599, None, "no").unwrap_err(),
+            ValueError::ReplyCodeClass { code: 599, .. }
+        ));
     }
 
     #[test]
     fn smart_hosts_parse() {
         assert_eq!(
-            Route::smart_host("smtp.example.net:465").unwrap(),
-            Route::SmartHost {
+            Destination::smart_host("smtp.example.net:465").unwrap(),
+            Destination::SmartHost {
                 host: "smtp.example.net".into(),
                 port: 465
             }
         );
         assert_eq!(
-            Route::smart_host("relay.example").unwrap().to_string(),
+            Destination::smart_host("relay.example")
+                .unwrap()
+                .to_string(),
             "relay.example:25"
         );
         assert_eq!(
-            Route::smart_host("[2001:db8::1]:587").unwrap().to_string(),
+            Destination::smart_host("[2001:db8::1]:587")
+                .unwrap()
+                .to_string(),
             "[2001:db8::1]:587"
         );
         for bad in [
@@ -475,7 +428,7 @@ mod tests {
             "[nope]:25",
             "-a.b",
         ] {
-            assert!(Route::smart_host(bad).is_err(), "{bad}");
+            assert!(Destination::smart_host(bad).is_err(), "{bad}");
         }
     }
 

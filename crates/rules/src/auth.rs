@@ -1,99 +1,46 @@
-//! SASL mechanisms and inbound authentication policy.
+//! Inbound authentication offers: which SASL mechanisms AUTH offers on a
+//! transport. Mechanisms are [`postern_proto::Mechanism`]; this module only
+//! keeps the set of them a rule may name.
 
 use std::fmt;
 
-/// A SASL mechanism an SMTP server may advertise in `AUTH`.
-///
-/// Only registered, widely deployed names are accepted so that a typo in a
-/// rule file (`LOGON`) is a load error rather than a mechanism nobody offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Mechanism {
-    /// `PLAIN` (RFC 4616): the password in the clear.
-    Plain,
-    /// `LOGIN`: the password in the clear, base64-wrapped.
-    Login,
-    /// `CRAM-MD5` (RFC 2195).
-    CramMd5,
-    /// `DIGEST-MD5` (RFC 2831, historic).
-    DigestMd5,
-    /// `SCRAM-SHA-1` (RFC 5802).
-    ScramSha1,
-    /// `SCRAM-SHA-1-PLUS` (RFC 5802, channel binding).
-    ScramSha1Plus,
-    /// `SCRAM-SHA-256` (RFC 7677).
-    ScramSha256,
-    /// `SCRAM-SHA-256-PLUS` (RFC 7677, channel binding).
-    ScramSha256Plus,
-    /// `XOAUTH2`.
-    Xoauth2,
-    /// `OAUTHBEARER` (RFC 7628).
-    OauthBearer,
-    /// `EXTERNAL` (RFC 4422): identity from the TLS client certificate.
-    External,
-    /// `GSSAPI` (RFC 4752).
-    Gssapi,
+use postern_proto::Mechanism;
+
+/// The mechanisms a rule may name, by registered name; a set's bit `i` is
+/// `KNOWN[i]`. Only registered, widely deployed names are accepted so that a
+/// typo in a rule file (`LOGON`) is a load error rather than a mechanism
+/// nobody offers.
+const KNOWN: [&str; 12] = [
+    "PLAIN",
+    "LOGIN",
+    "CRAM-MD5",
+    "DIGEST-MD5",
+    "SCRAM-SHA-1",
+    "SCRAM-SHA-1-PLUS",
+    "SCRAM-SHA-256",
+    "SCRAM-SHA-256-PLUS",
+    "XOAUTH2",
+    "OAUTHBEARER",
+    "EXTERNAL",
+    "GSSAPI",
+];
+
+/// The mechanisms that send a reusable password anyone reading the
+/// connection can take: PLAIN and LOGIN.
+const CLEARTEXT: u16 = 0b11;
+
+fn index(mechanism: &Mechanism<'_>) -> Option<usize> {
+    let name = mechanism.as_str();
+    KNOWN.iter().position(|k| k.eq_ignore_ascii_case(name))
 }
 
-impl Mechanism {
-    /// Every mechanism.
-    pub const ALL: [Mechanism; 12] = [
-        Mechanism::Plain,
-        Mechanism::Login,
-        Mechanism::CramMd5,
-        Mechanism::DigestMd5,
-        Mechanism::ScramSha1,
-        Mechanism::ScramSha1Plus,
-        Mechanism::ScramSha256,
-        Mechanism::ScramSha256Plus,
-        Mechanism::Xoauth2,
-        Mechanism::OauthBearer,
-        Mechanism::External,
-        Mechanism::Gssapi,
-    ];
-
-    /// The registered name, as sent in the EHLO `AUTH` line.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Mechanism::Plain => "PLAIN",
-            Mechanism::Login => "LOGIN",
-            Mechanism::CramMd5 => "CRAM-MD5",
-            Mechanism::DigestMd5 => "DIGEST-MD5",
-            Mechanism::ScramSha1 => "SCRAM-SHA-1",
-            Mechanism::ScramSha1Plus => "SCRAM-SHA-1-PLUS",
-            Mechanism::ScramSha256 => "SCRAM-SHA-256",
-            Mechanism::ScramSha256Plus => "SCRAM-SHA-256-PLUS",
-            Mechanism::Xoauth2 => "XOAUTH2",
-            Mechanism::OauthBearer => "OAUTHBEARER",
-            Mechanism::External => "EXTERNAL",
-            Mechanism::Gssapi => "GSSAPI",
-        }
-    }
-
-    /// Parses a mechanism name (SASL names are case-insensitive).
-    pub fn from_name(name: &str) -> Option<Mechanism> {
-        Mechanism::ALL
-            .into_iter()
-            .find(|m| m.name().eq_ignore_ascii_case(name))
-    }
-
-    /// Whether the mechanism sends a reusable password that anyone reading
-    /// the connection can take.
-    pub const fn sends_cleartext_password(self) -> bool {
-        matches!(self, Mechanism::Plain | Mechanism::Login)
-    }
-
-    const fn bit(self) -> u16 {
-        1 << (self as u16)
-    }
+/// The registered names a rule may use, for error messages.
+pub(crate) fn known_names() -> String {
+    KNOWN.join(", ")
 }
 
-impl fmt::Display for Mechanism {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// A set of [`Mechanism`]s.
+/// A set of the SASL mechanisms rules know (see [`MechanismSet::try_with`]).
+/// Copy, so that evaluating rules allocates nothing.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct MechanismSet(u16);
 
@@ -101,22 +48,31 @@ impl MechanismSet {
     /// No mechanism.
     pub const EMPTY: MechanismSet = MechanismSet(0);
 
-    /// The set of the given mechanisms.
-    pub fn of(mechanisms: &[Mechanism]) -> MechanismSet {
+    /// The set of the given mechanisms; `None` if one of them is not a
+    /// registered, widely deployed mechanism (PLAIN, LOGIN, CRAM-MD5,
+    /// DIGEST-MD5, SCRAM-SHA-1(-PLUS), SCRAM-SHA-256(-PLUS), XOAUTH2,
+    /// OAUTHBEARER, EXTERNAL, GSSAPI).
+    pub fn of(mechanisms: &[Mechanism<'_>]) -> Option<MechanismSet> {
         mechanisms
             .iter()
-            .fold(MechanismSet::EMPTY, |s, m| s.with(*m))
+            .try_fold(MechanismSet::EMPTY, |s, m| s.try_with(m))
     }
 
-    /// This set with `mechanism` added.
+    /// This set with `mechanism` added; `None` if rules do not know it.
     #[must_use]
-    pub const fn with(self, mechanism: Mechanism) -> MechanismSet {
-        MechanismSet(self.0 | mechanism.bit())
+    pub fn try_with(self, mechanism: &Mechanism<'_>) -> Option<MechanismSet> {
+        index(mechanism).map(|i| MechanismSet(self.0 | 1 << i))
+    }
+
+    /// Parses a mechanism name (SASL names are case-insensitive) and adds
+    /// it; `None` if it is not one rules know.
+    pub fn with_name(self, name: &str) -> Option<MechanismSet> {
+        self.try_with(&Mechanism::parse(name).ok()?)
     }
 
     /// Whether `mechanism` is in the set.
-    pub const fn contains(self, mechanism: Mechanism) -> bool {
-        self.0 & mechanism.bit() != 0
+    pub fn contains(self, mechanism: &Mechanism<'_>) -> bool {
+        index(mechanism).is_some_and(|i| self.0 & 1 << i != 0)
     }
 
     /// Whether the set is empty.
@@ -124,27 +80,53 @@ impl MechanismSet {
         self.0 == 0
     }
 
-    /// The mechanisms in declaration order.
-    pub fn iter(self) -> impl Iterator<Item = Mechanism> {
-        Mechanism::ALL
-            .into_iter()
-            .filter(move |m| self.contains(*m))
+    /// The members that send a reusable password in the clear (PLAIN,
+    /// LOGIN).
+    #[must_use]
+    pub const fn cleartext(self) -> MechanismSet {
+        MechanismSet(self.0 & CLEARTEXT)
+    }
+
+    /// The members that do not send a reusable password in the clear.
+    #[must_use]
+    pub const fn not_cleartext(self) -> MechanismSet {
+        MechanismSet(self.0 & !CLEARTEXT)
+    }
+
+    /// The mechanisms, in a fixed order (PLAIN and LOGIN first).
+    pub fn iter(self) -> impl Iterator<Item = Mechanism<'static>> {
+        KNOWN
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| self.0 & 1 << i != 0)
+            // The names are valid and static, so this borrows and never fails.
+            .filter_map(|(_, name)| Mechanism::parse(name).ok())
+            .map(Mechanism::into_owned)
+    }
+
+    /// The names, in the order of [`MechanismSet::iter`].
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        KNOWN
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| self.0 & 1 << i != 0)
+            .map(|(_, name)| *name)
     }
 }
 
 impl fmt::Debug for MechanismSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set().entries(self.iter()).finish()
+        f.debug_set().entries(self.names()).finish()
     }
 }
 
 impl fmt::Display for MechanismSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, m) in self.iter().enumerate() {
+        for (i, m) in self.names().enumerate() {
             if i > 0 {
                 f.write_str(" ")?;
             }
-            f.write_str(m.name())?;
+            f.write_str(m)?;
         }
         Ok(())
     }
@@ -153,7 +135,8 @@ impl fmt::Display for MechanismSet {
 /// Whether AUTH is offered on one kind of transport, and with which
 /// mechanisms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum AuthPolicy {
+#[non_exhaustive]
+pub enum AuthOffer {
     /// AUTH is neither advertised nor accepted (the guide's "Not
     /// authenticated"). The default: AUTH is only offered where a rule says so.
     #[default]
@@ -162,27 +145,32 @@ pub enum AuthPolicy {
     On(MechanismSet),
 }
 
-impl AuthPolicy {
+impl AuthOffer {
     /// The mechanisms offered; empty when off.
     pub const fn mechanisms(self) -> MechanismSet {
         match self {
-            AuthPolicy::Off => MechanismSet::EMPTY,
-            AuthPolicy::On(set) => set,
+            AuthOffer::Off => MechanismSet::EMPTY,
+            AuthOffer::On(set) => set,
         }
     }
 
     /// Whether AUTH is offered at all.
     pub const fn is_on(self) -> bool {
-        matches!(self, AuthPolicy::On(_))
+        matches!(self, AuthOffer::On(_))
+    }
+
+    /// Whether AUTH with `mechanism` is offered (and so may be accepted).
+    pub fn allows(self, mechanism: &Mechanism<'_>) -> bool {
+        self.mechanisms().contains(mechanism)
     }
 }
 
-impl fmt::Display for AuthPolicy {
+impl fmt::Display for AuthOffer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            AuthPolicy::Off => f.write_str("off"),
-            AuthPolicy::On(set) if set.is_empty() => f.write_str("on (no mechanism)"),
-            AuthPolicy::On(set) => write!(f, "on ({set})"),
+            AuthOffer::Off => f.write_str("off"),
+            AuthOffer::On(set) if set.is_empty() => f.write_str("on (no mechanism)"),
+            AuthOffer::On(set) => write!(f, "on ({set})"),
         }
     }
 }
@@ -193,17 +181,31 @@ mod tests {
 
     #[test]
     fn mechanism_names_round_trip_case_insensitively() {
-        for m in Mechanism::ALL {
-            assert_eq!(Mechanism::from_name(m.name()), Some(m));
-            assert_eq!(Mechanism::from_name(&m.name().to_lowercase()), Some(m));
+        for name in KNOWN {
+            let set = MechanismSet::EMPTY.with_name(name).unwrap();
+            assert_eq!(set.names().collect::<Vec<_>>(), [name]);
+            assert_eq!(
+                MechanismSet::EMPTY.with_name(&name.to_lowercase()),
+                Some(set)
+            );
+            assert!(set.contains(&Mechanism::parse(name).unwrap()));
+            assert_eq!(
+                set.iter().next().map(|m| m.as_str().to_owned()),
+                Some(name.to_owned())
+            );
         }
-        assert_eq!(Mechanism::from_name("LOGON"), None);
+        assert_eq!(MechanismSet::EMPTY.with_name("LOGON"), None);
+        assert_eq!(MechanismSet::EMPTY.with_name(""), None);
     }
 
     #[test]
     fn policy_display() {
-        let set = MechanismSet::of(&[Mechanism::Login, Mechanism::Plain]);
-        assert_eq!(AuthPolicy::On(set).to_string(), "on (PLAIN LOGIN)");
-        assert_eq!(AuthPolicy::Off.to_string(), "off");
+        let set = MechanismSet::of(&[Mechanism::Login, Mechanism::Plain]).unwrap();
+        assert_eq!(AuthOffer::On(set).to_string(), "on (PLAIN LOGIN)");
+        assert_eq!(AuthOffer::Off.to_string(), "off");
+        assert!(AuthOffer::On(set).allows(&Mechanism::Plain));
+        assert!(!AuthOffer::On(set).allows(&Mechanism::CramMd5));
+        assert_eq!(set.cleartext(), set);
+        assert!(set.not_cleartext().is_empty());
     }
 }

@@ -5,11 +5,12 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use postern_proto::{Body, TlsVersion, TlsVersionSet};
+
 use crate::error::PatternError;
-use crate::facts::{BodyType, Facts};
+use crate::facts::Facts;
 use crate::pattern::TextMatch;
 use crate::stage::{Stage, StageSet};
-use crate::tls::{TlsVersion, VersionSet};
 
 /// One condition of a rule.
 ///
@@ -17,6 +18,7 @@ use crate::tls::{TlsVersion, VersionSet};
 /// supplied). Unknown never satisfies a condition, negated or not: a rule
 /// must not fire, nor be skipped into firing, on facts nobody established.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Condition {
     /// What is tested.
     pub test: Test,
@@ -68,6 +70,7 @@ impl fmt::Display for Condition {
 
 /// The test a condition applies: a fact and an operator.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Test {
     /// The connection is (or is not) protected by TLS.
     Tls(bool),
@@ -106,7 +109,7 @@ pub enum Test {
     /// The declared message size.
     Size(SizeMatch),
     /// The declared body type.
-    Body(ValueMatch<BodyType>),
+    Body(ValueMatch<Body>),
     /// Whether SMTPUTF8 was requested.
     Smtputf8(bool),
     /// Whether REQUIRETLS was requested.
@@ -129,10 +132,10 @@ impl Test {
             Test::Helo(m) => facts.session.helo.as_deref().map(|v| m.matches(v)),
             Test::Authenticated(want) => facts.session.is_authenticated().map(|v| v == *want),
             Test::User(m) => facts.session.user.as_deref().map(|v| m.matches(v)),
-            Test::Sender(m) => facts.sender.address.as_deref().map(|v| m.matches(v)),
+            Test::Sender(m) => facts.sender.address().map(|v| m.matches(v)),
             Test::SenderDomain(m) => facts.sender.domain().map(|v| m.matches(v)),
             Test::NullSender(want) => facts.sender.is_null().map(|v| v == *want),
-            Test::Recipient(m) => facts.recipient.address.as_deref().map(|v| m.matches(v)),
+            Test::Recipient(m) => facts.recipient.address().map(|v| m.matches(v)),
             Test::RecipientDomain(m) => facts.recipient.domain().map(|v| m.matches(v)),
             Test::LocalRecipient(want) => facts.recipient.is_local().map(|v| v == *want),
             Test::Relaying(want) => facts.recipient.is_relaying().map(|v| v == *want),
@@ -157,15 +160,15 @@ impl Test {
             Field::Helo => facts.session.helo.clone(),
             Field::Authenticated => facts.session.is_authenticated().map(|v| v.to_string()),
             Field::User => facts.session.user.clone(),
-            Field::Sender => facts.sender.address.as_ref().map(|a| format!("<{a}>")),
+            Field::Sender => facts.sender.address().map(|a| format!("<{a}>")),
             Field::SenderDomain => facts.sender.domain().map(str::to_owned),
             Field::NullSender => facts.sender.is_null().map(|v| v.to_string()),
-            Field::Recipient => facts.recipient.address.clone(),
+            Field::Recipient => facts.recipient.address().map(str::to_owned),
             Field::RecipientDomain => facts.recipient.domain().map(str::to_owned),
             Field::LocalRecipient => facts.recipient.is_local().map(|v| v.to_string()),
             Field::Relaying => facts.recipient.is_relaying().map(|v| v.to_string()),
             Field::Size => facts.message.size.map(|v| v.to_string()),
-            Field::Body => facts.message.body.map(|v| v.to_string()),
+            Field::Body => facts.message.body.map(|v| v.as_str().to_owned()),
             Field::Smtputf8 => facts.message.smtputf8.map(|v| v.to_string()),
             Field::Requiretls => facts.message.requiretls.map(|v| v.to_string()),
         }
@@ -230,7 +233,7 @@ impl fmt::Display for Test {
             Test::LocalPort(m) => write!(f, "{name} {m}"),
             Test::RemoteIp(m) => write!(f, "{name} {m}"),
             Test::Size(m) => write!(f, "{name} {m}"),
-            Test::Body(m) => write!(f, "{name} {m}"),
+            Test::Body(m) => write!(f, "{name} {}", m.map(|b| b.as_str())),
             _ => write!(f, "{name} is {}", self.wanted_flag().unwrap_or_default()),
         }
     }
@@ -238,6 +241,7 @@ impl fmt::Display for Test {
 
 /// The facts a condition can test, named as in configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Field {
     /// `tls`
     Tls,
@@ -359,6 +363,7 @@ impl fmt::Display for Field {
 
 /// `is` / `is_not` / `in` over a small value type.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ValueMatch<T> {
     /// Equal to the value.
     Is(T),
@@ -366,6 +371,17 @@ pub enum ValueMatch<T> {
     IsNot(T),
     /// Equal to one of the values.
     In(Vec<T>),
+}
+
+impl<T> ValueMatch<T> {
+    /// The same operator over `f` of each value (for display).
+    pub fn map<U>(&self, f: impl Fn(&T) -> U) -> ValueMatch<U> {
+        match self {
+            ValueMatch::Is(v) => ValueMatch::Is(f(v)),
+            ValueMatch::IsNot(v) => ValueMatch::IsNot(f(v)),
+            ValueMatch::In(list) => ValueMatch::In(list.iter().map(f).collect()),
+        }
+    }
 }
 
 impl<T: PartialEq> ValueMatch<T> {
@@ -401,11 +417,12 @@ impl<T: fmt::Display> fmt::Display for ValueMatch<T> {
 
 /// An operator on the negotiated TLS version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum VersionMatch {
     /// Exactly this version.
     Is(TlsVersion),
     /// One of these versions.
-    In(VersionSet),
+    In(TlsVersionSet),
     /// This version or newer.
     AtLeast(TlsVersion),
 }
@@ -496,6 +513,7 @@ impl fmt::Display for IpMatch {
 
 /// An operator on the declared size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SizeMatch {
     /// Larger than this many octets.
     Over(u64),
@@ -526,6 +544,7 @@ impl fmt::Display for SizeMatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use postern_proto::{ForwardPath, Mailbox, ReversePath};
 
     #[test]
     fn unknown_never_matches_even_negated() {
@@ -566,11 +585,13 @@ mod tests {
             .client_cert_verified(false)
             .helo("client.example")
             .user("alice")
-            .sender("")
-            .recipient("bob@mydomain.com")
+            .sender(ReversePath::Null)
+            .recipient(ForwardPath::Mailbox(
+                Mailbox::parse("bob@mydomain.com").unwrap(),
+            ))
             .local_recipient(true)
             .size(1000)
-            .body(BodyType::EightBitMime)
+            .body(Body::EightBitMime)
             .smtputf8(false)
             .requiretls(true);
         let tests = [
@@ -592,7 +613,7 @@ mod tests {
             Test::LocalRecipient(true),
             Test::Relaying(false),
             Test::Size(SizeMatch::AtMost(1000)),
-            Test::Body(ValueMatch::Is(BodyType::EightBitMime)),
+            Test::Body(ValueMatch::Is(Body::EightBitMime)),
             Test::Smtputf8(false),
             Test::Requiretls(true),
         ];
@@ -602,7 +623,7 @@ mod tests {
             assert_eq!(t.eval(&Facts::new()), None, "{t}");
         }
         assert!(!SizeMatch::Over(1000).matches(1000));
-        assert!(VersionMatch::In(VersionSet::SUPPORTED).matches(TlsVersion::Tls12));
+        assert!(VersionMatch::In(TlsVersionSet::CURRENT).matches(TlsVersion::Tls12));
         assert!(!VersionMatch::Is(TlsVersion::Tls12).matches(TlsVersion::Tls13));
     }
 

@@ -7,20 +7,22 @@
 
 use serde::Deserialize;
 
-use crate::action::{Action, Header, Reply, Route, TrustAnchors};
-use crate::auth::{AuthPolicy, Mechanism, MechanismSet};
+use postern_proto::{Body, TlsVersion, TlsVersionSet};
+
+use crate::action::{Action, Destination, Header, TrustAnchors};
+use crate::auth::{AuthOffer, MechanismSet};
 use crate::condition::{Condition, IpMatch, SizeMatch, Test, ValueMatch, VersionMatch};
 use crate::error::{PatternError, RuleError, RuleErrorKind, ValueError};
-use crate::facts::BodyType;
 use crate::model::{MatchMode, Rule, RuleSet};
 use crate::names::KeywordOrList;
 use crate::pattern::TextMatch;
 use crate::stage::{Stage, StageSet};
-use crate::tls::{RelayTlsMode, TlsVersion, VersionSet};
+use crate::tls::RelayTlsMode;
 
 /// A rules file: `[[rule]]` tables, in order.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct RuleSetConfig {
     /// The rules, in evaluation order.
     #[serde(default)]
@@ -30,6 +32,7 @@ pub struct RuleSetConfig {
 /// One `[[rule]]` table.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct RuleConfig {
     /// Unique name, shown in traces and lint.
     pub name: String,
@@ -52,6 +55,7 @@ pub struct RuleConfig {
 /// or `{ recipient_domain = { is = "mydomain.com" } }`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ConditionConfig {
     /// Negation: `{ not = { relaying = true } }`.
     Not(Box<ConditionConfig>),
@@ -103,6 +107,7 @@ pub enum ConditionConfig {
 /// `{ wildcard = "*.example.com" }`, `{ regex = ".." }`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum TextMatchConfig {
     /// Equal (ASCII case-insensitive).
     Is(String),
@@ -119,6 +124,7 @@ pub enum TextMatchConfig {
 /// `{ is = v }`, `{ is_not = v }` or `{ in = [..] }`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ValueMatchConfig<T> {
     /// Equal.
     Is(T),
@@ -131,6 +137,7 @@ pub enum ValueMatchConfig<T> {
 /// `{ is = "TLSv1.3" }`, `{ in = [..] }` or `{ at_least = "TLSv1.2" }`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum VersionMatchConfig {
     /// Exactly.
     Is(String),
@@ -143,6 +150,7 @@ pub enum VersionMatchConfig {
 /// `{ is = "192.0.2.1" }` or `{ in = ["10.0.0.0/8", "2001:db8::/32"] }`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum IpMatchConfig {
     /// One address.
     Is(String),
@@ -153,6 +161,7 @@ pub enum IpMatchConfig {
 /// `{ over = octets }` or `{ at_most = octets }`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum SizeMatchConfig {
     /// Larger than.
     Over(u64),
@@ -163,6 +172,7 @@ pub enum SizeMatchConfig {
 /// One action: a single-key table, e.g. `{ plain_auth = "off" }`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ActionConfig {
     /// `"off"` or a list of mechanisms, for plaintext connections.
     PlainAuth(KeywordOrList),
@@ -193,6 +203,7 @@ pub enum ActionConfig {
 /// The reply of a reject or tempfail.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ReplyConfig {
     /// The code; 550 for reject and 450 for tempfail when absent.
     #[serde(default)]
@@ -207,6 +218,7 @@ pub struct ReplyConfig {
 /// A header to add.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct HeaderConfig {
     /// Field name.
     pub name: String,
@@ -215,6 +227,12 @@ pub struct HeaderConfig {
 }
 
 impl RuleSetConfig {
+    /// A rules file of these rules, in evaluation order (for callers that
+    /// read the `[[rule]]` tables themselves, e.g. to keep their spans).
+    pub fn new(rule: Vec<RuleConfig>) -> RuleSetConfig {
+        RuleSetConfig { rule }
+    }
+
     /// Validates and compiles every rule; the error names the rule (by
     /// index and name) and the field.
     pub fn compile(&self) -> Result<RuleSet, RuleError> {
@@ -359,7 +377,7 @@ fn compile_condition(path: &str, c: &ConditionConfig) -> Compiled<Condition> {
             let one = |op: &str, v: &str| {
                 pattern(
                     &format!("{p}.{op}"),
-                    BodyType::from_name(v)
+                    Body::from_keyword(v)
                         .ok_or_else(|| PatternError::UnknownBodyType(v.to_owned())),
                 )
             };
@@ -390,14 +408,14 @@ fn text_op(m: &TextMatchConfig) -> &'static str {
     }
 }
 
-fn version_set(path: &str, names: &[String]) -> Compiled<VersionSet> {
+fn version_set(path: &str, names: &[String]) -> Compiled<TlsVersionSet> {
     if names.is_empty() {
         return pattern(path, Err(PatternError::EmptyList));
     }
     names
         .iter()
         .enumerate()
-        .try_fold(VersionSet::EMPTY, |set, (i, n)| {
+        .try_fold(TlsVersionSet::EMPTY, |set, (i, n)| {
             let v = pattern(
                 &format!("{path}[{i}]"),
                 TlsVersion::from_name(n).ok_or_else(|| PatternError::UnknownTlsVersion(n.clone())),
@@ -406,23 +424,22 @@ fn version_set(path: &str, names: &[String]) -> Compiled<VersionSet> {
         })
 }
 
-fn auth_policy(path: &str, setting: &KeywordOrList) -> Compiled<AuthPolicy> {
+fn auth_offer(path: &str, setting: &KeywordOrList) -> Compiled<AuthOffer> {
     match setting {
-        KeywordOrList::Keyword(k) if k.eq_ignore_ascii_case("off") => Ok(AuthPolicy::Off),
+        KeywordOrList::Keyword(k) if k.eq_ignore_ascii_case("off") => Ok(AuthOffer::Off),
         KeywordOrList::Keyword(k) => pattern(path, Err(PatternError::BadAuthSetting(k.clone()))),
         KeywordOrList::List(l) if l.is_empty() => pattern(path, Err(PatternError::EmptyList)),
         KeywordOrList::List(l) => l
             .iter()
             .enumerate()
             .try_fold(MechanismSet::EMPTY, |set, (i, n)| {
-                let m = pattern(
+                pattern(
                     &format!("{path}[{i}]"),
-                    Mechanism::from_name(n)
+                    set.with_name(n)
                         .ok_or_else(|| PatternError::UnknownMechanism(n.clone())),
-                )?;
-                Ok(set.with(m))
+                )
             })
-            .map(AuthPolicy::On),
+            .map(AuthOffer::On),
     }
 }
 
@@ -437,29 +454,31 @@ fn flag(path: &str, on: bool, action: Action) -> Compiled<Action> {
 fn compile_action(path: &str, a: &ActionConfig) -> Compiled<Action> {
     let here = |field: &str| format!("{path}.{field}");
     Ok(match a {
-        ActionConfig::PlainAuth(s) => Action::PlainAuth(auth_policy(&here("plain_auth"), s)?),
-        ActionConfig::TlsAuth(s) => Action::TlsAuth(auth_policy(&here("tls_auth"), s)?),
+        ActionConfig::PlainAuth(s) => Action::PlainAuth(auth_offer(&here("plain_auth"), s)?),
+        ActionConfig::TlsAuth(s) => Action::TlsAuth(auth_offer(&here("tls_auth"), s)?),
         ActionConfig::Accept(on) => flag(&here("accept"), *on, Action::Accept)?,
         ActionConfig::Stop(on) => flag(&here("stop"), *on, Action::Stop)?,
-        ActionConfig::RelayMx(on) => flag(&here("relay_mx"), *on, Action::RelayRoute(Route::Mx))?,
-        ActionConfig::Reject(r) => Action::Reject(value(
+        ActionConfig::RelayMx(on) => {
+            flag(&here("relay_mx"), *on, Action::RelayRoute(Destination::Mx))?
+        }
+        ActionConfig::Reject(r) => value(
             &here("reject"),
-            Reply::reject(
+            Action::reject(
                 r.code.unwrap_or(550),
                 Some(r.enhanced.as_deref().unwrap_or("5.7.1")),
                 &r.text,
             ),
-        )?),
-        ActionConfig::Tempfail(r) => Action::Tempfail(value(
+        )?,
+        ActionConfig::Tempfail(r) => value(
             &here("tempfail"),
-            Reply::tempfail(
+            Action::tempfail(
                 r.code.unwrap_or(450),
                 Some(r.enhanced.as_deref().unwrap_or("4.7.1")),
                 &r.text,
             ),
-        )?),
+        )?,
         ActionConfig::RelayHost(h) => {
-            Action::RelayRoute(value(&here("relay_host"), Route::smart_host(h))?)
+            Action::RelayRoute(value(&here("relay_host"), Destination::smart_host(h))?)
         }
         ActionConfig::RelayTls(m) => Action::RelayTls(pattern(
             &here("relay_tls"),

@@ -7,6 +7,7 @@ use crate::stage::StageSet;
 
 /// A value inside a condition or action that cannot be compiled.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PatternError {
     /// A regular expression that does not compile.
     Regex(String),
@@ -52,7 +53,7 @@ impl fmt::Display for PatternError {
             PatternError::UnknownMechanism(t) => write!(
                 f,
                 "unknown AUTH mechanism {t:?}; expected one of {}",
-                crate::auth::Mechanism::ALL.map(|m| m.name()).join(", ")
+                crate::auth::known_names()
             ),
             PatternError::UnknownBodyType(t) => write!(
                 f,
@@ -86,6 +87,7 @@ impl std::error::Error for PatternError {}
 
 /// Why a reply, route or header given in an action is invalid.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ValueError {
     /// A reply code of the wrong class: reject needs 5xx, tempfail 4xx.
     ReplyCodeClass {
@@ -146,6 +148,7 @@ impl std::error::Error for ValueError {}
 
 /// What is wrong with one rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RuleErrorKind {
     /// A condition or action value that does not compile.
     Pattern(PatternError),
@@ -209,6 +212,7 @@ impl fmt::Display for RuleErrorKind {
 
 /// A rule that cannot be built, with the rule and field it concerns.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RuleError {
     /// Zero-based position of the rule in its set, when known.
     pub index: Option<usize>,

@@ -4,7 +4,7 @@
 use crate::action::Action;
 use crate::facts::Facts;
 use crate::model::{MatchMode, Rule, RuleSet};
-use crate::plan::{Decision, Outcome};
+use crate::plan::{Outcome, Verdict};
 use crate::stage::Stage;
 
 /// Receives what the engine does. The no-op implementation compiles away,
@@ -73,15 +73,15 @@ pub(crate) fn run<'r, O: Observer>(
                 // Ending actions are always last in a rule (checked when the
                 // rule is built), so returning here skips nothing of it.
                 Action::Accept => {
-                    out.decision = Decision::Accept { rule };
+                    out.verdict = Verdict::Accept { rule };
                     return out;
                 }
                 Action::Reject(reply) => {
-                    out.decision = Decision::Reject { rule, reply };
+                    out.verdict = Verdict::Reject { rule, reply };
                     return out;
                 }
                 Action::Tempfail(reply) => {
-                    out.decision = Decision::Tempfail { rule, reply };
+                    out.verdict = Verdict::Tempfail { rule, reply };
                     return out;
                 }
                 Action::Stop => {

@@ -3,14 +3,16 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use crate::action::{Route, Setting, TrustAnchors};
-use crate::auth::AuthPolicy;
+use postern_proto::TlsVersionSet;
+
+use crate::action::{Destination, Setting, TrustAnchors};
+use crate::auth::AuthOffer;
 use crate::eval::{Observer, run};
 use crate::facts::Facts;
 use crate::model::{MatchMode, RuleSet};
-use crate::plan::{DecisionKind, Outcome};
+use crate::plan::{Outcome, VerdictKind};
 use crate::stage::Stage;
-use crate::tls::{RelayTlsMode, VersionSet};
+use crate::tls::RelayTlsMode;
 
 /// What the rule set does to an envelope: every stage walked, every rule
 /// visited with each condition's value and result, the actions applied or
@@ -20,12 +22,13 @@ use crate::tls::{RelayTlsMode, VersionSet};
 /// serialises (e.g. to JSON for tooling).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct Trace {
     /// The stages evaluated, in order. The walk ends at the first stage that
     /// refuses (reject or tempfail): a refused client gets no further.
     pub stages: Vec<StageTrace>,
     /// The overall result.
-    pub verdict: Verdict,
+    pub verdict: TraceVerdict,
     /// The inbound auth policy, from the last of HELO/AUTH evaluated.
     pub auth: Option<AuthTrace>,
     /// The outbound plan, when the recipient got through RCPT.
@@ -37,11 +40,12 @@ pub struct Trace {
 /// One stage of a [`Trace`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct StageTrace {
     /// The stage.
     pub stage: Stage,
     /// Its decision.
-    pub decision: DecisionKind,
+    pub decision: VerdictKind,
     /// The deciding rule.
     pub rule: Option<String>,
     /// The reply, for reject and tempfail.
@@ -55,6 +59,7 @@ pub struct StageTrace {
 /// A reply, as sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct ReplyTrace {
     /// The reply code.
     pub code: u16,
@@ -77,6 +82,7 @@ impl fmt::Display for ReplyTrace {
 /// One rule at one stage.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct RuleTrace {
     /// Zero-based position in the rule set (displayed one-based, `#1`).
     pub index: usize,
@@ -98,6 +104,7 @@ pub struct RuleTrace {
 /// One condition's evaluation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct ConditionTrace {
     /// The condition as written, e.g. `recipient_domain is "mydomain.com"`.
     pub condition: String,
@@ -110,6 +117,7 @@ pub struct ConditionTrace {
 /// One action and what became of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct ActionTrace {
     /// The action as written.
     pub action: String,
@@ -122,6 +130,7 @@ pub struct ActionTrace {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[cfg_attr(feature = "serde", serde(rename_all = "snake_case", tag = "status"))]
+#[non_exhaustive]
 pub enum ActionStatus {
     /// It took effect.
     Applied,
@@ -137,10 +146,11 @@ pub enum ActionStatus {
 /// The overall result of a [`Trace`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
-pub struct Verdict {
+#[non_exhaustive]
+pub struct TraceVerdict {
     /// Reject or tempfail at the refusing stage; otherwise accept (by a
     /// rule or because no rule objected).
-    pub decision: DecisionKind,
+    pub decision: VerdictKind,
     /// The refusing stage, or the last stage walked.
     pub stage: Option<Stage>,
     /// The refusing rule, or the rule that accepted the last stage.
@@ -152,15 +162,16 @@ pub struct Verdict {
 /// The effective inbound auth policy with the rules that set it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct AuthTrace {
     /// The stage it was taken from.
     pub stage: Stage,
     /// AUTH on plaintext connections.
-    pub plain: AuthPolicy,
+    pub plain: AuthOffer,
     /// The rule that set it; `None` for the default (off).
     pub plain_rule: Option<String>,
     /// AUTH on TLS connections.
-    pub tls: AuthPolicy,
+    pub tls: AuthOffer,
     /// The rule that set it; `None` for the default (off).
     pub tls_rule: Option<String>,
 }
@@ -168,9 +179,10 @@ pub struct AuthTrace {
 /// The effective outbound plan with the rules that set it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct RelayTrace {
     /// Where the mail goes.
-    pub route: Route,
+    pub route: Destination,
     /// The rule that set the route.
     pub route_rule: Option<String>,
     /// The TLS mode.
@@ -178,9 +190,11 @@ pub struct RelayTrace {
     /// The rule that set the mode.
     pub tls_rule: Option<String>,
     /// The versions that will be used: the requested ones the stack speaks.
-    pub versions: VersionSet,
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::names::version_set"))]
+    pub versions: TlsVersionSet,
     /// The versions the rules asked for.
-    pub requested_versions: VersionSet,
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::names::version_set"))]
+    pub requested_versions: TlsVersionSet,
     /// The rule that set the versions.
     pub versions_rule: Option<String>,
     /// The trust anchors.
@@ -300,12 +314,12 @@ impl RuleSet {
         }
         let trace = StageTrace {
             stage,
-            decision: outcome.decision.kind(),
-            rule: outcome.decision.rule().map(|r| r.name().to_owned()),
-            reply: outcome.decision.reply().map(|r| ReplyTrace {
-                code: r.code(),
+            decision: outcome.verdict.kind(),
+            rule: outcome.verdict.rule().map(|r| r.name().to_owned()),
+            reply: outcome.verdict.reply().map(|r| ReplyTrace {
+                code: r.code().get(),
                 enhanced: r.enhanced().map(|e| e.to_string()),
-                text: r.text().to_owned(),
+                text: r.lines().join(" "),
             }),
             stopped_by: outcome.stopped_by.map(|r| r.name().to_owned()),
             rules,
@@ -326,7 +340,7 @@ impl RuleSet {
         let mut headers = Vec::new();
         for stage in Stage::ALL.into_iter().filter(|s| *s <= last) {
             let (outcome, trace) = self.explain_stage(stage, facts);
-            let refused = outcome.decision.is_refusal();
+            let refused = outcome.verdict.is_refusal();
             if matches!(stage, Stage::Helo | Stage::Auth) {
                 auth = Some(AuthTrace {
                     stage,
@@ -360,16 +374,16 @@ impl RuleSet {
             }
         }
         let verdict = match stages.last() {
-            Some(s) if matches!(s.decision, DecisionKind::Reject | DecisionKind::Tempfail) => {
-                Verdict {
+            Some(s) if matches!(s.decision, VerdictKind::Reject | VerdictKind::Tempfail) => {
+                TraceVerdict {
                     decision: s.decision,
                     stage: Some(s.stage),
                     rule: s.rule.clone(),
                     reply: s.reply.clone(),
                 }
             }
-            last => Verdict {
-                decision: DecisionKind::Accept,
+            last => TraceVerdict {
+                decision: VerdictKind::Accept,
                 stage: last.map(|s| s.stage),
                 rule: last.and_then(|s| s.rule.clone()),
                 reply: None,
@@ -418,7 +432,7 @@ impl fmt::Display for Trace {
         }
         let v = &self.verdict;
         match (v.decision, &v.reply) {
-            (DecisionKind::Reject | DecisionKind::Tempfail, Some(reply)) => writeln!(
+            (VerdictKind::Reject | VerdictKind::Tempfail, Some(reply)) => writeln!(
                 f,
                 "verdict: {} at {} by rule {}: {reply}",
                 v.decision,

@@ -8,12 +8,13 @@
 
 use std::net::IpAddr;
 
-use crate::tls::TlsVersion;
+use postern_proto::{Body, Domain, ForwardPath, Mailbox, ReversePath, TlsVersion};
 
 /// Everything the caller knows when it asks for a decision.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize, serde::Serialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[non_exhaustive]
 pub struct Facts {
     /// Transport facts: TLS, listener, peer address.
     pub connection: ConnectionFacts,
@@ -32,6 +33,7 @@ pub struct Facts {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize, serde::Serialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[non_exhaustive]
 pub struct ConnectionFacts {
     /// Whether the connection is protected by TLS (implicit or after
     /// STARTTLS): the guide's "Connection → isSSL".
@@ -55,6 +57,7 @@ pub struct ConnectionFacts {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize, serde::Serialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[non_exhaustive]
 pub struct SessionFacts {
     /// The name given with HELO/EHLO, known from [`crate::Stage::Helo`] on.
     pub helo: Option<String>,
@@ -74,43 +77,94 @@ impl SessionFacts {
 }
 
 /// The reverse-path, known from [`crate::Stage::Mail`] on.
+///
+/// In policy-test files it is `{ address = "alice@example.org" }`, `""`
+/// being the null reverse-path `<>`; the address is read through the SMTP
+/// grammar, so a fact file cannot state an address MAIL FROM would refuse.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize, serde::Serialize))]
-#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[cfg_attr(
+    feature = "serde",
+    serde(
+        try_from = "crate::names::SenderRepr",
+        into = "crate::names::SenderRepr"
+    )
+)]
+#[non_exhaustive]
 pub struct SenderFacts {
-    /// The address without angle brackets; the empty string is the null
-    /// reverse-path `<>` used by bounces.
-    pub address: Option<String>,
-    /// The domain; derived from `address` when absent.
-    pub domain: Option<String>,
+    path: Option<ReversePath<'static>>,
+    /// `local@host` of the path (empty for `<>`), written once when the path
+    /// is set: address conditions compare text, and formatting it for every
+    /// condition of every evaluation would cost more than the rules.
+    address: String,
 }
 
 impl SenderFacts {
-    /// The sender domain: the given one, else the part of the address after
-    /// the last `@`; the empty string for the null sender.
+    /// The facts of a reverse-path.
+    pub fn new(path: ReversePath<'_>) -> SenderFacts {
+        let address = match &path {
+            ReversePath::Null => String::new(),
+            ReversePath::Mailbox(m) => m.to_string(),
+        };
+        SenderFacts {
+            path: Some(path.into_owned()),
+            address,
+        }
+    }
+
+    /// The reverse-path, when known.
+    pub fn path(&self) -> Option<&ReversePath<'static>> {
+        self.path.as_ref()
+    }
+
+    /// The sender mailbox; `None` when unknown or for the null sender.
+    pub fn mailbox(&self) -> Option<&Mailbox<'static>> {
+        match &self.path {
+            Some(ReversePath::Mailbox(m)) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The address without angle brackets, as address conditions see it;
+    /// the empty string for the null reverse-path `<>`.
+    pub fn address(&self) -> Option<&str> {
+        self.path.as_ref().map(|_| self.address.as_str())
+    }
+
+    /// The sender domain ([`Mailbox::domain`]); the empty string for the
+    /// null sender; `None` when unknown or when the mailbox is at an address
+    /// literal, which names a host, not a domain.
     pub fn domain(&self) -> Option<&str> {
-        match (&self.domain, &self.address) {
-            (Some(d), _) => Some(d),
-            (None, Some(a)) => Some(a.rsplit_once('@').map_or("", |(_, d)| d)),
-            (None, None) => None,
+        match self.path.as_ref()? {
+            ReversePath::Null => Some(""),
+            ReversePath::Mailbox(m) => m.domain().map(Domain::as_str),
         }
     }
 
     /// Whether this is the null reverse-path `<>`.
     pub fn is_null(&self) -> Option<bool> {
-        self.address.as_ref().map(|a| a.is_empty())
+        self.path.as_ref().map(|p| matches!(p, ReversePath::Null))
     }
 }
 
 /// The recipient being decided on, known from [`crate::Stage::Rcpt`] on.
+///
+/// In policy-test files it is `{ address = "bob@example.com", local = true
+/// }`; `"Postmaster"` is the domain-less `<Postmaster>`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize, serde::Serialize))]
-#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[cfg_attr(
+    feature = "serde",
+    serde(
+        try_from = "crate::names::RecipientRepr",
+        into = "crate::names::RecipientRepr"
+    )
+)]
+#[non_exhaustive]
 pub struct RecipientFacts {
-    /// The address without angle brackets.
-    pub address: Option<String>,
-    /// The domain; derived from `address` when absent.
-    pub domain: Option<String>,
+    path: Option<ForwardPath<'static>>,
+    /// `local@host` of the path, written once (see [`SenderFacts`]).
+    address: String,
     /// Whether the recipient is delivered locally. When absent, the opposite
     /// of `relaying`.
     pub local: Option<bool>,
@@ -121,14 +175,35 @@ pub struct RecipientFacts {
 }
 
 impl RecipientFacts {
-    /// The recipient domain: the given one, else the part of the address
-    /// after the last `@`.
+    /// Sets the forward-path, keeping `local` and `relaying`.
+    pub fn set_path(&mut self, path: ForwardPath<'_>) {
+        self.address = match &path {
+            ForwardPath::Postmaster => "Postmaster".to_owned(),
+            ForwardPath::Mailbox(m) => m.to_string(),
+        };
+        self.path = Some(path.into_owned());
+    }
+
+    /// The forward-path, when known.
+    pub fn path(&self) -> Option<&ForwardPath<'static>> {
+        self.path.as_ref()
+    }
+
+    /// The recipient mailbox; `None` when unknown or for `<Postmaster>`.
+    pub fn mailbox(&self) -> Option<&Mailbox<'static>> {
+        self.path.as_ref().and_then(ForwardPath::mailbox)
+    }
+
+    /// The address without angle brackets, as address conditions see it
+    /// (`Postmaster` for `<Postmaster>`).
+    pub fn address(&self) -> Option<&str> {
+        self.path.as_ref().map(|_| self.address.as_str())
+    }
+
+    /// The recipient domain ([`Mailbox::domain`]); `None` when unknown, for
+    /// `<Postmaster>` and for a mailbox at an address literal.
     pub fn domain(&self) -> Option<&str> {
-        match (&self.domain, &self.address) {
-            (Some(d), _) => Some(d),
-            (None, Some(a)) => a.rsplit_once('@').map(|(_, d)| d),
-            (None, None) => None,
-        }
+        self.mailbox()?.domain().map(Domain::as_str)
     }
 
     /// Whether the recipient is local, derived from `relaying` when absent.
@@ -142,58 +217,17 @@ impl RecipientFacts {
     }
 }
 
-/// The body type declared with `MAIL FROM ... BODY=`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum BodyType {
-    /// `7BIT`, also the type when no BODY parameter was given.
-    SevenBit,
-    /// `8BITMIME` (RFC 6152).
-    EightBitMime,
-    /// `BINARYMIME` (RFC 3030).
-    BinaryMime,
-}
-
-impl BodyType {
-    /// Every body type.
-    pub const ALL: [BodyType; 3] = [
-        BodyType::SevenBit,
-        BodyType::EightBitMime,
-        BodyType::BinaryMime,
-    ];
-
-    /// The keyword as sent on the wire.
-    pub const fn name(self) -> &'static str {
-        match self {
-            BodyType::SevenBit => "7BIT",
-            BodyType::EightBitMime => "8BITMIME",
-            BodyType::BinaryMime => "BINARYMIME",
-        }
-    }
-
-    /// Parses the keyword (case-insensitive, as in SMTP).
-    pub fn from_name(name: &str) -> Option<BodyType> {
-        BodyType::ALL
-            .into_iter()
-            .find(|b| b.name().eq_ignore_ascii_case(name))
-    }
-}
-
-impl std::fmt::Display for BodyType {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
 /// Facts declared with MAIL FROM parameters, known from
 /// [`crate::Stage::Mail`] on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize, serde::Serialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[non_exhaustive]
 pub struct MessageFacts {
     /// The declared `SIZE=` in octets.
     pub size: Option<u64>,
     /// The declared `BODY=` type.
-    pub body: Option<BodyType>,
+    pub body: Option<Body>,
     /// Whether `SMTPUTF8` was given.
     pub smtputf8: Option<bool>,
     /// Whether `REQUIRETLS` (RFC 8689) was given.
@@ -280,21 +314,18 @@ impl Facts {
         self
     }
 
-    /// Sets the reverse-path; `""` is the null sender.
+    /// Sets the reverse-path ([`ReversePath::Null`] is the null sender).
     #[must_use]
-    pub fn sender(mut self, address: &str) -> Facts {
-        // The domain is split off once here, not by every condition.
-        self.sender.domain = Some(address.rsplit_once('@').map_or("", |(_, d)| d).to_owned());
-        self.sender.address = Some(address.to_owned());
+    pub fn sender(mut self, path: ReversePath<'_>) -> Facts {
+        // The text form is written once here, not by every condition.
+        self.sender = SenderFacts::new(path);
         self
     }
 
-    /// Sets the recipient address.
+    /// Sets the recipient's forward-path.
     #[must_use]
-    pub fn recipient(mut self, address: &str) -> Facts {
-        // The domain is split off once here, not by every condition.
-        self.recipient.domain = address.rsplit_once('@').map(|(_, d)| d.to_owned());
-        self.recipient.address = Some(address.to_owned());
+    pub fn recipient(mut self, path: ForwardPath<'_>) -> Facts {
+        self.recipient.set_path(path);
         self
     }
 
@@ -323,7 +354,7 @@ impl Facts {
 
     /// Sets the declared body type.
     #[must_use]
-    pub fn body(mut self, body: BodyType) -> Facts {
+    pub fn body(mut self, body: Body) -> Facts {
         self.message.body = Some(body);
         self
     }
@@ -347,21 +378,31 @@ impl Facts {
 mod tests {
     use super::*;
 
+    fn mailbox(s: &str) -> Mailbox<'_> {
+        Mailbox::parse(s).unwrap()
+    }
+
     #[test]
-    fn domains_are_derived_from_addresses() {
+    fn domains_are_the_mailboxes() {
         let f = Facts::new()
-            .sender("a@Example.org")
-            .recipient("b@c@mydomain.com");
+            .sender(ReversePath::Mailbox(mailbox("a@Example.org")))
+            .recipient(ForwardPath::Mailbox(mailbox("\"b@c\"@mydomain.com")));
         assert_eq!(f.sender.domain(), Some("Example.org"));
+        assert_eq!(f.sender.address(), Some("a@Example.org"));
         assert_eq!(f.recipient.domain(), Some("mydomain.com"));
-        let null = Facts::new().sender("");
+        assert_eq!(f.recipient.address(), Some("\"b@c\"@mydomain.com"));
+        let null = Facts::new().sender(ReversePath::Null);
         assert_eq!(null.sender.domain(), Some(""));
+        assert_eq!(null.sender.address(), Some(""));
         assert_eq!(null.sender.is_null(), Some(true));
         assert_eq!(Facts::new().sender.is_null(), None);
-        assert_eq!(
-            Facts::new().recipient("postmaster").recipient.domain(),
-            None
-        );
+        let postmaster = Facts::new().recipient(ForwardPath::Postmaster);
+        assert_eq!(postmaster.recipient.domain(), None);
+        assert_eq!(postmaster.recipient.address(), Some("Postmaster"));
+        // An address literal names a host, not a domain.
+        let literal = Facts::new().recipient(ForwardPath::Mailbox(mailbox("x@[192.0.2.1]")));
+        assert_eq!(literal.recipient.domain(), None);
+        assert_eq!(literal.recipient.address(), Some("x@[192.0.2.1]"));
     }
 
     #[test]

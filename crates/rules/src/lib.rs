@@ -33,7 +33,10 @@
 //! # The guide's rule set
 //!
 //! ```
-//! use postern_rules::{AuthPolicy, DecisionKind, Facts, RelayTlsMode, RuleSet, Stage};
+//! use postern_proto::{ForwardPath, Mailbox};
+//! use postern_rules::{AuthOffer, Facts, RelayTlsMode, RuleSet, Stage, VerdictKind};
+//!
+//! let rcpt = |a| ForwardPath::Mailbox(Mailbox::parse(a).expect("valid address"));
 //!
 //! let rules = RuleSet::from_toml_str(r#"
 //! [[rule]]
@@ -63,18 +66,20 @@
 //!
 //! // EHLO on a plaintext connection: AUTH is not advertised.
 //! let helo = rules.evaluate(Stage::Helo, &Facts::new().tls(false));
-//! assert_eq!(helo.auth.for_connection(false), AuthPolicy::Off);
+//! assert_eq!(helo.auth.for_connection(false), AuthOffer::Off);
 //! assert!(helo.auth.for_connection(true).is_on());
 //!
 //! // Plaintext mail for mydomain.com is refused at RCPT.
-//! let plain = Facts::new().tls(false).recipient("bob@mydomain.com");
-//! let rcpt = rules.evaluate(Stage::Rcpt, &plain);
-//! assert_eq!(rcpt.decision.kind(), DecisionKind::Reject);
-//! assert_eq!(rcpt.decision.reply().unwrap().code(), 550);
+//! let plain = Facts::new().tls(false).recipient(rcpt("bob@mydomain.com"));
+//! let refused = rules.evaluate(Stage::Rcpt, &plain);
+//! assert_eq!(refused.verdict.kind(), VerdictKind::Reject);
+//! // The reply was built when the rules loaded: it is sent as it is.
+//! let reply = refused.verdict.reply().unwrap();
+//! assert_eq!(reply.to_vec(), b"550 5.7.1 Accepting only secure delivery (STARTTLS) for mydomain.com\r\n");
 //!
 //! // Relaying to example.com: smart host, implicit TLS, and only TLS 1.2,
 //! // because TLS 1.1 cannot be negotiated and is dropped, not replaced.
-//! let relay = Facts::new().tls(true).recipient("dave@example.com").relaying(true);
+//! let relay = Facts::new().tls(true).recipient(rcpt("dave@example.com")).relaying(true);
 //! let plan = rules.evaluate(Stage::Rcpt, &relay).relay;
 //! assert_eq!(plan.route.to_string(), "smtp.example.net:465");
 //! assert_eq!(plan.tls, RelayTlsMode::Implicit);
@@ -116,8 +121,8 @@ mod policy_test;
 mod stage;
 mod tls;
 
-pub use action::{Action, EnhancedCode, Header, Reply, Route, Setting, TrustAnchors};
-pub use auth::{AuthPolicy, Mechanism, MechanismSet};
+pub use action::{Action, Destination, Header, Setting, TrustAnchors};
+pub use auth::{AuthOffer, MechanismSet};
 pub use condition::{Condition, Field, IpMatch, SizeMatch, Test, ValueMatch, VersionMatch};
 #[cfg(feature = "serde")]
 pub use config::{
@@ -127,11 +132,9 @@ pub use config::{
 pub use error::{PatternError, RuleError, RuleErrorKind, ValueError};
 pub use explain::{
     ActionStatus, ActionTrace, AuthTrace, ConditionTrace, RelayTrace, ReplyTrace, RuleTrace,
-    StageTrace, Trace, Verdict,
+    StageTrace, Trace, TraceVerdict,
 };
-pub use facts::{
-    BodyType, ConnectionFacts, Facts, MessageFacts, RecipientFacts, SenderFacts, SessionFacts,
-};
+pub use facts::{ConnectionFacts, Facts, MessageFacts, RecipientFacts, SenderFacts, SessionFacts};
 pub use lint::{Finding, FindingKind, Severity};
 #[cfg(feature = "serde")]
 pub use load::{LoadError, LoadErrorKind};
@@ -139,8 +142,14 @@ pub use model::{MatchMode, Rule, RuleSet};
 #[cfg(feature = "serde")]
 pub use names::KeywordOrList;
 pub use pattern::{Pattern, TextList, TextMatch, Wildcard};
-pub use plan::{AuthPlan, Decision, DecisionKind, Outcome, PlanProblem, RelayPlan};
+pub use plan::{AuthPlan, Outcome, PlanProblem, RelayPlan, Verdict, VerdictKind};
 #[cfg(feature = "serde")]
-pub use policy_test::{CaseReport, DiffLine, Expectation, PolicyCase, PolicyReport, PolicySuite};
+pub use policy_test::{
+    CaseReport, DiffLine, Expectation, PolicyCase, PolicySuite, PolicyTestReport,
+};
 pub use stage::{Stage, StageSet};
-pub use tls::{RelayTlsMode, TlsVersion, VersionSet};
+pub use tls::RelayTlsMode;
+
+/// The SMTP vocabulary the rules speak, re-exported so that callers need
+/// not depend on `postern-proto` to build facts or read verdicts.
+pub use postern_proto;

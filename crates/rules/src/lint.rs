@@ -2,16 +2,19 @@
 
 use std::fmt;
 
-use crate::action::{Action, Route, Setting};
-use crate::auth::{AuthPolicy, MechanismSet};
+use postern_proto::TlsVersionSet;
+
+use crate::action::{Action, Destination, Setting};
+use crate::auth::{AuthOffer, MechanismSet};
 use crate::condition::{Condition, Test};
 use crate::model::{MatchMode, Rule, RuleSet};
-use crate::tls::{RelayTlsMode, VersionSet};
+use crate::tls::RelayTlsMode;
 
 /// How serious a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+#[non_exhaustive]
 pub enum Severity {
     /// Probably intended but worth a look.
     Note,
@@ -33,6 +36,7 @@ impl fmt::Display for Severity {
 
 /// One lint finding about one rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Finding {
     /// Zero-based position of the rule.
     pub index: usize,
@@ -44,6 +48,7 @@ pub struct Finding {
 
 /// What lint found.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FindingKind {
     /// The rule can never match: at every stage where it applies, an earlier
     /// rule without conditions ends the stage first.
@@ -76,15 +81,15 @@ pub enum FindingKind {
     /// dropped, not replaced.
     UnsupportedTlsVersions {
         /// The versions dropped.
-        unsupported: VersionSet,
+        unsupported: TlsVersionSet,
         /// The versions that will actually be allowed.
-        effective: VersionSet,
+        effective: TlsVersionSet,
     },
     /// Relay TLS versions with no version the stack can speak: delivery
     /// under this rule can never happen.
     NoUsableTlsVersion {
         /// What was asked for.
-        requested: VersionSet,
+        requested: TlsVersionSet,
     },
     /// Plaintext mail is refused on what may be a public port-25 MX,
     /// for every sender and recipient. RFC 3207 §4: a publicly-referenced
@@ -345,15 +350,9 @@ fn rule_findings(rule: &Rule) -> Vec<FindingKind> {
     let mut restricts_versions = false;
     for action in rule.actions() {
         match action {
-            Action::PlainAuth(AuthPolicy::On(set)) => {
-                let clear = set
-                    .iter()
-                    .filter(|m| m.sends_cleartext_password())
-                    .fold(MechanismSet::EMPTY, MechanismSet::with);
-                let other = set
-                    .iter()
-                    .filter(|m| !m.sends_cleartext_password())
-                    .fold(MechanismSet::EMPTY, MechanismSet::with);
+            Action::PlainAuth(AuthOffer::On(set)) => {
+                let clear = set.cleartext();
+                let other = set.not_cleartext();
                 if !clear.is_empty() {
                     out.push(FindingKind::CleartextPasswordWithoutTls { mechanisms: clear });
                 }
@@ -363,17 +362,17 @@ fn rule_findings(rule: &Rule) -> Vec<FindingKind> {
             }
             Action::RelayTlsVersions(v) => {
                 restricts_versions = true;
-                if v.usable().is_empty() {
+                if v.current().is_empty() {
                     out.push(FindingKind::NoUsableTlsVersion { requested: *v });
-                } else if !v.unusable().is_empty() {
+                } else if !v.deprecated().is_empty() {
                     out.push(FindingKind::UnsupportedTlsVersions {
-                        unsupported: v.unusable(),
-                        effective: v.usable(),
+                        unsupported: v.deprecated(),
+                        effective: v.current(),
                     });
                 }
             }
             Action::RelayTls(m) => tls_mode = Some(*m),
-            Action::RelayRoute(Route::SmartHost { port: p, .. }) => port = Some(*p),
+            Action::RelayRoute(Destination::SmartHost { port: p, .. }) => port = Some(*p),
             _ => {}
         }
     }

@@ -13,6 +13,7 @@ use crate::model::RuleSet;
 
 /// Why a file could not be loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LoadError {
     /// The file name given to the loader.
     pub file: String,
@@ -35,6 +36,7 @@ pub struct LoadError {
 
 /// What is wrong with a loaded file.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LoadErrorKind {
     /// Not valid TOML.
     Syntax(String),

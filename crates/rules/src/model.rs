@@ -270,14 +270,13 @@ impl RuleSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::action::Reply;
-    use crate::auth::AuthPolicy;
+    use crate::auth::AuthOffer;
     use crate::condition::Test;
     use crate::pattern::TextMatch;
     use crate::tls::RelayTlsMode;
 
     fn reject() -> Action {
-        Action::Reject(Reply::reject(550, None, "no").unwrap())
+        Action::reject(550, None, "no").unwrap()
     }
 
     #[test]
@@ -286,7 +285,7 @@ mod tests {
             "a",
             MatchMode::All,
             vec![],
-            vec![Action::PlainAuth(AuthPolicy::Off)],
+            vec![Action::PlainAuth(AuthOffer::Off)],
         )
         .unwrap();
         assert_eq!(r.stages(), StageSet::of(&[Stage::Helo, Stage::Auth]));
@@ -314,7 +313,7 @@ mod tests {
             "auth_by_rcpt",
             MatchMode::All,
             vec![Test::RecipientDomain(TextMatch::is("x")).into()],
-            vec![Action::PlainAuth(AuthPolicy::Off)],
+            vec![Action::PlainAuth(AuthOffer::Off)],
         )
         .unwrap_err();
         assert_eq!(e.field, "conditions[0].recipient_domain");
@@ -326,7 +325,7 @@ mod tests {
             MatchMode::All,
             vec![],
             vec![
-                Action::TlsAuth(AuthPolicy::Off),
+                Action::TlsAuth(AuthOffer::Off),
                 Action::RelayTls(RelayTlsMode::Required),
             ],
         )

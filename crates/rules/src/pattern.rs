@@ -12,6 +12,7 @@ use crate::error::PatternError;
 
 /// An operator applied to a text fact.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum TextMatch {
     /// Equal to the text.
     Is(String),

@@ -1,17 +1,21 @@
-//! What an evaluation yields: the decision and the effective settings.
+//! What an evaluation yields: the verdict and the effective settings.
 
 use std::fmt;
 
-use crate::action::{Header, Reply, Route, TrustAnchors};
-use crate::auth::AuthPolicy;
+use postern_proto::{Reply, TlsVersionSet};
+
+use crate::action::{Destination, Header, TrustAnchors};
+use crate::auth::AuthOffer;
 use crate::model::Rule;
 use crate::stage::Stage;
-use crate::tls::{RelayTlsMode, VersionSet};
+use crate::tls::RelayTlsMode;
 
-/// The decision of one stage. Borrows from the rule set, so evaluating
-/// copies no text.
+/// The verdict of the rules on one stage. Borrows from the rule set, so
+/// evaluating copies no text: a refusal's [`Reply`] was built when the rules
+/// were loaded and is sent as it is.
 #[derive(Debug, Clone, Copy)]
-pub enum Decision<'r> {
+#[non_exhaustive]
+pub enum Verdict<'r> {
     /// No rule decided; the stage proceeds with the server's defaults.
     Continue,
     /// A rule accepted; later rules were not evaluated.
@@ -24,57 +28,58 @@ pub enum Decision<'r> {
         /// The deciding rule.
         rule: &'r Rule,
         /// The reply to send.
-        reply: &'r Reply,
+        reply: &'r Reply<'static>,
     },
     /// A rule refused for now with a 4xx reply.
     Tempfail {
         /// The deciding rule.
         rule: &'r Rule,
         /// The reply to send.
-        reply: &'r Reply,
+        reply: &'r Reply<'static>,
     },
 }
 
-impl<'r> Decision<'r> {
-    /// The kind of decision, without borrowed details.
-    pub fn kind(&self) -> DecisionKind {
+impl<'r> Verdict<'r> {
+    /// The kind of verdict, without borrowed details.
+    pub fn kind(&self) -> VerdictKind {
         match self {
-            Decision::Continue => DecisionKind::Continue,
-            Decision::Accept { .. } => DecisionKind::Accept,
-            Decision::Reject { .. } => DecisionKind::Reject,
-            Decision::Tempfail { .. } => DecisionKind::Tempfail,
+            Verdict::Continue => VerdictKind::Continue,
+            Verdict::Accept { .. } => VerdictKind::Accept,
+            Verdict::Reject { .. } => VerdictKind::Reject,
+            Verdict::Tempfail { .. } => VerdictKind::Tempfail,
         }
     }
 
     /// The deciding rule, if any.
     pub fn rule(&self) -> Option<&'r Rule> {
         match *self {
-            Decision::Continue => None,
-            Decision::Accept { rule }
-            | Decision::Reject { rule, .. }
-            | Decision::Tempfail { rule, .. } => Some(rule),
+            Verdict::Continue => None,
+            Verdict::Accept { rule }
+            | Verdict::Reject { rule, .. }
+            | Verdict::Tempfail { rule, .. } => Some(rule),
         }
     }
 
     /// The reply to send, for reject and tempfail.
-    pub fn reply(&self) -> Option<&'r Reply> {
+    pub fn reply(&self) -> Option<&'r Reply<'static>> {
         match *self {
-            Decision::Reject { reply, .. } | Decision::Tempfail { reply, .. } => Some(reply),
+            Verdict::Reject { reply, .. } | Verdict::Tempfail { reply, .. } => Some(reply),
             _ => None,
         }
     }
 
     /// Whether the transaction (or this recipient) is refused.
     pub fn is_refusal(&self) -> bool {
-        matches!(self, Decision::Reject { .. } | Decision::Tempfail { .. })
+        matches!(self, Verdict::Reject { .. } | Verdict::Tempfail { .. })
     }
 }
 
-/// The kind of a [`Decision`].
+/// The kind of a [`Verdict`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
-pub enum DecisionKind {
+pub enum VerdictKind {
     /// No rule decided.
     Continue,
     /// Accepted by a rule.
@@ -85,19 +90,19 @@ pub enum DecisionKind {
     Tempfail,
 }
 
-impl DecisionKind {
+impl VerdictKind {
     /// The lower-case name.
     pub const fn name(self) -> &'static str {
         match self {
-            DecisionKind::Continue => "continue",
-            DecisionKind::Accept => "accept",
-            DecisionKind::Reject => "reject",
-            DecisionKind::Tempfail => "tempfail",
+            VerdictKind::Continue => "continue",
+            VerdictKind::Accept => "accept",
+            VerdictKind::Reject => "reject",
+            VerdictKind::Tempfail => "tempfail",
         }
     }
 }
 
-impl fmt::Display for DecisionKind {
+impl fmt::Display for VerdictKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
@@ -105,34 +110,36 @@ impl fmt::Display for DecisionKind {
 
 /// The inbound authentication policy: what AUTH offers on each transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct AuthPlan {
     /// On connections without TLS.
-    pub plain: AuthPolicy,
+    pub plain: AuthOffer,
     /// On connections with TLS (implicit or after STARTTLS).
-    pub tls: AuthPolicy,
+    pub tls: AuthOffer,
 }
 
 impl AuthPlan {
     /// The policy for a connection that is (or is not) using TLS.
-    pub fn for_connection(&self, tls: bool) -> AuthPolicy {
+    pub fn for_connection(&self, tls: bool) -> AuthOffer {
         if tls { self.tls } else { self.plain }
     }
 }
 
 /// The default route and trust anchors, borrowed by plans no rule changed.
-static DEFAULT_ROUTE: Route = Route::Mx;
+static DEFAULT_ROUTE: Destination = Destination::Mx;
 static DEFAULT_ANCHORS: TrustAnchors = TrustAnchors::System;
 
 /// The outbound plan for one recipient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RelayPlan<'r> {
     /// Where to send it.
-    pub route: &'r Route,
+    pub route: &'r Destination,
     /// How to use TLS.
     pub tls: RelayTlsMode,
     /// The versions the rules asked for, including ones the stack cannot
     /// speak; [`RelayPlan::versions`] is what may actually be used.
-    pub requested_versions: VersionSet,
+    pub requested_versions: TlsVersionSet,
     /// What the peer certificate is verified against.
     pub trust_anchors: &'r TrustAnchors,
 }
@@ -144,7 +151,7 @@ impl Default for RelayPlan<'_> {
         RelayPlan {
             route: &DEFAULT_ROUTE,
             tls: RelayTlsMode::Opportunistic,
-            requested_versions: VersionSet::SUPPORTED,
+            requested_versions: TlsVersionSet::CURRENT,
             trust_anchors: &DEFAULT_ANCHORS,
         }
     }
@@ -153,8 +160,8 @@ impl Default for RelayPlan<'_> {
 impl RelayPlan<'_> {
     /// The versions the relay may negotiate: those asked for that the stack
     /// can speak. Never widened.
-    pub fn versions(&self) -> VersionSet {
-        self.requested_versions.usable()
+    pub fn versions(&self) -> TlsVersionSet {
+        self.requested_versions.current()
     }
 
     /// Why the plan cannot be carried out, if it cannot: TLS is demanded
@@ -173,11 +180,12 @@ impl RelayPlan<'_> {
 
 /// Why a relay plan cannot be carried out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PlanProblem {
     /// None of the requested TLS versions can be negotiated.
     NoUsableTlsVersion {
         /// What was asked for.
-        requested: VersionSet,
+        requested: TlsVersionSet,
     },
 }
 
@@ -194,11 +202,12 @@ impl fmt::Display for PlanProblem {
 
 /// The result of evaluating one stage.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Outcome<'r> {
     /// The stage evaluated.
     pub stage: Stage,
-    /// The decision.
-    pub decision: Decision<'r>,
+    /// The verdict.
+    pub verdict: Verdict<'r>,
     /// The rule whose `stop` ended the stage without a decision.
     pub stopped_by: Option<&'r Rule>,
     /// The inbound auth policy; meaningful at [`Stage::Helo`] and
@@ -216,7 +225,7 @@ impl<'r> Outcome<'r> {
     pub(crate) fn new(stage: Stage) -> Outcome<'r> {
         Outcome {
             stage,
-            decision: Decision::Continue,
+            verdict: Verdict::Continue,
             stopped_by: None,
             auth: AuthPlan::default(),
             relay: RelayPlan::default(),

@@ -5,19 +5,22 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use crate::action::{Route, TrustAnchors};
-use crate::auth::{AuthPolicy, Mechanism, MechanismSet};
+use postern_proto::{TlsVersion, TlsVersionSet};
+
+use crate::action::{Destination, TrustAnchors};
+use crate::auth::{AuthOffer, MechanismSet};
 use crate::explain::Trace;
 use crate::facts::Facts;
 use crate::load::{Document, LoadError, LoadErrorKind, Seg};
 use crate::model::RuleSet;
 use crate::names::KeywordOrList;
-use crate::plan::DecisionKind;
+use crate::plan::VerdictKind;
 use crate::stage::Stage;
-use crate::tls::{RelayTlsMode, TlsVersion, VersionSet};
+use crate::tls::RelayTlsMode;
 
 /// A file of policy-test cases.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct PolicySuite {
     /// The file name given to the loader.
     pub file: String,
@@ -30,6 +33,7 @@ pub struct PolicySuite {
 
 /// One case: facts, how far to walk, and what to expect.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct PolicyCase {
     /// The case's name.
     pub name: String,
@@ -43,9 +47,10 @@ pub struct PolicyCase {
 
 /// Expected results. Every field is optional; only those given are checked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Expectation {
     /// The verdict: accept, reject or tempfail.
-    pub decision: Option<DecisionKind>,
+    pub decision: Option<VerdictKind>,
     /// The refusing (or last) stage.
     pub stage: Option<Stage>,
     /// The deciding rule.
@@ -57,15 +62,15 @@ pub struct Expectation {
     /// The reply text.
     pub text: Option<String>,
     /// AUTH on plaintext connections.
-    pub plain_auth: Option<AuthPolicy>,
+    pub plain_auth: Option<AuthOffer>,
     /// AUTH on TLS connections.
-    pub tls_auth: Option<AuthPolicy>,
+    pub tls_auth: Option<AuthOffer>,
     /// Relay route.
-    pub relay_route: Option<Route>,
+    pub relay_route: Option<Destination>,
     /// Relay TLS mode.
     pub relay_tls: Option<RelayTlsMode>,
     /// Effective (usable) relay TLS versions.
-    pub relay_versions: Option<VersionSet>,
+    pub relay_versions: Option<TlsVersionSet>,
     /// Relay trust anchors.
     pub relay_trust_anchors: Option<TrustAnchors>,
     /// Whether the relay plan can be carried out.
@@ -98,7 +103,7 @@ struct CaseFile {
 #[serde(deny_unknown_fields)]
 struct ExpectFile {
     #[serde(default)]
-    decision: Option<DecisionKind>,
+    decision: Option<VerdictKind>,
     #[serde(default)]
     stage: Option<Stage>,
     #[serde(default)]
@@ -141,20 +146,19 @@ struct RelayExpectFile {
     deliverable: Option<bool>,
 }
 
-fn auth_expect(v: &KeywordOrList) -> Result<AuthPolicy, String> {
+fn auth_expect(v: &KeywordOrList) -> Result<AuthOffer, String> {
     match v {
-        KeywordOrList::Keyword(k) if k.eq_ignore_ascii_case("off") => Ok(AuthPolicy::Off),
+        KeywordOrList::Keyword(k) if k.eq_ignore_ascii_case("off") => Ok(AuthOffer::Off),
         KeywordOrList::Keyword(k) => {
             Err(format!("{k:?}: expected \"off\" or a list of mechanisms"))
         }
         KeywordOrList::List(l) => l
             .iter()
             .try_fold(MechanismSet::EMPTY, |set, n| {
-                Mechanism::from_name(n)
-                    .map(|m| set.with(m))
+                set.with_name(n)
                     .ok_or_else(|| format!("unknown AUTH mechanism {n:?}"))
             })
-            .map(AuthPolicy::On),
+            .map(AuthOffer::On),
     }
 }
 
@@ -204,9 +208,9 @@ impl PolicySuite {
                     .and_then(|r| r.route.as_deref())
                     .map(|r| {
                         if r.eq_ignore_ascii_case("mx") {
-                            Ok(Route::Mx)
+                            Ok(Destination::Mx)
                         } else {
-                            Route::smart_host(r).map_err(|e| e.to_string())
+                            Destination::smart_host(r).map_err(|e| e.to_string())
                         }
                     })
                     .transpose()
@@ -214,7 +218,7 @@ impl PolicySuite {
                 relay_tls: relay.and_then(|r| r.tls),
                 relay_versions: relay
                     .and_then(|r| r.versions.as_deref())
-                    .map(VersionSet::of),
+                    .map(TlsVersionSet::of),
                 relay_trust_anchors: relay
                     .and_then(|r| r.trust_anchors.as_ref())
                     .map(|t| match t {
@@ -246,8 +250,8 @@ impl PolicySuite {
     }
 
     /// Runs every case against `rules`.
-    pub fn run(&self, rules: &RuleSet) -> PolicyReport {
-        PolicyReport {
+    pub fn run(&self, rules: &RuleSet) -> PolicyTestReport {
+        PolicyTestReport {
             file: self.file.clone(),
             cases: self.cases.iter().map(|c| c.run(rules)).collect(),
         }
@@ -263,10 +267,10 @@ fn list<T: fmt::Display>(items: impl Iterator<Item = T>) -> String {
     format!("[{}]", items.join(", "))
 }
 
-fn auth_text(p: &AuthPolicy) -> String {
+fn auth_text(p: &AuthOffer) -> String {
     match p {
-        AuthPolicy::Off => quoted("off"),
-        AuthPolicy::On(set) => list(set.iter()),
+        AuthOffer::Off => quoted("off"),
+        AuthOffer::On(set) => list(set.names()),
     }
 }
 
@@ -382,6 +386,7 @@ impl PolicyCase {
 
 /// One line of a case's comparison.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DiffLine {
     /// Expected and actual agree.
     Same(String),
@@ -393,6 +398,7 @@ pub enum DiffLine {
 
 /// The result of one case.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct CaseReport {
     /// The case's name.
     pub name: String,
@@ -433,14 +439,15 @@ impl fmt::Display for CaseReport {
 
 /// The results of a suite.
 #[derive(Debug, Clone)]
-pub struct PolicyReport {
+#[non_exhaustive]
+pub struct PolicyTestReport {
     /// The suite's file name.
     pub file: String,
     /// One report per case, in order.
     pub cases: Vec<CaseReport>,
 }
 
-impl PolicyReport {
+impl PolicyTestReport {
     /// Whether every case passed.
     pub fn passed(&self) -> bool {
         self.cases.iter().all(CaseReport::passed)
@@ -452,7 +459,7 @@ impl PolicyReport {
     }
 }
 
-impl fmt::Display for PolicyReport {
+impl fmt::Display for PolicyTestReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let failing = self.failures().count();
         writeln!(

@@ -1,9 +1,22 @@
 //! The guide's scenarios as Rust tests: load, evaluate, explain and lint.
 
+use postern_proto::{ForwardPath, Mailbox, Mechanism, ReversePath, TlsVersion, TlsVersionSet};
 use postern_rules::{
-    AuthPolicy, DecisionKind, Facts, FindingKind, Mechanism, MechanismSet, RelayTlsMode, Route,
-    RuleSet, Severity, Stage, TlsVersion, VersionSet,
+    AuthOffer, Destination, Facts, FindingKind, MechanismSet, RelayTlsMode, RuleSet, Severity,
+    Stage, VerdictKind,
 };
+
+fn sender(address: &str) -> ReversePath<'_> {
+    if address.is_empty() {
+        ReversePath::Null
+    } else {
+        ReversePath::Mailbox(Mailbox::parse(address).expect("valid sender"))
+    }
+}
+
+fn rcpt(address: &str) -> ForwardPath<'_> {
+    ForwardPath::Mailbox(Mailbox::parse(address).expect("valid recipient"))
+}
 
 const GUIDE: &str = include_str!("policies/guide.rules.toml");
 
@@ -11,8 +24,8 @@ fn guide() -> RuleSet {
     RuleSet::from_toml_str(GUIDE, "guide.rules.toml").unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn plain_login() -> AuthPolicy {
-    AuthPolicy::On(MechanismSet::of(&[Mechanism::Plain, Mechanism::Login]))
+fn plain_login() -> AuthOffer {
+    AuthOffer::On(MechanismSet::of(&[Mechanism::Plain, Mechanism::Login]).unwrap())
 }
 
 #[test]
@@ -20,11 +33,11 @@ fn auth_rules_disable_plaintext_and_enable_tls_auth() {
     let rules = guide();
     for stage in [Stage::Helo, Stage::Auth] {
         let out = rules.evaluate(stage, &Facts::new().tls(false));
-        assert_eq!(out.auth.plain, AuthPolicy::Off);
+        assert_eq!(out.auth.plain, AuthOffer::Off);
         assert_eq!(out.auth.tls, plain_login());
-        assert_eq!(out.auth.for_connection(false), AuthPolicy::Off);
+        assert_eq!(out.auth.for_connection(false), AuthOffer::Off);
         assert_eq!(out.auth.for_connection(true), plain_login());
-        assert_eq!(out.decision.kind(), DecisionKind::Continue);
+        assert_eq!(out.verdict.kind(), VerdictKind::Continue);
     }
 }
 
@@ -48,36 +61,36 @@ fn the_auth_rules_apply_only_where_auth_is_decided() {
 #[test]
 fn require_tls_for_mydomain_rejects_plaintext_only() {
     let rules = guide();
-    let plain = Facts::new().tls(false).recipient("bob@mydomain.com");
+    let plain = Facts::new().tls(false).recipient(rcpt("bob@mydomain.com"));
     let out = rules.evaluate(Stage::Rcpt, &plain);
-    let reply = out.decision.reply().expect("rejected");
-    assert_eq!(out.decision.kind(), DecisionKind::Reject);
+    let reply = out.verdict.reply().expect("rejected");
+    assert_eq!(out.verdict.kind(), VerdictKind::Reject);
     assert_eq!(
-        out.decision.rule().unwrap().name(),
+        out.verdict.rule().unwrap().name(),
         "allow_only_tls_for_mydomain_com"
     );
-    assert_eq!(reply.code(), 550);
+    assert_eq!(reply.code().get(), 550);
     assert_eq!(reply.enhanced().unwrap().to_string(), "5.7.1");
     assert_eq!(
-        reply.text(),
+        reply.lines()[0],
         "Accepting only secure delivery (STARTTLS) for mydomain.com"
     );
 
-    let tls = Facts::new().tls(true).recipient("bob@mydomain.com");
+    let tls = Facts::new().tls(true).recipient(rcpt("bob@mydomain.com"));
     assert_eq!(
-        rules.evaluate(Stage::Rcpt, &tls).decision.kind(),
-        DecisionKind::Continue
+        rules.evaluate(Stage::Rcpt, &tls).verdict.kind(),
+        VerdictKind::Continue
     );
-    let other = Facts::new().tls(false).recipient("bob@other.org");
+    let other = Facts::new().tls(false).recipient(rcpt("bob@other.org"));
     assert_eq!(
-        rules.evaluate(Stage::Rcpt, &other).decision.kind(),
-        DecisionKind::Continue
+        rules.evaluate(Stage::Rcpt, &other).verdict.kind(),
+        VerdictKind::Continue
     );
     // TLS unknown: the rule must not fire on a fact nobody established.
-    let unknown = Facts::new().recipient("bob@mydomain.com");
+    let unknown = Facts::new().recipient(rcpt("bob@mydomain.com"));
     assert_eq!(
-        rules.evaluate(Stage::Rcpt, &unknown).decision.kind(),
-        DecisionKind::Continue
+        rules.evaluate(Stage::Rcpt, &unknown).verdict.kind(),
+        VerdictKind::Continue
     );
 }
 
@@ -86,12 +99,12 @@ fn relay_rule_routes_example_com_with_tls12_only() {
     let rules = guide();
     let facts = Facts::new()
         .tls(true)
-        .recipient("dave@example.com")
+        .recipient(rcpt("dave@example.com"))
         .relaying(true);
     let out = rules.evaluate(Stage::Rcpt, &facts);
     assert_eq!(
         *out.relay.route,
-        Route::SmartHost {
+        Destination::SmartHost {
             host: "smtp.example.net".into(),
             port: 465
         }
@@ -99,16 +112,21 @@ fn relay_rule_routes_example_com_with_tls12_only() {
     assert_eq!(out.relay.tls, RelayTlsMode::Implicit);
     assert_eq!(
         out.relay.requested_versions,
-        VersionSet::of(&[TlsVersion::Tls11, TlsVersion::Tls12])
+        TlsVersionSet::of(&[TlsVersion::Tls11, TlsVersion::Tls12])
     );
-    assert_eq!(out.relay.versions(), VersionSet::of(&[TlsVersion::Tls12]));
+    assert_eq!(
+        out.relay.versions(),
+        TlsVersionSet::of(&[TlsVersion::Tls12])
+    );
     assert_eq!(out.relay.problem(), None);
 
-    let elsewhere = Facts::new().recipient("x@elsewhere.example").relaying(true);
+    let elsewhere = Facts::new()
+        .recipient(rcpt("x@elsewhere.example"))
+        .relaying(true);
     let out = rules.evaluate(Stage::Rcpt, &elsewhere);
-    assert_eq!(*out.relay.route, Route::Mx);
+    assert_eq!(*out.relay.route, Destination::Mx);
     assert_eq!(out.relay.tls, RelayTlsMode::Opportunistic);
-    assert_eq!(out.relay.versions(), VersionSet::SUPPORTED);
+    assert_eq!(out.relay.versions(), TlsVersionSet::CURRENT);
 }
 
 #[test]
@@ -121,8 +139,8 @@ fn lint_flags_tls11_in_the_guide_and_nothing_else() {
     assert_eq!(
         f.kind,
         FindingKind::UnsupportedTlsVersions {
-            unsupported: VersionSet::of(&[TlsVersion::Tls11]),
-            effective: VersionSet::of(&[TlsVersion::Tls12]),
+            unsupported: TlsVersionSet::of(&[TlsVersion::Tls11]),
+            effective: TlsVersionSet::of(&[TlsVersion::Tls12]),
         }
     );
     assert!(f.to_string().contains("TLSv1.1"), "{f}");
@@ -138,7 +156,7 @@ fn enable_before_disable_is_harmless_but_order_is_kept() {
     let swapped = swapped.replacen("TMP", "enableAUTH_on_SSL", 1);
     let rules = RuleSet::from_toml_str(&swapped, "swapped.toml").unwrap();
     let out = rules.evaluate(Stage::Helo, &Facts::new().tls(false));
-    assert_eq!(out.auth.plain, AuthPolicy::Off);
+    assert_eq!(out.auth.plain, AuthOffer::Off);
     assert_eq!(out.auth.tls, plain_login());
 }
 
@@ -149,8 +167,8 @@ fn explain_reads_like_the_guide() {
         .tls(false)
         .local_port(25)
         .helo("mx.remote.example")
-        .sender("alice@remote.example")
-        .recipient("bob@mydomain.com")
+        .sender(sender("alice@remote.example"))
+        .recipient(rcpt("bob@mydomain.com"))
         .local_recipient(true);
     let trace = rules.explain(&facts);
     let text = trace.to_string();
@@ -176,7 +194,7 @@ fn explain_reads_like_the_guide() {
 
     let relayed = Facts::new()
         .tls(true)
-        .recipient("dave@example.com")
+        .recipient(rcpt("dave@example.com"))
         .relaying(true);
     let text = rules.explain(&relayed).to_string();
     for part in [
@@ -195,7 +213,7 @@ fn explain_serialises_to_json() {
     let rules = guide();
     let facts = Facts::new()
         .tls(true)
-        .recipient("dave@example.com")
+        .recipient(rcpt("dave@example.com"))
         .relaying(true);
     let json = serde_json::to_value(rules.explain(&facts)).unwrap();
     assert_eq!(json["verdict"]["decision"], "accept");
@@ -225,13 +243,13 @@ fn print_trace() {
         .tls(false)
         .local_port(25)
         .helo("mx.remote.example")
-        .sender("alice@remote.example")
-        .recipient("bob@mydomain.com")
+        .sender(sender("alice@remote.example"))
+        .recipient(rcpt("bob@mydomain.com"))
         .local_recipient(true);
     println!("{}", rules.explain(&facts));
     let facts = Facts::new()
         .tls(true)
-        .recipient("dave@example.com")
+        .recipient(rcpt("dave@example.com"))
         .relaying(true);
     println!("{}", rules.explain(&facts));
 }

@@ -1,10 +1,8 @@
 //! Every lint finding kind, each from a rule file that triggers it, and
 //! the near misses that must not trigger it.
 
-use postern_rules::{
-    FindingKind, Mechanism, MechanismSet, RelayTlsMode, RuleSet, Setting, Severity, TlsVersion,
-    VersionSet,
-};
+use postern_proto::{Mechanism, TlsVersion, TlsVersionSet};
+use postern_rules::{FindingKind, MechanismSet, RelayTlsMode, RuleSet, Setting, Severity};
 
 fn lint(src: &str) -> Vec<(String, FindingKind)> {
     RuleSet::from_toml_str(src, "lint.toml")
@@ -142,14 +140,14 @@ actions = [{ plain_auth = ["PLAIN", "CRAM-MD5"] }]
     assert_eq!(
         found[0].kind,
         FindingKind::CleartextPasswordWithoutTls {
-            mechanisms: MechanismSet::of(&[Mechanism::Plain])
+            mechanisms: MechanismSet::of(&[Mechanism::Plain]).unwrap()
         }
     );
     assert_eq!(found[0].severity(), Severity::Error);
     assert_eq!(
         found[1].kind,
         FindingKind::AuthOnPlaintext {
-            mechanisms: MechanismSet::of(&[Mechanism::CramMd5])
+            mechanisms: MechanismSet::of(&[Mechanism::CramMd5]).unwrap()
         }
     );
     assert_eq!(found[1].severity(), Severity::Warning);
@@ -179,15 +177,15 @@ actions = [{ relay_tls = "required" }, { relay_tls_versions = ["SSLv3", "TLSv1.1
     assert_eq!(
         found[0].kind,
         FindingKind::UnsupportedTlsVersions {
-            unsupported: VersionSet::of(&[TlsVersion::Tls10]),
-            effective: VersionSet::of(&[TlsVersion::Tls13]),
+            unsupported: TlsVersionSet::of(&[TlsVersion::Tls10]),
+            effective: TlsVersionSet::of(&[TlsVersion::Tls13]),
         }
     );
     assert_eq!(found[0].severity(), Severity::Warning);
     assert_eq!(
         found[1].kind,
         FindingKind::NoUsableTlsVersion {
-            requested: VersionSet::of(&[TlsVersion::Ssl3, TlsVersion::Tls11]),
+            requested: TlsVersionSet::of(&[TlsVersion::Ssl3, TlsVersion::Tls11]),
         }
     );
     assert_eq!(found[1].severity(), Severity::Error);

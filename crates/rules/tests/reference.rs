@@ -2,9 +2,10 @@
 //! all/any matching, negation, unknown facts, stage selection, ordering,
 //! decisions, stop and setting overrides.
 
+use postern_proto::{ForwardPath, Mailbox};
 use postern_rules::{
-    Action, Condition, Facts, MatchMode, RelayTlsMode, Reply, Rule, RuleSet, Stage, Test,
-    TextMatch, ValueMatch,
+    Action, Condition, Facts, MatchMode, RelayTlsMode, Rule, RuleSet, Stage, Test, TextMatch,
+    ValueMatch,
 };
 use proptest::prelude::*;
 
@@ -98,7 +99,11 @@ fn facts() -> impl Strategy<Value = Facts> {
             f.connection.tls = tls;
             f.connection.local_port = port;
             f.recipient.relaying = relaying;
-            f.recipient.address = domain.map(|d| format!("user@{d}"));
+            if let Some(d) = domain {
+                let address = format!("user@{d}");
+                let mailbox = Mailbox::parse(&address).expect("valid address");
+                f.recipient.set_path(ForwardPath::Mailbox(mailbox));
+            }
             f
         })
 }
@@ -117,15 +122,19 @@ fn build(i: usize, r: &RefRule) -> Rule {
                 Cond::DomainWildcard(w) => Test::RecipientDomain(TextMatch::wildcard(w).unwrap()),
                 Cond::DomainRegex(re) => Test::RecipientDomain(TextMatch::regex(re).unwrap()),
             };
-            Condition { test, negate: *neg }
+            if *neg {
+                Condition::not(test)
+            } else {
+                Condition::new(test)
+            }
         })
         .collect();
     let actions = r
         .acts
         .iter()
         .map(|a| match a {
-            Act::Reject => Action::Reject(Reply::reject(550, None, "no").unwrap()),
-            Act::Tempfail => Action::Tempfail(Reply::tempfail(450, None, "later").unwrap()),
+            Act::Reject => Action::reject(550, None, "no").unwrap(),
+            Act::Tempfail => Action::tempfail(450, None, "later").unwrap(),
             Act::Accept => Action::Accept,
             Act::Stop => Action::Stop,
             Act::RelayTls(m) => Action::RelayTls(*m),
@@ -139,8 +148,7 @@ fn build(i: usize, r: &RefRule) -> Rule {
 fn ref_cond(c: &Cond, f: &Facts) -> Option<bool> {
     let domain = f
         .recipient
-        .address
-        .as_ref()
+        .address()
         .map(|a| a.split('@').nth(1).unwrap().to_lowercase());
     match c {
         Cond::Tls(b) => f.connection.tls.map(|t| t == *b),
@@ -230,8 +238,8 @@ proptest! {
         }
         let out = set.evaluate(stage, &f);
         let (kind, by, tls) = reference(&rules, stage, &f);
-        let got_kind = if out.stopped_by.is_some() { "stop".to_owned() } else { out.decision.kind().to_string() };
-        let got_by = out.decision.rule().or(out.stopped_by).map(|r| r.name()[1..].parse::<usize>().unwrap());
+        let got_kind = if out.stopped_by.is_some() { "stop".to_owned() } else { out.verdict.kind().to_string() };
+        let got_by = out.verdict.rule().or(out.stopped_by).map(|r| r.name()[1..].parse::<usize>().unwrap());
         prop_assert_eq!(got_kind, kind);
         prop_assert_eq!(got_by, by);
         if stage == Stage::Rcpt {
@@ -239,6 +247,6 @@ proptest! {
         }
         // explain runs the same engine: its stage decision must agree.
         let (_, trace) = set.explain_stage(stage, &f);
-        prop_assert_eq!(trace.decision, out.decision.kind());
+        prop_assert_eq!(trace.decision, out.verdict.kind());
     }
 }

@@ -1,10 +1,23 @@
 //! The evaluation semantics: order, stages, all/any, accumulation and
 //! override, decisions and stop ending a stage.
 
+use postern_proto::{ForwardPath, Mailbox, Mechanism, ReversePath};
 use postern_rules::{
-    Action, ActionStatus, AuthPolicy, Condition, DecisionKind, Facts, Header, MatchMode, Mechanism,
-    MechanismSet, RelayTlsMode, Reply, Rule, RuleSet, Stage, StageSet, Test, TextMatch,
+    Action, ActionStatus, AuthOffer, Condition, Facts, Header, MatchMode, MechanismSet,
+    RelayTlsMode, Rule, RuleSet, Stage, StageSet, Test, TextMatch, VerdictKind,
 };
+
+fn sender(address: &str) -> ReversePath<'_> {
+    if address.is_empty() {
+        ReversePath::Null
+    } else {
+        ReversePath::Mailbox(Mailbox::parse(address).expect("valid sender"))
+    }
+}
+
+fn rcpt(address: &str) -> ForwardPath<'_> {
+    ForwardPath::Mailbox(Mailbox::parse(address).expect("valid recipient"))
+}
 
 fn load(src: &str) -> RuleSet {
     RuleSet::from_toml_str(src, "t.toml").unwrap_or_else(|e| panic!("{e}"))
@@ -23,7 +36,9 @@ conditions = [{ recipient_domain = { wildcard = "*.bank.example" } }]
 actions = [{ relay_tls = "verified" }]
 "#,
     );
-    let facts = Facts::new().recipient("a@mail.bank.example").relaying(true);
+    let facts = Facts::new()
+        .recipient(rcpt("a@mail.bank.example"))
+        .relaying(true);
     let out = rules.evaluate(Stage::Rcpt, &facts);
     assert_eq!(out.relay.tls, RelayTlsMode::Verified);
     // Settings not touched by the later rule accumulate from the earlier one.
@@ -65,26 +80,26 @@ actions = [{ reject = { code = 554, enhanced = "5.7.1", text = "Relaying denied"
     );
     let inside = Facts::new()
         .remote_ip("10.1.2.3".parse().unwrap())
-        .recipient("x@y.example")
+        .recipient(rcpt("x@y.example"))
         .relaying(true);
     let out = rules.evaluate(Stage::Rcpt, &inside);
-    assert_eq!(out.decision.kind(), DecisionKind::Accept);
-    assert_eq!(out.decision.rule().unwrap().name(), "trusted");
+    assert_eq!(out.verdict.kind(), VerdictKind::Accept);
+    assert_eq!(out.verdict.rule().unwrap().name(), "trusted");
     assert_eq!(out.relay.route.to_string(), "smart.example:25");
     let outside = Facts::new()
         .remote_ip("192.0.2.1".parse().unwrap())
-        .recipient("x@y.example")
+        .recipient(rcpt("x@y.example"))
         .relaying(true);
     let out = rules.evaluate(Stage::Rcpt, &outside);
-    assert_eq!(out.decision.kind(), DecisionKind::Reject);
+    assert_eq!(out.verdict.kind(), VerdictKind::Reject);
     assert_eq!(
-        out.decision.reply().unwrap().to_string(),
+        out.verdict.reply().unwrap().to_string(),
         "554 5.7.1 Relaying denied"
     );
     // Accepting at one stage says nothing about the next: each stage is
     // evaluated from the first rule again.
     let trace = rules.explain(&inside);
-    assert_eq!(trace.verdict.decision, DecisionKind::Accept);
+    assert_eq!(trace.verdict.decision, VerdictKind::Accept);
     assert_eq!(trace.stages.len(), 6);
 }
 
@@ -104,12 +119,12 @@ actions = [{ reject = { code = 552, enhanced = "5.3.4", text = "Message too big"
     );
     let user = Facts::new().user("alice").size(5000);
     let out = rules.evaluate(Stage::Mail, &user);
-    assert_eq!(out.decision.kind(), DecisionKind::Continue);
+    assert_eq!(out.verdict.kind(), VerdictKind::Continue);
     assert_eq!(out.stopped_by.unwrap().name(), "internal_stop");
     let anon = Facts::new().authenticated(false).size(5000);
     assert_eq!(
-        rules.evaluate(Stage::Mail, &anon).decision.kind(),
-        DecisionKind::Reject
+        rules.evaluate(Stage::Mail, &anon).verdict.kind(),
+        VerdictKind::Reject
     );
     let (_, trace) = rules.explain_stage(Stage::Mail, &user);
     assert_eq!(trace.stopped_by.as_deref(), Some("internal_stop"));
@@ -131,10 +146,14 @@ actions = [{{ reject = {{ text = "no" }} }}]
     };
     let all = load(&src("all"));
     let any = load(&src("any"));
-    let one = Facts::new().helo("mx1.b.example").sender("u@b.example");
-    let both = Facts::new().helo("mx1.a.example").sender("u@a.example");
-    let neither = Facts::new().helo("client").sender("u@b.example");
-    let refused = |r: &RuleSet, f: &Facts| r.evaluate(Stage::Mail, f).decision.is_refusal();
+    let one = Facts::new()
+        .helo("mx1.b.example")
+        .sender(sender("u@b.example"));
+    let both = Facts::new()
+        .helo("mx1.a.example")
+        .sender(sender("u@a.example"));
+    let neither = Facts::new().helo("client").sender(sender("u@b.example"));
+    let refused = |r: &RuleSet, f: &Facts| r.evaluate(Stage::Mail, f).verdict.is_refusal();
     assert!(!refused(&all, &one) && refused(&all, &both) && !refused(&all, &neither));
     assert!(refused(&any, &one) && refused(&any, &both) && !refused(&any, &neither));
 }
@@ -175,12 +194,12 @@ actions = [{ tempfail = { text = "Try later" } }]
     assert_eq!(rules.explain(&good).headers, ["X-Postern-Policy: checked"]);
     let utf8 = Facts::new().smtputf8(true);
     assert_eq!(
-        rules.evaluate(Stage::Mail, &utf8).decision.kind(),
-        DecisionKind::Continue
+        rules.evaluate(Stage::Mail, &utf8).verdict.kind(),
+        VerdictKind::Continue
     );
     assert_eq!(
-        rules.evaluate(Stage::Data, &utf8).decision.kind(),
-        DecisionKind::Tempfail
+        rules.evaluate(Stage::Data, &utf8).verdict.kind(),
+        VerdictKind::Tempfail
     );
 }
 
@@ -197,20 +216,20 @@ actions = [{ reject = { text = "no" } }]
     assert!(
         rules
             .evaluate(Stage::Rcpt, &Facts::new().local_recipient(false))
-            .decision
+            .verdict
             .is_refusal()
     );
     assert!(
         !rules
             .evaluate(Stage::Rcpt, &Facts::new().local_recipient(true))
-            .decision
+            .verdict
             .is_refusal()
     );
     // Unknown stays unknown under negation: no refusal on missing facts.
     assert!(
         !rules
             .evaluate(Stage::Rcpt, &Facts::new())
-            .decision
+            .verdict
             .is_refusal()
     );
     let (_, trace) = rules.explain_stage(Stage::Rcpt, &Facts::new());
@@ -245,20 +264,20 @@ actions = [{ relay_tls = "required" }, { relay_tls_versions = ["SSLv3", "TLSv1.0
 
 #[test]
 fn the_programmatic_api_builds_the_same_rules() {
-    let mechs = MechanismSet::of(&[Mechanism::Plain, Mechanism::Login]);
+    let mechs = MechanismSet::of(&[Mechanism::Plain, Mechanism::Login]).unwrap();
     let rules = RuleSet::new(vec![
         Rule::new(
             "disableAUTH_on_non_SSL",
             MatchMode::All,
             vec![],
-            vec![Action::PlainAuth(AuthPolicy::Off)],
+            vec![Action::PlainAuth(AuthOffer::Off)],
         )
         .unwrap(),
         Rule::new(
             "enableAUTH_on_SSL",
             MatchMode::All,
             vec![],
-            vec![Action::TlsAuth(AuthPolicy::On(mechs))],
+            vec![Action::TlsAuth(AuthOffer::On(mechs))],
         )
         .unwrap(),
         Rule::new(
@@ -268,14 +287,14 @@ fn the_programmatic_api_builds_the_same_rules() {
                 Test::Tls(false).into(),
                 Condition::new(Test::RecipientDomain(TextMatch::is("mydomain.com"))),
             ],
-            vec![Action::Reject(
-                Reply::reject(
+            vec![
+                Action::reject(
                     550,
                     Some("5.7.1"),
                     "Accepting only secure delivery (STARTTLS) for mydomain.com",
                 )
                 .unwrap(),
-            )],
+            ],
         )
         .unwrap(),
         Rule::new(
@@ -287,11 +306,11 @@ fn the_programmatic_api_builds_the_same_rules() {
         .unwrap(),
     ])
     .unwrap();
-    let facts = Facts::new().tls(false).recipient("bob@mydomain.com");
-    assert!(rules.evaluate(Stage::Rcpt, &facts).decision.is_refusal());
+    let facts = Facts::new().tls(false).recipient(rcpt("bob@mydomain.com"));
+    assert!(rules.evaluate(Stage::Rcpt, &facts).verdict.is_refusal());
     assert_eq!(
         rules.evaluate(Stage::Helo, &facts).auth.tls,
-        AuthPolicy::On(mechs)
+        AuthOffer::On(mechs)
     );
     assert_eq!(rules.len(), 4);
 }

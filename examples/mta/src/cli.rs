@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
+use postern_proto::{ForwardPath, Mailbox, ReversePath};
 use postern_rules::{Facts, PolicySuite, Severity, Stage};
 
 use crate::config::{Config, ConfigError};
@@ -229,15 +230,33 @@ pub fn explain(config: &Config, args: &ExplainArgs, out: &mut dyn Write) -> std:
     };
     let tls = args.tls || matches!(listener.mode, postern_listener::Mode::Implicit);
     let users = Users::open(&config.users_file());
+    let from = match args.from.as_str() {
+        "" | "<>" => ReversePath::Null,
+        a => match Mailbox::parse(a.trim_start_matches('<').trim_end_matches('>')) {
+            Ok(m) => ReversePath::Mailbox(m),
+            Err(e) => {
+                writeln!(out, "error: --from {a:?}: {e}")?;
+                return Ok(2);
+            }
+        },
+    };
     for to in &args.to {
-        let domain = to.rsplit_once('@').map_or("", |(_, d)| d);
+        let mailbox = match Mailbox::parse(to) {
+            Ok(m) => m,
+            Err(e) => {
+                writeln!(out, "error: --to {to:?}: {e}")?;
+                return Ok(2);
+            }
+        };
+        let domain = mailbox.host().to_string();
+        let domain = domain.as_str();
         let local = config.is_local_domain(domain);
         let mut facts = Facts::new()
             .tls(tls)
             .listener(&listener.name)
             .local_port(listener.addr.port())
-            .sender(&args.from)
-            .recipient(to)
+            .sender(from.clone())
+            .recipient(ForwardPath::Mailbox(mailbox.clone()))
             .local_recipient(local);
         facts = match &args.auth {
             Some(u) => facts.user(u),
@@ -266,12 +285,13 @@ pub fn explain(config: &Config, args: &ExplainArgs, out: &mut dyn Write) -> std:
             writeln!(out)?;
         }
         let rcpt = config.rules().evaluate(Stage::Rcpt, &facts);
-        let refused = trace.verdict.decision == postern_rules::DecisionKind::Reject
-            || trace.verdict.decision == postern_rules::DecisionKind::Tempfail;
+        let refused = trace.verdict.decision == postern_rules::VerdictKind::Reject
+            || trace.verdict.decision == postern_rules::VerdictKind::Tempfail;
         let mta = if refused {
             "refused by the rules (above)".to_owned()
         } else if local {
-            let lp = to.rsplit_once('@').map_or(to.as_str(), |(l, _)| l);
+            let lp = mailbox.local_part().to_string();
+            let lp = lp.as_str();
             if users.has_mailbox(config, lp, domain) {
                 format!(
                     "accept: local delivery to the Maildir of {}",
@@ -280,7 +300,7 @@ pub fn explain(config: &Config, args: &ExplainArgs, out: &mut dyn Write) -> std:
             } else {
                 format!("reject at rcpt: 550 5.1.1 <{to}>: no such user here")
             }
-        } else if matches!(rcpt.decision, postern_rules::Decision::Accept { .. })
+        } else if matches!(rcpt.verdict, postern_rules::Verdict::Accept { .. })
             || args.auth.is_some()
         {
             match rcpt.relay.problem() {

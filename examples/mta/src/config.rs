@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use postern_listener::Mode;
+use postern_proto::{ForwardPath, ReversePath};
 use postern_rules::{Facts, RelayPlan, RuleConfig, RuleSet, RuleSetConfig, Stage};
 use serde::Deserialize;
 use toml::Spanned;
@@ -709,9 +710,8 @@ impl Config {
 
         // Rules: compiled as one set; errors point at the rule's table.
         let spans: Vec<std::ops::Range<usize>> = parsed.rule.iter().map(Spanned::span).collect();
-        let rule_set = RuleSetConfig {
-            rule: parsed.rule.into_iter().map(Spanned::into_inner).collect(),
-        };
+        let rule_set =
+            RuleSetConfig::new(parsed.rule.into_iter().map(Spanned::into_inner).collect());
         let rules = rule_set.compile().map_err(|e| {
             // Point at the field when it can be found, else at the rule.
             let span = e
@@ -785,10 +785,10 @@ impl Config {
             .is_some_and(|(_, d)| self.is_local_domain(d))
     }
 
-    /// The relay plan for one recipient being relayed from `sender`
-    /// (`""` for the null sender): the rules evaluated at stage `rcpt` with
-    /// `relaying = true`. Check [`RelayPlan::problem`] before using it.
-    pub fn route_for(&self, recipient: &str, sender: &str) -> RelayPlan<'_> {
+    /// The relay plan for one recipient being relayed from `sender`: the
+    /// rules evaluated at stage `rcpt` with `relaying = true`. Check
+    /// [`RelayPlan::problem`] before using it.
+    pub fn route_for(&self, recipient: ForwardPath<'_>, sender: ReversePath<'_>) -> RelayPlan<'_> {
         let facts = Facts::new()
             .recipient(recipient)
             .relaying(true)

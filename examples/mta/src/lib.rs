@@ -24,22 +24,25 @@
 //!
 //! ```
 //! use postern_mta::config::Config;
-//! use postern_rules::{DecisionKind, Facts, RelayTlsMode, Stage};
+//! use postern_proto::{ForwardPath, Mailbox, ReversePath};
+//! use postern_rules::{Facts, RelayTlsMode, Stage, VerdictKind};
 //!
+//! let mailbox = |a| Mailbox::parse(a).expect("valid address");
 //! let config = Config::embedded();
 //! assert!(config.is_local_domain("localhost"));
 //! let plaintext = Facts::new()
 //!     .tls(false)
-//!     .sender("bob@example.org")
-//!     .recipient("postmaster@tls.localhost");
+//!     .sender(ReversePath::Mailbox(mailbox("bob@example.org")))
+//!     .recipient(ForwardPath::Mailbox(mailbox("postmaster@tls.localhost")));
 //! let outcome = config.rules().evaluate(Stage::Rcpt, &plaintext);
-//! assert_eq!(outcome.decision.kind(), DecisionKind::Reject);
+//! assert_eq!(outcome.verdict.kind(), VerdictKind::Reject);
 //!
 //! // Relaying to example.com goes through the smart host, implicit TLS 1.2.
-//! let plan = config.route_for("carol@example.com", "alice@localhost");
+//! let alice = || ReversePath::Mailbox(mailbox("alice@localhost"));
+//! let plan = config.route_for(ForwardPath::Mailbox(mailbox("carol@example.com")), alice());
 //! assert_eq!(plan.tls, RelayTlsMode::Implicit);
 //! // Elsewhere: MX routing with opportunistic STARTTLS (the guide's "Use StartTLS").
-//! let plan = config.route_for("dave@example.org", "alice@localhost");
+//! let plan = config.route_for(ForwardPath::Mailbox(mailbox("dave@example.org")), alice());
 //! assert_eq!(plan.tls, RelayTlsMode::Opportunistic);
 //! ```
 //!

@@ -60,12 +60,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use postern_proto::{ForwardPath, Host, Mailbox, Orcpt, RcptParams, ReversePath, TlsVersion};
+use postern_proto::{
+    AddressLiteral, ForwardPath, Host, Mailbox, Orcpt, RcptParams, ReversePath, TlsVersion,
+};
 use postern_relay::{
     Anchors, BoxFuture, HickoryResolver, Message, MessageResult, MxRecord, Recipient, Relay,
     ResolveError, Resolver, Route, SessionConfig, Target, Timeouts, TlsMode, TlsPolicy,
 };
-use postern_rules::{Facts, RelayTlsMode, RuleSet, Stage, TrustAnchors};
+use postern_rules::{Destination, Facts, RelayTlsMode, RuleSet, Stage, TrustAnchors};
 use rustls::crypto::CryptoProvider;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -813,30 +815,43 @@ impl Runner {
         let outcome = self.settings.rules.rules().evaluate(Stage::Rcpt, &facts);
         let plan = outcome.relay;
         let domain = r.domain().to_ascii_lowercase();
-        let target = match plan.route {
-            // An address literal names the host itself (RFC 5321 §5.1): no
-            // MX lookup. It is still "MX-like": no credentials are sent.
-            postern_rules::Route::Mx if domain.starts_with('[') => Target::SmartHost {
-                host: domain.trim_start_matches("[ipv6:").to_owned(),
+        // An address literal names the host itself (RFC 5321 §5.1): no MX
+        // lookup; the relay gets the address in brackets (`[2001:db8::1]`,
+        // not the literal's `[IPv6:...]` form).
+        let literal = match Host::parse(r.domain()) {
+            Ok(Host::Literal(AddressLiteral::V4(ip))) => Some(format!("[{ip}]")),
+            Ok(Host::Literal(AddressLiteral::V6(ip))) => Some(format!("[{ip}]")),
+            _ => None,
+        };
+        let target = match (plan.route, literal) {
+            // It is still "MX-like": no credentials are sent.
+            (Destination::Mx, Some(host)) => Target::SmartHost {
+                host,
                 port: self.settings.mx_port,
                 auth: None,
                 allow_plaintext_auth: false,
             },
-            postern_rules::Route::Mx => Target::Mx {
-                domain,
-                port: self.settings.mx_port,
-            },
-            postern_rules::Route::SmartHost { host, port } => Target::SmartHost {
+            (Destination::SmartHost { host, port }, _) => Target::SmartHost {
                 host: host.clone(),
                 port: *port,
                 auth: None,
                 allow_plaintext_auth: false,
+            },
+            // MX, and any destination kind this runner does not know yet.
+            _ => Target::Mx {
+                domain,
+                port: self.settings.mx_port,
             },
         };
         let anchors = || -> Result<Anchors, Diagnosis> {
             match plan.trust_anchors {
                 TrustAnchors::System => Ok(Anchors::WebPki),
                 TrustAnchors::Files(files) => load_anchors(&self.settings.base_dir, files),
+                other => Err(Diagnosis::local(
+                    "4.3.5",
+                    &format!("trust anchors {other} are not supported by this MTA"),
+                    None,
+                )),
             }
         };
         let mode = match plan.tls {
@@ -849,14 +864,17 @@ impl Runner {
             RelayTlsMode::Implicit => TlsMode::Implicit {
                 anchors: Some(anchors()?),
             },
+            other => {
+                return Err(Diagnosis::local(
+                    "4.3.5",
+                    &format!("relay TLS mode {other} is not supported by this MTA"),
+                    None,
+                ));
+            }
         };
         // The versions as asked, including ones rustls cannot speak: the
         // relay reports those and refuses an empty set (never widens it).
-        let versions: Vec<TlsVersion> = plan
-            .requested_versions
-            .iter()
-            .filter_map(|v| v.name().parse().ok())
-            .collect();
+        let versions: Vec<TlsVersion> = plan.requested_versions.iter().collect();
         Ok(Route::new(
             target,
             TlsPolicy::new(mode).with_versions(versions),
@@ -1238,15 +1256,23 @@ pub fn queue_dsn(
 /// side knew when it accepted the message.
 fn facts_for(env: &Envelope, r: &RecipientState) -> Facts {
     let mut facts = Facts::new()
-        .sender(&env.sender)
-        .recipient(&r.address)
         .relaying(true)
         .tls(env.tls_version.is_some())
         .smtputf8(env.params.smtputf8);
+    // The spool stores addresses as text (checked when they were accepted);
+    // one that no longer parses is an unknown fact, which no rule matches.
+    if env.sender.is_empty() {
+        facts = facts.sender(ReversePath::Null);
+    } else if let Ok(m) = Mailbox::parse(&env.sender) {
+        facts = facts.sender(ReversePath::Mailbox(m));
+    }
+    if let Ok(m) = Mailbox::parse(&r.address) {
+        facts = facts.recipient(ForwardPath::Mailbox(m));
+    }
     if let Some(v) = env
         .tls_version
         .as_deref()
-        .and_then(postern_rules::TlsVersion::from_name)
+        .and_then(postern_proto::TlsVersion::from_name)
     {
         facts = facts.tls_version(v);
     }
@@ -1272,9 +1298,9 @@ fn facts_for(env: &Envelope, r: &RecipientState) -> Facts {
     }
     if let Some(b) = env.params.body {
         let body = match b {
-            BodyType::SevenBit => postern_rules::BodyType::SevenBit,
-            BodyType::EightBitMime => postern_rules::BodyType::EightBitMime,
-            BodyType::BinaryMime => postern_rules::BodyType::BinaryMime,
+            BodyType::SevenBit => postern_proto::Body::SevenBit,
+            BodyType::EightBitMime => postern_proto::Body::EightBitMime,
+            BodyType::BinaryMime => postern_proto::Body::BinaryMime,
         };
         facts = facts.body(body);
     }
@@ -1605,6 +1631,17 @@ actions = [{ relay_tls = "required" }]
             route.target,
             Target::SmartHost {
                 host: "[192.0.2.7]".into(),
+                port: 25,
+                auth: None,
+                allow_plaintext_auth: false
+            }
+        );
+        let env = envelope("alice@local.test", "bob@[IPv6:2001:db8::7]", None);
+        let route = runner.route_for(&env, &env.recipients[0]).unwrap();
+        assert_eq!(
+            route.target,
+            Target::SmartHost {
+                host: "[2001:db8::7]".into(),
                 port: 25,
                 auth: None,
                 allow_plaintext_auth: false

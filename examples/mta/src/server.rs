@@ -22,8 +22,10 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use postern_listener::{ConnContext, ConnectionHandler, Facts, Handler};
-use postern_proto::{EnhancedCode, ForwardPath, Reply, ReplyCode, ReversePath};
-use postern_rules::{AuthPolicy, Decision as RuleDecision, Stage};
+use postern_proto::{
+    Domain, EnhancedCode, ForwardPath, Host, LocalPart, Mailbox, Reply, ReplyCode, ReversePath,
+};
+use postern_rules::{Stage, Verdict};
 use postern_session::{Decision, Event, HelloVerb, TlsVersion};
 
 use crate::config::Config;
@@ -85,6 +87,11 @@ pub struct MtaConn {
 #[derive(Debug, Default)]
 struct Txn {
     sender: String,
+    /// The reverse-path and BODY as the rules see them.
+    from: Option<ReversePath<'static>>,
+    body: Option<postern_proto::Body>,
+    /// The forward-paths of `recipients`, as the rules see them.
+    paths: Vec<ForwardPath<'static>>,
     params: MessageParams,
     requiretls: bool,
     recipients: Vec<RecipientState>,
@@ -101,43 +108,46 @@ fn reply(code: u16, enhanced: &str, text: impl Into<String>) -> Reply<'static> {
     Reply::new(code, enhanced, [text.clone()]).unwrap_or_else(|_| Reply::fixed(code, None, "error"))
 }
 
-fn rule_reply(r: &postern_rules::Reply) -> Reply<'static> {
-    let enhanced = r.enhanced().map(|e| e.to_string()).unwrap_or_default();
-    reply(r.code(), &enhanced, r.text())
-}
-
-/// The session decision for a rules decision (continue and accept go on).
-fn from_rules(d: &RuleDecision<'_>) -> Option<Decision> {
+/// The session decision for a rules verdict (continue and accept go on).
+/// The rule's reply was built when the rules loaded and is sent as it is.
+fn from_rules(d: &Verdict<'_>) -> Option<Decision> {
     match d {
-        RuleDecision::Reject { reply, .. } => Some(Decision::RejectWith(rule_reply(reply))),
-        RuleDecision::Tempfail { reply, .. } => Some(Decision::TempfailWith(rule_reply(reply))),
+        Verdict::Reject { reply, .. } => Some(Decision::RejectWith((*reply).clone())),
+        Verdict::Tempfail { reply, .. } => Some(Decision::TempfailWith((*reply).clone())),
         _ => None,
     }
 }
 
-fn rules_version(v: TlsVersion) -> Option<postern_rules::TlsVersion> {
+fn rules_version(v: TlsVersion) -> Option<postern_proto::TlsVersion> {
     match v {
-        TlsVersion::Tls12 => Some(postern_rules::TlsVersion::Tls12),
-        TlsVersion::Tls13 => Some(postern_rules::TlsVersion::Tls13),
+        TlsVersion::Tls12 => Some(postern_proto::TlsVersion::Tls12),
+        TlsVersion::Tls13 => Some(postern_proto::TlsVersion::Tls13),
         TlsVersion::Other(_) => None,
     }
 }
 
-/// `local@domain` of a forward path; `<Postmaster>` is postmaster at our
-/// first local domain.
-fn forward_address(to: &ForwardPath<'_>, config: &Config) -> (String, String, String) {
+/// `local@domain` of a forward path, and the path the rules see;
+/// `<Postmaster>` is postmaster at our first local domain.
+fn forward_address(
+    to: &ForwardPath<'static>,
+    config: &Config,
+) -> (ForwardPath<'static>, String, String, String) {
     match to {
         ForwardPath::Postmaster => {
             let d = config
                 .domains
                 .first()
                 .map_or_else(|| config.hostname.clone(), |d| d.name.clone());
-            (format!("postmaster@{d}"), "postmaster".into(), d)
+            let path = match (LocalPart::new("postmaster"), Domain::new(d.clone())) {
+                (Ok(l), Ok(dom)) => ForwardPath::Mailbox(Mailbox::new(l, Host::Domain(dom))),
+                _ => ForwardPath::Postmaster,
+            };
+            (path, format!("postmaster@{d}"), "postmaster".into(), d)
         }
         ForwardPath::Mailbox(m) => {
             let local = m.local_part().to_string();
             let domain = m.host().to_string();
-            (m.to_string(), local, domain)
+            (to.clone(), m.to_string(), local, domain)
         }
     }
 }
@@ -169,19 +179,15 @@ impl MtaConn {
     fn txn_facts(&self, f: &Facts<'_>) -> postern_rules::Facts {
         let mut x = self.facts(f);
         if let Some(t) = &self.txn {
-            x = x
-                .sender(&t.sender)
-                .smtputf8(t.params.smtputf8)
-                .requiretls(t.requiretls);
+            x = x.smtputf8(t.params.smtputf8).requiretls(t.requiretls);
+            if let Some(from) = &t.from {
+                x = x.sender(from.clone());
+            }
             if let Some(s) = t.params.size {
                 x = x.size(s);
             }
-            if let Some(b) = t.params.body {
-                x = x.body(match b {
-                    BodyType::SevenBit => postern_rules::BodyType::SevenBit,
-                    BodyType::EightBitMime => postern_rules::BodyType::EightBitMime,
-                    BodyType::BinaryMime => postern_rules::BodyType::BinaryMime,
-                });
+            if let Some(b) = t.body {
+                x = x.body(b);
             }
         }
         x
@@ -232,7 +238,7 @@ impl MtaConn {
         );
     }
 
-    fn note_rule(&mut self, d: &RuleDecision<'_>) {
+    fn note_rule(&mut self, d: &Verdict<'_>) {
         if let (Some(rule), Some(t)) = (d.rule(), self.txn.as_mut()) {
             let name = rule.name().to_owned();
             if !t.rules.contains(&name) {
@@ -248,14 +254,14 @@ impl MtaConn {
     ) -> Decision {
         let tls = f.is_tls();
         let outcome = self.config.rules().evaluate(Stage::Auth, &self.facts(f));
-        if let Some(d) = from_rules(&outcome.decision) {
+        if let Some(d) = from_rules(&outcome.verdict) {
             return d;
         }
         let mech = credentials.mechanism.as_str().to_owned();
-        let allowed = match outcome.auth.for_connection(tls) {
-            AuthPolicy::Off => false,
-            AuthPolicy::On(set) => set.iter().any(|m| m.name().eq_ignore_ascii_case(&mech)),
-        };
+        let allowed = outcome
+            .auth
+            .for_connection(tls)
+            .allows(&credentials.mechanism);
         if !allowed {
             tracing::info!(listener = f.listener, peer = %f.peer, mechanism = %mech, tls, "AUTH refused by the rules");
             return Decision::RejectWith(if tls {
@@ -319,14 +325,16 @@ impl MtaConn {
         };
         self.txn = Some(Txn {
             sender,
+            from: Some(from),
+            body: params.body,
             params: mp,
             requiretls: params.requiretls,
             ..Txn::default()
         });
         let config = self.config.clone();
         let outcome = config.rules().evaluate(Stage::Mail, &self.txn_facts(f));
-        self.note_rule(&outcome.decision);
-        if let Some(d) = from_rules(&outcome.decision) {
+        self.note_rule(&outcome.verdict);
+        if let Some(d) = from_rules(&outcome.verdict) {
             self.log(f, None, &format!("refused at MAIL: {}", describe(&d)));
             self.txn = None;
             return d;
@@ -343,12 +351,15 @@ impl MtaConn {
         if self.txn.is_none() {
             return Decision::RejectWith(reply(503, "5.5.1", "MAIL first"));
         }
-        let (address, local_part, domain) = forward_address(&to, &self.config);
+        let (path, address, local_part, domain) = forward_address(&to, &self.config);
         let local = self.config.is_local_domain(&domain);
-        let facts = self.txn_facts(f).recipient(&address).local_recipient(local);
+        let facts = self
+            .txn_facts(f)
+            .recipient(path.clone())
+            .local_recipient(local);
         let config = self.config.clone();
         let outcome = config.rules().evaluate(Stage::Rcpt, &facts);
-        self.note_rule(&outcome.decision);
+        self.note_rule(&outcome.verdict);
         // Refused recipients are reported in the transaction's log line.
         let refuse = |this: &mut MtaConn, d: Decision| {
             if let Some(t) = this.txn.as_mut() {
@@ -356,7 +367,7 @@ impl MtaConn {
             }
             d
         };
-        if let Some(d) = from_rules(&outcome.decision) {
+        if let Some(d) = from_rules(&outcome.verdict) {
             return refuse(self, d);
         }
         if local {
@@ -371,7 +382,7 @@ impl MtaConn {
                 );
             }
         } else {
-            let accepted_by_rule = matches!(outcome.decision, RuleDecision::Accept { .. });
+            let accepted_by_rule = matches!(outcome.verdict, Verdict::Accept { .. });
             if !accepted_by_rule && f.authenticated.is_none() {
                 return refuse(
                     self,
@@ -424,6 +435,7 @@ impl MtaConn {
         });
         if let Some(t) = self.txn.as_mut() {
             t.recipients.push(state);
+            t.paths.push(path);
         }
         Decision::Accept
     }
@@ -442,11 +454,12 @@ impl MtaConn {
             .iter()
             .map(|r| (r.address.clone(), r.local))
             .collect();
-        for (addr, local) in &addresses {
-            let facts = base.clone().recipient(addr).local_recipient(*local);
+        let paths = txn.paths.clone();
+        for ((_, local), path) in addresses.iter().zip(paths) {
+            let facts = base.clone().recipient(path).local_recipient(*local);
             let outcome = config.rules().evaluate(Stage::Data, &facts);
-            self.note_rule(&outcome.decision);
-            if let Some(d) = from_rules(&outcome.decision) {
+            self.note_rule(&outcome.verdict);
+            if let Some(d) = from_rules(&outcome.verdict) {
                 self.log(f, None, &format!("refused at DATA: {}", describe(&d)));
                 return d;
             }
@@ -589,7 +602,7 @@ impl ConnectionHandler for MtaConn {
         match event {
             Event::Connect => {
                 let outcome = self.config.rules().evaluate(Stage::Connect, &self.facts(f));
-                match from_rules(&outcome.decision) {
+                match from_rules(&outcome.verdict) {
                     Some(d) => {
                         tracing::info!(listener = f.listener, peer = %self.peer, decision = %describe(&d), "connection refused by the rules");
                         d
@@ -601,7 +614,7 @@ impl ConnectionHandler for MtaConn {
                 let name = host.to_string();
                 let facts = self.facts(f).helo(&name);
                 let outcome = self.config.rules().evaluate(Stage::Helo, &facts);
-                from_rules(&outcome.decision).unwrap_or(Decision::Accept)
+                from_rules(&outcome.verdict).unwrap_or(Decision::Accept)
             }
             Event::Auth { credentials } => self.on_auth(credentials, f).await,
             Event::Mail { from, params } => self.on_mail(from, params, f),

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use postern_listener::{CertSpec, ConnLimits, ListenerConfig, TlsSettings};
-use postern_rules::{AuthPolicy, Facts, Stage};
+use postern_rules::{Facts, Stage};
 
 use crate::config::{CertSource, Config, ListenerSpec, TlsSpec};
 
@@ -132,24 +132,21 @@ pub fn auth_policy(
             .listener(&listener.name)
             .local_port(listener.addr.port());
         let plan = config.rules().evaluate(Stage::Helo, &facts).auth;
-        match plan.for_connection(tls) {
-            AuthPolicy::Off => Vec::new(),
-            AuthPolicy::On(set) => set
-                .iter()
-                .filter_map(|m| {
-                    let pm = postern_proto::Mechanism::parse(m.name()).ok()?;
-                    if builtin.contains(&pm) {
-                        Some(pm)
-                    } else {
-                        let s = m.name().to_owned();
-                        if !skipped.contains(&s) {
-                            skipped.push(s);
-                        }
-                        None
+        plan.for_connection(tls)
+            .mechanisms()
+            .iter()
+            .filter_map(|m| {
+                if builtin.contains(&m) {
+                    Some(m)
+                } else {
+                    let s = m.as_str().to_owned();
+                    if !skipped.contains(&s) {
+                        skipped.push(s);
                     }
-                })
-                .collect(),
-        }
+                    None
+                }
+            })
+            .collect()
     };
     let plaintext = for_tls(false);
     let tls = for_tls(true);
