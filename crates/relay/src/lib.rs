@@ -74,6 +74,7 @@
 
 mod body;
 mod client;
+pub mod dane;
 mod driver;
 mod error;
 mod hickory;
