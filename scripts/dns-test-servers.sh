@@ -121,6 +121,8 @@ fi
 # DANE-TA(2) requires the server to present the anchor in its chain
 # (RFC 7672 §3.2.2), so the peer's chain file carries the CA.
 cat "$certs/good.pem" "$certs/ca.pem" > "$certs/good-chain.pem"
+# Test-only keys: readable by the (possibly unprivileged) tests.
+chmod a+r "$certs"/*
 
 sha256() { openssl dgst -sha256 -r | cut -d' ' -f1 | tr a-f A-F; }
 spki_sha256() { openssl x509 -in "$1" -noout -pubkey | openssl pkey -pubin -outform DER | sha256; }

@@ -311,7 +311,7 @@ fn decode_hex(text: &str, out: &mut Vec<u8>) -> Result<(), TlsaParseError> {
         }
     }
     let bytes = text.as_bytes();
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return Err(TlsaParseError::BadHex);
     }
     for pair in bytes.chunks_exact(2) {

@@ -80,6 +80,20 @@ pub enum DaneError {
     },
 }
 
+impl DaneError {
+    /// The DANE failure inside a rustls handshake error, as
+    /// [`DaneVerifier`] reports it to rustls (rustls prints only its
+    /// debug form).
+    pub fn from_rustls(error: &rustls::Error) -> Option<&DaneError> {
+        match error {
+            rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(inner))) => {
+                inner.downcast_ref()
+            }
+            _ => None,
+        }
+    }
+}
+
 /// A [`ServerCertVerifier`] that authenticates a server by its TLSA
 /// records (RFC 7672 §3.2), for one connection:
 /// - DANE-EE(3) records are matched against the server's certificate only;
