@@ -11,11 +11,12 @@ use memchr::memchr2;
 
 /// What to do with a bare CR or LF in a body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum LineEndings {
     /// Rewrite each bare CR or LF as CRLF.
     #[default]
     Normalise,
-    /// Fail the message permanently ([`Error::BareLineEnding`](crate::Error::BareLineEnding)).
+    /// Fail the message permanently ([`RelayError::BareLineEnding`](crate::RelayError::BareLineEnding)).
     Refuse,
 }
 

@@ -1,5 +1,8 @@
-//! Delivery errors, classified like lettre's: [`Error::is_transient`] (retry
-//! later) and [`Error::is_permanent`] (bounce).
+//! Delivery errors, classified like lettre's: [`RelayError::is_transient`] (retry
+//! later) and [`RelayError::is_permanent`] (bounce), both read from
+//! [`RelayError::status`], the RFC 3463 enhanced status a delivery status
+//! notification reports. The class of the status decides: 4 is transient,
+//! 5 permanent, so the two can never disagree.
 //!
 //! The rule: a server reply decides by its class (4yz transient, 5yz
 //! permanent). Failures this client detects itself are permanent only when
@@ -12,13 +15,14 @@
 
 use std::fmt;
 
-use postern_proto::{EhloError, Reply, ReplyError};
+use postern_proto::{EhloError, EnhancedCode, Reply, ReplyError};
 
-use crate::policy::TlsVersion;
+use postern_proto::TlsVersion;
 
 /// The step of the SMTP dialogue an error happened in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Stage {
+#[non_exhaustive]
+pub enum Phase {
     /// Looking up MX or address records.
     Resolve,
     /// Opening the TCP connection.
@@ -53,25 +57,25 @@ pub enum Stage {
     Quit,
 }
 
-impl fmt::Display for Stage {
+impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Stage::Resolve => "DNS lookup",
-            Stage::Connect => "connect",
-            Stage::Greeting => "greeting",
-            Stage::Ehlo => "EHLO",
-            Stage::Helo => "HELO",
-            Stage::StartTls => "STARTTLS",
-            Stage::Handshake => "TLS handshake",
-            Stage::Auth => "AUTH",
-            Stage::Idle => "idle connection",
-            Stage::Rset => "RSET",
-            Stage::Mail => "MAIL FROM",
-            Stage::Rcpt => "RCPT TO",
-            Stage::Data => "DATA",
-            Stage::DataEnd => "end of data",
-            Stage::Bdat => "BDAT",
-            Stage::Quit => "QUIT",
+            Phase::Resolve => "DNS lookup",
+            Phase::Connect => "connect",
+            Phase::Greeting => "greeting",
+            Phase::Ehlo => "EHLO",
+            Phase::Helo => "HELO",
+            Phase::StartTls => "STARTTLS",
+            Phase::Handshake => "TLS handshake",
+            Phase::Auth => "AUTH",
+            Phase::Idle => "idle connection",
+            Phase::Rset => "RSET",
+            Phase::Mail => "MAIL FROM",
+            Phase::Rcpt => "RCPT TO",
+            Phase::Data => "DATA",
+            Phase::DataEnd => "end of data",
+            Phase::Bdat => "BDAT",
+            Phase::Quit => "QUIT",
         })
     }
 }
@@ -79,12 +83,12 @@ impl fmt::Display for Stage {
 /// Why a message, a recipient or a connection failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error {
+pub enum RelayError {
     /// The server answered with a negative (or unexpected) reply.
-    #[error("server refused {stage}: {reply}")]
+    #[error("server refused {phase}: {reply}")]
     Rejected {
         /// Where.
-        stage: Stage,
+        phase: Phase,
         /// The reply, as received.
         reply: Reply<'static>,
     },
@@ -123,35 +127,45 @@ pub enum Error {
     AuthUnavailable,
     /// No reply in time (RFC 5321 §4.5.3.2).
     #[error("timed out waiting during {0}")]
-    Timeout(Stage),
+    Timeout(Phase),
     /// A reply could not be parsed.
-    #[error("malformed reply during {stage}: {error}")]
+    #[error("malformed reply during {phase}: {error}")]
     MalformedReply {
         /// Where.
-        stage: Stage,
+        phase: Phase,
         /// What was wrong.
         error: ReplyError,
+    },
+    /// The server sent more than
+    /// [`SessionConfig::max_pending_input`](crate::SessionConfig::max_pending_input)
+    /// octets without finishing a reply (a broken or hostile server).
+    #[error("reply during {phase} exceeds {limit} octets without ending")]
+    ReplyTooLong {
+        /// Where.
+        phase: Phase,
+        /// The bound, in octets.
+        limit: usize,
     },
     /// The EHLO reply could not be read as one.
     #[error("malformed EHLO reply: {0}")]
     MalformedEhlo(EhloError),
     /// The server broke the protocol in another way (an unsolicited reply,
     /// a 354 where none belongs...).
-    #[error("protocol violation during {stage}: {what}")]
+    #[error("protocol violation during {phase}: {what}")]
     Protocol {
         /// Where.
-        stage: Stage,
+        phase: Phase,
         /// What happened.
         what: String,
     },
     /// The server closed the connection.
     #[error("connection closed by the server during {0}")]
-    Closed(Stage),
+    Closed(Phase),
     /// A socket error.
-    #[error("I/O error during {stage}: {message}")]
+    #[error("I/O error during {phase}: {message}")]
     Io {
         /// Where.
-        stage: Stage,
+        phase: Phase,
         /// The operating system's message.
         message: String,
     },
@@ -177,7 +191,7 @@ pub enum Error {
     BareLineEnding,
     /// A command could not be encoded as one line.
     #[error("cannot encode {0} as a single command line")]
-    Encode(Stage),
+    Encode(Phase),
     /// The domain does not exist (NXDOMAIN).
     #[error("domain {0} does not exist")]
     NoSuchDomain(String),
@@ -192,33 +206,111 @@ pub enum Error {
     Config(String),
 }
 
-impl Error {
-    /// Retrying later may succeed.
+/// Builds a status code known valid when the constant is evaluated, at
+/// compile time.
+const fn status(class: u8, subject: u16, detail: u16) -> EnhancedCode {
+    match EnhancedCode::new(class, subject, detail) {
+        Some(code) => code,
+        None => panic!("invalid RFC 3463 status"),
+    }
+}
+
+// RFC 3463 §3 (and RFC 7505 for X.1.10): the statuses of failures no
+// server reply describes.
+const OTHER_TRANSIENT: EnhancedCode = status(4, 0, 0);
+const OTHER_PERMANENT: EnhancedCode = status(5, 0, 0);
+const BAD_DESTINATION_SYSTEM: EnhancedCode = status(5, 1, 2);
+const NULL_MX: EnhancedCode = status(5, 1, 10);
+const SYSTEM_NOT_CAPABLE: EnhancedCode = status(4, 3, 5);
+const MESSAGE_TOO_BIG: EnhancedCode = status(5, 3, 4);
+const NO_ANSWER: EnhancedCode = status(4, 4, 2);
+const ROUTING_SERVER_FAILURE: EnhancedCode = status(4, 4, 3);
+const PROTOCOL: EnhancedCode = status(4, 5, 0);
+const SYNTAX: EnhancedCode = status(5, 5, 2);
+const CONTENT: EnhancedCode = status(5, 6, 0);
+const CONVERSION_REQUIRED: EnhancedCode = status(5, 6, 3);
+const NON_ASCII_ADDRESS: EnhancedCode = status(5, 6, 7);
+const SECURITY: EnhancedCode = status(4, 7, 0);
+const SECURITY_NOT_SUPPORTED: EnhancedCode = status(4, 7, 4);
+const CRYPTOGRAPHIC_FAILURE: EnhancedCode = status(4, 7, 5);
+
+/// The status a server's reply states: its enhanced code when it has one
+/// of the reply's class, else the class with `.0.0` (RFC 3463 §3.1). A
+/// reply that is neither 4yz nor 5yz (a positive reply where a negative
+/// one makes no sense) is a protocol fault, transient.
+fn reply_status(reply: &Reply<'_>) -> EnhancedCode {
+    let class = reply.code().class();
+    let fallback = match class {
+        4 => OTHER_TRANSIENT,
+        5 => OTHER_PERMANENT,
+        _ => return PROTOCOL,
+    };
+    reply
+        .enhanced()
+        .filter(|e| e.class() == class)
+        .unwrap_or(fallback)
+}
+
+impl RelayError {
+    /// The RFC 3463 enhanced status of the failure, for a delivery status
+    /// notification or a log: the server's own when a reply decided (its
+    /// enhanced code, or its class with `.0.0`), else the status of what
+    /// this client found. Its class is 4 or 5 and decides
+    /// [`is_transient`](Self::is_transient) and
+    /// [`is_permanent`](Self::is_permanent).
+    pub fn status(&self) -> EnhancedCode {
+        match self {
+            RelayError::Rejected { reply, .. } => reply_status(reply),
+            // What failed is this relay's policy, which is transient
+            // whatever the server answered; its own 4yz status is kept as
+            // the more precise one.
+            RelayError::StartTlsRefused(reply) => reply
+                .enhanced()
+                .filter(|e| e.class() == 4)
+                .unwrap_or(SECURITY_NOT_SUPPORTED),
+            RelayError::TlsUnavailable => SECURITY_NOT_SUPPORTED,
+            RelayError::TlsHandshake(_)
+            | RelayError::ResponseInjection { .. }
+            | RelayError::NoUsableTlsVersion { .. } => CRYPTOGRAPHIC_FAILURE,
+            RelayError::AuthRequiresTls | RelayError::AuthUnavailable => SECURITY,
+            RelayError::Timeout(_) | RelayError::Closed(_) | RelayError::Io { .. } => NO_ANSWER,
+            RelayError::MalformedReply { .. }
+            | RelayError::ReplyTooLong { .. }
+            | RelayError::MalformedEhlo(_)
+            | RelayError::Protocol { .. } => PROTOCOL,
+            RelayError::MessageTooBig { .. } => MESSAGE_TOO_BIG,
+            RelayError::EightBitUnsupported | RelayError::BinaryUnsupported => CONVERSION_REQUIRED,
+            RelayError::SmtpUtf8Unsupported => NON_ASCII_ADDRESS,
+            RelayError::BareLineEnding => CONTENT,
+            RelayError::Encode(_) => SYNTAX,
+            RelayError::NoSuchDomain(_) => BAD_DESTINATION_SYSTEM,
+            RelayError::NullMx(_) => NULL_MX,
+            RelayError::Resolve(_) => ROUTING_SERVER_FAILURE,
+            RelayError::Config(_) => SYSTEM_NOT_CAPABLE,
+        }
+    }
+
+    /// Retrying later may succeed (the [`status`](Self::status) is 4.x.x).
     pub fn is_transient(&self) -> bool {
         !self.is_permanent()
     }
 
-    /// Retrying the same message will not succeed.
+    /// Retrying the same message will not succeed (the
+    /// [`status`](Self::status) is 5.x.x).
     pub fn is_permanent(&self) -> bool {
-        match self {
-            Error::Rejected { reply, .. } => reply.is_permanent(),
-            Error::MessageTooBig { .. }
-            | Error::EightBitUnsupported
-            | Error::SmtpUtf8Unsupported
-            | Error::BinaryUnsupported
-            | Error::BareLineEnding
-            | Error::Encode(_)
-            | Error::NoSuchDomain(_)
-            | Error::NullMx(_) => true,
-            _ => false,
-        }
+        self.status().class() == 5
     }
 
-    /// The server's reply, when the error is one.
+    /// The server's reply, typed, when one caused the error (a refusal,
+    /// or the answer to STARTTLS): for a DSN's `Diagnostic-Code`, without
+    /// reading it back from the error's text.
     pub fn reply(&self) -> Option<&Reply<'static>> {
         match self {
-            Error::Rejected { reply, .. } | Error::StartTlsRefused(reply) => Some(reply),
+            RelayError::Rejected { reply, .. } | RelayError::StartTlsRefused(reply) => Some(reply),
             _ => None,
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

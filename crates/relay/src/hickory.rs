@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use hickory_resolver::TokioResolver;
 use hickory_resolver::proto::rr::rdata::MX;
 
-use crate::error::Error;
+use crate::error::RelayError;
 use crate::resolve::{BoxFuture, MxRecord, ResolveError, Resolver};
 
 /// DNS through hickory-resolver.
@@ -26,9 +26,9 @@ impl std::fmt::Debug for HickoryResolver {
 
 impl HickoryResolver {
     /// A resolver configured from the system (`/etc/resolv.conf`).
-    pub fn from_system_conf() -> Result<Self, Error> {
+    pub fn from_system_conf() -> Result<Self, RelayError> {
         let inner = TokioResolver::builder_tokio()
-            .map_err(|e| Error::Config(format!("resolver configuration: {e}")))?
+            .map_err(|e| RelayError::Config(format!("resolver configuration: {e}")))?
             .build();
         Ok(Self { inner })
     }

@@ -3,15 +3,75 @@
 //! Postern's outbound SMTP client: it delivers messages to a smart host or
 //! to a domain's MX hosts and enforces the route's TLS policy.
 //!
-//! Two layers, in the style of rustls and quinn-proto:
-//! - [`Client`], a sans-IO state machine: feed it received octets
-//!   ([`Client::receive`]), write what it produces
-//!   ([`Client::poll_transmit`]), act on its [`Event`]s (`StartTlsNow`,
-//!   `Ready`, `Done(results)`, `Closed`, `Failed`). No IO, no clock.
-//! - [`Connection`] and [`Relay`], a tokio driver that owns the socket,
-//!   upgrades it in place with tokio-rustls, applies RFC 5321 §4.5.3.2
-//!   timeouts and tries MX hosts in order through a [`Resolver`]
-//!   ([`HickoryResolver`] for DNS, [`StaticResolver`] for tests).
+//! ## Layers and features
+//!
+//! Two layers, as quinn-proto and quinn (or h2 and hyper) are:
+//! - The sans-IO core, always built: [`Client`], a state machine with no
+//!   IO and no clock. Feed it received octets ([`Client::receive`], which
+//!   returns how many it took and bounds what it holds), write what it
+//!   produces ([`Client::output`], then [`Client::consume_output`]), act on
+//!   its [`ClientEvent`]s (`StartTlsNow`, `Ready`, `Done(results)`,
+//!   `Closed`, `Failed`), and wait at most [`Client::timeout`] for input.
+//!   The core also holds the TLS policy ([`TlsPolicy`], [`client_config`]
+//!   for rustls), routes, MX ordering ([`plan_mx`]), the [`Resolver`]
+//!   trait, results and errors ([`RelayError::status`] gives the RFC 3463
+//!   code). It needs rustls for the policy types but no runtime.
+//! - The driver (feature `tokio`): [`Connection`] and [`Relay`] own the
+//!   socket, upgrade it in place with tokio-rustls, apply RFC 5321
+//!   §4.5.3.2 timeouts and try MX hosts in order through a [`Resolver`]
+//!   ([`HickoryResolver`] for DNS with feature `hickory`,
+//!   [`StaticResolver`] for tests and fixed hosts).
+//!
+//! | feature | default | adds |
+//! |---|---|---|
+//! | `tokio` | yes | `Connection`, `Connector`, `Relay`; tokio, tokio-rustls, tracing |
+//! | `hickory` | yes | `HickoryResolver`, `mx_records`; hickory-resolver (implies `tokio`) |
+//! | `webpki-roots` | yes | `Anchors::WebPki`, the Mozilla root program |
+//!
+//! With `default-features = false` only the sans-IO core is built, and
+//! `cargo tree -p postern-relay --no-default-features -e normal` lists no
+//! tokio, tokio-rustls, hickory or webpki-roots (`scripts/check-layering.sh`
+//! checks it).
+//!
+//! ## Driving the client yourself
+//! The core alone, as a caller with its own IO (or a test) uses it; the
+//! server's replies are canned here.
+//! ```
+//! use std::sync::Arc;
+//! use postern_proto::{ForwardPath, Host, Mailbox, ReversePath};
+//! use postern_relay::{Client, ClientEvent, Message, SessionConfig, TlsRequirement};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = SessionConfig::new(Host::parse("client.example")?.into_owned())
+//!     .with_tls(TlsRequirement::Plain);
+//! let mut client = Client::new(Arc::new(config));
+//! let mut wire = Vec::new();
+//! let mut exchange = |client: &mut Client, reply: &[u8]| {
+//!     // Read from the socket, feed what was read, keep what was not taken.
+//!     let taken = client.receive(reply);
+//!     assert_eq!(taken, reply.len());
+//!     // Write the output (here: collect it), then say how much went out.
+//!     wire.extend_from_slice(client.output());
+//!     let written = client.output().len();
+//!     client.consume_output(written);
+//! };
+//! exchange(&mut client, b"220 mx.example.net ESMTP\r\n");
+//! exchange(&mut client, b"250-mx.example.net\r\n250 PIPELINING\r\n");
+//! assert_eq!(client.poll_event(), Some(ClientEvent::Ready));
+//!
+//! let from = ReversePath::Mailbox(Mailbox::parse("alice@example.net")?.into_owned());
+//! let to = ForwardPath::Mailbox(Mailbox::parse("bob@example.com")?.into_owned());
+//! client.send(Message::new(from, [to], &b"Subject: hi\r\n\r\nHello.\r\n"[..]))?;
+//! exchange(&mut client, b"250 ok\r\n250 ok\r\n354 go on\r\n");
+//! exchange(&mut client, b"250 2.0.0 queued\r\n");
+//! let Some(ClientEvent::Done(result)) = client.poll_event() else { panic!() };
+//! assert!(result.all_delivered());
+//! // MAIL, RCPT and DATA went out in one pipelined write.
+//! assert!(String::from_utf8(wire)?.contains(
+//!     "MAIL FROM:<alice@example.net>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n"
+//! ));
+//! # Ok(()) }
+//! ```
 //!
 //! ## TLS policy
 //! [`TlsMode`]: `None`, `Opportunistic` (STARTTLS when offered, no
@@ -27,29 +87,30 @@
 //!   TLS 1.0/1.1) are reported by [`TlsPolicy::versions`], never widened,
 //!   and a policy left with no version fails before connecting.
 //! - Octets received after the 220 reply to STARTTLS abort the connection
-//!   ([`Error::ResponseInjection`]), and after the handshake only the new
+//!   ([`RelayError::ResponseInjection`]), and after the handshake only the new
 //!   EHLO reply's capabilities count.
 //!
-//! ## Example
+//! ## Example: the driver
+//! With the default features (`tokio`, `hickory`, `webpki-roots`):
 //! ```no_run
+//! # #[cfg(all(feature = "hickory", feature = "webpki-roots"))]
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
-//! use postern_proto::{ForwardPath, Host, Mailbox, ReversePath};
+//! use postern_proto::{ForwardPath, Host, Mailbox, ReversePath, TlsVersion};
 //! use postern_relay::{
 //!     HickoryResolver, Message, Relay, Route, SessionConfig, Target, TlsMode, TlsPolicy,
-//!     TlsVersion,
 //! };
 //!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let provider = Arc::new(rustls::crypto::ring::default_provider());
 //! let session = SessionConfig::new(Host::parse("mx.example.net")?.into_owned());
 //! let relay = Relay::new(session, provider, Arc::new(HickoryResolver::from_system_conf()?));
 //!
 //! // Deliver to example.com's MX hosts, only over verified TLS 1.2.
-//! let route = Route {
-//!     target: Target::Mx { domain: "example.com".into(), port: 25 },
-//!     tls: TlsPolicy::new(TlsMode::Verified { anchors: postern_relay::Anchors::WebPki })
+//! let route = Route::new(
+//!     Target::mx("example.com", 25),
+//!     TlsPolicy::new(TlsMode::Verified { anchors: postern_relay::Anchors::WebPki })
 //!         .with_versions([TlsVersion::Tls11, TlsVersion::Tls12]),
-//! };
+//! );
 //! // TLS 1.1 is reported, not offered.
 //! assert_eq!(route.tls.versions().unsupported, [TlsVersion::Tls11]);
 //!
@@ -72,29 +133,45 @@
 //! # Ok(()) }
 //! ```
 
+// The crate docs link to the driver's types, which do not exist without
+// its features; the links resolve in the documentation that matters
+// (default features, and docs.rs with all of them).
+#![cfg_attr(
+    not(all(feature = "tokio", feature = "hickory")),
+    allow(rustdoc::broken_intra_doc_links)
+)]
+
 mod body;
 mod client;
 pub mod dane;
+#[cfg(feature = "tokio")]
 mod driver;
 mod error;
+#[cfg(feature = "hickory")]
 mod hickory;
 mod message;
 mod policy;
+#[cfg(feature = "tokio")]
 mod relay;
 mod resolve;
 mod result;
+mod route;
 mod timeouts;
 mod tls;
 
 pub use body::LineEndings;
-pub use client::{Client, Credentials, Event, NotReady, SessionConfig, TlsRequirement};
+pub use client::{Client, ClientEvent, NotReady, RelayCredentials, SessionConfig, TlsRequirement};
+#[cfg(feature = "tokio")]
 pub use driver::{Connection, Connector};
-pub use error::{Error, Stage};
+pub use error::{Phase, RelayError};
+#[cfg(feature = "hickory")]
 pub use hickory::{HickoryResolver, mx_records};
 pub use message::{Message, Recipient};
-pub use policy::{Anchors, TlsMode, TlsPolicy, TlsVersion, UnknownVersion, VersionReport};
-pub use relay::{Relay, Route, Target};
+pub use policy::{Anchors, TlsMode, TlsPolicy, VersionReport};
+#[cfg(feature = "tokio")]
+pub use relay::Relay;
 pub use resolve::{BoxFuture, MxRecord, ResolveError, Resolver, StaticResolver, plan_mx};
 pub use result::{MessageResult, RecipientResult};
+pub use route::{Route, Target};
 pub use timeouts::Timeouts;
-pub use tls::{TlsInfo, client_config};
+pub use tls::{OutboundTls, client_config};

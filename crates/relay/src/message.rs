@@ -6,6 +6,7 @@ use postern_proto::{Body, ForwardPath, RcptParams, Ret, ReversePath};
 /// One recipient, with its DSN parameters (RFC 3461 `NOTIFY`, `ORCPT`) and
 /// any other RCPT parameters to pass through.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Recipient {
     /// The forward-path.
     pub to: ForwardPath<'static>,
@@ -23,6 +24,12 @@ impl Recipient {
             params: RcptParams::default(),
         }
     }
+
+    /// Sets the RCPT parameters.
+    pub fn with_params(mut self, params: RcptParams<'static>) -> Self {
+        self.params = params;
+        self
+    }
 }
 
 impl From<ForwardPath<'static>> for Recipient {
@@ -35,6 +42,7 @@ impl From<ForwardPath<'static>> for Recipient {
 /// content, CRLF line endings; bare CR or LF are handled by
 /// [`LineEndings`](crate::LineEndings)).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Message {
     /// The reverse-path (`MAIL FROM`).
     pub from: ReversePath<'static>,
@@ -66,6 +74,24 @@ impl Message {
             ret: None,
             envid: None,
         }
+    }
+
+    /// Declares the body type (`None` detects 7-bit or 8-bit).
+    pub fn with_body_type(mut self, body_type: Option<Body>) -> Self {
+        self.body_type = body_type;
+        self
+    }
+
+    /// Sets DSN `RET`.
+    pub fn with_ret(mut self, ret: Option<Ret>) -> Self {
+        self.ret = ret;
+        self
+    }
+
+    /// Sets DSN `ENVID`.
+    pub fn with_envid(mut self, envid: Option<String>) -> Self {
+        self.envid = envid;
+        self
     }
 
     /// True when an address needs SMTPUTF8 (RFC 6531).

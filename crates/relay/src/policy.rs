@@ -7,117 +7,42 @@
 //! effective set is empty is an error before any connection is made.
 
 use std::fmt;
-use std::str::FromStr;
+
+use postern_proto::TlsVersion;
 
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject as _;
 
-use crate::error::Error;
+use crate::error::RelayError;
 
-/// A TLS (or SSL) protocol version a policy may name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum TlsVersion {
-    /// SSL 2.0: broken, never supported.
-    Ssl2,
-    /// SSL 3.0: broken, never supported.
-    Ssl3,
-    /// TLS 1.0: not supported by rustls.
-    Tls10,
-    /// TLS 1.1: not supported by rustls.
-    Tls11,
-    /// TLS 1.2.
-    Tls12,
-    /// TLS 1.3.
-    Tls13,
+/// Whether this crate's TLS stack (rustls) can negotiate `version`.
+pub(crate) fn is_supported(version: TlsVersion) -> bool {
+    rustls_version(version).is_some()
 }
 
-impl TlsVersion {
-    /// Every version a policy can name, oldest first.
-    pub const ALL: [TlsVersion; 6] = [
-        TlsVersion::Ssl2,
-        TlsVersion::Ssl3,
-        TlsVersion::Tls10,
-        TlsVersion::Tls11,
-        TlsVersion::Tls12,
-        TlsVersion::Tls13,
-    ];
-
-    /// The name used in logs and Received headers (OpenSSL's spelling).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TlsVersion::Ssl2 => "SSLv2",
-            TlsVersion::Ssl3 => "SSLv3",
-            TlsVersion::Tls10 => "TLSv1",
-            TlsVersion::Tls11 => "TLSv1.1",
-            TlsVersion::Tls12 => "TLSv1.2",
-            TlsVersion::Tls13 => "TLSv1.3",
-        }
-    }
-
-    /// True when this crate's TLS stack can negotiate the version.
-    pub fn is_supported(self) -> bool {
-        self.rustls().is_some()
-    }
-
-    pub(crate) fn rustls(self) -> Option<&'static rustls::SupportedProtocolVersion> {
-        match self {
-            TlsVersion::Tls12 => Some(&rustls::version::TLS12),
-            TlsVersion::Tls13 => Some(&rustls::version::TLS13),
-            _ => None,
-        }
-    }
-
-    pub(crate) fn from_rustls(v: rustls::ProtocolVersion) -> Option<Self> {
-        match v {
-            rustls::ProtocolVersion::SSLv2 => Some(TlsVersion::Ssl2),
-            rustls::ProtocolVersion::SSLv3 => Some(TlsVersion::Ssl3),
-            rustls::ProtocolVersion::TLSv1_0 => Some(TlsVersion::Tls10),
-            rustls::ProtocolVersion::TLSv1_1 => Some(TlsVersion::Tls11),
-            rustls::ProtocolVersion::TLSv1_2 => Some(TlsVersion::Tls12),
-            rustls::ProtocolVersion::TLSv1_3 => Some(TlsVersion::Tls13),
-            _ => None,
-        }
+/// rustls's name for `version`, when rustls speaks it (TLS 1.2 and 1.3).
+pub(crate) fn rustls_version(
+    version: TlsVersion,
+) -> Option<&'static rustls::SupportedProtocolVersion> {
+    match version {
+        TlsVersion::Tls12 => Some(&rustls::version::TLS12),
+        TlsVersion::Tls13 => Some(&rustls::version::TLS13),
+        _ => None,
     }
 }
 
-impl fmt::Display for TlsVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A version name that is not one of [`TlsVersion`]'s.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown TLS version {0:?} (expected SSLv2, SSLv3, TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3)")]
-pub struct UnknownVersion(pub String);
-
-impl FromStr for TlsVersion {
-    type Err = UnknownVersion;
-
-    /// Accepts OpenSSL's names (`TLSv1.2`) and the common variants
-    /// (`TLS1.2`, `tls12`, `TLSv1.0`), case-insensitively.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let norm: String = s
-            .chars()
-            .filter(|c| !matches!(c, '.' | '_' | ' ' | 'v' | 'V'))
-            .flat_map(char::to_lowercase)
-            .collect();
-        Ok(match norm.as_str() {
-            "ssl2" => TlsVersion::Ssl2,
-            "ssl3" => TlsVersion::Ssl3,
-            "tls1" | "tls10" => TlsVersion::Tls10,
-            "tls11" => TlsVersion::Tls11,
-            "tls12" => TlsVersion::Tls12,
-            "tls13" => TlsVersion::Tls13,
-            _ => return Err(UnknownVersion(s.to_owned())),
-        })
-    }
+/// The version rustls negotiated, by its wire number.
+pub(crate) fn from_rustls(version: rustls::ProtocolVersion) -> Option<TlsVersion> {
+    TlsVersion::from_wire(u16::from(version))
 }
 
 /// Where certificate verification takes its trust anchors from.
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Anchors {
-    /// The Mozilla root program, as shipped by `webpki-roots`.
+    /// The Mozilla root program, as shipped by `webpki-roots` (feature
+    /// `webpki-roots`).
+    #[cfg(feature = "webpki-roots")]
     WebPki,
     /// Only these CA certificates (DER).
     Custom(Vec<CertificateDer<'static>>),
@@ -126,12 +51,14 @@ pub enum Anchors {
 impl Anchors {
     /// Reads every certificate from PEM text. Fails when there is none or a
     /// block is malformed.
-    pub fn from_pem(pem: &[u8]) -> Result<Self, Error> {
+    pub fn from_pem(pem: &[u8]) -> Result<Self, RelayError> {
         let certs = CertificateDer::pem_slice_iter(pem)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| Error::Config(format!("trust anchors: {e}")))?;
+            .map_err(|e| RelayError::Config(format!("trust anchors: {e}")))?;
         if certs.is_empty() {
-            return Err(Error::Config("trust anchors: no certificate in PEM".into()));
+            return Err(RelayError::Config(
+                "trust anchors: no certificate in PEM".into(),
+            ));
         }
         Ok(Anchors::Custom(certs))
     }
@@ -140,6 +67,7 @@ impl Anchors {
 impl fmt::Debug for Anchors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            #[cfg(feature = "webpki-roots")]
             Anchors::WebPki => f.write_str("WebPki"),
             Anchors::Custom(c) => write!(f, "Custom({} certificates)", c.len()),
         }
@@ -148,6 +76,7 @@ impl fmt::Debug for Anchors {
 
 /// How a route uses TLS.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TlsMode {
     /// Never start TLS, even when offered.
     None,
@@ -192,6 +121,7 @@ impl TlsMode {
 
 /// A route's TLS policy: the mode and the versions allowed.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TlsPolicy {
     /// The mode.
     pub mode: TlsMode,
@@ -220,7 +150,7 @@ impl TlsPolicy {
     /// Splits the allowed versions into the ones that will be offered and
     /// the ones this stack cannot speak.
     pub fn versions(&self) -> VersionReport {
-        let (effective, unsupported) = self.versions.iter().partition(|v| v.is_supported());
+        let (effective, unsupported) = self.versions.iter().partition(|v| is_supported(**v));
         VersionReport {
             effective,
             unsupported,
@@ -230,6 +160,7 @@ impl TlsPolicy {
 
 /// The versions a policy allows, as the TLS stack will apply them.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct VersionReport {
     /// Offered in the ClientHello, exactly these.
     pub effective: Vec<TlsVersion>,
@@ -259,7 +190,7 @@ impl VersionReport {
 pub(crate) fn join(versions: &[TlsVersion]) -> String {
     versions
         .iter()
-        .map(|v| v.as_str())
+        .map(|v| v.name())
         .collect::<Vec<_>>()
         .join(", ")
 }

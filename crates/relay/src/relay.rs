@@ -1,51 +1,18 @@
-//! Routes and the top-level [`Relay`]: resolve the route, try its hosts in
-//! order, deliver a batch of messages over one connection.
+//! The top-level [`Relay`]: resolve a [`Route`], try its hosts in order,
+//! deliver a batch of messages over one connection.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
 
-use crate::client::{Credentials, SessionConfig};
+use crate::client::SessionConfig;
 use crate::driver::{Connection, Connector};
-use crate::error::{Error, Stage};
+use crate::error::{Phase, RelayError};
 use crate::message::Message;
-use crate::policy::TlsPolicy;
 use crate::resolve::{Resolver, plan_mx};
 use crate::result::MessageResult;
-
-/// Where a route delivers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    /// A configured relay host (smart host), the only place credentials
-    /// are ever sent.
-    SmartHost {
-        /// Host name or IP address.
-        host: String,
-        /// Port: 25, 587 (submission with STARTTLS) or 465 (implicit TLS).
-        port: u16,
-        /// Credentials for AUTH PLAIN/LOGIN.
-        auth: Option<Credentials>,
-        /// Allow AUTH without TLS (off: credentials only go over TLS).
-        allow_plaintext_auth: bool,
-    },
-    /// The recipient domain's MX hosts (RFC 5321 §5.1).
-    Mx {
-        /// The recipient domain.
-        domain: String,
-        /// The port, 25 outside tests.
-        port: u16,
-    },
-}
-
-/// A route: where to deliver and under which TLS policy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
-    /// Where.
-    pub target: Target,
-    /// How TLS is used.
-    pub tls: TlsPolicy,
-}
+use crate::route::{Route, Target};
 
 /// One address to try, with the host name certificates are checked against.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,7 +62,7 @@ impl Relay {
     /// taken a message, its answers are final for that message; messages
     /// not yet sent when a connection breaks go to the next host.
     pub async fn deliver(&self, route: &Route, messages: Vec<Message>) -> Vec<MessageResult> {
-        let fail_all = |messages: &[Message], error: &Error| {
+        let fail_all = |messages: &[Message], error: &RelayError| {
             messages
                 .iter()
                 .map(|m| MessageResult::failed(m.recipients.iter().map(|r| &r.to), error))
@@ -119,7 +86,7 @@ impl Relay {
                 ..(*self.session).clone()
             }),
             _ if self.session.auth.is_some() => Arc::new(SessionConfig {
-                // Credentials go to smart hosts only, never to MX hosts.
+                // RelayCredentials go to smart hosts only, never to MX hosts.
                 auth: None,
                 ..(*self.session).clone()
             }),
@@ -132,7 +99,7 @@ impl Relay {
 
         let mut results: Vec<Option<MessageResult>> = vec![None; messages.len()];
         let mut pending: Vec<(usize, Message)> = messages.into_iter().enumerate().collect();
-        let mut last_error = Error::Resolve("no host to deliver to".into());
+        let mut last_error = RelayError::Resolve("no host to deliver to".into());
         for candidate in candidates {
             if pending.is_empty() {
                 break;
@@ -164,7 +131,7 @@ impl Relay {
             if conn.is_usable() {
                 conn.quit().await;
             } else {
-                last_error = Error::Closed(Stage::Idle);
+                last_error = RelayError::Closed(Phase::Idle);
             }
         }
         results
@@ -182,7 +149,7 @@ impl Relay {
             .collect()
     }
 
-    async fn candidates(&self, target: &Target) -> Result<Vec<Candidate>, Error> {
+    async fn candidates(&self, target: &Target) -> Result<Vec<Candidate>, RelayError> {
         let (hosts, port) = match target {
             Target::SmartHost { host, port, .. } => (vec![host.clone()], *port),
             Target::Mx { domain, port } => {
@@ -204,7 +171,7 @@ impl Relay {
                     Err(e) => {
                         // RFC 5321 §5.1: an MX host that does not resolve is
                         // skipped, not fatal, while others remain.
-                        last_error = Some(Error::from(e));
+                        last_error = Some(RelayError::from(e));
                         continue;
                     }
                 },
@@ -215,7 +182,9 @@ impl Relay {
             }));
         }
         if out.is_empty() {
-            return Err(last_error.unwrap_or_else(|| Error::Resolve("no address found".into())));
+            return Err(
+                last_error.unwrap_or_else(|| RelayError::Resolve("no address found".into()))
+            );
         }
         Ok(out)
     }

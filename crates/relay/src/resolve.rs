@@ -6,13 +6,14 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
 
-use crate::error::Error;
+use crate::error::RelayError;
 
 /// A boxed future, as [`Resolver`] returns.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// One MX record.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MxRecord {
     /// Lower is preferred.
     pub preference: u16,
@@ -33,6 +34,7 @@ impl MxRecord {
 
 /// Why a lookup found nothing usable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ResolveError {
     /// The name does not exist (NXDOMAIN): permanent.
     #[error("{0} does not exist")]
@@ -42,11 +44,11 @@ pub enum ResolveError {
     Transient(String),
 }
 
-impl From<ResolveError> for Error {
+impl From<ResolveError> for RelayError {
     fn from(e: ResolveError) -> Self {
         match e {
-            ResolveError::NoSuchDomain(d) => Error::NoSuchDomain(d),
-            ResolveError::Transient(m) => Error::Resolve(m),
+            ResolveError::NoSuchDomain(d) => RelayError::NoSuchDomain(d),
+            ResolveError::Transient(m) => RelayError::Resolve(m),
         }
     }
 }
@@ -72,13 +74,13 @@ pub trait Resolver: Send + Sync {
 /// - A single MX with the root as exchange is a null MX (RFC 7505): the
 ///   domain accepts no mail, a permanent failure.
 /// - Duplicate names are tried once, at their best preference.
-pub fn plan_mx(domain: &str, records: &[MxRecord]) -> Result<Vec<String>, Error> {
+pub fn plan_mx(domain: &str, records: &[MxRecord]) -> Result<Vec<String>, RelayError> {
     let domain = domain.trim_end_matches('.');
     if records.is_empty() {
         return Ok(vec![domain.to_ascii_lowercase()]);
     }
     if records.iter().all(|r| r.exchange.is_empty()) {
-        return Err(Error::NullMx(domain.to_owned()));
+        return Err(RelayError::NullMx(domain.to_owned()));
     }
     let mut sorted: Vec<&MxRecord> = records.iter().filter(|r| !r.exchange.is_empty()).collect();
     sorted.sort_by_key(|r| r.preference);
@@ -172,7 +174,7 @@ mod tests {
     fn implicit_mx_and_null_mx() {
         assert_eq!(plan_mx("Example.org.", &[]).unwrap(), ["example.org"]);
         let err = plan_mx("example.org", &[MxRecord::new(0, ".")]).unwrap_err();
-        assert_eq!(err, Error::NullMx("example.org".into()));
+        assert_eq!(err, RelayError::NullMx("example.org".into()));
         assert!(err.is_permanent());
     }
 }

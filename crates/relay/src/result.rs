@@ -3,16 +3,17 @@
 
 use postern_proto::{ForwardPath, Reply};
 
-use crate::error::Error;
-use crate::tls::TlsInfo;
+use crate::error::RelayError;
+use crate::tls::OutboundTls;
 
 /// What happened to one recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RecipientResult {
     /// The recipient.
     pub recipient: ForwardPath<'static>,
     /// The server's positive final reply, or why delivery failed.
-    pub outcome: Result<Reply<'static>, Error>,
+    pub outcome: Result<Reply<'static>, RelayError>,
 }
 
 impl RecipientResult {
@@ -23,12 +24,12 @@ impl RecipientResult {
 
     /// Not delivered; a retry may succeed.
     pub fn is_transient(&self) -> bool {
-        self.outcome.as_ref().is_err_and(Error::is_transient)
+        self.outcome.as_ref().is_err_and(RelayError::is_transient)
     }
 
     /// Not delivered; a retry will not succeed (bounce).
     pub fn is_permanent(&self) -> bool {
-        self.outcome.as_ref().is_err_and(Error::is_permanent)
+        self.outcome.as_ref().is_err_and(RelayError::is_permanent)
     }
 
     /// The server's reply that decided this recipient, if any.
@@ -42,12 +43,13 @@ impl RecipientResult {
 
 /// What happened to one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MessageResult {
     /// One result per recipient, in the message's order.
     pub recipients: Vec<RecipientResult>,
     /// The TLS session the message went over; `None` for plaintext (or
     /// when it was never sent).
-    pub tls: Option<TlsInfo>,
+    pub tls: Option<OutboundTls>,
     /// The server that answered, as `name[address]:port`, when one did.
     pub server: Option<String>,
     /// DSN parameters were set but the server does not offer DSN, so they
@@ -59,7 +61,7 @@ impl MessageResult {
     /// Every recipient failed with `error`.
     pub fn failed<'a>(
         recipients: impl IntoIterator<Item = &'a ForwardPath<'static>>,
-        error: &Error,
+        error: &RelayError,
     ) -> Self {
         Self {
             recipients: recipients

@@ -1,11 +1,12 @@
-//! Per-stage timeouts, defaulting to RFC 5321 §4.5.3.2.
+//! Per-phase timeouts, defaulting to RFC 5321 §4.5.3.2.
 
 use std::time::Duration;
 
-/// How long the client waits at each stage. The defaults are RFC 5321
+/// How long the client waits at each phase. The defaults are RFC 5321
 /// §4.5.3.2's minimums; shorten them for tests, never below what slow but
 /// legitimate servers need in production.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Timeouts {
     /// Opening the TCP connection (not in the RFC; 30 s).
     pub connect: Duration,

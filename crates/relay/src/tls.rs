@@ -1,5 +1,5 @@
 //! rustls configuration from a [`TlsPolicy`], and the facts of a negotiated
-//! session ([`TlsInfo`]) for logs and Received headers.
+//! session ([`OutboundTls`]) for logs and Received headers.
 //!
 //! The config offers exactly the policy's effective versions: rustls then
 //! refuses to complete a handshake on any other, so "never over a version
@@ -14,12 +14,15 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-use crate::error::Error;
-use crate::policy::{Anchors, TlsMode, TlsPolicy, TlsVersion};
+use crate::error::RelayError;
+use postern_proto::TlsVersion;
 
-/// The facts of an established TLS session.
+use crate::policy::{self, Anchors, TlsMode, TlsPolicy};
+
+/// The facts of an established outbound TLS session.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsInfo {
+#[non_exhaustive]
+pub struct OutboundTls {
     /// The negotiated protocol version.
     pub version: TlsVersion,
     /// The negotiated cipher suite, as rustls names it
@@ -31,14 +34,30 @@ pub struct TlsInfo {
     pub server_name: String,
 }
 
-impl TlsInfo {
+impl OutboundTls {
+    /// The facts of a session negotiated by a TLS stack other than the
+    /// driver's (a caller driving [`Client`](crate::Client) itself).
+    pub fn new(
+        version: TlsVersion,
+        cipher: impl Into<String>,
+        verified: bool,
+        server_name: impl Into<String>,
+    ) -> Self {
+        Self {
+            version,
+            cipher: cipher.into(),
+            verified,
+            server_name: server_name.into(),
+        }
+    }
+
     /// Reads the facts from a connection whose handshake has completed.
     pub fn from_connection(
         conn: &rustls::ClientConnection,
         verified: bool,
         server_name: &str,
     ) -> Option<Self> {
-        let version = TlsVersion::from_rustls(conn.protocol_version()?)?;
+        let version = policy::from_rustls(conn.protocol_version()?)?;
         let cipher = conn.negotiated_cipher_suite()?.suite();
         Some(Self {
             version,
@@ -49,7 +68,7 @@ impl TlsInfo {
     }
 }
 
-impl fmt::Display for TlsInfo {
+impl fmt::Display for OutboundTls {
     /// The clause for a Received header or a log line, e.g.
     /// `using TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384 (verified)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -75,20 +94,23 @@ impl fmt::Display for TlsInfo {
 pub fn client_config(
     policy: &TlsPolicy,
     provider: Arc<CryptoProvider>,
-) -> Result<Option<Arc<rustls::ClientConfig>>, Error> {
+) -> Result<Option<Arc<rustls::ClientConfig>>, RelayError> {
     if policy.mode == TlsMode::None {
         return Ok(None);
     }
-    let versions: Vec<&'static rustls::SupportedProtocolVersion> =
-        policy.versions.iter().filter_map(|v| v.rustls()).collect();
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> = policy
+        .versions
+        .iter()
+        .filter_map(|v| policy::rustls_version(*v))
+        .collect();
     if versions.is_empty() {
-        return Err(Error::NoUsableTlsVersion {
+        return Err(RelayError::NoUsableTlsVersion {
             requested: policy.versions.clone(),
         });
     }
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
-        .map_err(|e| Error::Config(format!("TLS versions: {e}")))?;
+        .map_err(|e| RelayError::Config(format!("TLS versions: {e}")))?;
     let config = match policy.mode.anchors() {
         Some(anchors) => builder
             .with_root_certificates(root_store(anchors)?)
@@ -101,8 +123,9 @@ pub fn client_config(
     Ok(Some(Arc::new(config)))
 }
 
-fn root_store(anchors: &Anchors) -> Result<RootCertStore, Error> {
+fn root_store(anchors: &Anchors) -> Result<RootCertStore, RelayError> {
     match anchors {
+        #[cfg(feature = "webpki-roots")]
         Anchors::WebPki => Ok(RootCertStore::from_iter(
             webpki_roots::TLS_SERVER_ROOTS.iter().cloned(),
         )),
@@ -111,7 +134,7 @@ fn root_store(anchors: &Anchors) -> Result<RootCertStore, Error> {
             for cert in certs {
                 store
                     .add(cert.clone())
-                    .map_err(|e| Error::Config(format!("trust anchor: {e}")))?;
+                    .map_err(|e| RelayError::Config(format!("trust anchor: {e}")))?;
             }
             Ok(store)
         }
@@ -171,8 +194,9 @@ impl ServerCertVerifier for NoCertificateCheck {
 
 /// The name to verify a server's certificate against: a DNS name, or an IP
 /// address for address literals.
-pub(crate) fn server_name(name: &str) -> Result<ServerName<'static>, Error> {
+#[cfg(feature = "tokio")]
+pub(crate) fn server_name(name: &str) -> Result<ServerName<'static>, RelayError> {
     let trimmed = name.trim_end_matches('.');
     ServerName::try_from(trimmed.to_owned())
-        .map_err(|e| Error::Config(format!("invalid TLS server name {name:?}: {e}")))
+        .map_err(|e| RelayError::Config(format!("invalid TLS server name {name:?}: {e}")))
 }

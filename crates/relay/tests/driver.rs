@@ -1,14 +1,18 @@
 //! The tokio driver against scripted peers (tokio listeners in the test):
 //! response injection, timeouts, MX fallback, pre-connect policy errors.
 
+// These tests need the driver; the sans-IO core is tested without it
+// (`cargo test -p postern-relay --no-default-features`).
+#![cfg(feature = "tokio")]
+
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use postern_proto::{ForwardPath, Host, Mailbox, ReversePath};
+use postern_proto::{ForwardPath, Host, Mailbox, ReversePath, TlsVersion};
 use postern_relay::{
-    Connection, Connector, Error, Message, Relay, Route, SessionConfig, Stage, StaticResolver,
-    Target, Timeouts, TlsMode, TlsPolicy, TlsRequirement, TlsVersion,
+    Connection, Connector, Message, Phase, Relay, RelayError, Route, SessionConfig, StaticResolver,
+    Target, Timeouts, TlsMode, TlsPolicy, TlsRequirement,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
@@ -120,7 +124,10 @@ async fn bytes_after_starttls_220_abort_the_connection() {
     let err = Connection::open(addr, "localhost", Arc::new(session()), &connector)
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::ResponseInjection { .. }), "{err:?}");
+    assert!(
+        matches!(err, RelayError::ResponseInjection { .. }),
+        "{err:?}"
+    );
     assert!(err.is_transient());
     assert_eq!(
         peer.await.unwrap(),
@@ -145,7 +152,7 @@ async fn greeting_timeout() {
     let err = Connection::open(addr, "localhost", Arc::new(s), &connector)
         .await
         .unwrap_err();
-    assert_eq!(err, Error::Timeout(Stage::Greeting));
+    assert_eq!(err, RelayError::Timeout(Phase::Greeting));
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
@@ -169,7 +176,10 @@ async fn mail_timeout_fails_the_message_transiently() {
         .await
         .unwrap();
     let r = conn.send(message()).await;
-    assert_eq!(r.recipients[0].outcome, Err(Error::Timeout(Stage::Mail)));
+    assert_eq!(
+        r.recipients[0].outcome,
+        Err(RelayError::Timeout(Phase::Mail))
+    );
     assert!(r.recipients[0].is_transient());
     assert!(!conn.is_usable());
 }
@@ -204,13 +214,13 @@ async fn mx_hosts_in_preference_order_next_on_failure() {
         .with_host("mx2.example.net", [ip("127.0.0.2")])
         .with_host("mx3.example.net", [ip("127.0.0.1")]);
     let relay = Relay::new(session(), ring(), Arc::new(resolver));
-    let route = Route {
-        target: Target::Mx {
+    let route = Route::new(
+        Target::Mx {
             domain: "example.net".into(),
             port,
         },
-        tls: TlsPolicy::new(TlsMode::Opportunistic),
-    };
+        TlsPolicy::new(TlsMode::Opportunistic),
+    );
     let results = relay.deliver(&route, vec![message(), message()]).await;
     assert_eq!(results.len(), 2);
     for r in &results {
@@ -247,17 +257,17 @@ async fn unknown_domain_and_null_mx_are_permanent() {
     for (domain, want) in [
         (
             "nowhere.example",
-            Error::NoSuchDomain("nowhere.example".into()),
+            RelayError::NoSuchDomain("nowhere.example".into()),
         ),
-        ("null.example", Error::NullMx("null.example".into())),
+        ("null.example", RelayError::NullMx("null.example".into())),
     ] {
-        let route = Route {
-            target: Target::Mx {
+        let route = Route::new(
+            Target::Mx {
                 domain: domain.into(),
                 port: 25,
             },
-            tls: TlsPolicy::new(TlsMode::Opportunistic),
-        };
+            TlsPolicy::new(TlsMode::Opportunistic),
+        );
         let r = relay.deliver(&route, vec![message()]).await;
         assert_eq!(r[0].recipients[0].outcome, Err(want));
         assert!(r[0].recipients[0].is_permanent());
@@ -274,20 +284,19 @@ async fn unusable_version_set_fails_before_connecting() {
             .is_ok()
     });
     let relay = Relay::new(session(), ring(), Arc::new(StaticResolver::new()));
-    let route = Route {
-        target: Target::SmartHost {
+    let route = Route::new(
+        Target::SmartHost {
             host: "127.0.0.1".into(),
             port: addr.port(),
             auth: None,
             allow_plaintext_auth: false,
         },
-        tls: TlsPolicy::new(TlsMode::Required)
-            .with_versions([TlsVersion::Tls10, TlsVersion::Tls11]),
-    };
+        TlsPolicy::new(TlsMode::Required).with_versions([TlsVersion::Tls10, TlsVersion::Tls11]),
+    );
     let r = relay.deliver(&route, vec![message()]).await;
     assert!(matches!(
         r[0].recipients[0].outcome,
-        Err(Error::NoUsableTlsVersion { .. })
+        Err(RelayError::NoUsableTlsVersion { .. })
     ));
     assert!(!accepted.await.unwrap(), "no connection was made");
 }
@@ -304,18 +313,18 @@ async fn credentials_never_go_to_mx_hosts() {
         log.clone(),
     ));
     let mut s = session();
-    s.auth = Some(postern_relay::Credentials::new("u", "p"));
+    s.auth = Some(postern_relay::RelayCredentials::new("u", "p"));
     s.tls = TlsRequirement::Plain;
     s.allow_plaintext_auth = true;
     let resolver = StaticResolver::new().with_host("example.net", ["127.0.0.1".parse().unwrap()]);
     let relay = Relay::new(s, ring(), Arc::new(resolver));
-    let route = Route {
-        target: Target::Mx {
+    let route = Route::new(
+        Target::Mx {
             domain: "example.net".into(),
             port,
         },
-        tls: TlsPolicy::new(TlsMode::None),
-    };
+        TlsPolicy::new(TlsMode::None),
+    );
     let r = relay.deliver(&route, vec![message()]).await;
     assert!(r[0].all_delivered(), "{r:?}");
     assert!(!log.lock().unwrap().iter().any(|l| l.starts_with("AUTH")));

@@ -4,16 +4,20 @@
 //! `python_with(...)`: skipped loudly when the peer is missing, failed when
 //! POSTERN_REQUIRE_PEERS=1.
 
+// These tests need the driver; the sans-IO core is tested without it
+// (`cargo test -p postern-relay --no-default-features`).
+#![cfg(feature = "tokio")]
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use postern_proto::{ForwardPath, Host, Mailbox, ReversePath};
+use postern_proto::{ForwardPath, Host, Mailbox, ReversePath, TlsVersion};
 use postern_relay::{
-    Anchors, Connection, Connector, Credentials, Error, Message, MessageResult, Relay, Route,
-    SessionConfig, Stage, StaticResolver, Target, Timeouts, TlsMode, TlsPolicy, TlsVersion,
+    Anchors, Connection, Connector, Message, MessageResult, Phase, Relay, RelayCredentials,
+    RelayError, Route, SessionConfig, StaticResolver, Target, Timeouts, TlsMode, TlsPolicy,
 };
 use postern_testkit::{
     ChildGuard, DevPki, dev_pki, free_port, peer, python_with, wait_for_port, write_pki,
@@ -109,15 +113,15 @@ impl Aiosmtpd {
     }
 
     fn smart_host(&self, tls: TlsPolicy) -> Route {
-        Route {
-            target: Target::SmartHost {
+        Route::new(
+            Target::SmartHost {
                 host: "localhost".into(),
                 port: self.port,
                 auth: None,
                 allow_plaintext_auth: false,
             },
             tls,
-        }
+        )
     }
 }
 
@@ -134,7 +138,7 @@ async fn deliver_one(route: &Route, body: &str) -> MessageResult {
         .unwrap()
 }
 
-fn only_error(r: &MessageResult) -> Error {
+fn only_error(r: &MessageResult) -> RelayError {
     match &r.recipients[0].outcome {
         Err(e) => e.clone(),
         Ok(reply) => panic!("delivered ({reply}) but should have failed"),
@@ -196,7 +200,7 @@ async fn tls13_only_peer_refused_when_policy_allows_only_tls12() {
         peer.smart_host(TlsPolicy::new(TlsMode::Required).with_versions([TlsVersion::Tls12]));
     let r = deliver_one(&route, "Subject: must not arrive\r\n\r\n").await;
     let e = only_error(&r);
-    assert!(matches!(e, Error::TlsHandshake(_)), "{e:?}");
+    assert!(matches!(e, RelayError::TlsHandshake(_)), "{e:?}");
     assert!(e.is_transient());
     assert!(peer.events("MAIL").is_empty(), "nothing may be sent");
     assert!(peer.events("DATA").is_empty());
@@ -236,7 +240,7 @@ async fn openssl_s_server_tls13_only_versus_tls12_policy() {
     let e = Connection::open(addr, "localhost", s.clone(), &connector)
         .await
         .unwrap_err();
-    assert!(matches!(e, Error::TlsHandshake(_)), "{e:?}");
+    assert!(matches!(e, RelayError::TlsHandshake(_)), "{e:?}");
 
     // TLS 1.3 allowed: the handshake completes, then s_server (no SMTP)
     // never greets.
@@ -246,7 +250,7 @@ async fn openssl_s_server_tls13_only_versus_tls12_policy() {
     let e = Connection::open(addr, "localhost", s, &connector)
         .await
         .unwrap_err();
-    assert_eq!(e, Error::Timeout(Stage::Greeting));
+    assert_eq!(e, RelayError::Timeout(Phase::Greeting));
 }
 
 #[tokio::test]
@@ -257,12 +261,13 @@ async fn required_tls_against_a_peer_without_starttls_sends_nothing() {
     let route = peer.smart_host(TlsPolicy::new(TlsMode::Required));
     let r = deliver_one(&route, "Subject: must not arrive\r\n\r\n").await;
     let e = only_error(&r);
-    assert_eq!(e, Error::TlsUnavailable);
+    assert_eq!(e, RelayError::TlsUnavailable);
     assert!(e.is_transient());
     assert_eq!(peer.events("EHLO").len(), 1);
     assert!(peer.events("MAIL").is_empty(), "the peer never sees MAIL");
 }
 
+#[cfg(feature = "webpki-roots")]
 #[tokio::test]
 async fn verified_mode_refuses_a_certificate_for_another_name() {
     let Some(peer) = Aiosmtpd::start("starttls", "any", &["wrong.example"], &[]) else {
@@ -273,7 +278,7 @@ async fn verified_mode_refuses_a_certificate_for_another_name() {
     }));
     let r = deliver_one(&route, "Subject: must not arrive\r\n\r\n").await;
     let e = only_error(&r);
-    let Error::TlsHandshake(reason) = &e else {
+    let RelayError::TlsHandshake(reason) = &e else {
         panic!("{e:?}")
     };
     assert!(reason.contains("certificate"), "{reason}");
@@ -285,7 +290,7 @@ async fn verified_mode_refuses_a_certificate_for_another_name() {
         anchors: Anchors::WebPki,
     }));
     let e = only_error(&deliver_one(&route, "x\r\n").await);
-    assert!(matches!(e, Error::TlsHandshake(_)), "{e:?}");
+    assert!(matches!(e, RelayError::TlsHandshake(_)), "{e:?}");
     assert!(peer.events("MAIL").is_empty());
 }
 
@@ -351,7 +356,7 @@ async fn auth_plain_to_smart_host_over_starttls() {
     let Target::SmartHost { auth, .. } = &mut route.target else {
         unreachable!()
     };
-    *auth = Some(Credentials::new("relay", "s3cret"));
+    *auth = Some(RelayCredentials::new("relay", "s3cret"));
     let r = deliver_one(&route, "Subject: authenticated\r\n\r\n").await;
     assert!(r.all_delivered(), "{r:?}");
     let auth = peer.events("AUTH");
@@ -446,5 +451,5 @@ async fn smtp_sink_without_starttls_and_required_tls() {
     let e = Connection::open(sink.addr, "localhost", Arc::new(session()), &connector)
         .await
         .unwrap_err();
-    assert_eq!(e, Error::TlsUnavailable);
+    assert_eq!(e, RelayError::TlsUnavailable);
 }

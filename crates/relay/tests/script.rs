@@ -3,10 +3,12 @@
 
 use std::sync::Arc;
 
-use postern_proto::{Body, ForwardPath, Host, Mailbox, Notify, RcptParams, Ret, ReversePath};
+use postern_proto::{
+    Body, ForwardPath, Host, Mailbox, Notify, RcptParams, Ret, ReversePath, TlsVersion,
+};
 use postern_relay::{
-    Client, Credentials, Error, Event, LineEndings, Message, MessageResult, Recipient,
-    SessionConfig, Stage, TlsInfo, TlsRequirement, TlsVersion,
+    Client, ClientEvent, LineEndings, Message, MessageResult, OutboundTls, Phase, Recipient,
+    RelayCredentials, RelayError, SessionConfig, TlsRequirement,
 };
 
 fn config(tls: TlsRequirement) -> SessionConfig {
@@ -27,19 +29,19 @@ fn message(to: &[&str], body: &[u8]) -> Message {
     )
 }
 
-fn tls_info() -> TlsInfo {
-    TlsInfo {
-        version: TlsVersion::Tls13,
-        cipher: "TLS13_AES_128_GCM_SHA256".into(),
-        verified: true,
-        server_name: "mx.example.net".into(),
-    }
+fn tls_info() -> OutboundTls {
+    OutboundTls::new(
+        TlsVersion::Tls13,
+        "TLS13_AES_128_GCM_SHA256",
+        true,
+        "mx.example.net",
+    )
 }
 
 /// A client and everything it wrote and announced.
 struct Script {
     client: Client,
-    events: Vec<Event>,
+    events: Vec<ClientEvent>,
 }
 
 impl Script {
@@ -50,16 +52,27 @@ impl Script {
         }
     }
 
-    /// Feeds server octets; returns what the client wrote in response (one
-    /// `poll_transmit`, which must be everything).
+    /// Feeds server octets (all of which the client must take); returns
+    /// what the client wrote in response (its whole output, one buffer).
     fn server(&mut self, bytes: &str) -> String {
-        self.client.receive(bytes.as_bytes());
+        self.feed(bytes.as_bytes());
         self.written()
     }
 
+    fn feed(&mut self, bytes: &[u8]) {
+        assert_eq!(self.client.receive(bytes), bytes.len(), "all input taken");
+    }
+
+    /// The client's whole output, consumed.
+    fn take_output(&mut self) -> Vec<u8> {
+        let out = self.client.output().to_vec();
+        self.client.consume_output(out.len());
+        assert!(!self.client.has_output(), "one write per batch");
+        out
+    }
+
     fn written(&mut self) -> String {
-        let out = self.client.poll_transmit().unwrap_or_default();
-        assert!(self.client.poll_transmit().is_none(), "one write per batch");
+        let out = self.take_output();
         while let Some(e) = self.client.poll_event() {
             self.events.push(e);
         }
@@ -79,26 +92,26 @@ impl Script {
             "EHLO client.example\r\n"
         );
         assert_eq!(s.server(ehlo), "");
-        assert_eq!(s.take_events(), [Event::Ready]);
+        assert_eq!(s.take_events(), [ClientEvent::Ready]);
         s
     }
 
-    fn take_events(&mut self) -> Vec<Event> {
+    fn take_events(&mut self) -> Vec<ClientEvent> {
         std::mem::take(&mut self.events)
     }
 
     fn done(&mut self) -> MessageResult {
         let events = self.take_events();
-        let [Event::Done(r)] = events.as_slice() else {
+        let [ClientEvent::Done(r)] = events.as_slice() else {
             panic!("expected one Done, got {events:?}")
         };
         r.clone()
     }
 
-    fn failed(&mut self) -> Error {
+    fn failed(&mut self) -> RelayError {
         let events = self.take_events();
         match events.last() {
-            Some(Event::Failed(e)) => e.clone(),
+            Some(ClientEvent::Failed(e)) => e.clone(),
             _ => panic!("expected Failed, got {events:?}"),
         }
     }
@@ -107,9 +120,9 @@ impl Script {
 const EHLO_BARE: &str = "250 mx.example.net\r\n";
 const EHLO_PIPE: &str = "250-mx.example.net\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 1000\r\n";
 
-fn stage_of(r: &MessageResult, i: usize) -> (Stage, u16) {
+fn stage_of(r: &MessageResult, i: usize) -> (Phase, u16) {
     match &r.recipients[i].outcome {
-        Err(Error::Rejected { stage, reply }) => (*stage, reply.code().get()),
+        Err(RelayError::Rejected { phase, reply }) => (*phase, reply.code().get()),
         other => panic!("recipient {i}: {other:?}"),
     }
 }
@@ -136,7 +149,7 @@ fn plain_delivery_one_command_at_a_time() {
     s.client.quit();
     assert_eq!(s.written(), "QUIT\r\n");
     s.server("221 bye\r\n");
-    assert_eq!(s.take_events(), [Event::Closed]);
+    assert_eq!(s.take_events(), [ClientEvent::Closed]);
 }
 
 #[test]
@@ -146,8 +159,8 @@ fn greeting_refused_transient_and_permanent() {
     let e = s.failed();
     assert!(matches!(
         e,
-        Error::Rejected {
-            stage: Stage::Greeting,
+        RelayError::Rejected {
+            phase: Phase::Greeting,
             ..
         }
     ));
@@ -167,7 +180,7 @@ fn ehlo_refused_falls_back_to_helo() {
     s.server("220 old\r\n");
     assert_eq!(s.server("502 what?\r\n"), "HELO client.example\r\n");
     assert_eq!(s.server("250 old\r\n"), "");
-    assert_eq!(s.take_events(), [Event::Ready]);
+    assert_eq!(s.take_events(), [ClientEvent::Ready]);
     assert!(s.client.capabilities().is_none());
     // No 8BITMIME after HELO: an 8-bit body fails clearly and permanently,
     // before MAIL.
@@ -176,7 +189,10 @@ fn ehlo_refused_falls_back_to_helo() {
         ""
     );
     let r = s.done();
-    assert_eq!(r.recipients[0].outcome, Err(Error::EightBitUnsupported));
+    assert_eq!(
+        r.recipients[0].outcome,
+        Err(RelayError::EightBitUnsupported)
+    );
     assert!(r.recipients[0].is_permanent());
     // A 7-bit body goes.
     assert_eq!(
@@ -192,8 +208,8 @@ fn ehlo_transient_failure_ends_session() {
     assert_eq!(s.server("450 later\r\n"), "QUIT\r\n");
     assert!(matches!(
         s.failed(),
-        Error::Rejected {
-            stage: Stage::Ehlo,
+        RelayError::Rejected {
+            phase: Phase::Ehlo,
             ..
         }
     ));
@@ -206,7 +222,7 @@ fn ehlo_refused_with_required_tls_never_sends_mail() {
     assert_eq!(s.server("500 what?\r\n"), "HELO client.example\r\n");
     assert_eq!(s.server("250 old\r\n"), "QUIT\r\n");
     let e = s.failed();
-    assert_eq!(e, Error::TlsUnavailable);
+    assert_eq!(e, RelayError::TlsUnavailable);
     assert!(e.is_transient());
 }
 
@@ -216,8 +232,8 @@ fn mail_refused_fails_every_recipient_without_rset() {
     s.send(message(&["bob@example.net", "carol@example.net"], b"x\r\n"));
     assert_eq!(s.server("553 5.1.8 bad sender\r\n"), "");
     let r = s.done();
-    assert_eq!(stage_of(&r, 0), (Stage::Mail, 553));
-    assert_eq!(stage_of(&r, 1), (Stage::Mail, 553));
+    assert_eq!(stage_of(&r, 0), (Phase::Mail, 553));
+    assert_eq!(stage_of(&r, 1), (Phase::Mail, 553));
     assert!(r.recipients.iter().all(|r| r.is_permanent()));
     // No transaction was opened: the next message starts with MAIL.
     assert_eq!(
@@ -244,7 +260,7 @@ fn some_recipients_refused() {
     s.server("250 ok\r\n");
     let r = s.done();
     assert!(r.recipients[0].is_permanent());
-    assert_eq!(stage_of(&r, 0), (Stage::Rcpt, 550));
+    assert_eq!(stage_of(&r, 0), (Phase::Rcpt, 550));
     assert!(r.recipients[1].is_delivered());
     assert!(r.recipients[2].is_transient());
     assert_eq!(r.delivered(), 1);
@@ -275,7 +291,7 @@ fn data_refused() {
     s.server("250 ok\r\n");
     assert_eq!(s.server("554 5.5.1 no valid recipients\r\n"), "");
     let r = s.done();
-    assert_eq!(stage_of(&r, 0), (Stage::Data, 554));
+    assert_eq!(stage_of(&r, 0), (Phase::Data, 554));
     assert!(r.recipients[0].is_permanent());
 }
 
@@ -294,7 +310,7 @@ fn final_reply_after_354_transient_and_permanent() {
         s.server(reply);
         let r = s.done();
         for i in 0..2 {
-            assert_eq!(stage_of(&r, i).0, Stage::DataEnd);
+            assert_eq!(stage_of(&r, i).0, Phase::DataEnd);
             assert_eq!(r.recipients[i].is_permanent(), permanent);
             assert_eq!(r.recipients[i].is_transient(), !permanent);
         }
@@ -315,11 +331,11 @@ fn reply_421_at_any_point() {
     s.server("550 no\r\n");
     assert_eq!(s.server("421 4.4.2 shutting down\r\n"), "");
     let events = s.take_events();
-    let [Event::Done(r), Event::Failed(e)] = events.as_slice() else {
+    let [ClientEvent::Done(r), ClientEvent::Failed(e)] = events.as_slice() else {
         panic!("{events:?}")
     };
-    assert_eq!(stage_of(r, 0), (Stage::Rcpt, 550));
-    assert_eq!(stage_of(r, 1), (Stage::Rcpt, 421));
+    assert_eq!(stage_of(r, 0), (Phase::Rcpt, 550));
+    assert_eq!(stage_of(r, 1), (Phase::Rcpt, 421));
     assert!(r.recipients[1].is_transient());
     assert!(e.is_transient());
     assert!(s.client.is_closed());
@@ -332,16 +348,18 @@ fn reply_421_at_any_point() {
     s.server("354 go\r\n");
     s.server("421 timeout\r\n");
     let events = s.take_events();
-    let Event::Done(r) = &events[0] else { panic!() };
-    assert_eq!(stage_of(r, 0), (Stage::DataEnd, 421));
+    let ClientEvent::Done(r) = &events[0] else {
+        panic!()
+    };
+    assert_eq!(stage_of(r, 0), (Phase::DataEnd, 421));
 
     // Unsolicited, while idle.
     let mut s = Script::ready(config(TlsRequirement::Plain), EHLO_BARE);
     s.server("421 idle too long\r\n");
     assert!(matches!(
         s.failed(),
-        Error::Rejected {
-            stage: Stage::Idle,
+        RelayError::Rejected {
+            phase: Phase::Idle,
             ..
         }
     ));
@@ -366,14 +384,14 @@ fn malformed_replies_end_the_session() {
         s.send(message(&["a@example.net"], b"x\r\n"));
         assert_eq!(s.server(bad), "", "{bad:?}");
         let events = s.take_events();
-        let [Event::Done(r), Event::Failed(e)] = events.as_slice() else {
+        let [ClientEvent::Done(r), ClientEvent::Failed(e)] = events.as_slice() else {
             panic!("{bad:?}: {events:?}")
         };
         assert!(
             matches!(
                 e,
-                Error::MalformedReply {
-                    stage: Stage::Mail,
+                RelayError::MalformedReply {
+                    phase: Phase::Mail,
                     ..
                 }
             ),
@@ -386,27 +404,27 @@ fn malformed_replies_end_the_session() {
     s.server(&format!("220 {}", "x".repeat(5000)));
     assert!(matches!(
         s.failed(),
-        Error::MalformedReply {
-            stage: Stage::Greeting,
+        RelayError::MalformedReply {
+            phase: Phase::Greeting,
             ..
         }
     ));
     // A reply nobody asked for.
     let mut s = Script::ready(config(TlsRequirement::Plain), EHLO_BARE);
     s.server("250 surprise\r\n");
-    assert!(matches!(s.failed(), Error::Protocol { .. }));
+    assert!(matches!(s.failed(), RelayError::Protocol { .. }));
 }
 
 #[test]
 fn replies_split_anywhere_are_reassembled() {
     let mut s = Script::new(config(TlsRequirement::Plain));
     for b in "220 mx ESMTP\r".bytes() {
-        s.client.receive(&[b]);
+        s.feed(&[b]);
     }
     assert_eq!(s.server("\n"), "EHLO client.example\r\n");
     s.server("250-mx\r\n250-PIPE");
     s.server("LINING\r\n250 8BITMIME\r\n");
-    assert_eq!(s.take_events(), [Event::Ready]);
+    assert_eq!(s.take_events(), [ClientEvent::Ready]);
     assert!(s.client.capabilities().unwrap().pipelining);
 }
 
@@ -440,13 +458,13 @@ fn pipelined_mail_refused_consumes_the_group() {
     );
     assert_eq!(s.server("554 no recipients\r\n"), "");
     let r = s.done();
-    assert_eq!(stage_of(&r, 0), (Stage::Mail, 550));
+    assert_eq!(stage_of(&r, 0), (Phase::Mail, 550));
 
     let mut s = Script::ready(config(TlsRequirement::Plain), EHLO_PIPE);
     s.send(message(&["a@example.net"], b"x\r\n"));
     s.server("250 ok\r\n550 no\r\n554 no valid recipients\r\n");
     let r = s.done();
-    assert_eq!(stage_of(&r, 0), (Stage::Rcpt, 550));
+    assert_eq!(stage_of(&r, 0), (Phase::Rcpt, 550));
     // MAIL succeeded: RSET goes in front of the next group, in the same write.
     let out = s.send(message(&["a@example.net"], b"x\r\n"));
     assert!(out.starts_with("RSET\r\nMAIL FROM:"), "{out}");
@@ -478,8 +496,8 @@ fn chunking_uses_bdat() {
         s.send(m),
         "MAIL FROM:<alice@example.org> BODY=BINARYMIME\r\nRCPT TO:<a@example.net>\r\n"
     );
-    s.client.receive(b"250 ok\r\n250 ok\r\n");
-    let out = s.client.poll_transmit().unwrap();
+    s.feed(b"250 ok\r\n250 ok\r\n");
+    let out = s.take_output();
     assert_eq!(out, b"BDAT 4\r\n\0\x01\r\x02BDAT 2 LAST\r\n\n\xff");
     s.server("250 chunk\r\n250 queued\r\n");
     assert!(s.done().all_delivered());
@@ -493,7 +511,7 @@ fn binary_needs_chunking_and_binarymime() {
     assert_eq!(s.send(m), "");
     assert_eq!(
         s.done().recipients[0].outcome,
-        Err(Error::BinaryUnsupported)
+        Err(RelayError::BinaryUnsupported)
     );
 }
 
@@ -508,7 +526,7 @@ fn bdat_chunk_refused() {
     assert_eq!(s.server("452 4.3.1 full\r\n"), "BDAT 2 LAST\r\ncd");
     s.server("503 sequence\r\n");
     let r = s.done();
-    assert_eq!(stage_of(&r, 0), (Stage::Bdat, 452));
+    assert_eq!(stage_of(&r, 0), (Phase::Bdat, 452));
     assert!(r.recipients[0].is_transient());
 }
 
@@ -519,7 +537,7 @@ fn size_precheck() {
     let r = s.done();
     assert_eq!(
         r.recipients[0].outcome,
-        Err(Error::MessageTooBig {
+        Err(RelayError::MessageTooBig {
             size: 1001,
             limit: 1000
         })
@@ -540,7 +558,7 @@ fn eight_bit_and_smtputf8_negotiation() {
     s.send(message(&["jörg@example.net"], b"x\r\n"));
     assert_eq!(
         s.done().recipients[0].outcome,
-        Err(Error::SmtpUtf8Unsupported)
+        Err(RelayError::SmtpUtf8Unsupported)
     );
 
     let mut s = Script::ready(
@@ -558,7 +576,7 @@ fn bare_line_endings_refused_by_option() {
     let mut s = Script::ready(c, EHLO_BARE);
     assert_eq!(s.send(message(&["a@example.net"], b"a\n.\nb\r\n")), "");
     let r = s.done();
-    assert_eq!(r.recipients[0].outcome, Err(Error::BareLineEnding));
+    assert_eq!(r.recipients[0].outcome, Err(RelayError::BareLineEnding));
     assert!(r.recipients[0].is_permanent());
 }
 
@@ -612,7 +630,7 @@ fn starttls_then_only_post_tls_capabilities_count() {
         "STARTTLS\r\n"
     );
     assert_eq!(s.server("220 2.0.0 go ahead\r\n"), "");
-    assert_eq!(s.take_events(), [Event::StartTlsNow]);
+    assert_eq!(s.take_events(), [ClientEvent::StartTlsNow]);
     assert!(s.client.capabilities().is_none());
     assert!(
         s.client.timeout().is_none(),
@@ -621,7 +639,7 @@ fn starttls_then_only_post_tls_capabilities_count() {
     s.client.tls_established(tls_info());
     assert_eq!(s.written(), "EHLO client.example\r\n");
     s.server("250-mx\r\n250 8BITMIME\r\n");
-    assert_eq!(s.take_events(), [Event::Ready]);
+    assert_eq!(s.take_events(), [ClientEvent::Ready]);
     let caps = s.client.capabilities().unwrap();
     assert_eq!(caps.size, None);
     assert!(caps.auth.is_none() && !caps.starttls);
@@ -649,7 +667,7 @@ fn starttls_offered_again_after_tls_is_ignored() {
     s.client.tls_established(tls_info());
     s.written();
     assert_eq!(s.server("250-mx\r\n250 STARTTLS\r\n"), "");
-    assert_eq!(s.take_events(), [Event::Ready]);
+    assert_eq!(s.take_events(), [ClientEvent::Ready]);
 }
 
 #[test]
@@ -660,8 +678,8 @@ fn bytes_after_starttls_220_abort() {
     s.server("250-mx\r\n250 STARTTLS\r\n");
     assert_eq!(s.server("220 go ahead\r\n250-injected\r\n"), "");
     let e = s.failed();
-    assert_eq!(e, Error::ResponseInjection { bytes: 14 });
-    assert!(!s.events.contains(&Event::StartTlsNow));
+    assert_eq!(e, RelayError::ResponseInjection { bytes: 14 });
+    assert!(!s.events.contains(&ClientEvent::StartTlsNow));
     assert!(s.client.is_closed());
     s.client.tls_established(tls_info());
     assert_eq!(s.written(), "", "no EHLO after an abort");
@@ -671,9 +689,9 @@ fn bytes_after_starttls_220_abort() {
     s.server("220 mx\r\n");
     s.server("250-mx\r\n250 STARTTLS\r\n");
     s.server("220 go ahead\r\n");
-    assert_eq!(s.take_events(), [Event::StartTlsNow]);
+    assert_eq!(s.take_events(), [ClientEvent::StartTlsNow]);
     s.server("250 injected\r\n");
-    assert_eq!(s.failed(), Error::ResponseInjection { bytes: 14 });
+    assert_eq!(s.failed(), RelayError::ResponseInjection { bytes: 14 });
 }
 
 #[test]
@@ -682,7 +700,7 @@ fn required_tls_without_starttls_sends_nothing() {
     s.server("220 mx\r\n");
     assert_eq!(s.server("250-mx\r\n250 PIPELINING\r\n"), "QUIT\r\n");
     let e = s.failed();
-    assert_eq!(e, Error::TlsUnavailable);
+    assert_eq!(e, RelayError::TlsUnavailable);
     assert!(e.is_transient());
     assert!(s.client.send(message(&["a@example.net"], b"x")).is_err());
     assert_eq!(s.written(), "");
@@ -695,7 +713,7 @@ fn starttls_refused() {
     s.server("250-mx\r\n250 STARTTLS\r\n");
     assert_eq!(s.server("554 5.7.0 no TLS for you\r\n"), "QUIT\r\n");
     let e = s.failed();
-    assert!(matches!(e, Error::StartTlsRefused(_)));
+    assert!(matches!(e, RelayError::StartTlsRefused(_)));
     assert!(e.is_transient(), "TLS trouble is never a bounce");
 
     // Opportunistic goes on in plaintext.
@@ -703,7 +721,7 @@ fn starttls_refused() {
     s.server("220 mx\r\n");
     s.server("250-mx\r\n250 STARTTLS\r\n");
     assert_eq!(s.server("454 4.7.0 TLS not available\r\n"), "");
-    assert_eq!(s.take_events(), [Event::Ready]);
+    assert_eq!(s.take_events(), [ClientEvent::Ready]);
     assert!(s.client.tls().is_none());
 }
 
@@ -716,7 +734,7 @@ fn handshake_failure_fails_the_session() {
     s.take_events();
     s.client.tls_failed("peer is TLS 1.3 only");
     assert_eq!(s.written(), "", "no QUIT inside a broken TLS layer");
-    assert!(matches!(s.failed(), Error::TlsHandshake(_)));
+    assert!(matches!(s.failed(), RelayError::TlsHandshake(_)));
 }
 
 #[test]
@@ -724,7 +742,7 @@ fn plain_mode_never_starttls() {
     let mut s = Script::new(config(TlsRequirement::Plain));
     s.server("220 mx\r\n");
     assert_eq!(s.server("250-mx\r\n250 STARTTLS\r\n"), "");
-    assert_eq!(s.take_events(), [Event::Ready]);
+    assert_eq!(s.take_events(), [ClientEvent::Ready]);
 }
 
 #[test]
@@ -735,12 +753,12 @@ fn implicit_tls_never_starttls() {
     };
     assert_eq!(s.server("220 mx\r\n"), "EHLO client.example\r\n");
     assert_eq!(s.server("250-mx\r\n250 STARTTLS\r\n"), "");
-    assert_eq!(s.take_events(), [Event::Ready]);
+    assert_eq!(s.take_events(), [ClientEvent::Ready]);
 }
 
 fn auth_config(tls: TlsRequirement) -> SessionConfig {
     let mut c = config(tls);
-    c.auth = Some(Credentials::new("user", "pass"));
+    c.auth = Some(RelayCredentials::new("user", "pass"));
     c
 }
 
@@ -764,7 +782,7 @@ fn auth_plain_over_tls() {
     );
     assert_eq!(out, "AUTH PLAIN AHVzZXIAcGFzcw==\r\n");
     assert_eq!(s.server("235 2.7.0 ok\r\n"), "");
-    assert_eq!(s.take_events(), [Event::Ready]);
+    assert_eq!(s.take_events(), [ClientEvent::Ready]);
     assert!(!format!("{:?}", auth_config(TlsRequirement::Plain)).contains("pass\""));
 }
 
@@ -778,7 +796,7 @@ fn auth_login_over_tls() {
     assert_eq!(s.server("334 VXNlcm5hbWU6\r\n"), "dXNlcg==\r\n");
     assert_eq!(s.server("334 UGFzc3dvcmQ6\r\n"), "cGFzcw==\r\n");
     s.server("235 ok\r\n");
-    assert_eq!(s.take_events(), [Event::Ready]);
+    assert_eq!(s.take_events(), [ClientEvent::Ready]);
 }
 
 #[test]
@@ -791,8 +809,8 @@ fn auth_refused_or_unavailable() {
     let e = s.failed();
     assert!(matches!(
         e,
-        Error::Rejected {
-            stage: Stage::Auth,
+        RelayError::Rejected {
+            phase: Phase::Auth,
             ..
         }
     ));
@@ -802,7 +820,7 @@ fn auth_refused_or_unavailable() {
         "250-mx\r\n250 AUTH CRAM-MD5\r\n",
     );
     assert_eq!(out, "QUIT\r\n");
-    assert_eq!(s.failed(), Error::AuthUnavailable);
+    assert_eq!(s.failed(), RelayError::AuthUnavailable);
 }
 
 #[test]
@@ -810,7 +828,7 @@ fn no_credentials_in_plaintext_unless_allowed() {
     let mut s = Script::new(auth_config(TlsRequirement::Opportunistic));
     s.server("220 mx\r\n");
     assert_eq!(s.server("250-mx\r\n250 AUTH PLAIN\r\n"), "QUIT\r\n");
-    assert_eq!(s.failed(), Error::AuthRequiresTls);
+    assert_eq!(s.failed(), RelayError::AuthRequiresTls);
 
     let mut c = auth_config(TlsRequirement::Plain);
     c.allow_plaintext_auth = true;
@@ -828,7 +846,7 @@ fn timeouts_follow_rfc_5321() {
     let mut s = Script::new(config(TlsRequirement::Plain));
     assert_eq!(
         s.client.timeout(),
-        Some((Stage::Greeting, Duration::from_secs(300)))
+        Some((Phase::Greeting, Duration::from_secs(300)))
     );
     s.server("220 mx\r\n");
     s.server(EHLO_BARE);
@@ -837,30 +855,30 @@ fn timeouts_follow_rfc_5321() {
     s.send(message(&["a@example.net"], b"x\r\n"));
     assert_eq!(
         s.client.timeout(),
-        Some((Stage::Mail, Duration::from_secs(300)))
+        Some((Phase::Mail, Duration::from_secs(300)))
     );
     s.server("250 ok\r\n");
     assert_eq!(
         s.client.timeout(),
-        Some((Stage::Rcpt, Duration::from_secs(300)))
+        Some((Phase::Rcpt, Duration::from_secs(300)))
     );
     s.server("250 ok\r\n");
     assert_eq!(
         s.client.timeout(),
-        Some((Stage::Data, Duration::from_secs(120)))
+        Some((Phase::Data, Duration::from_secs(120)))
     );
     s.server("354 go\r\n");
     assert_eq!(
         s.client.timeout(),
-        Some((Stage::DataEnd, Duration::from_secs(600)))
+        Some((Phase::DataEnd, Duration::from_secs(600)))
     );
     s.client.on_timeout();
     s.written();
     let events = s.take_events();
-    let [Event::Done(r), Event::Failed(e)] = events.as_slice() else {
+    let [ClientEvent::Done(r), ClientEvent::Failed(e)] = events.as_slice() else {
         panic!("{events:?}")
     };
-    assert_eq!(*e, Error::Timeout(Stage::DataEnd));
+    assert_eq!(*e, RelayError::Timeout(Phase::DataEnd));
     assert!(r.recipients[0].is_transient());
 }
 
@@ -888,7 +906,7 @@ fn server_closing_mid_transaction() {
     let events = s.take_events();
     assert!(matches!(
         &events[1],
-        Event::Failed(Error::Closed(Stage::Mail))
+        ClientEvent::Failed(RelayError::Closed(Phase::Mail))
     ));
 }
 

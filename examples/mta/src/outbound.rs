@@ -60,10 +60,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use postern_proto::{ForwardPath, Host, Mailbox, Orcpt, RcptParams, ReversePath};
+use postern_proto::{ForwardPath, Host, Mailbox, Orcpt, RcptParams, ReversePath, TlsVersion};
 use postern_relay::{
     Anchors, BoxFuture, HickoryResolver, Message, MessageResult, MxRecord, Recipient, Relay,
-    ResolveError, Resolver, Route, SessionConfig, Target, Timeouts, TlsMode, TlsPolicy, TlsVersion,
+    ResolveError, Resolver, Route, SessionConfig, Target, Timeouts, TlsMode, TlsPolicy,
 };
 use postern_rules::{Facts, RelayTlsMode, RuleSet, Stage, TrustAnchors};
 use rustls::crypto::CryptoProvider;
@@ -857,10 +857,10 @@ impl Runner {
             .iter()
             .filter_map(|v| v.name().parse().ok())
             .collect();
-        Ok(Route {
+        Ok(Route::new(
             target,
-            tls: TlsPolicy::new(mode).with_versions(versions),
-        })
+            TlsPolicy::new(mode).with_versions(versions),
+        ))
     }
 
     /// The relay messages for one group: one per work item, split into
@@ -1286,7 +1286,7 @@ fn facts_for(env: &Envelope, r: &RecipientState) -> Facts {
 fn describe(route: &Route) -> String {
     match &route.target {
         Target::SmartHost { host, .. } => host.clone(),
-        Target::Mx { domain, .. } => format!("MX of {domain}"),
+        other => other.to_string(),
     }
 }
 
@@ -1327,7 +1327,7 @@ fn recipient_for(r: &RecipientState) -> Option<Recipient> {
             address: addr.trim().to_owned().into(),
         });
     }
-    Some(Recipient { to, params })
+    Some(Recipient::new(to).with_params(params))
 }
 
 /// Whether the recipient's NOTIFY asks for a report with `action`.
@@ -1368,36 +1368,19 @@ fn load_anchors(base: &Path, files: &[String]) -> Result<Anchors, Diagnosis> {
 }
 
 /// The RFC 3463 status for a relay error that carries no server reply.
-fn diagnose(e: &postern_relay::Error, server: Option<String>) -> Diagnosis {
-    use postern_relay::Error as E;
+fn diagnose(e: &postern_relay::RelayError, server: Option<String>) -> Diagnosis {
+    // The relay error carries its RFC 3463 status and the typed reply.
+    let status = e.status().to_string();
     if let Some(reply) = e.reply() {
         let mut d = Diagnosis::from_reply(&reply.to_string(), server);
-        if matches!(e, E::StartTlsRefused(_)) {
+        d.status = status;
+        if matches!(e, postern_relay::RelayError::StartTlsRefused(_)) {
             // The reply is to STARTTLS; what matters is that TLS was required.
             d.detail = Some(e.to_string());
         }
         return d;
     }
-    let status = match e {
-        E::TlsUnavailable | E::StartTlsRefused(_) => "4.7.4",
-        E::TlsHandshake(_) | E::ResponseInjection { .. } | E::NoUsableTlsVersion { .. } => "4.7.5",
-        E::AuthRequiresTls | E::AuthUnavailable => "4.7.0",
-        E::Timeout(_) => "4.4.2",
-        E::Closed(_) | E::Io { .. } => "4.4.2",
-        E::MalformedReply { .. } | E::MalformedEhlo(_) | E::Protocol { .. } => "4.5.0",
-        E::MessageTooBig { .. } => "5.3.4",
-        E::EightBitUnsupported | E::BinaryUnsupported => "5.6.3",
-        E::SmtpUtf8Unsupported => "5.6.7",
-        E::BareLineEnding => "5.6.0",
-        E::Encode(_) => "5.5.2",
-        E::NoSuchDomain(_) => "5.1.2",
-        E::NullMx(_) => "5.1.10",
-        E::Resolve(_) => "4.4.3",
-        E::Config(_) => "4.3.5",
-        _ if e.is_permanent() => "5.0.0",
-        _ => "4.0.0",
-    };
-    Diagnosis::local(status, &e.to_string(), server)
+    Diagnosis::local(&status, &e.to_string(), server)
 }
 
 fn log_attempt(
@@ -1497,11 +1480,11 @@ mod tests {
 
     #[test]
     fn relay_errors_map_to_rfc3463_statuses() {
-        use postern_relay::Error as E;
+        use postern_relay::RelayError as E;
         assert_eq!(diagnose(&E::TlsUnavailable, None).status, "4.7.4");
         assert_eq!(diagnose(&E::NullMx("x".into()), None).status, "5.1.10");
         assert_eq!(
-            diagnose(&E::Timeout(postern_relay::Stage::Greeting), None).status,
+            diagnose(&E::Timeout(postern_relay::Phase::Greeting), None).status,
             "4.4.2"
         );
         let d = diagnose(

@@ -2,7 +2,7 @@
 
 use postern_proto::{Command, InitialResponse, Mechanism, encode_base64};
 
-use super::config::Credentials;
+use super::config::RelayCredentials;
 
 /// Where an AUTH exchange is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +29,7 @@ pub(crate) fn choose(offered: &[Mechanism<'_>]) -> Option<AuthStep> {
 }
 
 /// The command that starts the exchange.
-pub(crate) fn start(step: AuthStep, creds: &Credentials) -> Command<'static> {
+pub(crate) fn start(step: AuthStep, creds: &RelayCredentials) -> Command<'static> {
     match step {
         AuthStep::Plain => {
             // RFC 4616: [authzid] NUL authcid NUL passwd, authzid empty.

@@ -1,12 +1,13 @@
 //! What the client tells its driver.
 
-use crate::error::Error;
+use crate::error::RelayError;
 use crate::message::Message;
 use crate::result::MessageResult;
 
 /// An event from [`Client::poll_event`](crate::Client::poll_event).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
+#[non_exhaustive]
+pub enum ClientEvent {
     /// The server accepted STARTTLS. Run the TLS handshake on the same
     /// socket now, then call [`Client::tls_established`](crate::Client::tls_established)
     /// or [`Client::tls_failed`](crate::Client::tls_failed). The client has
@@ -22,11 +23,19 @@ pub enum Event {
     Closed,
     /// The session failed and is over; close the socket after writing any
     /// pending output (a polite QUIT, when the dialogue is still in step).
-    Failed(Error),
+    Failed(RelayError),
 }
 
 /// [`Client::send`](crate::Client::send) was called while the client was
 /// not ready; the message is handed back untouched.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the client is not ready for a message")]
+#[non_exhaustive]
 pub struct NotReady(pub Box<Message>);
+
+impl NotReady {
+    /// The message, handed back.
+    pub fn into_message(self) -> Message {
+        *self.0
+    }
+}

@@ -1,14 +1,17 @@
 //! The SMTP client as a sans-IO state machine.
 //!
 //! The caller owns the socket: it feeds received octets to
-//! [`Client::receive`], writes what [`Client::poll_transmit`] returns, and
-//! reacts to [`Client::poll_event`]. Time is the caller's too: it waits at
+//! [`Client::receive`] (which says how many it took), writes
+//! [`Client::output`] and reports what it wrote with
+//! [`Client::consume_output`], and reacts to [`Client::poll_event`]: the
+//! same convention as `postern_session::Session`. Time is the caller's too: it waits at
 //! most [`Client::timeout`] for input and calls [`Client::on_timeout`] when
 //! that passes.
 
 mod auth;
 mod config;
 mod event;
+mod output;
 mod transaction;
 
 use std::collections::VecDeque;
@@ -19,13 +22,14 @@ use postern_proto::{
     Capabilities, Command, EhloError, EhloResponse, Reply, ReplyCode, ReplyParse, parse_reply,
 };
 
-pub use config::{Credentials, SessionConfig, TlsRequirement};
-pub use event::{Event, NotReady};
+pub use config::{RelayCredentials, SessionConfig, TlsRequirement};
+pub use event::{ClientEvent, NotReady};
 
-use crate::error::{Error, Stage};
+use crate::error::{Phase, RelayError};
 use crate::message::Message;
-use crate::tls::TlsInfo;
+use crate::tls::OutboundTls;
 use auth::AuthStep;
+use output::Output;
 use transaction::Transaction;
 
 /// A reply the client waits for, in the order the commands were sent.
@@ -46,20 +50,20 @@ enum Expect {
 }
 
 impl Expect {
-    fn stage(self) -> Stage {
+    fn phase(self) -> Phase {
         match self {
-            Expect::Greeting => Stage::Greeting,
-            Expect::Ehlo => Stage::Ehlo,
-            Expect::Helo => Stage::Helo,
-            Expect::StartTls => Stage::StartTls,
-            Expect::Auth(_) => Stage::Auth,
-            Expect::Rset => Stage::Rset,
-            Expect::Mail => Stage::Mail,
-            Expect::Rcpt(_) => Stage::Rcpt,
-            Expect::Data => Stage::Data,
-            Expect::DataEnd => Stage::DataEnd,
-            Expect::Bdat { .. } => Stage::Bdat,
-            Expect::Quit => Stage::Quit,
+            Expect::Greeting => Phase::Greeting,
+            Expect::Ehlo => Phase::Ehlo,
+            Expect::Helo => Phase::Helo,
+            Expect::StartTls => Phase::StartTls,
+            Expect::Auth(_) => Phase::Auth,
+            Expect::Rset => Phase::Rset,
+            Expect::Mail => Phase::Mail,
+            Expect::Rcpt(_) => Phase::Rcpt,
+            Expect::Data => Phase::Data,
+            Expect::DataEnd => Phase::DataEnd,
+            Expect::Bdat { .. } => Phase::Bdat,
+            Expect::Quit => Phase::Quit,
         }
     }
 }
@@ -84,21 +88,22 @@ enum State {
 ///
 /// The session holds the security invariant of the outbound side: with
 /// [`TlsRequirement::Required`] (or implicit TLS) it never becomes
-/// [`Event::Ready`], and so never sends MAIL, RCPT or DATA, without TLS;
+/// [`ClientEvent::Ready`], and so never sends MAIL, RCPT or DATA, without TLS;
 /// octets received after the 220 reply to STARTTLS abort the session
-/// ([`Error::ResponseInjection`]); and after the handshake it forgets the
+/// ([`RelayError::ResponseInjection`]); and after the handshake it forgets the
 /// plaintext capabilities and trusts only the reply to a new EHLO.
 #[derive(Debug)]
 pub struct Client {
     config: Arc<SessionConfig>,
     state: State,
+    /// Octets of an unfinished reply (at most `max_pending_input`).
     input: Vec<u8>,
-    output: Vec<u8>,
-    events: VecDeque<Event>,
+    output: Output,
+    events: VecDeque<ClientEvent>,
     expect: VecDeque<Expect>,
     /// `None` before EHLO and after HELO (no extensions).
     caps: Option<Capabilities<'static>>,
-    tls: Option<TlsInfo>,
+    tls: Option<OutboundTls>,
     starttls_tried: bool,
     ready_announced: bool,
     txn: Option<Transaction>,
@@ -115,7 +120,7 @@ impl Client {
             config,
             state: State::Setup,
             input: Vec::new(),
-            output: Vec::new(),
+            output: Output::default(),
             events: VecDeque::new(),
             expect: VecDeque::from([Expect::Greeting]),
             caps: None,
@@ -130,46 +135,89 @@ impl Client {
 
     /// A session on a connection that is TLS from the first octet (implicit
     /// TLS, RFC 8314); STARTTLS is never issued.
-    pub fn new_tls(config: Arc<SessionConfig>, tls: TlsInfo) -> Self {
+    pub fn new_tls(config: Arc<SessionConfig>, tls: OutboundTls) -> Self {
         let mut client = Self::new(config);
         client.tls = Some(tls);
         client.starttls_tried = true;
         client
     }
 
-    /// Feeds octets read from the connection.
-    pub fn receive(&mut self, data: &[u8]) {
-        match self.state {
-            State::Closed => return,
-            State::Handshake => {
-                // The driver hands the socket to TLS right after
-                // StartTlsNow; plaintext octets now are injected ones.
-                return self.fail(Error::ResponseInjection { bytes: data.len() }, false);
+    /// Feeds octets read from the connection and processes every reply
+    /// they complete. Returns how many octets were taken, the convention of
+    /// `postern_session::Session::receive`: a driver keeps the octets not
+    /// taken and offers them again later.
+    ///
+    /// Replies are processed as soon as they are complete, so the client
+    /// holds only an unfinished reply, and at most
+    /// [`SessionConfig::max_pending_input`] octets of it: a server that
+    /// sends more without finishing a reply fails the session with
+    /// [`RelayError::ReplyTooLong`]. Once the session is over (and between
+    /// [`ClientEvent::StartTlsNow`] and the handshake, where any octet is
+    /// injected and fails the session) octets are taken and dropped.
+    pub fn receive(&mut self, mut data: &[u8]) -> usize {
+        let total = data.len();
+        let limit = self.config.max_pending_input.max(1);
+        loop {
+            match self.state {
+                State::Closed => return total,
+                State::Handshake => {
+                    // The driver hands the socket to TLS right after
+                    // StartTlsNow; plaintext octets now are injected ones.
+                    if !data.is_empty() {
+                        self.fail(RelayError::ResponseInjection { bytes: data.len() }, false);
+                    }
+                    return total;
+                }
+                _ => {}
             }
-            _ => {}
+            if data.is_empty() {
+                return total;
+            }
+            let room = limit.saturating_sub(self.input.len());
+            if room == 0 {
+                let phase = self.phase();
+                self.fail(RelayError::ReplyTooLong { phase, limit }, false);
+                return total;
+            }
+            let (now, rest) = data.split_at(room.min(data.len()));
+            self.input.extend_from_slice(now);
+            data = rest;
+            // Only a line feed can complete a reply (or an over-long line
+            // fail one): parsing again without it would make a server
+            // dribbling octets cost quadratic time.
+            if memchr::memchr(b'\n', now).is_some()
+                || self.input.len() >= self.config.reply_limits.max_line
+            {
+                self.process();
+            }
         }
-        self.input.extend_from_slice(data);
-        self.process();
     }
 
-    /// The octets to write next, if any, in one buffer (a pipelined group
-    /// is one write).
-    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        if self.output.is_empty() {
-            None
-        } else {
-            Some(std::mem::take(&mut self.output))
-        }
+    /// The octets to write next, in order: one contiguous buffer, so a
+    /// pipelined group of commands goes out in one write (RFC 2920).
+    pub fn output(&self) -> &[u8] {
+        self.output.pending()
+    }
+
+    /// Marks `n` octets of [`output`](Self::output) as written (clamped to
+    /// what there is).
+    pub fn consume_output(&mut self, n: usize) {
+        self.output.consume(n);
+    }
+
+    /// Whether there is output to write.
+    pub fn has_output(&self) -> bool {
+        !self.output.is_empty()
     }
 
     /// The next event, if any.
-    pub fn poll_event(&mut self) -> Option<Event> {
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
         self.events.pop_front()
     }
 
-    /// The stage and time limit for the reply awaited now; `None` when
+    /// The phase and time limit for the reply awaited now; `None` when
     /// nothing is awaited (idle, handshake in progress, or closed).
-    pub fn timeout(&self) -> Option<(Stage, Duration)> {
+    pub fn timeout(&self) -> Option<(Phase, Duration)> {
         if matches!(self.state, State::Handshake | State::Closed) {
             return None;
         }
@@ -184,13 +232,13 @@ impl Client {
             Expect::Bdat { last: false } => t.data_block,
             _ => t.command,
         };
-        Some((expect.stage(), d))
+        Some((expect.phase(), d))
     }
 
     /// The awaited reply did not come in time: the session fails.
     pub fn on_timeout(&mut self) {
-        let stage = self.stage();
-        self.fail(Error::Timeout(stage), false);
+        let phase = self.phase();
+        self.fail(RelayError::Timeout(phase), false);
     }
 
     /// The server closed the connection (end of stream).
@@ -199,30 +247,30 @@ impl Client {
             State::Closed => {}
             State::Quitting => {
                 self.state = State::Closed;
-                self.events.push_back(Event::Closed);
+                self.events.push_back(ClientEvent::Closed);
             }
             _ => {
-                let stage = self.stage();
-                self.fail(Error::Closed(stage), false);
+                let phase = self.phase();
+                self.fail(RelayError::Closed(phase), false);
             }
         }
     }
 
     /// Reading or writing failed.
     pub fn on_io_error(&mut self, message: impl Into<String>) {
-        let stage = self.stage();
+        let phase = self.phase();
         self.fail(
-            Error::Io {
-                stage,
+            RelayError::Io {
+                phase,
                 message: message.into(),
             },
             false,
         );
     }
 
-    /// The TLS handshake after [`Event::StartTlsNow`] completed: the client
+    /// The TLS handshake after [`ClientEvent::StartTlsNow`] completed: the client
     /// sends EHLO again and from now on trusts only that reply.
-    pub fn tls_established(&mut self, info: TlsInfo) {
+    pub fn tls_established(&mut self, info: OutboundTls) {
         if self.state != State::Handshake {
             return;
         }
@@ -236,12 +284,12 @@ impl Client {
     /// reconnect in plaintext when policy is opportunistic).
     pub fn tls_failed(&mut self, reason: impl Into<String>) {
         if self.state == State::Handshake {
-            self.fail(Error::TlsHandshake(reason.into()), false);
+            self.fail(RelayError::TlsHandshake(reason.into()), false);
         }
     }
 
     /// Starts delivering `message`. Only when [`Client::is_ready`]; the
-    /// outcome arrives as [`Event::Done`].
+    /// outcome arrives as [`ClientEvent::Done`].
     pub fn send(&mut self, message: Message) -> Result<(), NotReady> {
         if self.state != State::Ready {
             return Err(NotReady(Box::new(message)));
@@ -249,14 +297,14 @@ impl Client {
         // Defence in depth: Ready is unreachable without TLS when TLS is
         // required, but the invariant is worth a second, local check.
         if self.config.tls == TlsRequirement::Required && self.tls.is_none() {
-            self.fail(Error::TlsUnavailable, true);
+            self.fail(RelayError::TlsUnavailable, true);
             return Err(NotReady(Box::new(message)));
         }
         self.start_transaction(message);
         Ok(())
     }
 
-    /// Ends the session politely: QUIT, then [`Event::Closed`].
+    /// Ends the session politely: QUIT, then [`ClientEvent::Closed`].
     pub fn quit(&mut self) {
         if matches!(self.state, State::Closed | State::Quitting) {
             return;
@@ -276,7 +324,7 @@ impl Client {
     }
 
     /// The TLS session, when one is up.
-    pub fn tls(&self) -> Option<&TlsInfo> {
+    pub fn tls(&self) -> Option<&OutboundTls> {
         self.tls.as_ref()
     }
 
@@ -286,17 +334,17 @@ impl Client {
         self.caps.as_ref()
     }
 
-    fn stage(&self) -> Stage {
+    fn phase(&self) -> Phase {
         match self.expect.front() {
-            Some(e) => e.stage(),
-            None if self.state == State::Handshake => Stage::Handshake,
-            None => Stage::Idle,
+            Some(e) => e.phase(),
+            None if self.state == State::Handshake => Phase::Handshake,
+            None => Phase::Idle,
         }
     }
 
     fn send_command(&mut self, command: &Command<'_>, expect: Expect) {
-        if command.encode(&mut self.output).is_err() {
-            return self.fail(Error::Encode(expect.stage()), true);
+        if command.encode(self.output.vec()).is_err() {
+            return self.fail(RelayError::Encode(expect.phase()), true);
         }
         self.expect.push_back(expect);
     }
@@ -308,8 +356,8 @@ impl Client {
                 Ok(ReplyParse::Complete(reply, used)) => (reply.into_owned(), used),
                 Ok(ReplyParse::Incomplete) => return,
                 Err(error) => {
-                    let stage = self.stage();
-                    return self.fail(Error::MalformedReply { stage, error }, false);
+                    let phase = self.phase();
+                    return self.fail(RelayError::MalformedReply { phase, error }, false);
                 }
             };
             self.input.drain(..used);
@@ -319,13 +367,13 @@ impl Client {
 
     fn on_reply(&mut self, reply: Reply<'static>) {
         let Some(expect) = self.expect.pop_front() else {
-            let stage = self.stage();
+            let phase = self.phase();
             if reply.code() == ReplyCode::SERVICE_UNAVAILABLE {
-                return self.fail(Error::Rejected { stage, reply }, false);
+                return self.fail(RelayError::Rejected { phase, reply }, false);
             }
             return self.fail(
-                Error::Protocol {
-                    stage,
+                RelayError::Protocol {
+                    phase,
                     what: format!("unsolicited reply {reply}"),
                 },
                 false,
@@ -335,8 +383,8 @@ impl Client {
         // §3.8); QUIT would go nowhere.
         if reply.code() == ReplyCode::SERVICE_UNAVAILABLE && expect != Expect::Quit {
             return self.fail(
-                Error::Rejected {
-                    stage: expect.stage(),
+                RelayError::Rejected {
+                    phase: expect.phase(),
                     reply,
                 },
                 false,
@@ -351,7 +399,7 @@ impl Client {
             Expect::Quit => {
                 self.state = State::Closed;
                 self.expect.clear();
-                self.events.push_back(Event::Closed);
+                self.events.push_back(ClientEvent::Closed);
             }
             Expect::Rset
             | Expect::Mail
@@ -364,7 +412,7 @@ impl Client {
 
     fn on_greeting(&mut self, reply: Reply<'static>) {
         if reply.code() != ReplyCode::SERVICE_READY {
-            return self.refused(Stage::Greeting, reply);
+            return self.refused(Phase::Greeting, reply);
         }
         self.send_command(&Command::Ehlo(self.config.helo_name.clone()), Expect::Ehlo);
     }
@@ -376,19 +424,19 @@ impl Client {
                     self.caps = Some(caps);
                     self.after_hello();
                 }
-                Err(e) => self.fail(Error::MalformedEhlo(e), true),
+                Err(e) => self.fail(RelayError::MalformedEhlo(e), true),
             }
         } else if reply.is_permanent() {
             // RFC 5321 §4.1.4: an old server that does not know EHLO.
             self.send_command(&Command::Helo(self.config.helo_name.clone()), Expect::Helo);
         } else {
-            self.refused(Stage::Ehlo, reply);
+            self.refused(Phase::Ehlo, reply);
         }
     }
 
     fn on_helo(&mut self, reply: Reply<'static>) {
         if reply.code() != ReplyCode::OK {
-            return self.refused(Stage::Helo, reply);
+            return self.refused(Phase::Helo, reply);
         }
         self.caps = None;
         self.after_hello();
@@ -403,15 +451,15 @@ impl Client {
                 return self.send_command(&Command::StartTls, Expect::StartTls);
             }
             if self.config.tls == TlsRequirement::Required {
-                return self.fail(Error::TlsUnavailable, true);
+                return self.fail(RelayError::TlsUnavailable, true);
             }
         }
         if self.config.tls == TlsRequirement::Required && self.tls.is_none() {
-            return self.fail(Error::TlsUnavailable, true);
+            return self.fail(RelayError::TlsUnavailable, true);
         }
         if let Some(creds) = &self.config.auth {
             if self.tls.is_none() && !self.config.allow_plaintext_auth {
-                return self.fail(Error::AuthRequiresTls, true);
+                return self.fail(RelayError::AuthRequiresTls, true);
             }
             let offered = self
                 .caps
@@ -419,7 +467,7 @@ impl Client {
                 .and_then(|c| c.auth.as_deref())
                 .unwrap_or(&[]);
             let Some(step) = auth::choose(offered) else {
-                return self.fail(Error::AuthUnavailable, true);
+                return self.fail(RelayError::AuthUnavailable, true);
             };
             let command = auth::start(step, creds);
             return self.send_command(&command, Expect::Auth(step));
@@ -435,15 +483,15 @@ impl Client {
                 // as replies inside the TLS session.
                 let bytes = self.input.len();
                 self.input.clear();
-                return self.fail(Error::ResponseInjection { bytes }, false);
+                return self.fail(RelayError::ResponseInjection { bytes }, false);
             }
             self.caps = None;
             self.state = State::Handshake;
-            self.events.push_back(Event::StartTlsNow);
+            self.events.push_back(ClientEvent::StartTlsNow);
             return;
         }
         if self.config.tls == TlsRequirement::Required {
-            return self.fail(Error::StartTlsRefused(reply), true);
+            return self.fail(RelayError::StartTlsRefused(reply), true);
         }
         // Opportunistic: RFC 3207 §4.1 lets the client go on in plaintext.
         self.after_hello();
@@ -468,11 +516,11 @@ impl Client {
             (_, code) if code.is_transient() || code.is_permanent() => {
                 // Cancel a LOGIN exchange in progress is unnecessary: the
                 // server has ended it with this reply.
-                self.refused(Stage::Auth, reply)
+                self.refused(Phase::Auth, reply)
             }
             _ => self.fail(
-                Error::Protocol {
-                    stage: Stage::Auth,
+                RelayError::Protocol {
+                    phase: Phase::Auth,
                     what: format!("unexpected reply {reply}"),
                 },
                 false,
@@ -484,35 +532,35 @@ impl Client {
         self.state = State::Ready;
         if !self.ready_announced {
             self.ready_announced = true;
-            self.events.push_back(Event::Ready);
+            self.events.push_back(ClientEvent::Ready);
         }
     }
 
     /// A negative reply ends the session (with a QUIT: the dialogue is in step).
-    fn refused(&mut self, stage: Stage, reply: Reply<'static>) {
-        self.fail(Error::Rejected { stage, reply }, true);
+    fn refused(&mut self, phase: Phase, reply: Reply<'static>) {
+        self.fail(RelayError::Rejected { phase, reply }, true);
     }
 
     /// Ends the session with `error`: a message in flight gets it for every
-    /// recipient not yet decided, then [`Event::Failed`].
-    fn fail(&mut self, error: Error, quit: bool) {
+    /// recipient not yet decided, then [`ClientEvent::Failed`].
+    fn fail(&mut self, error: RelayError, quit: bool) {
         if self.state == State::Closed {
             return;
         }
         if let Some(txn) = self.txn.take() {
             let result = txn.fail(&error, self.tls.clone());
-            self.events.push_back(Event::Done(result));
+            self.events.push_back(ClientEvent::Done(result));
         }
         self.expect.clear();
         self.input.clear();
         if quit {
-            let _ = Command::Quit.encode(&mut self.output);
+            let _ = Command::Quit.encode(self.output.vec());
         } else {
             // Out of step with the server: drop what was not written.
             self.output.clear();
         }
         self.state = State::Closed;
-        self.events.push_back(Event::Failed(error));
+        self.events.push_back(ClientEvent::Failed(error));
     }
 }
 

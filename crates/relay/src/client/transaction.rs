@@ -5,10 +5,10 @@ use postern_proto::{Body, Command, MailParams, Reply, ReplyCode};
 
 use super::{Client, Expect, State};
 use crate::body::{self, BareLineEnding};
-use crate::error::{Error, Stage};
+use crate::error::{Phase, RelayError};
 use crate::message::Message;
 use crate::result::{MessageResult, RecipientResult};
-use crate::tls::TlsInfo;
+use crate::tls::OutboundTls;
 
 /// How the body goes out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,12 +26,12 @@ pub(super) struct Transaction {
     mode: BodyMode,
     pipelined: bool,
     /// One slot per recipient; `None` until decided.
-    results: Vec<Option<Result<Reply<'static>, Error>>>,
+    results: Vec<Option<Result<Reply<'static>, RelayError>>>,
     /// Recipients with a positive RCPT reply, awaiting the final reply.
     accepted: Vec<usize>,
     mail_ok: bool,
     /// The first negative reply to a non-final BDAT chunk.
-    chunk_error: Option<Error>,
+    chunk_error: Option<RelayError>,
     /// Octets of `wire` already sent in BDAT chunks.
     chunk_offset: usize,
     /// After a 354 with no accepted recipient, only the terminator was sent.
@@ -40,7 +40,7 @@ pub(super) struct Transaction {
 }
 
 impl Transaction {
-    fn finish(self, tls: Option<TlsInfo>) -> MessageResult {
+    fn finish(self, tls: Option<OutboundTls>) -> MessageResult {
         let recipients = self
             .message
             .recipients
@@ -49,8 +49,8 @@ impl Transaction {
             .map(|(r, outcome)| RecipientResult {
                 recipient: r.to.clone(),
                 outcome: outcome.unwrap_or_else(|| {
-                    Err(Error::Protocol {
-                        stage: Stage::DataEnd,
+                    Err(RelayError::Protocol {
+                        phase: Phase::DataEnd,
                         what: "recipient left undecided".into(),
                     })
                 }),
@@ -65,7 +65,7 @@ impl Transaction {
     }
 
     /// Every undecided recipient gets `error`.
-    pub(super) fn fail(mut self, error: &Error, tls: Option<TlsInfo>) -> MessageResult {
+    pub(super) fn fail(mut self, error: &RelayError, tls: Option<OutboundTls>) -> MessageResult {
         for slot in &mut self.results {
             if slot.is_none() {
                 *slot = Some(Err(error.clone()));
@@ -74,7 +74,7 @@ impl Transaction {
         self.finish(tls)
     }
 
-    fn decide_accepted(&mut self, outcome: &Result<Reply<'static>, Error>) {
+    fn decide_accepted(&mut self, outcome: &Result<Reply<'static>, RelayError>) {
         for &i in &self.accepted {
             self.results[i] = Some(outcome.clone());
         }
@@ -84,11 +84,11 @@ impl Transaction {
 impl Client {
     pub(super) fn start_transaction(&mut self, message: Message) {
         let caps = self.caps.clone().unwrap_or_default();
-        let reject = |this: &mut Client, message: &Message, error: Error| {
+        let reject = |this: &mut Client, message: &Message, error: RelayError| {
             let result = MessageResult::failed(message.recipients.iter().map(|r| &r.to), &error);
             let tls = this.tls.clone();
             this.events
-                .push_back(super::Event::Done(MessageResult { tls, ..result }));
+                .push_back(super::ClientEvent::Done(MessageResult { tls, ..result }));
         };
         if message.recipients.is_empty() {
             let result = MessageResult {
@@ -97,27 +97,27 @@ impl Client {
                 server: None,
                 dsn_dropped: false,
             };
-            self.events.push_back(super::Event::Done(result));
+            self.events.push_back(super::ClientEvent::Done(result));
             return;
         }
         // Checks that need no round trip: fail the message before MAIL.
         let size = message.body.len() as u64;
         if let Some(limit) = caps.size.filter(|&l| l > 0 && size > l) {
-            return reject(self, &message, Error::MessageTooBig { size, limit });
+            return reject(self, &message, RelayError::MessageTooBig { size, limit });
         }
         if message.needs_smtputf8() && !caps.smtputf8 {
-            return reject(self, &message, Error::SmtpUtf8Unsupported);
+            return reject(self, &message, RelayError::SmtpUtf8Unsupported);
         }
         let body_type = match message.body_type {
             Some(Body::BinaryMime) => {
                 if !(caps.chunking && caps.binary_mime) {
-                    return reject(self, &message, Error::BinaryUnsupported);
+                    return reject(self, &message, RelayError::BinaryUnsupported);
                 }
                 Body::BinaryMime
             }
             _ if body::is_eight_bit(&message.body) => {
                 if !caps.eight_bit_mime {
-                    return reject(self, &message, Error::EightBitUnsupported);
+                    return reject(self, &message, RelayError::EightBitUnsupported);
                 }
                 Body::EightBitMime
             }
@@ -142,7 +142,7 @@ impl Client {
             }
         };
         if encoded == Err(BareLineEnding) {
-            return reject(self, &message, Error::BareLineEnding);
+            return reject(self, &message, RelayError::BareLineEnding);
         }
 
         let mut params = MailParams::default();
@@ -227,8 +227,8 @@ impl Client {
     pub(super) fn on_transaction_reply(&mut self, expect: Expect, reply: Reply<'static>) {
         let Some(txn) = self.txn.as_mut() else {
             return self.fail(
-                Error::Protocol {
-                    stage: expect.stage(),
+                RelayError::Protocol {
+                    phase: expect.phase(),
                     what: format!("reply {reply} outside a transaction"),
                 },
                 false,
@@ -238,7 +238,7 @@ impl Client {
         match expect {
             Expect::Rset => {
                 if !reply.is_positive() {
-                    return self.refused(Stage::Rset, reply);
+                    return self.refused(Phase::Rset, reply);
                 }
                 if let Some(mail) = self.pending_mail.take() {
                     self.send_mail(mail);
@@ -251,8 +251,8 @@ impl Client {
                         self.send_rcpt(0);
                     }
                 } else {
-                    let error = Error::Rejected {
-                        stage: Stage::Mail,
+                    let error = RelayError::Rejected {
+                        phase: Phase::Mail,
                         reply,
                     };
                     for slot in &mut txn.results {
@@ -269,8 +269,8 @@ impl Client {
                     if reply.is_positive() {
                         txn.accepted.push(i);
                     } else {
-                        txn.results[i] = Some(Err(Error::Rejected {
-                            stage: Stage::Rcpt,
+                        txn.results[i] = Some(Err(RelayError::Rejected {
+                            phase: Phase::Rcpt,
                             reply,
                         }));
                     }
@@ -296,15 +296,15 @@ impl Client {
                     self.expect.push_back(Expect::DataEnd);
                 } else if reply.is_positive() {
                     self.fail(
-                        Error::Protocol {
-                            stage: Stage::Data,
+                        RelayError::Protocol {
+                            phase: Phase::Data,
                             what: format!("DATA answered with {reply} instead of 354"),
                         },
                         false,
                     );
                 } else {
-                    let error = Err(Error::Rejected {
-                        stage: Stage::Data,
+                    let error = Err(RelayError::Rejected {
+                        phase: Phase::Data,
                         reply,
                     });
                     txn.decide_accepted(&error);
@@ -317,8 +317,8 @@ impl Client {
                     let outcome = if reply.is_positive() {
                         Ok(reply)
                     } else {
-                        Err(Error::Rejected {
-                            stage: Stage::DataEnd,
+                        Err(RelayError::Rejected {
+                            phase: Phase::DataEnd,
                             reply,
                         })
                     };
@@ -328,8 +328,8 @@ impl Client {
             }
             Expect::Bdat { last } => {
                 if !reply.is_positive() && txn.chunk_error.is_none() {
-                    txn.chunk_error = Some(Error::Rejected {
-                        stage: Stage::Bdat,
+                    txn.chunk_error = Some(RelayError::Rejected {
+                        phase: Phase::Bdat,
                         reply: reply.clone(),
                     });
                 }
@@ -381,7 +381,7 @@ impl Client {
                 last,
             };
             txn.chunk_offset = end;
-            let _ = command.encode(&mut self.output);
+            let _ = command.encode(self.output.vec());
             let Some(txn) = self.txn.as_ref() else { return };
             self.output.extend_from_slice(&txn.wire[start..end]);
             self.expect.push_back(Expect::Bdat { last });
@@ -397,7 +397,7 @@ impl Client {
         let Some(txn) = self.txn.take() else { return };
         self.dirty = dirty;
         let result = txn.finish(self.tls.clone());
-        self.events.push_back(super::Event::Done(result));
+        self.events.push_back(super::ClientEvent::Done(result));
         self.state = State::Ready;
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rustls::crypto::CryptoProvider;
 
 use crate::client::TlsRequirement;
-use crate::error::Error;
+use crate::error::RelayError;
 use crate::policy::{TlsMode, TlsPolicy, VersionReport};
 use crate::tls::client_config;
 
@@ -32,10 +32,10 @@ pub struct Connector {
 impl Connector {
     /// Checks `policy` and builds its rustls configuration with `provider`.
     ///
-    /// Fails with [`Error::NoUsableTlsVersion`] when the policy uses TLS
+    /// Fails with [`RelayError::NoUsableTlsVersion`] when the policy uses TLS
     /// and none of its versions can be spoken; unsupported versions next to
     /// supported ones are listed by [`Connector::report`].
-    pub fn new(policy: &TlsPolicy, provider: Arc<CryptoProvider>) -> Result<Self, Error> {
+    pub fn new(policy: &TlsPolicy, provider: Arc<CryptoProvider>) -> Result<Self, RelayError> {
         let start = match policy.mode {
             TlsMode::None => Start::StartTls(TlsRequirement::Plain),
             TlsMode::Opportunistic => Start::StartTls(TlsRequirement::Opportunistic),

@@ -5,6 +5,7 @@ mod connector;
 mod stream;
 
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::sync::Arc;
 
 use tokio::net::TcpStream;
@@ -13,11 +14,11 @@ use tokio_rustls::TlsConnector;
 
 pub use connector::Connector;
 
-use crate::client::{Client, Event, SessionConfig, TlsRequirement};
-use crate::error::{Error, Stage};
+use crate::client::{Client, ClientEvent, SessionConfig, TlsRequirement};
+use crate::error::{Phase, RelayError};
 use crate::message::Message;
 use crate::result::MessageResult;
-use crate::tls::{TlsInfo, server_name};
+use crate::tls::{OutboundTls, server_name};
 use connector::Start;
 use stream::Stream;
 
@@ -35,6 +36,8 @@ pub struct Connection {
     name: String,
     server: String,
     buf: Box<[u8]>,
+    /// Octets of `buf` read from the socket but not yet taken by the client.
+    unread: Range<usize>,
 }
 
 impl Connection {
@@ -50,7 +53,7 @@ impl Connection {
         name: &str,
         config: Arc<SessionConfig>,
         connector: &Connector,
-    ) -> Result<Self, Error> {
+    ) -> Result<Self, RelayError> {
         match connector.start {
             Start::StartTls(TlsRequirement::Opportunistic) => {
                 match Self::open_with(
@@ -62,7 +65,7 @@ impl Connection {
                 )
                 .await
                 {
-                    Err(Error::TlsHandshake(reason)) => {
+                    Err(RelayError::TlsHandshake(reason)) => {
                         tracing::warn!(%addr, %reason, "opportunistic TLS handshake failed; retrying in plaintext");
                         Self::open_with(addr, name, &config, connector, TlsRequirement::Plain).await
                     }
@@ -84,7 +87,7 @@ impl Connection {
         config: &Arc<SessionConfig>,
         connector: &Connector,
         requirement: TlsRequirement,
-    ) -> Result<Self, Error> {
+    ) -> Result<Self, RelayError> {
         let config = if config.tls == requirement {
             config.clone()
         } else {
@@ -97,12 +100,12 @@ impl Connection {
         let tcp = match timeout(t.connect, TcpStream::connect(addr)).await {
             Ok(Ok(tcp)) => tcp,
             Ok(Err(e)) => {
-                return Err(Error::Io {
-                    stage: Stage::Connect,
+                return Err(RelayError::Io {
+                    phase: Phase::Connect,
                     message: format!("{addr}: {e}"),
                 });
             }
-            Err(_) => return Err(Error::Timeout(Stage::Connect)),
+            Err(_) => return Err(RelayError::Timeout(Phase::Connect)),
         };
         let _ = tcp.set_nodelay(true);
         let mut conn = Self {
@@ -114,6 +117,7 @@ impl Connection {
             name: name.to_owned(),
             server: format!("{name}[{}]:{}", addr.ip(), addr.port()),
             buf: vec![0; 16 * 1024].into_boxed_slice(),
+            unread: 0..0,
         };
         if connector.start == Start::Implicit {
             let info = conn.handshake().await?;
@@ -121,13 +125,13 @@ impl Connection {
         }
         loop {
             match conn.step().await {
-                Some(Event::Ready) => return Ok(conn),
-                Some(Event::Failed(e)) => {
+                Some(ClientEvent::Ready) => return Ok(conn),
+                Some(ClientEvent::Failed(e)) => {
                     conn.stream.shutdown().await;
                     return Err(e);
                 }
                 Some(_) => {}
-                None => return Err(Error::Closed(Stage::Greeting)),
+                None => return Err(RelayError::Closed(Phase::Greeting)),
             }
         }
     }
@@ -139,18 +143,18 @@ impl Connection {
         let recipients: Vec<_> = message.recipients.iter().map(|r| r.to.clone()).collect();
         if let Err(not_ready) = self.client.send(message) {
             let _ = not_ready;
-            let error = Error::Protocol {
-                stage: Stage::Idle,
+            let error = RelayError::Protocol {
+                phase: Phase::Idle,
                 what: "connection not ready for a message".into(),
             };
             return self.stamp(MessageResult::failed(&recipients, &error));
         }
         loop {
             match self.step().await {
-                Some(Event::Done(result)) => return self.stamp(result),
+                Some(ClientEvent::Done(result)) => return self.stamp(result),
                 Some(_) => {}
                 None => {
-                    let error = Error::Closed(Stage::Idle);
+                    let error = RelayError::Closed(Phase::Idle);
                     return self.stamp(MessageResult::failed(&recipients, &error));
                 }
             }
@@ -162,7 +166,7 @@ impl Connection {
     pub async fn quit(mut self) {
         self.client.quit();
         while let Some(event) = self.step().await {
-            if matches!(event, Event::Closed | Event::Failed(_)) {
+            if matches!(event, ClientEvent::Closed | ClientEvent::Failed(_)) {
                 break;
             }
         }
@@ -175,7 +179,7 @@ impl Connection {
     }
 
     /// The TLS session, if any.
-    pub fn tls(&self) -> Option<&TlsInfo> {
+    pub fn tls(&self) -> Option<&OutboundTls> {
         self.client.tls()
     }
 
@@ -191,58 +195,90 @@ impl Connection {
 
     /// Runs IO until the client has an event for the caller; `None` when
     /// the client waits for nothing (idle or closed).
-    async fn step(&mut self) -> Option<Event> {
+    async fn step(&mut self) -> Option<ClientEvent> {
         loop {
-            if let Some(out) = self.client.poll_transmit() {
-                match timeout(self.config.timeouts.data_block, self.stream.write_all(&out)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => self.client.on_io_error(e.to_string()),
-                    Err(_) => self.client.on_timeout(),
-                }
+            if self.client.has_output() {
+                self.write_output().await;
                 continue;
             }
             if let Some(event) = self.client.poll_event() {
-                if event == Event::StartTlsNow {
+                if event == ClientEvent::StartTlsNow {
                     match self.handshake().await {
                         Ok(info) => self.client.tls_established(info),
-                        Err(Error::TlsHandshake(reason)) => self.client.tls_failed(reason),
+                        Err(RelayError::TlsHandshake(reason)) => self.client.tls_failed(reason),
                         Err(e) => self.client.tls_failed(e.to_string()),
                     }
                     continue;
                 }
                 return Some(event);
             }
+            if !self.unread.is_empty() {
+                let taken = self.client.receive(&self.buf[self.unread.clone()]);
+                self.unread.start += taken;
+                if taken == 0 {
+                    // The client takes input whenever it is not over (it
+                    // fails itself rather than hold more than its bound),
+                    // so this means it has stopped making progress.
+                    self.unread = 0..0;
+                    self.client.on_io_error("the client took no input");
+                }
+                continue;
+            }
             let (_, limit) = self.client.timeout()?;
             match timeout(limit, self.stream.read(&mut self.buf)).await {
                 Ok(Ok(0)) => self.client.on_closed(),
-                Ok(Ok(n)) => self.client.receive(&self.buf[..n]),
+                Ok(Ok(n)) => self.unread = 0..n,
                 Ok(Err(e)) => self.client.on_io_error(e.to_string()),
                 Err(_) => self.client.on_timeout(),
             }
         }
     }
 
+    /// Writes the client's output, each write bounded by the data-block
+    /// timeout (RFC 5321 §4.5.3.2), then flushes TLS records. A failure is
+    /// the client's: it drops its output and fails the session.
+    async fn write_output(&mut self) {
+        let limit = self.config.timeouts.data_block;
+        while self.client.has_output() {
+            match timeout(limit, self.stream.write(self.client.output())).await {
+                Ok(Ok(0)) => self
+                    .client
+                    .on_io_error("the connection accepts no more octets"),
+                Ok(Ok(n)) => self.client.consume_output(n),
+                Ok(Err(e)) => self.client.on_io_error(e.to_string()),
+                Err(_) => self.client.on_timeout(),
+            }
+        }
+        match timeout(limit, self.stream.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => self.client.on_io_error(e.to_string()),
+            Err(_) => self.client.on_timeout(),
+        }
+    }
+
     /// Upgrades the socket in place. Every octet read so far has gone to
     /// the client, which has checked that none followed the 220, so the
     /// TLS layer starts on a clean stream.
-    async fn handshake(&mut self) -> Result<TlsInfo, Error> {
+    async fn handshake(&mut self) -> Result<OutboundTls, RelayError> {
         let Some(config) = self.rustls.clone() else {
-            return Err(Error::Config(
+            return Err(RelayError::Config(
                 "TLS requested by a policy without TLS".into(),
             ));
         };
         let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Gone) else {
-            return Err(Error::TlsHandshake("connection is not plaintext".into()));
+            return Err(RelayError::TlsHandshake(
+                "connection is not plaintext".into(),
+            ));
         };
         let name = server_name(&self.name)?;
         let connect = TlsConnector::from(config).connect(name, tcp);
         let tls = match timeout(self.config.timeouts.tls_handshake, connect).await {
             Ok(Ok(tls)) => tls,
-            Ok(Err(e)) => return Err(Error::TlsHandshake(e.to_string())),
-            Err(_) => return Err(Error::Timeout(Stage::Handshake)),
+            Ok(Err(e)) => return Err(RelayError::TlsHandshake(e.to_string())),
+            Err(_) => return Err(RelayError::Timeout(Phase::Handshake)),
         };
-        let info = TlsInfo::from_connection(tls.get_ref().1, self.verified, &self.name)
-            .ok_or_else(|| Error::TlsHandshake("no negotiated version or cipher".into()))?;
+        let info = OutboundTls::from_connection(tls.get_ref().1, self.verified, &self.name)
+            .ok_or_else(|| RelayError::TlsHandshake("no negotiated version or cipher".into()))?;
         tracing::debug!(server = %self.server, %info, "TLS established");
         self.stream = Stream::Tls(Box::new(tls));
         Ok(info)

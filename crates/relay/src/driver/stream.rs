@@ -24,13 +24,20 @@ impl Stream {
         }
     }
 
-    pub(crate) async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+    /// Writes some of `data`, returning how much.
+    pub(crate) async fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         match self {
-            Stream::Plain(s) => s.write_all(data).await,
-            Stream::Tls(s) => {
-                s.write_all(data).await?;
-                s.flush().await
-            }
+            Stream::Plain(s) => s.write(data).await,
+            Stream::Tls(s) => s.write(data).await,
+            Stream::Gone => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    /// Pushes buffered TLS records to the socket.
+    pub(crate) async fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush().await,
+            Stream::Tls(s) => s.flush().await,
             Stream::Gone => Err(io::ErrorKind::NotConnected.into()),
         }
     }
