@@ -174,4 +174,4 @@ pub use resolve::{BoxFuture, MxRecord, ResolveError, Resolver, StaticResolver, p
 pub use result::{MessageResult, RecipientResult};
 pub use route::{Route, Target};
 pub use timeouts::Timeouts;
-pub use tls::{OutboundTls, client_config};
+pub use tls::{OutboundTls, client_config, dane_client_config};

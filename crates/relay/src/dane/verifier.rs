@@ -307,12 +307,18 @@ impl ServerCertVerifier for DaneVerifier {
     ) -> Result<ServerCertVerified, rustls::Error> {
         // The SNI name is not a reference identifier by itself: the names
         // given to `new` are (the caller sends the TLSA base domain as SNI).
-        match self.authenticate(end_entity, intermediates, now) {
+        let result = self.authenticate(end_entity, intermediates, now);
+        let mut matched = self.matched.lock().unwrap_or_else(PoisonError::into_inner);
+        match result {
             Ok(found) => {
-                *self.matched.lock().unwrap_or_else(PoisonError::into_inner) = Some(found);
+                *matched = Some(found);
                 Ok(ServerCertVerified::assertion())
             }
-            Err(e) => Err(CertificateError::Other(OtherError(Arc::new(e))).into()),
+            Err(e) => {
+                // A refused handshake must not leave an earlier match behind.
+                *matched = None;
+                Err(CertificateError::Other(OtherError(Arc::new(e))).into())
+            }
         }
     }
 
