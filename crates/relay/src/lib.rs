@@ -90,6 +90,13 @@
 //!   ([`RelayError::ResponseInjection`]), and after the handshake only the new
 //!   EHLO reply's capabilities count.
 //!
+//! ## DANE
+//! [`dane`] holds the sans-IO DANE pieces (RFC 7672): TLSA records, which
+//! of them an SMTP client may use, and [`dane::DaneVerifier`], a rustls
+//! certificate verifier. `Connector::with_dane` makes a connector that
+//! requires TLS and authenticates the server by its validated TLSA records
+//! only; the record that matched is in [`OutboundTls::dane`].
+//!
 //! ## Example: the driver
 //! With the default features (`tokio`, `hickory`, `webpki-roots`):
 //! ```no_run
