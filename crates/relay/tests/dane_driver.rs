@@ -5,6 +5,9 @@
 //! STARTTLS, whatever the route's own (weaker) mode says. The TLSA records
 //! are given here; the DNS side is tested in `dane_peers.rs`.
 
+// The driver exists with the `tokio` feature only.
+#![cfg(feature = "tokio")]
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
