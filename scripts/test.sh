@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The test command (README.md): installs the real SMTP peers the interop
 # tests talk to (swaks, openssl, Postfix's smtpd/smtp-source/smtp-sink,
-# stunnel, sslscan, testssl.sh, aiosmtpd), then runs every test of the
+# stunnel, sslscan, testssl.sh, aiosmtpd) and the DNS servers of the DANE
+# tests (NSD and Unbound with test zones signed at start,
+# scripts/dns-test-servers.sh), then runs every test of the
 # workspace with those peers required: a missing peer fails the run instead
 # of printing SKIPPED.
 #
@@ -18,9 +20,13 @@ else
     if [ "$(id -u)" = 0 ]; then
         peer_env=$(bash scripts/install-peers.sh)
         eval "$peer_env"
+        dns_env=$(bash scripts/dns-test-servers.sh)
+        eval "$dns_env"
     elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
         peer_env=$(sudo bash scripts/install-peers.sh)
         eval "$peer_env"
+        dns_env=$(sudo bash scripts/dns-test-servers.sh)
+        eval "$dns_env"
     else
         echo "test.sh: not root and no sudo: cannot install peers; rerun as root, or set POSTERN_NO_INSTALL=1" >&2
         exit 2

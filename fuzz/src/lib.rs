@@ -9,6 +9,10 @@
 //! postern_fuzz::data(b"\x03body\r\n.\r\nNEXT");
 //! ```
 
+mod tlsa;
+
+pub use tlsa::tlsa;
+
 use bytes::BytesMut;
 use postern_proto::data::{BareLineEndings, DataConfig, DataDecoder, DataStep, DataSummary};
 use postern_proto::{

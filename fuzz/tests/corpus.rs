@@ -40,3 +40,8 @@ fn data_corpus() {
 fn roundtrip_corpus() {
     replay("roundtrip", postern_fuzz::roundtrip);
 }
+
+#[test]
+fn tlsa_corpus() {
+    replay("tlsa", postern_fuzz::tlsa);
+}

@@ -90,6 +90,13 @@
 //!   ([`RelayError::ResponseInjection`]), and after the handshake only the new
 //!   EHLO reply's capabilities count.
 //!
+//! ## DANE
+//! [`dane`] holds the sans-IO DANE pieces (RFC 7672): TLSA records, which
+//! of them an SMTP client may use, and [`dane::DaneVerifier`], a rustls
+//! certificate verifier. `Connector::with_dane` makes a connector that
+//! requires TLS and authenticates the server by its validated TLSA records
+//! only; the record that matched is in [`OutboundTls::dane`].
+//!
 //! ## Example: the driver
 //! With the default features (`tokio`, `hickory`, `webpki-roots`):
 //! ```no_run
@@ -143,6 +150,7 @@
 
 mod body;
 mod client;
+pub mod dane;
 #[cfg(feature = "tokio")]
 mod driver;
 mod error;
@@ -173,4 +181,4 @@ pub use resolve::{BoxFuture, MxRecord, ResolveError, Resolver, StaticResolver, p
 pub use result::{MessageResult, RecipientResult};
 pub use route::{Route, Target};
 pub use timeouts::Timeouts;
-pub use tls::{OutboundTls, client_config};
+pub use tls::{OutboundTls, client_config, dane_client_config};

@@ -14,6 +14,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
+use crate::dane::{DaneMatch, DaneVerifier};
 use crate::error::RelayError;
 use postern_proto::TlsVersion;
 
@@ -32,6 +33,9 @@ pub struct OutboundTls {
     pub verified: bool,
     /// The name the certificate was (or would have been) checked against.
     pub server_name: String,
+    /// The TLSA record that authenticated the server, when the connection
+    /// was made under DANE (RFC 7672).
+    pub dane: Option<DaneMatch>,
 }
 
 impl OutboundTls {
@@ -48,6 +52,7 @@ impl OutboundTls {
             cipher: cipher.into(),
             verified,
             server_name: server_name.into(),
+            dane: None,
         }
     }
 
@@ -64,25 +69,22 @@ impl OutboundTls {
             cipher: format!("{cipher:?}"),
             verified,
             server_name: server_name.to_owned(),
+            dane: None,
         })
     }
 }
 
 impl fmt::Display for OutboundTls {
     /// The clause for a Received header or a log line, e.g.
-    /// `using TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384 (verified)`.
+    /// `using TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384 (verified)`, or
+    /// under DANE `(DANE: DANE-EE(3) SPKI(1) SHA2-256(1) matched depth 0)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "using {} with cipher {} ({})",
-            self.version,
-            self.cipher,
-            if self.verified {
-                "verified"
-            } else {
-                "not verified"
-            }
-        )
+        write!(f, "using {} with cipher {} ", self.version, self.cipher)?;
+        match &self.dane {
+            Some(m) => write!(f, "(DANE: {m})"),
+            None if self.verified => f.write_str("(verified)"),
+            None => f.write_str("(not verified)"),
+        }
     }
 }
 
@@ -98,19 +100,7 @@ pub fn client_config(
     if policy.mode == TlsMode::None {
         return Ok(None);
     }
-    let versions: Vec<&'static rustls::SupportedProtocolVersion> = policy
-        .versions
-        .iter()
-        .filter_map(|v| policy::rustls_version(*v))
-        .collect();
-    if versions.is_empty() {
-        return Err(RelayError::NoUsableTlsVersion {
-            requested: policy.versions.clone(),
-        });
-    }
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&versions)
-        .map_err(|e| RelayError::Config(format!("TLS versions: {e}")))?;
+    let builder = builder(&policy.versions, provider.clone())?;
     let config = match policy.mode.anchors() {
         Some(anchors) => builder
             .with_root_certificates(root_store(anchors)?)
@@ -121,6 +111,42 @@ pub fn client_config(
             .with_no_client_auth(),
     };
     Ok(Some(Arc::new(config)))
+}
+
+/// A builder offering exactly the speakable ones of `requested`.
+fn builder(
+    requested: &[TlsVersion],
+    provider: Arc<CryptoProvider>,
+) -> Result<rustls::ConfigBuilder<rustls::ClientConfig, rustls::WantsVerifier>, RelayError> {
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> = requested
+        .iter()
+        .filter_map(|v| policy::rustls_version(*v))
+        .collect();
+    if versions.is_empty() {
+        return Err(RelayError::NoUsableTlsVersion {
+            requested: requested.to_vec(),
+        });
+    }
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&versions)
+        .map_err(|e| RelayError::Config(format!("TLS versions: {e}")))
+}
+
+/// The rustls configuration for a DANE connection (RFC 7672): `versions`
+/// as a policy would offer them, the certificate checked by `verifier`
+/// alone, and no session resumption, since a resumed session skips the
+/// certificate check and would leave [`DaneVerifier::matched`] empty.
+pub fn dane_client_config(
+    versions: &[TlsVersion],
+    verifier: Arc<DaneVerifier>,
+    provider: Arc<CryptoProvider>,
+) -> Result<Arc<rustls::ClientConfig>, RelayError> {
+    let mut config = builder(versions, provider)?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    config.resumption = rustls::client::Resumption::disabled();
+    Ok(Arc::new(config))
 }
 
 fn root_store(anchors: &Anchors) -> Result<RootCertStore, RelayError> {

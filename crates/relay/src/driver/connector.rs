@@ -6,9 +6,10 @@ use std::sync::Arc;
 use rustls::crypto::CryptoProvider;
 
 use crate::client::TlsRequirement;
+use crate::dane::DaneVerifier;
 use crate::error::RelayError;
 use crate::policy::{TlsMode, TlsPolicy, VersionReport};
-use crate::tls::client_config;
+use crate::tls::{client_config, dane_client_config};
 
 /// How connections start TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +27,9 @@ pub struct Connector {
     pub(crate) start: Start,
     pub(crate) rustls: Option<Arc<rustls::ClientConfig>>,
     pub(crate) verified: bool,
+    /// The DANE verifier of this connector's TLS configuration, read after
+    /// each handshake for the record that matched.
+    pub(crate) dane: Option<Arc<DaneVerifier>>,
     report: VersionReport,
 }
 
@@ -48,7 +52,33 @@ impl Connector {
             start,
             rustls: client_config(policy, provider)?,
             verified: policy.mode.anchors().is_some(),
+            dane: None,
             report: policy.versions(),
+        })
+    }
+
+    /// This connector upgraded to DANE for one server whose TLSA RRset
+    /// (and MX and address records) validated (RFC 7672 §2.2): TLS is
+    /// required (STARTTLS, or implicit TLS if this connector uses it), the
+    /// certificate is checked by `verifier` alone, whatever the route's
+    /// mode, and the route's versions are kept. A handshake that does not
+    /// authenticate fails the delivery transiently with nothing sent.
+    pub fn with_dane(
+        &self,
+        verifier: Arc<DaneVerifier>,
+        provider: Arc<CryptoProvider>,
+    ) -> Result<Self, RelayError> {
+        let start = match self.start {
+            Start::Implicit => Start::Implicit,
+            Start::StartTls(_) => Start::StartTls(TlsRequirement::Required),
+        };
+        let config = dane_client_config(&self.report.effective, verifier.clone(), provider)?;
+        Ok(Self {
+            start,
+            rustls: Some(config),
+            verified: true,
+            dane: Some(verifier),
+            report: self.report.clone(),
         })
     }
 

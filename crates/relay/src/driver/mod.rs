@@ -15,6 +15,7 @@ use tokio_rustls::TlsConnector;
 pub use connector::Connector;
 
 use crate::client::{Client, ClientEvent, SessionConfig, TlsRequirement};
+use crate::dane::{DaneError, DaneVerifier};
 use crate::error::{Phase, RelayError};
 use crate::message::Message;
 use crate::result::MessageResult;
@@ -33,6 +34,7 @@ pub struct Connection {
     config: Arc<SessionConfig>,
     rustls: Option<Arc<rustls::ClientConfig>>,
     verified: bool,
+    dane: Option<Arc<DaneVerifier>>,
     name: String,
     server: String,
     buf: Box<[u8]>,
@@ -114,6 +116,7 @@ impl Connection {
             config,
             rustls: connector.rustls.clone(),
             verified: connector.verified,
+            dane: connector.dane.clone(),
             name: name.to_owned(),
             server: format!("{name}[{}]:{}", addr.ip(), addr.port()),
             buf: vec![0; 16 * 1024].into_boxed_slice(),
@@ -274,13 +277,27 @@ impl Connection {
         let connect = TlsConnector::from(config).connect(name, tcp);
         let tls = match timeout(self.config.timeouts.tls_handshake, connect).await {
             Ok(Ok(tls)) => tls,
-            Ok(Err(e)) => return Err(RelayError::TlsHandshake(e.to_string())),
+            Ok(Err(e)) => return Err(RelayError::TlsHandshake(handshake_failure(&e))),
             Err(_) => return Err(RelayError::Timeout(Phase::Handshake)),
         };
-        let info = OutboundTls::from_connection(tls.get_ref().1, self.verified, &self.name)
+        let mut info = OutboundTls::from_connection(tls.get_ref().1, self.verified, &self.name)
             .ok_or_else(|| RelayError::TlsHandshake("no negotiated version or cipher".into()))?;
+        info.dane = self.dane.as_ref().and_then(|v| v.matched());
         tracing::debug!(server = %self.server, %info, "TLS established");
         self.stream = Stream::Tls(Box::new(tls));
         Ok(info)
+    }
+}
+
+/// A handshake error for logs and bounces: a DANE refusal by its own
+/// message (rustls prints only the debug form of a verifier's error).
+fn handshake_failure(e: &std::io::Error) -> String {
+    let dane = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .and_then(DaneError::from_rustls);
+    match dane {
+        Some(d) => format!("DANE authentication failed: {d}"),
+        None => e.to_string(),
     }
 }

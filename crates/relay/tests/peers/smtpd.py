@@ -13,6 +13,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--port", type=int, required=True)
+parser.add_argument("--addr", default="127.0.0.1", help="listening address")
 parser.add_argument("--mode", choices=["plain", "starttls", "implicit"], default="plain")
 parser.add_argument("--cert")
 parser.add_argument("--key")
@@ -89,7 +90,7 @@ async def main():
     server_ssl = context() if args.mode == "implicit" else None
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: SMTP(Handler(), **kwargs), "127.0.0.1", args.port, ssl=server_ssl
+        lambda: SMTP(Handler(), **kwargs), args.addr, args.port, ssl=server_ssl
     )
     async with server:
         await server.serve_forever()
