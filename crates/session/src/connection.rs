@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 
 /// What the driver knows about a connection when it starts a session.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConnectionInfo {
     /// The client's address.
     pub peer: Option<SocketAddr>,
@@ -15,8 +16,27 @@ pub struct ConnectionInfo {
     pub tls: Option<TlsInfo>,
 }
 
+impl ConnectionInfo {
+    /// A plaintext connection between these addresses.
+    pub fn new(peer: SocketAddr, local: SocketAddr) -> Self {
+        Self {
+            peer: Some(peer),
+            local: Some(local),
+            tls: None,
+        }
+    }
+
+    /// The same connection, TLS from the first byte (implicit TLS).
+    pub fn with_tls(mut self, tls: TlsInfo) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+}
+
 /// The parameters of a negotiated TLS session, reported by the driver.
+/// Build it with [`TlsInfo::new`] and set the fields known.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TlsInfo {
     /// Protocol version.
     pub version: TlsVersion,
@@ -49,6 +69,7 @@ impl TlsInfo {
 
 /// A TLS protocol version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum TlsVersion {
     /// TLS 1.2.
     Tls12,

@@ -36,6 +36,7 @@ pub trait SaslServer: Send {
 
 /// What a [`SaslServer`] wants after a client response.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum SaslStep {
     /// Send this challenge (raw; the session base64-encodes it) and wait
     /// for another response.
