@@ -7,7 +7,13 @@ use crate::text::push_sanitized;
 /// Appends the 250 reply to `EHLO`/`LHLO` for `offer`: byte for byte what
 /// `EhloResponse { domain: hostname, greeting: None, capabilities }.to_reply()`
 /// encodes, without building it.
-pub(crate) fn write_ehlo(out: &mut Vec<u8>, hostname: &str, offer: &EhloOffer, tls: bool, size: u64) {
+pub(crate) fn write_ehlo(
+    out: &mut Vec<u8>,
+    hostname: &str,
+    offer: &EhloOffer,
+    tls: bool,
+    size: u64,
+) {
     let ext = &offer.extensions;
     let start = out.len();
     let line = |out: &mut Vec<u8>, parts: &[&[u8]]| {

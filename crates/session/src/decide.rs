@@ -5,8 +5,8 @@ use postern_proto::Reply;
 use crate::config::Protocol;
 use crate::data::BdatState;
 use crate::decision::{ApiError, Class, Decision, Parts};
-use crate::offer::EhloOffer;
 use crate::event::{BodyKind, CloseReason, DecisionKind};
+use crate::offer::EhloOffer;
 use crate::replies;
 use crate::session::{Pending, Phase, Session};
 

@@ -123,9 +123,7 @@ impl Question {
             Question::Mail { .. } => DecisionKind::Mail,
             Question::Rcpt { .. } => DecisionKind::Rcpt,
             Question::DataStart { .. } => DecisionKind::DataStart,
-            Question::MessageComplete { .. } => {
-                DecisionKind::MessageComplete { recipient: None }
-            }
+            Question::MessageComplete { .. } => DecisionKind::MessageComplete { recipient: None },
         }
     }
 }

@@ -56,7 +56,10 @@ fn a_narrowed_offer_is_advertised_and_enforced() {
     assert!(d.session.capabilities().auth.is_none());
     // Refused before any credential is read: no 334, no question.
     d.send(b"AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n");
-    assert_eq!(d.take_output_string(), "502 5.5.1 Authentication not available\r\n");
+    assert_eq!(
+        d.take_output_string(),
+        "502 5.5.1 Authentication not available\r\n"
+    );
     assert_eq!(d.session.pending_decision(), None);
 }
 
@@ -101,7 +104,10 @@ fn withdrawn_extensions_are_refused_like_unoffered_ones() {
         assert!(!ehlo.contains(gone), "{gone} still advertised: {ehlo}");
     }
     d.send(b"STARTTLS\r\n");
-    assert_eq!(d.take_output_string(), "502 5.5.1 STARTTLS not available\r\n");
+    assert_eq!(
+        d.take_output_string(),
+        "502 5.5.1 STARTTLS not available\r\n"
+    );
     d.send(b"MAIL FROM:<a@example.org> RET=FULL\r\n");
     assert!(d.take_output_string().starts_with("555 5.5.4"));
 }

@@ -102,6 +102,6 @@ pub(crate) fn rustls_version(v: TlsVersion) -> Option<&'static rustls::Supported
     match v {
         TlsVersion::Tls12 => Some(&rustls::version::TLS12),
         TlsVersion::Tls13 => Some(&rustls::version::TLS13),
-        TlsVersion::Other(_) => None,
+        _ => None,
     }
 }
