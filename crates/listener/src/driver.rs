@@ -5,8 +5,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use postern_proto::TlsVersion;
 use postern_session::{
-    CloseReason, ConnectionInfo, Decision, Event, Notice, Question, Session, TlsInfo, TlsVersion,
+    CloseReason, ConnectionInfo, Decision, Event, Notice, Question, Session, TlsInfo,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
@@ -39,7 +40,11 @@ where
         Err(_) => Err(ConnectionError::HandshakeTimeout),
         Ok(Err(e)) => Err(ConnectionError::Handshake(e)),
         Ok(Ok(stream)) => {
-            let info = tls_info(stream.get_ref().1, tls.client_auth);
+            let Some(info) = tls_info(stream.get_ref().1, tls.client_auth) else {
+                return Err(ConnectionError::Handshake(std::io::Error::other(
+                    "TLS version not known",
+                )));
+            };
             tracing::info!(
                 version = %info.version,
                 cipher = %info.cipher,
@@ -52,13 +57,10 @@ where
     }
 }
 
-fn tls_info(conn: &rustls::ServerConnection, client_auth: bool) -> TlsInfo {
-    let version = match conn.protocol_version() {
-        Some(rustls::ProtocolVersion::TLSv1_3) => TlsVersion::Tls13,
-        Some(rustls::ProtocolVersion::TLSv1_2) => TlsVersion::Tls12,
-        Some(other) => TlsVersion::Other(u16::from(other)),
-        None => TlsVersion::Other(0),
-    };
+/// What the handshake negotiated; `None` when rustls reports a version
+/// it does not name (it speaks only TLS 1.2 and 1.3, so never).
+fn tls_info(conn: &rustls::ServerConnection, client_auth: bool) -> Option<TlsInfo> {
+    let version = TlsVersion::from_wire(u16::from(conn.protocol_version()?))?;
     let cipher = conn
         .negotiated_cipher_suite()
         .map_or_else(String::new, |s| format!("{:?}", s.suite()));
@@ -73,7 +75,7 @@ fn tls_info(conn: &rustls::ServerConnection, client_auth: bool) -> TlsInfo {
     // is present here did.
     info.client_cert_verified = client_auth && client_certificate.is_some();
     info.client_certificate = client_certificate;
-    info
+    Some(info)
 }
 
 async fn write<S>(

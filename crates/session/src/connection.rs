@@ -1,7 +1,8 @@
 //! Facts about the connection the driver supplies: addresses and TLS.
 
-use std::fmt;
 use std::net::SocketAddr;
+
+use postern_proto::TlsVersion;
 
 /// What the driver knows about a connection when it starts a session.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -63,28 +64,6 @@ impl TlsInfo {
             alpn: None,
             client_cert_verified: false,
             client_certificate: None,
-        }
-    }
-}
-
-/// A TLS protocol version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum TlsVersion {
-    /// TLS 1.2.
-    Tls12,
-    /// TLS 1.3.
-    Tls13,
-    /// Another version, by its wire code (e.g. `0x0301` for TLS 1.0).
-    Other(u16),
-}
-
-impl fmt::Display for TlsVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TlsVersion::Tls12 => f.write_str("TLSv1.2"),
-            TlsVersion::Tls13 => f.write_str("TLSv1.3"),
-            TlsVersion::Other(v) => write!(f, "TLS(0x{v:04x})"),
         }
     }
 }

@@ -150,12 +150,14 @@ pub use config::{
     AfterStartTls, AuthPolicy, BareLineEndingPolicy, Config, Extensions, Protocol, StartTlsPolicy,
     VrfyPolicy,
 };
-pub use connection::{ConnectionInfo, TlsInfo, TlsVersion};
+pub use connection::{ConnectionInfo, TlsInfo};
 pub use decision::{ApiError, Decision};
 pub use event::{
     AbortReason, BodyKind, CloseReason, DecisionKind, Event, HelloVerb, Notice, Question,
 };
 pub use limits::Limits;
 pub use offer::EhloOffer;
+/// The TLS version in [`TlsInfo`]: proto's, the one of the workspace.
+pub use postern_proto::TlsVersion;
 pub use sasl::{Credentials, SaslMechanism, SaslMechanisms, SaslServer, SaslStep, Secret};
 pub use session::{AuthIdentity, Session};

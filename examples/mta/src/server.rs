@@ -3,7 +3,7 @@
 //!
 //! | event | what decides |
 //! |---|---|
-//! | connect, HELO/EHLO | rules at `connect` / `helo` |
+//! | connect, HELO/EHLO | rules at `connect` / `helo`; the EHLO reply offers the AUTH mechanisms the rules allow at `helo` for this connection's facts (remote IP, HELO name, TLS, listener) |
 //! | AUTH | rules at `auth` (mechanism allowed on this transport, else `538 5.7.11`), then the users file (argon2; `535 5.7.8`) |
 //! | MAIL | rules at `mail` |
 //! | RCPT | rules at `rcpt` (per recipient); then local: the mailbox must exist (`550 5.1.1`); remote: a rule's `accept` or an authenticated client, else `554 5.7.1` relay denied |
@@ -21,10 +21,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use postern_listener::{ConnContext, ConnectionHandler, Facts, Handler};
+use postern_listener::session::{Decision, EhloOffer, HelloVerb, Notice, Question, TlsVersion};
+use postern_listener::{ConnContext, ConnectionFacts as Facts, ConnectionHandler, Handler};
 use postern_proto::{EnhancedCode, ForwardPath, Reply, ReplyCode, ReversePath};
 use postern_rules::{AuthPolicy, Decision as RuleDecision, Stage};
-use postern_session::{Decision, Event, HelloVerb, TlsVersion};
 
 use crate::config::Config;
 use crate::maildir::{DeliveryQueue, LocalDelivery};
@@ -119,8 +119,26 @@ fn rules_version(v: TlsVersion) -> Option<postern_rules::TlsVersion> {
     match v {
         TlsVersion::Tls12 => Some(postern_rules::TlsVersion::Tls12),
         TlsVersion::Tls13 => Some(postern_rules::TlsVersion::Tls13),
-        TlsVersion::Other(_) => None,
+        _ => None,
     }
+}
+
+/// What the EHLO reply offers this connection: the session's proposal with
+/// AUTH narrowed to what the rules allow at `helo` for its facts (in the
+/// rules' order). The same facts decide the AUTH itself (`on_auth`).
+fn ehlo_offer(proposal: EhloOffer, outcome_auth: AuthPolicy) -> EhloOffer {
+    let allowed: Vec<postern_proto::Mechanism<'static>> = match outcome_auth {
+        AuthPolicy::Off => Vec::new(),
+        AuthPolicy::On(set) => set
+            .iter()
+            .filter_map(|m| postern_proto::Mechanism::parse(m.name()).ok())
+            .map(postern_proto::Mechanism::into_owned)
+            .filter(|m| proposal.offers_auth(m))
+            .collect(),
+    };
+    let mut offer = proposal;
+    offer.auth = allowed;
+    offer
 }
 
 /// `local@domain` of a forward path; `<Postmaster>` is postmaster at our
@@ -578,16 +596,16 @@ fn describe(d: &Decision) -> String {
             let _ = write!(s, " {}", r.text());
             s
         }
-        Decision::Accept => "accept".into(),
         Decision::Reject => "reject".into(),
         Decision::Tempfail => "tempfail".into(),
+        _ => "accept".into(),
     }
 }
 
 impl ConnectionHandler for MtaConn {
-    async fn event(&mut self, event: Event, f: &Facts<'_>) -> Decision {
-        match event {
-            Event::Connect => {
+    async fn question(&mut self, question: Question, f: &Facts<'_>) -> Decision {
+        match question {
+            Question::Connect => {
                 let outcome = self.config.rules().evaluate(Stage::Connect, &self.facts(f));
                 match from_rules(&outcome.decision) {
                     Some(d) => {
@@ -597,33 +615,40 @@ impl ConnectionHandler for MtaConn {
                     None => Decision::Accept,
                 }
             }
-            Event::Hello { host, .. } => {
+            Question::Hello { host, offer, .. } => {
                 let name = host.to_string();
                 let facts = self.facts(f).helo(&name);
                 let outcome = self.config.rules().evaluate(Stage::Helo, &facts);
-                from_rules(&outcome.decision).unwrap_or(Decision::Accept)
+                if let Some(d) = from_rules(&outcome.decision) {
+                    return d;
+                }
+                let plan = outcome.auth.for_connection(f.is_tls());
+                Decision::Advertise(ehlo_offer(offer, plan))
             }
-            Event::Auth { credentials } => self.on_auth(credentials, f).await,
-            Event::Mail { from, params } => self.on_mail(from, params, f),
-            Event::Rcpt { to, params } => self.on_rcpt(to, params, f),
-            Event::DataStart { .. } => self.on_data_start(f),
-            Event::BodyChunk(chunk) => {
-                self.on_chunk(&chunk);
-                Decision::Accept
+            Question::Auth { credentials } => self.on_auth(credentials, f).await,
+            Question::Mail { from, params } => self.on_mail(from, params, f),
+            Question::Rcpt { to, params } => self.on_rcpt(to, params, f),
+            Question::DataStart { .. } => self.on_data_start(f),
+            Question::MessageComplete { .. } => self.on_complete(f).await,
+            other => {
+                tracing::warn!(question = ?other, "question not known to the MTA; tempfailing");
+                Decision::Tempfail
             }
-            Event::MessageComplete { .. } => self.on_complete(f).await,
-            Event::TransactionAborted { reason } => {
+        }
+    }
+
+    async fn notice(&mut self, notice: Notice, f: &Facts<'_>) {
+        match notice {
+            Notice::BodyChunk(chunk) => self.on_chunk(&chunk),
+            Notice::TransactionAborted { reason } => {
                 if self.txn.is_some() {
                     self.log(f, None, &format!("aborted: {reason:?}"));
                 }
                 // Dropping the writer deletes its temporary file.
                 self.txn = None;
-                Decision::Accept
             }
-            Event::StartTls { .. } | Event::Closed { .. } => {
-                self.txn = None;
-                Decision::Accept
-            }
+            Notice::StartTls { .. } | Notice::Closed { .. } => self.txn = None,
+            _ => {}
         }
     }
 }

@@ -91,6 +91,11 @@ impl SaslMechanisms {
             .map(|m| &**m)
     }
 
+    /// The registered mechanisms' names, in registration order.
+    pub fn names(&self) -> Vec<Mechanism<'static>> {
+        self.mechanisms.iter().map(|m| m.name()).collect()
+    }
+
     /// Whether a mechanism of that name is registered.
     pub fn contains(&self, name: &Mechanism<'_>) -> bool {
         self.get(name).is_some()
