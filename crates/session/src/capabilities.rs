@@ -115,12 +115,14 @@ mod tests {
     #[test]
     fn fast_writer_matches_the_proto_encoder() {
         let mut configs = vec![Config::default()];
-        let mut c = Config::default();
-        c.extensions = Extensions {
-            binary_mime: true,
-            ..Extensions::none()
+        let mut c = Config {
+            extensions: Extensions {
+                binary_mime: true,
+                ..Extensions::none()
+            },
+            auth: AuthPolicy::disabled(),
+            ..Config::default()
         };
-        c.auth = AuthPolicy::disabled();
         c.starttls.offer_starttls = false;
         configs.push(c.clone());
         c.limits.max_message_size = 0;

@@ -105,6 +105,9 @@ impl EhloOffer {
 
     /// The typed capability set an `EHLO` reply with this offer carries,
     /// over TLS or not, with `size` as `SIZE`.
+    // Field by field rather than a struct literal, so proto can add fields
+    // (or make the type `#[non_exhaustive]`) without breaking this.
+    #[allow(clippy::field_reassign_with_default)]
     pub(crate) fn capabilities(&self, tls: bool, size: u64) -> Capabilities<'static> {
         let ext = &self.extensions;
         let mut caps = Capabilities::default();

@@ -107,7 +107,7 @@ impl Session {
         if p.envid.is_some() && !(esmtp && ext.dsn) {
             return Err(unsupported("ENVID"));
         }
-        if p.auth.is_some() && !(esmtp && !self.offer.auth.is_empty()) {
+        if p.auth.is_some() && (!esmtp || self.offer.auth.is_empty()) {
             return Err(unsupported("AUTH"));
         }
         if p.mt_priority.is_some() {
