@@ -1,6 +1,7 @@
 //! Certificates and listener wiring: the self-signed certificate of the
 //! default, `[tls.NAME]` → `postern_listener::TlsSettings`, and the session
-//! policy of each listener (AUTH per transport as the rules decide).
+//! policy of each listener (AUTH allowed up to what the session can run; the
+//! rules narrow it per connection, see `crate::server`).
 
 use std::fs;
 use std::io;
