@@ -3,7 +3,7 @@
 //!
 //! | event | what decides |
 //! |---|---|
-//! | connect, HELO/EHLO | rules at `connect` / `helo` |
+//! | connect, HELO/EHLO | rules at `connect` / `helo`; the EHLO reply offers the AUTH mechanisms the rules allow at `helo` for this connection's facts (remote IP, HELO name, TLS, listener) |
 //! | AUTH | rules at `auth` (mechanism allowed on this transport, else `538 5.7.11`), then the users file (argon2; `535 5.7.8`) |
 //! | MAIL | rules at `mail` |
 //! | RCPT | rules at `rcpt` (per recipient); then local: the mailbox must exist (`550 5.1.1`); remote: a rule's `accept` or an authenticated client, else `554 5.7.1` relay denied |
@@ -21,12 +21,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use postern_listener::{ConnContext, ConnectionHandler, Facts, Handler};
+use postern_listener::session::{Decision, EhloOffer, HelloVerb, Notice, Question};
+use postern_listener::{ConnContext, ConnectionFacts as Facts, ConnectionHandler, Handler};
 use postern_proto::{
     Domain, EnhancedCode, ForwardPath, Host, LocalPart, Mailbox, Reply, ReplyCode, ReversePath,
 };
-use postern_rules::{Stage, Verdict};
-use postern_session::{Decision, Event, HelloVerb, TlsVersion};
+use postern_rules::{AuthOffer, Stage, Verdict};
 
 use crate::config::Config;
 use crate::maildir::{DeliveryQueue, LocalDelivery};
@@ -118,12 +118,18 @@ fn from_rules(d: &Verdict<'_>) -> Option<Decision> {
     }
 }
 
-fn rules_version(v: TlsVersion) -> Option<postern_proto::TlsVersion> {
-    match v {
-        TlsVersion::Tls12 => Some(postern_proto::TlsVersion::Tls12),
-        TlsVersion::Tls13 => Some(postern_proto::TlsVersion::Tls13),
-        TlsVersion::Other(_) => None,
-    }
+/// What the EHLO reply offers this connection: the session's proposal with
+/// AUTH narrowed to what the rules allow at `helo` for its facts (in the
+/// rules' order). The same facts decide the AUTH itself (`on_auth`).
+fn ehlo_offer(proposal: EhloOffer, auth: AuthOffer) -> EhloOffer {
+    let allowed: Vec<postern_proto::Mechanism<'static>> = auth
+        .mechanisms()
+        .iter()
+        .filter(|m| proposal.offers_auth(m))
+        .collect();
+    let mut offer = proposal;
+    offer.auth = allowed;
+    offer
 }
 
 /// `local@domain` of a forward path, and the path the rules see;
@@ -162,10 +168,8 @@ impl MtaConn {
         if let Some(t) = f.tls {
             x = x
                 .cipher(&t.cipher)
-                .client_cert_verified(t.client_cert_verified);
-            if let Some(v) = rules_version(t.version) {
-                x = x.tls_version(v);
-            }
+                .client_cert_verified(t.client_cert_verified)
+                .tls_version(t.version);
         }
         if let Some(h) = f.hello_name {
             x = x.helo(h);
@@ -591,16 +595,16 @@ fn describe(d: &Decision) -> String {
             let _ = write!(s, " {}", r.text());
             s
         }
-        Decision::Accept => "accept".into(),
         Decision::Reject => "reject".into(),
         Decision::Tempfail => "tempfail".into(),
+        _ => "accept".into(),
     }
 }
 
 impl ConnectionHandler for MtaConn {
-    async fn event(&mut self, event: Event, f: &Facts<'_>) -> Decision {
-        match event {
-            Event::Connect => {
+    async fn question(&mut self, question: Question, f: &Facts<'_>) -> Decision {
+        match question {
+            Question::Connect => {
                 let outcome = self.config.rules().evaluate(Stage::Connect, &self.facts(f));
                 match from_rules(&outcome.verdict) {
                     Some(d) => {
@@ -610,33 +614,40 @@ impl ConnectionHandler for MtaConn {
                     None => Decision::Accept,
                 }
             }
-            Event::Hello { host, .. } => {
+            Question::Hello { host, offer, .. } => {
                 let name = host.to_string();
                 let facts = self.facts(f).helo(&name);
                 let outcome = self.config.rules().evaluate(Stage::Helo, &facts);
-                from_rules(&outcome.verdict).unwrap_or(Decision::Accept)
+                if let Some(d) = from_rules(&outcome.verdict) {
+                    return d;
+                }
+                let plan = outcome.auth.for_connection(f.is_tls());
+                Decision::Advertise(ehlo_offer(offer, plan))
             }
-            Event::Auth { credentials } => self.on_auth(credentials, f).await,
-            Event::Mail { from, params } => self.on_mail(from, params, f),
-            Event::Rcpt { to, params } => self.on_rcpt(to, params, f),
-            Event::DataStart { .. } => self.on_data_start(f),
-            Event::BodyChunk(chunk) => {
-                self.on_chunk(&chunk);
-                Decision::Accept
+            Question::Auth { credentials } => self.on_auth(credentials, f).await,
+            Question::Mail { from, params } => self.on_mail(from, params, f),
+            Question::Rcpt { to, params } => self.on_rcpt(to, params, f),
+            Question::DataStart { .. } => self.on_data_start(f),
+            Question::MessageComplete { .. } => self.on_complete(f).await,
+            other => {
+                tracing::warn!(question = ?other, "question not known to the MTA; tempfailing");
+                Decision::Tempfail
             }
-            Event::MessageComplete { .. } => self.on_complete(f).await,
-            Event::TransactionAborted { reason } => {
+        }
+    }
+
+    async fn notice(&mut self, notice: Notice, f: &Facts<'_>) {
+        match notice {
+            Notice::BodyChunk(chunk) => self.on_chunk(&chunk),
+            Notice::TransactionAborted { reason } => {
                 if self.txn.is_some() {
                     self.log(f, None, &format!("aborted: {reason:?}"));
                 }
                 // Dropping the writer deletes its temporary file.
                 self.txn = None;
-                Decision::Accept
             }
-            Event::StartTls { .. } | Event::Closed { .. } => {
-                self.txn = None;
-                Decision::Accept
-            }
+            Notice::StartTls { .. } | Notice::Closed { .. } => self.txn = None,
+            _ => {}
         }
     }
 }
