@@ -5,7 +5,6 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`spool`] | the durable queue: body + envelope per message; the contract with the outbound runner |
 //! | [`config`] | the TOML configuration, typed and validated; the rule set; `route_for` |
 //! | [`defaults`] | the embedded default configuration |
 //! | [`users`] | the users file (argon2), the mailbox directory |
@@ -14,7 +13,7 @@
 //! | [`server`] | the listener handler: rules, users, spool per session event |
 //! | [`tls`] | self-signed certificate, TLS settings, per-listener session policy |
 //! | [`cli`] | the commands: check, explain, policy test, user add |
-//! | [`outbound`], [`dsn`] | the queue runner and delivery status notifications (outbound engineer) |
+//! | [`outbound`] | the queue runner |
 //!
 //! # Example
 //!
@@ -45,18 +44,18 @@
 //!
 //! The outbound runner (`outbound.rs`, `dsn.rs`) is started by `main` as
 //! `outbound::spawn(spool.clone(), config.clone(), shutdown.clone())` with a
-//! [`Spool`](spool::Spool), an `Arc<`[`Config`](config::Config)`>` and a
+//! [`Spool`](postern_queue::Spool), an `Arc<`[`Config`](config::Config)`>` and a
 //! [`Shutdown`] receiver.
 
 pub mod cli;
 pub mod config;
 pub mod defaults;
-pub mod dsn;
+
 pub mod maildir;
 pub mod outbound;
 pub mod received;
 pub mod server;
-pub mod spool;
+
 pub mod tls;
 pub mod users;
 

@@ -14,7 +14,7 @@
 //!
 //! Delivery works in batches so that many messages share each sync:
 //! every file of the batch is written to `tmp/`, one group sync
-//! ([`crate::spool::Syncer`]) makes them durable, they are renamed into
+//! ([`postern_queue::Syncer`]) makes them durable, they are renamed into
 //! `new/`, a second sync makes the renames durable, and only then are the
 //! queue entries removed (without a directory fsync: if a crash brings a
 //! queue entry back, redelivery finds the file by its fixed name and does
@@ -33,9 +33,9 @@ use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::dsn::Diagnosis;
+use postern_queue::report::Diagnosis;
 use crate::outbound::{DsnContext, queue_failure_dsn};
-use crate::spool::{Envelope, Hold, QueueId, RcptStatus, Spool, Syncer, sync_dir, unix_now};
+use postern_queue::{Envelope, Hold, QueueId, RcptStatus, Spool, Syncer, sync_dir, unix_now};
 use crate::users::Users;
 
 /// The Maildir root.
@@ -527,7 +527,7 @@ pub async fn sweep(local: LocalDelivery, interval: Duration, mut shutdown: crate
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spool::RecipientState;
+    use postern_queue::RecipientState;
 
     #[test]
     fn deliver_once_with_lf_and_headers() {

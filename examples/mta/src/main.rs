@@ -10,7 +10,7 @@ use postern_mta::cli::{self, Cli, Command, PolicyCommand, UserCommand};
 use postern_mta::config::Config;
 use postern_mta::maildir::{LocalDelivery, Maildirs, sweep};
 use postern_mta::server::Mta;
-use postern_mta::spool::Spool;
+use postern_queue::Spool;
 use postern_mta::tls::{
     SelfSignedSource, ensure_self_signed, listener_configs, needs_self_signed, self_signed_names,
 };

@@ -72,8 +72,8 @@ use tokio::task::JoinSet;
 
 use crate::Shutdown;
 use crate::config::Config;
-use crate::dsn::{self, Action, Diagnosis, RecipientReport};
-use crate::spool::{BodyType, Envelope, Notify, QueueId, RcptStatus, RecipientState, Ret, Spool};
+use postern_queue::report::{self as dsn, Action, Diagnosis, RecipientReport};
+use postern_queue::{BodyType, Envelope, Notify, QueueId, RcptStatus, RecipientState, Ret, Spool};
 
 /// Starts the outbound queue runner for the MTA and returns its task.
 ///
@@ -327,7 +327,7 @@ struct Work {
     id: QueueId,
     /// Released as soon as the message is finished for this pass, so local
     /// delivery and other passes need not wait for the whole batch.
-    hold: Option<crate::spool::Hold>,
+    hold: Option<postern_queue::Hold>,
     env: Envelope,
     body: Bytes,
     /// Routes still delivering this message.

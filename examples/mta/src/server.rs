@@ -29,7 +29,7 @@ use postern_session::{Decision, Event, HelloVerb, TlsVersion};
 use crate::config::Config;
 use crate::maildir::{DeliveryQueue, LocalDelivery};
 use crate::received::{TraceInfo, received_header};
-use crate::spool::{
+use postern_queue::{
     BodyType, Envelope, MessageParams, MessageWriter, Notify, QueueId, RecipientState, Ret, Spool,
 };
 use crate::users::Users;

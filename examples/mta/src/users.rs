@@ -245,7 +245,7 @@ pub fn add_user(path: &Path, name: &str, password: &[u8]) -> io::Result<bool> {
         f.sync_all()?;
     }
     fs::rename(&tmp, path)?;
-    crate::spool::sync_dir(dir)?;
+    postern_queue::sync_dir(dir)?;
     Ok(existed)
 }
 

@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use postern_mta::dsn::parse_report;
+use postern_queue::report::parse_report;
 use postern_mta::outbound::{Clock, OutboundSettings, PassReport, RetryPolicy, Runner};
-use postern_mta::spool::{Envelope, Notify, QueueId, RcptStatus, RecipientState, Ret, Spool};
+use postern_queue::{Envelope, Notify, QueueId, RcptStatus, RecipientState, Ret, Spool};
 use postern_relay::{StaticResolver, Timeouts};
 use postern_rules::RuleSet;
 use postern_testkit::{ChildGuard, dev_pki, free_port, python_with, wait_for_port, write_pki};
@@ -240,7 +240,7 @@ fn status_of(spool: &Spool, id: &QueueId, i: usize) -> RcptStatus {
 
 /// A manual clock starting at the real time.
 fn manual_clock() -> (Clock, Arc<AtomicU64>) {
-    let now = Arc::new(AtomicU64::new(postern_mta::spool::unix_now()));
+    let now = Arc::new(AtomicU64::new(postern_queue::unix_now()));
     let c = now.clone();
     (Arc::new(move || c.load(Ordering::SeqCst)), now)
 }

@@ -1,0 +1,24 @@
+//! `postern-queue`: a durable mail queue and what works on it.
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`Spool`] | the local store: one body file and one sealed envelope file per message, group-committed syncs, holds |
+//! | [`Envelope`] | the envelope kept with each message: sender, parameters, recipients and their state |
+//! | [`RetryPolicy`] | backoff and expiry |
+//! | [`report`] | RFC 3464 delivery status notifications and the per-recipient [`Diagnosis`](report::Diagnosis) |
+
+mod envelope;
+mod id;
+pub mod report;
+mod retry;
+mod seal;
+mod spool;
+mod sync;
+
+pub use envelope::{
+    BodyType, Envelope, MessageParams, Notify, RcptStatus, RecipientState, Ret, unix_now,
+};
+pub use id::{BadQueueId, QueueId};
+pub use retry::RetryPolicy;
+pub use spool::{Hold, MessageWriter, Spool};
+pub use sync::{Syncer, sync_dir};
