@@ -5,16 +5,23 @@
 //! | [`Spool`] | the local store: one body file and one sealed envelope file per message, group-committed syncs, holds |
 //! | [`Envelope`] | the envelope kept with each message: sender, parameters, recipients and their state |
 //! | [`RetryPolicy`] | backoff and expiry |
+//! | [`runner`] | the delivery runner, generic over a [`Router`](runner::Router) and a [`BounceSink`] |
+//! | [`BounceSink`], [`SpoolBounces`] | where delivery status reports go |
+//! | [`maildir`] | local delivery into Maildir, the local half of the queue |
 //! | [`report`] | RFC 3464 delivery status notifications and the per-recipient [`Diagnosis`](report::Diagnosis) |
 
+mod bounce;
 mod envelope;
 mod id;
+pub mod maildir;
 pub mod report;
 mod retry;
+pub mod runner;
 mod seal;
 mod spool;
 mod sync;
 
+pub use bounce::{BounceRequest, BounceSink, SpoolBounces, wants_report};
 pub use envelope::{
     BodyType, Envelope, MessageParams, Notify, RcptStatus, RecipientState, Ret, unix_now,
 };

@@ -593,8 +593,6 @@ pub fn rfc5322_date(unix: u64) -> String {
     )
 }
 
-
-
 /// Howard Hinnant's days-to-civil algorithm: (year, month 1-12, day 1-31).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;

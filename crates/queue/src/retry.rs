@@ -84,5 +84,4 @@ mod tests {
         };
         assert_eq!(odd.delay(10), Duration::from_secs(60));
     }
-
 }

@@ -70,7 +70,6 @@ pub(crate) fn verify_sealed(env: &Path, body: &Path) -> io::Result<Result<(), St
     Ok(Ok(()))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,7 +79,10 @@ mod tests {
         // The seal format fixes CRC-32/ISO-HDLC (zlib's): old queues must verify.
         assert_eq!(crc32fast::hash(b"123456789"), 0xcbf4_3926);
         let text = sealed("a = 1\n".to_owned(), Some((3, 0xabc)));
-        let want = format!("a = 1\n{SEAL}env=6:{:08x} body=3:00000abc\n", crc32fast::hash(b"a = 1\n"));
+        let want = format!(
+            "a = 1\n{SEAL}env=6:{:08x} body=3:00000abc\n",
+            crc32fast::hash(b"a = 1\n")
+        );
         assert_eq!(text, want);
     }
 }

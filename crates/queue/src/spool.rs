@@ -455,7 +455,10 @@ impl MessageWriter {
             .ok_or_else(|| io::Error::other("message writer already failed"))?;
         file.flush()?;
         let body_file = file.into_inner().map_err(|e| e.into_error())?;
-        let text = sealed(envelope.to_toml()?, Some((self.written, self.crc.clone().finalize())));
+        let text = sealed(
+            envelope.to_toml()?,
+            Some((self.written, self.crc.clone().finalize())),
+        );
         let mut env_file = OpenOptions::new()
             .write(true)
             .create_new(true)

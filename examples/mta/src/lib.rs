@@ -8,12 +8,11 @@
 //! | [`config`] | the TOML configuration, typed and validated; the rule set; `route_for` |
 //! | [`defaults`] | the embedded default configuration |
 //! | [`users`] | the users file (argon2), the mailbox directory |
-//! | [`maildir`] | local delivery into Maildir; the local sweep |
 //! | [`received`] | the Received header and RFC 5322 dates |
 //! | [`server`] | the listener handler: rules, users, spool per session event |
 //! | [`tls`] | self-signed certificate, TLS settings, per-listener session policy |
 //! | [`cli`] | the commands: check, explain, policy test, user add |
-//! | [`outbound`] | the queue runner |
+//! | [`outbound`] | the router that asks the rules, and the runner's start |
 //!
 //! # Example
 //!
@@ -51,7 +50,6 @@ pub mod cli;
 pub mod config;
 pub mod defaults;
 
-pub mod maildir;
 pub mod outbound;
 pub mod received;
 pub mod server;

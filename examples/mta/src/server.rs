@@ -27,12 +27,12 @@ use postern_rules::{AuthPolicy, Decision as RuleDecision, Stage};
 use postern_session::{Decision, Event, HelloVerb, TlsVersion};
 
 use crate::config::Config;
-use crate::maildir::{DeliveryQueue, LocalDelivery};
 use crate::received::{TraceInfo, received_header};
+use crate::users::Users;
+use postern_queue::maildir::{DeliveryQueue, LocalDelivery};
 use postern_queue::{
     BodyType, Envelope, MessageParams, MessageWriter, Notify, QueueId, RecipientState, Ret, Spool,
 };
-use crate::users::Users;
 
 /// The MTA's listener handler, shared by every connection.
 #[derive(Debug)]

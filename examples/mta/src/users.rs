@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use argon2::Argon2;
@@ -247,6 +247,22 @@ pub fn add_user(path: &Path, name: &str, password: &[u8]) -> io::Result<bool> {
     fs::rename(&tmp, path)?;
     postern_queue::sync_dir(dir)?;
     Ok(existed)
+}
+
+/// The mailbox directory local delivery asks: the configuration's local
+/// domains and mailboxes, and the users file.
+#[derive(Debug, Clone)]
+pub struct Mailboxes {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// The users.
+    pub users: Arc<Users>,
+}
+
+impl postern_queue::maildir::MailboxDirectory for Mailboxes {
+    fn has_mailbox(&self, local: &str, domain: &str) -> bool {
+        self.users.has_mailbox(&self.config, local, domain)
+    }
 }
 
 #[cfg(test)]
