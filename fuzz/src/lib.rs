@@ -19,10 +19,7 @@ use postern_proto::{
 /// and parse back to itself, every error must map to a permanent reply, and
 /// feeding the same bytes one at a time must give the same results.
 pub fn command(data: &[u8]) {
-    let limits = LineLimits {
-        command: 512,
-        auth: 2048,
-    };
+    let limits = LineLimits::new(512, 2048);
     let whole = parse_all(data, limits);
     for result in &whole {
         match result {
@@ -70,7 +67,7 @@ pub fn command(data: &[u8]) {
 fn parse_all(
     data: &[u8],
     limits: LineLimits,
-) -> Vec<Result<Command<'static>, postern_proto::Error>> {
+) -> Vec<Result<Command<'static>, postern_proto::SyntaxError>> {
     let mut parser = CommandParser::new(limits);
     let mut rest = data;
     let mut out = Vec::new();
@@ -93,10 +90,7 @@ fn parse_all(
 /// a reply that parses to the same value, and, when it is a 250, the EHLO
 /// capability set survives encode and parse.
 pub fn reply(data: &[u8]) {
-    let limits = ReplyLimits {
-        max_line: 512,
-        max_lines: 64,
-    };
+    let limits = ReplyLimits::new(512, 64);
     let Ok(ReplyParse::Complete(reply, used)) = parse_reply(data, &limits) else {
         return;
     };
@@ -128,14 +122,14 @@ pub fn data(data: &[u8]) {
     let Some((&control, body)) = data.split_first() else {
         return;
     };
-    let config = DataConfig {
-        max_size: (control & 0x40 != 0).then_some(u64::from(control & 0x3f) * 7),
-        bare_line_endings: if control & 0x80 != 0 {
+    let config = DataConfig::new(
+        (control & 0x40 != 0).then_some(u64::from(control & 0x3f) * 7),
+        if control & 0x80 != 0 {
             BareLineEndings::Normalize
         } else {
             BareLineEndings::Keep
         },
-    };
+    );
     let step = usize::from(control & 0x0f) + 1;
     let one = decode(config, body, body.len().max(1));
     let split = decode(config, body, step);

@@ -29,7 +29,7 @@ use std::fmt;
 use base64::Engine as _;
 
 use crate::address::{ForwardPath, Host, ReversePath, forward_path, host, reverse_path};
-use crate::error::Error;
+use crate::error::SyntaxError;
 use crate::grammar::{TEXT, all_in, line_str};
 use crate::line::{Frame, LineFramer, LineLimits};
 use crate::params::{MailParams, RcptParams, parse_mail_params, parse_rcpt_params};
@@ -119,14 +119,16 @@ pub enum Mechanism<'a> {
 
 impl<'a> Mechanism<'a> {
     /// Parses a mechanism name, case-insensitively.
-    pub fn parse(name: &'a str) -> Result<Self, Error> {
+    pub fn parse(name: &'a str) -> Result<Self, SyntaxError> {
         if name.is_empty()
             || name.len() > 20
             || !name
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
-            return Err(Error::InvalidArgument("malformed SASL mechanism name"));
+            return Err(SyntaxError::InvalidArgument(
+                "malformed SASL mechanism name",
+            ));
         }
         const KNOWN: [(&str, Mechanism<'static>); 7] = [
             ("PLAIN", Mechanism::Plain),
@@ -196,8 +198,8 @@ pub enum InitialResponse<'a> {
 }
 
 impl InitialResponse<'_> {
-    /// Decodes the response; [`Error::InvalidBase64`] when it is not base64.
-    pub fn decode(&self) -> Result<Vec<u8>, Error> {
+    /// Decodes the response; [`SyntaxError::InvalidBase64`] when it is not base64.
+    pub fn decode(&self) -> Result<Vec<u8>, SyntaxError> {
         match self {
             InitialResponse::Empty => Ok(Vec::new()),
             InitialResponse::Base64(b) => decode_base64(b),
@@ -223,18 +225,18 @@ pub enum AuthResponse {
 }
 
 /// Parses an AUTH continuation line (without CRLF).
-pub fn parse_auth_response(line: &[u8]) -> Result<AuthResponse, Error> {
+pub fn parse_auth_response(line: &[u8]) -> Result<AuthResponse, SyntaxError> {
     if line == b"*" {
         return Ok(AuthResponse::Cancel);
     }
-    let text = std::str::from_utf8(line).map_err(|_| Error::InvalidBase64)?;
+    let text = std::str::from_utf8(line).map_err(|_| SyntaxError::InvalidBase64)?;
     decode_base64(text).map(AuthResponse::Data)
 }
 
-fn decode_base64(text: &str) -> Result<Vec<u8>, Error> {
+fn decode_base64(text: &str) -> Result<Vec<u8>, SyntaxError> {
     base64::engine::general_purpose::STANDARD
         .decode(text)
-        .map_err(|_| Error::InvalidBase64)
+        .map_err(|_| SyntaxError::InvalidBase64)
 }
 
 /// Encodes `data` as an AUTH response line or initial response.
@@ -248,15 +250,15 @@ impl<'a> Command<'a> {
     /// The line must already be framed (see [`CommandParser`] for framing and
     /// limits); a CR or LF inside it is an error.
     #[inline]
-    pub fn parse(line: &'a [u8]) -> Result<Self, Error> {
-        let line = line_str(line).map_err(|_| Error::InvalidUtf8)?;
+    pub fn parse(line: &'a [u8]) -> Result<Self, SyntaxError> {
+        let line = line_str(line).map_err(|_| SyntaxError::InvalidUtf8)?;
         // No grammar rule admits a control character, so they only need
         // looking for once a line has failed, to name the failure precisely.
         parse_verb(line).map_err(|e| {
             if line.bytes().any(|b| b == b'\r' || b == b'\n') {
-                Error::BareCr
+                SyntaxError::BareCr
             } else if line.bytes().any(|b| b < 0x20 || b == 0x7f) {
-                Error::ControlCharacter
+                SyntaxError::ControlCharacter
             } else {
                 e
             }
@@ -422,10 +424,10 @@ const fn kw(s: &[u8; 4]) -> u32 {
 }
 
 #[inline]
-fn parse_verb(line: &str) -> Result<Command<'_>, Error> {
+fn parse_verb(line: &str) -> Result<Command<'_>, SyntaxError> {
     let b = line.as_bytes();
     if b.len() < 4 {
-        return Err(Error::UnknownCommand);
+        return Err(SyntaxError::UnknownCommand);
     }
     // What follows the verb: nothing, or SP and the arguments.
     let args = match b.get(4) {
@@ -435,11 +437,11 @@ fn parse_verb(line: &str) -> Result<Command<'_>, Error> {
             if keyword(b) == kw(b"star") && b.len() >= 8 && keyword(&b[4..8]) == kw(b"ttls") {
                 return match b.get(8) {
                     None => Ok(Command::StartTls),
-                    Some(b' ') => Err(Error::InvalidArgument("STARTTLS takes no arguments")),
-                    Some(_) => Err(Error::UnknownCommand),
+                    Some(b' ') => Err(SyntaxError::InvalidArgument("STARTTLS takes no arguments")),
+                    Some(_) => Err(SyntaxError::UnknownCommand),
                 };
             }
-            return Err(Error::UnknownCommand);
+            return Err(SyntaxError::UnknownCommand);
         }
     };
     const EHLO: u32 = kw(b"ehlo");
@@ -471,7 +473,7 @@ fn parse_verb(line: &str) -> Result<Command<'_>, Error> {
         EXPN => required_text(args, "EXPN needs an argument").map(Command::Expn),
         HELP => optional_text(args).map(Command::Help),
         AUTH => parse_auth(args),
-        _ => Err(Error::UnknownCommand),
+        _ => Err(SyntaxError::UnknownCommand),
     }
 }
 
@@ -480,41 +482,46 @@ fn no_args(
     args: Option<&str>,
     command: fn() -> Command<'static>,
     why: &'static str,
-) -> Result<Command<'static>, Error> {
+) -> Result<Command<'static>, SyntaxError> {
     match args {
         None => Ok(command()),
-        Some(_) => Err(Error::InvalidArgument(why)),
+        Some(_) => Err(SyntaxError::InvalidArgument(why)),
     }
 }
 
-fn optional_text(args: Option<&str>) -> Result<Option<Cow<'_, str>>, Error> {
+fn optional_text(args: Option<&str>) -> Result<Option<Cow<'_, str>>, SyntaxError> {
     match args {
         None => Ok(None),
         Some(t) => required_text(Some(t), "empty argument").map(Some),
     }
 }
 
-fn required_text<'a>(args: Option<&'a str>, why: &'static str) -> Result<Cow<'a, str>, Error> {
+fn required_text<'a>(
+    args: Option<&'a str>,
+    why: &'static str,
+) -> Result<Cow<'a, str>, SyntaxError> {
     match args {
         Some(t) if !t.is_empty() && all_in(t, &TEXT) => Ok(Cow::Borrowed(t)),
-        Some(t) if !t.is_empty() => Err(Error::InvalidArgument("invalid character in argument")),
-        _ => Err(Error::InvalidArgument(why)),
+        Some(t) if !t.is_empty() => Err(SyntaxError::InvalidArgument(
+            "invalid character in argument",
+        )),
+        _ => Err(SyntaxError::InvalidArgument(why)),
     }
 }
 
-fn parse_hello(args: Option<&str>) -> Result<Host<'_>, Error> {
+fn parse_hello(args: Option<&str>) -> Result<Host<'_>, SyntaxError> {
     let Some(args) = args.filter(|a| !a.is_empty()) else {
-        return Err(Error::InvalidArgument(
+        return Err(SyntaxError::InvalidArgument(
             "a domain or address literal is required",
         ));
     };
     match host(args) {
         Ok(("", h)) => Ok(h),
-        Ok(_) => Err(Error::InvalidArgument(
+        Ok(_) => Err(SyntaxError::InvalidArgument(
             "expected a single domain or address literal",
         )),
-        Err(nom::Err::Error(w) | nom::Err::Failure(w)) => Err(Error::InvalidArgument(w.0)),
-        Err(nom::Err::Incomplete(_)) => Err(Error::InvalidArgument("incomplete domain")),
+        Err(nom::Err::Error(w) | nom::Err::Failure(w)) => Err(SyntaxError::InvalidArgument(w.0)),
+        Err(nom::Err::Incomplete(_)) => Err(SyntaxError::InvalidArgument("incomplete domain")),
     }
 }
 
@@ -531,48 +538,52 @@ fn strip_keyword<'a>(args: Option<&'a str>, prefix: &str) -> Option<&'a str> {
 }
 
 #[inline]
-fn parse_mail(args: Option<&str>) -> Result<Command<'_>, Error> {
-    let rest = strip_keyword(args, "FROM:").ok_or(Error::Syntax("expected MAIL FROM:<address>"))?;
+fn parse_mail(args: Option<&str>) -> Result<Command<'_>, SyntaxError> {
+    let rest =
+        strip_keyword(args, "FROM:").ok_or(SyntaxError::Syntax("expected MAIL FROM:<address>"))?;
     let (rest, from) = reverse_path(rest).map_err(|e| match e {
-        nom::Err::Error(w) | nom::Err::Failure(w) => Error::InvalidSender(w.0),
-        nom::Err::Incomplete(_) => Error::InvalidSender("incomplete"),
+        nom::Err::Error(w) | nom::Err::Failure(w) => SyntaxError::InvalidSender(w.0),
+        nom::Err::Incomplete(_) => SyntaxError::InvalidSender("incomplete"),
     })?;
     let params = parse_mail_params(rest)?;
     if from.is_utf8() && !params.smtputf8 {
-        return Err(Error::Utf8WithoutSmtputf8);
+        return Err(SyntaxError::Utf8WithoutSmtputf8);
     }
     Ok(Command::Mail { from, params })
 }
 
 #[inline]
-fn parse_rcpt(args: Option<&str>) -> Result<Command<'_>, Error> {
-    let rest = strip_keyword(args, "TO:").ok_or(Error::Syntax("expected RCPT TO:<address>"))?;
+fn parse_rcpt(args: Option<&str>) -> Result<Command<'_>, SyntaxError> {
+    let rest =
+        strip_keyword(args, "TO:").ok_or(SyntaxError::Syntax("expected RCPT TO:<address>"))?;
     let (rest, to) = forward_path(rest).map_err(|e| match e {
-        nom::Err::Error(w) | nom::Err::Failure(w) => Error::InvalidRecipient(w.0),
-        nom::Err::Incomplete(_) => Error::InvalidRecipient("incomplete"),
+        nom::Err::Error(w) | nom::Err::Failure(w) => SyntaxError::InvalidRecipient(w.0),
+        nom::Err::Incomplete(_) => SyntaxError::InvalidRecipient("incomplete"),
     })?;
     let params = parse_rcpt_params(rest)?;
     Ok(Command::Rcpt { to, params })
 }
 
-fn parse_bdat(args: Option<&str>) -> Result<Command<'_>, Error> {
-    let args = args.ok_or(Error::InvalidArgument("BDAT needs a chunk size"))?;
+fn parse_bdat(args: Option<&str>) -> Result<Command<'_>, SyntaxError> {
+    let args = args.ok_or(SyntaxError::InvalidArgument("BDAT needs a chunk size"))?;
     let (size, last) = match args.split_once(' ') {
         None => (args, false),
         Some((size, marker)) if marker.eq_ignore_ascii_case("LAST") => (size, true),
-        Some(_) => return Err(Error::InvalidArgument("expected BDAT size [LAST]")),
+        Some(_) => return Err(SyntaxError::InvalidArgument("expected BDAT size [LAST]")),
     };
     if size.is_empty() || size.len() > 20 || !size.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Error::InvalidArgument("BDAT chunk size is not a number"));
+        return Err(SyntaxError::InvalidArgument(
+            "BDAT chunk size is not a number",
+        ));
     }
     let size = size
         .parse()
-        .map_err(|_| Error::InvalidArgument("BDAT chunk size too large"))?;
+        .map_err(|_| SyntaxError::InvalidArgument("BDAT chunk size too large"))?;
     Ok(Command::Bdat { size, last })
 }
 
-fn parse_auth(args: Option<&str>) -> Result<Command<'_>, Error> {
-    let args = args.ok_or(Error::InvalidArgument("AUTH needs a mechanism"))?;
+fn parse_auth(args: Option<&str>) -> Result<Command<'_>, SyntaxError> {
+    let args = args.ok_or(SyntaxError::InvalidArgument("AUTH needs a mechanism"))?;
     let (mech, ir) = match args.split_once(' ') {
         None => (args, None),
         Some((m, ir)) => (m, Some(ir)),
@@ -585,7 +596,7 @@ fn parse_auth(args: Option<&str>) -> Result<Command<'_>, Error> {
             let alphabet = |b: u8| b.is_ascii_alphanumeric() || b == b'+' || b == b'/';
             let body = b64.trim_end_matches('=');
             if b64.is_empty() || b64.len() - body.len() > 2 || !body.bytes().all(alphabet) {
-                return Err(Error::InvalidBase64);
+                return Err(SyntaxError::InvalidBase64);
             }
             Some(InitialResponse::Base64(Cow::Borrowed(b64)))
         }
@@ -606,11 +617,11 @@ pub enum Parsed<'a> {
         /// Bytes used, CRLF included.
         consumed: usize,
     },
-    /// A line the grammar refused: reply with [`Error::reply`], drop
+    /// A line the grammar refused: reply with [`SyntaxError::reply`], drop
     /// `consumed` bytes and go on.
     Error {
         /// Why the line was refused.
-        error: Error,
+        error: SyntaxError,
         /// Bytes used.
         consumed: usize,
     },
@@ -732,7 +743,7 @@ pub enum AuthParsed {
     /// A complete line, decoded or refused; drop `consumed` bytes.
     Response {
         /// The decoded response or why it was refused.
-        response: Result<AuthResponse, Error>,
+        response: Result<AuthResponse, SyntaxError>,
         /// Bytes used.
         consumed: usize,
     },
@@ -752,7 +763,7 @@ mod tests {
     use super::*;
     use crate::address::{Domain, Mailbox};
 
-    fn parse(s: &str) -> Result<Command<'_>, Error> {
+    fn parse(s: &str) -> Result<Command<'_>, SyntaxError> {
         Command::parse(s.as_bytes())
     }
 
@@ -812,70 +823,85 @@ mod tests {
     fn utf8_sender_requires_smtputf8() {
         assert_eq!(
             parse("MAIL FROM:<jörg@example.org>"),
-            Err(Error::Utf8WithoutSmtputf8)
+            Err(SyntaxError::Utf8WithoutSmtputf8)
         );
         assert!(parse("MAIL FROM:<jörg@exämple.org> SMTPUTF8").is_ok());
         assert_eq!(
             Command::parse(b"MAIL FROM:<j\xffrg@example.org>"),
-            Err(Error::InvalidUtf8)
+            Err(SyntaxError::InvalidUtf8)
         );
     }
 
     #[test]
     fn grammar_errors_are_specific() {
-        let cases: &[(&str, Error)] = &[
-            ("", Error::UnknownCommand),
-            ("FOO", Error::UnknownCommand),
-            ("MAILX FROM:<a@b.c>", Error::UnknownCommand),
+        let cases: &[(&str, SyntaxError)] = &[
+            ("", SyntaxError::UnknownCommand),
+            ("FOO", SyntaxError::UnknownCommand),
+            ("MAILX FROM:<a@b.c>", SyntaxError::UnknownCommand),
             (
                 "STARTTLS now",
-                Error::InvalidArgument("STARTTLS takes no arguments"),
+                SyntaxError::InvalidArgument("STARTTLS takes no arguments"),
             ),
-            ("STARTTLSX", Error::UnknownCommand),
-            ("DATA x", Error::InvalidArgument("DATA takes no arguments")),
+            ("STARTTLSX", SyntaxError::UnknownCommand),
+            (
+                "DATA x",
+                SyntaxError::InvalidArgument("DATA takes no arguments"),
+            ),
             (
                 "QUIT now",
-                Error::InvalidArgument("QUIT takes no arguments"),
+                SyntaxError::InvalidArgument("QUIT takes no arguments"),
             ),
             (
                 "EHLO",
-                Error::InvalidArgument("a domain or address literal is required"),
+                SyntaxError::InvalidArgument("a domain or address literal is required"),
             ),
             (
                 "EHLO a b",
-                Error::InvalidArgument("expected a single domain or address literal"),
+                SyntaxError::InvalidArgument("expected a single domain or address literal"),
             ),
             (
                 "MAIL TO:<a@b.c>",
-                Error::Syntax("expected MAIL FROM:<address>"),
+                SyntaxError::Syntax("expected MAIL FROM:<address>"),
             ),
-            ("MAIL FROM:a@b.c", Error::InvalidSender("expected '<'")),
+            (
+                "MAIL FROM:a@b.c",
+                SyntaxError::InvalidSender("expected '<'"),
+            ),
             (
                 "RCPT TO:<>",
-                Error::InvalidRecipient("the null path is not a valid recipient"),
+                SyntaxError::InvalidRecipient("the null path is not a valid recipient"),
             ),
             (
                 "RCPT TO:<a@b.c",
-                Error::InvalidRecipient("expected '>' after the address"),
+                SyntaxError::InvalidRecipient("expected '>' after the address"),
             ),
-            ("BDAT", Error::InvalidArgument("BDAT needs a chunk size")),
+            (
+                "BDAT",
+                SyntaxError::InvalidArgument("BDAT needs a chunk size"),
+            ),
             (
                 "BDAT x",
-                Error::InvalidArgument("BDAT chunk size is not a number"),
+                SyntaxError::InvalidArgument("BDAT chunk size is not a number"),
             ),
             (
                 "BDAT 1 FIRST",
-                Error::InvalidArgument("expected BDAT size [LAST]"),
+                SyntaxError::InvalidArgument("expected BDAT size [LAST]"),
             ),
-            ("VRFY", Error::InvalidArgument("VRFY needs an argument")),
-            ("AUTH", Error::InvalidArgument("AUTH needs a mechanism")),
+            (
+                "VRFY",
+                SyntaxError::InvalidArgument("VRFY needs an argument"),
+            ),
+            (
+                "AUTH",
+                SyntaxError::InvalidArgument("AUTH needs a mechanism"),
+            ),
             (
                 "AUTH PL@IN",
-                Error::InvalidArgument("malformed SASL mechanism name"),
+                SyntaxError::InvalidArgument("malformed SASL mechanism name"),
             ),
-            ("AUTH PLAIN a*b", Error::InvalidBase64),
-            ("NOOP \u{1}", Error::ControlCharacter),
-            ("NOOP a\rb", Error::BareCr),
+            ("AUTH PLAIN a*b", SyntaxError::InvalidBase64),
+            ("NOOP \u{1}", SyntaxError::ControlCharacter),
+            ("NOOP a\rb", SyntaxError::BareCr),
         ];
         for (line, want) in cases {
             assert_eq!(parse(line).as_ref(), Err(want), "{line:?}");
@@ -899,7 +925,7 @@ mod tests {
             parse_auth_response(b"dXNlcg=="),
             Ok(AuthResponse::Data(b"user".to_vec()))
         );
-        assert_eq!(parse_auth_response(b"!!"), Err(Error::InvalidBase64));
+        assert_eq!(parse_auth_response(b"!!"), Err(SyntaxError::InvalidBase64));
         assert_eq!(
             Mechanism::parse("scram-sha-256"),
             Ok(Mechanism::ScramSha256)
@@ -937,7 +963,7 @@ mod tests {
         assert!(matches!(
             p.parse(noop.as_bytes()),
             Parsed::Error {
-                error: Error::LineTooLong { limit: 32 },
+                error: SyntaxError::LineTooLong { limit: 32 },
                 consumed: 87
             }
         ));

@@ -83,6 +83,7 @@ pub enum BareLineEndings {
 
 /// Settings of a [`DataDecoder`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+#[non_exhaustive]
 pub struct DataConfig {
     /// Largest body, in decoded octets, the caller accepts (`None`: no limit).
     ///
@@ -92,6 +93,16 @@ pub struct DataConfig {
     pub max_size: Option<u64>,
     /// What to do with bare LF / bare CR octets.
     pub bare_line_endings: BareLineEndings,
+}
+
+impl DataConfig {
+    /// A size limit (`None`: none) and a bare-line-ending treatment.
+    pub const fn new(max_size: Option<u64>, bare_line_endings: BareLineEndings) -> Self {
+        Self {
+            max_size,
+            bare_line_endings,
+        }
+    }
 }
 
 /// Facts about a decoded body, reported with [`DataStep::End`] (and available while

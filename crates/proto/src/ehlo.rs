@@ -65,6 +65,7 @@ pub struct EhloResponse<'a> {
 
 /// Why an EHLO reply could not be read as one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum EhloError {
     /// The reply is not a 250.
     #[error("EHLO was refused with {0}")]

@@ -6,10 +6,11 @@ use crate::reply::{EnhancedCode, Reply, ReplyCode};
 
 /// Why a command line was refused by the grammar.
 ///
-/// Every variant maps to one precise reply through [`Error::reply`], so a
+/// Every variant maps to one precise reply through [`SyntaxError::reply`], so a
 /// server never has to invent a reply for a grammar failure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Error {
+#[non_exhaustive]
+pub enum SyntaxError {
     /// The line is longer than the configured limit (RFC 5321 §4.5.3.1.4).
     /// The rest of the line is discarded without being buffered.
     #[error("line longer than {limit} octets")]
@@ -75,7 +76,7 @@ const LINE_LENGTH: EnhancedCode = EnhancedCode::of(5, 5, 6);
 const ARGS: EnhancedCode = EnhancedCode::of(5, 5, 4);
 const INVALID_COMMAND: EnhancedCode = EnhancedCode::of(5, 5, 1);
 
-impl Error {
+impl SyntaxError {
     /// The reply a server sends for this error.
     ///
     /// | error | reply |
@@ -91,75 +92,75 @@ impl Error {
     /// | invalid base64 in AUTH | `501 5.5.2` |
     pub fn reply(&self) -> Reply<'static> {
         let (code, enhanced, text): (ReplyCode, EnhancedCode, Cow<'static, str>) = match self {
-            Error::LineTooLong { .. } => {
+            SyntaxError::LineTooLong { .. } => {
                 (ReplyCode::SYNTAX_ERROR, LINE_LENGTH, "Line too long".into())
             }
-            Error::BareLf | Error::BareCr => (
+            SyntaxError::BareLf | SyntaxError::BareCr => (
                 ReplyCode::SYNTAX_ERROR,
                 SYNTAX,
                 "Bare CR or LF not allowed; lines end with CRLF".into(),
             ),
-            Error::InvalidUtf8 => (
+            SyntaxError::InvalidUtf8 => (
                 ReplyCode::SYNTAX_ERROR,
                 SYNTAX,
                 "Invalid UTF-8 in command".into(),
             ),
-            Error::ControlCharacter => (
+            SyntaxError::ControlCharacter => (
                 ReplyCode::SYNTAX_ERROR,
                 SYNTAX,
                 "Control character in command".into(),
             ),
-            Error::UnknownCommand => (
+            SyntaxError::UnknownCommand => (
                 ReplyCode::SYNTAX_ERROR,
                 INVALID_COMMAND,
                 "Command unrecognized".into(),
             ),
-            Error::Syntax(what) => (
+            SyntaxError::Syntax(what) => (
                 ReplyCode::SYNTAX_ERROR,
                 SYNTAX,
                 format!("Syntax error: {what}").into(),
             ),
-            Error::InvalidArgument(what) => (
+            SyntaxError::InvalidArgument(what) => (
                 ReplyCode::PARAM_SYNTAX_ERROR,
                 ARGS,
                 format!("Invalid argument: {what}").into(),
             ),
-            Error::InvalidSender(what) => (
+            SyntaxError::InvalidSender(what) => (
                 ReplyCode::PARAM_SYNTAX_ERROR,
                 EnhancedCode::of(5, 1, 7),
                 format!("Bad sender address syntax: {what}").into(),
             ),
-            Error::InvalidRecipient(what) => (
+            SyntaxError::InvalidRecipient(what) => (
                 ReplyCode::PARAM_SYNTAX_ERROR,
                 EnhancedCode::of(5, 1, 3),
                 format!("Bad recipient address syntax: {what}").into(),
             ),
-            Error::Utf8WithoutSmtputf8 => (
+            SyntaxError::Utf8WithoutSmtputf8 => (
                 ReplyCode::MAILBOX_NAME_NOT_ALLOWED,
                 EnhancedCode::of(5, 6, 7),
                 "Non-ASCII address requires SMTPUTF8".into(),
             ),
-            Error::DuplicateParameter(name) => (
+            SyntaxError::DuplicateParameter(name) => (
                 ReplyCode::PARAM_SYNTAX_ERROR,
                 ARGS,
                 format!("Duplicate parameter {name}").into(),
             ),
-            Error::InvalidParameter { name, reason } => (
+            SyntaxError::InvalidParameter { name, reason } => (
                 ReplyCode::PARAM_SYNTAX_ERROR,
                 ARGS,
                 format!("Invalid {name} parameter: {reason}").into(),
             ),
-            Error::UnrecognisedParameter(name) => (
+            SyntaxError::UnrecognisedParameter(name) => (
                 ReplyCode::PARAMS_NOT_RECOGNIZED,
                 ARGS,
                 format!("Unsupported parameter {name}").into(),
             ),
-            Error::UnsupportedMechanism => (
+            SyntaxError::UnsupportedMechanism => (
                 ReplyCode::PARAM_NOT_IMPLEMENTED,
                 ARGS,
                 "Unrecognized authentication mechanism".into(),
             ),
-            Error::InvalidBase64 => (
+            SyntaxError::InvalidBase64 => (
                 ReplyCode::PARAM_SYNTAX_ERROR,
                 SYNTAX,
                 "Invalid base64 data".into(),
@@ -189,41 +190,47 @@ mod tests {
 
     #[test]
     fn every_error_maps_to_its_reply() {
-        let cases: Vec<(Error, &str)> = vec![
+        let cases: Vec<(SyntaxError, &str)> = vec![
             (
-                Error::LineTooLong { limit: 512 },
+                SyntaxError::LineTooLong { limit: 512 },
                 "500 5.5.6 Line too long\r\n",
             ),
             (
-                Error::BareLf,
+                SyntaxError::BareLf,
                 "500 5.5.2 Bare CR or LF not allowed; lines end with CRLF\r\n",
             ),
-            (Error::UnknownCommand, "500 5.5.1 Command unrecognized\r\n"),
             (
-                Error::InvalidArgument("x"),
+                SyntaxError::UnknownCommand,
+                "500 5.5.1 Command unrecognized\r\n",
+            ),
+            (
+                SyntaxError::InvalidArgument("x"),
                 "501 5.5.4 Invalid argument: x\r\n",
             ),
             (
-                Error::InvalidSender("x"),
+                SyntaxError::InvalidSender("x"),
                 "501 5.1.7 Bad sender address syntax: x\r\n",
             ),
             (
-                Error::InvalidRecipient("x"),
+                SyntaxError::InvalidRecipient("x"),
                 "501 5.1.3 Bad recipient address syntax: x\r\n",
             ),
             (
-                Error::Utf8WithoutSmtputf8,
+                SyntaxError::Utf8WithoutSmtputf8,
                 "553 5.6.7 Non-ASCII address requires SMTPUTF8\r\n",
             ),
             (
-                Error::UnrecognisedParameter("FOO".into()),
+                SyntaxError::UnrecognisedParameter("FOO".into()),
                 "555 5.5.4 Unsupported parameter FOO\r\n",
             ),
             (
-                Error::UnsupportedMechanism,
+                SyntaxError::UnsupportedMechanism,
                 "504 5.5.4 Unrecognized authentication mechanism\r\n",
             ),
-            (Error::InvalidBase64, "501 5.5.2 Invalid base64 data\r\n"),
+            (
+                SyntaxError::InvalidBase64,
+                "501 5.5.2 Invalid base64 data\r\n",
+            ),
         ];
         for (error, wire) in cases {
             assert_eq!(
@@ -236,7 +243,7 @@ mod tests {
 
     #[test]
     fn peer_text_is_sanitized() {
-        let r = Error::DuplicateParameter("X\u{7}\u{e9}".into()).reply();
+        let r = SyntaxError::DuplicateParameter("X\u{7}\u{e9}".into()).reply();
         assert_eq!(r.lines()[0], "Duplicate parameter X??");
     }
 }

@@ -48,6 +48,12 @@
 //! - [`line`]: CRLF-only line framing with limits.
 //! - [`data`] and [`bdat`]: streaming DATA decoding and BDAT chunk reading.
 //! - [`error`]: grammar errors and their replies.
+//! - [`tls`]: the one [`TlsVersion`] and its one name parser.
+//!
+//! With the `serde` feature, the vocabulary types (paths, mailboxes, hosts,
+//! `BODY`/`RET`/`NOTIFY`/`ORCPT`, replies, enhanced codes, mechanisms, TLS
+//! versions) serialize in their SMTP text form and deserialize through the
+//! same strict grammar.
 
 pub mod address;
 pub mod bdat;
@@ -59,6 +65,9 @@ mod grammar;
 pub mod line;
 pub mod params;
 pub mod reply;
+#[cfg(feature = "serde")]
+mod serde_impl;
+pub mod tls;
 
 pub use address::{
     AddressError, AddressLiteral, Domain, ForwardPath, Host, LocalPart, Mailbox, ReversePath,
@@ -70,7 +79,8 @@ pub use command::{
 };
 pub use data::{BareLineEndings, DataConfig, DataDecoder, DataStep, DataSummary};
 pub use ehlo::{Capabilities, EhloError, EhloResponse};
-pub use error::Error;
+pub use error::SyntaxError;
 pub use line::{Frame, LineFramer, LineLimits};
 pub use params::{Body, MailParams, Notify, Orcpt, RcptParams, Ret, UnknownParam};
 pub use reply::{EnhancedCode, Reply, ReplyCode, ReplyError, ReplyLimits, ReplyParse, parse_reply};
+pub use tls::{TlsVersion, TlsVersionSet, UnknownTlsVersion};

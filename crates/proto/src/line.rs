@@ -4,10 +4,11 @@
 
 use memchr::memchr;
 
-use crate::error::Error;
+use crate::error::SyntaxError;
 
 /// Line length limits (RFC 5321 §4.5.3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LineLimits {
     /// Longest command line, CRLF included. RFC 5321 §4.5.3.1.4: 512.
     pub command: usize,
@@ -15,6 +16,13 @@ pub struct LineLimits {
     /// continuation line), CRLF included. SASL tokens such as OAuth bearer
     /// tokens exceed 512 octets; RFC 4954 §4 lifts the limit for AUTH.
     pub auth: usize,
+}
+
+impl LineLimits {
+    /// Limits for command lines and AUTH lines, CRLF included.
+    pub const fn new(command: usize, auth: usize) -> Self {
+        Self { command, auth }
+    }
 }
 
 impl Default for LineLimits {
@@ -48,7 +56,7 @@ pub enum Frame {
     /// A line was refused; `consumed` bytes are used up.
     Error {
         /// What was wrong with it.
-        error: Error,
+        error: SyntaxError,
         /// Bytes to drop from the buffer.
         consumed: usize,
     },
@@ -57,7 +65,7 @@ pub enum Frame {
 /// Finds CRLF-terminated lines in a byte stream, enforcing a length limit.
 ///
 /// The framer is a small state machine: after reporting
-/// [`Error::LineTooLong`], it discards input until the next LF so the caller
+/// [`SyntaxError::LineTooLong`], it discards input until the next LF so the caller
 /// never holds more than `limit` bytes of one line.
 #[derive(Debug, Clone, Default)]
 pub struct LineFramer {
@@ -82,7 +90,7 @@ impl LineFramer {
     }
 
     /// Frames the next line of `buf`, which is at most `limit` octets long,
-    /// CRLF included. A CR inside the line is reported as [`Error::BareCr`].
+    /// CRLF included. A CR inside the line is reported as [`SyntaxError::BareCr`].
     #[inline]
     pub fn frame(&mut self, buf: &[u8], limit: usize) -> Frame {
         self.frame_inner(buf, limit, true)
@@ -120,14 +128,14 @@ impl LineFramer {
                 let consumed = skipped + lf + 1;
                 if lf == 0 || rest[lf - 1] != b'\r' {
                     return Frame::Error {
-                        error: Error::BareLf,
+                        error: SyntaxError::BareLf,
                         consumed,
                     };
                 }
                 let len = lf - 1;
                 if check_cr && memchr(b'\r', &rest[..len]).is_some() {
                     return Frame::Error {
-                        error: Error::BareCr,
+                        error: SyntaxError::BareCr,
                         consumed,
                     };
                 }
@@ -148,7 +156,7 @@ impl LineFramer {
                     }
                 };
                 Frame::Error {
-                    error: Error::LineTooLong { limit },
+                    error: SyntaxError::LineTooLong { limit },
                     consumed,
                 }
             }
@@ -181,21 +189,21 @@ mod tests {
         assert_eq!(
             f.frame(b"NOOP\nQUIT\r\n", 512),
             Frame::Error {
-                error: Error::BareLf,
+                error: SyntaxError::BareLf,
                 consumed: 5
             }
         );
         assert_eq!(
             f.frame(b"\n", 512),
             Frame::Error {
-                error: Error::BareLf,
+                error: SyntaxError::BareLf,
                 consumed: 1
             }
         );
         assert_eq!(
             f.frame(b"NO\rOP\r\n", 512),
             Frame::Error {
-                error: Error::BareCr,
+                error: SyntaxError::BareCr,
                 consumed: 7
             }
         );
@@ -210,7 +218,7 @@ mod tests {
         assert_eq!(
             f.frame(&long, 10),
             Frame::Error {
-                error: Error::LineTooLong { limit: 10 },
+                error: SyntaxError::LineTooLong { limit: 10 },
                 consumed: 11
             }
         );
@@ -226,7 +234,7 @@ mod tests {
         assert_eq!(
             f.frame(&[b'x'; 16], 8),
             Frame::Error {
-                error: Error::LineTooLong { limit: 8 },
+                error: SyntaxError::LineTooLong { limit: 8 },
                 consumed: 16
             }
         );

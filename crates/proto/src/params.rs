@@ -16,7 +16,7 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use crate::error::Error;
+use crate::error::SyntaxError;
 use crate::grammar::{ESMTP_VALUE, KEYWORD, all_in};
 use crate::reply::push_u64;
 
@@ -40,6 +40,13 @@ impl Body {
             Body::BinaryMime => "BINARYMIME",
         }
     }
+
+    /// Parses the keyword value, case-insensitively.
+    pub fn from_keyword(value: &str) -> Option<Body> {
+        [Body::SevenBit, Body::EightBitMime, Body::BinaryMime]
+            .into_iter()
+            .find(|b| b.as_str().eq_ignore_ascii_case(value))
+    }
 }
 
 /// `RET=` (RFC 3461 §4.3): how much of the message a DSN returns.
@@ -49,6 +56,23 @@ pub enum Ret {
     Full,
     /// `HDRS`: only the headers.
     Headers,
+}
+
+impl Ret {
+    /// The keyword value as sent on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ret::Full => "FULL",
+            Ret::Headers => "HDRS",
+        }
+    }
+
+    /// Parses the keyword value, case-insensitively.
+    pub fn from_keyword(value: &str) -> Option<Ret> {
+        [Ret::Full, Ret::Headers]
+            .into_iter()
+            .find(|r| r.as_str().eq_ignore_ascii_case(value))
+    }
 }
 
 /// `NOTIFY=` (RFC 3461 §4.1): when to send a DSN for a recipient.
@@ -65,6 +89,69 @@ pub enum Notify {
         /// `DELAY`
         delay: bool,
     },
+}
+
+impl Notify {
+    /// Parses the keyword value: `NEVER`, or a comma-separated list of
+    /// `SUCCESS`, `FAILURE` and `DELAY`, each at most once
+    /// (case-insensitive).
+    pub fn from_keyword(value: &str) -> Option<Notify> {
+        notify_value(value).ok()
+    }
+}
+
+/// The value of `NOTIFY=`, or why it is malformed.
+fn notify_value(v: &str) -> Result<Notify, &'static str> {
+    if v.eq_ignore_ascii_case("NEVER") {
+        return Ok(Notify::Never);
+    }
+    let (mut success, mut failure, mut delay) = (false, false, false);
+    for word in v.as_bytes().split(|&b| b == b',') {
+        let slot = if word.eq_ignore_ascii_case(b"SUCCESS") {
+            &mut success
+        } else if word.eq_ignore_ascii_case(b"FAILURE") {
+            &mut failure
+        } else if word.eq_ignore_ascii_case(b"DELAY") {
+            &mut delay
+        } else {
+            return Err("expected NEVER or a list of SUCCESS, FAILURE, DELAY");
+        };
+        if *slot {
+            return Err("keyword repeated");
+        }
+        *slot = true;
+    }
+    Ok(Notify::On {
+        success,
+        failure,
+        delay,
+    })
+}
+
+impl std::fmt::Display for Notify {
+    /// The keyword value as sent on the wire (`NEVER`, `SUCCESS,DELAY`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Notify::Never => f.write_str("NEVER"),
+            Notify::On {
+                success,
+                failure,
+                delay,
+            } => {
+                let mut first = true;
+                for (on, word) in [(success, "SUCCESS"), (failure, "FAILURE"), (delay, "DELAY")] {
+                    if on {
+                        if !first {
+                            f.write_str(",")?;
+                        }
+                        f.write_str(word)?;
+                        first = false;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// `ORCPT=addr-type;xtext` (RFC 3461 §4.2): the original recipient.
@@ -158,10 +245,8 @@ impl MailParams<'_> {
             out.extend_from_slice(b" SMTPUTF8");
         }
         if let Some(ret) = self.ret {
-            out.extend_from_slice(match ret {
-                Ret::Full => b" RET=FULL",
-                Ret::Headers => b" RET=HDRS",
-            });
+            out.extend_from_slice(b" RET=");
+            out.extend_from_slice(ret.as_str().as_bytes());
         }
         if let Some(envid) = &self.envid {
             out.extend_from_slice(b" ENVID=");
@@ -207,29 +292,7 @@ impl RcptParams<'_> {
     pub fn encode(&self, out: &mut Vec<u8>) {
         if let Some(notify) = self.notify {
             out.extend_from_slice(b" NOTIFY=");
-            match notify {
-                Notify::Never => out.extend_from_slice(b"NEVER"),
-                Notify::On {
-                    success,
-                    failure,
-                    delay,
-                } => {
-                    let mut first = true;
-                    for (on, word) in [
-                        (success, &b"SUCCESS"[..]),
-                        (failure, b"FAILURE"),
-                        (delay, b"DELAY"),
-                    ] {
-                        if on {
-                            if !first {
-                                out.push(b',');
-                            }
-                            out.extend_from_slice(word);
-                            first = false;
-                        }
-                    }
-                }
-            }
+            out.extend_from_slice(notify.to_string().as_bytes());
         }
         if let Some(orcpt) = &self.orcpt {
             out.extend_from_slice(b" ORCPT=");
@@ -287,14 +350,14 @@ fn split_params(rest: &str) -> SplitParams<'_> {
 }
 
 impl<'a> Iterator for SplitParams<'a> {
-    type Item = Result<(&'a str, Option<&'a str>), Error>;
+    type Item = Result<(&'a str, Option<&'a str>), SyntaxError>;
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         let rest = self.rest.take()?;
         let b = rest.as_bytes();
         if b[0] != b' ' {
-            return Some(Err(Error::Syntax("expected SP before parameters")));
+            return Some(Err(SyntaxError::Syntax("expected SP before parameters")));
         }
         // One pass: keyword characters, then optionally "=" and value
         // characters, then SP or the end of the line.
@@ -306,7 +369,9 @@ impl<'a> Iterator for SplitParams<'a> {
         };
         let mut i = class_run(1, &KEYWORD);
         if i == 1 || b[1] == b'-' {
-            return Some(Err(Error::Syntax("malformed ESMTP parameter keyword")));
+            return Some(Err(SyntaxError::Syntax(
+                "malformed ESMTP parameter keyword",
+            )));
         }
         let keyword = &rest[1..i];
         let mut value = None;
@@ -314,7 +379,7 @@ impl<'a> Iterator for SplitParams<'a> {
             let start = i + 1;
             i = class_run(start, &ESMTP_VALUE);
             if i == start {
-                return Some(Err(Error::Syntax("malformed ESMTP parameter value")));
+                return Some(Err(SyntaxError::Syntax("malformed ESMTP parameter value")));
             }
             value = Some(&rest[start..i]);
         }
@@ -322,10 +387,10 @@ impl<'a> Iterator for SplitParams<'a> {
             None => {}
             Some(b' ') => self.rest = Some(&rest[i..]),
             Some(b'=') => {
-                return Some(Err(Error::Syntax("malformed ESMTP parameter value")));
+                return Some(Err(SyntaxError::Syntax("malformed ESMTP parameter value")));
             }
             Some(_) => {
-                return Some(Err(Error::Syntax(if value.is_some() {
+                return Some(Err(SyntaxError::Syntax(if value.is_some() {
                     "malformed ESMTP parameter value"
                 } else {
                     "malformed ESMTP parameter keyword"
@@ -336,12 +401,12 @@ impl<'a> Iterator for SplitParams<'a> {
     }
 }
 
-fn check_unknown_duplicate(unknown: &[UnknownParam<'_>], keyword: &str) -> Result<(), Error> {
+fn check_unknown_duplicate(unknown: &[UnknownParam<'_>], keyword: &str) -> Result<(), SyntaxError> {
     if unknown
         .iter()
         .any(|p| p.keyword.eq_ignore_ascii_case(keyword))
     {
-        Err(Error::DuplicateParameter(
+        Err(SyntaxError::DuplicateParameter(
             keyword.to_ascii_uppercase().into(),
         ))
     } else {
@@ -349,37 +414,37 @@ fn check_unknown_duplicate(unknown: &[UnknownParam<'_>], keyword: &str) -> Resul
     }
 }
 
-fn set<T>(slot: &mut Option<T>, name: &'static str, value: T) -> Result<(), Error> {
+fn set<T>(slot: &mut Option<T>, name: &'static str, value: T) -> Result<(), SyntaxError> {
     if slot.is_some() {
-        return Err(Error::DuplicateParameter(name.into()));
+        return Err(SyntaxError::DuplicateParameter(name.into()));
     }
     *slot = Some(value);
     Ok(())
 }
 
-fn set_flag(slot: &mut bool, name: &'static str, value: Option<&str>) -> Result<(), Error> {
+fn set_flag(slot: &mut bool, name: &'static str, value: Option<&str>) -> Result<(), SyntaxError> {
     if value.is_some() {
-        return Err(Error::InvalidParameter {
+        return Err(SyntaxError::InvalidParameter {
             name,
             reason: "takes no value",
         });
     }
     if *slot {
-        return Err(Error::DuplicateParameter(name.into()));
+        return Err(SyntaxError::DuplicateParameter(name.into()));
     }
     *slot = true;
     Ok(())
 }
 
-fn need<'v>(name: &'static str, value: Option<&'v str>) -> Result<&'v str, Error> {
-    value.ok_or(Error::InvalidParameter {
+fn need<'v>(name: &'static str, value: Option<&'v str>) -> Result<&'v str, SyntaxError> {
+    value.ok_or(SyntaxError::InvalidParameter {
         name,
         reason: "needs a value",
     })
 }
 
-fn bad(name: &'static str, reason: &'static str) -> Error {
-    Error::InvalidParameter { name, reason }
+fn bad(name: &'static str, reason: &'static str) -> SyntaxError {
+    SyntaxError::InvalidParameter { name, reason }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -414,7 +479,7 @@ fn mail_keyword(k: &str) -> Option<MailKeyword> {
 
 /// Parses what follows `MAIL FROM:<path>`.
 #[inline]
-pub(crate) fn parse_mail_params(rest: &str) -> Result<MailParams<'_>, Error> {
+pub(crate) fn parse_mail_params(rest: &str) -> Result<MailParams<'_>, SyntaxError> {
     let mut p = MailParams::default();
     for item in split_params(rest) {
         let (k, v) = item?;
@@ -428,15 +493,8 @@ pub(crate) fn parse_mail_params(rest: &str) -> Result<MailParams<'_>, Error> {
             set(&mut p.size, "SIZE", n)?;
         } else if known == Some(MailKeyword::Body) {
             let v = need("BODY", v)?;
-            let body = if v.eq_ignore_ascii_case("7BIT") {
-                Body::SevenBit
-            } else if v.eq_ignore_ascii_case("8BITMIME") {
-                Body::EightBitMime
-            } else if v.eq_ignore_ascii_case("BINARYMIME") {
-                Body::BinaryMime
-            } else {
-                return Err(bad("BODY", "expected 7BIT, 8BITMIME or BINARYMIME"));
-            };
+            let body = Body::from_keyword(v)
+                .ok_or_else(|| bad("BODY", "expected 7BIT, 8BITMIME or BINARYMIME"))?;
             set(&mut p.body, "BODY", body)?;
         } else if known == Some(MailKeyword::Smtputf8) {
             set_flag(&mut p.smtputf8, "SMTPUTF8", v)?;
@@ -444,13 +502,7 @@ pub(crate) fn parse_mail_params(rest: &str) -> Result<MailParams<'_>, Error> {
             set_flag(&mut p.requiretls, "REQUIRETLS", v)?;
         } else if known == Some(MailKeyword::Ret) {
             let v = need("RET", v)?;
-            let ret = if v.eq_ignore_ascii_case("FULL") {
-                Ret::Full
-            } else if v.eq_ignore_ascii_case("HDRS") {
-                Ret::Headers
-            } else {
-                return Err(bad("RET", "expected FULL or HDRS"));
-            };
+            let ret = Ret::from_keyword(v).ok_or_else(|| bad("RET", "expected FULL or HDRS"))?;
             set(&mut p.ret, "RET", ret)?;
         } else if known == Some(MailKeyword::Envid) {
             let v = need("ENVID", v)?;
@@ -488,40 +540,13 @@ pub(crate) fn parse_mail_params(rest: &str) -> Result<MailParams<'_>, Error> {
 
 /// Parses what follows `RCPT TO:<path>`.
 #[inline]
-pub(crate) fn parse_rcpt_params(rest: &str) -> Result<RcptParams<'_>, Error> {
+pub(crate) fn parse_rcpt_params(rest: &str) -> Result<RcptParams<'_>, SyntaxError> {
     let mut p = RcptParams::default();
     for item in split_params(rest) {
         let (k, v) = item?;
         if k.eq_ignore_ascii_case("NOTIFY") {
             let v = need("NOTIFY", v)?;
-            let notify = if v.eq_ignore_ascii_case("NEVER") {
-                Notify::Never
-            } else {
-                let (mut success, mut failure, mut delay) = (false, false, false);
-                for word in v.as_bytes().split(|&b| b == b',') {
-                    let slot = if word.eq_ignore_ascii_case(b"SUCCESS") {
-                        &mut success
-                    } else if word.eq_ignore_ascii_case(b"FAILURE") {
-                        &mut failure
-                    } else if word.eq_ignore_ascii_case(b"DELAY") {
-                        &mut delay
-                    } else {
-                        return Err(bad(
-                            "NOTIFY",
-                            "expected NEVER or a list of SUCCESS, FAILURE, DELAY",
-                        ));
-                    };
-                    if *slot {
-                        return Err(bad("NOTIFY", "keyword repeated"));
-                    }
-                    *slot = true;
-                }
-                Notify::On {
-                    success,
-                    failure,
-                    delay,
-                }
-            };
+            let notify = notify_value(v).map_err(|why| bad("NOTIFY", why))?;
             set(&mut p.notify, "NOTIFY", notify)?;
         } else if k.eq_ignore_ascii_case("ORCPT") {
             let v = need("ORCPT", v)?;
@@ -645,14 +670,17 @@ mod tests {
 
     #[test]
     fn malformed_and_duplicate_mail_parameters() {
-        let cases: &[(&str, Error)] = &[
+        let cases: &[(&str, SyntaxError)] = &[
             (" SIZE=abc", bad("SIZE", "not a number")),
             (
                 " SIZE=99999999999999999999",
                 bad("SIZE", "number too large"),
             ),
             (" SIZE", bad("SIZE", "needs a value")),
-            (" SIZE=1 size=2", Error::DuplicateParameter("SIZE".into())),
+            (
+                " SIZE=1 size=2",
+                SyntaxError::DuplicateParameter("SIZE".into()),
+            ),
             (
                 " BODY=9BIT",
                 bad("BODY", "expected 7BIT, 8BITMIME or BINARYMIME"),
@@ -660,7 +688,7 @@ mod tests {
             (" SMTPUTF8=yes", bad("SMTPUTF8", "takes no value")),
             (
                 " SMTPUTF8 SMTPUTF8",
-                Error::DuplicateParameter("SMTPUTF8".into()),
+                SyntaxError::DuplicateParameter("SMTPUTF8".into()),
             ),
             (" RET=ALL", bad("RET", "expected FULL or HDRS")),
             (
@@ -679,23 +707,38 @@ mod tests {
                 " MT-PRIORITY=-0",
                 bad("MT-PRIORITY", "expected an integer from -9 to 9"),
             ),
-            (" X-A=1 x-a=2", Error::DuplicateParameter("X-A".into())),
+            (
+                " X-A=1 x-a=2",
+                SyntaxError::DuplicateParameter("X-A".into()),
+            ),
             (
                 "  SIZE=1",
-                Error::Syntax("malformed ESMTP parameter keyword"),
+                SyntaxError::Syntax("malformed ESMTP parameter keyword"),
             ),
             (
                 " SIZE=1 ",
-                Error::Syntax("malformed ESMTP parameter keyword"),
+                SyntaxError::Syntax("malformed ESMTP parameter keyword"),
             ),
-            ("SIZE=1", Error::Syntax("expected SP before parameters")),
-            (" X=", Error::Syntax("malformed ESMTP parameter value")),
-            (" -X=1", Error::Syntax("malformed ESMTP parameter keyword")),
+            (
+                "SIZE=1",
+                SyntaxError::Syntax("expected SP before parameters"),
+            ),
+            (
+                " X=",
+                SyntaxError::Syntax("malformed ESMTP parameter value"),
+            ),
+            (
+                " -X=1",
+                SyntaxError::Syntax("malformed ESMTP parameter keyword"),
+            ),
             (
                 " X\u{e9}=1",
-                Error::Syntax("malformed ESMTP parameter keyword"),
+                SyntaxError::Syntax("malformed ESMTP parameter keyword"),
             ),
-            (" X=a=b", Error::Syntax("malformed ESMTP parameter value")),
+            (
+                " X=a=b",
+                SyntaxError::Syntax("malformed ESMTP parameter value"),
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(parse_mail_params(input).as_ref(), Err(want), "{input:?}");

@@ -223,6 +223,7 @@ pub struct Reply<'a> {
 
 /// Why a reply could not be built or parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReplyError {
     /// The line does not start with a valid three-digit reply code.
     #[error("reply line does not start with a valid reply code")]
@@ -269,6 +270,7 @@ pub enum ReplyError {
 
 /// Limits applied while parsing replies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ReplyLimits {
     /// Longest reply line accepted, including CRLF. RFC 5321 §4.5.3.1.5 sets
     /// 512 octets as the minimum a client must accept; the default is more
@@ -276,6 +278,16 @@ pub struct ReplyLimits {
     pub max_line: usize,
     /// Most lines in one reply (bounds memory on hostile servers).
     pub max_lines: usize,
+}
+
+impl ReplyLimits {
+    /// The longest line (CRLF included) and the most lines accepted.
+    pub const fn new(max_line: usize, max_lines: usize) -> Self {
+        Self {
+            max_line,
+            max_lines,
+        }
+    }
 }
 
 impl Default for ReplyLimits {

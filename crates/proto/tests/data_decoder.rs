@@ -63,17 +63,11 @@ fn keep() -> DataConfig {
 }
 
 fn normalize() -> DataConfig {
-    DataConfig {
-        bare_line_endings: BareLineEndings::Normalize,
-        ..DataConfig::default()
-    }
+    DataConfig::new(None, BareLineEndings::Normalize)
 }
 
 fn limit(max: u64) -> DataConfig {
-    DataConfig {
-        max_size: Some(max),
-        ..DataConfig::default()
-    }
+    DataConfig::new(Some(max), BareLineEndings::Keep)
 }
 
 fn clean(size: usize) -> DataSummary {
@@ -502,10 +496,7 @@ fn size_limit_keeps_scanning_for_the_terminator() {
 
 #[test]
 fn size_limit_counts_normalized_octets() {
-    let config = DataConfig {
-        max_size: Some(4),
-        bare_line_endings: BareLineEndings::Normalize,
-    };
+    let config = DataConfig::new(Some(4), BareLineEndings::Normalize);
     let out = decode_all_splits(config, b"ab\n\r\n.\r\n");
     assert_eq!(
         out.summary,
@@ -517,10 +508,7 @@ fn size_limit_counts_normalized_octets() {
         }
     );
     assert_eq!(out.body, b"ab\r\n");
-    let config = DataConfig {
-        max_size: Some(6),
-        ..config
-    };
+    let config = DataConfig::new(Some(6), config.bare_line_endings);
     let out = decode_all_splits(config, b"ab\n\r\n.\r\n");
     assert!(!out.summary.exceeded_limit);
     assert_eq!(out.body, b"ab\r\n\r\n");
@@ -569,10 +557,7 @@ fn default_config_is_keep_without_limit() {
     let decoder = DataDecoder::default();
     assert_eq!(
         *decoder.config(),
-        DataConfig {
-            max_size: None,
-            bare_line_endings: BareLineEndings::Keep
-        }
+        DataConfig::new(None, BareLineEndings::Keep)
     );
     assert!(!decoder.is_finished());
     assert_eq!(decoder.summary(), DataSummary::default());

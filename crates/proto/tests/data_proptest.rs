@@ -173,10 +173,7 @@ fn config() -> impl Strategy<Value = DataConfig> {
             Just(BareLineEndings::Normalize)
         ],
     )
-        .prop_map(|(max_size, bare_line_endings)| DataConfig {
-            max_size,
-            bare_line_endings,
-        })
+        .prop_map(|(max_size, bare_line_endings)| DataConfig::new(max_size, bare_line_endings))
 }
 
 fn cuts() -> impl Strategy<Value = Vec<usize>> {
@@ -213,7 +210,7 @@ proptest! {
         let body: Vec<u8> = lines.iter().flat_map(|l| [l.as_bytes(), b"\r\n"].concat()).collect();
         let mut input = encode(&body);
         input.extend_from_slice(b"QUIT\r\n");
-        let config = DataConfig { max_size: None, bare_line_endings: BareLineEndings::Normalize };
+        let config = DataConfig::new(None, BareLineEndings::Normalize);
         let out = feed(config, &input, &cuts);
         prop_assert!(out.ended);
         prop_assert_eq!(out.body, body);

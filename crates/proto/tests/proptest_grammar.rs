@@ -7,9 +7,9 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use postern_proto::params::{MailParams, Notify, Orcpt, RcptParams, Ret, UnknownParam};
 use postern_proto::{
-    AddressLiteral, Body, Command, CommandParser, Domain, EnhancedCode, Error, ForwardPath, Host,
+    AddressLiteral, Body, Command, CommandParser, Domain, EnhancedCode, ForwardPath, Host,
     InitialResponse, LineLimits, LocalPart, Mailbox, Mechanism, Parsed, Reply, ReplyCode,
-    ReplyLimits, ReplyParse, ReversePath, parse_reply,
+    ReplyLimits, ReplyParse, ReversePath, SyntaxError, parse_reply,
 };
 use proptest::prelude::*;
 
@@ -199,7 +199,7 @@ fn command() -> impl Strategy<Value = Command<'static>> {
 }
 
 /// Parses a whole buffer at once, collecting commands (owned) and errors.
-fn parse_all(buf: &[u8], limits: LineLimits) -> Vec<Result<Command<'static>, Error>> {
+fn parse_all(buf: &[u8], limits: LineLimits) -> Vec<Result<Command<'static>, SyntaxError>> {
     let mut parser = CommandParser::new(limits);
     let mut rest = buf;
     let mut out = Vec::new();
@@ -223,7 +223,7 @@ fn parse_chunked(
     buf: &[u8],
     cuts: &[usize],
     limits: LineLimits,
-) -> Vec<Result<Command<'static>, Error>> {
+) -> Vec<Result<Command<'static>, SyntaxError>> {
     let mut parser = CommandParser::new(limits);
     let mut pending: Vec<u8> = Vec::new();
     let mut out = Vec::new();
@@ -268,7 +268,7 @@ proptest! {
         let parsed = Command::parse(&wire[..wire.len() - 2]);
         prop_assert_eq!(parsed, Ok(cmd.clone()), "wire: {:?}", String::from_utf8_lossy(&wire));
         // And through the incremental parser.
-        let all = parse_all(&wire, LineLimits { command: 4096, auth: 4096 });
+        let all = parse_all(&wire, LineLimits::new(4096, 4096));
         prop_assert_eq!(all, vec![Ok(cmd)]);
     }
 
@@ -318,7 +318,7 @@ proptest! {
                 buf.extend_from_slice(j);
             }
         }
-        let limits = LineLimits { command: 512, auth: 2048 };
+        let limits = LineLimits::new(512, 2048);
         let whole = parse_all(&buf, limits);
         let chunked = parse_chunked(&buf, &cuts, limits);
         prop_assert_eq!(&whole, &chunked);
@@ -353,7 +353,7 @@ proptest! {
         let mut line = prefix.into_bytes();
         line.extend(bad);
         line.extend_from_slice(b"@example.com>");
-        prop_assert_eq!(Command::parse(&line), Err(Error::InvalidUtf8));
+        prop_assert_eq!(Command::parse(&line), Err(SyntaxError::InvalidUtf8));
     }
 
     #[test]
@@ -364,7 +364,7 @@ proptest! {
         let mut buf = vec![b'a'; len];
         buf.extend_from_slice(b"\r\nQUIT\r\n");
         let got = parse_chunked(&buf, &cuts, LineLimits::default());
-        prop_assert_eq!(got, vec![Err(Error::LineTooLong { limit: 512 }), Ok(Command::Quit)]);
+        prop_assert_eq!(got, vec![Err(SyntaxError::LineTooLong { limit: 512 }), Ok(Command::Quit)]);
     }
 }
 
@@ -380,7 +380,7 @@ fn limits_are_exact() {
     let long = format!("NOOP {}\r\n", "a".repeat(512 - 6));
     assert_eq!(
         parse_all(long.as_bytes(), limits),
-        vec![Err(Error::LineTooLong { limit: 512 })]
+        vec![Err(SyntaxError::LineTooLong { limit: 512 })]
     );
     let auth_ok = format!("AUTH XOAUTH2 {}\r\n", "A".repeat(12 * 1024 - 15));
     assert_eq!(auth_ok.len(), 12 * 1024);
@@ -391,6 +391,6 @@ fn limits_are_exact() {
     let auth_long = format!("AUTH XOAUTH2 {}\r\n", "A".repeat(12 * 1024 - 14));
     assert_eq!(
         parse_all(auth_long.as_bytes(), limits),
-        vec![Err(Error::LineTooLong { limit: 12 * 1024 })]
+        vec![Err(SyntaxError::LineTooLong { limit: 12 * 1024 })]
     );
 }

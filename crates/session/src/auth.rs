@@ -6,7 +6,9 @@
 
 use bytes::Buf;
 use postern_proto::command::AuthParsed;
-use postern_proto::{AuthResponse, Error, InitialResponse, Mechanism, encode_base64};
+use postern_proto::{
+    AuthResponse, InitialResponse, Mechanism, SyntaxError as Error, encode_base64,
+};
 
 use crate::capabilities::{mechanism_offered, offered_mechanisms};
 use crate::event::Event;

@@ -63,13 +63,13 @@ impl Session {
     }
 
     pub(crate) fn data_decoder(&self) -> DataDecoder {
-        DataDecoder::new(DataConfig {
-            max_size: Some(self.config.limits.max_message_size),
-            bare_line_endings: match self.config.bare_line_endings {
+        DataDecoder::new(DataConfig::new(
+            Some(self.config.limits.max_message_size),
+            match self.config.bare_line_endings {
                 BareLineEndingPolicy::Reject => BareLineEndings::Keep,
                 BareLineEndingPolicy::Normalize => BareLineEndings::Normalize,
             },
-        })
+        ))
     }
 
     /// `BDAT size [LAST]`. Whatever the answer, the chunk's octets are

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use bytes::{Buf, BytesMut};
 use postern_proto::data::DataDecoder;
-use postern_proto::{Capabilities, Command, CommandParser, Error, Host, Parsed, Reply};
+use postern_proto::{
+    Capabilities, Command, CommandParser, Host, Parsed, Reply, SyntaxError as Error,
+};
 
 use crate::capabilities;
 use crate::config::{Config, Protocol, VrfyPolicy};

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use postern_proto::{Body, Error, ForwardPath, MailParams, RcptParams, ReversePath};
+use postern_proto::{Body, ForwardPath, MailParams, RcptParams, ReversePath, SyntaxError as Error};
 
 use crate::capabilities::offered_mechanisms;
 use crate::event::Event;

@@ -60,7 +60,7 @@ pub fn fuzz_session(data: &[u8]) -> FuzzOutcome {
         config.limits.max_recipients = 2;
         config.limits.max_errors = 5;
         config.limits.max_auth_failures = 2;
-        config.limits.lines = postern_proto::LineLimits { command: 64, auth: 128 };
+        config.limits.lines = postern_proto::LineLimits::new(64, 128);
         config.limits.max_pending_input = 256;
     }
     if selector & 32 != 0 {
