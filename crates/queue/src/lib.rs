@@ -13,6 +13,7 @@
 mod bounce;
 mod envelope;
 mod id;
+mod lock;
 pub mod maildir;
 pub mod report;
 mod retry;
@@ -26,6 +27,7 @@ pub use envelope::{
     BodyType, Envelope, MessageParams, Notify, RcptStatus, RecipientState, Ret, unix_now,
 };
 pub use id::{BadQueueId, QueueId};
+pub use lock::QueueLocked;
 pub use retry::RetryPolicy;
 pub use spool::{Hold, MessageWriter, Spool};
 pub use sync::{Syncer, sync_dir};

@@ -6,6 +6,7 @@
 //! to [`Spool::open`]):
 //!
 //! ```text
+//! queue/lock          flock(2)ed by the process that owns the queue; its pid
 //! queue/tmp/            envelope updates in progress; emptied by Spool::open
 //! queue/format          marker: every envelope here is sealed (a queue
 //!                       without it is from before seals; Spool::open seals
@@ -87,6 +88,8 @@ use crate::seal::{FORMAT_MARKER, NO_SEAL, sealed, verify_sealed};
 use crate::sync::{Syncer, sync_dir};
 
 struct Inner {
+    /// Held while any clone lives: keeps other processes out.
+    _lock: Arc<crate::lock::DirLock>,
     dir: PathBuf,
     tmp: PathBuf,
     nonce: u16,
@@ -144,6 +147,9 @@ impl Spool {
             // The queue directory itself must survive a crash.
             sync_dir(parent)?;
         }
+        // Before anything is cleaned: those files may be another
+        // instance's work in progress.
+        let lock = crate::lock::lock_dir(dir)?;
         for entry in fs::read_dir(&tmp)? {
             let path = entry?.path();
             if path.is_file() {
@@ -207,6 +213,7 @@ impl Spool {
         let nonce = (std::process::id() as u16) ^ (nanos as u16) ^ ((nanos >> 16) as u16);
         Ok(Spool {
             inner: Arc::new(Inner {
+                _lock: lock,
                 dir: dir.to_owned(),
                 tmp,
                 nonce,
@@ -542,8 +549,8 @@ mod tests {
         drop(w);
         assert_eq!(
             fs::read_dir(&dir).unwrap().count(),
-            2,
-            "only tmp/ and the format marker left"
+            3,
+            "only tmp/, the lock and the format marker left"
         );
         // A writer abandoned by a crash, a lone body, a lone envelope.
         let w = spool.writer(&spool.new_id()).unwrap();
@@ -554,8 +561,8 @@ mod tests {
         assert!(spool.list().unwrap().is_empty());
         assert_eq!(
             fs::read_dir(&dir).unwrap().count(),
-            2,
-            "only tmp/ and the format marker left"
+            3,
+            "only tmp/, the lock and the format marker left"
         );
         let _ = fs::remove_dir_all(&dir);
     }

@@ -197,21 +197,14 @@ impl<'de> Deserialize<'de> for DurationText {
     }
 }
 
-/// Parses `"5d"`, `"4h"`, `"30m"`, `"10s"`, `"250ms"` or plain seconds.
+/// Parses a duration: `"5d"`, `"4h"`, `"30m"`, `"10s"`, `"250ms"`,
+/// combinations such as `"1h 30m"` (humantime's syntax), or plain seconds.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (n, unit) = t.split_at(split);
-    let n: u64 = n.parse().ok()?;
-    let secs = match unit.trim() {
-        "" | "s" => n,
-        "ms" => return Some(Duration::from_millis(n)),
-        "m" => n.checked_mul(60)?,
-        "h" => n.checked_mul(3600)?,
-        "d" => n.checked_mul(86400)?,
-        _ => return None,
-    };
-    Some(Duration::from_secs(secs))
+    if let Ok(secs) = t.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(t).ok()
 }
 
 // ---- the typed configuration -------------------------------------------
@@ -383,17 +376,10 @@ impl Config {
     }
 
     /// The embedded default ([`crate::defaults::DEFAULT_CONFIG`]); relative
-    /// paths are relative to the working directory.
-    pub fn embedded() -> Config {
-        match Config::from_toml_str(crate::defaults::DEFAULT_CONFIG, EMBEDDED, Path::new("")) {
-            Ok(c) => c,
-            // The embedded default is tested; this cannot happen in a
-            // released binary, but stay honest rather than panic.
-            Err(e) => {
-                eprintln!("postern-mta: the embedded default configuration is broken: {e}");
-                std::process::exit(70);
-            }
-        }
+    /// paths are relative to the working directory. It is tested, so an
+    /// error means a broken build; the caller (`main`) decides what to do.
+    pub fn embedded() -> Result<Config, ConfigError> {
+        Config::from_toml_str(crate::defaults::DEFAULT_CONFIG, EMBEDDED, Path::new(""))
     }
 
     /// Parses configuration text. `file` names it in errors; `base` is the

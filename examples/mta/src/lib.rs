@@ -24,7 +24,7 @@
 //! use postern_mta::config::Config;
 //! use postern_rules::{DecisionKind, Facts, RelayTlsMode, Stage};
 //!
-//! let config = Config::embedded();
+//! let config = Config::embedded().expect("the embedded default loads");
 //! assert!(config.is_local_domain("localhost"));
 //! let plaintext = Facts::new()
 //!     .tls(false)

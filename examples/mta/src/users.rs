@@ -283,7 +283,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("postern-users-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         let path = dir.join("users");
-        let config = Config::embedded();
+        let config = Config::embedded().unwrap();
         assert!(!add_user(&path, "Alice", b"s3cret").unwrap());
         let users = Users::open(&path);
         assert!(users.verify(&config, "alice", b"s3cret"));
