@@ -6,7 +6,9 @@ use std::fmt;
 use std::io;
 
 use crate::report::{self, Action, Diagnosis, RecipientReport};
-use crate::{BodyType, Envelope, Notify, QueueId, RecipientState, Ret, Spool};
+use postern_proto::{Body, Notify, Ret};
+
+use crate::{Envelope, QueueId, RecipientState, Spool};
 
 /// One report to send about some recipients of a queued message.
 #[derive(Debug, Clone)]
@@ -130,7 +132,10 @@ impl BounceSink for SpoolBounces {
             .filter(|(r, _)| wants_report(r, request.action))
             .map(|(r, d)| RecipientReport {
                 final_recipient: r.address.clone(),
-                original_recipient: r.orcpt.clone(),
+                original_recipient: r
+                    .orcpt
+                    .as_ref()
+                    .map(|o| format!("{};{}", o.addr_type, o.address)),
                 action: request.action,
                 diagnosis: d.clone(),
                 last_attempt: Some(request.last_attempt),
@@ -163,7 +168,7 @@ impl BounceSink for SpoolBounces {
             self.is_local(sender_domain),
         ));
         if bytes.iter().any(|&b| b >= 0x80) {
-            dsn_env.params.body = Some(BodyType::EightBitMime);
+            dsn_env.params.body = Some(Body::EightBitMime);
         }
         dsn_env.params.smtputf8 = !env.sender.is_ascii();
         let mut writer = self.spool.writer(&dsn_id)?;
@@ -177,14 +182,19 @@ impl BounceSink for SpoolBounces {
 /// Whether the recipient's `NOTIFY` asks for a report with `action`
 /// (RFC 3461 §4.1: no `NOTIFY` means `FAILURE,DELAY`).
 pub fn wants_report(r: &RecipientState, action: Action) -> bool {
-    let asked = |n: Notify| match &r.notify {
-        None => matches!(n, Notify::Failure | Notify::Delay),
-        Some(list) => !list.contains(&Notify::Never) && list.contains(&n),
+    let (success, failure, delay) = match r.notify {
+        None => (false, true, true),
+        Some(Notify::Never) => (false, false, false),
+        Some(Notify::On {
+            success,
+            failure,
+            delay,
+        }) => (success, failure, delay),
     };
     match action {
-        Action::Failed => asked(Notify::Failure),
-        Action::Delayed => asked(Notify::Delay),
-        Action::Delivered | Action::Relayed => asked(Notify::Success),
+        Action::Failed => failure,
+        Action::Delayed => delay,
+        Action::Delivered | Action::Relayed => success,
     }
 }
 
@@ -198,11 +208,11 @@ mod tests {
         assert!(wants_report(&r, Action::Failed));
         assert!(wants_report(&r, Action::Delayed));
         assert!(!wants_report(&r, Action::Relayed));
-        r.notify = Some(vec![Notify::Never]);
+        r.notify = Some(Notify::Never);
         assert!(!wants_report(&r, Action::Failed));
-        r.notify = Some(vec![Notify::Delay]);
+        r.notify = Notify::from_keyword("DELAY");
         assert!(!wants_report(&r, Action::Failed));
-        r.notify = Some(vec![Notify::Success, Notify::Failure]);
+        r.notify = Notify::from_keyword("SUCCESS,FAILURE");
         assert!(wants_report(&r, Action::Failed));
         assert!(wants_report(&r, Action::Relayed));
         assert!(!wants_report(&r, Action::Delayed));

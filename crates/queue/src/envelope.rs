@@ -6,45 +6,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use postern_proto::{Body, Notify, Orcpt, Ret, TlsVersion};
+
 use crate::QueueId;
-
-/// DSN `RET` (RFC 3461 §4.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Ret {
-    /// Return the full message in a DSN.
-    Full,
-    /// Return only the headers.
-    Hdrs,
-}
-
-/// The declared body type (`BODY=`, RFC 6152 / RFC 3030).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum BodyType {
-    /// `BODY=7BIT`.
-    #[serde(rename = "7BIT")]
-    SevenBit,
-    /// `BODY=8BITMIME`.
-    #[serde(rename = "8BITMIME")]
-    EightBitMime,
-    /// `BODY=BINARYMIME`.
-    #[serde(rename = "BINARYMIME")]
-    BinaryMime,
-}
-
-/// When the sender asked for DSNs for one recipient (`NOTIFY=`, RFC 3461 §4.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Notify {
-    /// `NOTIFY=NEVER`: no DSN at all.
-    Never,
-    /// On successful delivery.
-    Success,
-    /// On failure.
-    Failure,
-    /// On delay.
-    Delay,
-}
+use crate::compat;
 
 /// MAIL FROM parameters kept with the message.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,7 +23,7 @@ pub struct MessageParams {
     pub ret: Option<Ret>,
     /// `BODY=` as declared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body: Option<BodyType>,
+    pub body: Option<Body>,
     /// `SMTPUTF8` was given.
     #[serde(default)]
     pub smtputf8: bool,
@@ -107,12 +72,20 @@ pub struct RecipientState {
     pub address: String,
     /// Where delivery stands.
     pub status: RcptStatus,
-    /// DSN `ORCPT` as `addr-type;address` (xtext decoded), if given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub orcpt: Option<String>,
+    /// DSN `ORCPT` (xtext decoded), if given.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "compat::orcpt"
+    )]
+    pub orcpt: Option<Orcpt<'static>>,
     /// DSN `NOTIFY`, if given (`None`: the default, failure and delay).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub notify: Option<Vec<Notify>>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "compat::notify"
+    )]
+    pub notify: Option<Notify>,
     /// In a local domain: delivered to Maildir by the MTA itself, never
     /// relayed. The outbound runner must skip these.
     #[serde(default)]
@@ -170,7 +143,7 @@ pub struct Envelope {
     pub helo: Option<String>,
     /// Negotiated TLS version on the inbound connection, e.g. `TLSv1.3`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls_version: Option<String>,
+    pub tls_version: Option<TlsVersion>,
     /// Negotiated TLS cipher suite on the inbound connection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_cipher: Option<String>,

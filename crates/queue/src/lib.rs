@@ -11,6 +11,7 @@
 //! | [`report`] | RFC 3464 delivery status notifications and the per-recipient [`Diagnosis`](report::Diagnosis) |
 
 mod bounce;
+mod compat;
 mod envelope;
 mod id;
 mod lock;
@@ -23,9 +24,7 @@ mod spool;
 mod sync;
 
 pub use bounce::{BounceRequest, BounceSink, SpoolBounces, wants_report};
-pub use envelope::{
-    BodyType, Envelope, MessageParams, Notify, RcptStatus, RecipientState, Ret, unix_now,
-};
+pub use envelope::{Envelope, MessageParams, RcptStatus, RecipientState, unix_now};
 pub use id::{BadQueueId, QueueId};
 pub use lock::QueueLocked;
 pub use retry::RetryPolicy;

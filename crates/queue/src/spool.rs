@@ -494,7 +494,8 @@ fn ignore_missing(r: io::Result<()>) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::{BodyType, Notify, RcptStatus, RecipientState, Ret, unix_now};
+    use crate::envelope::{RcptStatus, RecipientState, unix_now};
+    use postern_proto::{Body, Notify, Ret};
 
     fn tempdir(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!(
@@ -516,9 +517,9 @@ mod tests {
         let mut env = Envelope::new(id.clone(), "a@b.example");
         env.recipients
             .push(RecipientState::pending("c@d.example", false));
-        env.recipients[0].notify = Some(vec![Notify::Failure, Notify::Delay]);
-        env.params.ret = Some(Ret::Hdrs);
-        env.params.body = Some(BodyType::EightBitMime);
+        env.recipients[0].notify = Notify::from_keyword("FAILURE,DELAY");
+        env.params.ret = Some(Ret::Headers);
+        env.params.body = Some(Body::EightBitMime);
         let hold = w.commit(&env).unwrap();
         assert!(spool.list().unwrap().is_empty(), "held ids are hidden");
         drop(hold);

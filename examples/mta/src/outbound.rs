@@ -6,9 +6,10 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use postern_proto::Body;
 use postern_queue::report::Diagnosis;
 use postern_queue::runner::{Router, Runner, RunnerSettings};
-use postern_queue::{BodyType, Envelope, RecipientState, RetryPolicy, Spool, SpoolBounces};
+use postern_queue::{Envelope, RecipientState, RetryPolicy, Spool, SpoolBounces};
 use postern_relay::{Anchors, Route, Target, TlsMode, TlsPolicy, TlsVersion};
 use postern_rules::{Facts, RelayTlsMode, RuleSet, Stage, TrustAnchors};
 
@@ -185,8 +186,7 @@ fn facts_for(env: &Envelope, r: &RecipientState) -> Facts {
         .smtputf8(env.params.smtputf8);
     if let Some(v) = env
         .tls_version
-        .as_deref()
-        .and_then(postern_rules::TlsVersion::from_name)
+        .and_then(|v| postern_rules::TlsVersion::from_name(v.name()))
     {
         facts = facts.tls_version(v);
     }
@@ -211,14 +211,18 @@ fn facts_for(env: &Envelope, r: &RecipientState) -> Facts {
         facts = facts.size(size);
     }
     if let Some(b) = env.params.body {
-        let body = match b {
-            BodyType::SevenBit => postern_rules::BodyType::SevenBit,
-            BodyType::EightBitMime => postern_rules::BodyType::EightBitMime,
-            BodyType::BinaryMime => postern_rules::BodyType::BinaryMime,
-        };
-        facts = facts.body(body);
+        facts = facts.body(rules_body(b));
     }
     facts
+}
+
+/// The rules' name for a body type (until the rules use proto's).
+pub fn rules_body(b: Body) -> postern_rules::BodyType {
+    match b {
+        Body::SevenBit => postern_rules::BodyType::SevenBit,
+        Body::EightBitMime => postern_rules::BodyType::EightBitMime,
+        Body::BinaryMime => postern_rules::BodyType::BinaryMime,
+    }
 }
 
 /// The IP of `ip:port`, `[v6]:port` or a bare address.
@@ -273,7 +277,7 @@ mod tests {
     fn envelope(sender: &str, rcpt: &str, tls: Option<&str>) -> Envelope {
         let id = "0000000000000000000000000a".parse().unwrap();
         let mut env = Envelope::new(id, sender);
-        env.tls_version = tls.map(str::to_owned);
+        env.tls_version = tls.and_then(postern_proto::TlsVersion::from_name);
         env.recipients.push(RecipientState::pending(rcpt, false));
         env
     }

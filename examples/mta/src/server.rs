@@ -30,9 +30,7 @@ use crate::config::Config;
 use crate::received::{TraceInfo, received_header};
 use crate::users::Users;
 use postern_queue::maildir::{DeliveryQueue, LocalDelivery};
-use postern_queue::{
-    BodyType, Envelope, MessageParams, MessageWriter, Notify, QueueId, RecipientState, Ret, Spool,
-};
+use postern_queue::{Envelope, MessageParams, MessageWriter, QueueId, RecipientState, Spool};
 
 /// The MTA's listener handler, shared by every connection.
 #[derive(Debug)]
@@ -177,11 +175,7 @@ impl MtaConn {
                 x = x.size(s);
             }
             if let Some(b) = t.params.body {
-                x = x.body(match b {
-                    BodyType::SevenBit => postern_rules::BodyType::SevenBit,
-                    BodyType::EightBitMime => postern_rules::BodyType::EightBitMime,
-                    BodyType::BinaryMime => postern_rules::BodyType::BinaryMime,
-                });
+                x = x.body(crate::outbound::rules_body(b));
             }
         }
         x
@@ -305,15 +299,8 @@ impl MtaConn {
         };
         let mp = MessageParams {
             envid: params.envid.as_deref().map(str::to_owned),
-            ret: params.ret.map(|r| match r {
-                postern_proto::Ret::Full => Ret::Full,
-                postern_proto::Ret::Headers => Ret::Hdrs,
-            }),
-            body: params.body.map(|b| match b {
-                postern_proto::Body::SevenBit => BodyType::SevenBit,
-                postern_proto::Body::EightBitMime => BodyType::EightBitMime,
-                postern_proto::Body::BinaryMime => BodyType::BinaryMime,
-            }),
+            ret: params.ret,
+            body: params.body,
             smtputf8: params.smtputf8,
             size: params.size,
         };
@@ -398,30 +385,8 @@ impl MtaConn {
             },
             local,
         );
-        state.orcpt = params
-            .orcpt
-            .as_ref()
-            .map(|o| format!("{};{}", o.addr_type, o.address));
-        state.notify = params.notify.map(|n| match n {
-            postern_proto::Notify::Never => vec![Notify::Never],
-            postern_proto::Notify::On {
-                success,
-                failure,
-                delay,
-            } => {
-                let mut v = Vec::new();
-                if success {
-                    v.push(Notify::Success);
-                }
-                if failure {
-                    v.push(Notify::Failure);
-                }
-                if delay {
-                    v.push(Notify::Delay);
-                }
-                v
-            }
-        });
+        state.orcpt = params.orcpt.clone();
+        state.notify = params.notify;
         if let Some(t) = self.txn.as_mut() {
             t.recipients.push(state);
         }
@@ -527,7 +492,10 @@ impl MtaConn {
         env.listener = Some(f.listener.to_owned());
         env.peer = Some(f.peer.to_string());
         env.helo = f.hello_name.map(str::to_owned);
-        env.tls_version = f.tls.map(|t| t.version.to_string());
+        // By name until the session uses proto's TlsVersion.
+        env.tls_version = f
+            .tls
+            .and_then(|t| postern_proto::TlsVersion::from_name(&t.version.to_string()));
         env.tls_cipher = f.tls.map(|t| t.cipher.clone());
         env.auth_user = f.authenticated.map(|a| a.authcid.clone());
         env.recipients = txn.recipients.clone();

@@ -15,9 +15,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use postern_mta::outbound::{MtaRunner, RulesRouter};
+use postern_proto::{Notify, Orcpt, Ret, TlsVersion};
 use postern_queue::report::parse_report;
 use postern_queue::runner::{Clock, PassReport, Runner, RunnerSettings};
-use postern_queue::{Envelope, Notify, QueueId, RcptStatus, RecipientState, Ret, Spool};
+use postern_queue::{Envelope, QueueId, RcptStatus, RecipientState, Spool};
 use postern_queue::{RetryPolicy, SpoolBounces};
 use postern_relay::{StaticResolver, Timeouts};
 use postern_rules::RuleSet;
@@ -291,7 +292,7 @@ fn enqueue(spool: &Spool, sender: &str, recipients: &[(&str, bool)]) -> QueueId 
     let mut w = spool.writer(&id).unwrap();
     w.write(BODY.as_bytes()).unwrap();
     let mut env = Envelope::new(id.clone(), sender);
-    env.tls_version = Some("TLSv1.3".into());
+    env.tls_version = Some(TlsVersion::Tls13);
     env.listener = Some("mta".into());
     for (addr, local) in recipients {
         env.recipients.push(RecipientState::pending(*addr, *local));
@@ -505,7 +506,10 @@ async fn a_permanent_refusal_bounces_at_once_with_the_peers_reply() {
         RecipientState::pending("reject-me@example.net", false),
         RecipientState::pending("later@example.net", false),
     ];
-    env.recipients[1].orcpt = Some("rfc822;Reject-Me@Example.NET".into());
+    env.recipients[1].orcpt = Some(Orcpt {
+        addr_type: "rfc822".into(),
+        address: "Reject-Me@Example.NET".into(),
+    });
     drop(w.commit(&env).unwrap());
 
     let (clock, _) = manual_clock();
@@ -1058,8 +1062,8 @@ async fn notify_success_to_a_server_without_dsn_gets_a_relayed_report() {
         RecipientState::pending("bob@example.net", false),
         RecipientState::pending("carol@example.net", false),
     ];
-    env.recipients[0].notify = Some(vec![Notify::Success, Notify::Failure]);
-    env.recipients[1].notify = Some(vec![Notify::Never]);
+    env.recipients[0].notify = Notify::from_keyword("SUCCESS,FAILURE");
+    env.recipients[1].notify = Some(Notify::Never);
     drop(w.commit(&env).unwrap());
     let (clock, _) = manual_clock();
     let report = runner(

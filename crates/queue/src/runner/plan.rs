@@ -4,13 +4,13 @@
 use std::io;
 
 use bytes::Bytes;
-use postern_proto::{ForwardPath, Mailbox, Orcpt, RcptParams, ReversePath};
+use postern_proto::{ForwardPath, Mailbox, RcptParams, ReversePath};
 use postern_relay::{Message, Recipient, Route, Target};
 
 use super::{PassReport, RecipientOutcome, Router, Runner, blocking};
 use crate::bounce::BounceSink;
 use crate::report::{self, Diagnosis};
-use crate::{BodyType, Envelope, Hold, Notify, QueueId, RcptStatus, RecipientState, Ret};
+use crate::{Envelope, Hold, QueueId, RcptStatus, RecipientState};
 
 /// A message being worked on in a batch.
 pub(super) struct Work {
@@ -238,16 +238,9 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
                     .filter_map(|&ri| recipient_for(&w.env.recipients[ri]))
                     .collect();
                 let mut m = Message::new(from.clone(), recipients, w.body.clone());
-                m.ret = w.env.params.ret.map(|r| match r {
-                    Ret::Full => postern_proto::Ret::Full,
-                    Ret::Hdrs => postern_proto::Ret::Headers,
-                });
+                m.ret = w.env.params.ret;
                 m.envid = w.env.params.envid.clone();
-                m.body_type = w.env.params.body.map(|b| match b {
-                    BodyType::SevenBit => postern_proto::Body::SevenBit,
-                    BodyType::EightBitMime => postern_proto::Body::EightBitMime,
-                    BodyType::BinaryMime => postern_proto::Body::BinaryMime,
-                });
+                m.body_type = w.env.params.body;
                 out.push((*wi, chunk.to_vec(), m));
             }
         }
@@ -288,24 +281,11 @@ fn reverse_path(sender: &str) -> Option<ReversePath<'static>> {
 /// The relay recipient (with NOTIFY and ORCPT passed on, RFC 3461 §4).
 fn recipient_for(r: &RecipientState) -> Option<Recipient> {
     let to = ForwardPath::Mailbox(Mailbox::parse(&r.address).ok()?.into_owned());
-    let mut params = RcptParams::default();
-    if let Some(list) = &r.notify {
-        params.notify = Some(if list.contains(&Notify::Never) {
-            postern_proto::Notify::Never
-        } else {
-            postern_proto::Notify::On {
-                success: list.contains(&Notify::Success),
-                failure: list.contains(&Notify::Failure),
-                delay: list.contains(&Notify::Delay),
-            }
-        });
-    }
-    if let Some((kind, addr)) = r.orcpt.as_deref().and_then(|o| o.split_once(';')) {
-        params.orcpt = Some(Orcpt {
-            addr_type: kind.trim().to_owned().into(),
-            address: addr.trim().to_owned().into(),
-        });
-    }
+    let params = RcptParams {
+        notify: r.notify,
+        orcpt: r.orcpt.clone(),
+        ..RcptParams::default()
+    };
     Some(Recipient { to, params })
 }
 
