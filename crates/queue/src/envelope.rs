@@ -14,6 +14,7 @@ use crate::compat;
 /// MAIL FROM parameters kept with the message.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct MessageParams {
     /// DSN `ENVID` (decoded from xtext).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -35,6 +36,7 @@ pub struct MessageParams {
 /// The delivery state of one recipient.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
 pub enum RcptStatus {
     /// Not yet attempted.
     Pending,
@@ -67,6 +69,7 @@ impl RcptStatus {
 /// One recipient of a queued message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct RecipientState {
     /// The address as accepted at RCPT (`local@domain`, no angle brackets).
     pub address: String,
@@ -113,6 +116,7 @@ impl RecipientState {
 /// A queued message's envelope and bookkeeping, stored as `ID.env` (TOML).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Envelope {
     /// The message's queue id.
     pub id: QueueId,

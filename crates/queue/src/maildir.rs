@@ -14,7 +14,7 @@
 //!
 //! Delivery works in batches so that many messages share each sync:
 //! every file of the batch is written to `tmp/`, one group sync
-//! ([`postern_queue::Syncer`]) makes them durable, they are renamed into
+//! ([`Syncer`]) makes them durable, they are renamed into
 //! `new/`, a second sync makes the renames durable, and only then are the
 //! queue entries removed (without a directory fsync: if a crash brings a
 //! queue entry back, redelivery finds the file by its fixed name and does
@@ -191,6 +191,7 @@ pub struct LocalDelivery {
 
 /// What one local-delivery pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LocalOutcome {
     /// Recipients delivered now.
     pub delivered: usize,

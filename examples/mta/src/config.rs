@@ -10,21 +10,15 @@
 //! hardening.toml:90:17: rule #3 "allow_only_tls", conditions[0]: unknown variant `recipient_domian`, …
 //! ```
 //!
-//! # For the outbound runner
-//!
-//! The runner gets an `Arc<Config>`. It uses [`Config::rules`] (the whole
-//! rule set) or, more simply, [`Config::route_for`], which asks the rules
-//! at stage `rcpt` for one recipient being relayed and returns the
-//! [`RelayPlan`]: route (MX or smart host), TLS mode, effective versions,
-//! trust anchors, and [`RelayPlan::problem`] when the plan cannot be
-//! honoured (defer, never fall back). Queue timing is in
-//! [`Config::queue`]; our name for EHLO is [`Config::hostname`];
-//! [`Config::is_local_domain`] says whether an address is ours.
+//! The outbound router ([`crate::outbound::RulesRouter`]) evaluates
+//! [`Config::rules`] per relayed recipient; [`Config::route_for`] shows the
+//! resulting [`RelayPlan`] (what `postern-mta explain` prints).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use postern_listener::Mode;
@@ -349,7 +343,7 @@ pub struct Config {
     pub queue: QueueSettings,
     /// Message limits.
     pub limits: MessageLimits,
-    rules: RuleSet,
+    rules: Arc<RuleSet>,
 }
 
 /// Name used for the embedded default in messages.
@@ -717,7 +711,7 @@ impl Config {
             listeners,
             queue,
             limits,
-            rules,
+            rules: Arc::new(rules),
         })
     }
 
@@ -727,7 +721,7 @@ impl Config {
     }
 
     /// The compiled rule set, in file order.
-    pub fn rules(&self) -> &RuleSet {
+    pub fn rules(&self) -> &Arc<RuleSet> {
         &self.rules
     }
 

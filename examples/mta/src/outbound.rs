@@ -33,7 +33,7 @@ pub fn spawn(spool: Spool, config: Arc<Config>, shutdown: Shutdown) -> tokio::ta
     let runner = Runner::new(
         spool.clone(),
         settings_from_config(&config),
-        RulesRouter::from_config(config.clone()),
+        RulesRouter::from_config(&config),
         bounces(spool, &config),
     );
     tokio::spawn(runner.run(shutdown))
@@ -61,32 +61,13 @@ pub fn settings_from_config(config: &Config) -> RunnerSettings {
     s
 }
 
-/// Where the router reads the rule set from: the MTA's [`Config`], or a
-/// bare [`RuleSet`] (tests, embedders).
-pub trait RuleSource: Send + Sync + std::fmt::Debug {
-    /// The rules, in order.
-    fn rules(&self) -> &RuleSet;
-}
-
-impl RuleSource for RuleSet {
-    fn rules(&self) -> &RuleSet {
-        self
-    }
-}
-
-impl RuleSource for Config {
-    fn rules(&self) -> &RuleSet {
-        Config::rules(self)
-    }
-}
-
 /// Routes each recipient as the rules' relay plan says: smart host or MX,
 /// TLS mode, versions and trust anchors.
 #[derive(Debug, Clone)]
 pub struct RulesRouter {
     /// The rules, evaluated at the `rcpt` stage with the facts the envelope
     /// kept (sender, recipient, relaying, inbound TLS, user, listener...).
-    pub rules: Arc<dyn RuleSource>,
+    pub rules: Arc<RuleSet>,
     /// The port MX hosts are contacted on (25; tests use another).
     pub mx_port: u16,
     /// Where relative trust-anchor file names (`relay_trust_anchors`) are
@@ -97,7 +78,7 @@ pub struct RulesRouter {
 impl RulesRouter {
     /// A router over `rules`, MX on port 25, trust anchors relative to the
     /// working directory.
-    pub fn new(rules: Arc<dyn RuleSource>) -> Self {
+    pub fn new(rules: Arc<RuleSet>) -> Self {
         RulesRouter {
             rules,
             mx_port: 25,
@@ -107,12 +88,12 @@ impl RulesRouter {
 
     /// The router of `config`: its rules; relative trust-anchor files are
     /// resolved from the configuration file's directory.
-    pub fn from_config(config: Arc<Config>) -> Self {
+    pub fn from_config(config: &Config) -> Self {
         let base_dir = Path::new(&config.source)
             .parent()
             .filter(|_| config.source != crate::config::EMBEDDED)
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-        let mut r = RulesRouter::new(config);
+        let mut r = RulesRouter::new(config.rules().clone());
         r.base_dir = base_dir;
         r
     }
@@ -121,7 +102,7 @@ impl RulesRouter {
 impl Router for RulesRouter {
     fn route(&self, env: &Envelope, r: &RecipientState) -> Result<Route, Diagnosis> {
         let facts = facts_for(env, r);
-        let outcome = self.rules.rules().evaluate(Stage::Rcpt, &facts);
+        let outcome = self.rules.evaluate(Stage::Rcpt, &facts);
         let plan = outcome.relay;
         let domain = r.domain().to_ascii_lowercase();
         let target = match plan.route {

@@ -297,13 +297,12 @@ impl MtaConn {
             ReversePath::Null => String::new(),
             ReversePath::Mailbox(m) => m.to_string(),
         };
-        let mp = MessageParams {
-            envid: params.envid.as_deref().map(str::to_owned),
-            ret: params.ret,
-            body: params.body,
-            smtputf8: params.smtputf8,
-            size: params.size,
-        };
+        let mut mp = MessageParams::default();
+        mp.envid = params.envid.as_deref().map(str::to_owned);
+        mp.ret = params.ret;
+        mp.body = params.body;
+        mp.smtputf8 = params.smtputf8;
+        mp.size = params.size;
         self.txn = Some(Txn {
             sender,
             params: mp,

@@ -1,6 +1,6 @@
 //! The delivery runner: relays queued mail to remote recipients along the
-//! routes a [`Router`] picks, retries with the [`RetryPolicy`](crate::RetryPolicy)
-//! and reports failures to a [`BounceSink`](crate::BounceSink).
+//! routes a [`Router`] picks, retries with the [`RetryPolicy`]
+//! and reports failures to a [`BounceSink`].
 //!
 //! # One pass
 //! A pass lists the spool and works through it in batches. Each batch has
