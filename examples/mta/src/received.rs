@@ -81,7 +81,7 @@ pub fn received_header(t: &TraceInfo<'_>, now: SystemTime) -> String {
 
 /// `Tue, 01 Dec 2026 18:40:00 +0000` (UTC; the DSN's format too).
 pub fn rfc5322_date(t: SystemTime) -> String {
-    crate::dsn::rfc5322_date(t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()))
+    postern_queue::report::rfc5322_date(t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()))
 }
 
 #[cfg(test)]

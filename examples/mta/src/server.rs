@@ -29,12 +29,10 @@ use postern_proto::{
 use postern_rules::{AuthOffer, Stage, Verdict};
 
 use crate::config::Config;
-use crate::maildir::{DeliveryQueue, LocalDelivery};
 use crate::received::{TraceInfo, received_header};
-use crate::spool::{
-    BodyType, Envelope, MessageParams, MessageWriter, Notify, QueueId, RecipientState, Ret, Spool,
-};
 use crate::users::Users;
+use postern_queue::maildir::{DeliveryQueue, LocalDelivery};
+use postern_queue::{Envelope, MessageParams, MessageWriter, QueueId, RecipientState, Spool};
 
 /// The MTA's listener handler, shared by every connection.
 #[derive(Debug)]
@@ -313,20 +311,12 @@ impl MtaConn {
             ReversePath::Null => String::new(),
             ReversePath::Mailbox(m) => m.to_string(),
         };
-        let mp = MessageParams {
-            envid: params.envid.as_deref().map(str::to_owned),
-            ret: params.ret.map(|r| match r {
-                postern_proto::Ret::Full => Ret::Full,
-                postern_proto::Ret::Headers => Ret::Hdrs,
-            }),
-            body: params.body.map(|b| match b {
-                postern_proto::Body::SevenBit => BodyType::SevenBit,
-                postern_proto::Body::EightBitMime => BodyType::EightBitMime,
-                postern_proto::Body::BinaryMime => BodyType::BinaryMime,
-            }),
-            smtputf8: params.smtputf8,
-            size: params.size,
-        };
+        let mut mp = MessageParams::default();
+        mp.envid = params.envid.as_deref().map(str::to_owned);
+        mp.ret = params.ret;
+        mp.body = params.body;
+        mp.smtputf8 = params.smtputf8;
+        mp.size = params.size;
         self.txn = Some(Txn {
             sender,
             from: Some(from),
@@ -413,30 +403,8 @@ impl MtaConn {
             },
             local,
         );
-        state.orcpt = params
-            .orcpt
-            .as_ref()
-            .map(|o| format!("{};{}", o.addr_type, o.address));
-        state.notify = params.notify.map(|n| match n {
-            postern_proto::Notify::Never => vec![Notify::Never],
-            postern_proto::Notify::On {
-                success,
-                failure,
-                delay,
-            } => {
-                let mut v = Vec::new();
-                if success {
-                    v.push(Notify::Success);
-                }
-                if failure {
-                    v.push(Notify::Failure);
-                }
-                if delay {
-                    v.push(Notify::Delay);
-                }
-                v
-            }
-        });
+        state.orcpt = params.orcpt.clone();
+        state.notify = params.notify;
         if let Some(t) = self.txn.as_mut() {
             t.recipients.push(state);
             t.paths.push(path);
@@ -544,7 +512,10 @@ impl MtaConn {
         env.listener = Some(f.listener.to_owned());
         env.peer = Some(f.peer.to_string());
         env.helo = f.hello_name.map(str::to_owned);
-        env.tls_version = f.tls.map(|t| t.version.to_string());
+        // By name until the session uses proto's TlsVersion.
+        env.tls_version = f
+            .tls
+            .and_then(|t| postern_proto::TlsVersion::from_name(&t.version.to_string()));
         env.tls_cipher = f.tls.map(|t| t.cipher.clone());
         env.auth_user = f.authenticated.map(|a| a.authcid.clone());
         env.recipients = txn.recipients.clone();

@@ -50,7 +50,7 @@ pub fn ensure_self_signed(dir: &Path, names: &[String]) -> io::Result<SelfSigned
     };
     write(&files.key, &key, true)?;
     write(&files.cert, &cert, false)?;
-    crate::spool::sync_dir(dir)?;
+    postern_queue::sync_dir(dir)?;
     Ok(files)
 }
 
