@@ -8,7 +8,6 @@
 //! | [`config`] | the TOML configuration, typed and validated; the rule set; `route_for` |
 //! | [`defaults`] | the embedded default configuration |
 //! | [`users`] | the users file (argon2), the mailbox directory |
-//! | [`received`] | the Received header and RFC 5322 dates |
 //! | [`server`] | the listener handler: rules, users, spool per session event |
 //! | [`tls`] | self-signed certificate, TLS settings, per-listener session policy |
 //! | [`cli`] | the commands: check, explain, policy test, user add |
@@ -54,7 +53,6 @@ pub mod config;
 pub mod defaults;
 
 pub mod outbound;
-pub mod received;
 pub mod server;
 
 pub mod tls;

@@ -29,9 +29,9 @@ use postern_proto::{
 use postern_rules::{AuthOffer, Stage, Verdict};
 
 use crate::config::Config;
-use crate::received::{TraceInfo, received_header};
 use crate::users::Users;
 use postern_queue::maildir::{DeliveryQueue, LocalDelivery};
+use postern_queue::trace::{TraceInfo, received_header};
 use postern_queue::{Envelope, MessageParams, MessageWriter, QueueId, RecipientState, Spool};
 
 /// The MTA's listener handler, shared by every connection.
@@ -445,20 +445,17 @@ impl MtaConn {
         let id = self.spool.new_id();
         let single = (addresses.len() == 1).then(|| addresses[0].0.clone());
         let tls = f.tls.map(|t| (t.version.to_string(), t.cipher.clone()));
-        let mut head = received_header(
-            &TraceInfo {
-                helo: f.hello_name,
-                peer_ip: Some(f.peer.ip()),
-                by: &self.config.hostname,
-                listener: f.listener,
-                esmtp: !matches!(f.hello, Some(HelloVerb::Helo)),
-                tls,
-                auth_user: f.authenticated.map(|a| a.authcid.as_str()),
-                id: id.as_str(),
-                single_recipient: single.as_deref(),
-            },
-            SystemTime::now(),
-        );
+        let mut trace = TraceInfo::default();
+        trace.helo = f.hello_name;
+        trace.peer_ip = Some(f.peer.ip());
+        trace.by = &self.config.hostname;
+        trace.listener = f.listener;
+        trace.esmtp = !matches!(f.hello, Some(HelloVerb::Helo));
+        trace.tls = tls;
+        trace.auth_user = f.authenticated.map(|a| a.authcid.as_str());
+        trace.id = id.as_str();
+        trace.single_recipient = single.as_deref();
+        let mut head = received_header(&trace, SystemTime::now());
         for (n, v) in &headers {
             let _ = write!(head, "{n}: {v}\r\n");
         }
