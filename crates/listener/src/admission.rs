@@ -21,6 +21,16 @@ pub(crate) enum Refusal {
     PerIp,
 }
 
+impl Refusal {
+    /// What an [`Observer`](crate::Observer) is told.
+    pub(crate) fn throttle(self) -> crate::observe::Throttle {
+        match self {
+            Refusal::Global => crate::observe::Throttle::Connections,
+            Refusal::PerIp => crate::observe::Throttle::ConnectionsPerIp,
+        }
+    }
+}
+
 /// Holds one connection slot.
 #[derive(Debug)]
 pub(crate) struct Slot {

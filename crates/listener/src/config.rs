@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use postern_session::StartTlsPolicy;
 
+use crate::observe::Observer;
 use crate::policy::TlsSettings;
 
 /// One listening socket and its policy. Build it with
@@ -33,6 +34,9 @@ pub struct ListenerConfig {
     pub session: Arc<postern_session::Config>,
     /// Connection limits and timeouts.
     pub limits: ConnLimits,
+    /// Told about throttles, handshake failures, answers and closes (for
+    /// metrics); none by default.
+    pub observer: Option<Arc<dyn Observer>>,
 }
 
 impl ListenerConfig {
@@ -48,6 +52,7 @@ impl ListenerConfig {
             tls: None,
             session: Arc::new(session),
             limits: ConnLimits::default(),
+            observer: None,
         }
     }
 
@@ -71,6 +76,13 @@ impl ListenerConfig {
     /// Sets the limits.
     pub fn with_limits(mut self, limits: ConnLimits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Sets the observer told about this listener's connections (see
+    /// [`Observer`]).
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = Some(observer);
         self
     }
 }

@@ -138,6 +138,7 @@ mod driver;
 mod error;
 mod handler;
 mod listener;
+pub mod observe;
 pub mod policy;
 mod server;
 mod stream;
@@ -153,6 +154,7 @@ pub use config::{ConnLimits, ListenerConfig, Mode};
 pub use error::{BindError, ConnectionError, ReloadError};
 pub use handler::{ConnContext, ConnectionFacts, ConnectionHandler, Handler};
 pub use listener::Listener;
+pub use observe::Observer;
 pub use policy::{
     BuiltTls, ClientAuth, PolicyError, Problem, TlsPolicyReport, TlsSettings, Warning,
 };

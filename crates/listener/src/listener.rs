@@ -14,6 +14,7 @@ use crate::config::{ConnLimits, ListenerConfig, Mode};
 use crate::driver::{self, Addrs};
 use crate::error::{BindError, ConnectionError};
 use crate::handler::ConnectionHandler;
+use crate::observe::Observer;
 use crate::policy::{BuiltTls, TlsPolicyReport, TlsSettings};
 use crate::server::ShutdownHandle;
 
@@ -25,6 +26,7 @@ pub(crate) struct Shared {
     pub(crate) session: Arc<postern_session::Config>,
     pub(crate) limits: ConnLimits,
     pub(crate) tls: Option<BuiltTls>,
+    pub(crate) observer: Option<Arc<dyn Observer>>,
 }
 
 /// One listener's policy, built (TLS configuration included) and ready to
@@ -151,6 +153,7 @@ impl Listener {
                 session: config.session,
                 limits: config.limits,
                 tls,
+                observer: config.observer,
             }),
             settings: config.tls,
             report,

@@ -314,6 +314,9 @@ async fn accept_loop(
             }
             Err(refusal) => {
                 tracing::info!(listener = %served.name(), %peer, ?refusal, "connection refused by limit");
+                if let Some(o) = &served.shared.observer {
+                    o.throttled(served.name(), refusal.throttle());
+                }
                 let mode = served.mode();
                 tokio::spawn(refuse(tcp, mode, refusal));
             }

@@ -117,6 +117,19 @@ impl TlsMode {
             _ => None,
         }
     }
+
+    /// The mode's name as rules and configuration spell it: `none`,
+    /// `opportunistic`, `required`, `verified`, `implicit` (for logs and
+    /// metric labels).
+    pub fn name(&self) -> &'static str {
+        match self {
+            TlsMode::None => "none",
+            TlsMode::Opportunistic => "opportunistic",
+            TlsMode::Required => "required",
+            TlsMode::Verified { .. } => "verified",
+            TlsMode::Implicit { .. } => "implicit",
+        }
+    }
 }
 
 /// A route's TLS policy: the mode and the versions allowed.

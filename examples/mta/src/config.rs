@@ -85,6 +85,13 @@ struct FileConfig {
     limits: LimitsFile,
     #[serde(default)]
     rule: Vec<Spanned<RuleConfig>>,
+    metrics: Option<MetricsFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricsFile {
+    address: SocketAddr,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -344,6 +351,8 @@ pub struct Config {
     pub queue: QueueSettings,
     /// Message limits.
     pub limits: MessageLimits,
+    /// Where `GET /metrics` is served (`[metrics] address`); `None`: off.
+    pub metrics: Option<SocketAddr>,
     rules: Arc<RuleSet>,
 }
 
@@ -711,6 +720,7 @@ impl Config {
             listeners,
             queue,
             limits,
+            metrics: parsed.metrics.map(|m| m.address),
             rules: Arc::new(rules),
         })
     }

@@ -12,6 +12,7 @@
 //! | [`tls`] | self-signed certificate, TLS settings, per-listener session policy |
 //! | [`cli`] | the commands: check, explain, policy test, user add |
 //! | [`outbound`] | the router that asks the rules, and the runner's start |
+//! | [`metrics`] | Prometheus series from the listener and runner hooks; `GET /metrics` |
 //!
 //! # Example
 //!
@@ -44,13 +45,14 @@
 //! ```
 //!
 //! The outbound runner (`outbound.rs`, `dsn.rs`) is started by `main` as
-//! `outbound::spawn(spool.clone(), config.clone(), shutdown.clone())` with a
+//! `outbound::spawn(spool.clone(), config.clone(), shutdown.clone(), None)` with a
 //! [`Spool`](postern_queue::Spool), an `Arc<`[`Config`](config::Config)`>` and a
 //! [`Shutdown`] receiver.
 
 pub mod cli;
 pub mod config;
 pub mod defaults;
+pub mod metrics;
 
 pub mod outbound;
 pub mod server;

@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use postern_mta::cli::{self, Cli, Command, PolicyCommand, UserCommand};
+use postern_mta::cli::{self, Cli, Command, LogFormat, PolicyCommand, UserCommand};
 use postern_mta::config::Config;
+use postern_mta::metrics::{self, Metrics};
+use postern_mta::outbound;
 use postern_mta::server::Mta;
 use postern_mta::tls::{
     SelfSignedSource, ensure_self_signed, listener_configs, needs_self_signed, self_signed_names,
@@ -15,6 +17,7 @@ use postern_mta::tls::{
 use postern_mta::users::{Mailboxes, Users};
 use postern_queue::Spool;
 use postern_queue::maildir::{LocalDelivery, Maildirs, sweep};
+use postern_queue::runner::DeliveryObserver;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -29,7 +32,7 @@ fn main() -> ExitCode {
     let code = match &cli.command {
         None | Some(Command::Serve) => {
             drop(stdout);
-            return serve(config);
+            return serve(config, cli.log_format);
         }
         Some(Command::Check) => cli::check(&config, &mut stdout),
         Some(Command::Explain(args)) => cli::explain(&config, args, &mut stdout),
@@ -52,15 +55,20 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(config: Config) -> ExitCode {
-    tracing_subscriber::fmt()
+fn serve(config: Config, format: LogFormat) -> ExitCode {
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        // One JSON object per line, the event's fields at the top level.
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+        _ => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -91,6 +99,13 @@ async fn run(config: Config) -> ExitCode {
             return fail(&format!("listener {} cannot bind {}", l.name, l.addr), &e);
         }
     }
+    let metrics_socket = match config.metrics.map(std::net::TcpListener::bind) {
+        Some(Err(e)) => return fail("the metrics address cannot be bound", &e),
+        bound => bound.and_then(Result::ok),
+    };
+    let metrics = metrics_socket
+        .as_ref()
+        .map(|_| Arc::new(Metrics::default()));
     if let Err(e) = std::fs::create_dir_all(&config.data_dir) {
         return fail(&format!("cannot create {}", config.data_dir.display()), &e);
     }
@@ -136,11 +151,14 @@ async fn run(config: Config) -> ExitCode {
         local.clone(),
     ));
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let server = match postern_listener::Server::bind(
-        listener_configs(&config, &self_signed),
-        mta,
-        provider,
-    ) {
+    let mut listeners = listener_configs(&config, &self_signed);
+    if let Some(m) = &metrics {
+        listeners = listeners
+            .into_iter()
+            .map(|l| l.with_observer(m.clone()))
+            .collect();
+    }
+    let server = match postern_listener::Server::bind(listeners, mta, provider) {
         Ok(s) => s,
         Err(e) => return fail("cannot start the listeners", &e),
     };
@@ -148,7 +166,21 @@ async fn run(config: Config) -> ExitCode {
     let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
     let sweeper = tokio::spawn(sweep(local, config.queue.scan_interval, shutdown.clone()));
     // The outbound runner (outbound.rs): remote recipients, retries, DSNs.
-    let outbound = postern_mta::outbound::spawn(spool.clone(), config.clone(), shutdown.clone());
+    let observer = metrics.clone().map(|m| m as Arc<dyn DeliveryObserver>);
+    let outbound = outbound::spawn(spool.clone(), config.clone(), shutdown.clone(), observer);
+    let metrics_addr = metrics_socket.as_ref().and_then(|s| s.local_addr().ok());
+    if let (Some(socket), Some(m)) = (metrics_socket, &metrics) {
+        let _ = socket.set_nonblocking(true);
+        match tokio::net::TcpListener::from_std(socket) {
+            Ok(l) => drop(tokio::spawn(metrics::serve(
+                l,
+                m.clone(),
+                spool.clone(),
+                shutdown.clone(),
+            ))),
+            Err(e) => return fail("cannot serve metrics", &e),
+        }
+    }
 
     {
         let mut out = std::io::stdout().lock();
@@ -163,6 +195,9 @@ async fn run(config: Config) -> ExitCode {
                 .listener(&name)
                 .map_or_else(String::new, |l| l.mode.to_string());
             let _ = writeln!(out, "  listening on {addr} ({name}, {mode})");
+        }
+        if let Some(addr) = metrics_addr {
+            let _ = writeln!(out, "  metrics on http://{addr}/metrics");
         }
         let _ = writeln!(out, "  data in {}", config.data_dir.display());
         let _ = writeln!(

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use postern_proto::{AddressLiteral, ForwardPath, Host, Mailbox, ReversePath, TlsVersion};
 use postern_queue::report::Diagnosis;
-use postern_queue::runner::{Router, Runner, RunnerSettings};
+use postern_queue::runner::{DeliveryObserver, Router, Runner, RunnerSettings};
 use postern_queue::{Envelope, RecipientState, RetryPolicy, Spool, SpoolBounces};
 use postern_relay::{Anchors, Route, Target, TlsMode, TlsPolicy};
 use postern_rules::{Destination, Facts, RelayTlsMode, RuleSet, Stage, TrustAnchors};
@@ -22,20 +22,29 @@ pub type MtaRunner = Runner<RulesRouter, SpoolBounces>;
 /// Starts the outbound queue runner for the MTA and returns its task.
 ///
 /// Call it once, from within a tokio runtime, after the spool is open:
-/// `outbound::spawn(spool.clone(), config.clone(), shutdown.clone())`.
+/// `outbound::spawn(spool.clone(), config.clone(), shutdown.clone(), None)`;
+/// `observer` (the metrics) is told every delivery attempt.
 /// It uses the system DNS resolver (port 25 for MX hosts), the ring crypto
 /// provider and the settings of [`settings_from_config`]. The task scans the
 /// spool every `queue.scan_interval` and returns once `shutdown` is true
 /// (or its sender is dropped) and in-flight deliveries finished or were
 /// abandoned after the grace period; await the handle to know the queue is
 /// consistent.
-pub fn spawn(spool: Spool, config: Arc<Config>, shutdown: Shutdown) -> tokio::task::JoinHandle<()> {
-    let runner = Runner::new(
+pub fn spawn(
+    spool: Spool,
+    config: Arc<Config>,
+    shutdown: Shutdown,
+    observer: Option<Arc<dyn DeliveryObserver>>,
+) -> tokio::task::JoinHandle<()> {
+    let mut runner = Runner::new(
         spool.clone(),
         settings_from_config(&config),
         RulesRouter::from_config(&config),
         bounces(spool, &config),
     );
+    if let Some(o) = observer {
+        runner = runner.with_observer(o);
+    }
     tokio::spawn(runner.run(shutdown))
 }
 

@@ -1,0 +1,225 @@
+//! Prometheus metrics (`[metrics] address`): families fed by the
+//! listeners' [`Observer`] and the runner's [`DeliveryObserver`] hooks, the
+//! queue read at each scrape, and a one-path HTTP responder for
+//! `GET /metrics`. The series are listed in docs/operations.md.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, SystemTime};
+
+use postern_listener::observe::{Answer, Closed, HandshakeFailure, Observer, Throttle};
+use postern_queue::Spool;
+use postern_queue::runner::{DeliveryObserver, RecipientAttempt};
+use postern_relay::{Route, TlsMode};
+use prometheus_client::encoding::prometheus_text::{CONTENT_TYPE, encode};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge};
+use prometheus_client::registry::Registry;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::Shutdown;
+
+type Labels = Vec<(&'static str, String)>;
+type Counters = Family<Labels, Counter>;
+
+/// Adds one to the series of `family` with these labels.
+fn count(family: &Counters, labels: &[(&'static str, &str)]) {
+    let labels: Labels = labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+    family.get_or_create(&labels).inc();
+}
+
+/// Declares [`Metrics`] and registers its series, one line each: field,
+/// type, name (after the `postern_` prefix; counters get `_total`), help.
+macro_rules! series {
+    ($($field:ident: $ty:ty = $new:expr, $name:literal, $help:literal;)*) => {
+        /// The MTA's metrics: one per process, set on every listener and on
+        /// the outbound runner.
+        #[derive(Debug)]
+        pub struct Metrics { registry: Registry, $($field: $ty,)* }
+
+        impl Default for Metrics {
+            fn default() -> Self {
+                let mut registry = Registry::with_prefix("postern");
+                $(let $field: $ty = $new; registry.register($name, $help, $field.clone());)*
+                Metrics { registry, $($field,)* }
+            }
+        }
+    };
+}
+
+series! {
+    connections: Counters = Counters::default(), "smtp_connections", "SMTP connections ended, by listener and the TLS version they ended on";
+    // The abuse limiters (AUTH failures, connection rates) report here through the same hook, Observer::throttled.
+    throttled: Counters = Counters::default(), "smtp_throttled", "Connections refused by a limit before their session, by listener and limit";
+    handshake_failures: Counters = Counters::default(), "tls_handshake_failures", "Failed inbound TLS handshakes, by listener and reason";
+    auth: Counters = Counters::default(), "smtp_auth", "AUTH attempts answered, by listener, mechanism and result";
+    accepted: Counters = Counters::default(), "smtp_messages_accepted", "Messages accepted (committed, then 250), by listener";
+    refused: Counters = Counters::default(), "smtp_refused", "Refusals answered by the handler, by listener, stage, reply code and enhanced code";
+    deliveries: Counters = Counters::default(), "deliveries", "Outbound delivery attempts per recipient, by outcome, TLS mode, policy source and TLS version";
+    commit: Histogram = Histogram::new(exponential_buckets(0.0005, 2.0, 14)), "smtp_commit_seconds", "Time to make a message durable before its 250";
+    attempt: Histogram = Histogram::new(exponential_buckets(0.01, 2.0, 14)), "delivery_attempt_seconds", "Duration of one outbound relay session, lookup to last reply";
+    queue_messages: Gauge = Gauge::default(), "queue_messages", "Messages in the queue";
+    queue_oldest: Gauge<f64, AtomicU64> = Gauge::default(), "queue_oldest_message_age_seconds", "Age of the oldest message in the queue";
+}
+
+impl Metrics {
+    /// Every series in the Prometheus text format, the queue read now.
+    pub fn render(&self, spool: &Spool) -> String {
+        if let Ok(ids) = spool.list_all() {
+            self.queue_messages
+                .set(i64::try_from(ids.len()).unwrap_or(i64::MAX));
+            let now = SystemTime::now();
+            let age = ids
+                .iter()
+                .min()
+                .and_then(|id| now.duration_since(id.arrival()).ok());
+            self.queue_oldest.set(age.unwrap_or_default().as_secs_f64());
+        }
+        let mut out = String::new();
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Observer for Metrics {
+    fn throttled(&self, listener: &str, throttle: Throttle) {
+        count(
+            &self.throttled,
+            &[("listener", listener), ("limit", throttle.name())],
+        );
+    }
+
+    fn handshake_failed(&self, listener: &str, failure: HandshakeFailure) {
+        let reason = failure.name();
+        count(
+            &self.handshake_failures,
+            &[("listener", listener), ("reason", reason)],
+        );
+    }
+
+    fn answered(&self, a: &Answer<'_>) {
+        let (stage, listener, ok) = (a.question.name(), a.listener, a.is_positive());
+        if stage == "message" {
+            self.commit.observe(a.elapsed.as_secs_f64());
+        }
+        if let Some(m) = a.mechanism {
+            let result = if ok { "success" } else { "failure" };
+            let l = [
+                ("listener", listener),
+                ("mechanism", m.as_str()),
+                ("result", result),
+            ];
+            count(&self.auth, &l);
+        } else if ok && stage == "message" {
+            count(&self.accepted, &[("listener", listener)]);
+        } else if let Some(code) = a.code.filter(|_| !ok) {
+            let (code, enhanced) = (code.to_string(), a.enhanced.map(|e| e.to_string()));
+            let enhanced = enhanced.as_deref().unwrap_or("none");
+            let l = [
+                ("listener", listener),
+                ("stage", stage),
+                ("code", &code),
+                ("enhanced", enhanced),
+            ];
+            count(&self.refused, &l);
+        }
+    }
+
+    fn closed(&self, c: &Closed<'_>) {
+        let tls = c.tls.map_or("none", |v| v.name());
+        count(&self.connections, &[("listener", c.listener), ("tls", tls)]);
+    }
+}
+
+/// Where a route's TLS policy came from: `dane` when TLSA records
+/// authenticated the server, `opportunistic` for the default, `rule` for a
+/// rule's `relay_tls`; `mta-sts` is reserved for when the router learns it.
+fn policy_source(mode: &TlsMode, dane: bool) -> &'static str {
+    match mode.name() {
+        _ if dane => "dane",
+        "opportunistic" => "opportunistic",
+        n if n.starts_with("dane") => "dane",
+        _ => "rule",
+    }
+}
+
+impl DeliveryObserver for Metrics {
+    fn route_attempted(&self, _: &Route, elapsed: Duration) {
+        self.attempt.observe(elapsed.as_secs_f64());
+    }
+
+    fn recipient_attempted(&self, a: &RecipientAttempt<'_>) {
+        let mode = &a.route.tls.mode;
+        let source = policy_source(mode, a.tls.is_some_and(|t| t.dane.is_some()));
+        let (tls, outcome) = (
+            a.tls.map_or("none", |t| t.version.name()),
+            a.outcome.label(),
+        );
+        let l = [
+            ("outcome", outcome),
+            ("tls_mode", mode.name()),
+            ("policy_source", source),
+            ("tls", tls),
+        ];
+        count(&self.deliveries, &l);
+    }
+}
+
+/// Serves `GET /metrics` on `listener` until `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    spool: Spool,
+    mut shutdown: Shutdown,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => return,
+            a = listener.accept() => a,
+        };
+        let Ok((tcp, _)) = accepted else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let (metrics, spool) = (metrics.clone(), spool.clone());
+        tokio::spawn(tokio::time::timeout(
+            Duration::from_secs(10),
+            respond(tcp, metrics, spool),
+        ));
+    }
+}
+
+/// One request, one response, then close. Hand-written rather than an HTTP
+/// library: one path, one method, and scrapers send a short GET. Only the
+/// request head is read, at most 8 KiB of it and within `serve`'s 10
+/// seconds; a bigger or slower request is dropped, so the port cannot be
+/// made to hold memory or tasks.
+async fn respond(mut tcp: TcpStream, metrics: Arc<Metrics>, spool: Spool) -> io::Result<()> {
+    let mut head = Vec::new();
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let mut buf = [0; 1024];
+        let n = tcp.read(&mut buf).await?;
+        if n == 0 || head.len() + n > 8192 {
+            return Ok(());
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let target = head.split(|&b| b == b' ').nth(1).unwrap_or_default();
+    let path = target.split(|&b| b == b'?').next().unwrap_or_default();
+    let (status, body) = match (head.starts_with(b"GET "), path) {
+        (false, _) => ("405 Method Not Allowed\r\nAllow: GET", String::new()),
+        (true, b"/metrics") => {
+            let body = tokio::task::spawn_blocking(move || metrics.render(&spool)).await;
+            ("200 OK", body.map_err(io::Error::other)?)
+        }
+        (true, _) => ("404 Not Found", "only /metrics is served here\n".to_owned()),
+    };
+    let len = body.len();
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {CONTENT_TYPE}\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n{body}"
+    );
+    tcp.write_all(response.as_bytes()).await?;
+    tcp.shutdown().await
+}
