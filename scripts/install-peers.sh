@@ -6,7 +6,7 @@
 set -euo pipefail
 
 VENV=${POSTERN_VENV:-/opt/postern-venv}
-packages=(swaks libnet-ssleay-perl libio-socket-ssl-perl openssl postfix stunnel4 sslscan testssl.sh ca-certificates)
+packages=(swaks libnet-ssleay-perl libio-socket-ssl-perl openssl postfix stunnel4 sslscan testssl.sh prometheus ca-certificates)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -16,7 +16,8 @@ done
 if ((${#missing[@]})); then
     echo "install-peers: installing ${missing[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
-    # Postfix's postinst would start a system mail service; forbid that.
+    # Postfix's (and prometheus's) postinst would start a system service;
+    # forbid that.
     created_policy=0
     if [ ! -e /usr/sbin/policy-rc.d ]; then
         printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
@@ -33,6 +34,10 @@ fi
 # Nothing may listen on the system SMTP port on behalf of a package.
 if command -v postfix >/dev/null && postfix status >/dev/null 2>&1; then
     postfix stop >/dev/null 2>&1 || true
+fi
+# Only promtool is wanted from the prometheus package, not its server.
+if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
+    systemctl stop prometheus >/dev/null 2>&1 || true
 fi
 
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import aiosmtpd' 2>/dev/null; then

@@ -61,8 +61,10 @@ fn metrics_after_traffic_pass_promtool_and_count_what_happened() {
     // Relayed mail goes to a smart host that refuses connections: one
     // deferred delivery attempt, without DNS.
     let closed = free_port();
+    // A fourth listener that takes one connection per address.
+    let tiny = free_port();
     let extra = format!(
-        "[metrics]\naddress = \"127.0.0.1:{port}\"\n\n[[rule]]\nname = \"remote_via_closed_port\"\nconditions = [{{ relaying = true }}, {{ recipient_domain = {{ is = \"remote.test\" }} }}]\nactions = [{{ relay_host = \"127.0.0.1:{closed}\" }}, {{ relay_tls = \"none\" }}]\n"
+        "[metrics]\naddress = \"127.0.0.1:{port}\"\n\n[[listener]]\nname = \"tiny\"\naddress = \"127.0.0.1:{tiny}\"\nmode = \"plain\"\nmax_connections_per_ip = 1\n\n[[rule]]\nname = \"remote_via_closed_port\"\nconditions = [{{ relaying = true }}, {{ recipient_domain = {{ is = \"remote.test\" }} }}]\nactions = [{{ relay_host = \"127.0.0.1:{closed}\" }}, {{ relay_tls = \"none\" }}]\n"
     );
     let server = Server::start(dir.path(), &extra);
     assert!(wait_for_port(([127, 0, 0, 1], port).into(), T));
@@ -100,6 +102,14 @@ fn metrics_after_traffic_pass_promtool_and_count_what_happened() {
     tcp.set_read_timeout(Some(T)).expect("timeout");
     tcp.write_all(b"EHLO client.test\r\n").expect("write");
     let _ = tcp.read_to_end(&mut Vec::new());
+
+    // A second connection from our address to the tiny listener.
+    let first = Smtp::connect(tiny).expect("tiny");
+    let mut second = TcpStream::connect(("127.0.0.1", tiny)).expect("tiny again");
+    let mut refused = String::new();
+    let _ = second.read_to_string(&mut refused);
+    assert!(refused.starts_with("421 4.7.0"), "{refused}");
+    drop(first);
 
     // The runner's attempt and the closes are recorded asynchronously.
     let deferred = "postern_deliveries_total{outcome=\"deferred\",tls_mode=\"none\",policy_source=\"rule\",tls=\"none\"}";
@@ -172,10 +182,8 @@ fn metrics_after_traffic_pass_promtool_and_count_what_happened() {
         "{text}"
     );
     assert!(value(&text, "postern_queue_oldest_message_age_seconds").is_some_and(|v| v >= 0.0));
-    assert!(
-        text.contains("# TYPE postern_smtp_throttled_total counter"),
-        "{text}"
-    );
+    let throttled = "postern_smtp_throttled_total{listener=\"tiny\",limit=\"connections_per_ip\"}";
+    assert_eq!(value(&text, throttled), Some(1.0), "{text}");
 
     let (status, _) = http_get(port, "/other");
     assert_eq!(status, "HTTP/1.1 404 Not Found");
