@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs the real SMTP peers that Postern's interop tests talk to: swaks,
 # openssl, Postfix (smtpd, smtp-source, smtp-sink; no system service is
-# started), stunnel, sslscan, testssl.sh, and Python's aiosmtpd in a venv.
+# started), stunnel, sslscan, testssl.sh, promtool (Debian's prometheus
+# package, whose server is not started either: it checks the MTA's /metrics
+# output), systemd-analyze (checks dist/postern-mta.service), and Python's
+# aiosmtpd in a venv.
 # Idempotent; run as root. Prints the environment the tests need.
 set -euo pipefail
 
 VENV=${POSTERN_VENV:-/opt/postern-venv}
-packages=(swaks libnet-ssleay-perl libio-socket-ssl-perl openssl postfix stunnel4 sslscan testssl.sh prometheus ca-certificates)
+packages=(swaks libnet-ssleay-perl libio-socket-ssl-perl openssl postfix stunnel4 sslscan testssl.sh prometheus systemd ca-certificates)
 
 missing=()
 for p in "${packages[@]}"; do
