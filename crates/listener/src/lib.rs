@@ -140,7 +140,12 @@ mod handler;
 mod listener;
 pub mod observe;
 pub mod policy;
+pub mod scrape;
+#[cfg(feature = "self-signed")]
+pub mod self_signed;
 mod server;
+#[cfg(unix)]
+mod signals;
 mod stream;
 
 /// The sans-IO session this crate drives, re-exported so embedders name
@@ -159,3 +164,5 @@ pub use policy::{
     BuiltTls, ClientAuth, PolicyError, Problem, TlsPolicyReport, TlsSettings, Warning,
 };
 pub use server::{Server, ShutdownHandle};
+#[cfg(unix)]
+pub use signals::{StopSignal, until_stop_signal};

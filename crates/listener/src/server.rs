@@ -193,6 +193,20 @@ impl Server {
         }
     }
 
+    /// Reloads the certificates of every TLS listener from their
+    /// configured sources (what a SIGHUP asks for), each as
+    /// [`reload_certificates`](Self::reload_certificates) with `None`: a
+    /// listener whose new certificates do not load keeps its old ones and
+    /// its error is returned (and logged).
+    pub fn reload_all_certificates(&self) -> Vec<ReloadError> {
+        self.inner
+            .listeners
+            .iter()
+            .filter(|b| b.listener.shared.tls.is_some())
+            .filter_map(|b| self.reload_certificates(b.listener.name(), None).err())
+            .collect()
+    }
+
     /// A handle that triggers [`shutdown`](Self::shutdown) from elsewhere.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle {

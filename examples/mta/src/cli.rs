@@ -11,7 +11,9 @@ use postern_proto::{ForwardPath, Mailbox, ReversePath};
 use postern_rules::{Facts, PolicySuite, Severity, Stage};
 
 use crate::config::{Config, ConfigError};
-use crate::tls::{SelfSignedSource, auth_policy, generate, self_signed_names, tls_settings};
+use crate::tls::{
+    SelfSignedSource, auth_policy, generate_self_signed, self_signed_names, tls_settings,
+};
 use crate::users::{Users, add_user};
 
 /// postern-mta: a durable MTA built from the Postern crates.
@@ -149,7 +151,7 @@ pub fn check(config: &Config, out: &mut dyn Write) -> std::io::Result<i32> {
     )?;
     // A throwaway certificate stands in for self-signed ones: check writes
     // nothing to the data directory.
-    let self_signed = match generate(&self_signed_names(config)) {
+    let self_signed = match generate_self_signed(&self_signed_names(config)) {
         Ok((cert, key)) => SelfSignedSource::Inline { cert, key },
         Err(e) => {
             writeln!(out, "error: cannot generate a certificate: {e}")?;

@@ -221,33 +221,16 @@ async fn run(config: Config) -> ExitCode {
     // Signals: SIGTERM/SIGINT shut down gracefully, SIGHUP reloads
     // certificates (and the users file).
     let signals = {
-        let server = server.clone();
-        let users = users.clone();
-        let config = config.clone();
+        let (server, users) = (server.clone(), users.clone());
         tokio::spawn(async move {
-            use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-                signal(SignalKind::terminate()),
-                signal(SignalKind::interrupt()),
-                signal(SignalKind::hangup()),
-            ) else {
-                tracing::error!("cannot install signal handlers");
-                return;
+            let reload = || {
+                tracing::info!("SIGHUP: reloading certificates and users");
+                users.refresh();
+                server.reload_all_certificates();
             };
-            loop {
-                tokio::select! {
-                    _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
-                    _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break; }
-                    _ = hup.recv() => {
-                        tracing::info!("SIGHUP: reloading certificates and users");
-                        users.refresh();
-                        for l in config.listeners.iter().filter(|l| l.tls.is_some()) {
-                            if let Err(e) = server.reload_certificates(&l.name, None) {
-                                tracing::error!(listener = %l.name, error = %e, "certificate reload failed");
-                            }
-                        }
-                    }
-                }
+            match postern_listener::until_stop_signal(reload).await {
+                Ok(signal) => tracing::info!("{signal}: shutting down"),
+                Err(e) => return tracing::error!(error = %e, "cannot install signal handlers"),
             }
             let _ = shutdown_tx.send(true);
             server.shutdown();

@@ -1,14 +1,14 @@
 //! Prometheus metrics (`[metrics] address`): families fed by the
 //! listeners' [`Observer`] and the runner's [`DeliveryObserver`] hooks, the
-//! queue read at each scrape, and a one-path HTTP responder for
-//! `GET /metrics`. The series are listed in docs/operations.md.
+//! queue read at each scrape, served at `GET /metrics` by
+//! [`postern_listener::scrape`]. The series are listed in docs/operations.md.
 
-use std::io;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime};
 
 use postern_listener::observe::{Answer, Closed, HandshakeFailure, Observer, Throttle};
+use postern_listener::scrape::serve_document;
 use postern_queue::Spool;
 use postern_queue::runner::{DeliveryObserver, RecipientAttempt};
 use postern_relay::{Route, TlsMode};
@@ -16,8 +16,7 @@ use prometheus_client::encoding::prometheus_text::{CONTENT_TYPE, encode};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge};
 use prometheus_client::registry::Registry;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use crate::Shutdown;
 
@@ -168,58 +167,7 @@ impl DeliveryObserver for Metrics {
 }
 
 /// Serves `GET /metrics` on `listener` until `shutdown`.
-pub async fn serve(
-    listener: TcpListener,
-    metrics: Arc<Metrics>,
-    spool: Spool,
-    mut shutdown: Shutdown,
-) {
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.wait_for(|s| *s) => return,
-            a = listener.accept() => a,
-        };
-        let Ok((tcp, _)) = accepted else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let (metrics, spool) = (metrics.clone(), spool.clone());
-        tokio::spawn(tokio::time::timeout(
-            Duration::from_secs(10),
-            respond(tcp, metrics, spool),
-        ));
-    }
-}
-
-/// One request, one response, then close. Hand-written rather than an HTTP
-/// library: one path, one method, and scrapers send a short GET. Only the
-/// request head is read, at most 8 KiB of it and within `serve`'s 10
-/// seconds; a bigger or slower request is dropped, so the port cannot be
-/// made to hold memory or tasks.
-async fn respond(mut tcp: TcpStream, metrics: Arc<Metrics>, spool: Spool) -> io::Result<()> {
-    let mut head = Vec::new();
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let mut buf = [0; 1024];
-        let n = tcp.read(&mut buf).await?;
-        if n == 0 || head.len() + n > 8192 {
-            return Ok(());
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
-    let target = head.split(|&b| b == b' ').nth(1).unwrap_or_default();
-    let path = target.split(|&b| b == b'?').next().unwrap_or_default();
-    let (status, body) = match (head.starts_with(b"GET "), path) {
-        (false, _) => ("405 Method Not Allowed\r\nAllow: GET", String::new()),
-        (true, b"/metrics") => {
-            let body = tokio::task::spawn_blocking(move || metrics.render(&spool)).await;
-            ("200 OK", body.map_err(io::Error::other)?)
-        }
-        (true, _) => ("404 Not Found", "only /metrics is served here\n".to_owned()),
-    };
-    let len = body.len();
-    let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {CONTENT_TYPE}\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n{body}"
-    );
-    tcp.write_all(response.as_bytes()).await?;
-    tcp.shutdown().await
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, spool: Spool, shutdown: Shutdown) {
+    let render = move || metrics.render(&spool);
+    serve_document(listener, "/metrics", CONTENT_TYPE, render, shutdown).await;
 }

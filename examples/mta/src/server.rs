@@ -329,7 +329,7 @@ impl MtaConn {
         let outcome = config.rules().evaluate(Stage::Mail, &self.txn_facts(f));
         self.note_rule(&outcome.verdict);
         if let Some(d) = from_rules(&outcome.verdict) {
-            self.log(f, None, &format!("refused at MAIL: {}", describe(&d)));
+            self.log(f, None, &format!("refused at MAIL: {}", d));
             self.txn = None;
             return d;
         }
@@ -357,7 +357,7 @@ impl MtaConn {
         // Refused recipients are reported in the transaction's log line.
         let refuse = |this: &mut MtaConn, d: Decision| {
             if let Some(t) = this.txn.as_mut() {
-                t.refused.push(format!("<{address}> {}", describe(&d)));
+                t.refused.push(format!("<{address}> {}", d));
             }
             d
         };
@@ -432,7 +432,7 @@ impl MtaConn {
             let outcome = config.rules().evaluate(Stage::Data, &facts);
             self.note_rule(&outcome.verdict);
             if let Some(d) = from_rules(&outcome.verdict) {
-                self.log(f, None, &format!("refused at DATA: {}", describe(&d)));
+                self.log(f, None, &format!("refused at DATA: {}", d));
                 return d;
             }
             for h in outcome.headers {
@@ -553,22 +553,6 @@ impl MtaConn {
     }
 }
 
-fn describe(d: &Decision) -> String {
-    match d {
-        Decision::RejectWith(r) | Decision::TempfailWith(r) | Decision::AcceptWith(r) => {
-            let mut s = r.code().to_string();
-            if let Some(e) = r.enhanced() {
-                let _ = write!(s, " {e}");
-            }
-            let _ = write!(s, " {}", r.text());
-            s
-        }
-        Decision::Reject => "reject".into(),
-        Decision::Tempfail => "tempfail".into(),
-        _ => "accept".into(),
-    }
-}
-
 impl ConnectionHandler for MtaConn {
     async fn question(&mut self, question: Question, f: &Facts<'_>) -> Decision {
         match question {
@@ -576,7 +560,7 @@ impl ConnectionHandler for MtaConn {
                 let outcome = self.config.rules().evaluate(Stage::Connect, &self.facts(f));
                 match from_rules(&outcome.verdict) {
                     Some(d) => {
-                        tracing::info!(listener = f.listener, peer = %self.peer, decision = %describe(&d), "connection refused by the rules");
+                        tracing::info!(listener = f.listener, peer = %self.peer, decision = %d, "connection refused by the rules");
                         d
                     }
                     None => Decision::Accept,
