@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use postern_listener::Mode;
 use postern_proto::{ForwardPath, ReversePath};
-use postern_rules::{Facts, RelayPlan, RuleConfig, RuleSet, RuleSetConfig, Stage};
+use postern_rules::{Facts, RelayPlan, RuleConfig, RuleSet, RuleSetConfig, Stage, TomlSource};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -389,19 +389,16 @@ impl Config {
     /// Parses configuration text. `file` names it in errors; `base` is the
     /// directory relative paths are resolved against.
     pub fn from_toml_str(src: &str, file: &str, base: &Path) -> Result<Config, ConfigError> {
+        // Spans of the text, for errors found after deserialising.
+        let toml = TomlSource::parse(src);
         let err = |span: Option<std::ops::Range<usize>>,
                    item: Option<String>,
                    field: Option<String>,
                    message: String| {
-            let (line, column) = match span {
-                Some(s) => {
-                    let (l, c) = line_col(src, s.start);
-                    (Some(l), Some(c))
-                }
-                None => (None, None),
-            };
+            let (line, column) = span.map(|s| TomlSource::line_col(src, s.start)).unzip();
+            let file = file.to_owned();
             ConfigError {
-                file: file.to_owned(),
+                file,
                 line,
                 column,
                 item,
@@ -421,7 +418,7 @@ impl Config {
                 .replace(".$__serde_spanned_private_value", "")
                 .replace("$__serde_spanned_private_value", "");
             let inner = e.into_inner();
-            let (item, field) = split_item(src, &path);
+            let (item, field) = split_item(toml.as_ref(), &path);
             err(inner.span(), item, field, inner.message().trim().to_owned())
         })?;
 
@@ -703,9 +700,11 @@ impl Config {
             RuleSetConfig::new(parsed.rule.into_iter().map(Spanned::into_inner).collect());
         let rules = rule_set.compile().map_err(|e| {
             // Point at the field when it can be found, else at the rule.
-            let span = e
-                .index
-                .and_then(|i| field_span(src, i, &e.field).or_else(|| spans.get(i).cloned()));
+            let span = e.index.and_then(|i| {
+                let at = toml.as_ref().filter(|_| !e.field.is_empty());
+                let field = at.and_then(|t| t.span(&format!("rule[{i}].{}", e.field)));
+                field.or_else(|| spans.get(i).cloned())
+            });
             let item = e.index.map(|i| format!("rule #{} {:?}", i + 1, e.rule));
             let field = (!e.field.is_empty()).then(|| e.field.clone());
             err(span, item, field, e.kind.to_string())
@@ -792,42 +791,9 @@ impl Config {
     }
 }
 
-/// The span of `rule[index].<field>` (e.g. `conditions[0].helo.regex`),
-/// or of the deepest part of it that exists.
-fn field_span(src: &str, index: usize, field: &str) -> Option<std::ops::Range<usize>> {
-    use toml::de::{DeTable, DeValue};
-    let root = DeTable::parse(src).ok()?;
-    let mut value: &Spanned<DeValue<'_>> = root.get_ref().get("rule")?;
-    value = value.get_ref().get(index)?;
-    let mut found = None;
-    for part in field.split('.').filter(|p| !p.is_empty()) {
-        let (key, indexes) = match part.find('[') {
-            Some(b) => (&part[..b], &part[b..]),
-            None => (part, ""),
-        };
-        let Some(next) = value.get_ref().get(key) else {
-            break;
-        };
-        value = next;
-        found = Some(value.span());
-        for n in indexes
-            .split(['[', ']'])
-            .filter(|n| !n.is_empty())
-            .filter_map(|n| n.parse::<usize>().ok())
-        {
-            let Some(next) = value.get_ref().get(n) else {
-                return found;
-            };
-            value = next;
-            found = Some(value.span());
-        }
-    }
-    found
-}
-
 /// Splits a serde path like `listener[1].mode` into the item
 /// (`listener[1] "name"`, `rule #2 "name"`) and the field inside it.
-fn split_item(src: &str, path: &str) -> (Option<String>, Option<String>) {
+fn split_item(toml: Option<&TomlSource<'_>>, path: &str) -> (Option<String>, Option<String>) {
     if path.is_empty() || path == "." {
         return (None, None);
     }
@@ -836,7 +802,7 @@ fn split_item(src: &str, path: &str) -> (Option<String>, Option<String>) {
             && let Some((n, field)) = rest.split_once(']')
             && let Ok(i) = n.parse::<usize>()
         {
-            let name = item_name(src, key, i);
+            let name = toml.and_then(|t| t.item_name(key, i));
             let label = if key == "rule" {
                 format!("rule #{}", i + 1)
             } else {
@@ -851,29 +817,6 @@ fn split_item(src: &str, path: &str) -> (Option<String>, Option<String>) {
         }
     }
     (None, Some(path.to_owned()))
-}
-
-/// The `name` of `[[key]]` number `i`, read leniently from the source.
-fn item_name(src: &str, key: &str, i: usize) -> Option<String> {
-    let value: toml::Table = src.parse().ok()?;
-    value
-        .get(key)?
-        .as_array()?
-        .get(i)?
-        .get("name")?
-        .as_str()
-        .map(str::to_owned)
-}
-
-fn line_col(src: &str, offset: usize) -> (u32, u32) {
-    let offset = offset.min(src.len());
-    let before = &src[..offset];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (
-        u32::try_from(line).unwrap_or(u32::MAX),
-        u32::try_from(col).unwrap_or(u32::MAX),
-    )
 }
 
 #[cfg(test)]

@@ -196,46 +196,26 @@ impl MtaConn {
     }
 
     fn log(&self, f: &Facts<'_>, id: Option<&QueueId>, result: &str) {
-        let (version, cipher) = f.tls.map_or((String::from("-"), String::from("-")), |t| {
-            (t.version.to_string(), t.cipher.clone())
+        // "-" for what is absent, so every line has every field.
+        let dash = || "-".to_owned();
+        let join = |v: &[String], sep| if v.is_empty() { dash() } else { v.join(sep) };
+        let t = self.txn.as_ref();
+        let to = t.map_or_else(dash, |t| {
+            let r: Vec<&str> = t.recipients.iter().map(|r| r.address.as_str()).collect();
+            r.join(",")
         });
-        let user = f.authenticated.map_or("-", |a| a.authcid.as_str());
-        let (sender, rcpts, rules, refused) = self.txn.as_ref().map_or_else(
-            || {
-                (
-                    "-".to_owned(),
-                    String::from("-"),
-                    String::from("-"),
-                    String::from("-"),
-                )
-            },
-            |t| {
-                let r: Vec<&str> = t.recipients.iter().map(|r| r.address.as_str()).collect();
-                let rules = if t.rules.is_empty() {
-                    "-".to_owned()
-                } else {
-                    t.rules.join(",")
-                };
-                let refused = if t.refused.is_empty() {
-                    "-".to_owned()
-                } else {
-                    t.refused.join("; ")
-                };
-                (format!("<{}>", t.sender), r.join(","), rules, refused)
-            },
-        );
         tracing::info!(
             target: "transaction",
             listener = f.listener,
             peer = %f.peer,
-            tls = %version,
-            cipher = %cipher,
-            user,
-            rules = %rules,
-            id = %id.map_or_else(|| "-".to_owned(), ToString::to_string),
-            from = %sender,
-            to = %rcpts,
-            refused = %refused,
+            tls = %f.tls.map_or_else(dash, |t| t.version.to_string()),
+            cipher = %f.tls.map_or("-", |t| t.cipher.as_str()),
+            user = f.authenticated.map_or("-", |a| a.authcid.as_str()),
+            rules = %t.map_or_else(dash, |t| join(&t.rules, ",")),
+            id = %id.map_or_else(dash, ToString::to_string),
+            from = %t.map_or_else(dash, |t| format!("<{}>", t.sender)),
+            to = %to,
+            refused = %t.map_or_else(dash, |t| join(&t.refused, "; ")),
             result,
         );
     }
