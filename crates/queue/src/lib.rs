@@ -77,4 +77,4 @@ pub use id::{BadQueueId, QueueId};
 pub use lock::QueueLocked;
 pub use retry::RetryPolicy;
 pub use spool::{Hold, MessageWriter, Spool};
-pub use sync::{Syncer, sync_dir};
+pub use sync::{Syncer, sync_dir, write_atomically};

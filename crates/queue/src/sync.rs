@@ -133,3 +133,31 @@ fn sync_filesystem(dir: &File) -> io::Result<()> {
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
+
+/// Replaces the file at `path` with `contents` atomically and durably: a
+/// temporary file beside it (created with permissions `mode` on Unix, e.g.
+/// 0o600 for secrets, so they are never readable by others even briefly),
+/// synced, renamed over `path`, then the directory synced. A crash leaves
+/// the old file or the new one, never a mix. The directory is created if
+/// needed.
+pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut f = options.open(&tmp)?;
+    std::io::Write::write_all(&mut f, contents)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    sync_dir(dir)
+}

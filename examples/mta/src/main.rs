@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use postern_listener::Observer;
 use postern_mta::cli::{self, Cli, Command, LogFormat, PolicyCommand, UserCommand};
 use postern_mta::config::Config;
 use postern_mta::metrics::{self, Metrics};
@@ -103,9 +104,7 @@ async fn run(config: Config) -> ExitCode {
         Some(Err(e)) => return fail("the metrics address cannot be bound", &e),
         bound => bound.and_then(Result::ok),
     };
-    let metrics = metrics_socket
-        .as_ref()
-        .map(|_| Arc::new(Metrics::default()));
+    let metrics = config.metrics.map(|_| Arc::new(Metrics::default()));
     if let Err(e) = std::fs::create_dir_all(&config.data_dir) {
         return fail(&format!("cannot create {}", config.data_dir.display()), &e);
     }
@@ -152,12 +151,10 @@ async fn run(config: Config) -> ExitCode {
     ));
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut listeners = listener_configs(&config, &self_signed);
-    if let Some(m) = &metrics {
-        listeners = listeners
-            .into_iter()
-            .map(|l| l.with_observer(m.clone()))
-            .collect();
-    }
+    let observer = metrics.clone().map(|m| m as Arc<dyn Observer>);
+    listeners
+        .iter_mut()
+        .for_each(|l| l.observer = observer.clone());
     let server = match postern_listener::Server::bind(listeners, mta, provider) {
         Ok(s) => s,
         Err(e) => return fail("cannot start the listeners", &e),
@@ -170,16 +167,7 @@ async fn run(config: Config) -> ExitCode {
     let outbound = outbound::spawn(spool.clone(), config.clone(), shutdown.clone(), observer);
     let metrics_addr = metrics_socket.as_ref().and_then(|s| s.local_addr().ok());
     if let (Some(socket), Some(m)) = (metrics_socket, &metrics) {
-        let _ = socket.set_nonblocking(true);
-        match tokio::net::TcpListener::from_std(socket) {
-            Ok(l) => drop(tokio::spawn(metrics::serve(
-                l,
-                m.clone(),
-                spool.clone(),
-                shutdown.clone(),
-            ))),
-            Err(e) => return fail("cannot serve metrics", &e),
-        }
+        metrics::spawn(socket, m.clone(), &spool, &shutdown);
     }
 
     {

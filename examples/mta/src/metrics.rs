@@ -3,14 +3,15 @@
 //! queue read at each scrape, served at `GET /metrics` by
 //! [`postern_listener::scrape`]. The series are listed in docs/operations.md.
 
+use std::net::TcpListener as StdListener;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime};
 
 use postern_listener::observe::{Answer, Closed, HandshakeFailure, Observer, Throttle};
 use postern_listener::scrape::serve_document;
-use postern_queue::Spool;
 use postern_queue::runner::{DeliveryObserver, RecipientAttempt};
+use postern_queue::{QueueId, Spool};
 use postern_relay::{Route, TlsMode};
 use prometheus_client::encoding::prometheus_text::{CONTENT_TYPE, encode};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
@@ -68,12 +69,10 @@ impl Metrics {
     pub fn render(&self, spool: &Spool) -> String {
         if let Ok(ids) = spool.list_all() {
             self.queue_messages
-                .set(i64::try_from(ids.len()).unwrap_or(i64::MAX));
-            let now = SystemTime::now();
-            let age = ids
-                .iter()
-                .min()
-                .and_then(|id| now.duration_since(id.arrival()).ok());
+                .set(ids.len().try_into().unwrap_or(i64::MAX));
+            // Ids sort by arrival: the smallest is the oldest message.
+            let oldest = ids.iter().min().map(QueueId::arrival);
+            let age = oldest.and_then(|t| SystemTime::now().duration_since(t).ok());
             self.queue_oldest.set(age.unwrap_or_default().as_secs_f64());
         }
         let mut out = String::new();
@@ -84,18 +83,13 @@ impl Metrics {
 
 impl Observer for Metrics {
     fn throttled(&self, listener: &str, throttle: Throttle) {
-        count(
-            &self.throttled,
-            &[("listener", listener), ("limit", throttle.name())],
-        );
+        let l = [("listener", listener), ("limit", throttle.name())];
+        count(&self.throttled, &l);
     }
 
     fn handshake_failed(&self, listener: &str, failure: HandshakeFailure) {
-        let reason = failure.name();
-        count(
-            &self.handshake_failures,
-            &[("listener", listener), ("reason", reason)],
-        );
+        let l = [("listener", listener), ("reason", failure.name())];
+        count(&self.handshake_failures, &l);
     }
 
     fn answered(&self, a: &Answer<'_>) {
@@ -166,8 +160,18 @@ impl DeliveryObserver for Metrics {
     }
 }
 
-/// Serves `GET /metrics` on `listener` until `shutdown`.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, spool: Spool, shutdown: Shutdown) {
+/// Where the metrics are served.
+const PATH: &str = "/metrics";
+
+/// Serves `GET /metrics` on `socket` (bound by the caller, so a taken
+/// address fails the start) from a new task, until `shutdown`.
+pub fn spawn(socket: StdListener, metrics: Arc<Metrics>, spool: &Spool, shutdown: &Shutdown) {
+    let (spool, shutdown) = (spool.clone(), shutdown.clone());
     let render = move || metrics.render(&spool);
-    serve_document(listener, "/metrics", CONTENT_TYPE, render, shutdown).await;
+    let nonblocking = socket.set_nonblocking(true);
+    let l = match nonblocking.and_then(|()| TcpListener::from_std(socket)) {
+        Ok(l) => l,
+        Err(e) => return tracing::error!(error = %e, "cannot serve metrics"),
+    };
+    tokio::spawn(serve_document(l, PATH, CONTENT_TYPE, render, shutdown));
 }

@@ -2,7 +2,6 @@
 //! for each recipient's route and TLS policy, and [`spawn`], which starts
 //! the [`postern_queue`] runner with it.
 
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -202,7 +201,7 @@ fn facts_for(env: &Envelope, r: &RecipientState) -> Facts {
     } else {
         facts = facts.authenticated(false);
     }
-    if let Some(ip) = env.peer.as_deref().and_then(peer_ip) {
+    if let Some(ip) = env.peer_ip() {
         facts = facts.remote_ip(ip);
     }
     if let Some(size) = env.params.size {
@@ -212,14 +211,6 @@ fn facts_for(env: &Envelope, r: &RecipientState) -> Facts {
         facts = facts.body(b);
     }
     facts
-}
-
-/// The IP of `ip:port`, `[v6]:port` or a bare address.
-fn peer_ip(peer: &str) -> Option<IpAddr> {
-    peer.parse::<std::net::SocketAddr>()
-        .map(|s| s.ip())
-        .or_else(|_| peer.trim_matches(['[', ']']).parse())
-        .ok()
 }
 
 /// Reads PEM trust anchors; a problem defers the mail (an operator fixes
@@ -399,18 +390,5 @@ scan_interval = "3s"
         assert_eq!(s.retry.delay(2), Duration::from_secs(180));
         let err = Config::from_toml_str(&src("0.5"), "t.toml", Path::new("")).unwrap_err();
         assert!(err.to_string().contains("retry_factor"), "{err}");
-    }
-
-    #[test]
-    fn peer_addresses_parse() {
-        assert_eq!(
-            peer_ip("192.0.2.1:2525"),
-            Some("192.0.2.1".parse().unwrap())
-        );
-        assert_eq!(
-            peer_ip("[2001:db8::1]:25"),
-            Some("2001:db8::1".parse().unwrap())
-        );
-        assert_eq!(peer_ip("nonsense"), None);
     }
 }

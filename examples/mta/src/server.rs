@@ -100,10 +100,9 @@ struct Txn {
 }
 
 fn reply(code: u16, enhanced: &str, text: impl Into<String>) -> Reply<'static> {
-    let code = ReplyCode::new(code).unwrap_or(ReplyCode::new(451).unwrap_or(ReplyCode::OK));
+    let code = ReplyCode::new(code).unwrap_or(ReplyCode::OK);
     let enhanced = EnhancedCode::parse_prefix(enhanced).map(|(e, _)| e);
-    let text: String = text.into();
-    Reply::new(code, enhanced, [text.clone()]).unwrap_or_else(|_| Reply::fixed(code, None, "error"))
+    Reply::fixed(code, enhanced, text.into())
 }
 
 /// The session decision for a rules verdict (continue and accept go on).
