@@ -77,7 +77,7 @@ mod tests {
     #[test]
     fn arrival_is_read_from_the_id() {
         let id: QueueId = "0005e3b1a2c3d4000100000001".parse().expect("an id");
-        let micros = 0x0005_e3b1_a2c3_d4_u64;
+        let micros = 0x0000_05e3_b1a2_c3d4_u64;
         assert_eq!(id.arrival(), UNIX_EPOCH + Duration::from_micros(micros));
         let spool_dir = std::env::temp_dir().join(format!("postern-id-{}", std::process::id()));
         let spool = crate::Spool::open(&spool_dir).expect("spool");
