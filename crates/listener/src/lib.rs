@@ -23,6 +23,14 @@
 //!   greeting says what the connection is offered, AUTH included) and is
 //!   told its [`Notice`]s, in order. The [`session`] crate is re-exported.
 //!
+//! - [`observe`]: an optional [`Observer`] per listener, told about
+//!   throttles, TLS handshake failures (classified), every answered
+//!   question (with the reply the session wrote and the handler's time) and
+//!   every close (with its TLS version): metrics without this crate choosing
+//!   a metrics library. [`scrape`] serves one document over HTTP for the
+//!   scraper; [`until_stop_signal`] is a service's SIGTERM/SIGINT/SIGHUP
+//!   loop; the `self-signed` feature adds `self_signed`.
+//!
 //! The listener's [`Mode`] is the one source of truth for offering and
 //! requiring `STARTTLS`: it sets the session's
 //! [`StartTlsPolicy`] ([`Mode::starttls_policy`]), and a listener whose
