@@ -335,7 +335,7 @@ fn lookup<'a, 's>(root: &'a DeTable<'s>, path: &[Seg]) -> Option<&'a Spanned<DeV
 /// let src = "[[rule]]\nname = \"r\"\nconditions = [{ tls = true }]\n";
 /// let toml = TomlSource::parse(src).expect("valid TOML");
 /// let span = toml.span("rule[0].conditions[0].tls").expect("found");
-/// assert_eq!(TomlSource::line_col(src, span.start), (3, 22));
+/// assert_eq!(TomlSource::line_col(src, span.start), (3, 23)); // the value `true`
 /// assert_eq!(toml.item_name("rule", 0).as_deref(), Some("r"));
 /// ```
 pub struct TomlSource<'s> {

@@ -906,4 +906,18 @@ mod tests {
         assert_eq!(parse_duration("2ms"), Some(Duration::from_millis(2)));
         assert_eq!(parse_duration("x"), None);
     }
+
+    #[test]
+    fn metrics_address_is_optional_and_checked() {
+        let base = "[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:25\"\nmode = \"plain\"\n";
+        let off = Config::from_toml_str(base, "t.toml", Path::new("")).unwrap();
+        assert_eq!(off.metrics, None);
+        let on = format!("{base}[metrics]\naddress = \"127.0.0.1:9125\"\n");
+        let c = Config::from_toml_str(&on, "t.toml", Path::new("")).unwrap();
+        assert_eq!(c.metrics, Some("127.0.0.1:9125".parse().unwrap()));
+        let bad = format!("{base}[metrics]\naddress = \"localhost\"\n");
+        let e = Config::from_toml_str(&bad, "t.toml", Path::new("")).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("metrics.address"), "{e}");
+        assert_eq!(e.line, Some(6), "{e}");
+    }
 }
