@@ -9,8 +9,10 @@
 //! postern_fuzz::data(b"\x03body\r\n.\r\nNEXT");
 //! ```
 
+mod mta_sts;
 mod tlsa;
 
+pub use mta_sts::mta_sts;
 pub use tlsa::tlsa;
 
 use bytes::BytesMut;

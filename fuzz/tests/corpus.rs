@@ -45,3 +45,8 @@ fn roundtrip_corpus() {
 fn tlsa_corpus() {
     replay("tlsa", postern_fuzz::tlsa);
 }
+
+#[test]
+fn mta_sts_corpus() {
+    replay("mta_sts", postern_fuzz::mta_sts);
+}
