@@ -14,13 +14,19 @@
 //!   used at all, and one that matches must present a certificate valid for
 //!   its own name.
 //!
+//! - [`Refresh`] decides, from the cache, the TXT answer and the clock,
+//!   whether to apply the cached policy or fetch, and what survives a failed
+//!   fetch ([`CachedPolicy`] is what a driver persists on disk).
+//!
 //! Both parsers read untrusted input (DNS and HTTPS answers) and are
 //! fuzzed (`fuzz/` target `mta_sts`).
 
+mod cache;
 mod pattern;
 mod policy;
 mod record;
 
+pub use cache::{CacheStep, CachedPolicy, Refresh, TxtAnswer, refresh_margin};
 pub use pattern::MxPattern;
 pub use policy::{MAX_AGE_LIMIT, MAX_POLICY_SIZE, PolicyError, StsMode, StsPolicy};
 pub use record::{RecordError, StsRecord};

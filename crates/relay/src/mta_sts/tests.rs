@@ -181,3 +181,127 @@ fn mx_matching_follows_section_4_1() {
     assert!(w.is_wildcard());
     assert_eq!(w.to_string(), "*.example.net");
 }
+
+fn enforce(mx: &str, max_age: u32) -> StsPolicy {
+    StsPolicy::parse(
+        format!("version: STSv1\nmode: enforce\nmx: {mx}\nmax_age: {max_age}\n").as_bytes(),
+    )
+    .unwrap()
+}
+
+fn record(id: &str) -> TxtAnswer {
+    TxtAnswer::Record(StsRecord::parse(&format!("v=STSv1; id={id};")).unwrap())
+}
+
+const DAY: u64 = 86_400;
+
+// The cases of postfix-mta-sts-resolver's tests that concern the cache,
+// as decisions (the fetches themselves are the driver's).
+#[test]
+fn a_fresh_cached_policy_with_the_same_id_is_used_without_fetching() {
+    let cached = CachedPolicy::new("v1", enforce("mx.a.example", 7 * DAY as u32), 1_000);
+    assert_eq!(
+        Refresh::step(Some(&cached), record("v1"), 1_000 + DAY),
+        CacheStep::Use(cached.policy.clone())
+    );
+}
+
+#[test]
+fn a_policy_changed_under_the_same_id_is_not_picked_up_until_max_age() {
+    // The publisher changed the file but not the id: the cached policy
+    // stays until it comes close to expiry, then is refreshed.
+    let cached = CachedPolicy::new("v1", enforce("mx.a.example", 7 * DAY as u32), 0);
+    assert!(matches!(
+        Refresh::step(Some(&cached), record("v1"), 3 * DAY),
+        CacheStep::Use(_)
+    ));
+    let near_expiry = 7 * DAY - 3_600;
+    assert_eq!(
+        Refresh::step(Some(&cached), record("v1"), near_expiry),
+        CacheStep::Fetch {
+            id: "v1".into(),
+            fallback: Some(cached.clone())
+        }
+    );
+}
+
+#[test]
+fn a_new_id_fetches_and_the_new_policy_replaces_the_old() {
+    let cached = CachedPolicy::new("v1", enforce("mx.a.example", 7 * DAY as u32), 0);
+    let step = Refresh::step(Some(&cached), record("v2"), DAY);
+    let CacheStep::Fetch { id, fallback } = step else {
+        panic!("{step:?}")
+    };
+    assert_eq!(id, "v2");
+    let new = enforce("mx.b.example", 7 * DAY as u32);
+    let (apply, store) = Refresh::on_fetch(&id, Some(new.clone()), fallback, DAY);
+    assert_eq!(apply, Some(new.clone()));
+    assert_eq!(store, Some(CachedPolicy::new("v2", new, DAY)));
+}
+
+#[test]
+fn a_failed_fetch_keeps_enforcing_the_cached_policy_until_it_expires() {
+    let cached = CachedPolicy::new("v1", enforce("mx.a.example", 7 * DAY as u32), 0);
+    let (apply, store) = Refresh::on_fetch("v2", None, Some(cached.clone()), DAY);
+    assert_eq!(apply, Some(cached.policy.clone()));
+    assert_eq!(store, None, "the cache is left as it was");
+    // Past max_age nothing is left.
+    assert_eq!(
+        Refresh::on_fetch("v2", None, Some(cached), 8 * DAY),
+        (None, None)
+    );
+}
+
+#[test]
+fn dns_failure_or_a_removed_record_does_not_drop_a_fresh_policy() {
+    let cached = CachedPolicy::new("v1", enforce("mx.a.example", 7 * DAY as u32), 0);
+    for txt in [TxtAnswer::Failed, TxtAnswer::NoPolicy] {
+        assert_eq!(
+            Refresh::step(Some(&cached), txt, DAY),
+            CacheStep::Use(cached.policy.clone())
+        );
+    }
+    assert_eq!(
+        Refresh::step(Some(&cached), TxtAnswer::NoPolicy, 8 * DAY),
+        CacheStep::NoPolicy
+    );
+    assert_eq!(
+        Refresh::step(None, TxtAnswer::Failed, 0),
+        CacheStep::NoPolicy
+    );
+    assert_eq!(
+        Refresh::step(None, record("x"), 0),
+        CacheStep::Fetch {
+            id: "x".into(),
+            fallback: None
+        }
+    );
+}
+
+#[test]
+fn the_stored_form_survives_a_restart_and_refuses_damage() {
+    let cached = CachedPolicy::new(
+        "20160831085700Z",
+        enforce("*.a.example", 604_800),
+        1_764_600_000,
+    );
+    let text = cached.to_stored();
+    assert_eq!(CachedPolicy::from_stored(&text), Some(cached.clone()));
+    // After a restart, before any fetch: the same id and a fresh entry
+    // mean the stored policy is enforced at once.
+    let restored = CachedPolicy::from_stored(&text).unwrap();
+    assert!(matches!(
+        Refresh::step(Some(&restored), record("20160831085700Z"), 1_764_600_000 + 60),
+        CacheStep::Use(p) if p.mode() == StsMode::Enforce
+    ));
+    for bad in [
+        "",
+        "postern-sts-cache 2 id 1\nversion: STSv1\nmode: none\nmax_age: 1\n",
+        "postern-sts-cache 1 bad-id 1\nversion: STSv1\nmode: none\nmax_age: 1\n",
+        "postern-sts-cache 1 id x\nversion: STSv1\nmode: none\nmax_age: 1\n",
+        "postern-sts-cache 1 id 1 extra\nversion: STSv1\nmode: none\nmax_age: 1\n",
+        "postern-sts-cache 1 id 1\nversion: STSv1\nmode: enforce\nmax_age: 1\n",
+    ] {
+        assert_eq!(CachedPolicy::from_stored(bad), None, "{bad:?}");
+    }
+}
