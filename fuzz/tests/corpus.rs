@@ -50,3 +50,8 @@ fn tlsa_corpus() {
 fn mta_sts_corpus() {
     replay("mta_sts", postern_fuzz::mta_sts);
 }
+
+#[test]
+fn tlsrpt_corpus() {
+    replay("tlsrpt", postern_fuzz::tlsrpt);
+}
