@@ -166,3 +166,32 @@ fn automatic_maintenance_keeps_the_directory_small() {
     assert_eq!(log.messages(), vec![key(200)]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_tombstone_outlives_the_records_it_kills() {
+    let dir = tempdir("pin");
+    // No compaction: message 1 keeps the first segment alive.
+    let cfg = small(8 << 10).compact_below(0.0);
+    let log = Log::open(&dir, cfg.clone()).unwrap();
+    log.commit(vec![body(1, 3000), envelope(1)]).unwrap();
+    log.commit(vec![body(2, 3000), envelope(2)]).unwrap();
+    for n in 3..=12 {
+        log.commit(vec![body(n, 2000), envelope(n)]).unwrap();
+    }
+    // Message 2's tombstone lands in a later segment, with others'
+    // records that all die.
+    for n in 2..=12 {
+        log.finish(key(n)).wait().unwrap();
+    }
+    // Two records too big to share a segment: the tombstones' segment is
+    // left with nothing live and is no longer the active one.
+    log.commit(vec![body(13, 7500)]).unwrap();
+    log.commit(vec![body(14, 7500)]).unwrap();
+    for _ in 0..3 {
+        log.maintain().unwrap();
+    }
+    drop(log);
+    let log = Log::open(&dir, cfg).unwrap();
+    assert_eq!(log.messages(), vec![key(1), key(13), key(14)], "a finished message came back");
+    let _ = std::fs::remove_dir_all(&dir);
+}
