@@ -54,7 +54,8 @@
 //! 12  4  CRC-32 (IEEE, crc32fast) of header bytes 0..12 and 16..64, then the payload
 //! 16  8  lsn: log sequence number, +1 per record across the whole log
 //! 24  8  origin: the lsn the record was first written with (= lsn unless a copy)
-//! 32  8  txn end: the lsn of the last record of the same submission
+//! 32  4  lsn minus the lsn of the first record of the same submission
+//! 36  4  the lsn of the last record of the same submission minus lsn
 //! 40  8  group: the group commit that wrote it
 //! 48 16  message key (0 for seals)
 //! 64  …  payload, then zero padding to a multiple of 8
@@ -107,7 +108,7 @@
 //!   delivered, and [`Log::finish`] removes it. Everything else is served.
 //!   Nothing in a damaged file makes open fail or panic; only IO errors do.
 //! - **Index.** Records are applied in lsn order; only whole submissions
-//!   (up to their txn end) are applied. A tombstone removes its message;
+//!   (from their first to their last lsn) are applied. A tombstone removes its message;
 //!   records of a message after its tombstone are ignored. A compaction copy
 //!   replaces the record with the same origin, so each record appears once.
 //! - A bad record in the very last group cannot be told from a torn write

@@ -132,6 +132,9 @@ pub(crate) struct Header {
     pub(crate) len: u32,
     pub(crate) lsn: u64,
     pub(crate) origin: u64,
+    /// The lsn of the first record of the same submission.
+    pub(crate) txn_first: u64,
+    /// The lsn of the last record of the same submission.
     pub(crate) txn_end: u64,
     pub(crate) group: u64,
     pub(crate) key: u128,
@@ -157,7 +160,11 @@ impl Header {
         b[8..12].copy_from_slice(&self.len.to_le_bytes());
         b[16..24].copy_from_slice(&self.lsn.to_le_bytes());
         b[24..32].copy_from_slice(&self.origin.to_le_bytes());
-        b[32..40].copy_from_slice(&self.txn_end.to_le_bytes());
+        // Stored as distances from lsn (a submission has < 2^32 records).
+        let back = self.lsn.saturating_sub(self.txn_first) as u32;
+        let ahead = self.txn_end.saturating_sub(self.lsn) as u32;
+        b[32..36].copy_from_slice(&back.to_le_bytes());
+        b[36..40].copy_from_slice(&ahead.to_le_bytes());
         b[40..48].copy_from_slice(&self.group.to_le_bytes());
         b[48..64].copy_from_slice(&self.key.to_le_bytes());
         b
@@ -183,13 +190,16 @@ impl Header {
             return None;
         }
         let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
+        let u32_at = |i: usize| u64::from(u32::from_le_bytes(b[i..i + 4].try_into().unwrap_or([0; 4])));
+        let lsn = u64_at(16);
         Some(Header {
             kind: b[5],
             flags: u16::from_le_bytes([b[6], b[7]]),
             len: u32::from_le_bytes([b[8], b[9], b[10], b[11]]),
-            lsn: u64_at(16),
+            lsn,
             origin: u64_at(24),
-            txn_end: u64_at(32),
+            txn_first: lsn.checked_sub(u32_at(32))?,
+            txn_end: lsn.checked_add(u32_at(36))?,
             group: u64_at(40),
             key: u128::from_le_bytes(b[48..64].try_into().unwrap_or([0; 16])),
         })
@@ -208,6 +218,7 @@ impl Header {
             self.kind,
             KIND_BODY | KIND_ENVELOPE | KIND_STATE | KIND_FINISH | KIND_SEAL
         ) && self.flags & !FLAG_COPY == 0
+            && self.txn_first <= self.lsn
             && self.lsn <= self.txn_end
             && self.origin <= self.lsn
             && (self.key != 0 || self.kind == KIND_SEAL)
@@ -282,6 +293,7 @@ mod tests {
             len,
             lsn: 7,
             origin: 7,
+            txn_first: 7,
             txn_end: 8,
             group: 3,
             key: 42,

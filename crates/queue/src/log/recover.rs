@@ -235,6 +235,14 @@ pub(crate) fn recover(io: &dyn LogIo, config: &LogConfig) -> Result<Recovered, L
                 apply(&mut index, std::mem::take(&mut txn.records), &mut report);
             }
             applied_lsn = h.lsn;
+            if txn.records.is_empty() && h.lsn != h.txn_first && h.kind != KIND_SEAL {
+                // The submission's first records are missing (unreadable
+                // bytes before this one): serve nothing of it unflagged.
+                let lone = Txn {
+                    records: vec![(s.seq, *f)],
+                };
+                damage.extend(txn_damage(io, &scanned, s.seq, f, &lone));
+            }
             txn.records.push((s.seq, *f));
             if h.lsn == h.txn_end {
                 apply(&mut index, std::mem::take(&mut txn.records), &mut report);
@@ -281,6 +289,7 @@ pub(crate) fn recover(io: &dyn LogIo, config: &LogConfig) -> Result<Recovered, L
             len: 0,
             lsn: next_lsn,
             origin: next_lsn,
+            txn_first: next_lsn,
             txn_end: next_lsn,
             group: next_group,
             key: 0,

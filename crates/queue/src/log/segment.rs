@@ -155,6 +155,7 @@ mod tests {
             len: payload.len() as u32,
             lsn,
             origin: lsn,
+            txn_first: lsn,
             txn_end: lsn,
             group: lsn,
             key: 9,
