@@ -21,9 +21,20 @@ fn commit_read_finish_and_reopen() {
     assert_eq!(one.len(), 3);
     assert_eq!(one[1], b"envelope of 1");
     assert_eq!(one[2], body(1, 50).payload, "append order kept");
-    let kinds: Vec<RecordKind> = log.records(key(2)).unwrap().iter().map(|r| r.kind).collect();
-    assert_eq!(kinds, [RecordKind::Body, RecordKind::Envelope, RecordKind::State]);
-    assert!(matches!(log.records(key(3)), Err(LogError::UnknownMessage(_))));
+    let kinds: Vec<RecordKind> = log
+        .records(key(2))
+        .unwrap()
+        .iter()
+        .map(|r| r.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [RecordKind::Body, RecordKind::Envelope, RecordKind::State]
+    );
+    assert!(matches!(
+        log.records(key(3)),
+        Err(LogError::UnknownMessage(_))
+    ));
     drop(log);
 
     let log = Log::open(&dir, small(64 << 10)).unwrap();
@@ -44,10 +55,16 @@ fn misuse_is_an_error_not_a_panic() {
     let dir = tempdir("misuse");
     let log = Log::open(&dir, small(16 << 10)).unwrap();
     let big = Record::new(RecordKind::Body, key(1), vec![0u8; 20 << 10]);
-    assert!(matches!(log.commit(vec![big]), Err(LogError::TooLarge { .. })));
+    assert!(matches!(
+        log.commit(vec![big]),
+        Err(LogError::TooLarge { .. })
+    ));
     log.commit(vec![envelope(2)]).unwrap();
     log.finish(key(2)).wait().unwrap();
-    assert!(matches!(log.commit(vec![state(2, 1)]), Err(LogError::Finished(_))));
+    assert!(matches!(
+        log.commit(vec![state(2, 1)]),
+        Err(LogError::Finished(_))
+    ));
     // The log still works.
     log.commit(vec![envelope(3)]).unwrap();
     assert_eq!(log.messages(), vec![key(3)]);
@@ -105,7 +122,10 @@ fn tokio_tasks_await_tickets() {
     });
     let st = log.stats();
     assert_eq!(st.submissions, 320);
-    assert!(st.groups < 320, "64 concurrent tasks never shared a sync: {st:?}");
+    assert!(
+        st.groups < 320,
+        "64 concurrent tasks never shared a sync: {st:?}"
+    );
     assert_eq!(log.messages().len(), 320);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -126,7 +146,10 @@ fn segments_are_reclaimed_and_a_stuck_message_is_compacted_away() {
     }
     let m = log.maintain().unwrap();
     assert!(m.compacted >= 1, "{m:?}");
-    assert!(m.reclaimed >= before.segments as usize - 2, "{m:?} {before:?}");
+    assert!(
+        m.reclaimed >= before.segments as usize - 2,
+        "{m:?} {before:?}"
+    );
     // Tombstones pinned by the last data segments go in a second pass.
     log.maintain().unwrap();
     let after = log.stats();
@@ -136,7 +159,11 @@ fn segments_are_reclaimed_and_a_stuck_message_is_compacted_away() {
     assert_eq!(payloads(&log, 1), expect);
     drop(log);
     let log = Log::open(&dir, cfg).unwrap();
-    assert!(log.recovery().damage.is_empty(), "{:?}", log.recovery().damage);
+    assert!(
+        log.recovery().damage.is_empty(),
+        "{:?}",
+        log.recovery().damage
+    );
     assert_eq!(log.messages(), vec![key(1)], "nothing finished came back");
     assert_eq!(payloads(&log, 1), expect);
     let _ = std::fs::remove_dir_all(&dir);
@@ -192,6 +219,10 @@ fn a_tombstone_outlives_the_records_it_kills() {
     }
     drop(log);
     let log = Log::open(&dir, cfg).unwrap();
-    assert_eq!(log.messages(), vec![key(1), key(13), key(14)], "a finished message came back");
+    assert_eq!(
+        log.messages(),
+        vec![key(1), key(13), key(14)],
+        "a finished message came back"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -61,7 +61,10 @@ fn a_flipped_bit_mid_log_is_damage_naming_segment_offset_and_message() {
     assert_eq!(d.key, Some(key(3)));
     assert!(matches!(d.problem, Problem::BadRecord { .. }));
     let text = d.to_string();
-    assert!(text.contains(seg.to_str().unwrap()) && text.contains(&format!("byte {offset}")), "{text}");
+    assert!(
+        text.contains(seg.to_str().unwrap()) && text.contains(&format!("byte {offset}")),
+        "{text}"
+    );
     // The message is reported, not dropped, and not served partly.
     assert!(log.contains(key(3)));
     assert_eq!(log.damaged().len(), 1);
@@ -112,7 +115,13 @@ fn a_truncated_segment_that_is_not_the_last_is_reported() {
     assert!(
         r.damage.iter().any(|d| d.segment == first
             && d.offset == 3000
-            && matches!(d.problem, Problem::Truncated { len: 3000, expected: 8192 })),
+            && matches!(
+                d.problem,
+                Problem::Truncated {
+                    len: 3000,
+                    expected: 8192
+                }
+            )),
         "{r:?}"
     );
     // Messages in later segments are served.
@@ -136,7 +145,11 @@ fn a_torn_tail_is_cut_not_reported_as_damage() {
     let log = Log::open(&dir, small(1 << 20)).unwrap();
     let r = log.recovery();
     assert!(r.damage.is_empty(), "{r:?}");
-    assert_eq!(r.torn_tail.as_ref().map(|t| t.offset), Some(end as u64), "{r:?}");
+    assert_eq!(
+        r.torn_tail.as_ref().map(|t| t.offset),
+        Some(end as u64),
+        "{r:?}"
+    );
     assert_eq!(log.messages().len(), 5);
     log.commit(vec![envelope(6)]).unwrap();
     drop(log);
@@ -185,7 +198,14 @@ fn random_corruption_never_panics_and_never_serves_wrong_data() {
                     let n = k.get();
                     let want = [body(n, 600).payload, envelope(n).payload];
                     let got: Vec<Vec<u8>> = recs.into_iter().map(|r| r.payload).collect();
-                    assert!(want.starts_with(&got) && !got.is_empty(), "round {round}: message {n}: {:?} {:?}", got.iter().map(|g| String::from_utf8_lossy(&g[..12.min(g.len())]).into_owned()).collect::<Vec<_>>(), log.recovery());
+                    assert!(
+                        want.starts_with(&got) && !got.is_empty(),
+                        "round {round}: message {n}: {:?} {:?}",
+                        got.iter()
+                            .map(|g| String::from_utf8_lossy(&g[..12.min(g.len())]).into_owned())
+                            .collect::<Vec<_>>(),
+                        log.recovery()
+                    );
                 }
                 Err(LogError::Damaged { .. }) => {}
                 Err(e) => panic!("round {round}: {e}"),

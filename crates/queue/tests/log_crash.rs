@@ -63,7 +63,12 @@ fn workload(log: &Log, io: &RecordingIo, model: &Mutex<Model>) {
     // tombstones of the messages finished beside it must outlive it.
     commit(log, io, model, vec![body(50, 3000), envelope(50)]);
     for n in 1..=12u128 {
-        commit(log, io, model, vec![body(n, 300 + 97 * n as usize), envelope(n)]);
+        commit(
+            log,
+            io,
+            model,
+            vec![body(n, 300 + 97 * n as usize), envelope(n)],
+        );
         if n % 3 == 0 {
             commit(log, io, model, vec![state(n - 1, 1)]);
             finish(log, io, model, n - 2 + u128::from(n == 3));
@@ -99,7 +104,11 @@ fn workload(log: &Log, io: &RecordingIo, model: &Mutex<Model>) {
 fn check(model: &Model, prefix: usize, crash: Crash, log: &Log) {
     let ctx = format!("prefix {prefix} {crash:?}");
     let r = log.recovery();
-    assert!(r.damage.is_empty(), "{ctx}: a crash reported as damage: {:?}", r.damage);
+    assert!(
+        r.damage.is_empty(),
+        "{ctx}: a crash reported as damage: {:?}",
+        r.damage
+    );
     let live: BTreeSet<u128> = log.messages().into_iter().map(|k| k.get()).collect();
     for (&n, submitted) in &model.submitted {
         let finished = model.finished.get(&n).is_some_and(|&at| at <= prefix);
@@ -115,7 +124,10 @@ fn check(model: &Model, prefix: usize, crash: Crash, log: &Log) {
         }
         let finishing = model.finishing.get(&n).is_some_and(|&at| at <= prefix);
         if !live.contains(&n) {
-            assert!(finishing || acked == 0, "{ctx}: acknowledged message {n} lost; {r:?}");
+            assert!(
+                finishing || acked == 0,
+                "{ctx}: acknowledged message {n} lost; {r:?}"
+            );
             continue;
         }
         let got = payloads(log, n);
@@ -131,7 +143,10 @@ fn check(model: &Model, prefix: usize, crash: Crash, log: &Log) {
         );
     }
     for n in &live {
-        assert!(model.submitted.contains_key(n), "{ctx}: unknown message {n}");
+        assert!(
+            model.submitted.contains_key(n),
+            "{ctx}: unknown message {n}"
+        );
     }
 }
 
@@ -148,7 +163,9 @@ fn every_crash_point_recovers_acknowledged_records_exactly_once() {
     if std::env::var_os("LOG_CRASH_DUMP").is_some() {
         for (i, op) in ops.iter().enumerate() {
             match op {
-                postern_queue::log::recorder::Op::Write { name, offset, data } => eprintln!("{i}: write {name} @{offset} +{}", data.len()),
+                postern_queue::log::recorder::Op::Write { name, offset, data } => {
+                    eprintln!("{i}: write {name} @{offset} +{}", data.len())
+                }
                 other => eprintln!("{i}: {other:?}"),
             }
         }
@@ -158,7 +175,12 @@ fn every_crash_point_recovers_acknowledged_records_exactly_once() {
     let _ = std::fs::remove_dir_all(&dir);
     let mut torn_seen = 0;
     for prefix in 0..=ops.len() {
-        for crash in [Crash::Everything, Crash::DropUnsynced, Crash::TornLast, Crash::TornFirst] {
+        for crash in [
+            Crash::Everything,
+            Crash::DropUnsynced,
+            Crash::TornLast,
+            Crash::TornFirst,
+        ] {
             let img = tempdir("image");
             crash_image(&ops, prefix, crash, &img).unwrap();
             {
@@ -171,12 +193,19 @@ fn every_crash_point_recovers_acknowledged_records_exactly_once() {
                     log.commit(vec![state(50, 99)]).unwrap();
                     drop(log);
                     let again = Log::open(&img, cfg()).unwrap();
-                    assert!(again.recovery().damage.is_empty(), "prefix {prefix} {crash:?} reopen: {:?}", again.recovery().damage);
+                    assert!(
+                        again.recovery().damage.is_empty(),
+                        "prefix {prefix} {crash:?} reopen: {:?}",
+                        again.recovery().damage
+                    );
                     assert!(again.recovery().torn_tail.is_none());
                 }
             }
             let _ = std::fs::remove_dir_all(&img);
         }
     }
-    assert!(torn_seen > 0, "no image had a torn tail: the test tests nothing");
+    assert!(
+        torn_seen > 0,
+        "no image had a torn tail: the test tests nothing"
+    );
 }

@@ -142,7 +142,10 @@ impl fmt::Display for Problem {
             ),
             Problem::BadSegmentHeader => f.write_str("corrupt segment header"),
             Problem::Truncated { len, expected } => {
-                write!(f, "segment truncated to {len} bytes (its header says {expected})")
+                write!(
+                    f,
+                    "segment truncated to {len} bytes (its header says {expected})"
+                )
             }
             Problem::MissingSeal => {
                 f.write_str("segment ends without its seal record (its tail was lost)")

@@ -128,8 +128,11 @@ impl Index {
 
     /// Usage of every segment.
     pub(crate) fn usage(&self) -> BTreeMap<u64, Usage> {
-        let mut out: BTreeMap<u64, Usage> =
-            self.segments.keys().map(|&s| (s, Usage::default())).collect();
+        let mut out: BTreeMap<u64, Usage> = self
+            .segments
+            .keys()
+            .map(|&s| (s, Usage::default()))
+            .collect();
         for m in self.messages.values() {
             for loc in m.records.values() {
                 if let Some(u) = out.get_mut(&loc.seg) {
@@ -139,7 +142,11 @@ impl Index {
             }
         }
         for (&seq, seg) in &self.segments {
-            let needed = seg.tombs.iter().filter(|&&k| self.tomb_needed(k, seq)).count();
+            let needed = seg
+                .tombs
+                .iter()
+                .filter(|&&k| self.tomb_needed(k, seq))
+                .count();
             if let Some(u) = out.get_mut(&seq) {
                 u.needed_tombs = needed;
             }

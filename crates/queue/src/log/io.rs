@@ -54,7 +54,7 @@ pub trait LogIo: Send + Sync + 'static {
 /// One open segment file.
 pub trait SegmentIo: Send + Sync {
     /// The file's length.
-    fn len(&self) -> io::Result<u64>;
+    fn file_len(&self) -> io::Result<u64>;
     /// Reads exactly `buf.len()` bytes at `offset`.
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
     /// Writes all of `buf` at `offset`.
@@ -177,7 +177,7 @@ struct FsSegment {
 }
 
 impl SegmentIo for FsSegment {
-    fn len(&self) -> io::Result<u64> {
+    fn file_len(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())
     }
 

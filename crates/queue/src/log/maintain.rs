@@ -53,10 +53,7 @@ type Planned = (MessageKey, u64, Option<RecordKind>, u64, u32, u64);
 
 /// One pass: compaction, then reclamation until nothing more goes.
 pub(crate) fn run(shared: &Shared) -> Result<Maintenance, LogError> {
-    let _one = shared
-        .maintaining
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
+    let _one = shared.maintaining.lock().unwrap_or_else(|e| e.into_inner());
     let mut report = Maintenance::default();
     compact(shared, &mut report)?;
     reclaim(shared, &mut report)?;

@@ -190,7 +190,8 @@ impl Header {
             return None;
         }
         let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
-        let u32_at = |i: usize| u64::from(u32::from_le_bytes(b[i..i + 4].try_into().unwrap_or([0; 4])));
+        let u32_at =
+            |i: usize| u64::from(u32::from_le_bytes(b[i..i + 4].try_into().unwrap_or([0; 4])));
         let lsn = u64_at(16);
         Some(Header {
             kind: b[5],
@@ -335,10 +336,7 @@ mod tests {
         let mut out = Vec::new();
         header(100).encode(&[1; 100], &mut out);
         for cut in 0..out.len() {
-            assert!(matches!(
-                decode_at(&out[..cut], 0),
-                Decoded::Invalid { .. }
-            ));
+            assert!(matches!(decode_at(&out[..cut], 0), Decoded::Invalid { .. }));
         }
         assert!(matches!(
             decode_at(&out, out.len() + 10),

@@ -170,8 +170,8 @@ struct RecordingFile {
 }
 
 impl SegmentIo for RecordingFile {
-    fn len(&self) -> io::Result<u64> {
-        self.file.len()
+    fn file_len(&self) -> io::Result<u64> {
+        self.file.file_len()
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {

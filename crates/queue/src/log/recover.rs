@@ -10,9 +10,7 @@ use super::error::{Damage, LogError, Problem};
 use super::index::{Index, Loc, Message, SegMeta};
 use super::io::LogIo;
 use super::record::{Header, KIND_FINISH, KIND_SEAL, MessageKey, RecordKind};
-use super::segment::{
-    Found, Scan, decode_segment_header, parse_segment_name, scan, segment_name,
-};
+use super::segment::{Found, Scan, decode_segment_header, parse_segment_name, scan, segment_name};
 
 /// What the scan at open found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -98,7 +96,7 @@ pub(crate) fn recover(io: &dyn LogIo, config: &LogConfig) -> Result<Recovered, L
     let mut scanned = Vec::with_capacity(names.len());
     for (seq, name) in names {
         let file = io.open(&name).map_err(|e| io_err("open", &name, e))?;
-        let len = file.len().map_err(|e| io_err("stat", &name, e))?;
+        let len = file.file_len().map_err(|e| io_err("stat", &name, e))?;
         let mut image = vec![0u8; len as usize];
         file.read_at(&mut image, 0)
             .map_err(|e| io_err("read", &name, e))?;
@@ -135,7 +133,8 @@ pub(crate) fn recover(io: &dyn LogIo, config: &LogConfig) -> Result<Recovered, L
         report.removed_spares += 1;
     }
     if report.removed_spares > 0 {
-        io.sync_dir().map_err(|e| io_err("fsync directory", "", e))?;
+        io.sync_dir()
+            .map_err(|e| io_err("fsync directory", "", e))?;
     }
 
     let mut damage: Vec<Damage> = Vec::new();
@@ -192,9 +191,9 @@ pub(crate) fn recover(io: &dyn LogIo, config: &LogConfig) -> Result<Recovered, L
                 .rev()
                 .find(|f| f.offset < g.offset)
                 .map_or(last_group, |f| f.header.group);
-            let torn = after
-                .first()
-                .is_none_or(|f| after.iter().all(|a| a.header.group == f.header.group) && f.header.group >= before);
+            let torn = after.first().is_none_or(|f| {
+                after.iter().all(|a| a.header.group == f.header.group) && f.header.group >= before
+            });
             if is_tail && torn {
                 cut = Some(g.offset);
                 break;
@@ -332,10 +331,7 @@ pub(crate) fn recover(io: &dyn LogIo, config: &LogConfig) -> Result<Recovered, L
 }
 
 fn file_len(scanned: &[Scanned], seq: u64) -> u64 {
-    scanned
-        .iter()
-        .find(|s| s.seq == seq)
-        .map_or(0, |s| s.len)
+    scanned.iter().find(|s| s.seq == seq).map_or(0, |s| s.len)
 }
 
 /// Damage entries for an incomplete submission: one per message in it.

@@ -11,10 +11,10 @@ use super::error::{Damage, LogError, Problem};
 use super::index::Index;
 use super::io::{FsIo, LogIo, SegmentIo};
 use super::maintain::{self, Maintenance};
-use super::recover::{self, RecoveryReport};
 use super::record::{
     HEADER_LEN, MessageKey, Record, RecordKind, StoredRecord, encoded_len, verify_read,
 };
+use super::recover::{self, RecoveryReport};
 use super::segment::segment_name;
 use super::ticket::{Slot, Ticket};
 
@@ -85,11 +85,14 @@ pub struct LogStats {
     pub messages: u64,
 }
 
+/// A spare segment being made (`None`) or made (the outcome).
+pub(crate) type Spare = (u64, Option<Result<Arc<dyn SegmentIo>, LogError>>);
+
 /// Background work requests: the next spare segment, and maintenance.
 #[derive(Default)]
 pub(crate) struct Background {
     /// The spare segment being prepared or ready: `(seq, result)`.
-    pub(crate) spare: Option<(u64, Option<Result<Arc<dyn SegmentIo>, LogError>>)>,
+    pub(crate) spare: Option<Spare>,
     pub(crate) maintain: bool,
     pub(crate) shutdown: bool,
 }
@@ -247,7 +250,12 @@ impl Log {
             counters: Counters::default(),
             recovery: recovered.report,
         });
-        let committer = Committer::start(&shared, recovered.next_seq, recovered.next_lsn, recovered.next_group)?;
+        let committer = Committer::start(
+            &shared,
+            recovered.next_seq,
+            recovered.next_lsn,
+            recovered.next_group,
+        )?;
         let mut threads = Vec::new();
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
@@ -259,12 +267,21 @@ impl Log {
                     source,
                 })
         };
-        threads.push(spawn("postern-log-commit", Box::new(move || committer.run()))?);
+        threads.push(spawn(
+            "postern-log-commit",
+            Box::new(move || committer.run()),
+        )?);
         let s = shared.clone();
-        threads.push(spawn("postern-log-prealloc", Box::new(move || committer::preallocator(&s)))?);
+        threads.push(spawn(
+            "postern-log-prealloc",
+            Box::new(move || committer::preallocator(&s)),
+        )?);
         if shared.config.auto_maintain {
             let s = shared.clone();
-            threads.push(spawn("postern-log-maintain", Box::new(move || maintain::background(&s)))?);
+            threads.push(spawn(
+                "postern-log-maintain",
+                Box::new(move || maintain::background(&s)),
+            )?);
         }
         Ok(Log {
             owner: Arc::new(Owner {
