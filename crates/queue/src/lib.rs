@@ -62,6 +62,7 @@ mod compat;
 mod envelope;
 mod id;
 mod lock;
+pub mod log;
 pub mod maildir;
 pub mod report;
 mod retry;
