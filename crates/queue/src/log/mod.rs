@@ -153,6 +153,7 @@ mod record;
 pub mod recorder;
 mod recover;
 mod segment;
+mod snapshot;
 mod store;
 mod ticket;
 
@@ -162,5 +163,6 @@ pub use io::{FsIo, LogIo, Preallocation, SegmentIo};
 pub use maintain::Maintenance;
 pub use record::{MessageKey, Record, RecordKind, StoredRecord};
 pub use recover::{RecoveryReport, TornTail};
+pub use snapshot::snapshot;
 pub use store::{Log, LogStats};
 pub use ticket::{Committed, Ticket};

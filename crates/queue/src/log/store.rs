@@ -351,6 +351,17 @@ impl Log {
     /// The records of live message `key`, in append order, read from the
     /// segments with their checksums verified.
     pub fn records(&self, key: MessageKey) -> Result<Vec<StoredRecord>, LogError> {
+        self.records_of(key, |_| true)
+    }
+
+    /// [`Log::records`] restricted to the kinds `want` accepts: only those
+    /// are read from disk (the queue reads a message's envelopes without
+    /// its body).
+    pub fn records_of(
+        &self,
+        key: MessageKey,
+        want: impl Fn(RecordKind) -> bool,
+    ) -> Result<Vec<StoredRecord>, LogError> {
         let locs = {
             let index = self.shared().index();
             let m = index
@@ -365,6 +376,7 @@ impl Log {
             }
             m.records
                 .iter()
+                .filter(|(_, loc)| want(loc.kind))
                 .map(|(&origin, loc)| {
                     index
                         .segments
