@@ -71,7 +71,15 @@ pub struct LogStore {
     nonce: u16,
     counter: AtomicU32,
     holds: Holds,
-    messages: Mutex<BTreeMap<QueueId, Envelope>>,
+    messages: Mutex<BTreeMap<QueueId, Cached>>,
+}
+
+/// A message's envelope as the queue knows it.
+#[derive(Debug, Clone)]
+enum Cached {
+    Envelope(Envelope),
+    /// Listed (an operator sees it) but not loadable: why.
+    Unreadable(String),
 }
 
 impl fmt::Debug for LogStore {
@@ -202,7 +210,7 @@ impl LogStore {
             .collect())
     }
 
-    fn messages(&self) -> MutexGuard<'_, BTreeMap<QueueId, Envelope>> {
+    fn messages(&self) -> MutexGuard<'_, BTreeMap<QueueId, Cached>> {
         self.messages.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -212,20 +220,28 @@ impl LogStore {
 }
 
 /// The envelopes of the log's messages; finishes the uncommitted ones.
-fn load_all(log: &Log) -> io::Result<BTreeMap<QueueId, Envelope>> {
+/// Damaged messages and envelopes that do not parse are listed, and
+/// loading them fails: the runner reports them, an operator removes them.
+fn load_all(log: &Log) -> io::Result<BTreeMap<QueueId, Cached>> {
     let damaged: HashMap<MessageKey, _> = log.damaged().into_iter().collect();
     for (key, damage) in &damaged {
         tracing::error!(key = %key, %damage, "queue: a damaged message is not served (remove it, or repair the segment)");
     }
     let mut out = BTreeMap::new();
     for key in log.messages() {
-        if damaged.contains_key(&key) {
+        let Some(id) = id_of(key) else {
+            tracing::error!(key = %key, "queue: a log key that is no queue id");
+            continue;
+        };
+        if let Some(damage) = damaged.get(&key) {
+            out.insert(id, Cached::Unreadable(format!("damaged: {damage}")));
             continue;
         }
         let records = match log.records_of(key, |k| k != RecordKind::Body) {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(key = %key, error = %e, "queue: unreadable message not served");
+                out.insert(id, Cached::Unreadable(e.to_string()));
                 continue;
             }
         };
@@ -234,12 +250,14 @@ fn load_all(log: &Log) -> io::Result<BTreeMap<QueueId, Envelope>> {
             log.finish(key).wait().map_err(log_err)?;
             continue;
         };
-        match (id_of(key), parse_envelope(&last.payload)) {
-            (Some(id), Some(env)) => {
-                out.insert(id, env);
+        let cached = match parse_envelope(&last.payload) {
+            Some(env) => Cached::Envelope(env),
+            None => {
+                tracing::error!(queue_id = %id, "queue: an envelope that does not parse is not served");
+                Cached::Unreadable("the envelope does not parse".into())
             }
-            _ => tracing::error!(key = %key, "queue: an envelope that does not parse is not served"),
-        }
+        };
+        out.insert(id, cached);
     }
     Ok(out)
 }
@@ -325,10 +343,14 @@ impl LogStore {
 
     /// A committed message's envelope.
     pub fn load(&self, id: &QueueId) -> io::Result<Envelope> {
-        self.messages()
-            .get(id)
-            .cloned()
-            .ok_or_else(|| not_found(id))
+        match self.messages().get(id) {
+            Some(Cached::Envelope(env)) => Ok(env.clone()),
+            Some(Cached::Unreadable(why)) => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("queue id {id}: {why}"),
+            )),
+            None => Err(not_found(id)),
+        }
     }
 
     /// A committed message's body, read from the segments.
@@ -355,7 +377,7 @@ impl LogStore {
         let record = Record::new(RecordKind::State, key_of(id)?, env.to_toml()?);
         self.log.commit(vec![record]).map_err(log_err)?;
         if let Some(e) = self.messages().get_mut(id) {
-            *e = env.clone();
+            *e = Cached::Envelope(env.clone());
         }
         Ok(())
     }
@@ -433,7 +455,7 @@ impl BodySink for LogSink {
         // served once its records are durable.
         self.store
             .messages()
-            .insert(self.id.clone(), envelope.clone());
+            .insert(self.id.clone(), Cached::Envelope(envelope.clone()));
         let store = self.store.clone();
         let (id, key) = (self.id.clone(), self.key);
         Commit::new(async move {
