@@ -185,7 +185,11 @@ mod tests {
     fn a_queue_from_before_seals_is_imported_not_emptied() {
         let dir = tempdir("v1");
         let id = id(1);
-        fs::write(dir.join(format!("{id}.env")), envelope(&id).to_toml().unwrap()).unwrap();
+        fs::write(
+            dir.join(format!("{id}.env")),
+            envelope(&id).to_toml().unwrap(),
+        )
+        .unwrap();
         fs::write(dir.join(format!("{id}.msg")), b"Subject: old\r\n\r\n").unwrap();
         let store = LogStore::open(&dir).unwrap();
         assert_eq!(store.list().unwrap(), vec![id.clone()]);

@@ -83,7 +83,7 @@ pub use bounce::{BounceRequest, BounceSink, SpoolBounces, wants_report};
 pub use envelope::{Envelope, MessageParams, RcptStatus, RecipientState, unix_now};
 pub use id::{BadQueueId, QueueId};
 pub use lock::QueueLocked;
-pub use retry::RetryPolicy;
 pub use logstore::{BODY_CHUNK, LogStore};
+pub use retry::RetryPolicy;
 pub use store::{BodySink, Commit, Hold, Holds, MessageWriter, Store};
 pub use sync::{sync_dir, sync_paths};

@@ -77,7 +77,7 @@ pub struct LogStore {
 /// A message's envelope as the queue knows it.
 #[derive(Debug, Clone)]
 enum Cached {
-    Envelope(Envelope),
+    Envelope(Box<Envelope>),
     /// Listed (an operator sees it) but not loadable: why.
     Unreadable(String),
 }
@@ -134,10 +134,7 @@ impl LogStore {
     /// imports a file-per-message spool found there, and returns the
     /// store.
     pub fn open(dir: &Path) -> io::Result<Arc<LogStore>> {
-        Self::open_with(
-            dir,
-            LogConfig::default().segment_size(SEGMENT_SIZE),
-        )
+        Self::open_with(dir, LogConfig::default().segment_size(SEGMENT_SIZE))
     }
 
     /// [`LogStore::open`] with the log tuned by `config`.
@@ -251,7 +248,7 @@ fn load_all(log: &Log) -> io::Result<BTreeMap<QueueId, Cached>> {
             continue;
         };
         let cached = match parse_envelope(&last.payload) {
-            Some(env) => Cached::Envelope(env),
+            Some(env) => Cached::Envelope(Box::new(env)),
             None => {
                 tracing::error!(queue_id = %id, "queue: an envelope that does not parse is not served");
                 Cached::Unreadable("the envelope does not parse".into())
@@ -312,7 +309,10 @@ impl LogStore {
 
     /// Starts writing message `id`.
     pub fn writer(&self, id: &QueueId) -> io::Result<MessageWriter> {
-        let this = self.this.upgrade().ok_or_else(|| io::Error::other("store closed"))?;
+        let this = self
+            .this
+            .upgrade()
+            .ok_or_else(|| io::Error::other("store closed"))?;
         if self.contains(id) {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
@@ -344,7 +344,7 @@ impl LogStore {
     /// A committed message's envelope.
     pub fn load(&self, id: &QueueId) -> io::Result<Envelope> {
         match self.messages().get(id) {
-            Some(Cached::Envelope(env)) => Ok(env.clone()),
+            Some(Cached::Envelope(env)) => Ok((**env).clone()),
             Some(Cached::Unreadable(why)) => Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("queue id {id}: {why}"),
@@ -377,7 +377,7 @@ impl LogStore {
         let record = Record::new(RecordKind::State, key_of(id)?, env.to_toml()?);
         self.log.commit(vec![record]).map_err(log_err)?;
         if let Some(e) = self.messages().get_mut(id) {
-            *e = Cached::Envelope(env.clone());
+            *e = Cached::Envelope(Box::new(env.clone()));
         }
         Ok(())
     }
@@ -453,9 +453,10 @@ impl BodySink for LogSink {
         // In the index (held, so unlisted) before it is durable: a commit
         // future dropped before it resolves still leaves the message
         // served once its records are durable.
-        self.store
-            .messages()
-            .insert(self.id.clone(), Cached::Envelope(envelope.clone()));
+        self.store.messages().insert(
+            self.id.clone(),
+            Cached::Envelope(Box::new(envelope.clone())),
+        );
         let store = self.store.clone();
         let (id, key) = (self.id.clone(), self.key);
         Commit::new(async move {

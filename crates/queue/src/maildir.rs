@@ -606,7 +606,9 @@ mod tests {
         );
         // Redelivery (crash before the envelope update) finds the file.
         let env = spool.load(&id).unwrap();
-        ld.maildirs.deliver(&env, 0, &spool.body(&id).unwrap()).unwrap();
+        ld.maildirs
+            .deliver(&env, 0, &spool.body(&id).unwrap())
+            .unwrap();
         assert_eq!(fs::read_dir(&newdir).unwrap().count(), 1);
         assert_eq!(spool.list().unwrap(), vec![id.clone()]);
         assert!(matches!(
@@ -654,6 +656,141 @@ mod tests {
         );
         assert!(body.contains("Action: failed"), "{body}");
         assert!(body.contains("Status: 5.1.1"), "{body}");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// A store that checks, whenever local delivery records something,
+    /// that every recipient it marks delivered has its file in `new/`
+    /// (renamed there only after the file was fsynced) and nothing is
+    /// left in `tmp/`.
+    #[derive(Debug)]
+    struct Watch {
+        inner: Arc<LogStore>,
+        mail: PathBuf,
+        checked: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Watch {
+        fn check(&self, id: &QueueId, env: &Envelope) {
+            let box_dir = self.mail.join("localhost/postmaster");
+            let names: Vec<String> = fs::read_dir(box_dir.join("new"))
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            for (i, r) in env.recipients.iter().enumerate() {
+                if r.local && matches!(r.status, RcptStatus::Delivered { .. }) {
+                    let want = format!("Q{id}R{i}.");
+                    assert!(
+                        names.iter().any(|n| n.contains(&want)),
+                        "{want} not in new/: {names:?}"
+                    );
+                    self.checked
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+            assert_eq!(fs::read_dir(box_dir.join("tmp")).unwrap().count(), 0);
+        }
+    }
+
+    impl Store for Watch {
+        fn new_id(&self) -> QueueId {
+            self.inner.new_id()
+        }
+        fn writer(&self, id: &QueueId) -> io::Result<crate::MessageWriter> {
+            self.inner.writer(id)
+        }
+        fn list(&self) -> io::Result<Vec<QueueId>> {
+            self.inner.list()
+        }
+        fn list_all(&self) -> io::Result<Vec<QueueId>> {
+            self.inner.list_all()
+        }
+        fn load(&self, id: &QueueId) -> io::Result<Envelope> {
+            self.inner.load(id)
+        }
+        fn body(&self, id: &QueueId) -> io::Result<Vec<u8>> {
+            self.inner.body(id)
+        }
+        fn update(&self, id: &QueueId, env: &Envelope) -> io::Result<()> {
+            self.check(id, env);
+            self.inner.update(id, env)
+        }
+        fn remove(&self, id: &QueueId) -> io::Result<()> {
+            self.inner.remove(id)
+        }
+        fn remove_unsynced(&self, id: &QueueId) -> io::Result<()> {
+            // Finished: every local recipient was delivered or failed.
+            let env = self.inner.load(id)?;
+            let mut done = env.clone();
+            for r in done
+                .recipients
+                .iter_mut()
+                .filter(|r| r.local && r.status.is_open())
+            {
+                r.status = RcptStatus::Delivered {
+                    reply: String::new(),
+                };
+            }
+            self.check(id, &done);
+            self.inner.remove_unsynced(id)
+        }
+        fn hold(&self, id: &QueueId) -> Option<Hold> {
+            self.inner.hold(id)
+        }
+    }
+
+    #[test]
+    fn files_are_synced_into_new_before_recipients_are_marked_delivered() {
+        let dir =
+            std::env::temp_dir().join(format!("postern-maildir-order-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let inner = LogStore::open(&dir.join("queue")).unwrap();
+        let store = Arc::new(Watch {
+            inner: inner.clone(),
+            mail: dir.join("mail"),
+            checked: Default::default(),
+        });
+        let bounces = SpoolBounces::new(store.clone(), "host");
+        let ld = LocalDelivery::new(
+            store.clone(),
+            Maildirs::new(dir.join("mail"), "host"),
+            Arc::new(AllBut),
+            Arc::new(bounces),
+        );
+        let mut holds = Vec::new();
+        for i in 0..20 {
+            let id = inner.new_id();
+            let mut w = inner.writer(&id).unwrap();
+            w.write(format!("Subject: {i}\r\n\r\nbody\r\n").as_bytes())
+                .unwrap();
+            let mut env = Envelope::new(id.clone(), "a@remote.example");
+            env.recipients
+                .push(RecipientState::pending("postmaster@localhost", true));
+            if i % 2 == 0 {
+                // Stays queued: the update path.
+                env.recipients
+                    .push(RecipientState::pending("x@remote.example", false));
+            }
+            holds.push(w.commit(&env).wait().unwrap());
+        }
+        let outcomes = ld.deliver_batch(holds, true);
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| o.as_ref().is_ok_and(|o| o.delivered == 1))
+        );
+        assert_eq!(store.checked.load(std::sync::atomic::Ordering::Relaxed), 20);
+        assert_eq!(inner.list().unwrap().len(), 10);
+        for id in inner.list().unwrap() {
+            assert!(matches!(
+                inner.load(&id).unwrap().recipients[0].status,
+                RcptStatus::Delivered { .. }
+            ));
+        }
+        drop((ld, store, inner));
         let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -1,6 +1,5 @@
 //! The seal line that makes a torn envelope or body detectable.
 
-
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::Path;

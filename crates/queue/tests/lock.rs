@@ -81,7 +81,10 @@ fn a_second_process_is_refused_with_the_holders_pid() {
     assert!(text.contains(&dir.display().to_string()), "{text}");
     assert!(text.contains(&format!("pid {pid}")), "{text}");
     let after = segments();
-    assert!(before.iter().all(|n| after.contains(n)), "{before:?} {after:?}");
+    assert!(
+        before.iter().all(|n| after.contains(n)),
+        "{before:?} {after:?}"
+    );
 
     // Once the holder is gone (however it ended), the queue opens.
     drop(child.stdin.take());

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use postern_proto::{Body, Notify, Ret, TlsVersion};
 use postern_queue::report::Diagnosis;
 use postern_queue::runner::{Router, Runner, RunnerSettings};
-use postern_queue::{Envelope, QueueId, RcptStatus, RecipientState, LogStore, SpoolBounces};
+use postern_queue::{Envelope, LogStore, QueueId, RcptStatus, RecipientState, SpoolBounces};
 use postern_relay::{Route, StaticResolver, Target, TlsMode, TlsPolicy};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;

@@ -13,8 +13,8 @@ use postern_mta::tls::{
     SelfSignedSource, ensure_self_signed, listener_configs, needs_self_signed, self_signed_names,
 };
 use postern_mta::users::{Mailboxes, Users};
-use postern_queue::{LogStore, Store};
 use postern_queue::maildir::{LocalDelivery, Maildirs, sweep};
+use postern_queue::{LogStore, Store};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -29,7 +29,11 @@ pub type MtaRunner = Runner<RulesRouter, SpoolBounces>;
 /// (or its sender is dropped) and in-flight deliveries finished or were
 /// abandoned after the grace period; await the handle to know the queue is
 /// consistent.
-pub fn spawn(spool: Arc<dyn Store>, config: Arc<Config>, shutdown: Shutdown) -> tokio::task::JoinHandle<()> {
+pub fn spawn(
+    spool: Arc<dyn Store>,
+    config: Arc<Config>,
+    shutdown: Shutdown,
+) -> tokio::task::JoinHandle<()> {
     let runner = Runner::new(
         spool.clone(),
         settings_from_config(&config),

@@ -46,7 +46,12 @@ pub struct Mta {
 impl Mta {
     /// A handler over this configuration, spool, users and local delivery
     /// (whose batch thread starts here, see [`DeliveryQueue`]).
-    pub fn new(config: Arc<Config>, spool: Arc<dyn Store>, users: Arc<Users>, local: LocalDelivery) -> Mta {
+    pub fn new(
+        config: Arc<Config>,
+        spool: Arc<dyn Store>,
+        users: Arc<Users>,
+        local: LocalDelivery,
+    ) -> Mta {
         Mta {
             config,
             spool,

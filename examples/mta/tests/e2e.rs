@@ -466,7 +466,11 @@ fn refused_and_abandoned_bodies_leave_nothing_behind() {
         .unwrap();
     assert!(reply.starts_with("550 5.6.11"), "{reply}");
     assert!(smtp.cmd("RSET").unwrap().starts_with("250"));
-    assert_eq!(server.uncommitted(), 0, "uncommitted bodies left after refusals");
+    assert_eq!(
+        server.uncommitted(),
+        0,
+        "uncommitted bodies left after refusals"
+    );
 
     // Half a body, then the connection drops.
     let mut smtp = common::Smtp::connect(server.ports.mta).unwrap();

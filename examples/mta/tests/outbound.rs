@@ -16,10 +16,10 @@ use std::time::Duration;
 
 use postern_mta::outbound::{MtaRunner, RulesRouter};
 use postern_proto::{Notify, Orcpt, Ret, TlsVersion};
+use postern_queue::log::{MessageKey, Record, RecordKind};
 use postern_queue::report::parse_report;
 use postern_queue::runner::{Clock, PassReport, Runner, RunnerSettings};
 use postern_queue::{Envelope, LogStore, QueueId, RcptStatus, RecipientState};
-use postern_queue::log::{MessageKey, Record, RecordKind};
 use postern_queue::{RetryPolicy, SpoolBounces};
 use postern_relay::{StaticResolver, Timeouts};
 use postern_rules::RuleSet;
@@ -1170,8 +1170,13 @@ async fn unusable_addresses_and_corrupt_envelopes_never_panic_or_loop() {
     // found by a restart).
     let corrupt = spool.new_id();
     let key = MessageKey::new(u128::from_str_radix(corrupt.as_str(), 16).unwrap()).unwrap();
-    let records = [(RecordKind::Body, BODY), (RecordKind::Envelope, "garbage = [")];
-    let records = records.map(|(kind, text)| Record::new(kind, key, text)).to_vec();
+    let records = [
+        (RecordKind::Body, BODY),
+        (RecordKind::Envelope, "garbage = ["),
+    ];
+    let records = records
+        .map(|(kind, text)| Record::new(kind, key, text))
+        .to_vec();
     spool.log().commit(records).unwrap();
     drop(spool);
     let spool = LogStore::open(&dir).unwrap();

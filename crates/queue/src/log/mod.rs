@@ -13,8 +13,8 @@
 //! # Why this shape
 //!
 //! Making a record durable costs, on the disk this was built on: 0.87 ms
-//! for a new file with `fsync` and a directory `fsync`, 1.15 ms with
-//! `syncfs`, 0.45 ms for an append to a growing file, and 0.26 ms for an
+//! for a new file with `fsync` and a directory `fsync`, 1.15 ms with a
+//! sync of the whole file system, 0.45 ms for an append to a growing file, and 0.26 ms for an
 //! overwrite inside a preallocated file with `fdatasync` — the floor,
 //! because only data blocks are written and no metadata is journaled. So
 //! the store never creates a file on the acknowledgement path, writes into

@@ -52,7 +52,10 @@ fn commit_list_load_update_remove() {
     assert!(store.load(&id).is_err());
     drop(store);
     let store = LogStore::open(&dir).unwrap();
-    assert!(store.list_all().unwrap().is_empty(), "a removed message stays removed");
+    assert!(
+        store.list_all().unwrap().is_empty(),
+        "a removed message stays removed"
+    );
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -62,7 +65,9 @@ fn large_bodies_are_chunked_and_read_back_whole() {
     let dir = tempdir("large");
     let store = LogStore::open(&dir).unwrap();
     let id = store.new_id();
-    let body: Vec<u8> = (0..3 * BODY_CHUNK + 1234).map(|i| (i % 251) as u8).collect();
+    let body: Vec<u8> = (0..3 * BODY_CHUNK + 1234)
+        .map(|i| (i % 251) as u8)
+        .collect();
     let mut w = store.writer(&id).unwrap();
     for part in body.chunks(10_000) {
         w.write(part).unwrap();
