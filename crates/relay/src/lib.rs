@@ -151,6 +151,9 @@
 mod body;
 mod client;
 pub mod dane;
+#[cfg(feature = "hickory")]
+mod dns;
+mod dnssec;
 #[cfg(feature = "tokio")]
 mod driver;
 mod error;
@@ -170,7 +173,10 @@ pub use body::LineEndings;
 pub use client::{Client, ClientEvent, NotReady, RelayCredentials, SessionConfig, TlsRequirement};
 #[cfg(feature = "tokio")]
 pub use driver::{Connection, Connector};
-pub use error::{Phase, RelayError};
+#[cfg(feature = "hickory")]
+pub use dns::{DnssecConfig, DnssecMode, DnssecResolver};
+pub use dnssec::{DaneResolver, DnsAnswer, DnssecStatus, tlsa_name};
+pub use error::{DaneRefusal, Phase, RelayError};
 #[cfg(feature = "hickory")]
 pub use hickory::{HickoryResolver, mx_records};
 pub use message::{Message, Recipient};
