@@ -171,11 +171,11 @@ mod tls;
 
 pub use body::LineEndings;
 pub use client::{Client, ClientEvent, NotReady, RelayCredentials, SessionConfig, TlsRequirement};
-#[cfg(feature = "tokio")]
-pub use driver::{Connection, Connector};
 #[cfg(feature = "hickory")]
 pub use dns::{DnssecConfig, DnssecMode, DnssecResolver};
 pub use dnssec::{DaneResolver, DnsAnswer, DnssecStatus, tlsa_name};
+#[cfg(feature = "tokio")]
+pub use driver::{Connection, Connector};
 pub use error::{DaneRefusal, Phase, RelayError};
 #[cfg(feature = "hickory")]
 pub use hickory::{HickoryResolver, mx_records};

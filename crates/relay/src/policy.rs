@@ -173,10 +173,7 @@ impl TlsMode {
 
     /// True when the mode never lets mail go out in plaintext.
     pub fn requires_tls(&self) -> bool {
-        !matches!(
-            self.without_dane(),
-            TlsMode::None | TlsMode::Opportunistic
-        )
+        !matches!(self.without_dane(), TlsMode::None | TlsMode::Opportunistic)
     }
 
     /// The anchors certificates are verified against, if any (for DANE,
@@ -292,4 +289,39 @@ pub(crate) fn join(versions: &[TlsVersion]) -> String {
         .map(|v| v.name())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dane_modes_fall_back_and_take_precedence() {
+        let dane = TlsMode::dane();
+        assert_eq!(dane.without_dane(), &TlsMode::Opportunistic);
+        assert!(!dane.requires_tls() && dane.is_dane());
+        assert_eq!(TlsMode::DaneOnly.without_dane(), &TlsMode::Required);
+        assert!(TlsMode::DaneOnly.requires_tls());
+        // DANE never nests.
+        assert_eq!(TlsMode::dane_or(TlsMode::DaneOnly), TlsMode::DaneOnly);
+        assert_eq!(TlsMode::dane_or(dane.clone()), dane);
+        // Weaker rule settings are upgraded; authenticating ones are kept.
+        assert_eq!(TlsMode::Opportunistic.under_dane(), dane);
+        assert_eq!(
+            TlsMode::Required.under_dane(),
+            TlsMode::Dane {
+                fallback: Box::new(TlsMode::Required)
+            }
+        );
+        let verified = TlsMode::Verified {
+            anchors: Anchors::Custom(Vec::new()),
+        };
+        assert_eq!(verified.clone().under_dane(), verified);
+        assert_eq!(dane.to_string(), "dane");
+        assert_eq!(
+            TlsMode::Required.under_dane().to_string(),
+            "dane (else required)"
+        );
+        assert_eq!(TlsMode::DaneOnly.to_string(), "dane-only");
+    }
 }

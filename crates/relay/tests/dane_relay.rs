@@ -67,13 +67,17 @@ fn env() -> Option<Env> {
     let python = python_with("aiosmtpd")?;
     Some(Env {
         resolver: resolver.parse().expect("POSTERN_DNS_RESOLVER is ADDR:PORT"),
-        auth: get("POSTERN_DNS_AUTH").parse().expect("POSTERN_DNS_AUTH is ADDR:PORT"),
+        auth: get("POSTERN_DNS_AUTH")
+            .parse()
+            .expect("POSTERN_DNS_AUTH is ADDR:PORT"),
         anchor_key: get("POSTERN_DNS_TRUST_ANCHOR_KEY").into(),
         zone: get("POSTERN_DANE_ZONE"),
         port: get("POSTERN_DANE_PORT").parse().expect("a port"),
         cert: get("POSTERN_DANE_CERT").into(),
         key: get("POSTERN_DANE_KEY").into(),
-        tlsa_good: get("POSTERN_DANE_TLSA_GOOD").parse().expect("a TLSA record"),
+        tlsa_good: get("POSTERN_DANE_TLSA_GOOD")
+            .parse()
+            .expect("a TLSA record"),
         tlsa_ca: get("POSTERN_DANE_TLSA_CA").parse().expect("a TLSA record"),
         python,
     })
@@ -102,7 +106,14 @@ impl Peer {
         let child = ChildGuard::spawn(
             Command::new(&env.python)
                 .arg(script)
-                .args(["--addr", ip, "--port", &env.port.to_string(), "--mode", mode])
+                .args([
+                    "--addr",
+                    ip,
+                    "--port",
+                    &env.port.to_string(),
+                    "--mode",
+                    mode,
+                ])
                 .arg("--cert")
                 .arg(&env.cert)
                 .arg("--key")
@@ -148,7 +159,9 @@ fn deliver(env: &Env, mode: Mode, domain: &str, tls: TlsMode) -> MessageResult {
     let message = Message::new(
         ReversePath::Mailbox(Mailbox::parse("alice@relay.test").unwrap().into_owned()),
         [ForwardPath::Mailbox(
-            Mailbox::parse(&format!("bob@{domain}")).unwrap().into_owned(),
+            Mailbox::parse(&format!("bob@{domain}"))
+                .unwrap()
+                .into_owned(),
         )],
         &b"Subject: DANE\r\n\r\nhello\r\n"[..],
     );
@@ -386,11 +399,9 @@ fn dnskey_timeouts_are_indeterminate_not_bogus() {
                         let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
                         socket.send_to(&query, upstream).await.unwrap();
                         let mut answer = vec![0u8; 4096];
-                        if let Ok(Ok(n)) = tokio::time::timeout(
-                            Duration::from_secs(2),
-                            socket.recv(&mut answer),
-                        )
-                        .await
+                        if let Ok(Ok(n)) =
+                            tokio::time::timeout(Duration::from_secs(2), socket.recv(&mut answer))
+                                .await
                         {
                             let _ = proxy.send_to(&answer[..n], client).await;
                         }
@@ -404,11 +415,9 @@ fn dnskey_timeouts_are_indeterminate_not_bogus() {
             })
             .with_timeouts(Duration::from_millis(300), Duration::from_secs(4));
         let resolver = DnssecResolver::new(config).unwrap();
-        let answer = postern_relay::DaneResolver::mx_dnssec(
-            &resolver,
-            &format!("signed.{}", env.zone),
-        )
-        .await;
+        let answer =
+            postern_relay::DaneResolver::mx_dnssec(&resolver, &format!("signed.{}", env.zone))
+                .await;
         match &answer {
             Err(e) => assert!(e.to_string().contains("lookup failed"), "{e}"),
             Ok(a) => assert_eq!(

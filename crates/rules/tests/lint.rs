@@ -330,7 +330,11 @@ actions = [{ relay_host = "[192.0.2.7]:25" }, { relay_tls = "dane-only" }]
         }
     );
     assert_eq!(found[0].severity(), Severity::Error);
-    assert!(found[0].message().contains("never be delivered"), "{}", found[0].message());
+    assert!(
+        found[0].message().contains("never be delivered"),
+        "{}",
+        found[0].message()
+    );
     // By name, DANE applies (TLSA at _25._tcp.<host>): nothing to report.
     let named = r#"
 [[rule]]

@@ -332,11 +332,20 @@ actions = [{ relay_tls = "dane-only" }]
     let out = rules.evaluate(Stage::Rcpt, &facts("a@other.example"));
     assert_eq!(out.relay.tls, RelayTlsMode::Dane);
     let text = rules.explain(&facts("a@other.example")).to_string();
-    assert!(text.contains("TLS mode:      dane [rule dane_default]"), "{text}");
+    assert!(
+        text.contains("TLS mode:      dane [rule dane_default]"),
+        "{text}"
+    );
     assert!(text.contains("otherwise opportunistic STARTTLS"), "{text}");
     let out = rules.evaluate(Stage::Rcpt, &facts("b@strict.example"));
     assert_eq!(out.relay.tls, RelayTlsMode::DaneOnly);
     let text = rules.explain(&facts("b@strict.example")).to_string();
-    assert!(text.contains("TLS mode:      dane-only [rule strict]"), "{text}");
-    assert!(text.contains("deferred unless the next hop is authenticated"), "{text}");
+    assert!(
+        text.contains("TLS mode:      dane-only [rule strict]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("deferred unless the next hop is authenticated"),
+        "{text}"
+    );
 }

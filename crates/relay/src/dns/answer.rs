@@ -126,9 +126,8 @@ pub(crate) fn from_proof(proof: Proof) -> DnssecStatus {
 /// RFC 2308 §5: a denial is cached for the SOA's TTL or its minimum,
 /// whichever is lower.
 fn negative_ttl(message: &Message) -> Option<u32> {
-    message.name_servers().iter().find_map(|r| {
-        r.data()
-            .as_soa()
-            .map(|soa| r.ttl().min(soa.minimum()))
-    })
+    message
+        .name_servers()
+        .iter()
+        .find_map(|r| r.data().as_soa().map(|soa| r.ttl().min(soa.minimum())))
 }

@@ -84,7 +84,11 @@ impl Exchange {
         last
     }
 
-    async fn query_one(&self, server: SocketAddr, query: &Message) -> Result<Message, ExchangeError> {
+    async fn query_one(
+        &self,
+        server: SocketAddr,
+        query: &Message,
+    ) -> Result<Message, ExchangeError> {
         let wire = query
             .to_vec()
             .map_err(|e| ExchangeError::Io(format!("encoding a query: {e}")))?;
@@ -143,7 +147,9 @@ async fn tcp_exchange(server: SocketAddr, wire: &[u8], id: u16) -> Result<Messag
     tcp.read_exact(&mut buf).await.map_err(io(server))?;
     let m = Message::from_vec(&buf).map_err(|e| ExchangeError::Io(format!("{server}: {e}")))?;
     if m.id() != id {
-        return Err(ExchangeError::Io(format!("{server}: answer to another query")));
+        return Err(ExchangeError::Io(format!(
+            "{server}: answer to another query"
+        )));
     }
     Ok(m)
 }

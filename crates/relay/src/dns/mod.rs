@@ -216,16 +216,18 @@ impl DnssecResolver {
         let key = (fqdn.clone(), qtype);
         self.cache
             .get_or_fetch(key, || async {
-                let answer =
-                    match tokio::time::timeout(self.config.lookup_timeout, self.fetch(&fqdn, qtype))
-                        .await
-                    {
-                        Ok(a) => a,
-                        Err(_) => Err(ResolveError::Transient(format!(
-                            "{qtype} {fqdn}: no answer in {:?} (DNSSEC status indeterminate)",
-                            self.config.lookup_timeout
-                        ))),
-                    };
+                let answer = match tokio::time::timeout(
+                    self.config.lookup_timeout,
+                    self.fetch(&fqdn, qtype),
+                )
+                .await
+                {
+                    Ok(a) => a,
+                    Err(_) => Err(ResolveError::Transient(format!(
+                        "{qtype} {fqdn}: no answer in {:?} (DNSSEC status indeterminate)",
+                        self.config.lookup_timeout
+                    ))),
+                };
                 let ttl = match &answer {
                     Ok(a) => a.ttl.min(self.config.max_ttl),
                     Err(_) => self.config.failure_ttl,
@@ -397,7 +399,9 @@ impl DaneResolver for DnssecResolver {
         port: u16,
     ) -> BoxFuture<'a, Result<DnsAnswer<TlsaRecord>, ResolveError>> {
         Box::pin(async move {
-            let raw = self.lookup(&tlsa_name(host, port), RecordType::TLSA).await?;
+            let raw = self
+                .lookup(&tlsa_name(host, port), RecordType::TLSA)
+                .await?;
             let records = raw
                 .rdata
                 .iter()
@@ -448,11 +452,10 @@ mod tests {
     #[test]
     fn bad_configuration_is_refused() {
         assert!(DnssecResolver::new(DnssecConfig::new([])).is_err());
-        let missing = DnssecConfig::new(["127.0.0.1:53".parse().unwrap()]).with_mode(
-            DnssecMode::Validate {
+        let missing =
+            DnssecConfig::new(["127.0.0.1:53".parse().unwrap()]).with_mode(DnssecMode::Validate {
                 trust_anchor: Some("/nonexistent/anchor".into()),
-            },
-        );
+            });
         assert!(DnssecResolver::new(missing).is_err());
     }
 }

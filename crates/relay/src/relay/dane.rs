@@ -23,10 +23,7 @@ use crate::route::Target;
 enum HostPlan {
     /// Validated, usable TLSA records: authenticate by them, with this
     /// TLSA base domain (SNI and first reference name).
-    Dane {
-        base: String,
-        tlsa: UsableTlsa,
-    },
+    Dane { base: String, tlsa: UsableTlsa },
     /// Validated TLSA records, none usable: TLS is required, the server is
     /// not authenticated.
     Encrypt,
@@ -188,15 +185,19 @@ impl Context<'_> {
         }
         names.push(host.to_owned());
         for base in names {
-            let answer = self.resolver.tlsa(&base, self.port).await.map_err(|error| {
-                // RFC 7672 §2.2: a TLSA lookup that fails (SERVFAIL,
-                // timeout) may hide records; neither DANE nor the
-                // fallback is safe, so the host is skipped.
-                RelayError::Dane(DaneRefusal::TlsaLookup {
-                    name: tlsa_name(&base, self.port),
-                    error,
-                })
-            })?;
+            let answer = self
+                .resolver
+                .tlsa(&base, self.port)
+                .await
+                .map_err(|error| {
+                    // RFC 7672 §2.2: a TLSA lookup that fails (SERVFAIL,
+                    // timeout) may hide records; neither DANE nor the
+                    // fallback is safe, so the host is skipped.
+                    RelayError::Dane(DaneRefusal::TlsaLookup {
+                        name: tlsa_name(&base, self.port),
+                        error,
+                    })
+                })?;
             if answer.status.must_defer() {
                 return Err(dnssec(&tlsa_name(&base, self.port), "TLSA", answer.status));
             }
@@ -211,7 +212,12 @@ impl Context<'_> {
         Ok(HostPlan::Fallback("no TLSA records"))
     }
 
-    fn dane_connector(&self, host: &str, base: &str, tlsa: UsableTlsa) -> Result<Connector, RelayError> {
+    fn dane_connector(
+        &self,
+        host: &str,
+        base: &str,
+        tlsa: UsableTlsa,
+    ) -> Result<Connector, RelayError> {
         // RFC 7672 §3.2.2: the reference identifiers are the TLSA base
         // domain and, when CNAMEs led there, the MX host name.
         let mut names = Vec::new();

@@ -114,8 +114,14 @@ impl Relay {
         let connector = Arc::new(connector);
         let candidates = match (&route.tls.mode, &self.dane) {
             (TlsMode::Dane { .. } | TlsMode::DaneOnly, Some(resolver)) => {
-                dane::candidates(resolver.as_ref(), &route.target, &route.tls, &connector, &self.provider)
-                    .await
+                dane::candidates(
+                    resolver.as_ref(),
+                    &route.target,
+                    &route.tls,
+                    &connector,
+                    &self.provider,
+                )
+                .await
             }
             (TlsMode::DaneOnly, None) => Err(RelayError::Dane(DaneRefusal::NoResolver)),
             (mode, _) => {
