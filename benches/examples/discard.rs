@@ -13,10 +13,11 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use postern_listener::session::{Config, Decision, Question};
 use postern_listener::{
-    ConnContext, ConnLimits, ConnectionHandler, Facts, Handler, ListenerConfig, Mode, Server,
+    ConnContext, ConnLimits, ConnectionFacts, ConnectionHandler, Handler, ListenerConfig, Mode,
+    Server,
 };
-use postern_session::{Config, Decision, Event};
 
 /// Accepts everything and keeps nothing.
 struct Discard;
@@ -32,7 +33,7 @@ impl Handler for Discard {
 }
 
 impl ConnectionHandler for DiscardConn {
-    async fn event(&mut self, _event: Event, _facts: &Facts<'_>) -> Decision {
+    async fn question(&mut self, _question: Question, _facts: &ConnectionFacts<'_>) -> Decision {
         Decision::Accept
     }
 }
@@ -42,15 +43,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:12526".into())
         .parse()?;
-    let limits = ConnLimits {
-        global: 20_000,
-        per_ip: 20_000,
-        ..ConnLimits::default()
-    };
-    let session = Config {
-        hostname: "discard.localhost".into(),
-        ..Config::default()
-    };
+    let mut limits = ConnLimits::default();
+    limits.global = 20_000;
+    limits.per_ip = 20_000;
+    let session = Config::new("discard.localhost");
     let listener = ListenerConfig::new("discard", addr, Mode::Plain)
         .with_session(session)
         .with_limits(limits);

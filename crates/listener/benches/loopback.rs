@@ -12,11 +12,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use postern_listener::session::{Decision, Question};
 use postern_listener::{
-    CertSpec, ConnContext, ConnLimits, ConnectionHandler, Facts, Handler, ListenerConfig, Mode,
-    Server, TlsSettings,
+    CertSpec, ConnContext, ConnLimits, ConnectionFacts, ConnectionHandler, Handler, ListenerConfig,
+    Mode, Server, TlsSettings,
 };
-use postern_session::{Decision, Event};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -30,7 +30,7 @@ impl Handler for Discard {
     }
 }
 impl ConnectionHandler for DiscardConn {
-    async fn event(&mut self, _: Event, _: &Facts<'_>) -> Decision {
+    async fn question(&mut self, _: Question, _: &ConnectionFacts<'_>) -> Decision {
         Decision::Accept
     }
 }
@@ -207,11 +207,9 @@ fn main() {
         cert.signing_key.serialize_pem(),
     );
     let tls = TlsSettings::new(vec![spec]);
-    let limits = ConnLimits {
-        global: 10_000,
-        per_ip: 10_000,
-        ..ConnLimits::default()
-    };
+    let mut limits = ConnLimits::default();
+    limits.global = 10_000;
+    limits.per_ip = 10_000;
     let mk = |name: &str, mode| {
         ListenerConfig::new(name, "127.0.0.1:0".parse().unwrap(), mode)
             .with_tls(tls.clone())

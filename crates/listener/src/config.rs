@@ -5,10 +5,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use postern_session::StartTlsPolicy;
+
 use crate::policy::TlsSettings;
 
-/// One listening socket and its policy.
+/// One listening socket and its policy. Build it with
+/// [`ListenerConfig::new`] and the `with_` methods.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ListenerConfig {
     /// The listener's name, used in logs, reports and
     /// [`Server::reload_certificates`](crate::Server::reload_certificates).
@@ -21,24 +25,28 @@ pub struct ListenerConfig {
     /// TLS policy and certificates; required for [`Mode::StartTls`] and
     /// [`Mode::Implicit`], ignored (with a warning) for [`Mode::Plain`].
     pub tls: Option<TlsSettings>,
-    /// The session policy (hostname, AUTH per transport, limits). The
-    /// listener's mode overrides its STARTTLS knobs: `offer_starttls` is
-    /// true exactly in [`Mode::StartTls`], and `require_tls` follows
-    /// `StartTls { required }`.
+    /// The session policy (hostname, AUTH per transport, limits). Its
+    /// [`starttls`](postern_session::Config::starttls) policy belongs to
+    /// the mode: [`with_session`](Self::with_session) sets it from
+    /// [`Mode::starttls_policy`], and a configuration that disagrees is
+    /// refused at bind rather than silently rewritten.
     pub session: Arc<postern_session::Config>,
     /// Connection limits and timeouts.
     pub limits: ConnLimits,
 }
 
 impl ListenerConfig {
-    /// A listener with the default session policy and limits.
+    /// A listener with the default session policy (STARTTLS as the mode
+    /// says) and limits.
     pub fn new(name: impl Into<String>, addr: SocketAddr, mode: Mode) -> Self {
+        let mut session = postern_session::Config::default();
+        session.starttls = mode.starttls_policy();
         Self {
             name: name.into(),
             addr,
             mode,
             tls: None,
-            session: Arc::new(postern_session::Config::default()),
+            session: Arc::new(session),
             limits: ConnLimits::default(),
         }
     }
@@ -49,9 +57,14 @@ impl ListenerConfig {
         self
     }
 
-    /// Sets the session policy.
+    /// Sets the session policy, its STARTTLS policy taken from the mode.
     pub fn with_session(mut self, session: impl Into<Arc<postern_session::Config>>) -> Self {
-        self.session = session.into();
+        let mut session = session.into();
+        let wanted = self.mode.starttls_policy();
+        if session.starttls != wanted {
+            Arc::make_mut(&mut session).starttls = wanted;
+        }
+        self.session = session;
         self
     }
 
@@ -62,8 +75,10 @@ impl ListenerConfig {
     }
 }
 
-/// How a listener speaks TLS.
+/// How a listener speaks TLS: the one source of truth for offering and
+/// requiring `STARTTLS` on it (see [`Mode::starttls_policy`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Mode {
     /// Plaintext only; `STARTTLS` is not offered.
     Plain,
@@ -75,6 +90,20 @@ pub enum Mode {
     },
     /// TLS from the first byte (port 465, RFC 8314).
     Implicit,
+}
+
+impl Mode {
+    /// The session's STARTTLS policy under this mode: offered exactly in
+    /// [`Mode::StartTls`], required when `required`; off in
+    /// [`Mode::Plain`] and [`Mode::Implicit`] (a TLS connection is never
+    /// offered STARTTLS and never lacks TLS).
+    pub const fn starttls_policy(self) -> StartTlsPolicy {
+        match self {
+            Mode::StartTls { required: false } => StartTlsPolicy::offered(),
+            Mode::StartTls { required: true } => StartTlsPolicy::required(),
+            Mode::Plain | Mode::Implicit => StartTlsPolicy::off(),
+        }
+    }
 }
 
 impl fmt::Display for Mode {
@@ -93,7 +122,9 @@ impl fmt::Display for Mode {
 /// The defaults follow RFC 5321 §4.5.3.2: 5 minutes for a command, 3
 /// minutes for each read of a message body, 10 minutes for the reply to a
 /// message (the embedder's decision), and a 10-second TLS handshake.
+/// Start from `ConnLimits::default()` and set the fields that differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConnLimits {
     /// Most connections served at once by this listener; the excess gets
     /// `421 4.3.2` (plaintext modes) or is closed (implicit TLS).

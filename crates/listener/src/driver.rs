@@ -1,69 +1,50 @@
-//! One connection: runs a `postern-session` over the socket, asks the
-//! embedder about each event, upgrades in place on STARTTLS.
+//! One connection: runs a `postern-session` over any stream, asks the
+//! embedder its questions and tells it the notices, upgrades in place on
+//! STARTTLS.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use postern_session::{ConnectionInfo, Decision, Event, Session, TlsInfo, TlsVersion};
-use tokio::net::TcpStream;
+use postern_proto::TlsVersion;
+use postern_session::{
+    CloseReason, ConnectionInfo, Decision, Event, Notice, Question, Session, TlsInfo,
+};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio::time::timeout;
-use tracing::Instrument as _;
 
-use crate::admission::Slot;
-use crate::config::{ConnLimits, Mode};
-use crate::handler::{ConnContext, ConnectionHandler, Facts, Handler};
-use crate::policy::BuiltTls;
-use crate::stream::{READ_BUF, Ready, Stream};
+use crate::error::ConnectionError;
+use crate::handler::{ConnectionFacts, ConnectionHandler};
+use crate::listener::Shared;
+use crate::stream::{Read, Stream};
 
-/// What every connection of a listener shares.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) name: String,
-    pub(crate) mode: Mode,
+/// The two ends of the connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Addrs {
+    pub(crate) peer: SocketAddr,
     pub(crate) local: SocketAddr,
-    pub(crate) session: Arc<postern_session::Config>,
-    pub(crate) limits: ConnLimits,
-    pub(crate) tls: Option<BuiltTls>,
 }
 
-thread_local! {
-    /// The read buffer of every plaintext connection served by this worker
-    /// thread: filled and drained without an await in between.
-    static SCRATCH: std::cell::RefCell<Box<[u8]>> =
-        std::cell::RefCell::new(vec![0u8; READ_BUF].into_boxed_slice());
-}
-
-/// Serves one accepted connection to the end.
-pub(crate) async fn serve<H: Handler>(
-    shared: Arc<Shared>,
-    tcp: TcpStream,
-    peer: SocketAddr,
-    handler: Arc<H>,
-    shutdown: watch::Receiver<bool>,
-    slot: Slot,
-) {
-    let span = tracing::info_span!("conn", listener = %shared.name, %peer);
-    async move {
-        let outcome = run(&shared, tcp, peer, &*handler, shutdown).await;
-        tracing::info!(outcome = %outcome, "connection closed");
-        drop(slot);
-    }
-    .instrument(span)
-    .await;
-}
-
-async fn handshake(shared: &Shared, tcp: TcpStream) -> Result<(Stream, TlsInfo), String> {
+async fn handshake<S>(shared: &Shared, io: S) -> Result<(Stream<S>, TlsInfo), ConnectionError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let Some(tls) = &shared.tls else {
-        return Err("no TLS configured".to_owned());
+        // `Listener::new` refuses TLS modes without settings.
+        return Err(ConnectionError::Handshake(std::io::Error::other(
+            "no TLS configured",
+        )));
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
-    match timeout(shared.limits.handshake_timeout, acceptor.accept(tcp)).await {
-        Err(_) => Err("TLS handshake timed out".to_owned()),
-        Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
+    match timeout(shared.limits.handshake_timeout, acceptor.accept(io)).await {
+        Err(_) => Err(ConnectionError::HandshakeTimeout),
+        Ok(Err(e)) => Err(ConnectionError::Handshake(e)),
         Ok(Ok(stream)) => {
-            let info = tls_info(stream.get_ref().1, tls.client_auth);
+            let Some(info) = tls_info(stream.get_ref().1, tls.client_auth) else {
+                return Err(ConnectionError::Handshake(std::io::Error::other(
+                    "TLS version not known",
+                )));
+            };
             tracing::info!(
                 version = %info.version,
                 cipher = %info.cipher,
@@ -76,13 +57,10 @@ async fn handshake(shared: &Shared, tcp: TcpStream) -> Result<(Stream, TlsInfo),
     }
 }
 
-fn tls_info(conn: &rustls::ServerConnection, client_auth: bool) -> TlsInfo {
-    let version = match conn.protocol_version() {
-        Some(rustls::ProtocolVersion::TLSv1_3) => TlsVersion::Tls13,
-        Some(rustls::ProtocolVersion::TLSv1_2) => TlsVersion::Tls12,
-        Some(other) => TlsVersion::Other(u16::from(other)),
-        None => TlsVersion::Other(0),
-    };
+/// What the handshake negotiated; `None` when rustls reports a version
+/// it does not name (it speaks only TLS 1.2 and 1.3, so never).
+fn tls_info(conn: &rustls::ServerConnection, client_auth: bool) -> Option<TlsInfo> {
+    let version = TlsVersion::from_wire(u16::from(conn.protocol_version()?))?;
     let cipher = conn
         .negotiated_cipher_suite()
         .map_or_else(String::new, |s| format!("{:?}", s.suite()));
@@ -90,19 +68,24 @@ fn tls_info(conn: &rustls::ServerConnection, client_auth: bool) -> TlsInfo {
         .peer_certificates()
         .and_then(|c| c.first())
         .map(|c| c.as_ref().to_vec());
-    TlsInfo {
-        version,
-        cipher,
-        sni: conn.server_name().map(str::to_owned),
-        alpn: conn.alpn_protocol().map(<[u8]>::to_vec),
-        // The verifier rejects a certificate that does not verify, so one
-        // that is present here did.
-        client_cert_verified: client_auth && client_certificate.is_some(),
-        client_certificate,
-    }
+    let mut info = TlsInfo::new(version, cipher);
+    info.sni = conn.server_name().map(str::to_owned);
+    info.alpn = conn.alpn_protocol().map(<[u8]>::to_vec);
+    // The verifier rejects a certificate that does not verify, so one that
+    // is present here did.
+    info.client_cert_verified = client_auth && client_certificate.is_some();
+    info.client_certificate = client_certificate;
+    Some(info)
 }
 
-async fn write(stream: &mut Stream, session: &mut Session, limit: Duration) -> Result<(), String> {
+async fn write<S>(
+    stream: &mut Stream<S>,
+    session: &mut Session,
+    limit: Duration,
+) -> Result<(), ConnectionError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     if !session.has_output() {
         return Ok(());
     }
@@ -112,51 +95,41 @@ async fn write(stream: &mut Stream, session: &mut Session, limit: Duration) -> R
             session.consume_output(session.output().len());
             Ok(())
         }
-        Ok(Err(e)) => Err(format!("write failed: {e}")),
-        Err(_) => Err("write timed out".to_owned()),
+        Ok(Err(e)) => Err(ConnectionError::Write(e)),
+        Err(_) => Err(ConnectionError::WriteTimeout),
     }
 }
 
-async fn run<H: Handler>(
+/// Serves one connection to the end: the handshake on an implicit-TLS
+/// listener, then the session, with RFC 5321 §4.5.3.2 timeouts.
+pub(crate) async fn run<S, C>(
     shared: &Shared,
-    tcp: TcpStream,
-    peer: SocketAddr,
-    handler: &H,
+    io: S,
+    addrs: Addrs,
+    conn: &mut C,
     mut shutdown: watch::Receiver<bool>,
-) -> String {
-    let _ = tcp.set_nodelay(true);
+) -> Result<CloseReason, ConnectionError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+    C: ConnectionHandler,
+{
     let limits = shared.limits;
-    let (mut stream, tls) = if shared.mode == Mode::Implicit {
-        match handshake(shared, tcp).await {
-            Ok((s, info)) => (s, Some(info)),
-            Err(e) => return e,
-        }
+    let (mut stream, tls) = if shared.mode == crate::Mode::Implicit {
+        let (s, info) = handshake(shared, io).await?;
+        (s, Some(info))
     } else {
-        (Stream::Plain(tcp), None)
+        (Stream::Plain(io), None)
     };
-    let ctx = ConnContext {
-        listener: shared.name.clone(),
-        local: shared.local,
-        peer,
-        mode: shared.mode,
-    };
-    let mut conn = handler.connect(&ctx);
-    let mut session = Session::new(
-        shared.session.clone(),
-        ConnectionInfo {
-            peer: Some(peer),
-            local: Some(shared.local),
-            tls,
-        },
-    );
+    let mut info = ConnectionInfo::new(addrs.peer, addrs.local);
+    info.tls = tls;
+    let mut session = Session::new(shared.session.clone(), info);
     let mut state = ConnState::default();
     let mut shutdown_seen = *shutdown.borrow();
     let mut shutdown_at = None;
     if shutdown_seen {
-        shutdown_at = Some(std::time::Instant::now());
+        shutdown_at = Some(Instant::now());
         session.shutdown();
     }
-    let mut tls_buf: Option<Box<[u8]>> = None;
     // Octets read but not yet taken by the session (backpressure).
     let mut held: Vec<u8> = Vec::new();
     // Outside a body, `command_timeout` is a deadline for the next complete
@@ -166,23 +139,21 @@ async fn run<H: Handler>(
     let mut last_reply = Instant::now();
 
     loop {
-        // 1. Events, in order; the embedder answers those that need it.
-        deliver(&mut session, &mut conn, shared, peer, &mut state).await;
+        // 1. Questions answered and notices told, in order.
+        deliver(&mut session, conn, shared, addrs, &mut state).await;
         // 2. Replies, one write per batch.
         let replied = session.has_output();
         if let Err(e) = write(&mut stream, &mut session, limits.write_timeout).await {
             session.peer_closed();
-            deliver(&mut session, &mut conn, shared, peer, &mut state).await;
-            return e;
+            deliver(&mut session, conn, shared, addrs, &mut state).await;
+            return Err(e);
         }
         if replied {
             last_reply = Instant::now();
         }
         if session.is_closed() {
             let _ = timeout(Duration::from_secs(1), stream.shutdown()).await;
-            return session
-                .close_reason()
-                .map_or_else(|| "closed".to_owned(), |r| format!("{r:?}"));
+            return Ok(session.close_reason().unwrap_or(CloseReason::PeerClosed));
         }
         // 3. STARTTLS: plaintext already read goes to the session, which
         // drops it; the handshake reads only what arrives afterwards.
@@ -194,26 +165,25 @@ async fn run<H: Handler>(
                     continue; // refused (AfterStartTls::Reject): reply and close
                 }
             }
-            let Stream::Plain(tcp) = std::mem::replace(&mut stream, Stream::Gone) else {
-                return "STARTTLS on a TLS stream".to_owned();
+            let Stream::Plain(io) = std::mem::replace(&mut stream, Stream::Gone) else {
+                // The session never asks for STARTTLS over TLS.
+                return Err(ConnectionError::Stalled);
             };
-            match handshake(shared, tcp).await {
+            match handshake(shared, io).await {
                 Ok((s, info)) => {
                     stream = s;
-                    if let Err(e) = session.tls_established(info) {
-                        return format!("session refused TLS: {e}");
-                    }
+                    session.tls_established(info)?;
                     last_reply = Instant::now();
                     continue;
                 }
                 Err(e) => {
                     session.peer_closed();
-                    deliver(&mut session, &mut conn, shared, peer, &mut state).await;
-                    return e;
+                    deliver(&mut session, conn, shared, addrs, &mut state).await;
+                    return Err(e);
                 }
             }
         }
-        // 4. Input: first what is held, then the socket.
+        // 4. Input: first what is held, then the stream.
         if !held.is_empty() {
             let taken = session.receive(&held);
             held.drain(..taken);
@@ -224,7 +194,7 @@ async fn run<H: Handler>(
         if !session.wants_read() {
             // Holding as much as it may with nothing to deliver: cannot
             // happen while events are polled promptly; stop rather than spin.
-            return "session stalled".to_owned();
+            return Err(ConnectionError::Stalled);
         }
         let mut wait = if state.in_body {
             limits.data_timeout
@@ -234,40 +204,34 @@ async fn run<H: Handler>(
         if let Some(at) = shutdown_at {
             wait = wait.min(limits.shutdown_grace.saturating_sub(at.elapsed()));
         }
-        tokio::select! {
-            biased;
-            changed = shutdown.wait_for(|v| *v), if !shutdown_seen => {
-                shutdown_seen = true;
-                shutdown_at = Some(std::time::Instant::now());
-                if changed.is_ok() {
-                    session.shutdown();
+        let read = {
+            let session = &mut session;
+            let held = &mut held;
+            tokio::select! {
+                biased;
+                changed = shutdown.wait_for(|v| *v), if !shutdown_seen => {
+                    Some(changed.is_ok())
                 }
-            }
-            read = timeout(wait, stream.ready(&mut tls_buf)) => match read {
-                Err(_) => session.timeout(),
-                Ok(Ok(Ready::Tls(0))) => session.peer_closed(),
-                Ok(Ok(Ready::Tls(n))) => {
-                    if let Some(buf) = tls_buf.as_deref() {
-                        feed(&mut session, &mut held, &buf[..n]);
-                    }
-                }
-                Ok(Ok(Ready::Plain)) => SCRATCH.with(|scratch| {
-                    let mut buf = scratch.borrow_mut();
-                    match stream.try_read(&mut buf) {
-                        Ok(0) => session.peer_closed(),
-                        Ok(n) => feed(&mut session, &mut held, &buf[..n]),
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                        Err(e) => {
+                read = timeout(wait, stream.read_with(|data| feed(session, held, data))) => {
+                    match read {
+                        Err(_) => session.timeout(),
+                        Ok(Read::Data) => {}
+                        Ok(Read::Eof) => session.peer_closed(),
+                        Ok(Read::Failed(e)) => {
                             tracing::debug!(error = %e, "read failed");
                             session.peer_closed();
                         }
                     }
-                }),
-                Ok(Err(e)) => {
-                    tracing::debug!(error = %e, "read failed");
-                    session.peer_closed();
+                    None
                 }
-            },
+            }
+        };
+        if let Some(changed) = read {
+            shutdown_seen = true;
+            shutdown_at = Some(Instant::now());
+            if changed {
+                session.shutdown();
+            }
         }
     }
 }
@@ -298,26 +262,28 @@ async fn deliver<C: ConnectionHandler>(
     session: &mut Session,
     conn: &mut C,
     shared: &Shared,
-    peer: SocketAddr,
+    addrs: Addrs,
     state: &mut ConnState,
 ) {
     while let Some(event) = session.poll_event() {
-        let needs = event.needs_decision();
         match &event {
-            Event::Hello { host, .. } => state.hello_name = Some(host.to_string()),
-            Event::DataStart { .. } => state.in_body = true,
-            Event::MessageComplete { .. } | Event::TransactionAborted { .. } => {
+            Event::Question(Question::Hello { host, .. }) => {
+                state.hello_name = Some(host.to_string());
+            }
+            Event::Question(Question::DataStart { .. }) => state.in_body = true,
+            Event::Question(Question::MessageComplete { .. })
+            | Event::Notice(Notice::TransactionAborted { .. }) => {
                 state.in_body = false;
             }
-            Event::StartTls { discarded } if *discarded > 0 => {
+            Event::Notice(Notice::StartTls { discarded }) if *discarded > 0 => {
                 tracing::warn!(discarded, "octets pipelined after STARTTLS discarded");
             }
             _ => {}
         }
-        let facts = Facts {
+        let facts = ConnectionFacts {
             listener: &shared.name,
-            local: shared.local,
-            peer,
+            local: addrs.local,
+            peer: addrs.peer,
             mode: shared.mode,
             tls: session.tls(),
             authenticated: session.authenticated(),
@@ -326,10 +292,15 @@ async fn deliver<C: ConnectionHandler>(
             in_transaction: session.in_transaction(),
             recipients: session.recipients(),
         };
-        let decision = conn.event(event, &facts).await;
-        if needs && let Err(e) = session.decide(decision) {
-            tracing::warn!(error = %e, "handler decision refused by the session; tempfailing");
-            let _ = session.decide(Decision::Tempfail);
+        match event {
+            Event::Question(question) => {
+                let decision = conn.question(question, &facts).await;
+                if let Err(e) = session.decide(decision) {
+                    tracing::warn!(error = %e, "handler decision refused by the session; tempfailing");
+                    let _ = session.decide(Decision::Tempfail);
+                }
+            }
+            Event::Notice(notice) => conn.notice(notice, &facts).await,
         }
     }
 }

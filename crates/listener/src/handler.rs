@@ -1,38 +1,61 @@
 //! What the embedder implements: one [`ConnectionHandler`] per connection,
-//! asked about every session event in order.
+//! asked the session's questions and told its notices, in order.
 
 use std::future::Future;
 use std::net::SocketAddr;
 
-use postern_session::{AuthIdentity, Decision, Event, HelloVerb, TlsInfo};
+use postern_session::{AuthIdentity, Decision, HelloVerb, Notice, Question, TlsInfo};
 
 use crate::config::Mode;
 
-/// What the embedder implements. One [`ConnectionHandler`] per accepted
-/// connection.
+/// What the embedder implements for [`Server`](crate::Server): one
+/// [`ConnectionHandler`] per accepted connection.
 pub trait Handler: Send + Sync + 'static {
     /// The per-connection handler.
     type Conn: ConnectionHandler;
     /// A connection was accepted (and, on an implicit-TLS listener, its
-    /// handshake completed). Called before [`Event::Connect`] is delivered.
+    /// handshake completed). Called before [`Question::Connect`] is asked.
     fn connect(&self, info: &ConnContext) -> Self::Conn;
 }
 
 /// The embedder's side of one connection.
+///
+/// The connection waits for each future: a question's answer may take its
+/// time (e.g. fsync a spooled message before accepting
+/// [`Question::MessageComplete`]), and shutdown lets it finish.
 pub trait ConnectionHandler: Send + 'static {
-    /// Every session event, in order. For events with
-    /// [`Event::needs_decision`] the returned [`Decision`] is given to the
-    /// session; for others the return value is ignored (return
-    /// [`Decision::Accept`]).
+    /// A question the session waits on; the [`Decision`] returned is its
+    /// answer. A decision the session cannot take (see
+    /// [`Session::decide`](postern_session::Session::decide)) is logged and
+    /// replaced by [`Decision::Tempfail`].
     ///
-    /// The future may take its time (e.g. fsync a spooled message before
-    /// accepting [`Event::MessageComplete`]): the connection waits for it,
-    /// and shutdown lets it finish.
-    fn event(&mut self, event: Event, facts: &Facts<'_>) -> impl Future<Output = Decision> + Send;
+    /// The answer to [`Question::Hello`] says what the connection is
+    /// offered: [`Decision::Accept`] for the proposal it carries, or
+    /// [`Decision::Advertise`] with fewer capabilities (e.g. no AUTH for
+    /// this client): the reply advertises them and the session enforces
+    /// them.
+    fn question(
+        &mut self,
+        question: Question,
+        facts: &ConnectionFacts<'_>,
+    ) -> impl Future<Output = Decision> + Send;
+
+    /// Something that happened, with no answer expected: body chunks (write
+    /// them out), aborted transactions (drop what was spooled), STARTTLS
+    /// and its handshake, the close. The default ignores them.
+    fn notice(
+        &mut self,
+        notice: Notice,
+        facts: &ConnectionFacts<'_>,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (notice, facts);
+        async {}
+    }
 }
 
 /// A freshly accepted connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConnContext {
     /// The listener's name.
     pub listener: String,
@@ -44,10 +67,11 @@ pub struct ConnContext {
     pub mode: Mode,
 }
 
-/// What is known about the connection when an event is delivered, read
-/// from the session.
+/// What is known about the connection when a question or notice is
+/// delivered, read from the session.
 #[derive(Debug, Clone, Copy)]
-pub struct Facts<'a> {
+#[non_exhaustive]
+pub struct ConnectionFacts<'a> {
     /// The listener's name.
     pub listener: &'a str,
     /// The listener's address.
@@ -64,7 +88,7 @@ pub struct Facts<'a> {
     /// The greeting verb, once accepted.
     pub hello: Option<HelloVerb>,
     /// The name the client gave in its last `HELO`/`EHLO`/`LHLO` (set when
-    /// the [`Event::Hello`] is delivered, so also during that event).
+    /// the [`Question::Hello`] is asked, so also during that question).
     pub hello_name: Option<&'a str>,
     /// Whether a mail transaction is open.
     pub in_transaction: bool,
@@ -72,7 +96,7 @@ pub struct Facts<'a> {
     pub recipients: usize,
 }
 
-impl Facts<'_> {
+impl ConnectionFacts<'_> {
     /// Whether the connection is TLS.
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()

@@ -4,18 +4,29 @@
 //! listeners that drive a [`postern_session::Session`] per connection.
 //!
 //! - [`policy`]: [`TlsSettings`] in an operator's (OpenSSL) terms, built
-//!   into a rustls configuration with a [`PolicyReport`]: what rustls
+//!   into a rustls configuration with a [`TlsPolicyReport`]: what rustls
 //!   cannot honour is an error, or a warning stating the effective value;
 //!   an empty or unsupported set never widens to "all".
+//! - [`Listener::serve_connection`]: drives one session over any accepted
+//!   `AsyncRead + AsyncWrite` stream (a TCP socket, a socket handed over
+//!   by systemd, a stream behind a PROXY-protocol front, a
+//!   [`tokio::io::duplex`] in a test): runs the TLS handshake with a
+//!   timeout, drives the session with RFC 5321 §4.5.3.2 timeouts, and
+//!   upgrades in place on `STARTTLS` (plaintext read before the handshake
+//!   never reaches rustls).
 //! - [`Server`]: binds [`ListenerConfig`]s (plain, STARTTLS, implicit TLS),
-//!   accepts with global and per-IP limits, runs the TLS handshake with a
-//!   timeout, drives the session with RFC 5321 §4.5.3.2 timeouts, upgrades
-//!   in place on `STARTTLS` (plaintext read before the handshake never
-//!   reaches rustls), reloads certificates atomically, and shuts down
-//!   gracefully.
+//!   accepts with global and per-IP limits, serves every connection with
+//!   [`Listener::serve_connection`], reloads certificates atomically, and
+//!   shuts down gracefully.
 //! - [`Handler`] / [`ConnectionHandler`]: what the embedder implements; it
-//!   sees every session event in order and answers those that need a
-//!   decision, asynchronously.
+//!   answers the session's [`Question`]s (asynchronously; the answer to the
+//!   greeting says what the connection is offered, AUTH included) and is
+//!   told its [`Notice`]s, in order. The [`session`] crate is re-exported.
+//!
+//! The listener's [`Mode`] is the one source of truth for offering and
+//! requiring `STARTTLS`: it sets the session's
+//! [`StartTlsPolicy`] ([`Mode::starttls_policy`]), and a listener whose
+//! session configuration disagrees is refused when it is built.
 //!
 //! # The guide's three listeners
 //!
@@ -28,14 +39,14 @@
 //!
 //! ```
 //! use std::sync::Arc;
+//! use postern_listener::session::{Config, Decision, Question};
 //! use postern_listener::{
-//!     CertSpec, ConnContext, ConnectionHandler, Facts, Handler, ListenerConfig, Mode, Server,
-//!     TlsSettings,
+//!     CertSpec, ConnContext, ConnectionFacts, ConnectionHandler, Handler, ListenerConfig, Mode,
+//!     Server, TlsSettings,
 //! };
-//! use postern_session::{Config, Decision, Event};
 //!
-//! /// Accepts everything; a real MTA spools the body and fsyncs before
-//! /// accepting `MessageComplete`.
+//! /// Accepts everything; a real MTA spools the body (told in notices) and
+//! /// fsyncs before accepting `MessageComplete`.
 //! struct Accept;
 //! struct AcceptConn;
 //! impl Handler for Accept {
@@ -45,8 +56,8 @@
 //!     }
 //! }
 //! impl ConnectionHandler for AcceptConn {
-//!     async fn event(&mut self, event: Event, facts: &Facts<'_>) -> Decision {
-//!         if let Event::Mail { .. } = event {
+//!     async fn question(&mut self, question: Question, facts: &ConnectionFacts<'_>) -> Decision {
+//!         if let Question::Mail { .. } = question {
 //!             tracing::info!(tls = facts.is_tls(), "MAIL");
 //!         }
 //!         Decision::Accept
@@ -62,18 +73,15 @@
 //! # let (cert_pem, key_pem) = (cert.cert.pem(), cert.signing_key.serialize_pem());
 //! // From files in production: CertSpec::files(&["mx.example.org"], "cert.pem", "key.pem").
 //! let certificate = CertSpec::pem(&["mx.example.org"], cert_pem, key_pem);
-//! let tls = TlsSettings {
+//! let tls = TlsSettings::new(vec![certificate])
 //!     // "SSLv2 and SSLv3 disabled": list what is allowed.
-//!     versions: vec!["TLSv1.2".into(), "TLSv1.3".into()],
-//!     ciphers: Some(
+//!     .with_versions(["TLSv1.2", "TLSv1.3"])
+//!     .with_ciphers(
 //!         "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:\
 //!          DHE-RSA-AES128-SHA256:DHE-RSA-AES128-SHA:DHE-DSS-AES128-SHA256:\
-//!          DHE-RSA-AES256-SHA256:DHE-DSS-AES256-SHA:DHE-RSA-AES256-SHA"
-//!             .into(),
-//!     ),
-//!     dh_params: Some(dh_file),
-//!     ..TlsSettings::new(vec![certificate])
-//! };
+//!          DHE-RSA-AES256-SHA256:DHE-DSS-AES256-SHA:DHE-RSA-AES256-SHA",
+//!     )
+//!     .with_dh_params(dh_file);
 //!
 //! // What `postern-mta check` prints: nothing is silently dropped.
 //! let (_, report) = tls.build(Arc::new(rustls::crypto::ring::default_provider()))?;
@@ -81,8 +89,9 @@
 //! assert!(report.to_string().contains("DHE-RSA-AES128-SHA (finite-field DHE key exchange, CBC mode)"));
 //! assert!(report.to_string().contains("valid 2048-bit group, unused"));
 //!
-//! let mx = Config { hostname: "mx.example.org".into(), ..Config::default() };
-//! let submission = Config { require_auth: true, ..mx.clone() };
+//! let mx = Config::new("mx.example.org");
+//! let mut submission = mx.clone();
+//! submission.require_auth = true;
 //! let any = "127.0.0.1:0".parse()?;
 //! let listeners = vec![
 //!     ListenerConfig::new("smtp", any, Mode::StartTls { required: false })
@@ -128,13 +137,23 @@ mod config;
 mod driver;
 mod error;
 mod handler;
+mod listener;
 pub mod policy;
 mod server;
 mod stream;
 
+/// The sans-IO session this crate drives, re-exported so embedders name
+/// the types of the handler signatures ([`Question`], [`Notice`],
+/// [`Decision`], ...) without a dependency of their own.
+pub use postern_session as session;
+pub use postern_session::{Decision, EhloOffer, Event, Notice, Question, StartTlsPolicy, TlsInfo};
+
 pub use certs::{CertSpec, PemSource};
 pub use config::{ConnLimits, ListenerConfig, Mode};
-pub use error::{BindError, ReloadError};
-pub use handler::{ConnContext, ConnectionHandler, Facts, Handler};
-pub use policy::{BuiltTls, ClientAuth, PolicyError, PolicyReport, Problem, TlsSettings, Warning};
+pub use error::{BindError, ConnectionError, ReloadError};
+pub use handler::{ConnContext, ConnectionFacts, ConnectionHandler, Handler};
+pub use listener::Listener;
+pub use policy::{
+    BuiltTls, ClientAuth, PolicyError, Problem, TlsPolicyReport, TlsSettings, Warning,
+};
 pub use server::{Server, ShutdownHandle};

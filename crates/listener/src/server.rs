@@ -9,28 +9,28 @@ use rustls::crypto::CryptoProvider;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
+use tracing::Instrument as _;
 
-use crate::admission::{Admission, Refusal};
+use crate::admission::{Admission, Refusal, Slot};
 use crate::certs::CertSpec;
 use crate::config::{ListenerConfig, Mode};
-use crate::driver::{self, Shared};
 use crate::error::{BindError, ReloadError};
-use crate::handler::Handler;
-use crate::policy::{PolicyReport, TlsSettings};
+use crate::handler::{ConnContext, Handler};
+use crate::listener::Listener;
+use crate::policy::TlsPolicyReport;
 
-type Spawner =
-    Arc<dyn Fn(Arc<Shared>, TcpStream, SocketAddr, crate::admission::Slot) + Send + Sync>;
+type Spawner = Arc<dyn Fn(Listener, TcpStream, SocketAddr, SocketAddr, Slot) + Send + Sync>;
 
 struct Bound {
-    shared: Arc<Shared>,
-    settings: Option<TlsSettings>,
+    listener: Listener,
+    local: SocketAddr,
     admission: Arc<Admission>,
     socket: Mutex<Option<std::net::TcpListener>>,
 }
 
 struct Inner {
     listeners: Vec<Bound>,
-    reports: Vec<(String, PolicyReport)>,
+    reports: Vec<(String, TlsPolicyReport)>,
     shutdown: watch::Sender<bool>,
     spawn: Spawner,
     /// Each connection task holds a clone; `run` waits until all are gone.
@@ -62,6 +62,10 @@ pub struct ShutdownHandle {
 }
 
 impl ShutdownHandle {
+    pub(crate) fn new(tx: watch::Sender<bool>) -> Self {
+        Self { tx }
+    }
+
     /// Stops accepting; idle sessions get `421 4.3.2` and close; sessions
     /// in a mail transaction finish it first.
     pub fn shutdown(&self) {
@@ -74,98 +78,44 @@ impl Server {
     /// called inside a tokio runtime only for [`run`](Self::run); binding
     /// itself is synchronous.
     ///
-    /// The session configuration of each listener gets the listener's
-    /// STARTTLS knobs (see [`ListenerConfig::session`]).
+    /// Each accepted connection is served by
+    /// [`Listener::serve_connection`], after the listener's connection
+    /// limits admitted it.
     pub fn bind<H: Handler>(
         listeners: Vec<ListenerConfig>,
         handler: Arc<H>,
         provider: Arc<CryptoProvider>,
     ) -> Result<Server, BindError> {
+        let (shutdown, _) = watch::channel(false);
         let mut bound = Vec::with_capacity(listeners.len());
         let mut reports = Vec::new();
         for config in listeners {
-            let name = config.name.clone();
-            if config.limits.global == 0 {
-                return Err(BindError::Config {
-                    listener: name,
-                    field: "limits.global",
-                    message: "must be at least 1".into(),
-                });
+            let addr = config.addr;
+            let listener = Listener::build(config, provider.clone(), shutdown.clone())?;
+            let name = listener.name().to_owned();
+            if let Some(report) = listener.tls_report() {
+                reports.push((name.clone(), report.clone()));
             }
-            if config.limits.per_ip == 0 {
-                return Err(BindError::Config {
-                    listener: name,
-                    field: "limits.per_ip",
-                    message: "must be at least 1".into(),
-                });
-            }
-            let tls = match (&config.mode, &config.tls) {
-                (Mode::Plain, tls) => {
-                    if tls.is_some() {
-                        tracing::warn!(listener = %name, "tls settings ignored: mode is plain");
-                    }
-                    None
-                }
-                (_, None) => {
-                    return Err(BindError::Config {
-                        listener: name,
-                        field: "tls",
-                        message: format!("mode {} needs TLS settings", config.mode),
-                    });
-                }
-                (_, Some(settings)) => {
-                    let (built, report) =
-                        settings
-                            .build(provider.clone())
-                            .map_err(|error| BindError::Policy {
-                                listener: name.clone(),
-                                error,
-                            })?;
-                    for w in &report.warnings {
-                        tracing::warn!(listener = %name, "{w}");
-                    }
-                    reports.push((name.clone(), report));
-                    Some(built)
-                }
-            };
-            let mut session = (*config.session).clone();
-            session.tls.offer_starttls = matches!(config.mode, Mode::StartTls { .. });
-            session.tls.require_tls = matches!(config.mode, Mode::StartTls { required: true });
-            let socket =
-                std::net::TcpListener::bind(config.addr).map_err(|source| BindError::Io {
-                    listener: name.clone(),
-                    addr: config.addr,
-                    source,
-                })?;
             let io = |source| BindError::Io {
                 listener: name.clone(),
-                addr: config.addr,
+                addr,
                 source,
             };
+            let socket = std::net::TcpListener::bind(addr).map_err(io)?;
             socket.set_nonblocking(true).map_err(io)?;
             let local = socket.local_addr().map_err(io)?;
-            tracing::info!(listener = %name, %local, mode = %config.mode, "listening");
+            tracing::info!(listener = %name, %local, mode = %listener.mode(), "listening");
             bound.push(Bound {
-                shared: Arc::new(Shared {
-                    name,
-                    mode: config.mode,
-                    local,
-                    session: Arc::new(session),
-                    limits: config.limits,
-                    tls,
-                }),
-                settings: config.tls.clone(),
+                listener,
+                local,
                 admission: Arc::new(Admission::default()),
                 socket: Mutex::new(Some(socket)),
             });
         }
-        let (shutdown, _) = watch::channel(false);
         let (task_tx, task_rx) = mpsc::channel(1);
-        let rx = shutdown.subscribe();
-        let spawn: Spawner = Arc::new(move |shared, tcp, peer, slot| {
+        let spawn: Spawner = Arc::new(move |listener, tcp, peer, local, slot| {
             let handler = handler.clone();
-            let rx = rx.clone();
-            tokio::spawn(driver::serve(shared, tcp, peer, handler, rx, slot));
+            tokio::spawn(serve(listener, tcp, peer, local, handler, slot));
         });
         Ok(Server {
             inner: Arc::new(Inner {
@@ -184,17 +134,17 @@ impl Server {
         self.inner
             .listeners
             .iter()
-            .map(|b| (b.shared.name.clone(), b.shared.local))
+            .map(|b| (b.listener.name().to_owned(), b.local))
             .collect()
     }
 
     /// The bound address of the listener `name`.
     pub fn local_addr(&self, name: &str) -> Option<SocketAddr> {
-        self.find(name).map(|b| b.shared.local)
+        self.find(name).map(|b| b.local)
     }
 
     /// The policy report of each TLS listener, by name.
-    pub fn reports(&self) -> &[(String, PolicyReport)] {
+    pub fn reports(&self) -> &[(String, TlsPolicyReport)] {
         &self.inner.reports
     }
 
@@ -204,7 +154,10 @@ impl Server {
     }
 
     fn find(&self, name: &str) -> Option<&Bound> {
-        self.inner.listeners.iter().find(|b| b.shared.name == name)
+        self.inner
+            .listeners
+            .iter()
+            .find(|b| b.listener.name() == name)
     }
 
     /// Replaces the certificates of the listener `name`, atomically: new
@@ -220,7 +173,8 @@ impl Server {
         let bound = self
             .find(name)
             .ok_or_else(|| ReloadError::NoSuchListener(name.to_owned()))?;
-        let (Some(tls), Some(settings)) = (&bound.shared.tls, &bound.settings) else {
+        let (Some(tls), Some(settings)) = (&bound.listener.shared.tls, &bound.listener.settings)
+        else {
             return Err(ReloadError::NoTls(name.to_owned()));
         };
         let specs = certificates.as_deref().unwrap_or(&settings.certificates);
@@ -268,13 +222,14 @@ impl Server {
             let listener = match TcpListener::from_std(socket) {
                 Ok(l) => l,
                 Err(e) => {
-                    tracing::error!(listener = %bound.shared.name, error = %e, "cannot register listener");
+                    tracing::error!(listener = %bound.listener.name(), error = %e, "cannot register listener");
                     continue;
                 }
             };
             loops.spawn(accept_loop(
                 listener,
-                bound.shared.clone(),
+                bound.listener.clone(),
+                bound.local,
                 bound.admission.clone(),
                 self.inner.spawn.clone(),
                 self.inner.shutdown.subscribe(),
@@ -291,9 +246,39 @@ impl Server {
     }
 }
 
+/// Serves one admitted connection, with its log span, and frees its slot.
+async fn serve<H: Handler>(
+    listener: Listener,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    handler: Arc<H>,
+    slot: Slot,
+) {
+    let span = tracing::info_span!("conn", listener = %listener.name(), %peer);
+    async move {
+        let _ = tcp.set_nodelay(true);
+        let ctx = ConnContext {
+            listener: listener.name().to_owned(),
+            local,
+            peer,
+            mode: listener.mode(),
+        };
+        let conn = handler.connect(&ctx);
+        match listener.serve_connection(tcp, peer, local, conn).await {
+            Ok(reason) => tracing::info!(outcome = ?reason, "connection closed"),
+            Err(e) => tracing::info!(outcome = %e, "connection closed"),
+        }
+        drop(slot);
+    }
+    .instrument(span)
+    .await;
+}
+
 async fn accept_loop(
     listener: TcpListener,
-    shared: Arc<Shared>,
+    served: Listener,
+    local: SocketAddr,
     admission: Arc<Admission>,
     spawn: Spawner,
     mut shutdown: watch::Receiver<bool>,
@@ -309,28 +294,32 @@ async fn accept_loop(
             Ok(a) => a,
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
-                tracing::warn!(listener = %shared.name, error = %e, "accept failed");
+                tracing::warn!(listener = %served.name(), error = %e, "accept failed");
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
         };
-        match admission.admit(peer.ip(), shared.limits.global, shared.limits.per_ip) {
+        let limits = served.shared.limits;
+        match admission.admit(peer.ip(), limits.global, limits.per_ip) {
             Ok(slot) => {
-                let tasks = tasks.clone();
-                let shared = shared.clone();
-                let spawn = spawn.clone();
-                // The sender travels with the connection's slot: wrap the
-                // spawn so the sender is dropped when the driver ends.
-                spawn(shared, tcp, peer, slot.with_task(tasks));
+                // The sender travels with the connection's slot, so it is
+                // dropped when the connection ends.
+                spawn(
+                    served.clone(),
+                    tcp,
+                    peer,
+                    local,
+                    slot.with_task(tasks.clone()),
+                );
             }
             Err(refusal) => {
-                tracing::info!(listener = %shared.name, %peer, ?refusal, "connection refused by limit");
-                let mode = shared.mode;
+                tracing::info!(listener = %served.name(), %peer, ?refusal, "connection refused by limit");
+                let mode = served.mode();
                 tokio::spawn(refuse(tcp, mode, refusal));
             }
         }
     }
-    tracing::info!(listener = %shared.name, "stopped accepting");
+    tracing::info!(listener = %served.name(), "stopped accepting");
 }
 
 async fn refuse(mut tcp: TcpStream, mode: Mode, refusal: Refusal) {

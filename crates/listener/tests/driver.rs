@@ -472,12 +472,10 @@ fn server_cipher_preference_decides_when_asked() {
     let pki = Pki::new("prefer", &["mx.test"]);
     let list = "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256";
     let mk = |name: &str, prefer: bool| {
-        let settings = TlsSettings {
-            versions: vec!["TLSv1.2".into()],
-            ciphers: Some(list.into()),
-            prefer_server_ciphers: prefer,
-            ..tls_settings(&pki, &["mx.test"])
-        };
+        let settings = tls_settings(&pki, &["mx.test"])
+            .with_versions(["TLSv1.2"])
+            .with_ciphers(list)
+            .with_prefer_server_ciphers(prefer);
         listener(name, Mode::Implicit, Some(settings))
     };
     let srv = Running::start(vec![mk("server-order", true), mk("client-order", false)]);
@@ -523,10 +521,9 @@ fn reject_mode_refuses_pipelined_starttls() {
         Mode::StartTls { required: false },
         Some(tls_settings(&pki, &["mx.test"])),
     );
-    l.session = std::sync::Arc::new(postern_session::Config {
-        after_starttls: postern_session::AfterStartTls::Reject,
-        ..(*l.session).clone()
-    });
+    let mut session = (*l.session).clone();
+    session.after_starttls = postern_session::AfterStartTls::Reject;
+    l = l.with_session(session);
     let srv = Running::start(vec![l]);
     let mut c = Client::connect(srv.addr("smtp"));
     c.reply();

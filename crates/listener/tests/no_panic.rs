@@ -36,11 +36,9 @@ proptest! {
         tokens in prop::collection::vec(token(), 0..6),
         sep in "[:, ;]",
     ) {
-        let settings = TlsSettings {
-            versions,
-            ciphers: Some(tokens.join(&sep)),
-            ..TlsSettings::new(vec![cert()])
-        };
+        let settings = TlsSettings::new(vec![cert()])
+            .with_versions(versions)
+            .with_ciphers(tokens.join(&sep));
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         match settings.build(provider) {
             Ok((_, report)) => {

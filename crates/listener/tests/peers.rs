@@ -161,11 +161,9 @@ fn sslscan_sees_exactly_the_restricted_policy() {
         return;
     };
     let pki = Pki::new("sslscan", &["mx.test"]);
-    let settings = TlsSettings {
-        versions: vec!["TLSv1.2".into()],
-        ciphers: Some("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384".into()),
-        ..TlsSettings::new(vec![pki.spec(&["mx.test"])])
-    };
+    let settings = TlsSettings::new(vec![pki.spec(&["mx.test"])])
+        .with_versions(["TLSv1.2"])
+        .with_ciphers("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384");
     let srv = both(&pki, Some(settings));
     let expected = vec![
         (

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use base64::Engine as _;
 use common::{Pki, provider};
-use postern_listener::{CertSpec, ClientAuth, PemSource, PolicyError, PolicyReport, TlsSettings};
+use postern_listener::{
+    CertSpec, ClientAuth, PemSource, PolicyError, TlsPolicyReport, TlsSettings,
+};
 use postern_session::TlsVersion;
 
 fn ecdsa_cert() -> CertSpec {
@@ -16,14 +18,12 @@ fn ecdsa_cert() -> CertSpec {
 }
 
 fn settings(versions: &[&str], ciphers: Option<&str>) -> TlsSettings {
-    TlsSettings {
-        versions: versions.iter().map(|v| (*v).to_owned()).collect(),
-        ciphers: ciphers.map(str::to_owned),
-        ..TlsSettings::new(vec![ecdsa_cert()])
-    }
+    let mut s = TlsSettings::new(vec![ecdsa_cert()]).with_versions(versions.iter().copied());
+    s.ciphers = ciphers.map(str::to_owned);
+    s
 }
 
-fn ok(s: &TlsSettings) -> PolicyReport {
+fn ok(s: &TlsSettings) -> TlsPolicyReport {
     match s.build(provider()) {
         Ok((_, report)) => report,
         Err(e) => panic!("policy should build:\n{e}"),

@@ -333,21 +333,23 @@ impl<'a> Reply<'a> {
         })
     }
 
-    /// Builds a one-line reply from constants known to be valid.
-    ///
-    /// Used for the fixed replies this crate and the session emit; the text
-    /// must not contain CR or LF (checked in debug builds).
+    /// Builds a one-line reply that is valid whatever it is given: CR, LF
+    /// and NUL in `text` become spaces, and an enhanced code of another
+    /// class than `code` is dropped. Checked in every build, so text from
+    /// anywhere can never put a second line on the wire; use
+    /// [`Reply::new`] to have such text refused instead.
     pub fn fixed(
         code: ReplyCode,
         enhanced: Option<EnhancedCode>,
         text: impl Into<Cow<'a, str>>,
     ) -> Self {
-        let text = text.into();
-        debug_assert!(!text.contains(['\r', '\n']));
-        debug_assert!(enhanced.is_none_or(|e| e.class() == code.class()));
+        let mut text = text.into();
+        if text.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+            text = Cow::Owned(text.replace(['\r', '\n', '\0'], " "));
+        }
         Self {
             code,
-            enhanced,
+            enhanced: enhanced.filter(|e| e.class() == code.class()),
             lines: vec![text],
         }
     }

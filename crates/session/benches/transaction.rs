@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use postern_session::{Config, ConnectionInfo, Event, Session};
+use postern_session::{Config, ConnectionInfo, Event, Notice, Session};
 
 /// Counts allocations (and reallocations) made through the system
 /// allocator.
@@ -91,7 +91,7 @@ fn transaction(config: &Arc<Config>, reads: &[Vec<u8>]) -> usize {
     let mut drive = |session: &mut Session| {
         while let Some(event) = session.poll_event() {
             match event {
-                Event::BodyChunk(chunk) => spooled += chunk.len(),
+                Event::Notice(Notice::BodyChunk(chunk)) => spooled += chunk.len(),
                 e if e.needs_decision() => session.accept().expect("pending"),
                 _ => {}
             }

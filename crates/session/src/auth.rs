@@ -10,8 +10,8 @@ use postern_proto::{
     AuthResponse, InitialResponse, Mechanism, SyntaxError as Error, encode_base64,
 };
 
-use crate::capabilities::{mechanism_offered, offered_mechanisms};
-use crate::event::Event;
+use crate::event::Question;
+use crate::offer::EhloOffer;
 use crate::replies;
 use crate::sasl::{SaslServer, SaslStep};
 use crate::session::{AuthIdentity, Pending, Phase, Session};
@@ -26,11 +26,14 @@ impl Session {
             return self.send_hello_first();
         }
         let tls = self.tls.is_some();
-        if !mechanism_offered(&self.config, tls, &mechanism) {
-            let reply = if !tls && mechanism_offered(&self.config, true, &mechanism) {
+        // What this connection was offered decides; what TLS would offer
+        // (by configuration) only picks the refusal on plaintext.
+        if !self.offer.offers_auth(&mechanism) {
+            let over_tls = || EhloOffer::proposal(&self.config, true);
+            let reply = if !tls && over_tls().offers_auth(&mechanism) {
                 replies::ENCRYPTION_REQUIRED
-            } else if offered_mechanisms(&self.config, tls).next().is_none() {
-                if !tls && offered_mechanisms(&self.config, true).next().is_some() {
+            } else if self.offer.auth.is_empty() {
+                if !tls && !over_tls().auth.is_empty() {
                     replies::ENCRYPTION_REQUIRED
                 } else {
                     replies::AUTH_NOT_AVAILABLE
@@ -73,7 +76,7 @@ impl Session {
                     authcid: credentials.authcid.clone(),
                     authzid: credentials.authzid.clone(),
                 };
-                self.ask(Pending::Auth { identity }, Event::Auth { credentials });
+                self.ask(Pending::Auth { identity }, Question::Auth { credentials });
             }
             SaslStep::Malformed(_) => {
                 self.phase = Phase::Command;

@@ -1,54 +1,20 @@
 //! The EHLO capability set, computed from configuration, transport and
 //! policy, and the EHLO reply written straight into the output buffer.
 
-use postern_proto::{Capabilities, Mechanism};
-
-use crate::config::Config;
+use crate::offer::EhloOffer;
 use crate::text::push_sanitized;
 
-/// The mechanisms offered on a transport: allowed there by policy and
-/// registered, in policy order.
-pub(crate) fn offered_mechanisms(
-    config: &Config,
-    tls: bool,
-) -> impl Iterator<Item = &Mechanism<'static>> {
-    config
-        .auth
-        .for_transport(tls)
-        .iter()
-        .filter(|m| config.mechanisms.contains(m))
-}
-
-/// Whether `mechanism` is offered on the transport.
-pub(crate) fn mechanism_offered(config: &Config, tls: bool, mechanism: &Mechanism<'_>) -> bool {
-    offered_mechanisms(config, tls).any(|m| m.as_str() == mechanism.as_str())
-}
-
-/// The typed capability set after `EHLO`/`LHLO`.
-pub(crate) fn capabilities(config: &Config, tls: bool) -> Capabilities<'static> {
-    let ext = &config.extensions;
-    let auth: Vec<Mechanism<'static>> = offered_mechanisms(config, tls).cloned().collect();
-    Capabilities {
-        size: Some(config.limits.max_message_size),
-        pipelining: ext.pipelining,
-        eight_bit_mime: ext.eight_bit_mime,
-        smtputf8: ext.smtputf8,
-        chunking: ext.chunking,
-        binary_mime: ext.chunking && ext.binary_mime,
-        dsn: ext.dsn,
-        enhanced_status_codes: ext.enhanced_status_codes,
-        starttls: !tls && config.tls.offer_starttls,
-        requiretls: tls && ext.requiretls,
-        auth: (!auth.is_empty()).then_some(auth),
-        unknown: Vec::new(),
-    }
-}
-
-/// Appends the 250 reply to `EHLO`/`LHLO`: byte for byte what
+/// Appends the 250 reply to `EHLO`/`LHLO` for `offer`: byte for byte what
 /// `EhloResponse { domain: hostname, greeting: None, capabilities }.to_reply()`
 /// encodes, without building it.
-pub(crate) fn write_ehlo(out: &mut Vec<u8>, config: &Config, tls: bool) {
-    let ext = &config.extensions;
+pub(crate) fn write_ehlo(
+    out: &mut Vec<u8>,
+    hostname: &str,
+    offer: &EhloOffer,
+    tls: bool,
+    size: u64,
+) {
+    let ext = &offer.extensions;
     let start = out.len();
     let line = |out: &mut Vec<u8>, parts: &[&[u8]]| {
         out.extend_from_slice(b"250-");
@@ -58,13 +24,13 @@ pub(crate) fn write_ehlo(out: &mut Vec<u8>, config: &Config, tls: bool) {
         out.extend_from_slice(b"\r\n");
     };
     out.extend_from_slice(b"250-");
-    push_sanitized(out, &config.hostname);
+    push_sanitized(out, hostname);
     out.extend_from_slice(b"\r\n");
     if ext.pipelining {
         line(out, &[b"PIPELINING"]);
     }
     let mut digits = [0u8; 20];
-    match config.limits.max_message_size {
+    match size {
         0 => line(out, &[b"SIZE"]),
         n => line(out, &[b"SIZE ", format_u64(n, &mut digits)]),
     }
@@ -75,7 +41,7 @@ pub(crate) fn write_ehlo(out: &mut Vec<u8>, config: &Config, tls: bool) {
         (ext.chunking, b"CHUNKING"),
         (ext.chunking && ext.binary_mime, b"BINARYMIME"),
         (ext.dsn, b"DSN"),
-        (!tls && config.tls.offer_starttls, b"STARTTLS"),
+        (!tls && offer.starttls, b"STARTTLS"),
         (tls && ext.requiretls, b"REQUIRETLS"),
     ];
     for (on, name) in flags {
@@ -83,12 +49,13 @@ pub(crate) fn write_ehlo(out: &mut Vec<u8>, config: &Config, tls: bool) {
             line(out, &[name]);
         }
     }
-    let mut mechanisms = offered_mechanisms(config, tls).peekable();
-    if mechanisms.peek().is_some() {
+    if !offer.auth.is_empty() {
         out.extend_from_slice(b"250-AUTH");
-        for m in mechanisms {
+        for m in &offer.auth {
             out.push(b' ');
-            out.extend_from_slice(m.as_str().as_bytes());
+            // Mechanism names are SASL names (RFC 4422 §3.1): no CR/LF,
+            // but sanitised anyway, as all text the session writes.
+            push_sanitized(out, m.as_str());
         }
         out.extend_from_slice(b"\r\n");
     }
@@ -119,20 +86,29 @@ pub(crate) fn format_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::AuthPolicy;
-    use postern_proto::{Reply, ReplyCode};
+    use crate::config::{AuthPolicy, Config, Extensions};
+    use postern_proto::{Mechanism, Reply, ReplyCode};
 
     /// What `EhloResponse::to_reply` builds: the name, then
     /// `Capabilities::lines`.
     fn via_proto(config: &Config, tls: bool) -> Vec<u8> {
         let mut lines = vec![std::borrow::Cow::Owned(config.hostname.clone())];
-        capabilities(config, tls).lines(&mut lines);
+        EhloOffer::proposal(config, tls)
+            .capabilities(tls, config.limits.max_message_size)
+            .lines(&mut lines);
         Reply::new(ReplyCode::OK, None, lines).unwrap().to_vec()
     }
 
     fn fast(config: &Config, tls: bool) -> Vec<u8> {
         let mut out = Vec::new();
-        write_ehlo(&mut out, config, tls);
+        let offer = EhloOffer::proposal(config, tls);
+        write_ehlo(
+            &mut out,
+            &config.hostname,
+            &offer,
+            tls,
+            config.limits.max_message_size,
+        );
         out
     }
 
@@ -140,20 +116,14 @@ mod tests {
     fn fast_writer_matches_the_proto_encoder() {
         let mut configs = vec![Config::default()];
         let mut c = Config {
-            extensions: crate::config::Extensions {
-                pipelining: false,
-                eight_bit_mime: false,
-                smtputf8: false,
-                enhanced_status_codes: false,
-                chunking: false,
+            extensions: Extensions {
                 binary_mime: true,
-                dsn: false,
-                requiretls: false,
+                ..Extensions::none()
             },
             auth: AuthPolicy::disabled(),
             ..Config::default()
         };
-        c.tls.offer_starttls = false;
+        c.starttls.offer_starttls = false;
         configs.push(c.clone());
         c.limits.max_message_size = 0;
         configs.push(c.clone());
@@ -172,9 +142,10 @@ mod tests {
     #[test]
     fn transport_decides_starttls_auth_and_requiretls() {
         let config = Config::default();
-        let plain = capabilities(&config, false);
+        let size = config.limits.max_message_size;
+        let plain = EhloOffer::proposal(&config, false).capabilities(false, size);
         assert!(plain.starttls && !plain.requiretls && plain.auth.is_none());
-        let tls = capabilities(&config, true);
+        let tls = EhloOffer::proposal(&config, true).capabilities(true, size);
         assert!(!tls.starttls && tls.requiretls);
         assert_eq!(tls.auth, Some(vec![Mechanism::Plain, Mechanism::Login]));
     }
@@ -183,10 +154,23 @@ mod tests {
     fn unregistered_mechanisms_are_not_offered() {
         let mut config = Config::default();
         config.auth.tls = vec![Mechanism::ScramSha256, Mechanism::Plain];
-        assert_eq!(
-            capabilities(&config, true).auth,
-            Some(vec![Mechanism::Plain])
-        );
-        assert!(!mechanism_offered(&config, true, &Mechanism::ScramSha256));
+        let offer = EhloOffer::proposal(&config, true);
+        assert_eq!(offer.auth, vec![Mechanism::Plain]);
+        assert!(!offer.offers_auth(&Mechanism::ScramSha256));
+    }
+
+    #[test]
+    fn an_offer_may_only_narrow_the_proposal() {
+        let config = Config::default();
+        let proposal = EhloOffer::proposal(&config, false);
+        assert_eq!(proposal.clone().excess_over(&proposal), None);
+        let mut wider = proposal.clone();
+        wider.auth.push(Mechanism::Plain);
+        assert_eq!(wider.excess_over(&proposal).as_deref(), Some("AUTH PLAIN"));
+        let tls = EhloOffer::proposal(&config, true);
+        let mut starttls = tls.clone();
+        starttls.starttls = true;
+        assert_eq!(starttls.excess_over(&tls).as_deref(), Some("STARTTLS"));
+        assert_eq!(tls.clone().without_auth().excess_over(&tls), None);
     }
 }

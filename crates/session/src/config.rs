@@ -12,7 +12,20 @@ use crate::sasl::SaslMechanisms;
 /// `Config::default()` is the hardened default of the guide: STARTTLS
 /// offered, no AUTH on plaintext, PLAIN and LOGIN over TLS, bare line
 /// endings in bodies refused, bytes pipelined after STARTTLS discarded.
+/// Start from [`Config::new`] or `Config::default()` and set the fields
+/// that differ (the struct is `#[non_exhaustive]`, so new settings can be
+/// added without breaking embedders).
+///
+/// ```
+/// use postern_session::{AuthPolicy, Config, StartTlsPolicy};
+///
+/// let mut config = Config::new("mx.example.org");
+/// config.starttls = StartTlsPolicy::required();
+/// config.auth = AuthPolicy::disabled();
+/// assert_eq!(config.hostname, "mx.example.org");
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Config {
     /// The server's name, first word of the greeting and of the EHLO reply.
     pub hostname: String,
@@ -22,8 +35,9 @@ pub struct Config {
     pub protocol: Protocol,
     /// Which ESMTP extensions are offered.
     pub extensions: Extensions,
-    /// STARTTLS offer and requirement.
-    pub tls: TlsPolicy,
+    /// STARTTLS offer and requirement. Under `postern-listener` the
+    /// listener's mode owns this field (see its `Mode`).
+    pub starttls: StartTlsPolicy,
     /// Which AUTH mechanisms are allowed on which transport.
     pub auth: AuthPolicy,
     /// The SASL mechanisms the session can run (PLAIN and LOGIN built in).
@@ -49,7 +63,7 @@ impl Default for Config {
             banner: "Postern".into(),
             protocol: Protocol::Smtp,
             extensions: Extensions::default(),
-            tls: TlsPolicy::default(),
+            starttls: StartTlsPolicy::default(),
             auth: AuthPolicy::default(),
             mechanisms: SaslMechanisms::builtin(),
             bare_line_endings: BareLineEndingPolicy::Reject,
@@ -62,8 +76,19 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// The hardened default with this server name.
+    pub fn new(hostname: impl Into<String>) -> Self {
+        Self {
+            hostname: hostname.into(),
+            ..Self::default()
+        }
+    }
+}
+
 /// The dialect spoken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Protocol {
     /// SMTP (RFC 5321): `HELO`/`EHLO`, one reply after the body.
     #[default]
@@ -77,10 +102,13 @@ pub enum Protocol {
 ///
 /// `SIZE` is always advertised (with [`Limits::max_message_size`]);
 /// `STARTTLS`, `AUTH` and `REQUIRETLS` depend on the transport as well (see
-/// [`TlsPolicy`], [`AuthPolicy`]). A `MAIL`/`RCPT` parameter of an extension
-/// not offered gets `555 5.5.4`.
+/// [`StartTlsPolicy`], [`AuthPolicy`]). A `MAIL`/`RCPT` parameter of an
+/// extension not offered gets `555 5.5.4`. The embedder may withdraw any of
+/// them per connection in its answer to the greeting (see
+/// [`EhloOffer`](crate::EhloOffer)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[allow(clippy::struct_excessive_bools)]
+#[non_exhaustive]
 pub struct Extensions {
     /// `PIPELINING` (RFC 2920).
     pub pipelining: bool,
@@ -115,9 +143,31 @@ impl Default for Extensions {
     }
 }
 
-/// STARTTLS policy of the listener.
+impl Extensions {
+    /// No extension at all (only `SIZE`, which is always advertised).
+    pub fn none() -> Self {
+        Self {
+            pipelining: false,
+            eight_bit_mime: false,
+            smtputf8: false,
+            enhanced_status_codes: false,
+            chunking: false,
+            binary_mime: false,
+            dsn: false,
+            requiretls: false,
+        }
+    }
+}
+
+/// Whether `STARTTLS` is offered on plaintext connections, and whether a
+/// mail transaction needs it first.
+///
+/// Under `postern-listener` the listener's mode derives this policy (and a
+/// listener whose session configuration disagrees with its mode is refused
+/// at bind), so there is one source of truth per listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TlsPolicy {
+#[non_exhaustive]
+pub struct StartTlsPolicy {
     /// Offer `STARTTLS` on plaintext connections (the listener has a
     /// certificate). When false, `STARTTLS` gets `502 5.5.1`.
     pub offer_starttls: bool,
@@ -126,11 +176,35 @@ pub struct TlsPolicy {
     pub require_tls: bool,
 }
 
-impl Default for TlsPolicy {
+impl Default for StartTlsPolicy {
+    /// [`StartTlsPolicy::offered`].
     fn default() -> Self {
+        Self::offered()
+    }
+}
+
+impl StartTlsPolicy {
+    /// `STARTTLS` not offered (no certificate, or implicit TLS).
+    pub const fn off() -> Self {
+        Self {
+            offer_starttls: false,
+            require_tls: false,
+        }
+    }
+
+    /// `STARTTLS` offered, mail accepted without it (port 25).
+    pub const fn offered() -> Self {
         Self {
             offer_starttls: true,
             require_tls: false,
+        }
+    }
+
+    /// `STARTTLS` offered and required before `MAIL` (port 587).
+    pub const fn required() -> Self {
+        Self {
+            offer_starttls: true,
+            require_tls: true,
         }
     }
 }
@@ -144,6 +218,7 @@ impl Default for TlsPolicy {
 /// it, `504 5.5.4` when AUTH is offered with other mechanisms, `502 5.5.1`
 /// when AUTH is not available at all.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AuthPolicy {
     /// Mechanisms allowed before TLS. The guide: none.
     pub plaintext: Vec<Mechanism<'static>>,
@@ -162,6 +237,11 @@ impl Default for AuthPolicy {
 }
 
 impl AuthPolicy {
+    /// These mechanisms before TLS and these over TLS.
+    pub fn new(plaintext: Vec<Mechanism<'static>>, tls: Vec<Mechanism<'static>>) -> Self {
+        Self { plaintext, tls }
+    }
+
     /// No AUTH anywhere (an MX on port 25).
     pub fn disabled() -> Self {
         Self {
@@ -179,6 +259,7 @@ impl AuthPolicy {
 /// What happens to a `DATA` body holding a bare CR or bare LF (RFC 5321
 /// §2.3.8 forbids both; they are the raw material of SMTP smuggling).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum BareLineEndingPolicy {
     /// Refuse the message with `550 5.6.11` after its end; no body octet at
     /// or after the first bare line ending is handed out.
@@ -191,6 +272,7 @@ pub enum BareLineEndingPolicy {
 /// What happens to bytes a client pipelined after `STARTTLS` (RFC 3207 §4.2
 /// forbids them; CVE-2011-0411 and its cousins inject commands this way).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum AfterStartTls {
     /// Drop them and count them; the TLS session starts clean.
     #[default]
@@ -202,6 +284,7 @@ pub enum AfterStartTls {
 
 /// How `VRFY` or `EXPN` is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum VrfyPolicy {
     /// `252 2.5.0`: cannot verify, but will attempt delivery (RFC 5321 §3.5.3).
     CannotVerify,

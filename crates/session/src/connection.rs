@@ -1,10 +1,12 @@
 //! Facts about the connection the driver supplies: addresses and TLS.
 
-use std::fmt;
 use std::net::SocketAddr;
+
+use postern_proto::TlsVersion;
 
 /// What the driver knows about a connection when it starts a session.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConnectionInfo {
     /// The client's address.
     pub peer: Option<SocketAddr>,
@@ -15,8 +17,27 @@ pub struct ConnectionInfo {
     pub tls: Option<TlsInfo>,
 }
 
+impl ConnectionInfo {
+    /// A plaintext connection between these addresses.
+    pub fn new(peer: SocketAddr, local: SocketAddr) -> Self {
+        Self {
+            peer: Some(peer),
+            local: Some(local),
+            tls: None,
+        }
+    }
+
+    /// The same connection, TLS from the first byte (implicit TLS).
+    pub fn with_tls(mut self, tls: TlsInfo) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+}
+
 /// The parameters of a negotiated TLS session, reported by the driver.
+/// Build it with [`TlsInfo::new`] and set the fields known.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TlsInfo {
     /// Protocol version.
     pub version: TlsVersion,
@@ -43,27 +64,6 @@ impl TlsInfo {
             alpn: None,
             client_cert_verified: false,
             client_certificate: None,
-        }
-    }
-}
-
-/// A TLS protocol version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TlsVersion {
-    /// TLS 1.2.
-    Tls12,
-    /// TLS 1.3.
-    Tls13,
-    /// Another version, by its wire code (e.g. `0x0301` for TLS 1.0).
-    Other(u16),
-}
-
-impl fmt::Display for TlsVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TlsVersion::Tls12 => f.write_str("TLSv1.2"),
-            TlsVersion::Tls13 => f.write_str("TLSv1.3"),
-            TlsVersion::Other(v) => write!(f, "TLS(0x{v:04x})"),
         }
     }
 }

@@ -8,7 +8,7 @@ use postern_proto::data::{BareLineEndings, DataConfig, DataDecoder, DataStep};
 
 use crate::capabilities::format_u64;
 use crate::config::BareLineEndingPolicy;
-use crate::event::{AbortReason, BodyKind, Event};
+use crate::event::{AbortReason, BodyKind, Question};
 use crate::replies;
 use crate::session::{Pending, Phase, Session};
 
@@ -56,7 +56,7 @@ impl Session {
         }
         self.ask(
             Pending::DataStart(BodyKind::Data),
-            Event::DataStart {
+            Question::DataStart {
                 kind: BodyKind::Data,
             },
         );
@@ -75,7 +75,7 @@ impl Session {
     /// `BDAT size [LAST]`. Whatever the answer, the chunk's octets are
     /// consumed, or they would be read as commands (RFC 3030 §4).
     pub(crate) fn bdat(&mut self, size: u64, last: bool) {
-        let refusal: Option<&'static [u8]> = if !(self.esmtp() && self.config.extensions.chunking) {
+        let refusal: Option<&'static [u8]> = if !(self.esmtp() && self.offer.extensions.chunking) {
             Some(replies::BDAT_NOT_OFFERED)
         } else {
             match &self.txn {
@@ -94,7 +94,7 @@ impl Session {
         } else {
             txn.bdat = true;
             let kind = BodyKind::Bdat { size, last };
-            self.ask(Pending::DataStart(kind), Event::DataStart { kind });
+            self.ask(Pending::DataStart(kind), Question::DataStart { kind });
         }
     }
 
@@ -189,7 +189,7 @@ impl Session {
         };
         self.ask(
             Pending::MessageComplete { next: 0, total },
-            Event::MessageComplete { size, recipients },
+            Question::MessageComplete { size, recipients },
         );
     }
 }

@@ -4,8 +4,9 @@ use postern_proto::Reply;
 
 use crate::config::Protocol;
 use crate::data::BdatState;
-use crate::decision::{ApiError, Decision, Verdict};
+use crate::decision::{ApiError, Class, Decision, Parts};
 use crate::event::{BodyKind, CloseReason, DecisionKind};
+use crate::offer::EhloOffer;
 use crate::replies;
 use crate::session::{Pending, Phase, Session};
 
@@ -54,14 +55,39 @@ impl Session {
         let Some(kind) = self.pending_decision() else {
             return Err(ApiError::NothingPending);
         };
-        let (verdict, reply) = decision.split();
+        let Parts {
+            verdict,
+            reply,
+            offer,
+        } = decision.split();
         check_reply(kind, verdict, reply.as_ref())?;
+        if let Some(offer) = &offer {
+            self.check_offer(kind, offer)?;
+        }
         let Some(pending) = self.pending.take() else {
             return Err(ApiError::NothingPending);
         };
+        if let Some(offer) = offer {
+            // Only a greeting gets here with an offer (checked above).
+            self.offer = offer;
+        } else if matches!(pending, Pending::Hello { .. }) && verdict == Class::Accept {
+            self.offer = EhloOffer::proposal(&self.config, self.tls.is_some());
+        }
         self.apply(pending, verdict, reply);
         self.process();
         Ok(())
+    }
+
+    /// An offer answers a greeting and may only narrow the proposal.
+    fn check_offer(&self, kind: DecisionKind, offer: &EhloOffer) -> Result<(), ApiError> {
+        if kind != DecisionKind::Hello {
+            return Err(ApiError::OfferNotAllowed(kind));
+        }
+        let proposal = EhloOffer::proposal(&self.config, self.tls.is_some());
+        match offer.excess_over(&proposal) {
+            Some(excess) => Err(ApiError::NotProposed(excess)),
+            None => Ok(()),
+        }
     }
 
     /// Sends the custom reply or the default; false when the session closed.
@@ -75,8 +101,8 @@ impl Session {
         }
     }
 
-    fn apply(&mut self, pending: Pending, verdict: Verdict, reply: Option<Reply<'static>>) {
-        use Verdict::{Accept, Reject, Tempfail};
+    fn apply(&mut self, pending: Pending, verdict: Class, reply: Option<Reply<'static>>) {
+        use Class::{Accept, Reject, Tempfail};
         match (pending, verdict) {
             (Pending::Connect, Accept) => match reply {
                 Some(r) => {
@@ -198,15 +224,15 @@ impl Session {
 
 fn check_reply(
     kind: DecisionKind,
-    verdict: Verdict,
+    verdict: Class,
     reply: Option<&Reply<'_>>,
 ) -> Result<(), ApiError> {
     let Some(reply) = reply else { return Ok(()) };
     let code = reply.code().get();
     let (decision, expected) = match verdict {
-        Verdict::Accept => ("accept", 2),
-        Verdict::Reject => ("reject", 5),
-        Verdict::Tempfail => ("tempfail", 4),
+        Class::Accept => ("accept", 2),
+        Class::Reject => ("reject", 5),
+        Class::Tempfail => ("tempfail", 4),
     };
     if reply.code().class() != expected {
         return Err(ApiError::WrongReplyClass {
@@ -215,7 +241,7 @@ fn check_reply(
             got: code,
         });
     }
-    if verdict == Verdict::Accept {
+    if verdict == Class::Accept {
         match kind {
             DecisionKind::Hello | DecisionKind::DataStart => {
                 return Err(ApiError::CustomAcceptNotAllowed(kind));

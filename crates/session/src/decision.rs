@@ -3,13 +3,19 @@
 use postern_proto::Reply;
 
 use crate::event::DecisionKind;
+use crate::offer::EhloOffer;
 
-/// The embedder's answer to an event that needs one.
+/// The embedder's answer to a [`Question`](crate::Question).
 ///
 /// The `With` variants carry the reply to send instead of the default one;
 /// its class must match (2xx to accept, 5xx to reject, 4xx to tempfail). A
 /// `421` reply closes the session after it is written.
+///
+/// Replies are [`Reply`] values, which cannot hold CR or LF in their text:
+/// whatever the embedder answers, the session writes exactly one reply for
+/// it, and the client cannot be shown a line the session did not mean.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Decision {
     /// Go ahead, with the default positive reply.
     Accept,
@@ -17,6 +23,11 @@ pub enum Decision {
     /// Not allowed for [`DecisionKind::Hello`] (the capabilities must be
     /// sent) nor [`DecisionKind::DataStart`].
     AcceptWith(Reply<'static>),
+    /// Accept the greeting ([`DecisionKind::Hello`] only) and offer this
+    /// connection these capabilities: the proposal of
+    /// [`Question::Hello`](crate::Question::Hello), narrowed. The reply
+    /// advertises them and the session enforces them.
+    Advertise(EhloOffer),
     /// Refuse, with the default 5xx reply for the question.
     Reject,
     /// Refuse with this 5xx reply.
@@ -29,21 +40,34 @@ pub enum Decision {
 
 /// The outcome class of a [`Decision`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Verdict {
+pub(crate) enum Class {
     Accept,
     Reject,
     Tempfail,
 }
 
+/// A decision taken apart: its class, custom reply and offer.
+pub(crate) struct Parts {
+    pub(crate) verdict: Class,
+    pub(crate) reply: Option<Reply<'static>>,
+    pub(crate) offer: Option<EhloOffer>,
+}
+
 impl Decision {
-    pub(crate) fn split(self) -> (Verdict, Option<Reply<'static>>) {
-        match self {
-            Decision::Accept => (Verdict::Accept, None),
-            Decision::AcceptWith(r) => (Verdict::Accept, Some(r)),
-            Decision::Reject => (Verdict::Reject, None),
-            Decision::RejectWith(r) => (Verdict::Reject, Some(r)),
-            Decision::Tempfail => (Verdict::Tempfail, None),
-            Decision::TempfailWith(r) => (Verdict::Tempfail, Some(r)),
+    pub(crate) fn split(self) -> Parts {
+        let (verdict, reply, offer) = match self {
+            Decision::Accept => (Class::Accept, None, None),
+            Decision::AcceptWith(r) => (Class::Accept, Some(r), None),
+            Decision::Advertise(o) => (Class::Accept, None, Some(o)),
+            Decision::Reject => (Class::Reject, None, None),
+            Decision::RejectWith(r) => (Class::Reject, Some(r), None),
+            Decision::Tempfail => (Class::Tempfail, None, None),
+            Decision::TempfailWith(r) => (Class::Tempfail, Some(r), None),
+        };
+        Parts {
+            verdict,
+            reply,
+            offer,
         }
     }
 }
@@ -51,6 +75,7 @@ impl Decision {
 /// A call the session could not honour in its current state. The session
 /// is left unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ApiError {
     /// A decision was given but no event is waiting for one.
     #[error("no decision is pending")]
@@ -81,6 +106,13 @@ pub enum ApiError {
     /// A custom accept reply was given where the session must send its own.
     #[error("a custom accept reply is not allowed for {0:?}")]
     CustomAcceptNotAllowed(DecisionKind),
+    /// [`Decision::Advertise`] answered a question other than the greeting.
+    #[error("an offer answers only a greeting, not {0:?}")]
+    OfferNotAllowed(DecisionKind),
+    /// [`Decision::Advertise`] offered something the session did not
+    /// propose and could not honour.
+    #[error("the offer adds {0}, which the session did not propose")]
+    NotProposed(String),
     /// [`Session::tls_established`](crate::Session::tls_established) was
     /// called without a STARTTLS upgrade under way.
     #[error("no STARTTLS upgrade is under way")]

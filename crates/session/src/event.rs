@@ -3,31 +3,72 @@
 use bytes::Bytes;
 use postern_proto::{ForwardPath, Host, MailParams, RcptParams, ReversePath};
 
+use crate::offer::EhloOffer;
 use crate::sasl::Credentials;
 
-/// Something the embedder must know, and for some events answer.
+/// What the session tells its embedder: a [`Question`] to answer or a
+/// [`Notice`] to take note of, in the order they happened.
 ///
-/// Events that need a decision say so in their docs (and
-/// [`Event::needs_decision`]); answer them with
-/// [`Session::decide`](crate::Session::decide) or its shortcuts. Until then
-/// the session waits: commands pipelined behind are held and answered in
-/// order afterwards. Decisions may come at any later time.
+/// One queue holds both, so a driver sees body chunks before the question
+/// about the message they make up, and a transaction's abort before the
+/// next greeting.
+///
+/// Not `#[non_exhaustive]`, by design: every event is one or the other,
+/// and new kinds are added to [`Question`] or [`Notice`] (both
+/// `#[non_exhaustive]`), so a driver's match on `Event` stays complete.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A client connected. **Decision**: accept (`220` greeting), reject
-    /// (`554`, then only `QUIT` is served) or tempfail (`421` and close).
+    /// The session waits for a [`Decision`](crate::Decision).
+    Question(Question),
+    /// Something happened; no answer is expected.
+    Notice(Notice),
+}
+
+impl Event {
+    /// True for [`Event::Question`]: the session waits on a decision.
+    pub fn needs_decision(&self) -> bool {
+        matches!(self, Event::Question(_))
+    }
+}
+
+impl From<Question> for Event {
+    fn from(q: Question) -> Self {
+        Event::Question(q)
+    }
+}
+
+impl From<Notice> for Event {
+    fn from(n: Notice) -> Self {
+        Event::Notice(n)
+    }
+}
+
+/// A question the session waits on: answer it with
+/// [`Session::decide`](crate::Session::decide) or its shortcuts. Until
+/// then commands pipelined behind it are held and answered in order
+/// afterwards; the answer may come at any later time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Question {
+    /// A client connected: accept (`220` greeting), reject (`554`, then
+    /// only `QUIT` is served) or tempfail (`421` and close).
     Connect,
-    /// `HELO`, `EHLO` or `LHLO`. Any transaction was aborted first.
-    /// **Decision**: accept (the `250` reply, with capabilities after
-    /// EHLO/LHLO; a custom accept reply is not allowed) or refuse.
+    /// `HELO`, `EHLO` or `LHLO`; any transaction was aborted first. Accept
+    /// with the proposed capabilities
+    /// ([`Decision::Accept`](crate::Decision::Accept)), with fewer
+    /// ([`Decision::Advertise`](crate::Decision::Advertise); a custom
+    /// accept reply is not allowed), or refuse.
     Hello {
         /// Which greeting.
         verb: HelloVerb,
         /// The name or address literal the client gave.
         host: Host<'static>,
+        /// What the session would offer this connection now: everything
+        /// its configuration allows on the current transport.
+        offer: EhloOffer,
     },
-    /// The client completed a SASL exchange. **Decision**: accept (`235
-    /// 2.7.0`), reject (`535 5.7.8`; counted, see
+    /// The client completed a SASL exchange: accept (`235 2.7.0`), reject
+    /// (`535 5.7.8`; counted, see
     /// [`Limits::max_auth_failures`](crate::Limits::max_auth_failures)) or
     /// tempfail (`454 4.7.0`).
     Auth {
@@ -35,46 +76,69 @@ pub enum Event {
         credentials: Credentials,
     },
     /// `MAIL FROM`, after the session's own checks (sequence, TLS and AUTH
-    /// requirements, parameters, declared size). **Decision**: accept
-    /// (`250 2.1.0`, the transaction starts) or refuse.
+    /// requirements, parameters, declared size): accept (`250 2.1.0`, the
+    /// transaction starts) or refuse.
     Mail {
         /// The reverse-path.
         from: ReversePath<'static>,
         /// Its parameters, all of them offered and valid.
         params: MailParams<'static>,
     },
-    /// `RCPT TO`, after the session's own checks. **Decision**: accept
-    /// (`250 2.1.5`) or refuse.
+    /// `RCPT TO`, after the session's own checks: accept (`250 2.1.5`) or
+    /// refuse.
     Rcpt {
         /// The forward-path.
         to: ForwardPath<'static>,
         /// Its parameters.
         params: RcptParams<'static>,
     },
-    /// The client wants to send the body (`DATA`, or the first `BDAT`).
-    /// **Decision**: accept (`354` for DATA; for BDAT the chunk is read),
-    /// or refuse (the transaction is aborted; a refused BDAT's octets are
-    /// still consumed).
+    /// The client wants to send the body (`DATA`, or the first `BDAT`):
+    /// accept (`354` for DATA; for BDAT the chunk is read), or refuse (the
+    /// transaction is aborted; a refused BDAT's octets are still consumed).
     DataStart {
         /// `DATA` or `BDAT`.
         kind: BodyKind,
     },
-    /// A piece of the message body, in order: unstuffed (DATA) or raw
-    /// (BDAT), never past the size limit. Poll these promptly: unpolled
-    /// chunks count against
-    /// [`Limits::max_pending_input`](crate::Limits::max_pending_input).
-    BodyChunk(Bytes),
-    /// The body is complete and passed the size and line-ending checks.
-    /// **Decision**: accept (`250 2.0.0`, after the message is durable) or
-    /// refuse. In LMTP mode one decision per accepted recipient, in
-    /// recipient order (RFC 2033 §4.2).
+    /// The body is complete and passed the size and line-ending checks:
+    /// accept (`250 2.0.0`, after the message is durable) or refuse. In
+    /// LMTP mode one decision per accepted recipient, in recipient order
+    /// (RFC 2033 §4.2).
     MessageComplete {
         /// Body size in octets.
         size: u64,
         /// Accepted recipients: the number of decisions owed in LMTP mode.
         recipients: usize,
     },
-    /// A transaction ended without a message: drop whatever was spooled.
+}
+
+impl Question {
+    /// The kind of decision this question asks for (in LMTP mode,
+    /// [`Session::pending_decision`](crate::Session::pending_decision)
+    /// also says which recipient's answer is due).
+    pub fn kind(&self) -> DecisionKind {
+        match self {
+            Question::Connect => DecisionKind::Connect,
+            Question::Hello { .. } => DecisionKind::Hello,
+            Question::Auth { .. } => DecisionKind::Auth,
+            Question::Mail { .. } => DecisionKind::Mail,
+            Question::Rcpt { .. } => DecisionKind::Rcpt,
+            Question::DataStart { .. } => DecisionKind::DataStart,
+            Question::MessageComplete { .. } => DecisionKind::MessageComplete { recipient: None },
+        }
+    }
+}
+
+/// Something that happened, with no answer expected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Notice {
+    /// A piece of the message body, in order: unstuffed (DATA) or raw
+    /// (BDAT), never past the size limit. Poll these promptly: unpolled
+    /// chunks count against
+    /// [`Limits::max_pending_input`](crate::Limits::max_pending_input).
+    BodyChunk(Bytes),
+    /// A transaction ended without a message (`RSET`, a new greeting, a
+    /// refused body, the connection closing): drop whatever was spooled.
     TransactionAborted {
         /// Why.
         reason: AbortReason,
@@ -83,12 +147,15 @@ pub enum Event {
     /// all pending output, run the TLS handshake on the same socket, then
     /// call [`Session::tls_established`](crate::Session::tls_established)
     /// (or drop the connection when the handshake fails). It must not feed
-    /// plaintext read after this event to the session.
+    /// plaintext read after this notice to the session.
     StartTls {
         /// Octets that were pipelined after the `STARTTLS` line and have
         /// been discarded.
         discarded: usize,
     },
+    /// The driver reported the TLS handshake after `STARTTLS` complete; the
+    /// session starts over and waits for a new greeting.
+    TlsEstablished,
     /// The session is closed; write out pending output, then close the
     /// socket.
     Closed {
@@ -97,24 +164,9 @@ pub enum Event {
     },
 }
 
-impl Event {
-    /// True for the events the session waits on a decision for.
-    pub fn needs_decision(&self) -> bool {
-        matches!(
-            self,
-            Event::Connect
-                | Event::Hello { .. }
-                | Event::Auth { .. }
-                | Event::Mail { .. }
-                | Event::Rcpt { .. }
-                | Event::DataStart { .. }
-                | Event::MessageComplete { .. }
-        )
-    }
-}
-
 /// The greeting command used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum HelloVerb {
     /// `HELO`: no extensions.
     Helo,
@@ -126,6 +178,7 @@ pub enum HelloVerb {
 
 /// How the body is transferred.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum BodyKind {
     /// `DATA`, dot-stuffed, ended by `CRLF.CRLF`.
     Data,
@@ -140,20 +193,21 @@ pub enum BodyKind {
 
 /// The kind of question a pending decision answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum DecisionKind {
-    /// [`Event::Connect`].
+    /// [`Question::Connect`].
     Connect,
-    /// [`Event::Hello`].
+    /// [`Question::Hello`].
     Hello,
-    /// [`Event::Auth`].
+    /// [`Question::Auth`].
     Auth,
-    /// [`Event::Mail`].
+    /// [`Question::Mail`].
     Mail,
-    /// [`Event::Rcpt`].
+    /// [`Question::Rcpt`].
     Rcpt,
-    /// [`Event::DataStart`].
+    /// [`Question::DataStart`].
     DataStart,
-    /// [`Event::MessageComplete`]; in LMTP mode `recipient` is the index of
+    /// [`Question::MessageComplete`]; in LMTP mode `recipient` is the index of
     /// the accepted recipient this decision is for.
     MessageComplete {
         /// LMTP: which accepted recipient (0-based); SMTP: `None`.
@@ -163,6 +217,7 @@ pub enum DecisionKind {
 
 /// Why a transaction ended without a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum AbortReason {
     /// `RSET`.
     Reset,
@@ -178,6 +233,7 @@ pub enum AbortReason {
 
 /// Why the session closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum CloseReason {
     /// The client sent `QUIT` (`221`).
     Quit,

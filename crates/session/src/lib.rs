@@ -3,7 +3,8 @@
 //! The SMTP (and LMTP) server session of Postern as a sans-IO state
 //! machine, in the style of rustls and quinn-proto: the caller owns the
 //! socket, feeds the session the bytes it reads, writes the replies the
-//! session produces, and answers the events that need a decision. There is
+//! session produces, answers its questions and takes note of its notices
+//! (one ordered queue of [`Event`]s holds both). There is
 //! no IO, no async runtime and no TLS library here; the session never
 //! blocks and never panics.
 //!
@@ -12,10 +13,16 @@
 //!   discarded and counted, or the session refuses and closes), and after
 //!   the handshake nothing of the plaintext session survives: no greeting,
 //!   no AUTH, no envelope;
-//! - AUTH is advertised only with the mechanisms policy allows on the
-//!   current transport; elsewhere an attempt gets `538 5.7.11` (or `502`)
-//!   before any credential is read, and credentials reach the embedder in a
-//!   type that keeps the secret out of `Debug`;
+//! - what the reply to `EHLO` advertises is what the session honours: the
+//!   session proposes what policy allows on the current transport (AUTH
+//!   mechanisms included), the embedder may narrow it per connection
+//!   ([`Decision::Advertise`]) but never widen it; an AUTH attempt with a
+//!   mechanism not offered gets `538 5.7.11` (or `504`/`502`) before any
+//!   credential is read, and credentials reach the embedder in a type that
+//!   keeps the secret out of `Debug`;
+//! - every reply written is one reply: the session's own are constants,
+//!   and an embedder's is a [`postern_proto::Reply`], whose text cannot
+//!   hold CR or LF;
 //! - command lines, AUTH lines, body size, recipients, errors and buffered
 //!   input are bounded, each limit with its own reply;
 //! - only `CRLF.CRLF` ends a `DATA` body, and bare CR/LF in it are refused
@@ -33,12 +40,9 @@
 //! ```
 //! use std::sync::Arc;
 //! use postern_proto::{EnhancedCode, Reply, ReplyCode};
-//! use postern_session::{Config, ConnectionInfo, Decision, Event, Session};
+//! use postern_session::{Config, ConnectionInfo, Decision, Event, Notice, Question, Session};
 //!
-//! let config = Arc::new(Config {
-//!     hostname: "mx.example.org".into(),
-//!     ..Config::default()
-//! });
+//! let config = Arc::new(Config::new("mx.example.org"));
 //! let mut session = Session::new(config, ConnectionInfo::default());
 //!
 //! // What the client sends, as the socket delivers it: a pipelined group
@@ -55,10 +59,12 @@
 //! let mut wire = Vec::new(); // what the driver writes to the socket
 //! let mut spool = Vec::new(); // where the message goes
 //! loop {
-//!     // 1. Answer events.
+//!     // 1. Answer questions, take note of notices.
 //!     while let Some(event) = session.poll_event() {
 //!         match event {
-//!             Event::Rcpt { to, .. } if to.to_string() == "<nobody@example.org>" => {
+//!             Event::Question(Question::Rcpt { to, .. })
+//!                 if to.to_string() == "<nobody@example.org>" =>
+//!             {
 //!                 let no_such_user = Reply::new(
 //!                     ReplyCode::MAILBOX_UNAVAILABLE,
 //!                     EnhancedCode::new(5, 1, 1),
@@ -67,13 +73,15 @@
 //!                 .unwrap();
 //!                 session.decide(Decision::RejectWith(no_such_user)).unwrap();
 //!             }
-//!             Event::BodyChunk(chunk) => spool.extend_from_slice(&chunk),
-//!             Event::StartTls { .. } => {
+//!             // The default capabilities; `Decision::Advertise(offer)`
+//!             // would narrow them for this connection.
+//!             Event::Question(_) => session.accept().unwrap(),
+//!             Event::Notice(Notice::BodyChunk(chunk)) => spool.extend_from_slice(&chunk),
+//!             Event::Notice(Notice::StartTls { .. }) => {
 //!                 // Write out the output, run the TLS handshake on the
 //!                 // socket, then call `session.tls_established(info)`.
 //!             }
-//!             event if event.needs_decision() => session.accept().unwrap(),
-//!             _ => {}
+//!             Event::Notice(_) => {}
 //!         }
 //!     }
 //!     // 2. Write the replies: one write per batch.
@@ -116,7 +124,8 @@
 //!
 //! # Modules
 //! - [`config`] and [`limits`]: what is offered and enforced.
-//! - [`event`] and [`decision`]: what the session asks, how to answer.
+//! - [`event`] and [`decision`]: what the session asks and tells, how to
+//!   answer; [`EhloOffer`]: what one connection is offered.
 //! - [`sasl`]: pluggable SASL mechanisms (PLAIN, LOGIN built in).
 //! - [`connection`]: addresses and TLS parameters from the driver.
 
@@ -129,6 +138,7 @@ mod decide;
 pub mod decision;
 pub mod event;
 pub mod limits;
+mod offer;
 mod replies;
 pub mod sasl;
 mod session;
@@ -137,12 +147,17 @@ mod text;
 mod transaction;
 
 pub use config::{
-    AfterStartTls, AuthPolicy, BareLineEndingPolicy, Config, Extensions, Protocol, TlsPolicy,
+    AfterStartTls, AuthPolicy, BareLineEndingPolicy, Config, Extensions, Protocol, StartTlsPolicy,
     VrfyPolicy,
 };
-pub use connection::{ConnectionInfo, TlsInfo, TlsVersion};
+pub use connection::{ConnectionInfo, TlsInfo};
 pub use decision::{ApiError, Decision};
-pub use event::{AbortReason, BodyKind, CloseReason, DecisionKind, Event, HelloVerb};
+pub use event::{
+    AbortReason, BodyKind, CloseReason, DecisionKind, Event, HelloVerb, Notice, Question,
+};
 pub use limits::Limits;
+pub use offer::EhloOffer;
+/// The TLS version in [`TlsInfo`]: proto's, the one of the workspace.
+pub use postern_proto::TlsVersion;
 pub use sasl::{Credentials, SaslMechanism, SaslMechanisms, SaslServer, SaslStep, Secret};
 pub use session::{AuthIdentity, Session};

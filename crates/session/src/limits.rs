@@ -6,7 +6,9 @@ use postern_proto::LineLimits;
 ///
 /// Every limit hit has a reply of its own, so a client learns which one it
 /// ran into; none of them lets memory grow without bound.
+/// Start from `Limits::default()` and set the fields that differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// Most recipients accepted in one transaction; the next `RCPT` gets
     /// `452 4.5.3 Too many recipients` (RFC 5321 §4.5.3.1.8 asks for at

@@ -14,7 +14,8 @@ use crate::capabilities;
 use crate::config::{Config, Protocol, VrfyPolicy};
 use crate::connection::{ConnectionInfo, TlsInfo};
 use crate::data::BdatState;
-use crate::event::{AbortReason, BodyKind, CloseReason, Event, HelloVerb};
+use crate::event::{AbortReason, BodyKind, CloseReason, Event, HelloVerb, Notice, Question};
+use crate::offer::EhloOffer;
 use crate::replies;
 use crate::sasl::SaslServer;
 use crate::text::push_sanitized;
@@ -22,6 +23,7 @@ use crate::transaction::Transaction;
 
 /// The identity a client authenticated as.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AuthIdentity {
     /// The mechanism used.
     pub mechanism: postern_proto::Mechanism<'static>,
@@ -64,8 +66,9 @@ pub(crate) enum Pending {
 /// The driver owns the socket. It feeds the session what it reads
 /// ([`receive`](Self::receive)), writes what the session has to say
 /// ([`output`](Self::output) / [`consume_output`](Self::consume_output)),
-/// polls [`Event`]s ([`poll_event`](Self::poll_event)) and answers those that
-/// need it ([`decide`](Self::decide)). It reports what only it can know:
+/// polls [`Event`]s ([`poll_event`](Self::poll_event)), answers the
+/// [`Question`]s ([`decide`](Self::decide)) and takes note of the
+/// [`Notice`]s. It reports what only it can know:
 /// the TLS handshake ([`tls_established`](Self::tls_established)),
 /// timeouts ([`timeout`](Self::timeout)), end of input
 /// ([`peer_closed`](Self::peer_closed)), and server shutdown
@@ -87,6 +90,9 @@ pub struct Session {
     pub(crate) phase: Phase,
     pub(crate) pending: Option<Pending>,
     pub(crate) hello: Option<HelloVerb>,
+    /// What this connection is offered: the proposal for the transport
+    /// until a greeting is accepted, then what the embedder agreed to.
+    pub(crate) offer: EhloOffer,
     pub(crate) auth: Option<AuthIdentity>,
     pub(crate) txn: Option<Transaction>,
     pub(crate) errors: u32,
@@ -125,12 +131,13 @@ impl fmt::Debug for Session {
 
 impl Session {
     /// Starts a session for a new connection. The first event is
-    /// [`Event::Connect`], which needs a decision before the greeting is
+    /// [`Question::Connect`], which needs a decision before the greeting is
     /// sent. On an implicit-TLS listener, pass the handshake's parameters
     /// in [`ConnectionInfo::tls`].
     pub fn new(config: impl Into<Arc<Config>>, info: ConnectionInfo) -> Self {
         let config = config.into();
         let parser = CommandParser::new(config.limits.lines);
+        let offer = EhloOffer::proposal(&config, info.tls.is_some());
         let mut session = Self {
             tls: info.tls.clone(),
             info,
@@ -142,6 +149,7 @@ impl Session {
             phase: Phase::Command,
             pending: None,
             hello: None,
+            offer,
             auth: None,
             txn: None,
             errors: 0,
@@ -152,7 +160,7 @@ impl Session {
             close_reason: None,
             config,
         };
-        session.ask(crate::session::Pending::Connect, Event::Connect);
+        session.ask(Pending::Connect, Question::Connect);
         session
     }
 
@@ -244,7 +252,7 @@ impl Session {
     /// have produced some.
     pub fn poll_event(&mut self) -> Option<Event> {
         let event = self.events.pop_front()?;
-        if let Event::BodyChunk(chunk) = &event {
+        if let Event::Notice(Notice::BodyChunk(chunk)) = &event {
             self.unpolled_body = self.unpolled_body.saturating_sub(chunk.len());
         }
         Some(event)
@@ -287,7 +295,7 @@ impl Session {
     }
 
     /// Whether the session waits for the driver's TLS handshake (after
-    /// [`Event::StartTls`]). Any plaintext already read must still be given
+    /// [`Notice::StartTls`]). Any plaintext already read must still be given
     /// to [`receive`](Self::receive), which drops it: it must never be kept
     /// and fed in after the handshake.
     pub fn awaiting_tls(&self) -> bool {
@@ -344,9 +352,18 @@ impl Session {
         self.discarded_after_starttls
     }
 
-    /// The capabilities an `EHLO` would get now.
+    /// What this connection is offered now: after an accepted greeting,
+    /// what the embedder agreed to; before, the session's proposal for
+    /// the transport.
+    pub fn offer(&self) -> &EhloOffer {
+        &self.offer
+    }
+
+    /// The capabilities the last `EHLO` reply advertised (before one, what
+    /// [`offer`](Self::offer) would advertise).
     pub fn capabilities(&self) -> Capabilities<'static> {
-        capabilities::capabilities(&self.config, self.tls.is_some())
+        self.offer
+            .capabilities(self.tls.is_some(), self.config.limits.max_message_size)
     }
 
     // ----- internals -----
@@ -355,10 +372,15 @@ impl Session {
         matches!(self.hello, Some(HelloVerb::Ehlo | HelloVerb::Lhlo))
     }
 
-    /// Queues an event that needs a decision and waits for it.
-    pub(crate) fn ask(&mut self, pending: Pending, event: Event) {
+    /// Queues a question and waits for its decision.
+    pub(crate) fn ask(&mut self, pending: Pending, question: Question) {
         self.pending = Some(pending);
-        self.events.push_back(event);
+        self.events.push_back(Event::Question(question));
+    }
+
+    /// Queues a notice.
+    pub(crate) fn notify(&mut self, notice: Notice) {
+        self.events.push_back(Event::Notice(notice));
     }
 
     pub(crate) fn send(&mut self, reply: &[u8]) {
@@ -405,12 +427,12 @@ impl Session {
             return;
         }
         self.unpolled_body += chunk.len();
-        self.events.push_back(Event::BodyChunk(chunk));
+        self.notify(Notice::BodyChunk(chunk));
     }
 
     pub(crate) fn abort_transaction(&mut self, reason: AbortReason) {
         if self.txn.take().is_some() {
-            self.events.push_back(Event::TransactionAborted { reason });
+            self.notify(Notice::TransactionAborted { reason });
         }
     }
 
@@ -426,7 +448,7 @@ impl Session {
         self.pending = None;
         self.input.clear();
         self.close_reason = Some(reason);
-        self.events.push_back(Event::Closed { reason });
+        self.notify(Notice::Closed { reason });
     }
 
     /// Runs the state machine over buffered input until it needs more
@@ -555,11 +577,13 @@ impl Session {
         // RFC 5321 §4.1.4: a new greeting resets the state like RSET.
         self.abort_transaction(AbortReason::Hello);
         self.hello = None;
+        let offer = EhloOffer::proposal(&self.config, self.tls.is_some());
         self.ask(
             Pending::Hello { verb },
-            Event::Hello {
+            Question::Hello {
                 verb,
                 host: host.into_owned(),
+                offer,
             },
         );
     }
@@ -583,7 +607,13 @@ impl Session {
                 self.output.extend_from_slice(b"\r\n");
             }
             HelloVerb::Ehlo | HelloVerb::Lhlo => {
-                capabilities::write_ehlo(&mut self.output, &self.config, self.tls.is_some());
+                capabilities::write_ehlo(
+                    &mut self.output,
+                    &self.config.hostname,
+                    &self.offer,
+                    self.tls.is_some(),
+                    self.config.limits.max_message_size,
+                );
             }
         }
     }

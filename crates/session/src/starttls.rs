@@ -3,7 +3,8 @@
 use crate::config::AfterStartTls;
 use crate::connection::TlsInfo;
 use crate::decision::ApiError;
-use crate::event::{CloseReason, Event};
+use crate::event::{CloseReason, Notice};
+use crate::offer::EhloOffer;
 use crate::replies;
 use crate::session::{Phase, Session};
 
@@ -13,7 +14,7 @@ impl Session {
         if self.tls.is_some() {
             return self.refuse(replies::TLS_ALREADY_ACTIVE);
         }
-        if !self.config.tls.offer_starttls {
+        if !self.offer.starttls {
             return self.refuse(replies::STARTTLS_NOT_OFFERED);
         }
         if self.hello.is_none() {
@@ -33,7 +34,7 @@ impl Session {
         self.phase = Phase::AwaitingTls;
         self.parser.reset();
         // The caller drops the `rest` octets from the buffer.
-        self.events.push_back(Event::StartTls { discarded: rest });
+        self.notify(Notice::StartTls { discarded: rest });
     }
 
     /// Plaintext arrived between `220` and the handshake.
@@ -48,7 +49,7 @@ impl Session {
     }
 
     /// The driver completed the TLS handshake that followed
-    /// [`Event::StartTls`]. The session starts over (RFC 3207 §4.2): no
+    /// [`Notice::StartTls`]. The session starts over (RFC 3207 §4.2): no
     /// greeting, authentication or envelope survives, the client must
     /// `EHLO` again, and `STARTTLS` is no longer offered.
     ///
@@ -61,12 +62,14 @@ impl Session {
             _ => return Err(ApiError::NotAwaitingTls),
         }
         self.tls = Some(info);
+        self.offer = EhloOffer::proposal(&self.config, true);
         self.hello = None;
         self.auth = None;
         self.txn = None;
         self.parser = postern_proto::CommandParser::new(self.config.limits.lines);
         self.input.clear();
         self.phase = Phase::Command;
+        self.notify(Notice::TlsEstablished);
         Ok(())
     }
 }

@@ -5,8 +5,7 @@ use std::borrow::Cow;
 
 use postern_proto::{Body, ForwardPath, MailParams, RcptParams, ReversePath, SyntaxError as Error};
 
-use crate::capabilities::offered_mechanisms;
-use crate::event::Event;
+use crate::event::Question;
 use crate::replies;
 use crate::session::{Pending, Session};
 
@@ -53,7 +52,7 @@ impl Session {
         if self.txn.is_some() {
             return self.refuse(replies::NESTED_MAIL);
         }
-        if self.config.tls.require_tls && self.tls.is_none() {
+        if self.config.starttls.require_tls && self.tls.is_none() {
             return self.refuse(replies::MUST_STARTTLS);
         }
         if self.config.require_auth && self.auth.is_none() {
@@ -69,7 +68,7 @@ impl Session {
         };
         self.ask(
             Pending::Mail(txn),
-            Event::Mail {
+            Question::Mail {
                 from: from.into_owned(),
                 params: params.into_owned(),
             },
@@ -81,7 +80,7 @@ impl Session {
     /// not (RFC 5321 §4.1.1.11).
     fn check_mail_params(&self, p: &MailParams<'_>) -> Result<(), Refusal> {
         let esmtp = self.esmtp();
-        let ext = &self.config.extensions;
+        let ext = &self.offer.extensions;
         let tls = self.tls.is_some();
         if let Some(u) = p.unknown.first() {
             return Err(Refusal::Grammar(Error::UnrecognisedParameter(Cow::Owned(
@@ -108,7 +107,7 @@ impl Session {
         if p.envid.is_some() && !(esmtp && ext.dsn) {
             return Err(unsupported("ENVID"));
         }
-        if p.auth.is_some() && !(esmtp && offered_mechanisms(&self.config, tls).next().is_some()) {
+        if p.auth.is_some() && (!esmtp || self.offer.auth.is_empty()) {
             return Err(unsupported("AUTH"));
         }
         if p.mt_priority.is_some() {
@@ -147,7 +146,7 @@ impl Session {
                 u.keyword.to_ascii_uppercase(),
             )));
         }
-        let dsn = self.esmtp() && self.config.extensions.dsn;
+        let dsn = self.esmtp() && self.offer.extensions.dsn;
         if params.notify.is_some() && !dsn {
             return self.refuse_with(unsupported("NOTIFY"));
         }
@@ -156,7 +155,7 @@ impl Session {
         }
         self.ask(
             Pending::Rcpt,
-            Event::Rcpt {
+            Question::Rcpt {
                 to: to.into_owned(),
                 params: params.into_owned(),
             },

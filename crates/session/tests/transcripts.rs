@@ -58,8 +58,8 @@ fn configure(config: &mut Config, info: &mut ConnectionInfo, setting: &str) {
                 _ => panic!("{setting}"),
             }
         }
-        "no-starttls" => config.tls.offer_starttls = false,
-        "require-tls" => config.tls.require_tls = true,
+        "no-starttls" => config.starttls.offer_starttls = false,
+        "require-tls" => config.starttls.require_tls = true,
         "require-auth" => config.require_auth = true,
         "auth-plaintext" => config.auth.plaintext = mechanisms(value),
         "auth-tls" => config.auth.tls = mechanisms(value),

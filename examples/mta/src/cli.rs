@@ -103,7 +103,7 @@ pub enum UserCommand {
 pub fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
     let mut config = match &cli.config {
         Some(path) => Config::load(path)?,
-        None => Config::embedded(),
+        None => Config::embedded()?,
     };
     if let Some(dir) = &cli.data_dir {
         config.set_data_dir(dir.clone());

@@ -10,21 +10,15 @@
 //! hardening.toml:90:17: rule #3 "allow_only_tls", conditions[0]: unknown variant `recipient_domian`, …
 //! ```
 //!
-//! # For the outbound runner
-//!
-//! The runner gets an `Arc<Config>`. It uses [`Config::rules`] (the whole
-//! rule set) or, more simply, [`Config::route_for`], which asks the rules
-//! at stage `rcpt` for one recipient being relayed and returns the
-//! [`RelayPlan`]: route (MX or smart host), TLS mode, effective versions,
-//! trust anchors, and [`RelayPlan::problem`] when the plan cannot be
-//! honoured (defer, never fall back). Queue timing is in
-//! [`Config::queue`]; our name for EHLO is [`Config::hostname`];
-//! [`Config::is_local_domain`] says whether an address is ours.
+//! The outbound router ([`crate::outbound::RulesRouter`]) evaluates
+//! [`Config::rules`] per relayed recipient; [`Config::route_for`] shows the
+//! resulting [`RelayPlan`] (what `postern-mta explain` prints).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use postern_listener::Mode;
@@ -198,21 +192,14 @@ impl<'de> Deserialize<'de> for DurationText {
     }
 }
 
-/// Parses `"5d"`, `"4h"`, `"30m"`, `"10s"`, `"250ms"` or plain seconds.
+/// Parses a duration: `"5d"`, `"4h"`, `"30m"`, `"10s"`, `"250ms"`,
+/// combinations such as `"1h 30m"` (humantime's syntax), or plain seconds.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (n, unit) = t.split_at(split);
-    let n: u64 = n.parse().ok()?;
-    let secs = match unit.trim() {
-        "" | "s" => n,
-        "ms" => return Some(Duration::from_millis(n)),
-        "m" => n.checked_mul(60)?,
-        "h" => n.checked_mul(3600)?,
-        "d" => n.checked_mul(86400)?,
-        _ => return None,
-    };
-    Some(Duration::from_secs(secs))
+    if let Ok(secs) = t.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(t).ok()
 }
 
 // ---- the typed configuration -------------------------------------------
@@ -357,7 +344,7 @@ pub struct Config {
     pub queue: QueueSettings,
     /// Message limits.
     pub limits: MessageLimits,
-    rules: RuleSet,
+    rules: Arc<RuleSet>,
 }
 
 /// Name used for the embedded default in messages.
@@ -384,17 +371,10 @@ impl Config {
     }
 
     /// The embedded default ([`crate::defaults::DEFAULT_CONFIG`]); relative
-    /// paths are relative to the working directory.
-    pub fn embedded() -> Config {
-        match Config::from_toml_str(crate::defaults::DEFAULT_CONFIG, EMBEDDED, Path::new("")) {
-            Ok(c) => c,
-            // The embedded default is tested; this cannot happen in a
-            // released binary, but stay honest rather than panic.
-            Err(e) => {
-                eprintln!("postern-mta: the embedded default configuration is broken: {e}");
-                std::process::exit(70);
-            }
-        }
+    /// paths are relative to the working directory. It is tested, so an
+    /// error means a broken build; the caller (`main`) decides what to do.
+    pub fn embedded() -> Result<Config, ConfigError> {
+        Config::from_toml_str(crate::defaults::DEFAULT_CONFIG, EMBEDDED, Path::new(""))
     }
 
     /// Parses configuration text. `file` names it in errors; `base` is the
@@ -731,7 +711,7 @@ impl Config {
             listeners,
             queue,
             limits,
-            rules,
+            rules: Arc::new(rules),
         })
     }
 
@@ -741,11 +721,11 @@ impl Config {
     }
 
     /// The compiled rule set, in file order.
-    pub fn rules(&self) -> &RuleSet {
+    pub fn rules(&self) -> &Arc<RuleSet> {
         &self.rules
     }
 
-    /// The queue directory, `DATA_DIR/queue` (what [`crate::spool::Spool::open`] takes).
+    /// The queue directory, `DATA_DIR/queue` (what [`postern_queue::Spool::open`] takes).
     pub fn queue_dir(&self) -> PathBuf {
         self.data_dir.join("queue")
     }

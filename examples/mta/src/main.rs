@@ -8,13 +8,13 @@ use std::time::Duration;
 use clap::Parser;
 use postern_mta::cli::{self, Cli, Command, PolicyCommand, UserCommand};
 use postern_mta::config::Config;
-use postern_mta::maildir::{LocalDelivery, Maildirs, sweep};
 use postern_mta::server::Mta;
-use postern_mta::spool::Spool;
 use postern_mta::tls::{
     SelfSignedSource, ensure_self_signed, listener_configs, needs_self_signed, self_signed_names,
 };
-use postern_mta::users::Users;
+use postern_mta::users::{Mailboxes, Users};
+use postern_queue::Spool;
+use postern_queue::maildir::{LocalDelivery, Maildirs, sweep};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -119,12 +119,16 @@ async fn run(config: Config) -> ExitCode {
     };
     let config = Arc::new(config);
     let users = Arc::new(Users::open(&config.users_file()));
-    let local = LocalDelivery {
-        spool: spool.clone(),
-        config: config.clone(),
-        users: users.clone(),
-        maildirs: Maildirs::new(config.mail_dir(), &config.hostname),
-    };
+    let local = LocalDelivery::new(
+        spool.clone(),
+        Maildirs::new(config.mail_dir(), &config.hostname),
+        Arc::new(Mailboxes {
+            config: config.clone(),
+            users: users.clone(),
+        }),
+        Arc::new(postern_mta::outbound::bounces(spool.clone(), &config)),
+    )
+    .max_age(config.queue.max_age);
     let mta = Arc::new(Mta::new(
         config.clone(),
         spool.clone(),

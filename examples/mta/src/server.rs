@@ -3,7 +3,7 @@
 //!
 //! | event | what decides |
 //! |---|---|
-//! | connect, HELO/EHLO | rules at `connect` / `helo` |
+//! | connect, HELO/EHLO | rules at `connect` / `helo`; the EHLO reply offers the AUTH mechanisms the rules allow at `helo` for this connection's facts (remote IP, HELO name, TLS, listener) |
 //! | AUTH | rules at `auth` (mechanism allowed on this transport, else `538 5.7.11`), then the users file (argon2; `535 5.7.8`) |
 //! | MAIL | rules at `mail` |
 //! | RCPT | rules at `rcpt` (per recipient); then local: the mailbox must exist (`550 5.1.1`); remote: a rule's `accept` or an authenticated client, else `554 5.7.1` relay denied |
@@ -21,20 +21,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use postern_listener::{ConnContext, ConnectionHandler, Facts, Handler};
+use postern_listener::session::{Decision, EhloOffer, HelloVerb, Notice, Question};
+use postern_listener::{ConnContext, ConnectionFacts as Facts, ConnectionHandler, Handler};
 use postern_proto::{
     Domain, EnhancedCode, ForwardPath, Host, LocalPart, Mailbox, Reply, ReplyCode, ReversePath,
 };
-use postern_rules::{Stage, Verdict};
-use postern_session::{Decision, Event, HelloVerb, TlsVersion};
+use postern_rules::{AuthOffer, Stage, Verdict};
 
 use crate::config::Config;
-use crate::maildir::{DeliveryQueue, LocalDelivery};
-use crate::received::{TraceInfo, received_header};
-use crate::spool::{
-    BodyType, Envelope, MessageParams, MessageWriter, Notify, QueueId, RecipientState, Ret, Spool,
-};
 use crate::users::Users;
+use postern_queue::maildir::{DeliveryQueue, LocalDelivery};
+use postern_queue::trace::{TraceInfo, received_header};
+use postern_queue::{Envelope, MessageParams, MessageWriter, QueueId, RecipientState, Spool};
 
 /// The MTA's listener handler, shared by every connection.
 #[derive(Debug)]
@@ -118,12 +116,18 @@ fn from_rules(d: &Verdict<'_>) -> Option<Decision> {
     }
 }
 
-fn rules_version(v: TlsVersion) -> Option<postern_proto::TlsVersion> {
-    match v {
-        TlsVersion::Tls12 => Some(postern_proto::TlsVersion::Tls12),
-        TlsVersion::Tls13 => Some(postern_proto::TlsVersion::Tls13),
-        TlsVersion::Other(_) => None,
-    }
+/// What the EHLO reply offers this connection: the session's proposal with
+/// AUTH narrowed to what the rules allow at `helo` for its facts (in the
+/// rules' order). The same facts decide the AUTH itself (`on_auth`).
+fn ehlo_offer(proposal: EhloOffer, auth: AuthOffer) -> EhloOffer {
+    let allowed: Vec<postern_proto::Mechanism<'static>> = auth
+        .mechanisms()
+        .iter()
+        .filter(|m| proposal.offers_auth(m))
+        .collect();
+    let mut offer = proposal;
+    offer.auth = allowed;
+    offer
 }
 
 /// `local@domain` of a forward path, and the path the rules see;
@@ -162,10 +166,8 @@ impl MtaConn {
         if let Some(t) = f.tls {
             x = x
                 .cipher(&t.cipher)
-                .client_cert_verified(t.client_cert_verified);
-            if let Some(v) = rules_version(t.version) {
-                x = x.tls_version(v);
-            }
+                .client_cert_verified(t.client_cert_verified)
+                .tls_version(t.version);
         }
         if let Some(h) = f.hello_name {
             x = x.helo(h);
@@ -309,20 +311,12 @@ impl MtaConn {
             ReversePath::Null => String::new(),
             ReversePath::Mailbox(m) => m.to_string(),
         };
-        let mp = MessageParams {
-            envid: params.envid.as_deref().map(str::to_owned),
-            ret: params.ret.map(|r| match r {
-                postern_proto::Ret::Full => Ret::Full,
-                postern_proto::Ret::Headers => Ret::Hdrs,
-            }),
-            body: params.body.map(|b| match b {
-                postern_proto::Body::SevenBit => BodyType::SevenBit,
-                postern_proto::Body::EightBitMime => BodyType::EightBitMime,
-                postern_proto::Body::BinaryMime => BodyType::BinaryMime,
-            }),
-            smtputf8: params.smtputf8,
-            size: params.size,
-        };
+        let mut mp = MessageParams::default();
+        mp.envid = params.envid.as_deref().map(str::to_owned);
+        mp.ret = params.ret;
+        mp.body = params.body;
+        mp.smtputf8 = params.smtputf8;
+        mp.size = params.size;
         self.txn = Some(Txn {
             sender,
             from: Some(from),
@@ -409,30 +403,8 @@ impl MtaConn {
             },
             local,
         );
-        state.orcpt = params
-            .orcpt
-            .as_ref()
-            .map(|o| format!("{};{}", o.addr_type, o.address));
-        state.notify = params.notify.map(|n| match n {
-            postern_proto::Notify::Never => vec![Notify::Never],
-            postern_proto::Notify::On {
-                success,
-                failure,
-                delay,
-            } => {
-                let mut v = Vec::new();
-                if success {
-                    v.push(Notify::Success);
-                }
-                if failure {
-                    v.push(Notify::Failure);
-                }
-                if delay {
-                    v.push(Notify::Delay);
-                }
-                v
-            }
-        });
+        state.orcpt = params.orcpt.clone();
+        state.notify = params.notify;
         if let Some(t) = self.txn.as_mut() {
             t.recipients.push(state);
             t.paths.push(path);
@@ -473,20 +445,17 @@ impl MtaConn {
         let id = self.spool.new_id();
         let single = (addresses.len() == 1).then(|| addresses[0].0.clone());
         let tls = f.tls.map(|t| (t.version.to_string(), t.cipher.clone()));
-        let mut head = received_header(
-            &TraceInfo {
-                helo: f.hello_name,
-                peer_ip: Some(f.peer.ip()),
-                by: &self.config.hostname,
-                listener: f.listener,
-                esmtp: !matches!(f.hello, Some(HelloVerb::Helo)),
-                tls,
-                auth_user: f.authenticated.map(|a| a.authcid.as_str()),
-                id: id.as_str(),
-                single_recipient: single.as_deref(),
-            },
-            SystemTime::now(),
-        );
+        let mut trace = TraceInfo::default();
+        trace.helo = f.hello_name;
+        trace.peer_ip = Some(f.peer.ip());
+        trace.by = &self.config.hostname;
+        trace.listener = f.listener;
+        trace.esmtp = !matches!(f.hello, Some(HelloVerb::Helo));
+        trace.tls = tls;
+        trace.auth_user = f.authenticated.map(|a| a.authcid.as_str());
+        trace.id = id.as_str();
+        trace.single_recipient = single.as_deref();
+        let mut head = received_header(&trace, SystemTime::now());
         for (n, v) in &headers {
             let _ = write!(head, "{n}: {v}\r\n");
         }
@@ -540,7 +509,10 @@ impl MtaConn {
         env.listener = Some(f.listener.to_owned());
         env.peer = Some(f.peer.to_string());
         env.helo = f.hello_name.map(str::to_owned);
-        env.tls_version = f.tls.map(|t| t.version.to_string());
+        // By name until the session uses proto's TlsVersion.
+        env.tls_version = f
+            .tls
+            .and_then(|t| postern_proto::TlsVersion::from_name(&t.version.to_string()));
         env.tls_cipher = f.tls.map(|t| t.cipher.clone());
         env.auth_user = f.authenticated.map(|a| a.authcid.clone());
         env.recipients = txn.recipients.clone();
@@ -591,16 +563,16 @@ fn describe(d: &Decision) -> String {
             let _ = write!(s, " {}", r.text());
             s
         }
-        Decision::Accept => "accept".into(),
         Decision::Reject => "reject".into(),
         Decision::Tempfail => "tempfail".into(),
+        _ => "accept".into(),
     }
 }
 
 impl ConnectionHandler for MtaConn {
-    async fn event(&mut self, event: Event, f: &Facts<'_>) -> Decision {
-        match event {
-            Event::Connect => {
+    async fn question(&mut self, question: Question, f: &Facts<'_>) -> Decision {
+        match question {
+            Question::Connect => {
                 let outcome = self.config.rules().evaluate(Stage::Connect, &self.facts(f));
                 match from_rules(&outcome.verdict) {
                     Some(d) => {
@@ -610,33 +582,40 @@ impl ConnectionHandler for MtaConn {
                     None => Decision::Accept,
                 }
             }
-            Event::Hello { host, .. } => {
+            Question::Hello { host, offer, .. } => {
                 let name = host.to_string();
                 let facts = self.facts(f).helo(&name);
                 let outcome = self.config.rules().evaluate(Stage::Helo, &facts);
-                from_rules(&outcome.verdict).unwrap_or(Decision::Accept)
+                if let Some(d) = from_rules(&outcome.verdict) {
+                    return d;
+                }
+                let plan = outcome.auth.for_connection(f.is_tls());
+                Decision::Advertise(ehlo_offer(offer, plan))
             }
-            Event::Auth { credentials } => self.on_auth(credentials, f).await,
-            Event::Mail { from, params } => self.on_mail(from, params, f),
-            Event::Rcpt { to, params } => self.on_rcpt(to, params, f),
-            Event::DataStart { .. } => self.on_data_start(f),
-            Event::BodyChunk(chunk) => {
-                self.on_chunk(&chunk);
-                Decision::Accept
+            Question::Auth { credentials } => self.on_auth(credentials, f).await,
+            Question::Mail { from, params } => self.on_mail(from, params, f),
+            Question::Rcpt { to, params } => self.on_rcpt(to, params, f),
+            Question::DataStart { .. } => self.on_data_start(f),
+            Question::MessageComplete { .. } => self.on_complete(f).await,
+            other => {
+                tracing::warn!(question = ?other, "question not known to the MTA; tempfailing");
+                Decision::Tempfail
             }
-            Event::MessageComplete { .. } => self.on_complete(f).await,
-            Event::TransactionAborted { reason } => {
+        }
+    }
+
+    async fn notice(&mut self, notice: Notice, f: &Facts<'_>) {
+        match notice {
+            Notice::BodyChunk(chunk) => self.on_chunk(&chunk),
+            Notice::TransactionAborted { reason } => {
                 if self.txn.is_some() {
                     self.log(f, None, &format!("aborted: {reason:?}"));
                 }
                 // Dropping the writer deletes its temporary file.
                 self.txn = None;
-                Decision::Accept
             }
-            Event::StartTls { .. } | Event::Closed { .. } => {
-                self.txn = None;
-                Decision::Accept
-            }
+            Notice::StartTls { .. } | Notice::Closed { .. } => self.txn = None,
+            _ => {}
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Certificates and listener wiring: the self-signed certificate of the
 //! default, `[tls.NAME]` → `postern_listener::TlsSettings`, and the session
-//! policy of each listener (AUTH per transport as the rules decide).
+//! policy of each listener (AUTH allowed up to what the session can run; the
+//! rules narrow it per connection, see `crate::server`).
 
 use std::fs;
 use std::io;
@@ -49,7 +50,7 @@ pub fn ensure_self_signed(dir: &Path, names: &[String]) -> io::Result<SelfSigned
     };
     write(&files.key, &key, true)?;
     write(&files.cert, &cert, false)?;
-    crate::spool::sync_dir(dir)?;
+    postern_queue::sync_dir(dir)?;
     Ok(files)
 }
 
@@ -107,19 +108,20 @@ pub fn tls_settings(
         }
     }
     .as_default();
-    TlsSettings {
-        versions: spec.versions.clone(),
-        ciphers: spec.ciphers.clone(),
-        dh_params: spec.dh_params.clone(),
-        prefer_server_ciphers: spec.prefer_server_ciphers,
-        ..TlsSettings::new(vec![cert])
-    }
+    let mut settings = TlsSettings::new(vec![cert])
+        .with_versions(spec.versions.iter().cloned())
+        .with_prefer_server_ciphers(spec.prefer_server_ciphers);
+    settings.ciphers = spec.ciphers.clone();
+    settings.dh_params = spec.dh_params.clone();
+    settings
 }
 
 /// The AUTH mechanisms the rules allow at EHLO on `listener` for a
-/// plaintext and a TLS connection, as the session's policy; mechanisms the
-/// session cannot run (only PLAIN and LOGIN are built in) are left out and
-/// returned as the second value.
+/// plaintext and a TLS connection, knowing only the listener (what
+/// `postern-mta check` prints; each connection's EHLO is decided from its
+/// own facts, see `crate::server`); mechanisms the session cannot run (only
+/// PLAIN and LOGIN are built in) are left out and returned as the second
+/// value.
 pub fn auth_policy(
     config: &Config,
     listener: &ListenerSpec,
@@ -150,18 +152,21 @@ pub fn auth_policy(
     };
     let plaintext = for_tls(false);
     let tls = for_tls(true);
-    (postern_session::AuthPolicy { plaintext, tls }, skipped)
+    (postern_session::AuthPolicy::new(plaintext, tls), skipped)
 }
 
 /// The session policy of a listener.
+///
+/// AUTH is allowed by the session on both transports with every mechanism
+/// it can run: the rules are the one source of truth, and they decide per
+/// connection, from its facts, what the EHLO reply offers (the session
+/// then refuses anything else) and whether an AUTH succeeds.
 pub fn session_config(config: &Config, listener: &ListenerSpec) -> postern_session::Config {
-    let mut s = postern_session::Config {
-        hostname: config.hostname.clone(),
-        banner: "Postern MTA".into(),
-        require_auth: listener.require_auth,
-        ..postern_session::Config::default()
-    };
-    s.auth = auth_policy(config, listener).0;
+    let mut s = postern_session::Config::new(config.hostname.clone());
+    s.banner = "Postern MTA".into();
+    s.require_auth = listener.require_auth;
+    let runnable = s.mechanisms.names();
+    s.auth = postern_session::AuthPolicy::new(runnable.clone(), runnable);
     // Not offered, because nothing downstream would honour them: REQUIRETLS
     // (RFC 8689) would oblige every onward hop to use TLS, and a
     // BINARYMIME body cannot go through the Maildir line-ending
@@ -181,13 +186,14 @@ pub fn listener_configs(config: &Config, self_signed: &SelfSignedSource) -> Vec<
         .map(|l| {
             let mut lc = ListenerConfig::new(l.name.clone(), l.addr, l.mode)
                 .with_session(Arc::new(session_config(config, l)))
-                .with_limits(ConnLimits {
-                    global: l.max_connections,
-                    per_ip: l.max_connections_per_ip,
-                    command_timeout: config.limits.command_timeout,
-                    data_timeout: config.limits.data_timeout,
-                    handshake_timeout: config.limits.handshake_timeout,
-                    ..ConnLimits::default()
+                .with_limits({
+                    let mut limits = ConnLimits::default();
+                    limits.global = l.max_connections;
+                    limits.per_ip = l.max_connections_per_ip;
+                    limits.command_timeout = config.limits.command_timeout;
+                    limits.data_timeout = config.limits.data_timeout;
+                    limits.handshake_timeout = config.limits.handshake_timeout;
+                    limits
                 });
             if let Some(t) = &l.tls {
                 lc = lc.with_tls(tls_settings(t, config, self_signed));

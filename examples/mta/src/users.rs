@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use argon2::Argon2;
@@ -245,8 +245,24 @@ pub fn add_user(path: &Path, name: &str, password: &[u8]) -> io::Result<bool> {
         f.sync_all()?;
     }
     fs::rename(&tmp, path)?;
-    crate::spool::sync_dir(dir)?;
+    postern_queue::sync_dir(dir)?;
     Ok(existed)
+}
+
+/// The mailbox directory local delivery asks: the configuration's local
+/// domains and mailboxes, and the users file.
+#[derive(Debug, Clone)]
+pub struct Mailboxes {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// The users.
+    pub users: Arc<Users>,
+}
+
+impl postern_queue::maildir::MailboxDirectory for Mailboxes {
+    fn has_mailbox(&self, local: &str, domain: &str) -> bool {
+        self.users.has_mailbox(&self.config, local, domain)
+    }
 }
 
 #[cfg(test)]
@@ -267,7 +283,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("postern-users-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         let path = dir.join("users");
-        let config = Config::embedded();
+        let config = Config::embedded().unwrap();
         assert!(!add_user(&path, "Alice", b"s3cret").unwrap());
         let users = Users::open(&path);
         assert!(users.verify(&config, "alice", b"s3cret"));

@@ -17,7 +17,7 @@
 use rustls::crypto::CryptoProvider;
 use rustls::{CipherSuite, SupportedCipherSuite};
 
-use postern_session::TlsVersion;
+use postern_proto::TlsVersion;
 
 use super::report::{Problem, Warning};
 

@@ -4,7 +4,7 @@
 //! rustls speaks TLS 1.2 and 1.3 with AEAD suites and ECDHE only. What a
 //! policy asks beyond that is never silently dropped or widened: it is an
 //! error ([`PolicyError`]) when nothing usable is left, and otherwise a
-//! [`Warning`] in the [`PolicyReport`] that states the effective value.
+//! [`Warning`] in the [`TlsPolicyReport`] that states the effective value.
 
 mod ciphers;
 mod dh;
@@ -20,12 +20,13 @@ use rustls::{RootCertStore, ServerConfig, SignatureAlgorithm};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject as _;
 
-pub use report::{PolicyError, PolicyReport, Problem, Warning};
+pub use report::{PolicyError, Problem, TlsPolicyReport, Warning};
 
 use crate::certs::{CertSet, CertSpec, CertStore, PemSource};
 
 /// The TLS settings of a listener, as the guide (and OpenSSL) state them.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TlsSettings {
     /// Protocol versions: `SSLv2`, `SSLv3`, `TLSv1`, `TLSv1.1`, `TLSv1.2`,
     /// `TLSv1.3`. Only 1.2 and 1.3 can be offered; the others are reported.
@@ -62,6 +63,7 @@ impl Default for TlsSettings {
 
 /// Whether clients are asked for a certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum ClientAuth {
     /// No client certificate is requested.
     #[default]
@@ -105,13 +107,47 @@ impl TlsSettings {
         }
     }
 
+    /// Sets the protocol versions, by name (see [`versions`](Self::versions)).
+    pub fn with_versions<I, V>(mut self, versions: I) -> Self
+    where
+        I: IntoIterator<Item = V>,
+        V: Into<String>,
+    {
+        self.versions = versions.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the cipher list (see [`ciphers`](Self::ciphers)).
+    pub fn with_ciphers(mut self, ciphers: impl Into<String>) -> Self {
+        self.ciphers = Some(ciphers.into());
+        self
+    }
+
+    /// Sets the DH parameter file (see [`dh_params`](Self::dh_params)).
+    pub fn with_dh_params(mut self, path: impl Into<PathBuf>) -> Self {
+        self.dh_params = Some(path.into());
+        self
+    }
+
+    /// Sets client-certificate verification.
+    pub fn with_client_auth(mut self, client_auth: ClientAuth) -> Self {
+        self.client_auth = client_auth;
+        self
+    }
+
+    /// Chooses the suite by the server's order (`true`) or the client's.
+    pub fn with_prefer_server_ciphers(mut self, prefer: bool) -> Self {
+        self.prefer_server_ciphers = prefer;
+        self
+    }
+
     /// Builds the rustls configuration with `provider` (never the process
     /// default), or every error found. Field names in the report start
     /// with `tls.`.
     pub fn build(
         &self,
         provider: Arc<CryptoProvider>,
-    ) -> Result<(BuiltTls, PolicyReport), PolicyError> {
+    ) -> Result<(BuiltTls, TlsPolicyReport), PolicyError> {
         let mut warnings = Vec::new();
         let mut errors = Vec::new();
 
@@ -233,7 +269,7 @@ impl TlsSettings {
         let store = Arc::new(CertStore::new(certs));
         let mut config = builder.with_cert_resolver(store.clone());
         config.ignore_client_order = self.prefer_server_ciphers;
-        let report = PolicyReport {
+        let report = TlsPolicyReport {
             warnings,
             versions: versions.clone(),
             suites: report_suites,

@@ -6,6 +6,7 @@ use postern_session::TlsVersion;
 
 /// A setting honoured only in part: what was asked, and the effective value.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Warning {
     /// The setting, e.g. `tls.versions` or `tls.ciphers`.
     pub field: String,
@@ -30,6 +31,7 @@ impl fmt::Display for Warning {
 
 /// A setting that cannot be honoured at all: the policy does not build.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Problem {
     /// The setting, e.g. `tls.versions`.
     pub field: String,
@@ -57,7 +59,8 @@ impl fmt::Display for Problem {
 /// `Display` prints one line per warning, then the effective versions and
 /// suites, so `postern-mta check` can print it as is.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct PolicyReport {
+#[non_exhaustive]
+pub struct TlsPolicyReport {
     /// Settings honoured in part, each with the effective value.
     pub warnings: Vec<Warning>,
     /// The protocol versions offered, highest first.
@@ -69,14 +72,14 @@ pub struct PolicyReport {
     pub certificates: Vec<String>,
 }
 
-impl PolicyReport {
+impl TlsPolicyReport {
     /// Whether every setting was honoured as written.
     pub fn is_clean(&self) -> bool {
         self.warnings.is_empty()
     }
 }
 
-impl fmt::Display for PolicyReport {
+impl fmt::Display for TlsPolicyReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for w in &self.warnings {
             writeln!(f, "{w}")?;
@@ -90,6 +93,7 @@ impl fmt::Display for PolicyReport {
 /// A policy that cannot be built: every error found, and the warnings
 /// gathered on the way (so one run shows everything to fix).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub struct PolicyError {
     /// What cannot be honoured; never empty.
     pub errors: Vec<Problem>,

@@ -1,36 +1,8 @@
 //! Protocol versions as operators write them, and what rustls can offer.
 
-use postern_session::TlsVersion;
+use postern_proto::TlsVersion;
 
 use super::report::{Problem, Warning};
-
-/// A version named in a policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Named {
-    /// Speakable by rustls.
-    Supported(TlsVersion),
-    /// Known, deprecated and not speakable (RFC 8996 and RFC 7568).
-    Unsupported(&'static str),
-}
-
-/// Parses `SSLv2`, `SSLv3`, `TLSv1`, `TLSv1.0`, `TLSv1.1`, `TLSv1.2`,
-/// `TLSv1.3` (case-insensitive; `TLS1.2`, `TLS 1.2` and `tls12` too).
-pub(crate) fn parse(name: &str) -> Option<Named> {
-    let norm: String = name
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '_' | '-' | '.' | 'v' | 'V'))
-        .flat_map(char::to_lowercase)
-        .collect();
-    Some(match norm.as_str() {
-        "ssl2" => Named::Unsupported("SSLv2"),
-        "ssl3" => Named::Unsupported("SSLv3"),
-        "tls1" | "tls10" => Named::Unsupported("TLSv1.0"),
-        "tls11" => Named::Unsupported("TLSv1.1"),
-        "tls12" => Named::Supported(TlsVersion::Tls12),
-        "tls13" => Named::Supported(TlsVersion::Tls13),
-        _ => return None,
-    })
-}
 
 /// The effective versions, highest first, or the errors.
 pub(crate) fn resolve(
@@ -49,15 +21,17 @@ pub(crate) fn resolve(
     let mut supported = Vec::new();
     let mut unsupported = Vec::new();
     for name in names {
-        match parse(name) {
-            Some(Named::Supported(v)) => {
+        // The one name parser of the workspace; what rustls cannot speak
+        // (everything deprecated) is reported, never offered.
+        match TlsVersion::from_name(name) {
+            Some(v) if rustls_version(v).is_some() => {
                 if !supported.contains(&v) {
                     supported.push(v);
                 }
             }
-            Some(Named::Unsupported(n)) => {
-                if !unsupported.contains(&n) {
-                    unsupported.push(n);
+            Some(v) => {
+                if !unsupported.contains(&v.name()) {
+                    unsupported.push(v.name());
                 }
             }
             None => errors.push(Problem::new(
@@ -102,6 +76,6 @@ pub(crate) fn rustls_version(v: TlsVersion) -> Option<&'static rustls::Supported
     match v {
         TlsVersion::Tls12 => Some(&rustls::version::TLS12),
         TlsVersion::Tls13 => Some(&rustls::version::TLS13),
-        TlsVersion::Other(_) => None,
+        _ => None,
     }
 }

@@ -9,11 +9,11 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use postern_listener::session::{Decision, Notice, Question};
 use postern_listener::{
-    CertSpec, ConnContext, ConnLimits, ConnectionHandler, Facts, Handler, ListenerConfig, Mode,
-    Server, TlsSettings,
+    CertSpec, ConnContext, ConnLimits, ConnectionFacts, ConnectionHandler, Handler, ListenerConfig,
+    Mode, Server, TlsSettings,
 };
-use postern_session::{Decision, Event};
 
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -52,14 +52,16 @@ impl Handler for Recorder {
     }
 }
 
+impl RecorderConn {
+    fn record(&self, line: String) {
+        self.log.lock().unwrap().events.push(line);
+    }
+}
+
 impl ConnectionHandler for RecorderConn {
-    async fn event(&mut self, event: Event, facts: &Facts<'_>) -> Decision {
-        let line = match &event {
-            Event::BodyChunk(c) => {
-                self.body.extend_from_slice(c);
-                None
-            }
-            Event::MessageComplete { .. } => {
+    async fn question(&mut self, question: Question, facts: &ConnectionFacts<'_>) -> Decision {
+        let line = match &question {
+            Question::MessageComplete { .. } => {
                 if !self.delay.is_zero() {
                     tokio::time::sleep(self.delay).await;
                 }
@@ -67,20 +69,25 @@ impl ConnectionHandler for RecorderConn {
                 let mut log = self.log.lock().unwrap();
                 log.bodies.push(body);
                 log.tls_seen.push(facts.tls.map(|t| t.cipher.clone()));
-                Some("MessageComplete".to_owned())
+                "MessageComplete".to_owned()
             }
-            Event::Hello { host, .. } => Some(format!(
+            Question::Hello { host, .. } => format!(
                 "Hello {host} tls={}",
                 facts
                     .tls
                     .map_or("none".to_owned(), |t| t.version.to_string())
-            )),
-            other => Some(format!("{other:?}")),
+            ),
+            other => format!("{other:?}"),
         };
-        if let Some(line) = line {
-            self.log.lock().unwrap().events.push(line);
-        }
+        self.record(line);
         Decision::Accept
+    }
+
+    async fn notice(&mut self, notice: Notice, _: &ConnectionFacts<'_>) {
+        match notice {
+            Notice::BodyChunk(c) => self.body.extend_from_slice(&c),
+            other => self.record(format!("{other:?}")),
+        }
     }
 }
 
@@ -117,24 +124,21 @@ impl Pki {
 
 /// Test limits: short timeouts so nothing hangs.
 pub fn limits() -> ConnLimits {
-    ConnLimits {
-        global: 50,
-        per_ip: 50,
-        handshake_timeout: Duration::from_secs(5),
-        command_timeout: Duration::from_secs(10),
-        data_timeout: Duration::from_secs(10),
-        write_timeout: Duration::from_secs(5),
-        shutdown_grace: Duration::from_secs(10),
-    }
+    let mut l = ConnLimits::default();
+    l.global = 50;
+    l.per_ip = 50;
+    l.handshake_timeout = Duration::from_secs(5);
+    l.command_timeout = Duration::from_secs(10);
+    l.data_timeout = Duration::from_secs(10);
+    l.write_timeout = Duration::from_secs(5);
+    l.shutdown_grace = Duration::from_secs(10);
+    l
 }
 
 pub fn listener(name: &str, mode: Mode, tls: Option<TlsSettings>) -> ListenerConfig {
     let mut config = ListenerConfig::new(name, "127.0.0.1:0".parse().unwrap(), mode)
         .with_limits(limits())
-        .with_session(postern_session::Config {
-            hostname: "mx.test".into(),
-            ..postern_session::Config::default()
-        });
+        .with_session(postern_session::Config::new("mx.test"));
     config.tls = tls;
     config
 }

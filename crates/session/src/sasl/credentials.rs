@@ -7,7 +7,9 @@ use postern_proto::Mechanism;
 /// What a client presented in a SASL exchange, for the embedder to verify.
 ///
 /// `Debug` shows everything but the secret.
+/// A [`SaslServer`](crate::SaslServer) builds it with [`Credentials::new`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Credentials {
     /// The mechanism used.
     pub mechanism: Mechanism<'static>,
@@ -18,6 +20,26 @@ pub struct Credentials {
     pub authcid: String,
     /// The password (PLAIN, LOGIN) or token.
     pub secret: Secret,
+}
+
+impl Credentials {
+    /// What a client presented: mechanism, user name and secret, with no
+    /// authorization identity.
+    pub fn new(mechanism: Mechanism<'static>, authcid: impl Into<String>, secret: Secret) -> Self {
+        Self {
+            mechanism,
+            authzid: None,
+            authcid: authcid.into(),
+            secret,
+        }
+    }
+
+    /// Sets the authorization identity; an empty one counts as absent.
+    pub fn with_authzid(mut self, authzid: impl Into<String>) -> Self {
+        let authzid = authzid.into();
+        self.authzid = (!authzid.is_empty()).then_some(authzid);
+        self
+    }
 }
 
 /// A secret octet string: not printed by `Debug`, no `Display`, zeroed when

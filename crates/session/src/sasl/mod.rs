@@ -36,6 +36,7 @@ pub trait SaslServer: Send {
 
 /// What a [`SaslServer`] wants after a client response.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum SaslStep {
     /// Send this challenge (raw; the session base64-encodes it) and wait
     /// for another response.
@@ -88,6 +89,11 @@ impl SaslMechanisms {
             .iter()
             .find(|m| m.name().as_str() == name.as_str())
             .map(|m| &**m)
+    }
+
+    /// The registered mechanisms' names, in registration order.
+    pub fn names(&self) -> Vec<Mechanism<'static>> {
+        self.mechanisms.iter().map(|m| m.name()).collect()
     }
 
     /// Whether a mechanism of that name is registered.

@@ -8,7 +8,9 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use postern_proto::{EnhancedCode, Reply, ReplyCode};
-use postern_session::{Config, ConnectionInfo, Decision, Event, Session, TlsInfo, TlsVersion};
+use postern_session::{
+    Config, ConnectionInfo, Decision, Event, Notice, Question, Session, TlsInfo, TlsVersion,
+};
 
 /// Renders bytes with `\r`, `\n`, `\t`, `\\` and `\xHH` escapes.
 pub fn escape(bytes: &[u8]) -> String {
@@ -59,38 +61,56 @@ pub fn unescape(s: &str) -> Vec<u8> {
 /// One line of text for an event.
 pub fn render(event: &Event) -> String {
     match event {
-        Event::Connect => "connect".into(),
-        Event::Hello { verb, host } => format!("{} {host}", format!("{verb:?}").to_lowercase()),
-        Event::Auth { credentials } => format!(
+        Event::Question(q) => render_question(q),
+        Event::Notice(n) => render_notice(n),
+    }
+}
+
+fn render_question(question: &Question) -> String {
+    match question {
+        Question::Connect => "connect".into(),
+        Question::Hello { verb, host, .. } => {
+            format!("{} {host}", format!("{verb:?}").to_lowercase())
+        }
+        Question::Auth { credentials } => format!(
             "auth {} authcid={} authzid={} secret={}",
             credentials.mechanism,
             credentials.authcid,
             credentials.authzid.as_deref().unwrap_or("-"),
             escape(credentials.secret.expose())
         ),
-        Event::Mail { from, params } => {
+        Question::Mail { from, params } => {
             let mut p = Vec::new();
             params.encode(&mut p);
             format!("mail {from}{}", String::from_utf8_lossy(&p))
         }
-        Event::Rcpt { to, params } => {
+        Question::Rcpt { to, params } => {
             let mut p = Vec::new();
             params.encode(&mut p);
             format!("rcpt {to}{}", String::from_utf8_lossy(&p))
         }
-        Event::DataStart { kind } => match kind {
+        Question::DataStart { kind } => match kind {
             postern_session::BodyKind::Data => "data-start data".into(),
             postern_session::BodyKind::Bdat { size, last } => {
                 format!("data-start bdat {size}{}", if *last { " last" } else { "" })
             }
+            other => format!("data-start {other:?}"),
         },
-        Event::BodyChunk(chunk) => format!("body {}", escape(chunk)),
-        Event::MessageComplete { size, recipients } => {
+        Question::MessageComplete { size, recipients } => {
             format!("message size={size} recipients={recipients}")
         }
-        Event::TransactionAborted { reason } => format!("aborted {reason:?}").to_lowercase(),
-        Event::StartTls { discarded } => format!("starttls discarded={discarded}"),
-        Event::Closed { reason } => format!("closed {reason:?}").to_lowercase(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn render_notice(notice: &Notice) -> String {
+    match notice {
+        Notice::BodyChunk(chunk) => format!("body {}", escape(chunk)),
+        Notice::TransactionAborted { reason } => format!("aborted {reason:?}").to_lowercase(),
+        Notice::StartTls { discarded } => format!("starttls discarded={discarded}"),
+        Notice::TlsEstablished => "tls-established".into(),
+        Notice::Closed { reason } => format!("closed {reason:?}").to_lowercase(),
+        other => format!("{other:?}"),
     }
 }
 
@@ -126,10 +146,9 @@ pub fn parse_decision(s: &str) -> Decision {
 }
 
 pub fn tls_info() -> TlsInfo {
-    TlsInfo {
-        sni: Some("mx.example.org".into()),
-        ..TlsInfo::new(TlsVersion::Tls13, "TLS13_AES_256_GCM_SHA384")
-    }
+    let mut info = TlsInfo::new(TlsVersion::Tls13, "TLS13_AES_256_GCM_SHA384");
+    info.sni = Some("mx.example.org".into());
+    info
 }
 
 /// Drives a session: feeds input (one receive per read, or byte by byte),

@@ -36,7 +36,7 @@ pub fn fuzz_session(data: &[u8]) -> FuzzOutcome {
     let mut outcome = FuzzOutcome::default();
     use postern_session::{
         AfterStartTls, ApiError, BareLineEndingPolicy, Config, ConnectionInfo, Decision, Event,
-        Protocol, Session, TlsInfo, TlsVersion,
+        Notice, Protocol, Question, Session, TlsInfo, TlsVersion,
     };
 
     let Some((&selector, mut program)) = data.split_first() else {
@@ -64,7 +64,7 @@ pub fn fuzz_session(data: &[u8]) -> FuzzOutcome {
         config.limits.max_pending_input = 256;
     }
     if selector & 32 != 0 {
-        config.tls.require_tls = true;
+        config.starttls.require_tls = true;
         config.require_auth = true;
     }
     let mut info = ConnectionInfo::default();
@@ -99,21 +99,22 @@ pub fn fuzz_session(data: &[u8]) -> FuzzOutcome {
                      messages: &mut usize| {
         while let Some(event) = session.poll_event() {
             match &event {
-                Event::Closed { .. } => {
+                Event::Notice(Notice::Closed { .. }) => {
                     *closed_events += 1;
                     assert!(session.is_closed(), "Closed event on an open session");
                 }
-                Event::BodyChunk(chunk) => {
+                Event::Notice(Notice::BodyChunk(chunk)) => {
                     assert!(!chunk.is_empty(), "empty body chunk");
                     *body += chunk.len() as u64;
                     assert!(*body <= max_size, "body past the size limit handed out");
                 }
-                Event::MessageComplete { size, .. } => {
+                Event::Question(Question::MessageComplete { size, .. }) => {
                     assert!(*size <= max_size, "oversized message completed");
                     *body = 0;
                     *messages += 1;
                 }
-                Event::TransactionAborted { .. } | Event::Mail { .. } => *body = 0,
+                Event::Notice(Notice::TransactionAborted { .. })
+                | Event::Question(Question::Mail { .. }) => *body = 0,
                 _ => {}
             }
             if auto && event.needs_decision() && session.pending_decision().is_some() {

@@ -29,6 +29,7 @@ const MAX_DIAGNOSTIC: usize = 800;
 
 /// What happened to one recipient, in the terms a DSN needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Diagnosis {
     /// The RFC 3463 enhanced status, `class.subject.detail` (e.g. `5.1.1`).
     pub status: String,
@@ -215,6 +216,7 @@ fn one_line(text: &str) -> String {
 
 /// The `Action` of a recipient block (RFC 3464 §2.3.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Action {
     /// Delivery failed; no further attempts.
     Failed,
@@ -240,6 +242,7 @@ impl Action {
 
 /// One recipient's block in the report.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RecipientReport {
     /// The address delivery was attempted to (`Final-Recipient`).
     pub final_recipient: String,
@@ -256,6 +259,7 @@ pub struct RecipientReport {
 
 /// Everything a report is built from.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Report<'a> {
     /// Our host name (`Reporting-MTA: dns; ...`, the `From` domain).
     pub reporting_mta: &'a str,
@@ -572,45 +576,23 @@ fn crlf_normalised(s: &[u8]) -> Vec<u8> {
     out
 }
 
-/// An RFC 5322 date-time in UTC, e.g. `Tue, 01 Dec 2026 18:40:00 +0000`.
+/// An RFC 5322 date-time in UTC, e.g. `Tue, 01 Dec 2026 18:40:00 +0000`,
+/// formatted by the `time` crate. Times past the year 9999 (only a corrupt
+/// envelope has them) are written as the last second of 9999.
 pub fn rfc5322_date(unix: u64) -> String {
-    let days = (unix / 86_400) as i64;
-    let secs = unix % 86_400;
-    let (y, mo, d) = civil_from_days(days);
-    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{}, {:02} {} {} {:02}:{:02}:{:02} +0000",
-        WEEKDAYS[(days.rem_euclid(7)) as usize],
-        d,
-        MONTHS[(mo - 1) as usize],
-        y,
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
-
-pub use crate::spool::unix_now;
-
-/// Howard Hinnant's days-to-civil algorithm: (year, month 1-12, day 1-31).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    use time::OffsetDateTime;
+    use time::format_description::well_known::Rfc2822;
+    let last = time::macros::datetime!(9999-12-31 23:59:59 UTC);
+    let at = i64::try_from(unix)
+        .ok()
+        .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+        .map_or(last, |t| t.min(last));
+    at.format(&Rfc2822).unwrap_or_default()
 }
 
 /// A report as [`parse_report`] reads it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ParsedReport {
     /// The top-level header fields, names lower-cased, values unfolded.
     pub headers: Vec<(String, String)>,
