@@ -1050,6 +1050,40 @@ mod tests {
     }
 
     #[test]
+    fn dns_section() {
+        let base = "[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:25\"\nmode = \"plain\"\n";
+        let c = Config::from_toml_str(base, "t.toml", Path::new("")).unwrap();
+        assert_eq!(c.dns, DnsSettings::default());
+        let src = format!(
+            "{base}[dns]\nservers = [\"127.0.0.1\", \"[::1]:5353\"]\ndnssec = \"validate\"\ntrust_anchor = \"root.key\"\n"
+        );
+        let c = Config::from_toml_str(&src, "t.toml", Path::new("/etc/postern")).unwrap();
+        assert_eq!(
+            c.dns.servers,
+            [
+                "127.0.0.1:53".parse::<std::net::SocketAddr>().unwrap(),
+                "[::1]:5353".parse().unwrap()
+            ]
+        );
+        assert_eq!(c.dns.dnssec, DnssecChoice::Validate);
+        assert_eq!(
+            c.dns.trust_anchor.as_deref(),
+            Some(Path::new("/etc/postern/root.key"))
+        );
+        let resolver = c.dns.resolver_config().unwrap();
+        assert_eq!(resolver.servers.len(), 2);
+        for (bad, field) in [
+            ("dnssec = \"maybe\"", "dns.dnssec"),
+            ("servers = [\"dns.example\"]", "dns.servers"),
+            ("trust_anchor = \"k\"", "dns.trust_anchor"),
+        ] {
+            let src = format!("{base}[dns]\n{bad}\n");
+            let e = Config::from_toml_str(&src, "t.toml", Path::new("")).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some(field), "{e}");
+        }
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("5d"), Some(Duration::from_secs(432000)));
         assert_eq!(parse_duration("30m"), Some(Duration::from_secs(1800)));
