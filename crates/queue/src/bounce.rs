@@ -5,7 +5,7 @@
 use std::fmt;
 use std::io;
 
-use crate::report::{self, Action, Diagnosis, RecipientReport};
+use crate::report::{self, Diagnosis, DsnAction, RecipientReport};
 use postern_proto::{Body, Notify, Ret};
 
 use crate::{Envelope, QueueId, RecipientState, Spool};
@@ -19,7 +19,7 @@ pub struct BounceRequest<'a> {
     /// Its content as queued.
     pub original: &'a [u8],
     /// What happened to the recipients.
-    pub action: Action,
+    pub action: DsnAction,
     /// The recipients (index into `envelope.recipients`) and why.
     pub entries: &'a [(usize, Diagnosis)],
     /// Unix seconds now (`Date`).
@@ -35,7 +35,7 @@ impl<'a> BounceRequest<'a> {
     pub fn new(
         envelope: &'a Envelope,
         original: &'a [u8],
-        action: Action,
+        action: DsnAction,
         entries: &'a [(usize, Diagnosis)],
         now: u64,
     ) -> Self {
@@ -156,7 +156,7 @@ impl BounceSink for SpoolBounces {
             now: request.now,
             recipients,
             original: request.original,
-            return_full: request.action == Action::Failed && env.params.ret == Some(Ret::Full),
+            return_full: request.action == DsnAction::Failed && env.params.ret == Some(Ret::Full),
             received_from_mta: env.helo.as_deref(),
             reason: request.reason.clone(),
         });
@@ -181,7 +181,7 @@ impl BounceSink for SpoolBounces {
 
 /// Whether the recipient's `NOTIFY` asks for a report with `action`
 /// (RFC 3461 §4.1: no `NOTIFY` means `FAILURE,DELAY`).
-pub fn wants_report(r: &RecipientState, action: Action) -> bool {
+pub fn wants_report(r: &RecipientState, action: DsnAction) -> bool {
     let (success, failure, delay) = match r.notify {
         None => (false, true, true),
         Some(Notify::Never) => (false, false, false),
@@ -192,9 +192,9 @@ pub fn wants_report(r: &RecipientState, action: Action) -> bool {
         }) => (success, failure, delay),
     };
     match action {
-        Action::Failed => failure,
-        Action::Delayed => delay,
-        Action::Delivered | Action::Relayed => success,
+        DsnAction::Failed => failure,
+        DsnAction::Delayed => delay,
+        DsnAction::Delivered | DsnAction::Relayed => success,
     }
 }
 
@@ -205,16 +205,16 @@ mod tests {
     #[test]
     fn notify_decides_whether_a_failure_is_reported() {
         let mut r = RecipientState::pending("a@b.example", false);
-        assert!(wants_report(&r, Action::Failed));
-        assert!(wants_report(&r, Action::Delayed));
-        assert!(!wants_report(&r, Action::Relayed));
+        assert!(wants_report(&r, DsnAction::Failed));
+        assert!(wants_report(&r, DsnAction::Delayed));
+        assert!(!wants_report(&r, DsnAction::Relayed));
         r.notify = Some(Notify::Never);
-        assert!(!wants_report(&r, Action::Failed));
+        assert!(!wants_report(&r, DsnAction::Failed));
         r.notify = Notify::from_keyword("DELAY");
-        assert!(!wants_report(&r, Action::Failed));
+        assert!(!wants_report(&r, DsnAction::Failed));
         r.notify = Notify::from_keyword("SUCCESS,FAILURE");
-        assert!(wants_report(&r, Action::Failed));
-        assert!(wants_report(&r, Action::Relayed));
-        assert!(!wants_report(&r, Action::Delayed));
+        assert!(wants_report(&r, DsnAction::Failed));
+        assert!(wants_report(&r, DsnAction::Relayed));
+        assert!(!wants_report(&r, DsnAction::Delayed));
     }
 }

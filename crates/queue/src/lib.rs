@@ -69,6 +69,7 @@ pub mod runner;
 mod seal;
 mod spool;
 mod sync;
+pub mod tlsrpt;
 pub mod trace;
 
 pub use bounce::{BounceRequest, BounceSink, SpoolBounces, wants_report};

@@ -33,7 +33,7 @@ use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use crate::bounce::{BounceRequest, BounceSink};
-use crate::report::{Action, Diagnosis};
+use crate::report::{Diagnosis, DsnAction};
 use crate::{Envelope, Hold, QueueId, RcptStatus, Spool, Syncer, sync_dir, unix_now};
 
 /// Which local mailboxes exist: asked before each local delivery, so a
@@ -385,7 +385,7 @@ impl LocalDelivery {
             return Ok(());
         }
         let original = fs::read(self.spool.body_path(id))?;
-        let request = BounceRequest::new(env, &original, Action::Failed, &failed, unix_now())
+        let request = BounceRequest::new(env, &original, DsnAction::Failed, &failed, unix_now())
             .reason("Local delivery to the mailbox failed for good.");
         if let Some(dsn) = self.bounces.bounce(&request)? {
             tracing::info!(id = %id, dsn = %dsn, recipients = failed.len(), "local delivery failed; DSN queued");

@@ -14,7 +14,7 @@ use postern_relay::{Anchors, DnssecResolver, Route, Target, TlsMode, TlsPolicy};
 use postern_rules::{Destination, Facts, RelayTlsMode, RuleSet, Stage, TrustAnchors};
 
 use crate::Shutdown;
-use crate::config::Config;
+use crate::config::MtaConfig;
 
 /// The runner the MTA uses.
 pub type MtaRunner = Runner<RulesRouter, SpoolBounces>;
@@ -29,7 +29,11 @@ pub type MtaRunner = Runner<RulesRouter, SpoolBounces>;
 /// (or its sender is dropped) and in-flight deliveries finished or were
 /// abandoned after the grace period; await the handle to know the queue is
 /// consistent.
-pub fn spawn(spool: Spool, config: Arc<Config>, shutdown: Shutdown) -> tokio::task::JoinHandle<()> {
+pub fn spawn(
+    spool: Spool,
+    config: Arc<MtaConfig>,
+    shutdown: Shutdown,
+) -> tokio::task::JoinHandle<()> {
     let mut router = RulesRouter::from_config(&config);
     let dane = dane_resolver(&config);
     router.dane = dane.is_some();
@@ -48,7 +52,7 @@ pub fn spawn(spool: Spool, config: Arc<Config>, shutdown: Shutdown) -> tokio::ta
 /// The DNSSEC-aware resolver of `[dns]`, for DANE; `None` (logged) when it
 /// cannot be set up: DANE routes then use their fallback, `dane-only`
 /// routes defer.
-pub fn dane_resolver(config: &Config) -> Option<Arc<DnssecResolver>> {
+pub fn dane_resolver(config: &MtaConfig) -> Option<Arc<DnssecResolver>> {
     match config.dns.resolver_config().and_then(DnssecResolver::new) {
         Ok(r) => Some(Arc::new(r)),
         Err(e) => {
@@ -60,7 +64,7 @@ pub fn dane_resolver(config: &Config) -> Option<Arc<DnssecResolver>> {
 
 /// Reports from our host name; senders in a local domain get theirs by
 /// local delivery.
-pub fn bounces(spool: Spool, config: &Config) -> SpoolBounces {
+pub fn bounces(spool: Spool, config: &MtaConfig) -> SpoolBounces {
     SpoolBounces::new(spool, config.hostname.clone())
         .local_domains(config.domains.iter().map(|d| d.name.clone()))
 }
@@ -68,7 +72,7 @@ pub fn bounces(spool: Spool, config: &Config) -> SpoolBounces {
 /// The runner settings `main` uses: host name and queue timing from
 /// `config` (retry delays grow by `retry_factor` from `retry_initial` up to
 /// `retry_max`; `max_age`; `scan_interval`).
-pub fn settings_from_config(config: &Config) -> RunnerSettings {
+pub fn settings_from_config(config: &MtaConfig) -> RunnerSettings {
     let mut s = RunnerSettings::new(config.hostname.clone());
     s.retry = RetryPolicy::new(
         config.queue.retry_initial,
@@ -113,7 +117,7 @@ impl RulesRouter {
 
     /// The router of `config`: its rules; relative trust-anchor files are
     /// resolved from the configuration file's directory.
-    pub fn from_config(config: &Config) -> Self {
+    pub fn from_config(config: &MtaConfig) -> Self {
         let base_dir = Path::new(&config.source)
             .parent()
             .filter(|_| config.source != crate::config::EMBEDDED)
@@ -411,7 +415,8 @@ scan_interval = "3s"
 "#
             )
         };
-        let config = Config::from_toml_str(&src("3"), "t.toml", Path::new("/etc/postern")).unwrap();
+        let config =
+            MtaConfig::from_toml_str(&src("3"), "t.toml", Path::new("/etc/postern")).unwrap();
         let s = settings_from_config(&config);
         assert_eq!(s.hostname, "mx.example.org");
         assert_eq!(s.retry.initial, Duration::from_secs(60));
@@ -420,7 +425,7 @@ scan_interval = "3s"
         assert_eq!(s.retry.max_age, Duration::from_secs(2 * 86_400));
         assert_eq!(s.scan_interval, Duration::from_secs(3));
         assert_eq!(s.retry.delay(2), Duration::from_secs(180));
-        let err = Config::from_toml_str(&src("0.5"), "t.toml", Path::new("")).unwrap_err();
+        let err = MtaConfig::from_toml_str(&src("0.5"), "t.toml", Path::new("")).unwrap_err();
         assert!(err.to_string().contains("retry_factor"), "{err}");
     }
 

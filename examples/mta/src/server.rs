@@ -22,13 +22,13 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use postern_listener::session::{Decision, EhloOffer, HelloVerb, Notice, Question};
-use postern_listener::{ConnContext, ConnectionFacts as Facts, ConnectionHandler, Handler};
+use postern_listener::{ConnContext, ConnectionHandler, ConnectionView as Facts, Handler};
 use postern_proto::{
     Domain, EnhancedCode, ForwardPath, Host, LocalPart, Mailbox, Reply, ReplyCode, ReversePath,
 };
 use postern_rules::{AuthOffer, Stage, Verdict};
 
-use crate::config::Config;
+use crate::config::MtaConfig;
 use crate::users::Users;
 use postern_queue::maildir::{DeliveryQueue, LocalDelivery};
 use postern_queue::trace::{TraceInfo, received_header};
@@ -37,7 +37,7 @@ use postern_queue::{Envelope, MessageParams, MessageWriter, QueueId, RecipientSt
 /// The MTA's listener handler, shared by every connection.
 #[derive(Debug)]
 pub struct Mta {
-    config: Arc<Config>,
+    config: Arc<MtaConfig>,
     spool: Spool,
     users: Arc<Users>,
     local: DeliveryQueue,
@@ -46,7 +46,12 @@ pub struct Mta {
 impl Mta {
     /// A handler over this configuration, spool, users and local delivery
     /// (whose batch thread starts here, see [`DeliveryQueue`]).
-    pub fn new(config: Arc<Config>, spool: Spool, users: Arc<Users>, local: LocalDelivery) -> Mta {
+    pub fn new(
+        config: Arc<MtaConfig>,
+        spool: Spool,
+        users: Arc<Users>,
+        local: LocalDelivery,
+    ) -> Mta {
         Mta {
             config,
             spool,
@@ -74,7 +79,7 @@ impl Handler for Mta {
 /// One connection's state.
 #[derive(Debug)]
 pub struct MtaConn {
-    config: Arc<Config>,
+    config: Arc<MtaConfig>,
     spool: Spool,
     users: Arc<Users>,
     local: DeliveryQueue,
@@ -134,7 +139,7 @@ fn ehlo_offer(proposal: EhloOffer, auth: AuthOffer) -> EhloOffer {
 /// `<Postmaster>` is postmaster at our first local domain.
 fn forward_address(
     to: &ForwardPath<'static>,
-    config: &Config,
+    config: &MtaConfig,
 ) -> (ForwardPath<'static>, String, String, String) {
     match to {
         ForwardPath::Postmaster => {

@@ -765,7 +765,7 @@ actions = [
         port = peer.port,
         listen = free_port(),
     );
-    let config = postern_mta::config::Config::from_toml_str(&src, "test.toml", &dir).unwrap();
+    let config = postern_mta::config::MtaConfig::from_toml_str(&src, "test.toml", &dir).unwrap();
     let spool = Spool::open(&config.queue_dir()).unwrap();
     enqueue(&spool, "alice@local.test", &[("bob@example.net", false)]);
     let (tx, rx) = tokio::sync::watch::channel(false);

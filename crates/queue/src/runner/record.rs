@@ -7,7 +7,7 @@ use super::dispatch::RouteDone;
 use super::plan::{Progress, Work, log_attempt};
 use super::{PassReport, RecipientOutcome, Router, Runner, blocking};
 use crate::bounce::{BounceRequest, BounceSink};
-use crate::report::{Action, Diagnosis};
+use crate::report::{Diagnosis, DsnAction};
 use crate::{QueueId, RcptStatus};
 
 impl<R: Router, B: BounceSink> Runner<R, B> {
@@ -192,7 +192,7 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
             )
         });
         match self
-            .queue_report(w, Action::Failed, failed.to_vec(), now, reason)
+            .queue_report(w, DsnAction::Failed, failed.to_vec(), now, reason)
             .await
         {
             Ok(dsn) => {
@@ -239,7 +239,7 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
         }
         let reason = "Your message was relayed to a server that does not support delivery status notifications; no further notifications will be sent.";
         match self
-            .queue_report(w, Action::Relayed, relayed, now, Some(reason.into()))
+            .queue_report(w, DsnAction::Relayed, relayed, now, Some(reason.into()))
             .await
         {
             Ok(Some(id)) => {
@@ -257,7 +257,7 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
     async fn queue_report(
         &self,
         w: &Work,
-        action: Action,
+        action: DsnAction,
         entries: Vec<(usize, Diagnosis)>,
         now: u64,
         reason: Option<String>,
@@ -288,7 +288,8 @@ fn apply(w: &mut Work, ri: usize, outcome: RecipientOutcome, report: &mut PassRe
             w.env.recipients[ri].status = RcptStatus::Delivered {
                 reply: diagnosis.to_string(),
             };
-            if dsn_dropped && crate::bounce::wants_report(&w.env.recipients[ri], Action::Relayed) {
+            if dsn_dropped && crate::bounce::wants_report(&w.env.recipients[ri], DsnAction::Relayed)
+            {
                 w.owed.push((
                     ri,
                     RecipientOutcome::Delivered {
