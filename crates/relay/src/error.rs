@@ -19,6 +19,10 @@ use postern_proto::{EhloError, EnhancedCode, Reply, ReplyError};
 
 use postern_proto::TlsVersion;
 
+mod dane;
+
+pub use dane::DaneRefusal;
+
 /// The step of the SMTP dialogue an error happened in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -210,6 +214,9 @@ pub enum RelayError {
     /// Invalid local configuration (a bad server name, anchors...).
     #[error("configuration error: {0}")]
     Config(String),
+    /// DANE deferred the delivery with nothing sent (RFC 7672).
+    #[error("DANE: {0}")]
+    Dane(DaneRefusal),
 }
 
 /// Builds a status code known valid when the constant is evaluated, at
@@ -296,6 +303,9 @@ impl RelayError {
             RelayError::NullMx(_) => NULL_MX,
             RelayError::Resolve(_) => ROUTING_SERVER_FAILURE,
             RelayError::Config(_) => SYSTEM_NOT_CAPABLE,
+            RelayError::Dane(DaneRefusal::NotAuthenticated { .. })
+            | RelayError::Dane(DaneRefusal::NoResolver) => CRYPTOGRAPHIC_FAILURE,
+            RelayError::Dane(_) => ROUTING_SERVER_FAILURE,
         }
     }
 

@@ -38,9 +38,10 @@
 //! let alice = || ReversePath::Mailbox(mailbox("alice@localhost"));
 //! let plan = config.route_for(ForwardPath::Mailbox(mailbox("carol@example.com")), alice());
 //! assert_eq!(plan.tls, RelayTlsMode::Implicit);
-//! // Elsewhere: MX routing with opportunistic STARTTLS (the guide's "Use StartTLS").
+//! // Elsewhere: MX routing with DANE where the domain is DNSSEC-signed,
+//! // else opportunistic STARTTLS (the guide's "Use StartTLS").
 //! let plan = config.route_for(ForwardPath::Mailbox(mailbox("dave@example.org")), alice());
-//! assert_eq!(plan.tls, RelayTlsMode::Opportunistic);
+//! assert_eq!(plan.tls, RelayTlsMode::Dane);
 //! ```
 //!
 //! The outbound runner (`outbound.rs`, `dsn.rs`) is started by `main` as

@@ -10,7 +10,7 @@ use postern_proto::{AddressLiteral, ForwardPath, Host, Mailbox, ReversePath, Tls
 use postern_queue::report::Diagnosis;
 use postern_queue::runner::{Router, Runner, RunnerSettings};
 use postern_queue::{Envelope, RecipientState, RetryPolicy, SpoolBounces, Store};
-use postern_relay::{Anchors, Route, Target, TlsMode, TlsPolicy};
+use postern_relay::{Anchors, DnssecResolver, Route, Target, TlsMode, TlsPolicy};
 use postern_rules::{Destination, Facts, RelayTlsMode, RuleSet, Stage, TrustAnchors};
 
 use crate::Shutdown;
@@ -34,13 +34,32 @@ pub fn spawn(
     config: Arc<MtaConfig>,
     shutdown: Shutdown,
 ) -> tokio::task::JoinHandle<()> {
-    let runner = Runner::new(
+    let mut router = RulesRouter::from_config(&config);
+    let dane = dane_resolver(&config);
+    router.dane = dane.is_some();
+    let mut runner = Runner::new(
         spool.clone(),
         settings_from_config(&config),
-        RulesRouter::from_config(&config),
+        router,
         bounces(spool, &config),
     );
+    if let Some(resolver) = dane {
+        runner = runner.with_dane_resolver(resolver);
+    }
     tokio::spawn(runner.run(shutdown))
+}
+
+/// The DNSSEC-aware resolver of `[dns]`, for DANE; `None` (logged) when it
+/// cannot be set up: DANE routes then use their fallback, `dane-only`
+/// routes defer.
+pub fn dane_resolver(config: &MtaConfig) -> Option<Arc<DnssecResolver>> {
+    match config.dns.resolver_config().and_then(DnssecResolver::new) {
+        Ok(r) => Some(Arc::new(r)),
+        Err(e) => {
+            tracing::error!(error = %e, "outbound: no DNSSEC-aware resolver; DANE is off");
+            None
+        }
+    }
 }
 
 /// Reports from our host name; senders in a local domain get theirs by
@@ -77,6 +96,11 @@ pub struct RulesRouter {
     /// Where relative trust-anchor file names (`relay_trust_anchors`) are
     /// resolved from: the configuration file's directory.
     pub base_dir: PathBuf,
+    /// DANE takes precedence (issue 13): with a DNSSEC-aware resolver,
+    /// MX routes whose rules say `none`, `opportunistic` or `required` get
+    /// DANE where the destination is signed, and that mode elsewhere
+    /// ([`TlsMode::under_dane`]). Off in [`RulesRouter::new`].
+    pub dane: bool,
 }
 
 impl RulesRouter {
@@ -87,6 +111,7 @@ impl RulesRouter {
             rules,
             mx_port: 25,
             base_dir: PathBuf::from("."),
+            dane: false,
         }
     }
 
@@ -145,6 +170,8 @@ impl Router for RulesRouter {
             RelayTlsMode::Implicit => TlsMode::Implicit {
                 anchors: Some(anchors()?),
             },
+            RelayTlsMode::Dane => TlsMode::dane(),
+            RelayTlsMode::DaneOnly => TlsMode::DaneOnly,
             other => {
                 return Err(Diagnosis::local(
                     "4.3.5",
@@ -152,6 +179,11 @@ impl Router for RulesRouter {
                     None,
                 ));
             }
+        };
+        let mode = if self.dane && matches!(target, Target::Mx { .. }) {
+            mode.under_dane()
+        } else {
+            mode
         };
         // The versions as asked, including ones rustls cannot speak: the
         // relay reports those and refuses an empty set (never widens it).

@@ -58,7 +58,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use postern_proto::Host;
 use postern_relay::{
-    BoxFuture, HickoryResolver, MxRecord, Relay, ResolveError, Resolver, SessionConfig, Timeouts,
+    BoxFuture, DaneResolver, HickoryResolver, MxRecord, Relay, ResolveError, Resolver,
+    SessionConfig, Timeouts,
 };
 use rustls::crypto::CryptoProvider;
 use tokio::sync::watch;
@@ -162,6 +163,8 @@ pub struct Runner<R, B> {
     bounces: Arc<B>,
     provider: Arc<CryptoProvider>,
     resolver: Arc<dyn Resolver>,
+    /// The DNSSEC-aware resolver DANE routes need (RFC 7672), if any.
+    dane: Option<Arc<dyn DaneResolver>>,
     clock: Clock,
     /// When each queued message is next due, as last read or written by
     /// this runner (`u64::MAX`: nothing for the runner to do), so a scan
@@ -181,6 +184,7 @@ impl<R, B> Clone for Runner<R, B> {
             bounces: self.bounces.clone(),
             provider: self.provider.clone(),
             resolver: self.resolver.clone(),
+            dane: self.dane.clone(),
             clock: self.clock.clone(),
             due: self.due.clone(),
         }
@@ -234,6 +238,7 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
             bounces: Arc::new(bounces),
             provider: Arc::new(rustls::crypto::ring::default_provider()),
             resolver,
+            dane: None,
             clock: system_clock(),
             due: Arc::default(),
         }
@@ -243,6 +248,16 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
     #[must_use]
     pub fn with_resolver(mut self, resolver: Arc<dyn Resolver>) -> Self {
         self.resolver = resolver;
+        self
+    }
+
+    /// Uses `resolver`, which reports DNSSEC status, for every lookup, so
+    /// routes in the relay's DANE modes get DANE (RFC 7672). Without one,
+    /// `dane` routes use their fallback and `dane-only` routes defer.
+    #[must_use]
+    pub fn with_dane_resolver(mut self, resolver: Arc<dyn DaneResolver>) -> Self {
+        self.resolver = resolver.clone();
+        self.dane = Some(resolver);
         self
     }
 
@@ -411,7 +426,11 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
             });
         let mut session = SessionConfig::new(helo);
         session.timeouts = self.settings.timeouts;
-        Relay::new(session, self.provider.clone(), self.resolver.clone())
+        let relay = Relay::new(session, self.provider.clone(), self.resolver.clone());
+        match &self.dane {
+            Some(dane) => relay.with_dane_resolver(dane.clone()),
+            None => relay,
+        }
     }
 }
 

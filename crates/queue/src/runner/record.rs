@@ -30,7 +30,11 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
                 } else {
                     "not-verified"
                 };
-                format!("{} {} {verified}", t.version, t.cipher)
+                // Under DANE the record that authenticated the server.
+                match &t.dane {
+                    Some(m) => format!("{} {} dane {m}", t.version, t.cipher),
+                    None => format!("{} {} {verified}", t.version, t.cipher),
+                }
             });
             // Without a server (no session could be set up), name the
             // route: the smart host, or the MX domain.

@@ -143,3 +143,27 @@ fn dns_failures() {
 fn configuration_errors_delay_rather_than_bounce() {
     assert_eq!(status(&RelayError::Config("bad anchors".into())), "4.3.5");
 }
+
+#[test]
+fn dane_refusals_are_transient() {
+    use super::DaneRefusal;
+    use crate::dnssec::DnssecStatus;
+    use crate::resolve::ResolveError;
+    let lookup = RelayError::Dane(DaneRefusal::TlsaLookup {
+        name: "_25._tcp.mx.example".into(),
+        error: ResolveError::Transient("SERVFAIL".into()),
+    });
+    assert_eq!(status(&lookup), "4.4.3");
+    let bogus = RelayError::Dane(DaneRefusal::Dnssec {
+        name: "example".into(),
+        what: "MX",
+        status: DnssecStatus::Bogus,
+    });
+    assert_eq!(status(&bogus), "4.4.3");
+    let only = RelayError::Dane(DaneRefusal::NotAuthenticated {
+        host: "mx.example".into(),
+        reason: "no TLSA records",
+    });
+    assert_eq!(status(&only), "4.7.5");
+    assert_eq!(status(&RelayError::Dane(DaneRefusal::NoResolver)), "4.7.5");
+}
