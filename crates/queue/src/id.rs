@@ -80,7 +80,7 @@ mod tests {
         let micros = 0x0000_05e3_b1a2_c3d4_u64;
         assert_eq!(id.arrival(), UNIX_EPOCH + Duration::from_micros(micros));
         let spool_dir = std::env::temp_dir().join(format!("postern-id-{}", std::process::id()));
-        let spool = crate::Spool::open(&spool_dir).expect("spool");
+        let spool = crate::LogStore::open(&spool_dir).expect("store");
         let before = SystemTime::now() - Duration::from_secs(1);
         let fresh = spool.new_id();
         assert!(fresh.arrival() >= before && fresh.arrival() <= SystemTime::now());

@@ -217,7 +217,7 @@ fn one_line(text: &str) -> String {
 /// The `Action` of a recipient block (RFC 3464 §2.3.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Action {
+pub enum DsnAction {
     /// Delivery failed; no further attempts.
     Failed,
     /// Not delivered yet; still trying.
@@ -228,14 +228,14 @@ pub enum Action {
     Relayed,
 }
 
-impl Action {
+impl DsnAction {
     /// The field value.
     pub fn as_str(self) -> &'static str {
         match self {
-            Action::Failed => "failed",
-            Action::Delayed => "delayed",
-            Action::Delivered => "delivered",
-            Action::Relayed => "relayed",
+            DsnAction::Failed => "failed",
+            DsnAction::Delayed => "delayed",
+            DsnAction::Delivered => "delivered",
+            DsnAction::Relayed => "relayed",
         }
     }
 }
@@ -250,7 +250,7 @@ pub struct RecipientReport {
     /// (`Original-Recipient`).
     pub original_recipient: Option<String>,
     /// What happened.
-    pub action: Action,
+    pub action: DsnAction,
     /// Why.
     pub diagnosis: Diagnosis,
     /// Unix seconds of the last attempt (`Last-Attempt-Date`).
@@ -357,7 +357,10 @@ pub fn render(report: &Report<'_>) -> Vec<u8> {
         &mut m,
         &format!("To: <{}>", one_line(report.original_sender)),
     );
-    let failed = report.recipients.iter().all(|r| r.action == Action::Failed);
+    let failed = report
+        .recipients
+        .iter()
+        .all(|r| r.action == DsnAction::Failed);
     push(
         &mut m,
         if failed {
@@ -855,7 +858,7 @@ mod tests {
         RecipientReport {
             final_recipient: addr.into(),
             original_recipient: None,
-            action: Action::Failed,
+            action: DsnAction::Failed,
             diagnosis: Diagnosis::parse(stored, "5.0.0"),
             last_attempt: Some(1_764_614_490),
         }
@@ -992,7 +995,7 @@ mod tests {
             vec![RecipientReport {
                 final_recipient: "bob@example.net\r\nBcc: evil@example.com".into(),
                 original_recipient: None,
-                action: Action::Failed,
+                action: DsnAction::Failed,
                 diagnosis: d,
                 last_attempt: None,
             }],
@@ -1085,7 +1088,7 @@ mod tests {
                 recipients: vec![RecipientReport {
                     final_recipient: addr.clone(),
                     original_recipient: Some(stored.clone()),
-                    action: Action::Failed,
+                    action: DsnAction::Failed,
                     diagnosis: d,
                     last_attempt: Some(g.next() % 4_000_000_000),
                 }],

@@ -11,7 +11,7 @@
 //! ```
 //!
 //! The outbound router ([`crate::outbound::RulesRouter`]) evaluates
-//! [`Config::rules`] per relayed recipient; [`Config::route_for`] shows the
+//! [`MtaConfig::rules`] per relayed recipient; [`MtaConfig::route_for`] shows the
 //! resulting [`RelayPlan`] (what `postern-mta explain` prints).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -84,6 +84,8 @@ struct FileConfig {
     #[serde(default)]
     limits: LimitsFile,
     #[serde(default)]
+    dns: DnsFile,
+    #[serde(default)]
     rule: Vec<Spanned<RuleConfig>>,
     metrics: Option<MetricsFile>,
 }
@@ -92,6 +94,14 @@ struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct MetricsFile {
     address: SocketAddr,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DnsFile {
+    servers: Option<Vec<String>>,
+    dnssec: Option<String>,
+    trust_anchor: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -225,7 +235,7 @@ pub struct LocalDomain {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CertSource {
     /// Generated (rcgen) into `DATA_DIR/tls/` on first start, for
-    /// [`Config::hostname`] and `localhost`.
+    /// [`MtaConfig::hostname`] and `localhost`.
     SelfSigned,
     /// PEM files: chain (end-entity first) and private key.
     Files {
@@ -301,6 +311,63 @@ impl Default for QueueSettings {
     }
 }
 
+/// How DNSSEC status is established for DANE (`[dns] dnssec`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum DnssecChoice {
+    /// Trust the AD bit of a validating resolver on a loopback address
+    /// (`"resolver"`, the default).
+    #[default]
+    Resolver,
+    /// Validate in-process from `trust_anchor` (`"validate"`).
+    Validate,
+}
+
+/// DNS for outbound mail (`[dns]`): the servers and DNSSEC for DANE.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct DnsSettings {
+    /// The servers (`"127.0.0.1:53"`, `"::1"`); empty: the `nameserver`
+    /// lines of /etc/resolv.conf when the queue starts.
+    pub servers: Vec<std::net::SocketAddr>,
+    /// How DNSSEC status is established.
+    pub dnssec: DnssecChoice,
+    /// The DNSKEY trust anchor file for `validate` (resolved against the
+    /// configuration's directory); `None`: the root zone's keys.
+    pub trust_anchor: Option<PathBuf>,
+}
+
+impl DnsSettings {
+    /// The relay's resolver settings: these servers, or those of
+    /// /etc/resolv.conf when none is set.
+    pub fn resolver_config(
+        &self,
+    ) -> Result<postern_relay::DnssecConfig, postern_relay::RelayError> {
+        let config = if self.servers.is_empty() {
+            postern_relay::DnssecConfig::from_system_conf()?
+        } else {
+            postern_relay::DnssecConfig::new(self.servers.iter().copied())
+        };
+        Ok(match self.dnssec {
+            DnssecChoice::Resolver => config,
+            DnssecChoice::Validate => config.with_mode(postern_relay::DnssecMode::Validate {
+                trust_anchor: self.trust_anchor.clone(),
+            }),
+        })
+    }
+}
+
+/// `ADDR:PORT`, `[V6]:PORT` or a bare address (port 53).
+fn dns_server(text: &str) -> Option<std::net::SocketAddr> {
+    text.parse().ok().or_else(|| {
+        text.trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .map(|ip| std::net::SocketAddr::new(ip, 53))
+    })
+}
+
 /// Per-message limits, and the per-connection timeouts (`[limits]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MessageLimits {
@@ -334,7 +401,7 @@ impl Default for MessageLimits {
 
 /// The loaded, validated configuration.
 #[derive(Debug)]
-pub struct Config {
+pub struct MtaConfig {
     /// Where it came from (file path or `<embedded default>`).
     pub source: String,
     /// Our host name: greeting, EHLO reply, Received header, outbound EHLO.
@@ -353,16 +420,18 @@ pub struct Config {
     pub limits: MessageLimits,
     /// Where `GET /metrics` is served (`[metrics] address`); `None`: off.
     pub metrics: Option<SocketAddr>,
+    /// DNS and DNSSEC for outbound mail.
+    pub dns: DnsSettings,
     rules: Arc<RuleSet>,
 }
 
 /// Name used for the embedded default in messages.
 pub const EMBEDDED: &str = "<embedded default>";
 
-impl Config {
+impl MtaConfig {
     /// Loads a configuration file. Relative paths in it are relative to the
     /// file's directory.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    pub fn load(path: &Path) -> Result<MtaConfig, ConfigError> {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: name.clone(),
@@ -376,19 +445,19 @@ impl Config {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
-        Config::from_toml_str(&text, &name, &base)
+        MtaConfig::from_toml_str(&text, &name, &base)
     }
 
     /// The embedded default ([`crate::defaults::DEFAULT_CONFIG`]); relative
     /// paths are relative to the working directory. It is tested, so an
     /// error means a broken build; the caller (`main`) decides what to do.
-    pub fn embedded() -> Result<Config, ConfigError> {
-        Config::from_toml_str(crate::defaults::DEFAULT_CONFIG, EMBEDDED, Path::new(""))
+    pub fn embedded() -> Result<MtaConfig, ConfigError> {
+        MtaConfig::from_toml_str(crate::defaults::DEFAULT_CONFIG, EMBEDDED, Path::new(""))
     }
 
     /// Parses configuration text. `file` names it in errors; `base` is the
     /// directory relative paths are resolved against.
-    pub fn from_toml_str(src: &str, file: &str, base: &Path) -> Result<Config, ConfigError> {
+    pub fn from_toml_str(src: &str, file: &str, base: &Path) -> Result<MtaConfig, ConfigError> {
         // Spans of the text, for errors found after deserialising.
         let toml = TomlSource::parse(src);
         let err = |span: Option<std::ops::Range<usize>>,
@@ -694,6 +763,40 @@ impl Config {
             }
         }
 
+        // DNS.
+        let dns_err =
+            |field: &str, message: String| err(None, None, Some(format!("dns.{field}")), message);
+        let mut servers = Vec::new();
+        for text in parsed.dns.servers.iter().flatten() {
+            servers.push(dns_server(text).ok_or_else(|| {
+                dns_err(
+                    "servers",
+                    format!("{text:?} is not ADDRESS, ADDRESS:PORT or [IPv6]:PORT"),
+                )
+            })?);
+        }
+        let dnssec = match parsed.dns.dnssec.as_deref() {
+            None | Some("resolver") => DnssecChoice::Resolver,
+            Some("validate") => DnssecChoice::Validate,
+            Some(other) => {
+                return Err(dns_err(
+                    "dnssec",
+                    format!("{other:?}: expected \"resolver\" or \"validate\""),
+                ));
+            }
+        };
+        if parsed.dns.trust_anchor.is_some() && dnssec != DnssecChoice::Validate {
+            return Err(dns_err(
+                "trust_anchor",
+                "a trust anchor is used only with dnssec = \"validate\"".into(),
+            ));
+        }
+        let dns = DnsSettings {
+            servers,
+            dnssec,
+            trust_anchor: parsed.dns.trust_anchor.as_deref().map(resolve),
+        };
+
         // Rules: compiled as one set; errors point at the rule's table.
         let spans: Vec<std::ops::Range<usize>> = parsed.rule.iter().map(Spanned::span).collect();
         let rule_set =
@@ -710,7 +813,7 @@ impl Config {
             err(span, item, field, e.kind.to_string())
         })?;
 
-        Ok(Config {
+        Ok(MtaConfig {
             source: file.to_owned(),
             hostname,
             data_dir,
@@ -720,6 +823,7 @@ impl Config {
             queue,
             limits,
             metrics: parsed.metrics.map(|m| m.address),
+            dns,
             rules: Arc::new(rules),
         })
     }
@@ -734,7 +838,7 @@ impl Config {
         &self.rules
     }
 
-    /// The queue directory, `DATA_DIR/queue` (what [`postern_queue::Spool::open`] takes).
+    /// The queue directory, `DATA_DIR/queue` (what [`postern_queue::LogStore::open`] takes).
     pub fn queue_dir(&self) -> PathBuf {
         self.data_dir.join("queue")
     }
@@ -825,7 +929,7 @@ mod tests {
 
     #[test]
     fn embedded_default_loads() {
-        let c = Config::from_toml_str(crate::defaults::DEFAULT_CONFIG, EMBEDDED, Path::new(""))
+        let c = MtaConfig::from_toml_str(crate::defaults::DEFAULT_CONFIG, EMBEDDED, Path::new(""))
             .unwrap();
         assert_eq!(c.listeners.len(), 3);
         assert!(c.is_local_domain("LOCALHOST"));
@@ -835,7 +939,7 @@ mod tests {
     #[test]
     fn unknown_key_names_file_line_and_field() {
         let src = "[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:25\"\nmode = \"plain\"\nbogus = 1\n";
-        let e = Config::from_toml_str(src, "x.toml", Path::new("")).unwrap_err();
+        let e = MtaConfig::from_toml_str(src, "x.toml", Path::new("")).unwrap_err();
         assert_eq!(e.file, "x.toml");
         assert_eq!(e.line, Some(5), "{e}");
         assert!(e.to_string().contains("listener[0] \"mta\""), "{e}");
@@ -845,7 +949,7 @@ mod tests {
     #[test]
     fn rule_error_names_rule_and_field() {
         let src = "[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:25\"\nmode = \"plain\"\n\n[[rule]]\nname = \"ok\"\nactions = [{ plain_auth = \"off\" }]\n\n[[rule]]\nname = \"bad\"\nconditions = [{ helo = { regex = \"(\" } }]\nactions = [{ stop = true }]\n";
-        let e = Config::from_toml_str(src, "r.toml", Path::new("")).unwrap_err();
+        let e = MtaConfig::from_toml_str(src, "r.toml", Path::new("")).unwrap_err();
         assert_eq!(e.line, Some(12), "{e}");
         assert_eq!(e.item.as_deref(), Some("rule #2 \"bad\""), "{e}");
         assert!(
@@ -854,7 +958,7 @@ mod tests {
         );
 
         let src2 = "[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:25\"\nmode = \"plain\"\n\n[[rule]]\nname = \"bad\"\nconditions = [{ recipient_domian = { is = \"x\" } }]\nactions = [{ stop = true }]\n";
-        let e = Config::from_toml_str(src2, "r.toml", Path::new("")).unwrap_err();
+        let e = MtaConfig::from_toml_str(src2, "r.toml", Path::new("")).unwrap_err();
         assert_eq!(e.item.as_deref(), Some("rule #1 \"bad\""), "{e}");
         assert!(e.to_string().contains("recipient_domian"), "{e}");
     }
@@ -862,7 +966,7 @@ mod tests {
     #[test]
     fn unknown_tls_policy_is_named() {
         let src = "[[listener]]\nname = \"sub\"\naddress = \"127.0.0.1:587\"\nmode = \"starttls\"\ntls = \"strict\"\n";
-        let e = Config::from_toml_str(src, "t.toml", Path::new("")).unwrap_err();
+        let e = MtaConfig::from_toml_str(src, "t.toml", Path::new("")).unwrap_err();
         assert_eq!(e.line, Some(1));
         assert!(e.to_string().contains("no [tls.strict] table"), "{e}");
     }
@@ -873,7 +977,7 @@ mod tests {
             let src = format!(
                 "[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:25\"\nmode = \"plain\"\n{field} = 0\n"
             );
-            let e = Config::from_toml_str(&src, "z.toml", Path::new("")).unwrap_err();
+            let e = MtaConfig::from_toml_str(&src, "z.toml", Path::new("")).unwrap_err();
             assert_eq!(e.field.as_deref(), Some(field), "{e}");
             assert!(e.to_string().contains("listener[0] \"mta\""), "{e}");
         }
@@ -882,20 +986,54 @@ mod tests {
     #[test]
     fn connection_timeouts_from_limits() {
         let base = "[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:25\"\nmode = \"plain\"\n";
-        let c = Config::from_toml_str(base, "t.toml", Path::new("")).unwrap();
+        let c = MtaConfig::from_toml_str(base, "t.toml", Path::new("")).unwrap();
         assert_eq!(c.limits.command_timeout, Duration::from_secs(300));
         assert_eq!(c.limits.data_timeout, Duration::from_secs(180));
         assert_eq!(c.limits.handshake_timeout, Duration::from_secs(10));
         let src = format!(
             "{base}[limits]\ncommand_timeout = \"2s\"\ndata_timeout = \"1500ms\"\nhandshake_timeout = 3\n"
         );
-        let c = Config::from_toml_str(&src, "t.toml", Path::new("")).unwrap();
+        let c = MtaConfig::from_toml_str(&src, "t.toml", Path::new("")).unwrap();
         assert_eq!(c.limits.command_timeout, Duration::from_secs(2));
         assert_eq!(c.limits.data_timeout, Duration::from_millis(1500));
         assert_eq!(c.limits.handshake_timeout, Duration::from_secs(3));
         let src = format!("{base}[limits]\ndata_timeout = 0\n");
-        let e = Config::from_toml_str(&src, "t.toml", Path::new("")).unwrap_err();
+        let e = MtaConfig::from_toml_str(&src, "t.toml", Path::new("")).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("limits.data_timeout"), "{e}");
+    }
+
+    #[test]
+    fn dns_section() {
+        let base = "[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:25\"\nmode = \"plain\"\n";
+        let c = MtaConfig::from_toml_str(base, "t.toml", Path::new("")).unwrap();
+        assert_eq!(c.dns, DnsSettings::default());
+        let src = format!(
+            "{base}[dns]\nservers = [\"127.0.0.1\", \"[::1]:5353\"]\ndnssec = \"validate\"\ntrust_anchor = \"root.key\"\n"
+        );
+        let c = MtaConfig::from_toml_str(&src, "t.toml", Path::new("/etc/postern")).unwrap();
+        assert_eq!(
+            c.dns.servers,
+            [
+                "127.0.0.1:53".parse::<std::net::SocketAddr>().unwrap(),
+                "[::1]:5353".parse().unwrap()
+            ]
+        );
+        assert_eq!(c.dns.dnssec, DnssecChoice::Validate);
+        assert_eq!(
+            c.dns.trust_anchor.as_deref(),
+            Some(Path::new("/etc/postern/root.key"))
+        );
+        let resolver = c.dns.resolver_config().unwrap();
+        assert_eq!(resolver.servers.len(), 2);
+        for (bad, field) in [
+            ("dnssec = \"maybe\"", "dns.dnssec"),
+            ("servers = [\"dns.example\"]", "dns.servers"),
+            ("trust_anchor = \"k\"", "dns.trust_anchor"),
+        ] {
+            let src = format!("{base}[dns]\n{bad}\n");
+            let e = MtaConfig::from_toml_str(&src, "t.toml", Path::new("")).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some(field), "{e}");
+        }
     }
 
     #[test]
@@ -910,13 +1048,13 @@ mod tests {
     #[test]
     fn metrics_address_is_optional_and_checked() {
         let base = "[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:25\"\nmode = \"plain\"\n";
-        let off = Config::from_toml_str(base, "t.toml", Path::new("")).unwrap();
+        let off = MtaConfig::from_toml_str(base, "t.toml", Path::new("")).unwrap();
         assert_eq!(off.metrics, None);
         let on = format!("{base}[metrics]\naddress = \"127.0.0.1:9125\"\n");
-        let c = Config::from_toml_str(&on, "t.toml", Path::new("")).unwrap();
+        let c = MtaConfig::from_toml_str(&on, "t.toml", Path::new("")).unwrap();
         assert_eq!(c.metrics, Some("127.0.0.1:9125".parse().unwrap()));
         let bad = format!("{base}[metrics]\naddress = \"localhost\"\n");
-        let e = Config::from_toml_str(&bad, "t.toml", Path::new("")).unwrap_err();
+        let e = MtaConfig::from_toml_str(&bad, "t.toml", Path::new("")).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("metrics.address"), "{e}");
         assert_eq!(e.line, Some(6), "{e}");
     }

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use postern_listener::observe::{Answer, Closed, HandshakeFailure, Observer, Throttle};
 use postern_listener::scrape::serve_document;
 use postern_queue::runner::{DeliveryObserver, RecipientAttempt};
-use postern_queue::{QueueId, Spool};
+use postern_queue::{QueueId, Store};
 use postern_relay::{Route, TlsMode};
 use prometheus_client::encoding::prometheus_text::{CONTENT_TYPE, encode};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
@@ -66,8 +66,8 @@ series! {
 
 impl Metrics {
     /// Every series in the Prometheus text format, the queue read now.
-    pub fn render(&self, spool: &Spool) -> String {
-        if let Ok(ids) = spool.list_all() {
+    pub fn render(&self, store: &dyn Store) -> String {
+        if let Ok(ids) = store.list_all() {
             self.queue_messages
                 .set(ids.len().try_into().unwrap_or(i64::MAX));
             // Ids sort by arrival: the smallest is the oldest message.
@@ -165,9 +165,14 @@ const PATH: &str = "/metrics";
 
 /// Serves `GET /metrics` on `socket` (bound by the caller, so a taken
 /// address fails the start) from a new task, until `shutdown`.
-pub fn spawn(socket: StdListener, metrics: Arc<Metrics>, spool: &Spool, shutdown: &Shutdown) {
-    let (spool, shutdown) = (spool.clone(), shutdown.clone());
-    let render = move || metrics.render(&spool);
+pub fn spawn(
+    socket: StdListener,
+    metrics: Arc<Metrics>,
+    store: &Arc<dyn Store>,
+    shutdown: &Shutdown,
+) {
+    let (store, shutdown) = (store.clone(), shutdown.clone());
+    let render = move || metrics.render(store.as_ref());
     let nonblocking = socket.set_nonblocking(true);
     let l = match nonblocking.and_then(|()| TcpListener::from_std(socket)) {
         Ok(l) => l,

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use postern_proto::{AddressLiteral, ForwardPath, Host, Mailbox, ReversePath, TlsVersion};
 use postern_queue::report::Diagnosis;
 use postern_queue::runner::{DeliveryObserver, Router, Runner, RunnerSettings};
-use postern_queue::{Envelope, RecipientState, RetryPolicy, Spool, SpoolBounces};
-use postern_relay::{Anchors, Route, Target, TlsMode, TlsPolicy};
+use postern_queue::{Envelope, RecipientState, RetryPolicy, SpoolBounces, Store};
+use postern_relay::{Anchors, DnssecResolver, Route, Target, TlsMode, TlsPolicy};
 use postern_rules::{Destination, Facts, RelayTlsMode, RuleSet, Stage, TrustAnchors};
 
 use crate::Shutdown;
-use crate::config::Config;
+use crate::config::MtaConfig;
 
 /// The runner the MTA uses.
 pub type MtaRunner = Runner<RulesRouter, SpoolBounces>;
@@ -30,26 +30,45 @@ pub type MtaRunner = Runner<RulesRouter, SpoolBounces>;
 /// abandoned after the grace period; await the handle to know the queue is
 /// consistent.
 pub fn spawn(
-    spool: Spool,
-    config: Arc<Config>,
+    spool: Arc<dyn Store>,
+    config: Arc<MtaConfig>,
     shutdown: Shutdown,
     observer: Option<Arc<dyn DeliveryObserver>>,
 ) -> tokio::task::JoinHandle<()> {
+    let mut router = RulesRouter::from_config(&config);
+    let dane = dane_resolver(&config);
+    router.dane = dane.is_some();
     let mut runner = Runner::new(
         spool.clone(),
         settings_from_config(&config),
-        RulesRouter::from_config(&config),
+        router,
         bounces(spool, &config),
     );
+    if let Some(resolver) = dane {
+        runner = runner.with_dane_resolver(resolver);
+    }
     if let Some(o) = observer {
         runner = runner.with_observer(o);
     }
     tokio::spawn(runner.run(shutdown))
 }
 
+/// The DNSSEC-aware resolver of `[dns]`, for DANE; `None` (logged) when it
+/// cannot be set up: DANE routes then use their fallback, `dane-only`
+/// routes defer.
+pub fn dane_resolver(config: &MtaConfig) -> Option<Arc<DnssecResolver>> {
+    match config.dns.resolver_config().and_then(DnssecResolver::new) {
+        Ok(r) => Some(Arc::new(r)),
+        Err(e) => {
+            tracing::error!(error = %e, "outbound: no DNSSEC-aware resolver; DANE is off");
+            None
+        }
+    }
+}
+
 /// Reports from our host name; senders in a local domain get theirs by
 /// local delivery.
-pub fn bounces(spool: Spool, config: &Config) -> SpoolBounces {
+pub fn bounces(spool: Arc<dyn Store>, config: &MtaConfig) -> SpoolBounces {
     SpoolBounces::new(spool, config.hostname.clone())
         .local_domains(config.domains.iter().map(|d| d.name.clone()))
 }
@@ -57,7 +76,7 @@ pub fn bounces(spool: Spool, config: &Config) -> SpoolBounces {
 /// The runner settings `main` uses: host name and queue timing from
 /// `config` (retry delays grow by `retry_factor` from `retry_initial` up to
 /// `retry_max`; `max_age`; `scan_interval`).
-pub fn settings_from_config(config: &Config) -> RunnerSettings {
+pub fn settings_from_config(config: &MtaConfig) -> RunnerSettings {
     let mut s = RunnerSettings::new(config.hostname.clone());
     s.retry = RetryPolicy::new(
         config.queue.retry_initial,
@@ -81,6 +100,11 @@ pub struct RulesRouter {
     /// Where relative trust-anchor file names (`relay_trust_anchors`) are
     /// resolved from: the configuration file's directory.
     pub base_dir: PathBuf,
+    /// DANE takes precedence (issue 13): with a DNSSEC-aware resolver,
+    /// MX routes whose rules say `none`, `opportunistic` or `required` get
+    /// DANE where the destination is signed, and that mode elsewhere
+    /// ([`TlsMode::under_dane`]). Off in [`RulesRouter::new`].
+    pub dane: bool,
 }
 
 impl RulesRouter {
@@ -91,12 +115,13 @@ impl RulesRouter {
             rules,
             mx_port: 25,
             base_dir: PathBuf::from("."),
+            dane: false,
         }
     }
 
     /// The router of `config`: its rules; relative trust-anchor files are
     /// resolved from the configuration file's directory.
-    pub fn from_config(config: &Config) -> Self {
+    pub fn from_config(config: &MtaConfig) -> Self {
         let base_dir = Path::new(&config.source)
             .parent()
             .filter(|_| config.source != crate::config::EMBEDDED)
@@ -149,6 +174,8 @@ impl Router for RulesRouter {
             RelayTlsMode::Implicit => TlsMode::Implicit {
                 anchors: Some(anchors()?),
             },
+            RelayTlsMode::Dane => TlsMode::dane(),
+            RelayTlsMode::DaneOnly => TlsMode::DaneOnly,
             other => {
                 return Err(Diagnosis::local(
                     "4.3.5",
@@ -156,6 +183,11 @@ impl Router for RulesRouter {
                     None,
                 ));
             }
+        };
+        let mode = if self.dane && matches!(target, Target::Mx { .. }) {
+            mode.under_dane()
+        } else {
+            mode
         };
         // The versions as asked, including ones rustls cannot speak: the
         // relay reports those and refuses an empty set (never widens it).
@@ -379,7 +411,8 @@ scan_interval = "3s"
 "#
             )
         };
-        let config = Config::from_toml_str(&src("3"), "t.toml", Path::new("/etc/postern")).unwrap();
+        let config =
+            MtaConfig::from_toml_str(&src("3"), "t.toml", Path::new("/etc/postern")).unwrap();
         let s = settings_from_config(&config);
         assert_eq!(s.hostname, "mx.example.org");
         assert_eq!(s.retry.initial, Duration::from_secs(60));
@@ -388,7 +421,7 @@ scan_interval = "3s"
         assert_eq!(s.retry.max_age, Duration::from_secs(2 * 86_400));
         assert_eq!(s.scan_interval, Duration::from_secs(3));
         assert_eq!(s.retry.delay(2), Duration::from_secs(180));
-        let err = Config::from_toml_str(&src("0.5"), "t.toml", Path::new("")).unwrap_err();
+        let err = MtaConfig::from_toml_str(&src("0.5"), "t.toml", Path::new("")).unwrap_err();
         assert!(err.to_string().contains("retry_factor"), "{err}");
     }
 }

@@ -7,7 +7,7 @@ use super::dispatch::RouteDone;
 use super::plan::{Progress, Work, log_attempt};
 use super::{PassReport, RecipientAttempt, RecipientOutcome, Router, Runner, blocking};
 use crate::bounce::{BounceRequest, BounceSink};
-use crate::report::{Action, Diagnosis};
+use crate::report::{Diagnosis, DsnAction};
 use crate::{QueueId, RcptStatus};
 
 impl<R: Router, B: BounceSink> Runner<R, B> {
@@ -33,7 +33,11 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
                 } else {
                     "not-verified"
                 };
-                format!("{} {} {verified}", t.version, t.cipher)
+                // Under DANE the record that authenticated the server.
+                match &t.dane {
+                    Some(m) => format!("{} {} dane {m}", t.version, t.cipher),
+                    None => format!("{} {} {verified}", t.version, t.cipher),
+                }
             });
             // Without a server (no session could be set up), name the
             // route: the smart host, or the MX domain.
@@ -92,10 +96,10 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
     }
 
     async fn save(&self, w: &mut Work, report: &mut PassReport) {
-        let spool = self.spool.clone();
+        let store = self.store.clone();
         let id = w.id.clone();
         let env = w.env.clone();
-        match blocking(move || spool.update(&id, &env)).await {
+        match blocking(move || store.update(&id, &env)).await {
             Ok(()) => w.unsaved = false,
             Err(e) => {
                 tracing::error!(queue_id = %w.id, error = %e, "outbound: cannot record delivery results");
@@ -151,9 +155,9 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
             w.env.next_attempt = now.saturating_add(delay).min(expires.max(now + 1));
         }
         if w.env.is_finished() {
-            let spool = self.spool.clone();
+            let store = self.store.clone();
             let id = w.id.clone();
-            match blocking(move || spool.remove(&id)).await {
+            match blocking(move || store.remove(&id)).await {
                 Ok(()) => {
                     report.removed += 1;
                     w.unsaved = false;
@@ -198,7 +202,7 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
             )
         });
         match self
-            .queue_report(w, Action::Failed, failed.to_vec(), now, reason)
+            .queue_report(w, DsnAction::Failed, failed.to_vec(), now, reason)
             .await
         {
             Ok(dsn) => {
@@ -245,7 +249,7 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
         }
         let reason = "Your message was relayed to a server that does not support delivery status notifications; no further notifications will be sent.";
         match self
-            .queue_report(w, Action::Relayed, relayed, now, Some(reason.into()))
+            .queue_report(w, DsnAction::Relayed, relayed, now, Some(reason.into()))
             .await
         {
             Ok(Some(id)) => {
@@ -263,7 +267,7 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
     async fn queue_report(
         &self,
         w: &Work,
-        action: Action,
+        action: DsnAction,
         entries: Vec<(usize, Diagnosis)>,
         now: u64,
         reason: Option<String>,
@@ -294,7 +298,8 @@ fn apply(w: &mut Work, ri: usize, outcome: RecipientOutcome, report: &mut PassRe
             w.env.recipients[ri].status = RcptStatus::Delivered {
                 reply: diagnosis.to_string(),
             };
-            if dsn_dropped && crate::bounce::wants_report(&w.env.recipients[ri], Action::Relayed) {
+            if dsn_dropped && crate::bounce::wants_report(&w.env.recipients[ri], DsnAction::Relayed)
+            {
                 w.owed.push((
                     ri,
                     RecipientOutcome::Delivered {
