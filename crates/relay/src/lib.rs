@@ -167,7 +167,10 @@ mod timeouts;
 mod tls;
 
 pub use body::LineEndings;
-pub use client::{Client, ClientEvent, NotReady, RelayCredentials, SessionConfig, TlsRequirement};
+pub use client::{
+    Client, ClientEvent, NotReady, PasswordFileError, RelayCredentials, SessionConfig,
+    TlsRequirement,
+};
 #[cfg(feature = "tokio")]
 pub use driver::{Connection, Connector};
 pub use error::{Phase, RelayError};

@@ -112,6 +112,17 @@ pub enum FindingKind {
     /// under the default opportunistic mode mail can still leave in
     /// plaintext when the peer offers no STARTTLS.
     VersionsWithoutRequiredTls,
+    /// `relay_auth` in a rule whose TLS mode lets the relay proceed without
+    /// TLS. Credentials are only ever sent over TLS, so a smart host that
+    /// offers no STARTTLS gets none and the mail is deferred (4.7.0); with
+    /// `relay_tls = "none"` that happens every time.
+    RelayAuthWithoutRequiredTls {
+        /// The mode in effect in the rule (opportunistic when not set).
+        mode: RelayTlsMode,
+    },
+    /// `relay_auth` but no rule names a smart host: credentials go to
+    /// smart hosts only, never to MX hosts, so they are never used.
+    RelayAuthWithoutSmartHost,
 }
 
 impl FindingKind {
@@ -119,14 +130,19 @@ impl FindingKind {
     pub fn severity(&self) -> Severity {
         match self {
             FindingKind::CleartextPasswordWithoutTls { .. }
-            | FindingKind::NoUsableTlsVersion { .. } => Severity::Error,
+            | FindingKind::NoUsableTlsVersion { .. }
+            | FindingKind::RelayAuthWithoutRequiredTls {
+                mode: RelayTlsMode::None,
+            } => Severity::Error,
             FindingKind::Shadowed { .. }
             | FindingKind::Overridden { .. }
             | FindingKind::AuthOnPlaintext { .. }
             | FindingKind::UnsupportedTlsVersions { .. }
             | FindingKind::RequireTlsOnPublicMx
             | FindingKind::ImplicitTlsPortMismatch { .. }
-            | FindingKind::VersionsWithoutRequiredTls => Severity::Warning,
+            | FindingKind::VersionsWithoutRequiredTls
+            | FindingKind::RelayAuthWithoutRequiredTls { .. }
+            | FindingKind::RelayAuthWithoutSmartHost => Severity::Warning,
             FindingKind::TempfailOnPermanentCondition => Severity::Note,
         }
     }
@@ -144,6 +160,8 @@ impl FindingKind {
             FindingKind::TempfailOnPermanentCondition => "tempfail-on-permanent-condition",
             FindingKind::ImplicitTlsPortMismatch { .. } => "implicit-tls-port-mismatch",
             FindingKind::VersionsWithoutRequiredTls => "versions-without-required-tls",
+            FindingKind::RelayAuthWithoutRequiredTls { .. } => "relay-auth-without-required-tls",
+            FindingKind::RelayAuthWithoutSmartHost => "relay-auth-without-smart-host",
         }
     }
 }
@@ -200,6 +218,13 @@ impl fmt::Display for FindingKind {
             }
             FindingKind::VersionsWithoutRequiredTls => f.write_str(
                 "restricts relay TLS versions but does not require TLS: when the peer offers no STARTTLS the mail leaves in plaintext; add relay_tls = \"required\", \"verified\" or \"implicit\"",
+            ),
+            FindingKind::RelayAuthWithoutRequiredTls { mode } => write!(
+                f,
+                "relay_auth with relay_tls = {mode}: credentials are only sent over TLS, so a smart host without TLS gets none and the mail is deferred; set relay_tls = \"required\", \"verified\" or \"implicit\""
+            ),
+            FindingKind::RelayAuthWithoutSmartHost => f.write_str(
+                "relay_auth but no rule sets relay_host: credentials are sent to smart hosts only, never to MX hosts",
             ),
         }
     }
@@ -267,6 +292,21 @@ impl RuleSet {
             }
             for kind in rule_findings(rule) {
                 push(kind);
+            }
+            let any_smart_host = || {
+                self.rules().iter().any(|r| {
+                    r.actions()
+                        .iter()
+                        .any(|a| matches!(a, Action::RelayRoute(Destination::SmartHost { .. })))
+                })
+            };
+            if rule
+                .actions()
+                .iter()
+                .any(|a| matches!(a, Action::RelayAuth(_)))
+                && !any_smart_host()
+            {
+                push(FindingKind::RelayAuthWithoutSmartHost);
             }
         }
         out
@@ -348,6 +388,7 @@ fn rule_findings(rule: &Rule) -> Vec<FindingKind> {
     let mut tls_mode = None;
     let mut port = None;
     let mut restricts_versions = false;
+    let mut auth = false;
     for action in rule.actions() {
         match action {
             Action::PlainAuth(AuthOffer::On(set)) => {
@@ -372,6 +413,7 @@ fn rule_findings(rule: &Rule) -> Vec<FindingKind> {
                 }
             }
             Action::RelayTls(m) => tls_mode = Some(*m),
+            Action::RelayAuth(_) => auth = true,
             Action::RelayRoute(Destination::SmartHost { port: p, .. }) => port = Some(*p),
             _ => {}
         }
@@ -389,6 +431,12 @@ fn rule_findings(rule: &Rule) -> Vec<FindingKind> {
     }
     if restricts_versions && tls_mode.is_none_or(RelayTlsMode::allows_plaintext) {
         out.push(FindingKind::VersionsWithoutRequiredTls);
+    }
+    // Judged within the rule, like the versions: the rule that names the
+    // credentials is where the operator should also say TLS is a must.
+    let mode = tls_mode.unwrap_or(RelayTlsMode::Opportunistic);
+    if auth && mode.allows_plaintext() {
+        out.push(FindingKind::RelayAuthWithoutRequiredTls { mode });
     }
     match rule.ending() {
         Some(Action::Reject(_) | Action::Tempfail(_)) if refuses_all_plaintext(rule) => {
