@@ -10,8 +10,9 @@ use postern_proto::{AddressLiteral, ForwardPath, Host, Mailbox, ReversePath, Tls
 use postern_queue::report::Diagnosis;
 use postern_queue::runner::{Router, Runner, RunnerSettings};
 use postern_queue::{Envelope, RecipientState, RetryPolicy, Spool, SpoolBounces};
-use postern_relay::{Anchors, Route, Target, TlsMode, TlsPolicy};
-use postern_rules::{Destination, Facts, RelayTlsMode, RuleSet, Stage, TrustAnchors};
+use postern_relay::TlsPolicy;
+use postern_relay::{Anchors, PasswordFileError, RelayCredentials, Route, Target, TlsMode};
+use postern_rules::{Destination, Facts, RelayAuth, RelayTlsMode, RuleSet, Stage, TrustAnchors};
 
 use crate::Shutdown;
 use crate::config::Config;
@@ -48,7 +49,7 @@ pub fn bounces(spool: Spool, config: &Config) -> SpoolBounces {
 
 /// The runner settings `main` uses: host name and queue timing from
 /// `config` (retry delays grow by `retry_factor` from `retry_initial` up to
-/// `retry_max`; `max_age`; `scan_interval`).
+/// `retry_max`; `max_age`; `scan_interval`; `delay_warning`).
 pub fn settings_from_config(config: &Config) -> RunnerSettings {
     let mut s = RunnerSettings::new(config.hostname.clone());
     s.retry = RetryPolicy::new(
@@ -58,11 +59,12 @@ pub fn settings_from_config(config: &Config) -> RunnerSettings {
         config.queue.max_age,
     );
     s.scan_interval = config.queue.scan_interval;
+    s.delay_warning = config.queue.delay_warning;
     s
 }
 
 /// Routes each recipient as the rules' relay plan says: smart host or MX,
-/// TLS mode, versions and trust anchors.
+/// TLS mode, versions, trust anchors and smart-host credentials.
 #[derive(Debug, Clone)]
 pub struct RulesRouter {
     /// The rules, evaluated at the `rcpt` stage with the facts the envelope
@@ -116,7 +118,15 @@ impl Router for RulesRouter {
         let target = match (plan.route, literal) {
             // It is still "MX-like": no credentials are sent.
             (Destination::Mx, Some(host)) => Target::smart_host(host, self.mx_port),
-            (Destination::SmartHost { host, port }, _) => Target::smart_host(host.clone(), *port),
+            (Destination::SmartHost { host, port }, _) => match plan.auth {
+                // Read at each use, so a fixed (or a loosened) file counts
+                // at once; a bad one defers: the operator fixes it.
+                Some(a) => Target::smart_host(host.clone(), *port).with_auth(
+                    credentials(&self.base_dir, a)
+                        .map_err(|e| Diagnosis::local("4.3.5", &e.to_string(), None))?,
+                ),
+                None => Target::smart_host(host.clone(), *port),
+            },
             // MX, and any destination kind this router does not know yet.
             _ => Target::mx(domain, self.mx_port),
         };
@@ -157,6 +167,12 @@ impl Router for RulesRouter {
             TlsPolicy::new(mode).with_versions(versions),
         ))
     }
+}
+
+/// The credentials `auth` names, the password read from its file (relative
+/// to `base`); refused when group or others may read the file.
+pub fn credentials(base: &Path, auth: &RelayAuth) -> Result<RelayCredentials, PasswordFileError> {
+    RelayCredentials::from_password_file(auth.user(), base.join(auth.password_file()))
 }
 
 /// The rule facts for relaying recipient `r` of `env`: what the inbound
@@ -376,6 +392,7 @@ retry_initial = "1m"
 retry_max = "2h"
 retry_factor = {factor}
 scan_interval = "3s"
+delay_warning = "90m"
 "#
             )
         };
@@ -387,6 +404,7 @@ scan_interval = "3s"
         assert_eq!(s.retry.cap, Duration::from_secs(7200));
         assert_eq!(s.retry.max_age, Duration::from_secs(2 * 86_400));
         assert_eq!(s.scan_interval, Duration::from_secs(3));
+        assert_eq!(s.delay_warning, Duration::from_secs(5400));
         assert_eq!(s.retry.delay(2), Duration::from_secs(180));
         let err = Config::from_toml_str(&src("0.5"), "t.toml", Path::new("")).unwrap_err();
         assert!(err.to_string().contains("retry_factor"), "{err}");
