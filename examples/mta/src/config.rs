@@ -709,21 +709,17 @@ impl Config {
         })?;
         // Smart-host passwords are checked now too (as at each use), so
         // `check` and start-up refuse a file others can read.
-        for (i, r) in rules.rules().iter().enumerate() {
-            for (a, action) in r.actions().iter().enumerate() {
-                if let postern_rules::Action::RelayAuth(auth) = action {
-                    crate::outbound::credentials(base, auth).map_err(|e| {
-                        let item = Some(format!("rule #{} {:?}", i + 1, r.name()));
-                        let span = field_span(src, i, &format!("actions[{a}]"));
-                        err(
-                            span,
-                            item,
-                            Some(format!("actions[{a}].relay_auth")),
-                            e.to_string(),
-                        )
-                    })?;
-                }
-            }
+        for (i, a, auth) in rules.relay_auths() {
+            crate::outbound::credentials(base, auth).map_err(|e| {
+                let field = format!("actions[{a}].relay_auth");
+                let item = format!("rule #{} {:?}", i + 1, rules.rules()[i].name());
+                err(
+                    field_span(src, i, &field),
+                    Some(item),
+                    Some(field),
+                    e.to_string(),
+                )
+            })?;
         }
 
         Ok(Config {

@@ -373,6 +373,82 @@ actions = [{ relay_tls = "verified" }, { relay_trust_anchors = ["nope.pem"] }]
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn relay_auth_reads_an_owner_only_password_file_and_never_shows_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let (router, dir) = test_router(
+            r#"
+[[rule]]
+name = "provider"
+conditions = [{ relaying = true }]
+actions = [
+  { relay_host = "smtp.provider.example:587" },
+  { relay_tls = "required" },
+  { relay_auth = { user = "me@provider.example", password_file = "provider.pw" } },
+]
+"#,
+        );
+        let pw = dir.join("provider.pw");
+        std::fs::write(&pw, "s3cret-pw\n").unwrap();
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let env = envelope("alice@local.test", "bob@example.net", None);
+        let route = router.route(&env, &env.recipients[0]).unwrap();
+        let Target::SmartHost { auth: Some(creds), allow_plaintext_auth, .. } = &route.target else {
+            panic!("no credentials: {route:?}")
+        };
+        assert_eq!(
+            (creds.username.as_str(), creds.password.as_str()),
+            ("me@provider.example", "s3cret-pw")
+        );
+        assert!(!allow_plaintext_auth, "credentials go over TLS only");
+        assert!(!format!("{route:?}").contains("s3cret"), "{route:?}");
+
+        // Readable by the group: refused at use, naming the file; deferred.
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let err = router.route(&env, &env.recipients[0]).unwrap_err();
+        assert_eq!(err.status, "4.3.5");
+        let text = err.to_string();
+        assert!(text.contains(&pw.display().to_string()), "{text}");
+        assert!(!text.contains("s3cret"), "{text}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_readable_password_file_fails_the_config_load_naming_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("postern-pwcfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pw = dir.join("smarthost.pw");
+        std::fs::write(&pw, "s3cret\n").unwrap();
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let src = r#"
+[[listener]]
+name = "mta"
+address = "127.0.0.1:2525"
+mode = "plain"
+
+[[rule]]
+name = "provider"
+actions = [
+  { relay_host = "smtp.provider.example:587" },
+  { relay_tls = "required" },
+  { relay_auth = { user = "me", password_file = "smarthost.pw" } },
+]
+"#;
+        let err = Config::from_toml_str(src, "t.toml", &dir).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(&pw.display().to_string()), "{text}");
+        assert!(text.contains("readable by the server user only"), "{text}");
+        assert!(text.contains("rule #1 \"provider\""), "{text}");
+        assert!(text.contains("actions[2].relay_auth"), "{text}");
+        assert!(text.starts_with("t.toml:12:"), "{text}");
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(Config::from_toml_str(src, "t.toml", &dir).is_ok());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     #[test]
     fn settings_come_from_the_config() {
         let src = |factor: &str| {
