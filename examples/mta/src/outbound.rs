@@ -394,7 +394,12 @@ actions = [
         std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
         let env = envelope("alice@local.test", "bob@example.net", None);
         let route = router.route(&env, &env.recipients[0]).unwrap();
-        let Target::SmartHost { auth: Some(creds), allow_plaintext_auth, .. } = &route.target else {
+        let Target::SmartHost {
+            auth: Some(creds),
+            allow_plaintext_auth,
+            ..
+        } = &route.target
+        else {
             panic!("no credentials: {route:?}")
         };
         assert_eq!(
