@@ -4,11 +4,12 @@
 
 use std::fmt;
 use std::io;
+use std::sync::Arc;
 
-use crate::report::{self, Action, Diagnosis, RecipientReport};
+use crate::report::{self, Diagnosis, DsnAction, RecipientReport};
 use postern_proto::{Body, Notify, Ret};
 
-use crate::{Envelope, QueueId, RecipientState, Spool};
+use crate::{Envelope, QueueId, RecipientState, Store};
 
 /// One report to send about some recipients of a queued message.
 #[derive(Debug, Clone)]
@@ -19,7 +20,7 @@ pub struct BounceRequest<'a> {
     /// Its content as queued.
     pub original: &'a [u8],
     /// What happened to the recipients.
-    pub action: Action,
+    pub action: DsnAction,
     /// The recipients (index into `envelope.recipients`) and why.
     pub entries: &'a [(usize, Diagnosis)],
     /// Unix seconds now (`Date`).
@@ -38,7 +39,7 @@ impl<'a> BounceRequest<'a> {
     pub fn new(
         envelope: &'a Envelope,
         original: &'a [u8],
-        action: Action,
+        action: DsnAction,
         entries: &'a [(usize, Diagnosis)],
         now: u64,
     ) -> Self {
@@ -94,16 +95,16 @@ pub trait BounceSink: Send + Sync + fmt::Debug + 'static {
 /// others are relayed by the runner.
 #[derive(Debug, Clone)]
 pub struct SpoolBounces {
-    spool: Spool,
+    store: Arc<dyn Store>,
     reporting_mta: String,
     local_domains: Vec<String>,
 }
 
 impl SpoolBounces {
-    /// Reports queued in `spool`, from `reporting_mta` (our host name).
-    pub fn new(spool: Spool, reporting_mta: impl Into<String>) -> Self {
+    /// Reports queued in `store`, from `reporting_mta` (our host name).
+    pub fn new(store: Arc<dyn Store>, reporting_mta: impl Into<String>) -> Self {
         SpoolBounces {
-            spool,
+            store,
             reporting_mta: reporting_mta.into(),
             local_domains: Vec::new(),
         }
@@ -157,7 +158,7 @@ impl BounceSink for SpoolBounces {
             tracing::info!(queue_id = %env.id, action = request.action.as_str(), "NOTIFY excludes this report; no DSN");
             return Ok(None);
         }
-        let dsn_id = self.spool.new_id();
+        let dsn_id = self.store.new_id();
         let bytes = report::render(&report::Report {
             reporting_mta: &self.reporting_mta,
             queue_id: env.id.as_str(),
@@ -168,7 +169,7 @@ impl BounceSink for SpoolBounces {
             now: request.now,
             recipients,
             original: request.original,
-            return_full: request.action == Action::Failed && env.params.ret == Some(Ret::Full),
+            return_full: request.action == DsnAction::Failed && env.params.ret == Some(Ret::Full),
             received_from_mta: env.helo.as_deref(),
             reason: request.reason.clone(),
         });
@@ -183,17 +184,17 @@ impl BounceSink for SpoolBounces {
             dsn_env.params.body = Some(Body::EightBitMime);
         }
         dsn_env.params.smtputf8 = !env.sender.is_ascii();
-        let mut writer = self.spool.writer(&dsn_id)?;
+        let mut writer = self.store.writer(&dsn_id)?;
         writer.write(&bytes)?;
         // Released at once: local delivery or the next pass takes it.
-        drop(writer.commit(&dsn_env)?);
+        drop(writer.commit(&dsn_env).wait()?);
         Ok(Some(dsn_id))
     }
 }
 
 /// Whether the recipient's `NOTIFY` asks for a report with `action`
 /// (RFC 3461 §4.1: no `NOTIFY` means `FAILURE,DELAY`).
-pub fn wants_report(r: &RecipientState, action: Action) -> bool {
+pub fn wants_report(r: &RecipientState, action: DsnAction) -> bool {
     let (success, failure, delay) = match r.notify {
         None => (false, true, true),
         Some(Notify::Never) => (false, false, false),
@@ -204,9 +205,9 @@ pub fn wants_report(r: &RecipientState, action: Action) -> bool {
         }) => (success, failure, delay),
     };
     match action {
-        Action::Failed => failure,
-        Action::Delayed => delay,
-        Action::Delivered | Action::Relayed => success,
+        DsnAction::Failed => failure,
+        DsnAction::Delayed => delay,
+        DsnAction::Delivered | DsnAction::Relayed => success,
     }
 }
 
@@ -217,16 +218,16 @@ mod tests {
     #[test]
     fn notify_decides_whether_a_failure_is_reported() {
         let mut r = RecipientState::pending("a@b.example", false);
-        assert!(wants_report(&r, Action::Failed));
-        assert!(wants_report(&r, Action::Delayed));
-        assert!(!wants_report(&r, Action::Relayed));
+        assert!(wants_report(&r, DsnAction::Failed));
+        assert!(wants_report(&r, DsnAction::Delayed));
+        assert!(!wants_report(&r, DsnAction::Relayed));
         r.notify = Some(Notify::Never);
-        assert!(!wants_report(&r, Action::Failed));
+        assert!(!wants_report(&r, DsnAction::Failed));
         r.notify = Notify::from_keyword("DELAY");
-        assert!(!wants_report(&r, Action::Failed));
+        assert!(!wants_report(&r, DsnAction::Failed));
         r.notify = Notify::from_keyword("SUCCESS,FAILURE");
-        assert!(wants_report(&r, Action::Failed));
-        assert!(wants_report(&r, Action::Relayed));
-        assert!(!wants_report(&r, Action::Delayed));
+        assert!(wants_report(&r, DsnAction::Failed));
+        assert!(wants_report(&r, DsnAction::Relayed));
+        assert!(!wants_report(&r, DsnAction::Delayed));
     }
 }

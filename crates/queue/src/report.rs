@@ -217,7 +217,7 @@ fn one_line(text: &str) -> String {
 /// The `Action` of a recipient block (RFC 3464 §2.3.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Action {
+pub enum DsnAction {
     /// Delivery failed; no further attempts.
     Failed,
     /// Not delivered yet; still trying.
@@ -228,14 +228,14 @@ pub enum Action {
     Relayed,
 }
 
-impl Action {
+impl DsnAction {
     /// The field value.
     pub fn as_str(self) -> &'static str {
         match self {
-            Action::Failed => "failed",
-            Action::Delayed => "delayed",
-            Action::Delivered => "delivered",
-            Action::Relayed => "relayed",
+            DsnAction::Failed => "failed",
+            DsnAction::Delayed => "delayed",
+            DsnAction::Delivered => "delivered",
+            DsnAction::Relayed => "relayed",
         }
     }
 }
@@ -250,7 +250,7 @@ pub struct RecipientReport {
     /// (`Original-Recipient`).
     pub original_recipient: Option<String>,
     /// What happened.
-    pub action: Action,
+    pub action: DsnAction,
     /// Why.
     pub diagnosis: Diagnosis,
     /// Unix seconds of the last attempt (`Last-Attempt-Date`).
@@ -360,11 +360,14 @@ pub fn render(report: &Report<'_>) -> Vec<u8> {
         &mut m,
         &format!("To: <{}>", one_line(report.original_sender)),
     );
-    let failed = report.recipients.iter().all(|r| r.action == Action::Failed);
+    let failed = report
+        .recipients
+        .iter()
+        .all(|r| r.action == DsnAction::Failed);
     let delayed = report
         .recipients
         .iter()
-        .all(|r| r.action == Action::Delayed);
+        .all(|r| r.action == DsnAction::Delayed);
     push(
         &mut m,
         if failed {
@@ -529,7 +532,10 @@ pub fn render(report: &Report<'_>) -> Vec<u8> {
         if let Some(t) = r.last_attempt {
             push(&mut m, &format!("Last-Attempt-Date: {}", rfc5322_date(t)));
         }
-        if let Some(t) = r.will_retry_until.filter(|_| r.action == Action::Delayed) {
+        if let Some(t) = r
+            .will_retry_until
+            .filter(|_| r.action == DsnAction::Delayed)
+        {
             push(&mut m, &format!("Will-Retry-Until: {}", rfc5322_date(t)));
         }
     }
@@ -876,7 +882,7 @@ mod tests {
         RecipientReport {
             final_recipient: addr.into(),
             original_recipient: None,
-            action: Action::Failed,
+            action: DsnAction::Failed,
             diagnosis: Diagnosis::parse(stored, "5.0.0"),
             last_attempt: Some(1_764_614_490),
             will_retry_until: None,
@@ -969,7 +975,7 @@ mod tests {
     #[test]
     fn a_delay_report_says_delayed_and_until_when_it_is_retried() {
         let mut r = failed("bob@example.net", "451 4.3.0 try again later");
-        r.action = Action::Delayed;
+        r.action = DsnAction::Delayed;
         r.will_retry_until = Some(1_765_046_400);
         let bytes = report(vec![r], false);
         let p = parse_report(&bytes).unwrap();
@@ -1034,7 +1040,7 @@ mod tests {
             vec![RecipientReport {
                 final_recipient: "bob@example.net\r\nBcc: evil@example.com".into(),
                 original_recipient: None,
-                action: Action::Failed,
+                action: DsnAction::Failed,
                 diagnosis: d,
                 last_attempt: None,
                 will_retry_until: None,
@@ -1128,7 +1134,7 @@ mod tests {
                 recipients: vec![RecipientReport {
                     final_recipient: addr.clone(),
                     original_recipient: Some(stored.clone()),
-                    action: Action::Failed,
+                    action: DsnAction::Failed,
                     diagnosis: d,
                     last_attempt: Some(g.next() % 4_000_000_000),
                     will_retry_until: None,

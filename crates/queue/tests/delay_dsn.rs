@@ -14,7 +14,7 @@ use std::time::Duration;
 use postern_proto::Notify;
 use postern_queue::report::{Diagnosis, parse_report};
 use postern_queue::runner::{Router, Runner, RunnerSettings};
-use postern_queue::{Envelope, QueueId, RecipientState, RetryPolicy, Spool, SpoolBounces};
+use postern_queue::{Envelope, LogStore, QueueId, RecipientState, RetryPolicy, SpoolBounces};
 use postern_relay::Route;
 
 const HOUR: u64 = 3600;
@@ -36,7 +36,8 @@ impl Router for Unreachable {
 
 struct Queue {
     dir: std::path::PathBuf,
-    spool: Spool,
+    /// `None` only while it is reopened.
+    store: Option<Arc<LogStore>>,
     now: Arc<AtomicU64>,
 }
 
@@ -45,16 +46,27 @@ impl Queue {
         let dir = std::env::temp_dir().join(format!("postern-delay-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         Queue {
-            spool: Spool::open(&dir).unwrap(),
+            store: Some(LogStore::open(&dir).unwrap()),
             dir,
             now: Arc::new(AtomicU64::new(T0)),
         }
     }
 
+    fn spool(&self) -> &Arc<LogStore> {
+        self.store.as_ref().unwrap()
+    }
+
+    /// Closes the store and opens it again, as a restart does (every
+    /// runner on it must be dropped first).
+    fn reopen(&mut self) {
+        drop(self.store.take());
+        self.store = Some(LogStore::open(&self.dir).unwrap());
+    }
+
     /// A message from `sender` to remote recipients with these `NOTIFY`s.
     fn enqueue(&self, sender: &str, notify: &[Option<&str>]) -> QueueId {
-        let id = self.spool.new_id();
-        let mut w = self.spool.writer(&id).unwrap();
+        let id = self.spool().new_id();
+        let mut w = self.spool().writer(&id).unwrap();
         w.write(b"From: alice@local.test\r\nSubject: slow\r\n\r\nHello.\r\n")
             .unwrap();
         let mut env = Envelope::new(id.clone(), sender);
@@ -64,7 +76,7 @@ impl Queue {
             r.notify = n.map(|k| Notify::from_keyword(k).unwrap());
             env.recipients.push(r);
         }
-        drop(w.commit(&env).unwrap());
+        drop(w.commit(&env).wait().unwrap());
         id
     }
 
@@ -80,9 +92,9 @@ impl Queue {
         );
         s.delay_warning = delay_warning;
         let bounces =
-            SpoolBounces::new(self.spool.clone(), "mx.local.test").local_domains(["local.test"]);
+            SpoolBounces::new(self.spool().clone(), "mx.local.test").local_domains(["local.test"]);
         let now = self.now.clone();
-        Runner::new(self.spool.clone(), s, Unreachable, bounces)
+        Runner::new(self.spool().clone(), s, Unreachable, bounces)
             .with_clock(Arc::new(move || now.load(Ordering::SeqCst)))
     }
 
@@ -92,45 +104,47 @@ impl Queue {
 
     /// The reports queued so far (null sender), parsed.
     fn dsns(&self) -> Vec<postern_queue::report::ParsedReport> {
-        self.spool
+        let store = self.spool();
+        store
             .list_all()
             .unwrap()
             .iter()
-            .map(|id| self.spool.load(id).unwrap())
+            .map(|id| store.load(id).unwrap())
             .filter(|e| e.sender.is_empty() && e.recipients[0].local)
-            .map(|e| parse_report(&std::fs::read(self.spool.body_path(&e.id)).unwrap()).unwrap())
+            .map(|e| parse_report(&store.body(&e.id).unwrap()).unwrap())
             .collect()
     }
 }
 
 impl Drop for Queue {
     fn drop(&mut self) {
+        drop(self.store.take());
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
 #[tokio::test]
 async fn one_delay_report_after_the_warning_time_and_never_again() {
-    let q = Queue::new("once");
+    let mut q = Queue::new("once");
     let id = q.enqueue("alice@local.test", &[None, Some("NEVER"), Some("DELAY")]);
     let r = q.runner(Duration::from_secs(HOUR));
 
     // Early attempts: deferred, no report.
     let report = r.run_once().await;
     assert_eq!((report.deferred, report.dsns), (3, 0), "{report:?}");
-    assert_eq!(q.spool.load(&id).unwrap().next_attempt, T0 + 600);
+    assert_eq!(q.spool().load(&id).unwrap().next_attempt, T0 + 600);
     q.at(T0 + 600);
     assert_eq!(r.run_once().await.dsns, 0);
     // The backoff would wait 20 minutes more, then 40 (past the hour): the
     // next attempt is pulled in to the warning time instead.
     q.at(T0 + 1800);
     r.run_once().await;
-    assert_eq!(q.spool.load(&id).unwrap().next_attempt, T0 + HOUR);
+    assert_eq!(q.spool().load(&id).unwrap().next_attempt, T0 + HOUR);
 
     q.at(T0 + HOUR);
     let report = r.run_once().await;
     assert_eq!((report.deferred, report.dsns), (3, 1), "{report:?}");
-    let env = q.spool.load(&id).unwrap();
+    let env = q.spool().load(&id).unwrap();
     assert!(env.delay_reported);
     assert!(env.recipients.iter().all(|r| r.status.is_open()));
 
@@ -170,6 +184,9 @@ async fn one_delay_report_after_the_warning_time_and_never_again() {
     // Later attempts, and a restart, send no second report.
     q.at(T0 + 3 * HOUR);
     assert_eq!(r.run_once().await.dsns, 0);
+    drop(r);
+    q.reopen();
+    assert!(q.spool().load(&id).unwrap().delay_reported);
     let again = q.runner(Duration::from_secs(HOUR));
     q.at(T0 + 10 * HOUR);
     let report = again.run_once().await;
@@ -186,7 +203,7 @@ async fn no_delay_report_for_the_null_sender_notify_without_delay_or_when_off() 
     r.run_once().await;
     // Nothing owed: the warning time does not pull the next attempt in.
     for id in [&null, &without] {
-        assert_eq!(q.spool.load(id).unwrap().next_attempt, T0 + 600);
+        assert_eq!(q.spool().load(id).unwrap().next_attempt, T0 + 600);
     }
     for t in [T0 + HOUR, T0 + 3 * HOUR, T0 + 6 * HOUR] {
         q.at(t);
@@ -203,7 +220,7 @@ async fn no_delay_report_for_the_null_sender_notify_without_delay_or_when_off() 
         q.at(t);
         assert_eq!(r.run_once().await.dsns, 0);
     }
-    assert!(!q.spool.load(&id).unwrap().delay_reported);
+    assert!(!q.spool().load(&id).unwrap().delay_reported);
     assert!(q.dsns().is_empty());
 }
 

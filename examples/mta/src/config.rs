@@ -11,7 +11,7 @@
 //! ```
 //!
 //! The outbound router ([`crate::outbound::RulesRouter`]) evaluates
-//! [`Config::rules`] per relayed recipient; [`Config::route_for`] shows the
+//! [`MtaConfig::rules`] per relayed recipient; [`MtaConfig::route_for`] shows the
 //! resulting [`RelayPlan`] (what `postern-mta explain` prints).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -219,7 +219,7 @@ pub struct LocalDomain {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CertSource {
     /// Generated (rcgen) into `DATA_DIR/tls/` on first start, for
-    /// [`Config::hostname`] and `localhost`.
+    /// [`MtaConfig::hostname`] and `localhost`.
     SelfSigned,
     /// PEM files: chain (end-entity first) and private key.
     Files {
@@ -332,7 +332,7 @@ impl Default for MessageLimits {
 
 /// The loaded, validated configuration.
 #[derive(Debug)]
-pub struct Config {
+pub struct MtaConfig {
     /// Where it came from (file path or `<embedded default>`).
     pub source: String,
     /// Our host name: greeting, EHLO reply, Received header, outbound EHLO.
@@ -355,10 +355,10 @@ pub struct Config {
 /// Name used for the embedded default in messages.
 pub const EMBEDDED: &str = "<embedded default>";
 
-impl Config {
+impl MtaConfig {
     /// Loads a configuration file. Relative paths in it are relative to the
     /// file's directory.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    pub fn load(path: &Path) -> Result<MtaConfig, ConfigError> {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: name.clone(),
@@ -372,19 +372,19 @@ impl Config {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
-        Config::from_toml_str(&text, &name, &base)
+        MtaConfig::from_toml_str(&text, &name, &base)
     }
 
     /// The embedded default ([`crate::defaults::DEFAULT_CONFIG`]); relative
     /// paths are relative to the working directory. It is tested, so an
     /// error means a broken build; the caller (`main`) decides what to do.
-    pub fn embedded() -> Result<Config, ConfigError> {
-        Config::from_toml_str(crate::defaults::DEFAULT_CONFIG, EMBEDDED, Path::new(""))
+    pub fn embedded() -> Result<MtaConfig, ConfigError> {
+        MtaConfig::from_toml_str(crate::defaults::DEFAULT_CONFIG, EMBEDDED, Path::new(""))
     }
 
     /// Parses configuration text. `file` names it in errors; `base` is the
     /// directory relative paths are resolved against.
-    pub fn from_toml_str(src: &str, file: &str, base: &Path) -> Result<Config, ConfigError> {
+    pub fn from_toml_str(src: &str, file: &str, base: &Path) -> Result<MtaConfig, ConfigError> {
         let err = |span: Option<std::ops::Range<usize>>,
                    item: Option<String>,
                    field: Option<String>,
@@ -722,7 +722,7 @@ impl Config {
             })?;
         }
 
-        Ok(Config {
+        Ok(MtaConfig {
             source: file.to_owned(),
             hostname,
             data_dir,
@@ -745,7 +745,7 @@ impl Config {
         &self.rules
     }
 
-    /// The queue directory, `DATA_DIR/queue` (what [`postern_queue::Spool::open`] takes).
+    /// The queue directory, `DATA_DIR/queue` (what [`postern_queue::LogStore::open`] takes).
     pub fn queue_dir(&self) -> PathBuf {
         self.data_dir.join("queue")
     }
@@ -892,7 +892,7 @@ mod tests {
 
     #[test]
     fn embedded_default_loads() {
-        let c = Config::from_toml_str(crate::defaults::DEFAULT_CONFIG, EMBEDDED, Path::new(""))
+        let c = MtaConfig::from_toml_str(crate::defaults::DEFAULT_CONFIG, EMBEDDED, Path::new(""))
             .unwrap();
         assert_eq!(c.listeners.len(), 3);
         assert!(c.is_local_domain("LOCALHOST"));
@@ -902,7 +902,7 @@ mod tests {
     #[test]
     fn unknown_key_names_file_line_and_field() {
         let src = "[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:25\"\nmode = \"plain\"\nbogus = 1\n";
-        let e = Config::from_toml_str(src, "x.toml", Path::new("")).unwrap_err();
+        let e = MtaConfig::from_toml_str(src, "x.toml", Path::new("")).unwrap_err();
         assert_eq!(e.file, "x.toml");
         assert_eq!(e.line, Some(5), "{e}");
         assert!(e.to_string().contains("listener[0] \"mta\""), "{e}");
@@ -912,7 +912,7 @@ mod tests {
     #[test]
     fn rule_error_names_rule_and_field() {
         let src = "[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:25\"\nmode = \"plain\"\n\n[[rule]]\nname = \"ok\"\nactions = [{ plain_auth = \"off\" }]\n\n[[rule]]\nname = \"bad\"\nconditions = [{ helo = { regex = \"(\" } }]\nactions = [{ stop = true }]\n";
-        let e = Config::from_toml_str(src, "r.toml", Path::new("")).unwrap_err();
+        let e = MtaConfig::from_toml_str(src, "r.toml", Path::new("")).unwrap_err();
         assert_eq!(e.line, Some(12), "{e}");
         assert_eq!(e.item.as_deref(), Some("rule #2 \"bad\""), "{e}");
         assert!(
@@ -921,7 +921,7 @@ mod tests {
         );
 
         let src2 = "[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:25\"\nmode = \"plain\"\n\n[[rule]]\nname = \"bad\"\nconditions = [{ recipient_domian = { is = \"x\" } }]\nactions = [{ stop = true }]\n";
-        let e = Config::from_toml_str(src2, "r.toml", Path::new("")).unwrap_err();
+        let e = MtaConfig::from_toml_str(src2, "r.toml", Path::new("")).unwrap_err();
         assert_eq!(e.item.as_deref(), Some("rule #1 \"bad\""), "{e}");
         assert!(e.to_string().contains("recipient_domian"), "{e}");
     }
@@ -929,7 +929,7 @@ mod tests {
     #[test]
     fn unknown_tls_policy_is_named() {
         let src = "[[listener]]\nname = \"sub\"\naddress = \"127.0.0.1:587\"\nmode = \"starttls\"\ntls = \"strict\"\n";
-        let e = Config::from_toml_str(src, "t.toml", Path::new("")).unwrap_err();
+        let e = MtaConfig::from_toml_str(src, "t.toml", Path::new("")).unwrap_err();
         assert_eq!(e.line, Some(1));
         assert!(e.to_string().contains("no [tls.strict] table"), "{e}");
     }
@@ -940,7 +940,7 @@ mod tests {
             let src = format!(
                 "[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:25\"\nmode = \"plain\"\n{field} = 0\n"
             );
-            let e = Config::from_toml_str(&src, "z.toml", Path::new("")).unwrap_err();
+            let e = MtaConfig::from_toml_str(&src, "z.toml", Path::new("")).unwrap_err();
             assert_eq!(e.field.as_deref(), Some(field), "{e}");
             assert!(e.to_string().contains("listener[0] \"mta\""), "{e}");
         }
@@ -949,19 +949,19 @@ mod tests {
     #[test]
     fn connection_timeouts_from_limits() {
         let base = "[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:25\"\nmode = \"plain\"\n";
-        let c = Config::from_toml_str(base, "t.toml", Path::new("")).unwrap();
+        let c = MtaConfig::from_toml_str(base, "t.toml", Path::new("")).unwrap();
         assert_eq!(c.limits.command_timeout, Duration::from_secs(300));
         assert_eq!(c.limits.data_timeout, Duration::from_secs(180));
         assert_eq!(c.limits.handshake_timeout, Duration::from_secs(10));
         let src = format!(
             "{base}[limits]\ncommand_timeout = \"2s\"\ndata_timeout = \"1500ms\"\nhandshake_timeout = 3\n"
         );
-        let c = Config::from_toml_str(&src, "t.toml", Path::new("")).unwrap();
+        let c = MtaConfig::from_toml_str(&src, "t.toml", Path::new("")).unwrap();
         assert_eq!(c.limits.command_timeout, Duration::from_secs(2));
         assert_eq!(c.limits.data_timeout, Duration::from_millis(1500));
         assert_eq!(c.limits.handshake_timeout, Duration::from_secs(3));
         let src = format!("{base}[limits]\ndata_timeout = 0\n");
-        let e = Config::from_toml_str(&src, "t.toml", Path::new("")).unwrap_err();
+        let e = MtaConfig::from_toml_str(&src, "t.toml", Path::new("")).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("limits.data_timeout"), "{e}");
     }
 

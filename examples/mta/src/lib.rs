@@ -20,12 +20,12 @@
 //! relayed recipient, as `postern-mta explain` does:
 //!
 //! ```
-//! use postern_mta::config::Config;
+//! use postern_mta::config::MtaConfig;
 //! use postern_proto::{ForwardPath, Mailbox, ReversePath};
 //! use postern_rules::{Facts, RelayTlsMode, Stage, VerdictKind};
 //!
 //! let mailbox = |a| Mailbox::parse(a).expect("valid address");
-//! let config = Config::embedded().expect("the embedded default loads");
+//! let config = MtaConfig::embedded().expect("the embedded default loads");
 //! assert!(config.is_local_domain("localhost"));
 //! let plaintext = Facts::new()
 //!     .tls(false)
@@ -45,7 +45,7 @@
 //!
 //! The outbound runner (`outbound.rs`, `dsn.rs`) is started by `main` as
 //! `outbound::spawn(spool.clone(), config.clone(), shutdown.clone())` with a
-//! [`Spool`](postern_queue::Spool), an `Arc<`[`Config`](config::Config)`>` and a
+//! [`Store`](postern_queue::Store) (an `Arc<dyn Store>`), an `Arc<`[`MtaConfig`](config::MtaConfig)`>` and a
 //! [`Shutdown`] receiver.
 
 pub mod cli;

@@ -9,13 +9,13 @@ use std::sync::Arc;
 use postern_proto::{AddressLiteral, ForwardPath, Host, Mailbox, ReversePath, TlsVersion};
 use postern_queue::report::Diagnosis;
 use postern_queue::runner::{Router, Runner, RunnerSettings};
-use postern_queue::{Envelope, RecipientState, RetryPolicy, Spool, SpoolBounces};
+use postern_queue::{Envelope, RecipientState, RetryPolicy, SpoolBounces, Store};
 use postern_relay::TlsPolicy;
 use postern_relay::{Anchors, PasswordFileError, RelayCredentials, Route, Target, TlsMode};
 use postern_rules::{Destination, Facts, RelayAuth, RelayTlsMode, RuleSet, Stage, TrustAnchors};
 
 use crate::Shutdown;
-use crate::config::Config;
+use crate::config::MtaConfig;
 
 /// The runner the MTA uses.
 pub type MtaRunner = Runner<RulesRouter, SpoolBounces>;
@@ -30,7 +30,11 @@ pub type MtaRunner = Runner<RulesRouter, SpoolBounces>;
 /// (or its sender is dropped) and in-flight deliveries finished or were
 /// abandoned after the grace period; await the handle to know the queue is
 /// consistent.
-pub fn spawn(spool: Spool, config: Arc<Config>, shutdown: Shutdown) -> tokio::task::JoinHandle<()> {
+pub fn spawn(
+    spool: Arc<dyn Store>,
+    config: Arc<MtaConfig>,
+    shutdown: Shutdown,
+) -> tokio::task::JoinHandle<()> {
     let runner = Runner::new(
         spool.clone(),
         settings_from_config(&config),
@@ -42,7 +46,7 @@ pub fn spawn(spool: Spool, config: Arc<Config>, shutdown: Shutdown) -> tokio::ta
 
 /// Reports from our host name; senders in a local domain get theirs by
 /// local delivery.
-pub fn bounces(spool: Spool, config: &Config) -> SpoolBounces {
+pub fn bounces(spool: Arc<dyn Store>, config: &MtaConfig) -> SpoolBounces {
     SpoolBounces::new(spool, config.hostname.clone())
         .local_domains(config.domains.iter().map(|d| d.name.clone()))
 }
@@ -50,7 +54,7 @@ pub fn bounces(spool: Spool, config: &Config) -> SpoolBounces {
 /// The runner settings `main` uses: host name and queue timing from
 /// `config` (retry delays grow by `retry_factor` from `retry_initial` up to
 /// `retry_max`; `max_age`; `scan_interval`; `delay_warning`).
-pub fn settings_from_config(config: &Config) -> RunnerSettings {
+pub fn settings_from_config(config: &MtaConfig) -> RunnerSettings {
     let mut s = RunnerSettings::new(config.hostname.clone());
     s.retry = RetryPolicy::new(
         config.queue.retry_initial,
@@ -90,7 +94,7 @@ impl RulesRouter {
 
     /// The router of `config`: its rules; relative trust-anchor files are
     /// resolved from the configuration file's directory.
-    pub fn from_config(config: &Config) -> Self {
+    pub fn from_config(config: &MtaConfig) -> Self {
         let base_dir = Path::new(&config.source)
             .parent()
             .filter(|_| config.source != crate::config::EMBEDDED)
@@ -442,7 +446,7 @@ actions = [
   { relay_auth = { user = "me", password_file = "smarthost.pw" } },
 ]
 "#;
-        let err = Config::from_toml_str(src, "t.toml", &dir).unwrap_err();
+        let err = MtaConfig::from_toml_str(src, "t.toml", &dir).unwrap_err();
         let text = err.to_string();
         assert!(text.contains(&pw.display().to_string()), "{text}");
         assert!(text.contains("readable by the server user only"), "{text}");
@@ -450,7 +454,7 @@ actions = [
         assert!(text.contains("actions[2].relay_auth"), "{text}");
         assert!(text.starts_with("t.toml:12:"), "{text}");
         std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert!(Config::from_toml_str(src, "t.toml", &dir).is_ok());
+        assert!(MtaConfig::from_toml_str(src, "t.toml", &dir).is_ok());
         let _ = std::fs::remove_dir_all(dir);
     }
 
@@ -477,7 +481,8 @@ delay_warning = "90m"
 "#
             )
         };
-        let config = Config::from_toml_str(&src("3"), "t.toml", Path::new("/etc/postern")).unwrap();
+        let config =
+            MtaConfig::from_toml_str(&src("3"), "t.toml", Path::new("/etc/postern")).unwrap();
         let s = settings_from_config(&config);
         assert_eq!(s.hostname, "mx.example.org");
         assert_eq!(s.retry.initial, Duration::from_secs(60));
@@ -487,7 +492,7 @@ delay_warning = "90m"
         assert_eq!(s.scan_interval, Duration::from_secs(3));
         assert_eq!(s.delay_warning, Duration::from_secs(5400));
         assert_eq!(s.retry.delay(2), Duration::from_secs(180));
-        let err = Config::from_toml_str(&src("0.5"), "t.toml", Path::new("")).unwrap_err();
+        let err = MtaConfig::from_toml_str(&src("0.5"), "t.toml", Path::new("")).unwrap_err();
         assert!(err.to_string().contains("retry_factor"), "{err}");
     }
 

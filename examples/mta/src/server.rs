@@ -22,23 +22,23 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use postern_listener::session::{Decision, EhloOffer, HelloVerb, Notice, Question};
-use postern_listener::{ConnContext, ConnectionFacts as Facts, ConnectionHandler, Handler};
+use postern_listener::{ConnContext, ConnectionHandler, ConnectionView as Facts, Handler};
 use postern_proto::{
     Domain, EnhancedCode, ForwardPath, Host, LocalPart, Mailbox, Reply, ReplyCode, ReversePath,
 };
 use postern_rules::{AuthOffer, Stage, Verdict};
 
-use crate::config::Config;
+use crate::config::MtaConfig;
 use crate::users::Users;
 use postern_queue::maildir::{DeliveryQueue, LocalDelivery};
 use postern_queue::trace::{TraceInfo, received_header};
-use postern_queue::{Envelope, MessageParams, MessageWriter, QueueId, RecipientState, Spool};
+use postern_queue::{Envelope, MessageParams, MessageWriter, QueueId, RecipientState, Store};
 
 /// The MTA's listener handler, shared by every connection.
 #[derive(Debug)]
 pub struct Mta {
-    config: Arc<Config>,
-    spool: Spool,
+    config: Arc<MtaConfig>,
+    spool: Arc<dyn Store>,
     users: Arc<Users>,
     local: DeliveryQueue,
 }
@@ -46,7 +46,12 @@ pub struct Mta {
 impl Mta {
     /// A handler over this configuration, spool, users and local delivery
     /// (whose batch thread starts here, see [`DeliveryQueue`]).
-    pub fn new(config: Arc<Config>, spool: Spool, users: Arc<Users>, local: LocalDelivery) -> Mta {
+    pub fn new(
+        config: Arc<MtaConfig>,
+        spool: Arc<dyn Store>,
+        users: Arc<Users>,
+        local: LocalDelivery,
+    ) -> Mta {
         Mta {
             config,
             spool,
@@ -74,8 +79,8 @@ impl Handler for Mta {
 /// One connection's state.
 #[derive(Debug)]
 pub struct MtaConn {
-    config: Arc<Config>,
-    spool: Spool,
+    config: Arc<MtaConfig>,
+    spool: Arc<dyn Store>,
     users: Arc<Users>,
     local: DeliveryQueue,
     peer: SocketAddr,
@@ -134,7 +139,7 @@ fn ehlo_offer(proposal: EhloOffer, auth: AuthOffer) -> EhloOffer {
 /// `<Postmaster>` is postmaster at our first local domain.
 fn forward_address(
     to: &ForwardPath<'static>,
-    config: &Config,
+    config: &MtaConfig,
 ) -> (ForwardPath<'static>, String, String, String) {
     match to {
         ForwardPath::Postmaster => {
@@ -516,23 +521,13 @@ impl MtaConn {
         env.tls_cipher = f.tls.map(|t| t.cipher.clone());
         env.auth_user = f.authenticated.map(|a| a.authcid.clone());
         env.recipients = txn.recipients.clone();
-        let env_for_commit = env.clone();
-        let committed = tokio::task::spawn_blocking(move || writer.commit(&env_for_commit)).await;
+        // Resolves after the group commit that made it durable.
+        let committed = writer.commit(&env).await;
         self.txn = Some(txn);
         let hold = match committed {
-            Ok(Ok(hold)) => hold,
-            Ok(Err(e)) => {
-                tracing::error!(id = %id, error = %e, "commit failed; not acknowledged");
-                self.log(f, Some(&id), "tempfail: commit failed");
-                self.txn = None;
-                return Decision::TempfailWith(reply(
-                    451,
-                    "4.3.0",
-                    "Local error: cannot queue now",
-                ));
-            }
+            Ok(hold) => hold,
             Err(e) => {
-                tracing::error!(id = %id, error = %e, "commit task failed; not acknowledged");
+                tracing::error!(id = %id, error = %e, "commit failed; not acknowledged");
                 self.log(f, Some(&id), "tempfail: commit failed");
                 self.txn = None;
                 return Decision::TempfailWith(reply(
@@ -611,7 +606,7 @@ impl ConnectionHandler for MtaConn {
                 if self.txn.is_some() {
                     self.log(f, None, &format!("aborted: {reason:?}"));
                 }
-                // Dropping the writer deletes its temporary file.
+                // Dropping the writer abandons the message.
                 self.txn = None;
             }
             Notice::StartTls { .. } | Notice::Closed { .. } => self.txn = None,

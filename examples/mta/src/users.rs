@@ -18,7 +18,7 @@ use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
-use crate::config::Config;
+use crate::config::MtaConfig;
 
 /// A user name that cannot be stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -122,7 +122,7 @@ impl Users {
     /// Checks a password. Slow on purpose (argon2): call it off the async
     /// executor. Unknown users cost the same time as known ones. `alice@D`
     /// for a local domain D also matches the user `alice`.
-    pub fn verify(&self, config: &Config, name: &str, password: &[u8]) -> bool {
+    pub fn verify(&self, config: &MtaConfig, name: &str, password: &[u8]) -> bool {
         self.refresh();
         let name = name.to_ascii_lowercase();
         let hash = {
@@ -148,7 +148,7 @@ impl Users {
     /// domain (RFC 5321 §4.5.1), the domain's configured mailboxes, users
     /// named `local` and users named `local@domain`. `false` for
     /// non-local domains.
-    pub fn has_mailbox(&self, config: &Config, local: &str, domain: &str) -> bool {
+    pub fn has_mailbox(&self, config: &MtaConfig, local: &str, domain: &str) -> bool {
         let Some(d) = config.local_domain(domain) else {
             return false;
         };
@@ -254,7 +254,7 @@ pub fn add_user(path: &Path, name: &str, password: &[u8]) -> io::Result<bool> {
 #[derive(Debug, Clone)]
 pub struct Mailboxes {
     /// The configuration.
-    pub config: Arc<Config>,
+    pub config: Arc<MtaConfig>,
     /// The users.
     pub users: Arc<Users>,
 }
@@ -283,7 +283,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("postern-users-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         let path = dir.join("users");
-        let config = Config::embedded().unwrap();
+        let config = MtaConfig::embedded().unwrap();
         assert!(!add_user(&path, "Alice", b"s3cret").unwrap());
         let users = Users::open(&path);
         assert!(users.verify(&config, "alice", b"s3cret"));

@@ -19,7 +19,7 @@ use postern_proto::TlsVersion;
 use postern_queue::SpoolBounces;
 use postern_queue::report::{ParsedReport, parse_report};
 use postern_queue::runner::{Runner, RunnerSettings};
-use postern_queue::{Envelope, QueueId, RcptStatus, RecipientState, RetryPolicy, Spool};
+use postern_queue::{Envelope, LogStore, QueueId, RcptStatus, RecipientState, RetryPolicy};
 use postern_relay::{StaticResolver, Timeouts};
 use postern_rules::RuleSet;
 use postern_testkit::{ChildGuard, dev_pki, free_port, python_with, wait_for_port, write_pki};
@@ -104,7 +104,7 @@ impl Drop for Peer {
 /// A queue, the password file beside it (mode 0600) and a manual clock.
 struct Setup {
     dir: PathBuf,
-    spool: Spool,
+    spool: Arc<LogStore>,
     now: Arc<AtomicU64>,
 }
 
@@ -119,7 +119,7 @@ impl Setup {
             std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
         }
         Setup {
-            spool: Spool::open(&dir.join("queue")).unwrap(),
+            spool: LogStore::open(&dir.join("queue")).unwrap(),
             dir,
             now: Arc::new(AtomicU64::new(postern_queue::unix_now())),
         }
@@ -173,7 +173,7 @@ actions = [
         env.tls_version = Some(TlsVersion::Tls13);
         env.recipients
             .push(RecipientState::pending("bob@example.net", false));
-        drop(w.commit(&env).unwrap());
+        drop(w.commit(&env).wait().unwrap());
         id
     }
 
@@ -196,7 +196,7 @@ actions = [
             .filter(|e| e.sender.is_empty())
             .collect();
         assert_eq!(dsns.len(), 1, "exactly one DSN expected: {dsns:#?}");
-        parse_report(&std::fs::read(self.spool.body_path(&dsns[0].id)).unwrap()).unwrap()
+        parse_report(&self.spool.body(&dsns[0].id).unwrap()).unwrap()
     }
 }
 

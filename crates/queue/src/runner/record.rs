@@ -7,7 +7,7 @@ use super::dispatch::RouteDone;
 use super::plan::{Progress, Work, log_attempt};
 use super::{PassReport, RecipientOutcome, Router, Runner, blocking};
 use crate::bounce::{BounceRequest, BounceSink};
-use crate::report::{Action, Diagnosis};
+use crate::report::{Diagnosis, DsnAction};
 use crate::{QueueId, RcptStatus};
 
 impl<R: Router, B: BounceSink> Runner<R, B> {
@@ -82,10 +82,10 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
     }
 
     async fn save(&self, w: &mut Work, report: &mut PassReport) {
-        let spool = self.spool.clone();
+        let store = self.store.clone();
         let id = w.id.clone();
         let env = w.env.clone();
-        match blocking(move || spool.update(&id, &env)).await {
+        match blocking(move || store.update(&id, &env)).await {
             Ok(()) => w.unsaved = false,
             Err(e) => {
                 tracing::error!(queue_id = %w.id, error = %e, "outbound: cannot record delivery results");
@@ -150,9 +150,9 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
             w.env.next_attempt = next;
         }
         if w.env.is_finished() {
-            let spool = self.spool.clone();
+            let store = self.store.clone();
             let id = w.id.clone();
-            match blocking(move || spool.remove(&id)).await {
+            match blocking(move || store.remove(&id)).await {
                 Ok(()) => {
                     report.removed += 1;
                     w.unsaved = false;
@@ -197,7 +197,7 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
             )
         });
         match self
-            .queue_report(w, Action::Failed, failed.to_vec(), now, reason)
+            .queue_report(w, DsnAction::Failed, failed.to_vec(), now, reason)
             .await
         {
             Ok(dsn) => {
@@ -244,7 +244,7 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
         }
         let reason = "Your message was relayed to a server that does not support delivery status notifications; no further notifications will be sent.";
         match self
-            .queue_report(w, Action::Relayed, relayed, now, Some(reason.into()))
+            .queue_report(w, DsnAction::Relayed, relayed, now, Some(reason.into()))
             .await
         {
             Ok(Some(id)) => {
@@ -265,7 +265,7 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
     fn delay_report_due(&self, w: &Work) -> Option<u64> {
         let after = self.settings.delay_warning.as_secs();
         let wanted = w.env.recipients.iter().any(|r| {
-            !r.local && r.status.is_open() && crate::bounce::wants_report(r, Action::Delayed)
+            !r.local && r.status.is_open() && crate::bounce::wants_report(r, DsnAction::Delayed)
         });
         (after > 0 && !w.env.delay_reported && !w.env.sender.is_empty() && wanted)
             .then(|| w.env.arrival.saturating_add(after))
@@ -294,7 +294,7 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
             crate::report::rfc5322_date(self.retry_until(w))
         );
         match self
-            .queue_report(w, Action::Delayed, delayed, now, Some(reason))
+            .queue_report(w, DsnAction::Delayed, delayed, now, Some(reason))
             .await
         {
             Ok(dsn) => {
@@ -322,7 +322,7 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
     async fn queue_report(
         &self,
         w: &Work,
-        action: Action,
+        action: DsnAction,
         entries: Vec<(usize, Diagnosis)>,
         now: u64,
         reason: Option<String>,
@@ -331,7 +331,7 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
         let env = w.env.clone();
         let body = w.body.clone();
         let last_attempt = w.last_attempt;
-        let until = (action == Action::Delayed).then(|| self.retry_until(w));
+        let until = (action == DsnAction::Delayed).then(|| self.retry_until(w));
         blocking(move || {
             let mut request =
                 BounceRequest::new(&env, &body, action, &entries, now).last_attempt(last_attempt);
@@ -355,7 +355,8 @@ fn apply(w: &mut Work, ri: usize, outcome: RecipientOutcome, report: &mut PassRe
             w.env.recipients[ri].status = RcptStatus::Delivered {
                 reply: diagnosis.to_string(),
             };
-            if dsn_dropped && crate::bounce::wants_report(&w.env.recipients[ri], Action::Relayed) {
+            if dsn_dropped && crate::bounce::wants_report(&w.env.recipients[ri], DsnAction::Relayed)
+            {
                 w.owed.push((
                     ri,
                     RecipientOutcome::Delivered {
