@@ -165,6 +165,7 @@ struct QueueFile {
     retry_max: Option<DurationText>,
     retry_factor: Option<f64>,
     scan_interval: Option<DurationText>,
+    delay_warning: Option<DurationText>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -290,6 +291,9 @@ pub struct QueueSettings {
     pub retry_factor: f64,
     /// How often the runner scans the queue. Default 10 seconds.
     pub scan_interval: Duration,
+    /// Tell the sender once that mail is delayed after this long (RFC 3464
+    /// `action=delayed`); 0 turns it off. Default 4 hours.
+    pub delay_warning: Duration,
 }
 
 impl Default for QueueSettings {
@@ -300,6 +304,7 @@ impl Default for QueueSettings {
             retry_max: Duration::from_secs(4 * 3600),
             retry_factor: 2.0,
             scan_interval: Duration::from_secs(10),
+            delay_warning: Duration::from_secs(4 * 3600),
         }
     }
 }
@@ -720,6 +725,7 @@ impl MtaConfig {
                 }
             },
             scan_interval: parsed.queue.scan_interval.map_or(dq.scan_interval, |d| d.0),
+            delay_warning: parsed.queue.delay_warning.map_or(dq.delay_warning, |d| d.0),
         };
         let dl = MessageLimits::default();
         let limits = MessageLimits {
@@ -804,6 +810,20 @@ impl MtaConfig {
             let field = (!e.field.is_empty()).then(|| e.field.clone());
             err(span, item, field, e.kind.to_string())
         })?;
+        // Smart-host passwords are checked now too (as at each use), so
+        // `check` and start-up refuse a file others can read.
+        for (i, a, auth) in rules.relay_auths() {
+            crate::outbound::credentials(base, auth).map_err(|e| {
+                let field = format!("actions[{a}].relay_auth");
+                let item = format!("rule #{} {:?}", i + 1, rules.rules()[i].name());
+                err(
+                    field_span(src, i, &field),
+                    Some(item),
+                    Some(field),
+                    e.to_string(),
+                )
+            })?;
+        }
 
         Ok(MtaConfig {
             source: file.to_owned(),
