@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the real SMTP peers that Postern's interop tests talk to: swaks,
 # openssl, Postfix (smtpd, smtp-source, smtp-sink; no system service is
-# started), stunnel, sslscan, testssl.sh, and Python's aiosmtpd in a venv.
+# started), stunnel, sslscan, testssl.sh, HAProxy (PROXY-protocol front; no
+# service started), and Python's aiosmtpd and scramp in a venv.
 # Idempotent; run as root. Prints the environment the tests need.
 set -euo pipefail
 
 VENV=${POSTERN_VENV:-/opt/postern-venv}
-packages=(swaks libnet-ssleay-perl libio-socket-ssl-perl openssl postfix stunnel4 sslscan testssl.sh ca-certificates)
+packages=(swaks libnet-ssleay-perl libio-socket-ssl-perl openssl postfix stunnel4 sslscan testssl.sh haproxy ca-certificates)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -39,6 +40,17 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import aiosmtpd' 2>/d
     echo "install-peers: creating $VENV with aiosmtpd" >&2
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q --disable-pip-version-check 'aiosmtpd==1.4.6'
+fi
+# scramp: a SCRAM client we did not write, for SCRAM-SHA-256 AUTH tests.
+if ! "$VENV/bin/python" -c 'import scramp' 2>/dev/null; then
+    echo "install-peers: installing scramp into $VENV" >&2
+    "$VENV/bin/pip" install -q --disable-pip-version-check 'scramp==1.5.0'
+fi
+
+# A package's service (HAProxy's, Postfix's) must not run: tests start
+# their own on loopback high ports.
+if command -v haproxy >/dev/null && pgrep -x haproxy >/dev/null 2>&1; then
+    service haproxy stop >/dev/null 2>&1 || true
 fi
 
 echo "export POSTERN_PYTHON=$VENV/bin/python"

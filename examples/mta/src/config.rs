@@ -27,7 +27,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use postern_listener::Mode;
+use postern_listener::{Mode, ProxyProtocol};
 use postern_proto::{ForwardPath, ReversePath};
 use postern_rules::{Facts, RelayPlan, RuleConfig, RuleSet, RuleSetConfig, Stage};
 use serde::Deserialize;
@@ -143,6 +143,15 @@ struct ListenerFile {
     require_auth: bool,
     max_connections: Option<usize>,
     max_connections_per_ip: Option<usize>,
+    proxy_protocol: Option<ProxyFile>,
+}
+
+/// `proxy_protocol = { trusted = ["127.0.0.5/32"], header_timeout = "5s" }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProxyFile {
+    trusted: Vec<String>,
+    header_timeout: Option<DurationText>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -277,6 +286,10 @@ pub struct ListenerSpec {
     pub max_connections: usize,
     /// Most connections from one IP at once.
     pub max_connections_per_ip: usize,
+    /// The PROXY protocol: the fronts whose header is required and
+    /// believed (their clients' addresses then drive the limits, the
+    /// rules, the logs and the Received header).
+    pub proxy: Option<ProxyProtocol>,
 }
 
 /// Queue timing, for the outbound runner.
@@ -632,6 +645,39 @@ impl Config {
                     ));
                 }
             }
+            let proxy = match &l.proxy_protocol {
+                None => None,
+                Some(p) => {
+                    let mut trusted = Vec::with_capacity(p.trusted.len());
+                    for t in &p.trusted {
+                        let net = t
+                            .parse::<ipnet::IpNet>()
+                            .or_else(|_| t.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                            .map_err(|_| {
+                                err(
+                                    span.clone(),
+                                    item.clone(),
+                                    Some("proxy_protocol.trusted".into()),
+                                    format!("{t:?} is not an address or network (e.g. 10.0.0.0/8)"),
+                                )
+                            })?;
+                        trusted.push(net);
+                    }
+                    if trusted.is_empty() {
+                        return Err(err(
+                            span,
+                            item,
+                            Some("proxy_protocol.trusted".into()),
+                            "empty: name the fronts whose PROXY header is believed".into(),
+                        ));
+                    }
+                    let mut proxy = ProxyProtocol::new(trusted);
+                    if let Some(DurationText(t)) = p.header_timeout {
+                        proxy = proxy.with_header_timeout(t);
+                    }
+                    Some(proxy)
+                }
+            };
             let defaults = postern_listener::ConnLimits::default();
             listeners.push(ListenerSpec {
                 name: l.name.clone(),
@@ -641,6 +687,7 @@ impl Config {
                 require_auth: l.require_auth,
                 max_connections: l.max_connections.unwrap_or(defaults.global),
                 max_connections_per_ip: l.max_connections_per_ip.unwrap_or(defaults.per_ip),
+                proxy,
             });
         }
         if listeners.is_empty() {

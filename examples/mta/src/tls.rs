@@ -198,6 +198,9 @@ pub fn listener_configs(config: &Config, self_signed: &SelfSignedSource) -> Vec<
             if let Some(t) = &l.tls {
                 lc = lc.with_tls(tls_settings(t, config, self_signed));
             }
+            if let Some(p) = &l.proxy {
+                lc = lc.with_proxy_protocol(p.clone());
+            }
             lc
         })
         .collect()
