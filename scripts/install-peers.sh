@@ -17,7 +17,8 @@ done
 if ((${#missing[@]})); then
     echo "install-peers: installing ${missing[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
-    # Postfix's postinst would start a system mail service; forbid that.
+    # Postfix's and HAProxy's postinst would start system services; forbid
+    # that (tests start their own on loopback high ports).
     created_policy=0
     if [ ! -e /usr/sbin/policy-rc.d ]; then
         printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
@@ -45,12 +46,6 @@ fi
 if ! "$VENV/bin/python" -c 'import scramp' 2>/dev/null; then
     echo "install-peers: installing scramp into $VENV" >&2
     "$VENV/bin/pip" install -q --disable-pip-version-check 'scramp==1.5.0'
-fi
-
-# A package's service (HAProxy's, Postfix's) must not run: tests start
-# their own on loopback high ports.
-if command -v haproxy >/dev/null && pgrep -x haproxy >/dev/null 2>&1; then
-    service haproxy stop >/dev/null 2>&1 || true
 fi
 
 echo "export POSTERN_PYTHON=$VENV/bin/python"
