@@ -54,7 +54,11 @@ pub(crate) enum Phase {
 pub(crate) enum Pending {
     Connect,
     Hello { verb: HelloVerb },
-    Auth { identity: AuthIdentity },
+    Auth {
+        identity: AuthIdentity,
+        /// The mechanism refuted the proof: never authenticated.
+        refuted: bool,
+    },
     Mail(Transaction),
     Rcpt,
     DataStart(BodyKind),
@@ -137,7 +141,7 @@ impl Session {
     pub fn new(config: impl Into<Arc<Config>>, info: ConnectionInfo) -> Self {
         let config = config.into();
         let parser = CommandParser::new(config.limits.lines);
-        let offer = EhloOffer::proposal(&config, info.tls.is_some());
+        let offer = EhloOffer::for_connection(&config, info.tls.as_ref());
         let mut session = Self {
             tls: info.tls.clone(),
             info,
@@ -577,7 +581,7 @@ impl Session {
         // RFC 5321 §4.1.4: a new greeting resets the state like RSET.
         self.abort_transaction(AbortReason::Hello);
         self.hello = None;
-        let offer = EhloOffer::proposal(&self.config, self.tls.is_some());
+        let offer = EhloOffer::for_connection(&self.config, self.tls.as_ref());
         self.ask(
             Pending::Hello { verb },
             Question::Hello {
