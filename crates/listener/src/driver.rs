@@ -79,6 +79,15 @@ fn tls_info(conn: &rustls::ServerConnection, client_auth: bool) -> Option<TlsInf
     // is present here did.
     info.client_cert_verified = client_auth && client_certificate.is_some();
     info.client_certificate = client_certificate;
+    // RFC 9266: tls-exporter is for TLS 1.3 (TLS 1.2 only with the
+    // extended master secret, which rustls does not report), so -PLUS is
+    // offered only there.
+    if version == TlsVersion::Tls13 {
+        info.tls_exporter = conn
+            .export_keying_material([0u8; 32], b"EXPORTER-Channel-Binding", None)
+            .ok()
+            .map(|k| k.to_vec());
+    }
     Some(info)
 }
 

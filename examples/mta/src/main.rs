@@ -133,7 +133,14 @@ async fn run(config: Config) -> ExitCode {
     ));
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let server = match postern_listener::Server::bind(
-        listener_configs(&config, &self_signed),
+        listener_configs(
+            &config,
+            &self_signed,
+            &postern_mta::tls::sasl_mechanisms(Arc::new(postern_mta::users::ScramUsers {
+                users: users.clone(),
+                config: config.clone(),
+            })),
+        ),
         mta,
         provider,
     ) {

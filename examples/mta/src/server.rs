@@ -31,6 +31,7 @@ use postern_rules::{AuthOffer, Stage, Verdict};
 use crate::config::Config;
 use crate::maildir::{DeliveryQueue, LocalDelivery};
 use crate::received::{TraceInfo, received_header};
+use postern_session::ProofCheck;
 use crate::spool::{
     BodyType, Envelope, MessageParams, MessageWriter, Notify, QueueId, RecipientState, Ret, Spool,
 };
@@ -288,12 +289,17 @@ impl MtaConn {
         let users = self.users.clone();
         let config = self.config.clone();
         let user = credentials.authcid.clone();
-        let ok = tokio::task::spawn_blocking(move || {
-            let password = credentials.secret.expose();
-            users.verify(&config, &credentials.authcid, password)
-        })
-        .await
-        .unwrap_or(false);
+        let ok = match credentials.check {
+            // SCRAM checked the client's proof against the users' keys.
+            ProofCheck::Verified => true,
+            ProofCheck::Refuted => false,
+            _ => tokio::task::spawn_blocking(move || {
+                let password = credentials.secret.expose();
+                users.verify(&config, &credentials.authcid, password)
+            })
+            .await
+            .unwrap_or(false),
+        };
         if ok {
             tracing::info!(listener = f.listener, peer = %f.peer, user = %user, mechanism = %mech, "authenticated");
             Decision::Accept

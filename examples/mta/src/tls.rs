@@ -119,14 +119,14 @@ pub fn tls_settings(
 /// The AUTH mechanisms the rules allow at EHLO on `listener` for a
 /// plaintext and a TLS connection, knowing only the listener (what
 /// `postern-mta check` prints; each connection's EHLO is decided from its
-/// own facts, see `crate::server`); mechanisms the session cannot run (only
-/// PLAIN and LOGIN are built in) are left out and returned as the second
+/// own facts, see `crate::server`); mechanisms the session cannot run
+/// (see [`sasl_mechanisms`]) are left out and returned as the second
 /// value.
 pub fn auth_policy(
     config: &Config,
     listener: &ListenerSpec,
 ) -> (postern_session::AuthPolicy, Vec<String>) {
-    let builtin = postern_session::SaslMechanisms::builtin();
+    let builtin = sasl_mechanisms(Arc::new(NoKeys));
     let mut skipped = Vec::new();
     let mut for_tls = |tls: bool| {
         let facts = Facts::new()
@@ -155,14 +155,44 @@ pub fn auth_policy(
     (postern_session::AuthPolicy::new(plaintext, tls), skipped)
 }
 
+/// A key store with no users, for listing what can run.
+struct NoKeys;
+impl postern_session::ScramStore for NoKeys {
+    fn scram_keys(&self, _: &str) -> Option<postern_session::ScramKeys> {
+        None
+    }
+}
+
+/// The SASL mechanisms the MTA runs: PLAIN and LOGIN (checked against the
+/// users' argon2 hashes), SCRAM-SHA-256-PLUS (offered only over TLS 1.3,
+/// where the listener exports the `tls-exporter` channel binding) and
+/// SCRAM-SHA-256, over the users' SCRAM keys. The rules' `tls_auth` and
+/// `plain_auth` lists pick which are offered where.
+pub fn sasl_mechanisms(
+    store: Arc<dyn postern_session::ScramStore>,
+) -> postern_session::SaslMechanisms {
+    // Strongest first: the EHLO reply lists them in this order.
+    let mut m = postern_session::SaslMechanisms::empty();
+    m.register(Arc::new(postern_session::ScramSha256::plus(store.clone())));
+    m.register(Arc::new(postern_session::ScramSha256::new(store)));
+    m.register(Arc::new(postern_session::sasl::Plain));
+    m.register(Arc::new(postern_session::sasl::Login));
+    m
+}
+
 /// The session policy of a listener.
 ///
 /// AUTH is allowed by the session on both transports with every mechanism
 /// it can run: the rules are the one source of truth, and they decide per
 /// connection, from its facts, what the EHLO reply offers (the session
 /// then refuses anything else) and whether an AUTH succeeds.
-pub fn session_config(config: &Config, listener: &ListenerSpec) -> postern_session::Config {
+pub fn session_config(
+    config: &Config,
+    listener: &ListenerSpec,
+    mechanisms: &postern_session::SaslMechanisms,
+) -> postern_session::Config {
     let mut s = postern_session::Config::new(config.hostname.clone());
+    s.mechanisms = mechanisms.clone();
     s.banner = "Postern MTA".into();
     s.require_auth = listener.require_auth;
     let runnable = s.mechanisms.names();
@@ -179,13 +209,17 @@ pub fn session_config(config: &Config, listener: &ListenerSpec) -> postern_sessi
 }
 
 /// Every listener of `config`, ready for `postern_listener::Server::bind`.
-pub fn listener_configs(config: &Config, self_signed: &SelfSignedSource) -> Vec<ListenerConfig> {
+pub fn listener_configs(
+    config: &Config,
+    self_signed: &SelfSignedSource,
+    mechanisms: &postern_session::SaslMechanisms,
+) -> Vec<ListenerConfig> {
     config
         .listeners
         .iter()
         .map(|l| {
             let mut lc = ListenerConfig::new(l.name.clone(), l.addr, l.mode)
-                .with_session(Arc::new(session_config(config, l)))
+                .with_session(Arc::new(session_config(config, l, mechanisms)))
                 .with_limits({
                     let mut limits = ConnLimits::default();
                     limits.global = l.max_connections;

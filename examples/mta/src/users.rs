@@ -1,5 +1,9 @@
-//! The users file: one `name:argon2-PHC-hash` line per user, written by
-//! `postern-mta user add`, read by AUTH. Also the mailbox directory: which
+//! The users file: one `name:argon2-PHC-hash SCRAM-SHA-256$i:salt$StoredKey:ServerKey`
+//! line per user, written by `postern-mta user add`, read by AUTH: the
+//! argon2 hash checks PLAIN and LOGIN passwords, the SCRAM keys (RFC 5803's
+//! layout; salted and iterated, never the password) serve
+//! SCRAM-SHA-256(-PLUS). A line without SCRAM keys (written before they
+//! existed) still serves PLAIN and LOGIN; `user add` again adds them. Also the mailbox directory: which
 //! local addresses exist.
 //!
 //! A user `alice` is a mailbox at every local domain and authenticates as
@@ -18,7 +22,23 @@ use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
+use postern_session::{ScramKeys, ScramStore};
+
 use crate::config::Config;
+
+/// The users file as SCRAM's key store.
+pub struct ScramUsers {
+    /// The users.
+    pub users: std::sync::Arc<Users>,
+    /// The configuration (local domains, for `alice@domain`).
+    pub config: std::sync::Arc<Config>,
+}
+
+impl ScramStore for ScramUsers {
+    fn scram_keys(&self, authcid: &str) -> Option<ScramKeys> {
+        self.users.scram_keys(&self.config, authcid)
+    }
+}
 
 /// A user name that cannot be stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,10 +73,20 @@ pub fn validate_name(name: &str) -> Result<(), BadUserName> {
     }
 }
 
+/// PBKDF2 iterations of the SCRAM keys `user add` writes (RFC 7677's
+/// minimum is 4096).
+pub const SCRAM_ITERATIONS: u32 = 10_000;
+
 #[derive(Default)]
 struct Loaded {
     mtime: Option<SystemTime>,
-    hashes: HashMap<String, String>,
+    hashes: HashMap<String, Entry>,
+}
+
+#[derive(Clone)]
+struct Entry {
+    hash: String,
+    scram: Option<ScramKeys>,
 }
 
 /// The users file, cached and re-read when it changes.
@@ -119,23 +149,32 @@ impl Users {
         loaded.hashes.contains_key(&name.to_ascii_lowercase())
     }
 
+    /// The entry of `name`; `alice@D` for a local domain D also finds the
+    /// user `alice`.
+    fn entry(&self, config: &Config, name: &str) -> Option<Entry> {
+        self.refresh();
+        let name = name.to_ascii_lowercase();
+        let loaded = self.loaded.read().unwrap_or_else(|e| e.into_inner());
+        loaded.hashes.get(&name).cloned().or_else(|| {
+            let (local, domain) = name.split_once('@')?;
+            if config.is_local_domain(domain) {
+                loaded.hashes.get(local).cloned()
+            } else {
+                None
+            }
+        })
+    }
+
+    /// The SCRAM-SHA-256 keys of `name`, if it has them.
+    pub fn scram_keys(&self, config: &Config, name: &str) -> Option<ScramKeys> {
+        self.entry(config, name)?.scram
+    }
+
     /// Checks a password. Slow on purpose (argon2): call it off the async
     /// executor. Unknown users cost the same time as known ones. `alice@D`
     /// for a local domain D also matches the user `alice`.
     pub fn verify(&self, config: &Config, name: &str, password: &[u8]) -> bool {
-        self.refresh();
-        let name = name.to_ascii_lowercase();
-        let hash = {
-            let loaded = self.loaded.read().unwrap_or_else(|e| e.into_inner());
-            loaded.hashes.get(&name).cloned().or_else(|| {
-                let (local, domain) = name.split_once('@')?;
-                if config.is_local_domain(domain) {
-                    loaded.hashes.get(local).cloned()
-                } else {
-                    None
-                }
-            })
-        };
+        let hash = self.entry(config, name).map(|e| e.hash);
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy.clone());
         let ok = PasswordHash::new(&hash)
@@ -161,23 +200,46 @@ impl Users {
     }
 }
 
-fn parse(text: &str, path: &Path) -> HashMap<String, String> {
+fn parse(text: &str, path: &Path) -> HashMap<String, Entry> {
     let mut out = HashMap::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        match line.split_once(':') {
-            Some((name, hash))
-                if validate_name(name).is_ok() && PasswordHash::new(hash).is_ok() =>
-            {
-                out.insert(name.to_ascii_lowercase(), hash.to_owned());
+        let Some((name, rest)) = line.split_once(':') else {
+            tracing::warn!(file = %path.display(), line = n + 1, "skipping a malformed users line (expected name:argon2-hash [scram-keys])");
+            continue;
+        };
+        let (hash, scram) = match rest.split_once(' ') {
+            Some((hash, scram)) => (hash, Some(scram.trim())),
+            None => (rest, None),
+        };
+        let scram = match scram.map(ScramKeys::from_stored) {
+            None => Ok(None),
+            Some(Ok(k)) => Ok(Some(k)),
+            Some(Err(e)) => Err(e),
+        };
+        match scram {
+            Ok(scram) if validate_name(name).is_ok() && PasswordHash::new(hash).is_ok() => {
+                out.insert(
+                    name.to_ascii_lowercase(),
+                    Entry {
+                        hash: hash.to_owned(),
+                        scram,
+                    },
+                );
             }
+            Err(e) => tracing::warn!(
+                file = %path.display(),
+                line = n + 1,
+                error = %e,
+                "skipping a users line with malformed SCRAM keys"
+            ),
             _ => tracing::warn!(
                 file = %path.display(),
                 line = n + 1,
-                "skipping a malformed users line (expected name:argon2-hash)"
+                "skipping a malformed users line (expected name:argon2-hash [scram-keys])"
             ),
         }
     }
@@ -204,6 +266,8 @@ pub fn add_user(path: &Path, name: &str, password: &[u8]) -> io::Result<bool> {
         ));
     }
     let hash = hash_password(password).map_err(io::Error::other)?;
+    let scram = ScramKeys::generate(password, SCRAM_ITERATIONS)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let name = name.to_ascii_lowercase();
     let old = match fs::read_to_string(path) {
         Ok(t) => t,
@@ -223,7 +287,7 @@ pub fn add_user(path: &Path, name: &str, password: &[u8]) -> io::Result<bool> {
         out.push_str(line);
         out.push('\n');
     }
-    out.push_str(&format!("{name}:{hash}\n"));
+    out.push_str(&format!("{name}:{hash} {}\n", scram.to_stored()));
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -272,6 +336,13 @@ mod tests {
         let users = Users::open(&path);
         assert!(users.verify(&config, "alice", b"s3cret"));
         assert!(users.verify(&config, "alice@localhost", b"s3cret"));
+        let keys = users.scram_keys(&config, "alice@localhost").unwrap();
+        assert_eq!(keys.iterations, SCRAM_ITERATIONS);
+        assert_eq!(
+            ScramKeys::derive(b"s3cret", &keys.salt, keys.iterations).unwrap(),
+            keys
+        );
+        assert!(fs::read_to_string(&path).unwrap().contains(" SCRAM-SHA-256$10000:"));
         assert!(!users.verify(&config, "alice", b"wrong"));
         assert!(!users.verify(&config, "bob", b"s3cret"));
         assert!(users.has_mailbox(&config, "ALICE", "localhost"));
