@@ -11,7 +11,7 @@ use std::sync::Arc;
 use postern_listener::{CertSpec, ConnLimits, ListenerConfig, TlsSettings};
 use postern_rules::{Facts, Stage};
 
-use crate::config::{CertSource, Config, ListenerSpec, TlsSpec};
+use crate::config::{CertSource, ListenerSpec, MtaConfig, TlsSpec};
 
 /// The self-signed certificate files in `DATA_DIR/tls/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +50,7 @@ pub fn ensure_self_signed(dir: &Path, names: &[String]) -> io::Result<SelfSigned
     };
     write(&files.key, &key, true)?;
     write(&files.cert, &cert, false)?;
-    crate::spool::sync_dir(dir)?;
+    postern_queue::sync_dir(dir)?;
     Ok(files)
 }
 
@@ -67,7 +67,7 @@ pub fn generate(names: &[String]) -> io::Result<(String, String)> {
 }
 
 /// The names a self-signed certificate is made for.
-pub fn self_signed_names(config: &Config) -> Vec<String> {
+pub fn self_signed_names(config: &MtaConfig) -> Vec<String> {
     let mut names = vec![config.hostname.clone()];
     for n in ["localhost", "127.0.0.1"] {
         if !names.iter().any(|x| x == n) {
@@ -94,7 +94,7 @@ pub enum SelfSignedSource {
 /// `[tls.NAME]` as listener TLS settings.
 pub fn tls_settings(
     spec: &TlsSpec,
-    config: &Config,
+    config: &MtaConfig,
     self_signed: &SelfSignedSource,
 ) -> TlsSettings {
     let name = config.hostname.as_str();
@@ -123,7 +123,7 @@ pub fn tls_settings(
 /// (see [`sasl_mechanisms`]) are left out and returned as the second
 /// value.
 pub fn auth_policy(
-    config: &Config,
+    config: &MtaConfig,
     listener: &ListenerSpec,
 ) -> (postern_session::AuthPolicy, Vec<String>) {
     let builtin = sasl_mechanisms(Arc::new(NoKeys));
@@ -187,7 +187,7 @@ pub fn sasl_mechanisms(
 /// connection, from its facts, what the EHLO reply offers (the session
 /// then refuses anything else) and whether an AUTH succeeds.
 pub fn session_config(
-    config: &Config,
+    config: &MtaConfig,
     listener: &ListenerSpec,
     mechanisms: &postern_session::SaslMechanisms,
 ) -> postern_session::Config {
@@ -210,7 +210,7 @@ pub fn session_config(
 
 /// Every listener of `config`, ready for `postern_listener::Server::bind`.
 pub fn listener_configs(
-    config: &Config,
+    config: &MtaConfig,
     self_signed: &SelfSignedSource,
     mechanisms: &postern_session::SaslMechanisms,
 ) -> Vec<ListenerConfig> {
@@ -241,7 +241,7 @@ pub fn listener_configs(
 }
 
 /// Whether any listener uses a self-signed certificate.
-pub fn needs_self_signed(config: &Config) -> bool {
+pub fn needs_self_signed(config: &MtaConfig) -> bool {
     config.listeners.iter().any(|l| {
         matches!(
             l.tls.as_ref().map(|t| &t.certificate),

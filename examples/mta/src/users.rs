@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use argon2::Argon2;
@@ -24,14 +24,14 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 
 use postern_session::{ScramKeys, ScramStore};
 
-use crate::config::Config;
+use crate::config::MtaConfig;
 
 /// The users file as SCRAM's key store.
 pub struct ScramUsers {
     /// The users.
     pub users: std::sync::Arc<Users>,
     /// The configuration (local domains, for `alice@domain`).
-    pub config: std::sync::Arc<Config>,
+    pub config: std::sync::Arc<MtaConfig>,
 }
 
 impl ScramStore for ScramUsers {
@@ -151,7 +151,7 @@ impl Users {
 
     /// The entry of `name`; `alice@D` for a local domain D also finds the
     /// user `alice`.
-    fn entry(&self, config: &Config, name: &str) -> Option<Entry> {
+    fn entry(&self, config: &MtaConfig, name: &str) -> Option<Entry> {
         self.refresh();
         let name = name.to_ascii_lowercase();
         let loaded = self.loaded.read().unwrap_or_else(|e| e.into_inner());
@@ -166,14 +166,14 @@ impl Users {
     }
 
     /// The SCRAM-SHA-256 keys of `name`, if it has them.
-    pub fn scram_keys(&self, config: &Config, name: &str) -> Option<ScramKeys> {
+    pub fn scram_keys(&self, config: &MtaConfig, name: &str) -> Option<ScramKeys> {
         self.entry(config, name)?.scram
     }
 
     /// Checks a password. Slow on purpose (argon2): call it off the async
     /// executor. Unknown users cost the same time as known ones. `alice@D`
     /// for a local domain D also matches the user `alice`.
-    pub fn verify(&self, config: &Config, name: &str, password: &[u8]) -> bool {
+    pub fn verify(&self, config: &MtaConfig, name: &str, password: &[u8]) -> bool {
         let hash = self.entry(config, name).map(|e| e.hash);
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy.clone());
@@ -187,7 +187,7 @@ impl Users {
     /// domain (RFC 5321 §4.5.1), the domain's configured mailboxes, users
     /// named `local` and users named `local@domain`. `false` for
     /// non-local domains.
-    pub fn has_mailbox(&self, config: &Config, local: &str, domain: &str) -> bool {
+    pub fn has_mailbox(&self, config: &MtaConfig, local: &str, domain: &str) -> bool {
         let Some(d) = config.local_domain(domain) else {
             return false;
         };
@@ -309,8 +309,24 @@ pub fn add_user(path: &Path, name: &str, password: &[u8]) -> io::Result<bool> {
         f.sync_all()?;
     }
     fs::rename(&tmp, path)?;
-    crate::spool::sync_dir(dir)?;
+    postern_queue::sync_dir(dir)?;
     Ok(existed)
+}
+
+/// The mailbox directory local delivery asks: the configuration's local
+/// domains and mailboxes, and the users file.
+#[derive(Debug, Clone)]
+pub struct Mailboxes {
+    /// The configuration.
+    pub config: Arc<MtaConfig>,
+    /// The users.
+    pub users: Arc<Users>,
+}
+
+impl postern_queue::maildir::MailboxDirectory for Mailboxes {
+    fn has_mailbox(&self, local: &str, domain: &str) -> bool {
+        self.users.has_mailbox(&self.config, local, domain)
+    }
 }
 
 #[cfg(test)]
@@ -331,7 +347,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("postern-users-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         let path = dir.join("users");
-        let config = Config::embedded();
+        let config = MtaConfig::embedded().unwrap();
         assert!(!add_user(&path, "Alice", b"s3cret").unwrap());
         let users = Users::open(&path);
         assert!(users.verify(&config, "alice", b"s3cret"));

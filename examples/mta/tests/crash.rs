@@ -183,7 +183,7 @@ fn sigkill_under_load_loses_no_acknowledged_message_and_delivers_no_half_message
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "tmp" && n != "format")
+        .filter(|n| n != "tmp" && n != "format" && n != "lock")
         .collect();
     assert!(leftovers.is_empty(), "queue not empty: {leftovers:?}");
 }

@@ -14,9 +14,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use postern_mta::dsn::parse_report;
-use postern_mta::outbound::{Clock, OutboundSettings, PassReport, RetryPolicy, Runner};
-use postern_mta::spool::{Envelope, Notify, QueueId, RcptStatus, RecipientState, Ret, Spool};
+use postern_mta::outbound::{MtaRunner, RulesRouter};
+use postern_proto::{Notify, Orcpt, Ret, TlsVersion};
+use postern_queue::report::parse_report;
+use postern_queue::runner::{Clock, PassReport, Runner, RunnerSettings};
+use postern_queue::{Envelope, QueueId, RcptStatus, RecipientState, Spool};
+use postern_queue::{RetryPolicy, SpoolBounces};
 use postern_relay::{StaticResolver, Timeouts};
 use postern_rules::RuleSet;
 use postern_testkit::{ChildGuard, dev_pki, free_port, python_with, wait_for_port, write_pki};
@@ -240,33 +243,42 @@ fn status_of(spool: &Spool, id: &QueueId, i: usize) -> RcptStatus {
 
 /// A manual clock starting at the real time.
 fn manual_clock() -> (Clock, Arc<AtomicU64>) {
-    let now = Arc::new(AtomicU64::new(postern_mta::spool::unix_now()));
+    let now = Arc::new(AtomicU64::new(postern_queue::unix_now()));
     let c = now.clone();
     (Arc::new(move || c.load(Ordering::SeqCst)), now)
 }
 
-fn settings(rules: Arc<RuleSet>, max_age: Duration) -> OutboundSettings {
-    let mut s = OutboundSettings::new("mta.test", rules);
-    s.local_domains = vec!["local.test".into()];
-    s.retry = RetryPolicy {
-        initial: Duration::from_secs(10),
-        factor: 2.0,
-        cap: Duration::from_secs(20),
+/// The runner's settings and the MTA's router over the test's rules.
+struct Settings {
+    runner: RunnerSettings,
+    router: RulesRouter,
+}
+
+fn settings(rules: Arc<RuleSet>, max_age: Duration) -> Settings {
+    let mut s = RunnerSettings::new("mta.test");
+    s.retry = RetryPolicy::new(
+        Duration::from_secs(10),
+        2.0,
+        Duration::from_secs(20),
         max_age,
-    };
+    );
     s.scan_interval = Duration::from_millis(100);
     s.timeouts = Timeouts::uniform(Duration::from_secs(10));
     s.shutdown_grace = Duration::from_secs(5);
-    s
+    Settings {
+        runner: s,
+        router: RulesRouter::new(rules),
+    }
 }
 
-fn runner(spool: &Spool, settings: OutboundSettings, clock: Clock) -> Runner {
+fn runner(spool: &Spool, settings: Settings, clock: Clock) -> MtaRunner {
     let resolver = StaticResolver::new()
         .with_host("localhost", [LOCALHOST])
         .with_mx("example.org", [(10, "mx.example.org")])
         .with_mx("example.com", [(10, "mx.example.org")])
         .with_host("mx.example.org", [LOCALHOST]);
-    Runner::new(spool.clone(), settings)
+    let bounces = SpoolBounces::new(spool.clone(), "mta.test").local_domains(["local.test"]);
+    Runner::new(spool.clone(), settings.runner, settings.router, bounces)
         .with_resolver(Arc::new(resolver))
         .with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_clock(clock)
@@ -280,7 +292,7 @@ fn enqueue(spool: &Spool, sender: &str, recipients: &[(&str, bool)]) -> QueueId 
     let mut w = spool.writer(&id).unwrap();
     w.write(BODY.as_bytes()).unwrap();
     let mut env = Envelope::new(id.clone(), sender);
-    env.tls_version = Some("TLSv1.3".into());
+    env.tls_version = Some(TlsVersion::Tls13);
     env.listener = Some("mta".into());
     for (addr, local) in recipients {
         env.recipients.push(RecipientState::pending(*addr, *local));
@@ -494,7 +506,10 @@ async fn a_permanent_refusal_bounces_at_once_with_the_peers_reply() {
         RecipientState::pending("reject-me@example.net", false),
         RecipientState::pending("later@example.net", false),
     ];
-    env.recipients[1].orcpt = Some("rfc822;Reject-Me@Example.NET".into());
+    env.recipients[1].orcpt = Some(Orcpt {
+        addr_type: "rfc822".into(),
+        address: "Reject-Me@Example.NET".into(),
+    });
     drop(w.commit(&env).unwrap());
 
     let (clock, _) = manual_clock();
@@ -662,7 +677,7 @@ async fn the_default_route_uses_mx_hosts_and_opportunistic_starttls() {
     let (clock, _) = manual_clock();
     // Only the smart-host rule for example.net; example.org takes the default.
     let mut s = settings(smart_host_rules(1, "required"), Duration::from_secs(3600));
-    s.mx_port = peer.port;
+    s.router.mx_port = peer.port;
     let report = runner(&spool, s, clock).run_once().await;
     assert_eq!(report.delivered, 1, "{report:?}");
     let data = peer.events("DATA");
@@ -686,7 +701,7 @@ async fn run_delivers_in_the_background_and_stops_on_shutdown() {
             smart_host_rules(peer.port, "required"),
             Duration::from_secs(3600),
         ),
-        postern_mta::outbound::system_clock(),
+        postern_queue::runner::system_clock(),
     );
     let (tx, rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(r.run(rx));
@@ -750,7 +765,7 @@ actions = [
         port = peer.port,
         listen = free_port(),
     );
-    let config = postern_mta::config::Config::from_toml_str(&src, "test.toml", &dir).unwrap();
+    let config = postern_mta::config::MtaConfig::from_toml_str(&src, "test.toml", &dir).unwrap();
     let spool = Spool::open(&config.queue_dir()).unwrap();
     enqueue(&spool, "alice@local.test", &[("bob@example.net", false)]);
     let (tx, rx) = tokio::sync::watch::channel(false);
@@ -804,9 +819,9 @@ async fn shutdown_abandons_a_stuck_delivery_and_keeps_the_message() {
         smart_host_rules(port, "required"),
         Duration::from_secs(3600),
     );
-    s.timeouts = Timeouts::uniform(Duration::from_secs(60));
-    s.shutdown_grace = Duration::from_millis(500);
-    let r = runner(&spool, s, postern_mta::outbound::system_clock());
+    s.runner.timeouts = Timeouts::uniform(Duration::from_secs(60));
+    s.runner.shutdown_grace = Duration::from_millis(500);
+    let r = runner(&spool, s, postern_queue::runner::system_clock());
     let (tx, rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(r.run(rx));
     for _ in 0..100 {
@@ -850,7 +865,7 @@ async fn verified_tls_with_the_rules_trust_anchors_delivers_and_a_foreign_ca_def
             &format!(r#"{{ relay_tls = "verified" }}, {{ relay_trust_anchors = ["{anchors}"] }}"#),
         );
         let mut s = settings(rules, Duration::from_secs(3600));
-        s.base_dir = dir.clone();
+        s.router.base_dir = dir.clone();
         runner(&spool, s, clock.clone())
     };
 
@@ -1047,8 +1062,8 @@ async fn notify_success_to_a_server_without_dsn_gets_a_relayed_report() {
         RecipientState::pending("bob@example.net", false),
         RecipientState::pending("carol@example.net", false),
     ];
-    env.recipients[0].notify = Some(vec![Notify::Success, Notify::Failure]);
-    env.recipients[1].notify = Some(vec![Notify::Never]);
+    env.recipients[0].notify = Notify::from_keyword("SUCCESS,FAILURE");
+    env.recipients[1].notify = Some(Notify::Never);
     drop(w.commit(&env).unwrap());
     let (clock, _) = manual_clock();
     let report = runner(
@@ -1098,10 +1113,10 @@ async fn a_stuck_route_does_not_hold_up_new_mail() {
         smart_host_rules(tarpit, "required"),
         Duration::from_secs(3600),
     );
-    s.timeouts = Timeouts::uniform(Duration::from_secs(60));
-    s.shutdown_grace = Duration::from_millis(500);
-    s.mx_port = peer.port;
-    let r = runner(&spool, s, postern_mta::outbound::system_clock());
+    s.runner.timeouts = Timeouts::uniform(Duration::from_secs(60));
+    s.runner.shutdown_grace = Duration::from_millis(500);
+    s.router.mx_port = peer.port;
+    let r = runner(&spool, s, postern_queue::runner::system_clock());
     let (tx, rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(r.run(rx));
     for _ in 0..100 {
@@ -1304,7 +1319,7 @@ async fn a_queue_of_sixty_messages_to_three_routes_uses_three_connections() {
         smart_host_rules(peer.port, "required"),
         Duration::from_secs(3600),
     );
-    s.mx_port = peer.port;
+    s.router.mx_port = peer.port;
     let started = std::time::Instant::now();
     let report = runner(&spool, s, clock).run_once().await;
     assert_eq!((report.delivered, report.removed), (60, 60), "{report:?}");

@@ -6,6 +6,7 @@
 //! to [`Spool::open`]):
 //!
 //! ```text
+//! queue/lock          flock(2)ed by the process that owns the queue; its pid
 //! queue/tmp/            envelope updates in progress; emptied by Spool::open
 //! queue/format          marker: every envelope here is sealed (a queue
 //!                       without it is from before seals; Spool::open seals
@@ -75,300 +76,20 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
-
-/// A queue id: 26 lowercase hex digits, `TTTTTTTTTTTTTT` (unix time in
-/// microseconds, 14 digits) `PPPP` (process nonce) `CCCCCCCC` (counter).
-///
-/// Ids sort by arrival time, are unique within a spool (the nonce changes per
-/// process start, the counter per message) and are safe as file names. They
-/// appear in the `250` reply, the logs, the Received header and Maildir
-/// file names.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct QueueId(String);
-
-const ID_LEN: usize = 26;
-
-impl QueueId {
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for QueueId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// Text that is not a queue id.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not a queue id: {0:?} (expected {ID_LEN} lowercase hex digits)")]
-pub struct BadQueueId(pub String);
-
-impl FromStr for QueueId {
-    type Err = BadQueueId;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.len() == ID_LEN && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            Ok(QueueId(s.to_owned()))
-        } else {
-            Err(BadQueueId(s.to_owned()))
-        }
-    }
-}
-
-impl TryFrom<String> for QueueId {
-    type Error = BadQueueId;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        s.parse()
-    }
-}
-
-impl From<QueueId> for String {
-    fn from(id: QueueId) -> String {
-        id.0
-    }
-}
-
-/// DSN `RET` (RFC 3461 §4.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Ret {
-    /// Return the full message in a DSN.
-    Full,
-    /// Return only the headers.
-    Hdrs,
-}
-
-/// The declared body type (`BODY=`, RFC 6152 / RFC 3030).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum BodyType {
-    /// `BODY=7BIT`.
-    #[serde(rename = "7BIT")]
-    SevenBit,
-    /// `BODY=8BITMIME`.
-    #[serde(rename = "8BITMIME")]
-    EightBitMime,
-    /// `BODY=BINARYMIME`.
-    #[serde(rename = "BINARYMIME")]
-    BinaryMime,
-}
-
-/// When the sender asked for DSNs for one recipient (`NOTIFY=`, RFC 3461 §4.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Notify {
-    /// `NOTIFY=NEVER`: no DSN at all.
-    Never,
-    /// On successful delivery.
-    Success,
-    /// On failure.
-    Failure,
-    /// On delay.
-    Delay,
-}
-
-/// MAIL FROM parameters kept with the message.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MessageParams {
-    /// DSN `ENVID` (decoded from xtext).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub envid: Option<String>,
-    /// DSN `RET`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ret: Option<Ret>,
-    /// `BODY=` as declared.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body: Option<BodyType>,
-    /// `SMTPUTF8` was given.
-    #[serde(default)]
-    pub smtputf8: bool,
-    /// `SIZE=` as declared (the real size is the body file's).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub size: Option<u64>,
-}
-
-/// The delivery state of one recipient.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case", deny_unknown_fields)]
-pub enum RcptStatus {
-    /// Not yet attempted.
-    Pending,
-    /// Delivered (locally, or accepted by the next hop).
-    Delivered {
-        /// What happened, e.g. the remote `250` reply or `maildir alice`.
-        #[serde(default)]
-        reply: String,
-    },
-    /// Permanently failed; a DSN is due (unless the sender is null or
-    /// `NOTIFY` excludes failure).
-    Failed {
-        /// The reply or error text, for logs and the DSN.
-        reply: String,
-    },
-    /// Transiently failed; retried at [`Envelope::next_attempt`].
-    Deferred {
-        /// The last reply or error text.
-        reply: String,
-    },
-}
-
-impl RcptStatus {
-    /// `Pending` or `Deferred`: work remains.
-    pub fn is_open(&self) -> bool {
-        matches!(self, RcptStatus::Pending | RcptStatus::Deferred { .. })
-    }
-}
-
-/// One recipient of a queued message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RecipientState {
-    /// The address as accepted at RCPT (`local@domain`, no angle brackets).
-    pub address: String,
-    /// Where delivery stands.
-    pub status: RcptStatus,
-    /// DSN `ORCPT` as `addr-type;address` (xtext decoded), if given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub orcpt: Option<String>,
-    /// DSN `NOTIFY`, if given (`None`: the default, failure and delay).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub notify: Option<Vec<Notify>>,
-    /// In a local domain: delivered to Maildir by the MTA itself, never
-    /// relayed. The outbound runner must skip these.
-    #[serde(default)]
-    pub local: bool,
-}
-
-impl RecipientState {
-    /// A pending recipient without DSN parameters.
-    pub fn pending(address: impl Into<String>, local: bool) -> Self {
-        RecipientState {
-            address: address.into(),
-            status: RcptStatus::Pending,
-            orcpt: None,
-            notify: None,
-            local,
-        }
-    }
-
-    /// The domain part of the address (after the last `@`), or `""`.
-    pub fn domain(&self) -> &str {
-        self.address.rsplit_once('@').map_or("", |(_, d)| d)
-    }
-}
-
-/// A queued message's envelope and bookkeeping, stored as `ID.env` (TOML).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Envelope {
-    /// The message's queue id.
-    pub id: QueueId,
-    /// The reverse-path without angle brackets; `""` for the null sender
-    /// (never bounce to it).
-    pub sender: String,
-    /// MAIL FROM parameters.
-    #[serde(default)]
-    pub params: MessageParams,
-    /// Arrival, unix seconds (see [`Envelope::arrival_time`]); the
-    /// outbound runner measures the maximum queue age from here.
-    pub arrival: u64,
-    /// Outbound delivery attempts so far.
-    #[serde(default)]
-    pub attempts: u32,
-    /// Unix seconds before which the outbound runner should not retry
-    /// (0: now).
-    #[serde(default)]
-    pub next_attempt: u64,
-    /// The listener that received it (for logs and DSNs).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub listener: Option<String>,
-    /// The client's address, `ip:port`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub peer: Option<String>,
-    /// The client's HELO/EHLO name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub helo: Option<String>,
-    /// Negotiated TLS version on the inbound connection, e.g. `TLSv1.3`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls_version: Option<String>,
-    /// Negotiated TLS cipher suite on the inbound connection.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls_cipher: Option<String>,
-    /// The authenticated (SASL) user, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auth_user: Option<String>,
-    /// The recipients, in RCPT order.
-    pub recipients: Vec<RecipientState>,
-}
-
-impl Envelope {
-    /// A fresh envelope: arrival now, no attempts, no recipients.
-    pub fn new(id: QueueId, sender: impl Into<String>) -> Self {
-        Envelope {
-            id,
-            sender: sender.into(),
-            params: MessageParams::default(),
-            arrival: unix_now(),
-            attempts: 0,
-            next_attempt: 0,
-            listener: None,
-            peer: None,
-            helo: None,
-            tls_version: None,
-            tls_cipher: None,
-            auth_user: None,
-            recipients: Vec::new(),
-        }
-    }
-
-    /// [`Envelope::arrival`] as a `SystemTime`.
-    pub fn arrival_time(&self) -> SystemTime {
-        UNIX_EPOCH + std::time::Duration::from_secs(self.arrival)
-    }
-
-    /// No recipient is `Pending` or `Deferred`: the message can be removed.
-    pub fn is_finished(&self) -> bool {
-        !self.recipients.iter().any(|r| r.status.is_open())
-    }
-
-    /// Some local recipient is `Pending` or `Deferred`.
-    pub fn has_open_local(&self) -> bool {
-        self.recipients
-            .iter()
-            .any(|r| r.local && r.status.is_open())
-    }
-
-    /// Some remote recipient is `Pending` or `Deferred`.
-    pub fn has_open_remote(&self) -> bool {
-        self.recipients
-            .iter()
-            .any(|r| !r.local && r.status.is_open())
-    }
-
-    fn to_toml(&self) -> io::Result<String> {
-        toml::to_string(self).map_err(|e| io::Error::other(format!("envelope {}: {e}", self.id)))
-    }
-}
-
-/// Unix time in seconds (0 if the clock is before 1970).
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+use crate::envelope::Envelope;
+use crate::id::QueueId;
+use crate::seal::{FORMAT_MARKER, NO_SEAL, sealed, verify_sealed};
+use crate::sync::{Syncer, sync_dir};
 
 struct Inner {
+    /// Held while any clone lives: keeps other processes out.
+    _lock: Arc<crate::lock::DirLock>,
     dir: PathBuf,
     tmp: PathBuf,
     nonce: u16,
@@ -426,6 +147,9 @@ impl Spool {
             // The queue directory itself must survive a crash.
             sync_dir(parent)?;
         }
+        // Before anything is cleaned: those files may be another
+        // instance's work in progress.
+        let lock = crate::lock::lock_dir(dir)?;
         for entry in fs::read_dir(&tmp)? {
             let path = entry?.path();
             if path.is_file() {
@@ -489,6 +213,7 @@ impl Spool {
         let nonce = (std::process::id() as u16) ^ (nanos as u16) ^ ((nanos >> 16) as u16);
         Ok(Spool {
             inner: Arc::new(Inner {
+                _lock: lock,
                 dir: dir.to_owned(),
                 tmp,
                 nonce,
@@ -533,7 +258,7 @@ impl Spool {
             file: Some(BufWriter::with_capacity(64 * 1024, file)),
             body,
             written: 0,
-            crc: Crc32::new(),
+            crc: crc32fast::Hasher::new(),
         })
     }
 
@@ -665,7 +390,7 @@ pub struct MessageWriter {
     /// `ID.msg`; empty once committed (Drop must not delete it then).
     body: PathBuf,
     written: u64,
-    crc: Crc32,
+    crc: crc32fast::Hasher,
 }
 
 impl fmt::Debug for MessageWriter {
@@ -737,7 +462,10 @@ impl MessageWriter {
             .ok_or_else(|| io::Error::other("message writer already failed"))?;
         file.flush()?;
         let body_file = file.into_inner().map_err(|e| e.into_error())?;
-        let text = sealed(envelope.to_toml()?, Some((self.written, self.crc.finish())));
+        let text = sealed(
+            envelope.to_toml()?,
+            Some((self.written, self.crc.clone().finalize())),
+        );
         let mut env_file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -756,11 +484,6 @@ impl Drop for MessageWriter {
     }
 }
 
-/// fsyncs a directory so renames and removals in it are durable.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
 fn ignore_missing(r: io::Result<()>) -> io::Result<()> {
     match r {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -768,267 +491,11 @@ fn ignore_missing(r: io::Result<()>) -> io::Result<()> {
     }
 }
 
-const SEAL: &str = "# postern-seal v1 ";
-const NO_SEAL: &str = "no seal line";
-/// Present once every envelope in the queue carries a seal.
-const FORMAT_MARKER: &str = "format";
-
-/// `text` (TOML, ending in a newline) with its seal line appended.
-fn sealed(mut text: String, body: Option<(u64, u32)>) -> String {
-    if !text.ends_with('\n') {
-        text.push('\n');
-    }
-    let mut crc = Crc32::new();
-    crc.update(text.as_bytes());
-    let env = format!("{}:{:08x}", text.len(), crc.finish());
-    let body = body.map_or_else(|| "-".to_owned(), |(len, crc)| format!("{len}:{crc:08x}"));
-    let _ = fmt::Write::write_fmt(&mut text, format_args!("{SEAL}env={env} body={body}\n"));
-    text
-}
-
-/// Checks an envelope file's seal (and the body's length and CRC when the
-/// seal names them). `Ok(Err(why))`: the commit did not finish.
-fn verify_sealed(env: &Path, body: &Path) -> io::Result<Result<(), String>> {
-    let text = fs::read(env)?;
-    let Some(rest) = text.strip_suffix(b"\n") else {
-        return Ok(Err("envelope does not end in a newline".into()));
-    };
-    let start = rest.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let Some(seal) = std::str::from_utf8(&rest[start..])
-        .ok()
-        .and_then(|l| l.strip_prefix(SEAL))
-    else {
-        return Ok(Err(NO_SEAL.into()));
-    };
-    let content = &text[..start];
-    let mut fields = seal.split(' ');
-    let (Some(e), Some(b), None) = (
-        fields.next().and_then(|f| f.strip_prefix("env=")),
-        fields.next().and_then(|f| f.strip_prefix("body=")),
-        fields.next(),
-    ) else {
-        return Ok(Err(format!("malformed seal {seal:?}")));
-    };
-    let mut crc = Crc32::new();
-    crc.update(content);
-    if e != format!("{}:{:08x}", content.len(), crc.finish()) {
-        return Ok(Err(format!("envelope does not match its seal {e}")));
-    }
-    if b == "-" {
-        return Ok(Ok(()));
-    }
-    let mut crc = Crc32::new();
-    let mut len = 0u64;
-    let mut file = File::open(body)?;
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        crc.update(&buf[..n]);
-        len += n as u64;
-    }
-    if b != format!("{len}:{:08x}", crc.finish()) {
-        return Ok(Err(format!(
-            "body ({len} octets) does not match its seal {b}"
-        )));
-    }
-    Ok(Ok(()))
-}
-
-/// CRC-32 (IEEE 802.3, as zlib), slicing by 8.
-#[derive(Debug, Clone, Copy)]
-struct Crc32(u32);
-
-const CRC_TABLES: [[u32; 256]; 8] = {
-    let mut t = [[0u32; 256]; 8];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 {
-                0xedb8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        t[0][i] = c;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 256 {
-        let mut s = 1;
-        while s < 8 {
-            let prev = t[s - 1][i];
-            t[s][i] = (prev >> 8) ^ t[0][(prev & 0xff) as usize];
-            s += 1;
-        }
-        i += 1;
-    }
-    t
-};
-
-impl Crc32 {
-    fn new() -> Self {
-        Crc32(!0)
-    }
-
-    fn update(&mut self, data: &[u8]) {
-        let t = &CRC_TABLES;
-        let mut c = self.0;
-        let mut chunks = data.chunks_exact(8);
-        for ch in &mut chunks {
-            let lo = c ^ u32::from_le_bytes([ch[0], ch[1], ch[2], ch[3]]);
-            c = t[7][(lo & 0xff) as usize]
-                ^ t[6][((lo >> 8) & 0xff) as usize]
-                ^ t[5][((lo >> 16) & 0xff) as usize]
-                ^ t[4][(lo >> 24) as usize]
-                ^ t[3][ch[4] as usize]
-                ^ t[2][ch[5] as usize]
-                ^ t[1][ch[6] as usize]
-                ^ t[0][ch[7] as usize];
-        }
-        for &b in chunks.remainder() {
-            c = t[0][((c ^ b as u32) & 0xff) as usize] ^ (c >> 8);
-        }
-        self.0 = c;
-    }
-
-    fn finish(self) -> u32 {
-        !self.0
-    }
-}
-
-/// Group commit: makes files durable with as few journal commits as the
-/// file system allows, shared by every caller waiting at the same time.
-///
-/// On Linux one round is `syncfs(2)` on the file system holding the
-/// directory given to [`Syncer::for_dir`]: it writes back every dirty file
-/// and commits the journal once, so the data of every file written before
-/// the round started, their inodes and their directory entries are durable
-/// when it returns (and, since Linux 5.8, a writeback error is reported).
-/// Callers that arrive while a round runs wait for the next one, which
-/// then covers all of them: with N sessions committing at once, N messages
-/// share one journal commit. The cost: a round also flushes whatever else
-/// is dirty on that file system, so keep the queue on a file system of its
-/// own where other heavy writers would make that slow.
-///
-/// Elsewhere each caller fsyncs its own files and the directory.
-#[derive(Debug)]
-pub struct Syncer {
-    dir: File,
-    state: Mutex<SyncState>,
-    done: Condvar,
-}
-
-#[derive(Debug, Default)]
-struct SyncState {
-    /// Tickets handed out (a caller's ticket is covered by the first round
-    /// that starts after it was taken).
-    requested: u64,
-    /// Every ticket up to this one is covered by a finished round.
-    completed: u64,
-    running: bool,
-    /// Ticket ranges whose round failed, with the error (bounded).
-    failed: Vec<(u64, u64, io::ErrorKind, String)>,
-}
-
-impl Syncer {
-    /// The syncer of the file system holding `dir`; one per file system in
-    /// a process, so the queue and the Maildirs share rounds when they are
-    /// on the same one.
-    pub fn for_dir(dir: &Path) -> io::Result<Arc<Syncer>> {
-        use std::collections::HashMap;
-        use std::os::unix::fs::MetadataExt;
-        use std::sync::{OnceLock, Weak};
-        static ALL: OnceLock<Mutex<HashMap<u64, Weak<Syncer>>>> = OnceLock::new();
-        let dev = fs::metadata(dir)?.dev();
-        let mut all = ALL
-            .get_or_init(Default::default)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Some(s) = all.get(&dev).and_then(Weak::upgrade) {
-            return Ok(s);
-        }
-        let s = Arc::new(Syncer {
-            dir: File::open(dir)?,
-            state: Mutex::new(SyncState::default()),
-            done: Condvar::new(),
-        });
-        all.retain(|_, w| w.strong_count() > 0);
-        all.insert(dev, Arc::downgrade(&s));
-        Ok(s)
-    }
-
-    /// Returns once everything written to `files` (and every directory
-    /// change on this file system) before the call is durable.
-    pub fn sync(&self, files: &[&File]) -> io::Result<()> {
-        #[cfg(target_os = "linux")]
-        {
-            let _ = files;
-            self.round()
-        }
-        #[cfg(not(target_os = "linux"))]
-        {
-            for f in files {
-                f.sync_all()?;
-            }
-            self.dir.sync_all()
-        }
-    }
-
-    /// Waits for a round that starts after this call; runs it if nobody is.
-    fn round(&self) -> io::Result<()> {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        st.requested += 1;
-        let ticket = st.requested;
-        loop {
-            if st.completed >= ticket {
-                return match st.failed.iter().find(|f| f.0 <= ticket && ticket <= f.1) {
-                    Some((_, _, kind, msg)) => Err(io::Error::new(*kind, msg.clone())),
-                    None => Ok(()),
-                };
-            }
-            if st.running {
-                st = self.done.wait(st).unwrap_or_else(|e| e.into_inner());
-                continue;
-            }
-            st.running = true;
-            let from = st.completed + 1;
-            let upto = st.requested;
-            drop(st);
-            let result = sync_filesystem(&self.dir);
-            st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            st.running = false;
-            st.completed = upto;
-            if let Err(e) = result {
-                if st.failed.len() >= 64 {
-                    st.failed.remove(0);
-                }
-                st.failed
-                    .push((from, upto, e.kind(), format!("syncfs: {e}")));
-            }
-            self.done.notify_all();
-        }
-    }
-}
-
-#[cfg(target_os = "linux")]
-fn sync_filesystem(dir: &File) -> io::Result<()> {
-    rustix::fs::syncfs(dir).map_err(io::Error::from)
-}
-
-#[cfg(not(target_os = "linux"))]
-fn sync_filesystem(dir: &File) -> io::Result<()> {
-    dir.sync_all()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::envelope::{RcptStatus, RecipientState, unix_now};
+    use postern_proto::{Body, Notify, Ret};
 
     fn tempdir(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!(
@@ -1050,9 +517,9 @@ mod tests {
         let mut env = Envelope::new(id.clone(), "a@b.example");
         env.recipients
             .push(RecipientState::pending("c@d.example", false));
-        env.recipients[0].notify = Some(vec![Notify::Failure, Notify::Delay]);
-        env.params.ret = Some(Ret::Hdrs);
-        env.params.body = Some(BodyType::EightBitMime);
+        env.recipients[0].notify = Notify::from_keyword("FAILURE,DELAY");
+        env.params.ret = Some(Ret::Headers);
+        env.params.body = Some(Body::EightBitMime);
         let hold = w.commit(&env).unwrap();
         assert!(spool.list().unwrap().is_empty(), "held ids are hidden");
         drop(hold);
@@ -1083,8 +550,8 @@ mod tests {
         drop(w);
         assert_eq!(
             fs::read_dir(&dir).unwrap().count(),
-            2,
-            "only tmp/ and the format marker left"
+            3,
+            "only tmp/, the lock and the format marker left"
         );
         // A writer abandoned by a crash, a lone body, a lone envelope.
         let w = spool.writer(&spool.new_id()).unwrap();
@@ -1095,8 +562,8 @@ mod tests {
         assert!(spool.list().unwrap().is_empty());
         assert_eq!(
             fs::read_dir(&dir).unwrap().count(),
-            2,
-            "only tmp/ and the format marker left"
+            3,
+            "only tmp/, the lock and the format marker left"
         );
         let _ = fs::remove_dir_all(&dir);
     }
@@ -1167,21 +634,6 @@ mod tests {
         assert_eq!(spool.load(&ids[4]).unwrap(), env4);
         assert!(!spool.body_path(&ids[1]).exists());
         let _ = fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn crc32_matches_zlib() {
-        let mut c = Crc32::new();
-        c.update(b"123456789");
-        assert_eq!(c.finish(), 0xcbf4_3926);
-        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 + 3) as u8).collect();
-        let mut whole = Crc32::new();
-        whole.update(&data);
-        let mut parts = Crc32::new();
-        for ch in data.chunks(13) {
-            parts.update(ch);
-        }
-        assert_eq!(whole.finish(), parts.finish());
     }
 
     #[test]

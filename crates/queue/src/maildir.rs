@@ -14,14 +14,14 @@
 //!
 //! Delivery works in batches so that many messages share each sync:
 //! every file of the batch is written to `tmp/`, one group sync
-//! ([`crate::spool::Syncer`]) makes them durable, they are renamed into
+//! ([`Syncer`]) makes them durable, they are renamed into
 //! `new/`, a second sync makes the renames durable, and only then are the
 //! queue entries removed (without a directory fsync: if a crash brings a
 //! queue entry back, redelivery finds the file by its fixed name and does
 //! not deliver it twice).
 //!
 //! Who delivers: the inbound server hands each freshly committed message it
-//! holds (see [`crate::spool`]) to a delivery thread ([`DeliveryQueue`]),
+//! holds (see [`Spool`]) to a delivery thread ([`DeliveryQueue`]),
 //! off the path of the `250`; [`sweep`] delivers whatever is left (a
 //! restart, a deferred local delivery, a DSN queued by the outbound runner
 //! for a local sender).
@@ -32,11 +32,17 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
-use crate::config::Config;
-use crate::dsn::Diagnosis;
-use crate::outbound::{DsnContext, queue_failure_dsn};
-use crate::spool::{Envelope, Hold, QueueId, RcptStatus, Spool, Syncer, sync_dir, unix_now};
-use crate::users::Users;
+use crate::bounce::{BounceRequest, BounceSink};
+use crate::report::{Diagnosis, DsnAction};
+use crate::{Envelope, Hold, QueueId, RcptStatus, Spool, Syncer, sync_dir, unix_now};
+
+/// Which local mailboxes exist: asked before each local delivery, so a
+/// mailbox removed after the message was accepted bounces (`5.1.1`)
+/// instead of being created again.
+pub trait MailboxDirectory: Send + Sync + std::fmt::Debug + 'static {
+    /// `local@domain` has a mailbox.
+    fn has_mailbox(&self, local: &str, domain: &str) -> bool;
+}
 
 /// The Maildir root.
 #[derive(Debug, Clone)]
@@ -176,18 +182,16 @@ fn delivered_to_cur(cur: &Path, name: &str) -> io::Result<bool> {
 /// The local-delivery service: delivers held messages, sweeps the rest.
 #[derive(Debug, Clone)]
 pub struct LocalDelivery {
-    /// The queue.
-    pub spool: Spool,
-    /// The configuration.
-    pub config: Arc<Config>,
-    /// The users (mailbox directory).
-    pub users: Arc<Users>,
-    /// The Maildir root.
-    pub maildirs: Maildirs,
+    spool: Spool,
+    maildirs: Maildirs,
+    mailboxes: Arc<dyn MailboxDirectory>,
+    bounces: Arc<dyn BounceSink>,
+    max_age: Duration,
 }
 
 /// What one local-delivery pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LocalOutcome {
     /// Recipients delivered now.
     pub delivered: usize,
@@ -200,6 +204,38 @@ pub struct LocalOutcome {
 }
 
 impl LocalDelivery {
+    /// Delivers the local recipients of `spool` into `maildirs`, for the
+    /// mailboxes `mailboxes` knows; failures are reported to `bounces`.
+    /// A recipient whose delivery keeps failing is given up after 5 days
+    /// (see [`LocalDelivery::max_age`]).
+    pub fn new(
+        spool: Spool,
+        maildirs: Maildirs,
+        mailboxes: Arc<dyn MailboxDirectory>,
+        bounces: Arc<dyn BounceSink>,
+    ) -> Self {
+        LocalDelivery {
+            spool,
+            maildirs,
+            mailboxes,
+            bounces,
+            max_age: crate::RetryPolicy::default().max_age,
+        }
+    }
+
+    /// Gives up a failing local delivery once the message is older than
+    /// `max_age` (the queue's maximum age).
+    #[must_use]
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age;
+        self
+    }
+
+    /// The Maildir root.
+    pub fn maildirs(&self) -> &Maildirs {
+        &self.maildirs
+    }
+
     /// Delivers every open local recipient of the held message `hold`,
     /// updates the envelope, removes the message when nothing is left, then
     /// releases the hold (the outbound runner sees the message after that).
@@ -242,15 +278,14 @@ impl LocalDelivery {
                 written: Vec::new(),
             };
             let body = self.spool.body_path(id);
-            let expired =
-                unix_now().saturating_sub(w.env.arrival) > self.config.queue.max_age.as_secs();
+            let expired = unix_now().saturating_sub(w.env.arrival) > self.max_age.as_secs();
             for i in 0..w.env.recipients.len() {
                 let r = &w.env.recipients[i];
                 if !r.local || !r.status.is_open() {
                     continue;
                 }
                 let (local, domain) = r.address.rsplit_once('@').unwrap_or((&r.address, ""));
-                if !self.users.has_mailbox(&self.config, local, domain) {
+                if !self.mailboxes.has_mailbox(local, domain) {
                     w.outcome.failed += 1;
                     w.env.recipients[i].status = RcptStatus::Failed {
                         reply: "550 5.1.1 mailbox no longer exists".into(),
@@ -287,8 +322,7 @@ impl LocalDelivery {
                 });
             for (w, hold) in works.iter_mut().zip(&holds) {
                 let Ok(w) = w else { continue };
-                let expired =
-                    unix_now().saturating_sub(w.env.arrival) > self.config.queue.max_age.as_secs();
+                let expired = unix_now().saturating_sub(w.env.arrival) > self.max_age.as_secs();
                 for (i, tmp, target) in std::mem::take(&mut w.written) {
                     let address = w.env.recipients[i].address.clone();
                     w.env.recipients[i].status = match &synced {
@@ -330,7 +364,7 @@ impl LocalDelivery {
     /// were open (`open_before`) and are now `Failed`: the mailbox was
     /// removed, or local delivery kept failing until the queue's maximum
     /// age. Nothing is queued for a null sender or when `NOTIFY` excludes
-    /// failures (see [`queue_failure_dsn`](crate::outbound::queue_failure_dsn)).
+    /// failures (see [`BounceSink`]).
     fn report_failures(
         &self,
         id: &QueueId,
@@ -351,16 +385,9 @@ impl LocalDelivery {
             return Ok(());
         }
         let original = fs::read(self.spool.body_path(id))?;
-        let now = unix_now();
-        let sender_domain = env.sender.rsplit_once('@').map_or("", |(_, d)| d);
-        let ctx = DsnContext {
-            reporting_mta: self.config.hostname.clone(),
-            sender_is_local: self.config.is_local_domain(sender_domain),
-            now,
-            last_attempt: now,
-            reason: Some("Local delivery to the mailbox failed for good.".into()),
-        };
-        if let Some(dsn) = queue_failure_dsn(&self.spool, &ctx, env, &original, &failed)? {
+        let request = BounceRequest::new(env, &original, DsnAction::Failed, &failed, unix_now())
+            .reason("Local delivery to the mailbox failed for good.");
+        if let Some(dsn) = self.bounces.bounce(&request)? {
             tracing::info!(id = %id, dsn = %dsn, recipients = failed.len(), "local delivery failed; DSN queued");
         }
         Ok(())
@@ -508,8 +535,12 @@ fn failed(
 }
 
 /// Runs [`LocalDelivery::sweep_once`] now and then every `interval` until
-/// shutdown.
-pub async fn sweep(local: LocalDelivery, interval: Duration, mut shutdown: crate::Shutdown) {
+/// `shutdown` turns true.
+pub async fn sweep(
+    local: LocalDelivery,
+    interval: Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
         let l = local.clone();
         match tokio::task::spawn_blocking(move || l.sweep_once()).await {
@@ -527,7 +558,27 @@ pub async fn sweep(local: LocalDelivery, interval: Duration, mut shutdown: crate
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spool::RecipientState;
+    use crate::{RecipientState, SpoolBounces};
+
+    /// Every mailbox exists but `gone@...`.
+    #[derive(Debug)]
+    struct AllBut;
+
+    impl MailboxDirectory for AllBut {
+        fn has_mailbox(&self, local: &str, _: &str) -> bool {
+            local != "gone"
+        }
+    }
+
+    fn local_delivery(spool: &Spool, dir: &Path) -> LocalDelivery {
+        let bounces = SpoolBounces::new(spool.clone(), "host").local_domains(["localhost"]);
+        LocalDelivery::new(
+            spool.clone(),
+            Maildirs::new(dir.join("mail"), "host"),
+            Arc::new(AllBut),
+            Arc::new(bounces),
+        )
+    }
 
     #[test]
     fn deliver_once_with_lf_and_headers() {
@@ -544,16 +595,7 @@ mod tests {
         env.recipients
             .push(RecipientState::pending("x@remote.example", false));
         let hold = w.commit(&env).unwrap();
-        let mut config = Config::embedded();
-        config.set_data_dir(dir.clone());
-        let config = Arc::new(config);
-        let users = Arc::new(Users::open(&dir.join("users")));
-        let ld = LocalDelivery {
-            spool: spool.clone(),
-            config: config.clone(),
-            users,
-            maildirs: Maildirs::new(config.mail_dir(), "host"),
-        };
+        let ld = local_delivery(&spool, &dir);
         let out = ld.deliver_held(hold).unwrap();
         assert_eq!(out.delivered, 1);
         assert!(!out.removed, "the remote recipient is still open");
@@ -582,15 +624,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("postern-maildir-gone-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         let spool = Spool::open(&dir.join("queue")).unwrap();
-        let mut config = Config::embedded();
-        config.set_data_dir(dir.clone());
-        let config = Arc::new(config);
-        let ld = LocalDelivery {
-            spool: spool.clone(),
-            config: config.clone(),
-            users: Arc::new(Users::open(&dir.join("users"))),
-            maildirs: Maildirs::new(config.mail_dir(), "host"),
-        };
+        let ld = local_delivery(&spool, &dir);
         let mut ids = Vec::new();
         for sender in ["postmaster@localhost", ""] {
             let id = spool.new_id();

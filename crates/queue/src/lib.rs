@@ -1,0 +1,81 @@
+//! `postern-queue`: a durable mail queue and what works on it.
+//!
+//! A message is committed to the [`Spool`] (its body and a sealed
+//! [`Envelope`], made durable by one group-committed sync) before the
+//! server answers `250`. From there, [`maildir::LocalDelivery`] delivers
+//! local recipients and the [`runner::Runner`] relays the others along the
+//! routes a [`runner::Router`] picks, retrying by the [`RetryPolicy`] and
+//! reporting failures (RFC 3464, [`report`]) to a [`BounceSink`]. The
+//! queue knows nothing of rules or configuration files: the router is
+//! where an MTA plugs its policy in.
+//!
+//! | item | holds |
+//! |---|---|
+//! | [`Spool`] | the local store: one body file and one sealed envelope file per message, group-committed syncs ([`Syncer`]), holds, the directory lock ([`QueueLocked`]) |
+//! | [`Envelope`] | the envelope kept with each message, in proto's types: sender, parameters, recipients and their state |
+//! | [`RetryPolicy`] | backoff and expiry |
+//! | [`runner`] | the delivery runner, generic over a [`Router`](runner::Router) and a [`BounceSink`] |
+//! | [`BounceSink`], [`SpoolBounces`] | where delivery status reports go |
+//! | [`maildir`] | local delivery into Maildir, the local half of the queue |
+//! | [`report`] | RFC 3464 delivery status notifications and the per-recipient [`Diagnosis`](report::Diagnosis) |
+//!
+//! # Example
+//!
+//! Commit a message, find it, record a delivery, remove it:
+//!
+//! ```
+//! use postern_queue::{Envelope, RcptStatus, RecipientState, Spool};
+//!
+//! # fn main() -> std::io::Result<()> {
+//! let dir = std::env::temp_dir().join(format!("postern-queue-doc-{}", std::process::id()));
+//! let spool = Spool::open(&dir)?;
+//! let id = spool.new_id();
+//! let mut body = spool.writer(&id)?;
+//! body.write(b"Subject: hello\r\n\r\nHi.\r\n")?;
+//! let mut env = Envelope::new(id.clone(), "alice@example.org");
+//! env.recipients.push(RecipientState::pending("bob@example.net", false));
+//! // Durable now: only after this may the server answer 250. The message
+//! // stays held (hidden from `list`) until the hold is dropped.
+//! let hold = body.commit(&env)?;
+//! assert!(spool.list()?.is_empty());
+//! drop(hold);
+//! assert_eq!(spool.list()?, [id.clone()]);
+//!
+//! let mut env = spool.load(&id)?;
+//! env.recipients[0].status = RcptStatus::Delivered { reply: "250 2.0.0 ok".into() };
+//! spool.update(&id, &env)?;
+//! if spool.load(&id)?.is_finished() {
+//!     spool.remove(&id)?;
+//! }
+//! assert!(spool.list_all()?.is_empty());
+//! # drop(spool);
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A second process opening the same directory gets [`QueueLocked`] (as the
+//! source of an `io::Error`), naming the directory and the holder's pid.
+
+mod bounce;
+mod compat;
+mod envelope;
+mod id;
+mod lock;
+pub mod maildir;
+pub mod report;
+mod retry;
+pub mod runner;
+mod seal;
+mod spool;
+mod sync;
+pub mod tlsrpt;
+pub mod trace;
+
+pub use bounce::{BounceRequest, BounceSink, SpoolBounces, wants_report};
+pub use envelope::{Envelope, MessageParams, RcptStatus, RecipientState, unix_now};
+pub use id::{BadQueueId, QueueId};
+pub use lock::QueueLocked;
+pub use retry::RetryPolicy;
+pub use spool::{Hold, MessageWriter, Spool};
+pub use sync::{Syncer, sync_dir};
