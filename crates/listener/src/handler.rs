@@ -73,7 +73,12 @@ pub struct ConnContext {
 
 impl ConnContext {
     /// A connection accepted directly (no PROXY-protocol front).
-    pub fn new(listener: impl Into<String>, local: SocketAddr, peer: SocketAddr, mode: Mode) -> Self {
+    pub fn new(
+        listener: impl Into<String>,
+        local: SocketAddr,
+        peer: SocketAddr,
+        mode: Mode,
+    ) -> Self {
         Self {
             listener: listener.into(),
             local,

@@ -194,7 +194,9 @@ pub async fn read_header<S: AsyncRead + Unpin>(io: &mut S) -> Result<ProxyHeader
     // Both versions are told apart by their first 6 octets; the shortest
     // v1 header ("PROXY UNKNOWN\r\n") is longer than that.
     let mut head = [0u8; 16];
-    io.read_exact(&mut head[..6]).await.map_err(eof_is_missing)?;
+    io.read_exact(&mut head[..6])
+        .await
+        .map_err(eof_is_missing)?;
     if &head[..6] == V1_PREFIX {
         let mut line = head[..6].to_vec();
         // Octet by octet up to LF: reading ahead would take SMTP or TLS
@@ -214,7 +216,9 @@ pub async fn read_header<S: AsyncRead + Unpin>(io: &mut S) -> Result<ProxyHeader
     if head[..6] != V2_SIGNATURE[..6] {
         return Err(ProxyError::Missing);
     }
-    io.read_exact(&mut head[6..]).await.map_err(ProxyError::Io)?;
+    io.read_exact(&mut head[6..])
+        .await
+        .map_err(ProxyError::Io)?;
     if &head[..12] != V2_SIGNATURE {
         return Err(ProxyError::Missing);
     }
@@ -480,10 +484,7 @@ mod tests {
         );
         let h = parse_header(b"PROXY TCP6 2001:db8::7 2001:db8::1 40000 587\r\n").unwrap();
         assert_eq!(h.addresses.unwrap().0, addr("[2001:db8::7]:40000"));
-        assert_eq!(
-            parse_header(b"PROXY UNKNOWN\r\n").unwrap().addresses,
-            None
-        );
+        assert_eq!(parse_header(b"PROXY UNKNOWN\r\n").unwrap().addresses, None);
         // PROXY, TCP over IPv4: 192.0.2.7:40000 -> 198.51.100.1:465.
         let body = [192, 0, 2, 7, 198, 51, 100, 1, 0x9c, 0x40, 0x01, 0xd1];
         let h = parse_header(&v2(0x21, 0x11, &body)).unwrap();
@@ -535,20 +536,32 @@ mod tests {
     async fn bounded_and_required() {
         let (mut client, mut server) = tokio::io::duplex(1 << 17);
         client.write_all(&[b'P'; 200]).await.unwrap();
-        assert!(matches!(read_header(&mut server).await, Err(ProxyError::Missing)));
+        assert!(matches!(
+            read_header(&mut server).await,
+            Err(ProxyError::Missing)
+        ));
         let (mut client, mut server) = tokio::io::duplex(1 << 17);
         let mut long = b"PROXY TCP4 ".to_vec();
         long.extend_from_slice(&[b'1'; 200]);
         client.write_all(&long).await.unwrap();
-        assert!(matches!(read_header(&mut server).await, Err(ProxyError::TooLong)));
+        assert!(matches!(
+            read_header(&mut server).await,
+            Err(ProxyError::TooLong)
+        ));
         let (mut client, mut server) = tokio::io::duplex(1 << 17);
         let mut huge = V2_SIGNATURE.to_vec();
         huge.extend_from_slice(&[0x21, 0x11, 0xff, 0xff]);
         client.write_all(&huge).await.unwrap();
-        assert!(matches!(read_header(&mut server).await, Err(ProxyError::TooLong)));
+        assert!(matches!(
+            read_header(&mut server).await,
+            Err(ProxyError::TooLong)
+        ));
         let (client, mut server) = tokio::io::duplex(64);
         drop(client);
-        assert!(matches!(read_header(&mut server).await, Err(ProxyError::Missing)));
+        assert!(matches!(
+            read_header(&mut server).await,
+            Err(ProxyError::Missing)
+        ));
     }
 
     #[tokio::test]
@@ -557,7 +570,13 @@ mod tests {
             .with_header_timeout(Duration::from_millis(50));
         let (mut client, server) = tokio::io::duplex(64);
         client.write_all(b"PROXY TCP4").await.unwrap();
-        let r = accept(Some(&policy), server, addr("127.0.0.5:1"), addr("127.0.0.1:25")).await;
+        let r = accept(
+            Some(&policy),
+            server,
+            addr("127.0.0.5:1"),
+            addr("127.0.0.1:25"),
+        )
+        .await;
         assert!(matches!(r, Err(ProxyError::Timeout)));
     }
 
@@ -584,9 +603,14 @@ mod tests {
         }
         // A client's own first octets pass, even when they begin like one.
         let (mut client, server) = tokio::io::duplex(4096);
-        let mut a = accept(Some(&policy), server, addr("127.0.0.9:1"), addr("127.0.0.1:25"))
-            .await
-            .unwrap();
+        let mut a = accept(
+            Some(&policy),
+            server,
+            addr("127.0.0.9:1"),
+            addr("127.0.0.1:25"),
+        )
+        .await
+        .unwrap();
         client.write_all(b"\r").await.unwrap();
         client.write_all(b"\nEHLO x\r\n").await.unwrap();
         drop(client);

@@ -331,15 +331,17 @@ async fn accept_loop(
                 continue;
             }
         };
-        let trusted_front = served
-            .proxy_protocol()
-            .is_some_and(|p| p.trusts(peer.ip()));
+        let trusted_front = served.proxy_protocol().is_some_and(|p| p.trusts(peer.ip()));
         if trusted_front {
             // The header is read in a task of its own (bounded by its
             // timeout), so one slow front does not stall the accept loop;
             // the limits then count the client, not the front.
-            let (served, admission, spawn, tasks) =
-                (served.clone(), admission.clone(), spawn.clone(), tasks.clone());
+            let (served, admission, spawn, tasks) = (
+                served.clone(),
+                admission.clone(),
+                spawn.clone(),
+                tasks.clone(),
+            );
             tokio::spawn(async move {
                 match served.accept_proxy(tcp, peer, local).await {
                     Ok(accepted) => admit(&served, &admission, accepted, &spawn, &tasks),

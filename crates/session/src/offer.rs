@@ -61,9 +61,12 @@ impl EhloOffer {
     /// without channel binding data).
     pub(crate) fn for_connection(config: &Config, tls: Option<&crate::TlsInfo>) -> Self {
         let mut offer = Self::proposal(config, tls.is_some());
-        offer
-            .auth
-            .retain(|m| config.mechanisms.get(m).is_some_and(|mech| mech.available(tls)));
+        offer.auth.retain(|m| {
+            config
+                .mechanisms
+                .get(m)
+                .is_some_and(|mech| mech.available(tls))
+        });
         offer
     }
 

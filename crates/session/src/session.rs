@@ -53,7 +53,9 @@ pub(crate) enum Phase {
 #[derive(Debug)]
 pub(crate) enum Pending {
     Connect,
-    Hello { verb: HelloVerb },
+    Hello {
+        verb: HelloVerb,
+    },
     Auth {
         identity: AuthIdentity,
         /// The mechanism refuted the proof: never authenticated.
@@ -62,7 +64,10 @@ pub(crate) enum Pending {
     Mail(Transaction),
     Rcpt,
     DataStart(BodyKind),
-    MessageComplete { next: usize, total: usize },
+    MessageComplete {
+        next: usize,
+        total: usize,
+    },
 }
 
 /// A sans-IO SMTP (or LMTP) server session.

@@ -29,11 +29,11 @@ use postern_proto::{
 use postern_rules::{AuthOffer, Stage, Verdict};
 
 use crate::config::MtaConfig;
-use postern_session::ProofCheck;
 use crate::users::Users;
 use postern_queue::maildir::{DeliveryQueue, LocalDelivery};
 use postern_queue::trace::{TraceInfo, received_header};
 use postern_queue::{Envelope, MessageParams, MessageWriter, QueueId, RecipientState, Spool};
+use postern_session::ProofCheck;
 
 /// The MTA's listener handler, shared by every connection.
 #[derive(Debug)]

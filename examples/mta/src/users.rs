@@ -358,7 +358,11 @@ mod tests {
             ScramKeys::derive(b"s3cret", &keys.salt, keys.iterations).unwrap(),
             keys
         );
-        assert!(fs::read_to_string(&path).unwrap().contains(" SCRAM-SHA-256$10000:"));
+        assert!(
+            fs::read_to_string(&path)
+                .unwrap()
+                .contains(" SCRAM-SHA-256$10000:")
+        );
         assert!(!users.verify(&config, "alice", b"wrong"));
         assert!(!users.verify(&config, "bob", b"s3cret"));
         assert!(users.has_mailbox(&config, "ALICE", "localhost"));

@@ -261,7 +261,11 @@ fn forged_proxy_headers_from_untrusted_addresses_are_closed_and_never_believed()
     assert!(buf[..n].starts_with(b"220 "));
     tcp.write_all(b"EHLO ok.test\r\n").unwrap();
     let n = tcp.read(&mut buf).unwrap();
-    assert!(buf[..n].starts_with(b"250"), "{:?}", String::from_utf8_lossy(&buf[..n]));
+    assert!(
+        buf[..n].starts_with(b"250"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
 
     // The closes are logged as the connections end; give the log a moment.
     let refused = |log: &str| {
@@ -275,7 +279,10 @@ fn forged_proxy_headers_from_untrusted_addresses_are_closed_and_never_believed()
     }
     let log = server.log_text();
     assert_eq!(refused(&log), 4, "{log}");
-    assert!(!log.contains("192.0.2.7"), "a forged address was believed:\n{log}");
+    assert!(
+        !log.contains("192.0.2.7"),
+        "a forged address was believed:\n{log}"
+    );
     assert!(
         log.lines()
             .any(|l| l.contains("a trusted front sent no PROXY header") && l.contains(FRONT)),

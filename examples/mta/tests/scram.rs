@@ -178,7 +178,9 @@ fn reply(r: &mut BufReader<Tls>) -> String {
 }
 
 fn cmd(r: &mut BufReader<Tls>, line: &str) -> String {
-    r.get_mut().write_all(format!("{line}\r\n").as_bytes()).unwrap();
+    r.get_mut()
+        .write_all(format!("{line}\r\n").as_bytes())
+        .unwrap();
     r.get_mut().flush().unwrap();
     reply(r)
 }
@@ -235,7 +237,10 @@ fn plus_exchange(tls: &mut BufReader<Tls>, password: &str, cb_data: &[u8]) -> St
     let bare = "n=alice,r=fyko+d2lbbFgONRv9qkxdawL";
     let r = cmd(
         tls,
-        &format!("AUTH SCRAM-SHA-256-PLUS {}", B64.encode(format!("{gs2}{bare}"))),
+        &format!(
+            "AUTH SCRAM-SHA-256-PLUS {}",
+            B64.encode(format!("{gs2}{bare}"))
+        ),
     );
     assert!(r.starts_with("334 "), "{r}");
     let server_first = String::from_utf8(B64.decode(r[4..].trim()).unwrap()).unwrap();
@@ -248,7 +253,12 @@ fn plus_exchange(tls: &mut BufReader<Tls>, password: &str, cb_data: &[u8]) -> St
     };
     let (nonce, salt, iter) = (field("r="), B64.decode(field("s=")).unwrap(), field("i="));
     let mut salted = [0u8; 32];
-    pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), &salt, iter.parse().unwrap(), &mut salted);
+    pbkdf2::pbkdf2_hmac::<Sha256>(
+        password.as_bytes(),
+        &salt,
+        iter.parse().unwrap(),
+        &mut salted,
+    );
     let client_key = hmac(&salted, b"Client Key");
     let stored = Sha256::digest(&client_key);
     let mut cbind = gs2.as_bytes().to_vec();
@@ -257,7 +267,10 @@ fn plus_exchange(tls: &mut BufReader<Tls>, password: &str, cb_data: &[u8]) -> St
     let auth = format!("{bare},{server_first},{without}");
     let sig = hmac(&stored, auth.as_bytes());
     let proof: Vec<u8> = client_key.iter().zip(&sig).map(|(a, b)| a ^ b).collect();
-    let r = cmd(tls, &B64.encode(format!("{without},p={}", B64.encode(proof))));
+    let r = cmd(
+        tls,
+        &B64.encode(format!("{without},p={}", B64.encode(proof))),
+    );
     if !r.starts_with("334 ") {
         return r;
     }
@@ -272,7 +285,10 @@ fn scram_sha_256_plus_binds_the_tls_exporter() {
     let dir = TempDir::new("scram-plus");
     let server = start(dir.path());
     let (mut tls, ehlo, exporter) = starttls(server.ports.submission);
-    assert!(ehlo.contains("AUTH SCRAM-SHA-256-PLUS SCRAM-SHA-256 PLAIN LOGIN"), "{ehlo}");
+    assert!(
+        ehlo.contains("AUTH SCRAM-SHA-256-PLUS SCRAM-SHA-256 PLAIN LOGIN"),
+        "{ehlo}"
+    );
     assert_eq!(exporter.len(), 32);
     // Another TLS session's exporter value, as a relaying middlebox would
     // have: refuted.

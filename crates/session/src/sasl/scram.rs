@@ -134,7 +134,10 @@ impl ScramKeys {
             return Err(ScramKeyError::Iterations(iterations));
         }
         let key = |s: &str| -> Result<[u8; 32], ScramKeyError> {
-            B64.decode(s).ok().and_then(|k| k.try_into().ok()).ok_or_else(bad)
+            B64.decode(s)
+                .ok()
+                .and_then(|k| k.try_into().ok())
+                .ok_or_else(bad)
         };
         let salt = B64.decode(salt).map_err(|_| bad())?;
         if salt.is_empty() {
@@ -260,7 +263,10 @@ struct ScramServer {
 
 impl SaslServer for ScramServer {
     fn step(&mut self, response: Option<&[u8]>) -> SaslStep {
-        match (std::mem::replace(&mut self.state, State::Finished), response) {
+        match (
+            std::mem::replace(&mut self.state, State::Finished),
+            response,
+        ) {
             // No initial response: an empty challenge asks for it.
             (State::Start, None) => {
                 self.state = State::Start;
@@ -305,7 +311,11 @@ impl ScramServer {
         let mut server_nonce = [0u8; 24];
         random(&mut server_nonce);
         let nonce = format!("{}{}", client.nonce, B64.encode(server_nonce));
-        let server_first = format!("r={nonce},s={},i={}", B64.encode(&keys.salt), keys.iterations);
+        let server_first = format!(
+            "r={nonce},s={},i={}",
+            B64.encode(&keys.salt),
+            keys.iterations
+        );
         let challenge = server_first.clone().into_bytes();
         self.state = State::WantFinal(Box::new(First {
             gs2_header: client.gs2_header,
@@ -445,7 +455,9 @@ fn parse_client_first(message: &[u8]) -> Result<ClientFirst, &'static str> {
     };
     let authzid = match authzid {
         "" => None,
-        a => Some(saslname(a.strip_prefix("a=").ok_or("SCRAM authzid malformed")?)?),
+        a => Some(saslname(
+            a.strip_prefix("a=").ok_or("SCRAM authzid malformed")?,
+        )?),
     };
     // flag "," [authzid] ",": everything before the bare message.
     let gs2_header = text[..text.len() - bare.len()].to_owned();
@@ -462,7 +474,11 @@ fn parse_client_first(message: &[u8]) -> Result<ClientFirst, &'static str> {
         .next()
         .and_then(|r| r.strip_prefix("r="))
         .ok_or("SCRAM nonce missing")?;
-    if nonce.is_empty() || !nonce.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b',') {
+    if nonce.is_empty()
+        || !nonce
+            .bytes()
+            .all(|b| (0x21..=0x7e).contains(&b) && b != b',')
+    {
         return Err("SCRAM nonce malformed");
     }
     Ok(ClientFirst {
@@ -614,7 +630,10 @@ mod tests {
         let SaslStep::Done(c) = server.step(Some(b"")) else {
             panic!("not done")
         };
-        assert_eq!((c.authcid.as_str(), c.check), ("user", ProofCheck::Verified));
+        assert_eq!(
+            (c.authcid.as_str(), c.check),
+            ("user", ProofCheck::Verified)
+        );
         assert!(c.secret.is_empty());
     }
 
@@ -622,7 +641,10 @@ mod tests {
     fn stored_form_round_trips() {
         let keys = rfc7677_keys();
         let text = keys.to_stored();
-        assert!(text.starts_with("SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$"), "{text}");
+        assert!(
+            text.starts_with("SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$"),
+            "{text}"
+        );
         assert_eq!(ScramKeys::from_stored(&text).unwrap(), keys);
         assert!(ScramKeys::from_stored("SCRAM-SHA-256$10:c2FsdA==$AA==:AA==").is_err());
         assert!(ScramKeys::derive(b"x", b"salt", 1).is_err());
@@ -633,7 +655,10 @@ mod tests {
         let c = parse_client_first(b"p=tls-exporter,a=bob=2Cx,n=al=3Dice,r=abc,ext").unwrap();
         assert_eq!(c.gs2_header, "p=tls-exporter,a=bob=2Cx,");
         assert_eq!(c.binding, Binding::Tls("tls-exporter".into()));
-        assert_eq!((c.authzid.as_deref(), c.authcid.as_str()), (Some("bob,x"), "al=ice"));
+        assert_eq!(
+            (c.authzid.as_deref(), c.authcid.as_str()),
+            (Some("bob,x"), "al=ice")
+        );
         for bad in [
             &b""[..],
             b"n,,",
@@ -665,7 +690,13 @@ mod tests {
 
     /// A whole exchange as a client would run it, with or without
     /// tls-exporter binding; returns the final step.
-    fn exchange(mech: &ScramSha256, ctx: &SaslContext<'_>, gs2: &str, cb: &[u8], pw: &[u8]) -> SaslStep {
+    fn exchange(
+        mech: &ScramSha256,
+        ctx: &SaslContext<'_>,
+        gs2: &str,
+        cb: &[u8],
+        pw: &[u8],
+    ) -> SaslStep {
         let mut s = mech.start_with(ctx);
         let bare = "n=alice,r=clientnonce";
         let SaslStep::Challenge(first) = s.step(Some(format!("{gs2}{bare}").as_bytes())) else {
@@ -674,12 +705,25 @@ mod tests {
         let first = String::from_utf8(first).unwrap();
         let nonce = first.split(',').next().unwrap().strip_prefix("r=").unwrap();
         assert!(nonce.starts_with("clientnonce"));
-        let salt = B64.decode(first.split(",s=").nth(1).unwrap().split(',').next().unwrap()).unwrap();
+        let salt = B64
+            .decode(
+                first
+                    .split(",s=")
+                    .nth(1)
+                    .unwrap()
+                    .split(',')
+                    .next()
+                    .unwrap(),
+            )
+            .unwrap();
         let mut cbind = gs2.as_bytes().to_vec();
         cbind.extend_from_slice(cb);
         let without = format!("c={},r={nonce}", B64.encode(&cbind));
-        let (proof, server_sig) = client_proof(pw, &salt, 4096, &format!("{bare},{first},{without}"));
-        match s.step(Some(format!("{without},p={}", B64.encode(proof)).as_bytes())) {
+        let (proof, server_sig) =
+            client_proof(pw, &salt, 4096, &format!("{bare},{first},{without}"));
+        match s.step(Some(
+            format!("{without},p={}", B64.encode(proof)).as_bytes(),
+        )) {
             SaslStep::Challenge(v) => {
                 assert_eq!(v, format!("v={}", B64.encode(server_sig)).into_bytes());
                 s.step(Some(b""))
@@ -707,27 +751,59 @@ mod tests {
         tls.tls_exporter = Some(vec![7; 32]);
         let plus_name = Mechanism::Other(SCRAM_SHA_256_PLUS.into());
         let offered = [plus_name, Mechanism::ScramSha256];
-        let ctx = SaslContext { tls: Some(&tls), offered: &offered };
+        let ctx = SaslContext {
+            tls: Some(&tls),
+            offered: &offered,
+        };
         let plain = ScramSha256::new(store.clone());
         let plus = ScramSha256::plus(store.clone());
         assert!(plus.available(Some(&tls)) && !plus.available(None));
-        assert_eq!(check(exchange(&plain, &ctx, "n,,", b"", b"alice-pw")), Some(ProofCheck::Verified));
-        assert_eq!(check(exchange(&plain, &ctx, "n,,", b"", b"wrong")), Some(ProofCheck::Refuted));
+        assert_eq!(
+            check(exchange(&plain, &ctx, "n,,", b"", b"alice-pw")),
+            Some(ProofCheck::Verified)
+        );
+        assert_eq!(
+            check(exchange(&plain, &ctx, "n,,", b"", b"wrong")),
+            Some(ProofCheck::Refuted)
+        );
         // "y" while -PLUS is offered: a downgrade.
         assert_eq!(check(exchange(&plain, &ctx, "y,,", b"", b"alice-pw")), None);
         let gs2 = "p=tls-exporter,,";
-        assert_eq!(check(exchange(&plus, &ctx, gs2, &[7; 32], b"alice-pw")), Some(ProofCheck::Verified));
+        assert_eq!(
+            check(exchange(&plus, &ctx, gs2, &[7; 32], b"alice-pw")),
+            Some(ProofCheck::Verified)
+        );
         // Another TLS session's exporter (a relaying middlebox): refuted.
-        assert_eq!(check(exchange(&plus, &ctx, gs2, &[8; 32], b"alice-pw")), Some(ProofCheck::Refuted));
+        assert_eq!(
+            check(exchange(&plus, &ctx, gs2, &[8; 32], b"alice-pw")),
+            Some(ProofCheck::Refuted)
+        );
         assert_eq!(check(exchange(&plus, &ctx, "n,,", b"", b"alice-pw")), None);
-        assert_eq!(check(exchange(&plus, &ctx, "p=tls-unique,,", b"", b"alice-pw")), None);
-        assert_eq!(check(exchange(&plain, &ctx, gs2, &[7; 32], b"alice-pw")), None);
+        assert_eq!(
+            check(exchange(&plus, &ctx, "p=tls-unique,,", b"", b"alice-pw")),
+            None
+        );
+        assert_eq!(
+            check(exchange(&plain, &ctx, gs2, &[7; 32], b"alice-pw")),
+            None
+        );
         // Unknown users run the whole exchange and are refuted.
         let mut s = plain.start_with(&ctx);
-        let SaslStep::Challenge(a) = s.step(Some(b"n,,n=mallory,r=x")) else { panic!() };
+        let SaslStep::Challenge(a) = s.step(Some(b"n,,n=mallory,r=x")) else {
+            panic!()
+        };
         let mut s = plain.start_with(&ctx);
-        let SaslStep::Challenge(b) = s.step(Some(b"n,,n=mallory,r=x")) else { panic!() };
-        let salt = |c: &[u8]| String::from_utf8(c.to_vec()).unwrap().split(",s=").nth(1).unwrap().to_owned();
+        let SaslStep::Challenge(b) = s.step(Some(b"n,,n=mallory,r=x")) else {
+            panic!()
+        };
+        let salt = |c: &[u8]| {
+            String::from_utf8(c.to_vec())
+                .unwrap()
+                .split(",s=")
+                .nth(1)
+                .unwrap()
+                .to_owned()
+        };
         assert_eq!(salt(&a), salt(&b), "a made-up salt is stable");
     }
 }
