@@ -159,5 +159,5 @@ pub use listener::Listener;
 pub use policy::{
     BuiltTls, ClientAuth, PolicyError, Problem, TlsPolicyReport, TlsSettings, Warning,
 };
-pub use proxy::{Accepted, ProxyError, ProxyProtocol, ProxyStream};
+pub use proxy::{Accepted, BadTrusted, ProxyError, ProxyProtocol, ProxyStream};
 pub use server::{Server, ShutdownHandle};

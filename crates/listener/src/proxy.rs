@@ -60,6 +60,22 @@ impl ProxyProtocol {
         }
     }
 
+    /// Headers from the fronts `trusted` names, each an address
+    /// (`10.0.0.7`) or a network (`10.0.0.0/8`), as a configuration file
+    /// gives them; at least one.
+    pub fn from_trusted<S: AsRef<str>>(trusted: &[S]) -> Result<Self, BadTrusted> {
+        if trusted.is_empty() {
+            return Err(BadTrusted::Empty);
+        }
+        let nets = trusted.iter().map(|t| {
+            let t = t.as_ref();
+            t.parse::<IpNet>()
+                .or_else(|_| t.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| BadTrusted::NotANetwork(t.to_owned()))
+        });
+        Ok(Self::new(nets.collect::<Result<_, _>>()?))
+    }
+
     /// Sets the header timeout.
     pub fn with_header_timeout(mut self, timeout: Duration) -> Self {
         self.header_timeout = timeout;
@@ -72,6 +88,19 @@ impl ProxyProtocol {
         let ip = ip.to_canonical();
         self.trusted.iter().any(|net| net.contains(&ip))
     }
+}
+
+/// Why a list of trusted fronts was refused
+/// ([`ProxyProtocol::from_trusted`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BadTrusted {
+    /// No front at all: no header could ever be believed.
+    #[error("empty: name the fronts whose PROXY header is believed")]
+    Empty,
+    /// An entry that is neither an address nor a network.
+    #[error("{0:?} is not an address or network (e.g. 10.0.0.0/8)")]
+    NotANetwork(String),
 }
 
 /// Why a connection was closed in its PROXY header.

@@ -628,34 +628,14 @@ impl MtaConfig {
             let proxy = match &l.proxy_protocol {
                 None => None,
                 Some(p) => {
-                    let mut trusted = Vec::with_capacity(p.trusted.len());
-                    for t in &p.trusted {
-                        let net = t
-                            .parse::<ipnet::IpNet>()
-                            .or_else(|_| t.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                            .map_err(|_| {
-                                err(
-                                    span.clone(),
-                                    item.clone(),
-                                    Some("proxy_protocol.trusted".into()),
-                                    format!("{t:?} is not an address or network (e.g. 10.0.0.0/8)"),
-                                )
-                            })?;
-                        trusted.push(net);
-                    }
-                    if trusted.is_empty() {
-                        return Err(err(
-                            span,
-                            item,
-                            Some("proxy_protocol.trusted".into()),
-                            "empty: name the fronts whose PROXY header is believed".into(),
-                        ));
-                    }
-                    let mut proxy = ProxyProtocol::new(trusted);
-                    if let Some(DurationText(t)) = p.header_timeout {
-                        proxy = proxy.with_header_timeout(t);
-                    }
-                    Some(proxy)
+                    let proxy = ProxyProtocol::from_trusted(&p.trusted).map_err(|e| {
+                        let key = Some("proxy_protocol.trusted".into());
+                        err(span.clone(), item.clone(), key, e.to_string())
+                    })?;
+                    Some(match p.header_timeout {
+                        Some(DurationText(t)) => proxy.with_header_timeout(t),
+                        None => proxy,
+                    })
                 }
             };
             let defaults = postern_listener::ConnLimits::default();

@@ -119,13 +119,14 @@ async fn run(config: MtaConfig) -> ExitCode {
     };
     let config = Arc::new(config);
     let users = Arc::new(Users::open(&config.users_file()));
+    let mailboxes = Arc::new(Mailboxes {
+        config: config.clone(),
+        users: users.clone(),
+    });
     let local = LocalDelivery::new(
         spool.clone(),
         Maildirs::new(config.mail_dir(), &config.hostname),
-        Arc::new(Mailboxes {
-            config: config.clone(),
-            users: users.clone(),
-        }),
+        mailboxes.clone(),
         Arc::new(postern_mta::outbound::bounces(spool.clone(), &config)),
     )
     .max_age(config.queue.max_age);
@@ -140,10 +141,7 @@ async fn run(config: MtaConfig) -> ExitCode {
         listener_configs(
             &config,
             &self_signed,
-            &postern_mta::tls::sasl_mechanisms(Arc::new(postern_mta::users::ScramUsers {
-                users: users.clone(),
-                config: config.clone(),
-            })),
+            &postern_session::SaslMechanisms::with_scram(mailboxes),
         ),
         mta,
         provider,

@@ -120,13 +120,13 @@ pub fn tls_settings(
 /// plaintext and a TLS connection, knowing only the listener (what
 /// `postern-mta check` prints; each connection's EHLO is decided from its
 /// own facts, see `crate::server`); mechanisms the session cannot run
-/// (see [`sasl_mechanisms`]) are left out and returned as the second
+/// (`SaslMechanisms::with_scram`: SCRAM-SHA-256(-PLUS), PLAIN, LOGIN) are left out and returned as the second
 /// value.
 pub fn auth_policy(
     config: &MtaConfig,
     listener: &ListenerSpec,
 ) -> (postern_session::AuthPolicy, Vec<String>) {
-    let builtin = sasl_mechanisms(Arc::new(NoKeys));
+    let builtin = postern_session::SaslMechanisms::with_scram(Arc::new(()));
     let mut skipped = Vec::new();
     let mut for_tls = |tls: bool| {
         let facts = Facts::new()
@@ -153,31 +153,6 @@ pub fn auth_policy(
     let plaintext = for_tls(false);
     let tls = for_tls(true);
     (postern_session::AuthPolicy::new(plaintext, tls), skipped)
-}
-
-/// A key store with no users, for listing what can run.
-struct NoKeys;
-impl postern_session::ScramStore for NoKeys {
-    fn scram_keys(&self, _: &str) -> Option<postern_session::ScramKeys> {
-        None
-    }
-}
-
-/// The SASL mechanisms the MTA runs: PLAIN and LOGIN (checked against the
-/// users' argon2 hashes), SCRAM-SHA-256-PLUS (offered only over TLS 1.3,
-/// where the listener exports the `tls-exporter` channel binding) and
-/// SCRAM-SHA-256, over the users' SCRAM keys. The rules' `tls_auth` and
-/// `plain_auth` lists pick which are offered where.
-pub fn sasl_mechanisms(
-    store: Arc<dyn postern_session::ScramStore>,
-) -> postern_session::SaslMechanisms {
-    // Strongest first: the EHLO reply lists them in this order.
-    let mut m = postern_session::SaslMechanisms::empty();
-    m.register(Arc::new(postern_session::ScramSha256::plus(store.clone())));
-    m.register(Arc::new(postern_session::ScramSha256::new(store)));
-    m.register(Arc::new(postern_session::sasl::Plain));
-    m.register(Arc::new(postern_session::sasl::Login));
-    m
 }
 
 /// The session policy of a listener.

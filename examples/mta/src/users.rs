@@ -3,8 +3,8 @@
 //! argon2 hash checks PLAIN and LOGIN passwords, the SCRAM keys (RFC 5803's
 //! layout; salted and iterated, never the password) serve
 //! SCRAM-SHA-256(-PLUS). A line without SCRAM keys (written before they
-//! existed) still serves PLAIN and LOGIN; `user add` again adds them. Also the mailbox directory: which
-//! local addresses exist.
+//! existed) still serves PLAIN and LOGIN; `user add` again adds them.
+//! Also the mailbox directory: which local addresses exist.
 //!
 //! A user `alice` is a mailbox at every local domain and authenticates as
 //! `alice` (or `alice@` any local domain); `alice@example.org` is a mailbox
@@ -25,20 +25,6 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use postern_session::{ScramKeys, ScramStore};
 
 use crate::config::MtaConfig;
-
-/// The users file as SCRAM's key store.
-pub struct ScramUsers {
-    /// The users.
-    pub users: std::sync::Arc<Users>,
-    /// The configuration (local domains, for `alice@domain`).
-    pub config: std::sync::Arc<MtaConfig>,
-}
-
-impl ScramStore for ScramUsers {
-    fn scram_keys(&self, authcid: &str) -> Option<ScramKeys> {
-        self.users.scram_keys(&self.config, authcid)
-    }
-}
 
 /// A user name that cannot be stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -207,40 +193,21 @@ fn parse(text: &str, path: &Path) -> HashMap<String, Entry> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let Some((name, rest)) = line.split_once(':') else {
-            tracing::warn!(file = %path.display(), line = n + 1, "skipping a malformed users line (expected name:argon2-hash [scram-keys])");
-            continue;
-        };
-        let (hash, scram) = match rest.split_once(' ') {
-            Some((hash, scram)) => (hash, Some(scram.trim())),
-            None => (rest, None),
-        };
-        let scram = match scram.map(ScramKeys::from_stored) {
-            None => Ok(None),
-            Some(Ok(k)) => Ok(Some(k)),
-            Some(Err(e)) => Err(e),
-        };
+        // name:hash, then the SCRAM keys after a space (absent on lines
+        // written before they existed).
+        let (name, rest) = line.split_once(':').unwrap_or((line, ""));
+        let (hash, scram) = rest.split_once(' ').unwrap_or((rest, ""));
+        let scram = Some(scram.trim())
+            .filter(|s| !s.is_empty())
+            .map(ScramKeys::from_stored)
+            .transpose();
         match scram {
             Ok(scram) if validate_name(name).is_ok() && PasswordHash::new(hash).is_ok() => {
-                out.insert(
-                    name.to_ascii_lowercase(),
-                    Entry {
-                        hash: hash.to_owned(),
-                        scram,
-                    },
-                );
+                let hash = hash.to_owned();
+                out.insert(name.to_ascii_lowercase(), Entry { hash, scram });
             }
-            Err(e) => tracing::warn!(
-                file = %path.display(),
-                line = n + 1,
-                error = %e,
-                "skipping a users line with malformed SCRAM keys"
-            ),
-            _ => tracing::warn!(
-                file = %path.display(),
-                line = n + 1,
-                "skipping a malformed users line (expected name:argon2-hash [scram-keys])"
-            ),
+            _ => tracing::warn!(file = %path.display(), line = n + 1,
+                "skipping a malformed users line (expected name:argon2-hash [scram-keys])"),
         }
     }
     out
@@ -321,6 +288,14 @@ pub struct Mailboxes {
     pub config: Arc<MtaConfig>,
     /// The users.
     pub users: Arc<Users>,
+}
+
+/// The users file as SCRAM's key store (`alice@D` for a local domain D
+/// finds `alice`, as for PLAIN).
+impl ScramStore for Mailboxes {
+    fn scram_keys(&self, authcid: &str) -> Option<ScramKeys> {
+        self.users.scram_keys(&self.config, authcid)
+    }
 }
 
 impl postern_queue::maildir::MailboxDirectory for Mailboxes {

@@ -110,6 +110,18 @@ impl SaslMechanisms {
         m
     }
 
+    /// SCRAM-SHA-256-PLUS (offered only where the connection has a
+    /// `tls-exporter` value), SCRAM-SHA-256, PLAIN and LOGIN, strongest
+    /// first (the order the EHLO reply lists them in), SCRAM over `store`.
+    pub fn with_scram(store: Arc<dyn ScramStore>) -> Self {
+        let mut m = Self::empty();
+        m.register(Arc::new(ScramSha256::plus(store.clone())));
+        m.register(Arc::new(ScramSha256::new(store)));
+        m.register(Arc::new(Plain));
+        m.register(Arc::new(Login));
+        m
+    }
+
     /// Adds a mechanism, replacing one of the same name.
     pub fn register(&mut self, mechanism: Arc<dyn SaslMechanism>) {
         let name = mechanism.name();

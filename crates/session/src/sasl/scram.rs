@@ -163,6 +163,13 @@ pub trait ScramStore: Send + Sync {
     fn scram_keys(&self, authcid: &str) -> Option<ScramKeys>;
 }
 
+/// No user has keys: for listing which mechanisms can run.
+impl ScramStore for () {
+    fn scram_keys(&self, _: &str) -> Option<ScramKeys> {
+        None
+    }
+}
+
 /// The SCRAM-SHA-256 mechanism, or its -PLUS variant.
 #[derive(Clone)]
 pub struct ScramSha256 {
@@ -287,11 +294,10 @@ impl ScramServer {
             Err(e) => return SaslStep::Malformed(e),
         };
         match (&client.binding, self.mechanism.plus) {
-            (Binding::Tls(name), true) if name == TLS_EXPORTER => {
-                if self.exporter.is_none() {
-                    return SaslStep::Malformed("no tls-exporter value on this connection");
-                }
+            (Binding::Tls(name), true) if name == TLS_EXPORTER && self.exporter.is_none() => {
+                return SaslStep::Malformed("no tls-exporter value on this connection");
             }
+            (Binding::Tls(name), true) if name == TLS_EXPORTER => {}
             (Binding::Tls(_), true) => return SaslStep::Malformed("unsupported channel binding"),
             (Binding::Tls(_), false) => {
                 return SaslStep::Malformed("channel binding requested without -PLUS");
