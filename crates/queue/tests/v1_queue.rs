@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use postern_proto::{Body, Notify, Ret, TlsVersion};
 use postern_queue::report::Diagnosis;
 use postern_queue::runner::{Router, Runner, RunnerSettings};
-use postern_queue::{Envelope, QueueId, RcptStatus, RecipientState, Spool, SpoolBounces};
+use postern_queue::{Envelope, LogStore, QueueId, RcptStatus, RecipientState, SpoolBounces};
 use postern_relay::{Route, StaticResolver, Target, TlsMode, TlsPolicy};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
@@ -33,7 +33,7 @@ const SECOND: &str = "066199c52a395a888900000001";
 #[test]
 fn v1_envelopes_load_with_typed_values() {
     let dir = copy_fixture("load");
-    let spool = Spool::open(&dir).unwrap();
+    let spool = LogStore::open(&dir).unwrap();
     let first: QueueId = FIRST.parse().unwrap();
     let second: QueueId = SECOND.parse().unwrap();
     assert_eq!(spool.list().unwrap(), [first.clone(), second.clone()]);
@@ -124,7 +124,7 @@ async fn sink(listener: TcpListener, log: Arc<Mutex<Vec<String>>>) {
 #[tokio::test]
 async fn a_v1_queue_is_delivered() {
     let dir = copy_fixture("deliver");
-    let spool = Spool::open(&dir).unwrap();
+    let spool = LogStore::open(&dir).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let log = Arc::new(Mutex::new(Vec::new()));

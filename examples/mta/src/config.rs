@@ -752,7 +752,7 @@ impl MtaConfig {
         &self.rules
     }
 
-    /// The queue directory, `DATA_DIR/queue` (what [`postern_queue::Spool::open`] takes).
+    /// The queue directory, `DATA_DIR/queue` (what [`postern_queue::LogStore::open`] takes).
     pub fn queue_dir(&self) -> PathBuf {
         self.data_dir.join("queue")
     }

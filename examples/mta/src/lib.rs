@@ -45,7 +45,7 @@
 //!
 //! The outbound runner (`outbound.rs`, `dsn.rs`) is started by `main` as
 //! `outbound::spawn(spool.clone(), config.clone(), shutdown.clone())` with a
-//! [`Spool`](postern_queue::Spool), an `Arc<`[`MtaConfig`](config::MtaConfig)`>` and a
+//! [`Store`](postern_queue::Store) (an `Arc<dyn Store>`), an `Arc<`[`MtaConfig`](config::MtaConfig)`>` and a
 //! [`Shutdown`] receiver.
 
 pub mod cli;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use postern_proto::{AddressLiteral, ForwardPath, Host, Mailbox, ReversePath, TlsVersion};
 use postern_queue::report::Diagnosis;
 use postern_queue::runner::{Router, Runner, RunnerSettings};
-use postern_queue::{Envelope, RecipientState, RetryPolicy, Spool, SpoolBounces};
+use postern_queue::{Envelope, RecipientState, RetryPolicy, SpoolBounces, Store};
 use postern_relay::{Anchors, Route, Target, TlsMode, TlsPolicy};
 use postern_rules::{Destination, Facts, RelayTlsMode, RuleSet, Stage, TrustAnchors};
 
@@ -30,7 +30,7 @@ pub type MtaRunner = Runner<RulesRouter, SpoolBounces>;
 /// abandoned after the grace period; await the handle to know the queue is
 /// consistent.
 pub fn spawn(
-    spool: Spool,
+    spool: Arc<dyn Store>,
     config: Arc<MtaConfig>,
     shutdown: Shutdown,
 ) -> tokio::task::JoinHandle<()> {
@@ -45,7 +45,7 @@ pub fn spawn(
 
 /// Reports from our host name; senders in a local domain get theirs by
 /// local delivery.
-pub fn bounces(spool: Spool, config: &MtaConfig) -> SpoolBounces {
+pub fn bounces(spool: Arc<dyn Store>, config: &MtaConfig) -> SpoolBounces {
     SpoolBounces::new(spool, config.hostname.clone())
         .local_domains(config.domains.iter().map(|d| d.name.clone()))
 }
