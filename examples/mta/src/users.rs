@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
@@ -222,8 +222,8 @@ pub fn hash_password(password: &[u8]) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Adds or replaces `name` in the users file at `path` (atomically:
-/// temp file, fsync, rename). Returns whether the user existed.
+/// Adds or replaces `name` in the users file at `path` (atomically and
+/// durably, owner-only). Returns whether the user existed.
 pub fn add_user(path: &Path, name: &str, password: &[u8]) -> io::Result<bool> {
     validate_name(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     if password.is_empty() {
@@ -255,28 +255,7 @@ pub fn add_user(path: &Path, name: &str, password: &[u8]) -> io::Result<bool> {
         out.push('\n');
     }
     out.push_str(&format!("{name}:{hash} {}\n", scram.to_stored()));
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("users"),
-        std::process::id()
-    ));
-    {
-        let mut f = fs::File::create(&tmp)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            f.set_permissions(fs::Permissions::from_mode(0o600))?;
-        }
-        f.write_all(out.as_bytes())?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, path)?;
-    postern_queue::sync_dir(dir)?;
+    postern_queue::replace_file(path, out.as_bytes())?;
     Ok(existed)
 }
 
