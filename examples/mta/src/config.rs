@@ -628,14 +628,13 @@ impl MtaConfig {
             let proxy = match &l.proxy_protocol {
                 None => None,
                 Some(p) => {
-                    let proxy = ProxyProtocol::from_trusted(&p.trusted).map_err(|e| {
-                        let key = Some("proxy_protocol.trusted".into());
-                        err(span.clone(), item.clone(), key, e.to_string())
-                    })?;
-                    Some(match p.header_timeout {
-                        Some(DurationText(t)) => proxy.with_header_timeout(t),
-                        None => proxy,
-                    })
+                    let key = Some("proxy_protocol.trusted".into());
+                    let proxy = ProxyProtocol::from_trusted(&p.trusted)
+                        .map_err(|e| err(span.clone(), item.clone(), key, e.to_string()))?;
+                    Some(
+                        p.header_timeout
+                            .map_or(proxy.clone(), |d| proxy.with_header_timeout(d.0)),
+                    )
                 }
             };
             let defaults = postern_listener::ConnLimits::default();

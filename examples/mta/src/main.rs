@@ -15,6 +15,7 @@ use postern_mta::tls::{
 use postern_mta::users::{Mailboxes, Users};
 use postern_queue::maildir::{LocalDelivery, Maildirs, sweep};
 use postern_queue::{LogStore, Store};
+use postern_session::SaslMechanisms;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -141,7 +142,7 @@ async fn run(config: MtaConfig) -> ExitCode {
         listener_configs(
             &config,
             &self_signed,
-            &postern_session::SaslMechanisms::with_scram(mailboxes),
+            &SaslMechanisms::with_scram(mailboxes),
         ),
         mta,
         provider,

@@ -292,16 +292,15 @@ impl MtaConn {
         let users = self.users.clone();
         let config = self.config.clone();
         let user = credentials.authcid.clone();
+        // SCRAM checked the client's proof against the users' keys itself.
         let ok = match credentials.check {
-            // SCRAM checked the client's proof against the users' keys.
-            ProofCheck::Verified => true,
-            ProofCheck::Refuted => false,
-            _ => tokio::task::spawn_blocking(move || {
+            ProofCheck::ByEmbedder => tokio::task::spawn_blocking(move || {
                 let password = credentials.secret.expose();
                 users.verify(&config, &credentials.authcid, password)
             })
             .await
             .unwrap_or(false),
+            check => check == ProofCheck::Verified,
         };
         if ok {
             tracing::info!(listener = f.listener, peer = %f.peer, user = %user, mechanism = %mech, "authenticated");

@@ -120,8 +120,8 @@ pub fn tls_settings(
 /// plaintext and a TLS connection, knowing only the listener (what
 /// `postern-mta check` prints; each connection's EHLO is decided from its
 /// own facts, see `crate::server`); mechanisms the session cannot run
-/// (`SaslMechanisms::with_scram`: SCRAM-SHA-256(-PLUS), PLAIN, LOGIN) are left out and returned as the second
-/// value.
+/// (`SaslMechanisms::with_scram`: SCRAM-SHA-256(-PLUS), PLAIN, LOGIN) are
+/// left out and returned as the second value.
 pub fn auth_policy(
     config: &MtaConfig,
     listener: &ListenerSpec,

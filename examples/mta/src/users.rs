@@ -1,10 +1,8 @@
-//! The users file: one `name:argon2-PHC-hash SCRAM-SHA-256$i:salt$StoredKey:ServerKey`
-//! line per user, written by `postern-mta user add`, read by AUTH: the
-//! argon2 hash checks PLAIN and LOGIN passwords, the SCRAM keys (RFC 5803's
-//! layout; salted and iterated, never the password) serve
-//! SCRAM-SHA-256(-PLUS). A line without SCRAM keys (written before they
-//! existed) still serves PLAIN and LOGIN; `user add` again adds them.
-//! Also the mailbox directory: which local addresses exist.
+//! The users file: one `name:argon2-hash SCRAM-keys` line per user
+//! ([`PasswordLine`]), written by `postern-mta user add`, read by AUTH: the
+//! argon2 hash checks PLAIN and LOGIN, the salted, iterated SCRAM keys serve
+//! SCRAM-SHA-256(-PLUS) (a line from before them serves PLAIN and LOGIN
+//! only). Also the mailbox directory: which local addresses exist.
 //!
 //! A user `alice` is a mailbox at every local domain and authenticates as
 //! `alice` (or `alice@` any local domain); `alice@example.org` is a mailbox
@@ -22,7 +20,7 @@ use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
-use postern_session::{ScramKeys, ScramStore};
+use postern_session::{PasswordLine, ScramKeys, ScramStore};
 
 use crate::config::MtaConfig;
 
@@ -59,20 +57,10 @@ pub fn validate_name(name: &str) -> Result<(), BadUserName> {
     }
 }
 
-/// PBKDF2 iterations of the SCRAM keys `user add` writes (RFC 7677's
-/// minimum is 4096).
-pub const SCRAM_ITERATIONS: u32 = 10_000;
-
 #[derive(Default)]
 struct Loaded {
     mtime: Option<SystemTime>,
-    hashes: HashMap<String, Entry>,
-}
-
-#[derive(Clone)]
-struct Entry {
-    hash: String,
-    scram: Option<ScramKeys>,
+    hashes: HashMap<String, PasswordLine>,
 }
 
 /// The users file, cached and re-read when it changes.
@@ -137,7 +125,7 @@ impl Users {
 
     /// The entry of `name`; `alice@D` for a local domain D also finds the
     /// user `alice`.
-    fn entry(&self, config: &MtaConfig, name: &str) -> Option<Entry> {
+    fn entry(&self, config: &MtaConfig, name: &str) -> Option<PasswordLine> {
         self.refresh();
         let name = name.to_ascii_lowercase();
         let loaded = self.loaded.read().unwrap_or_else(|e| e.into_inner());
@@ -149,11 +137,6 @@ impl Users {
                 None
             }
         })
-    }
-
-    /// The SCRAM-SHA-256 keys of `name`, if it has them.
-    pub fn scram_keys(&self, config: &MtaConfig, name: &str) -> Option<ScramKeys> {
-        self.entry(config, name)?.scram
     }
 
     /// Checks a password. Slow on purpose (argon2): call it off the async
@@ -186,25 +169,16 @@ impl Users {
     }
 }
 
-fn parse(text: &str, path: &Path) -> HashMap<String, Entry> {
+fn parse(text: &str, path: &Path) -> HashMap<String, PasswordLine> {
     let mut out = HashMap::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        // name:hash, then the SCRAM keys after a space (absent on lines
-        // written before they existed).
-        let (name, rest) = line.split_once(':').unwrap_or((line, ""));
-        let (hash, scram) = rest.split_once(' ').unwrap_or((rest, ""));
-        let scram = Some(scram.trim())
-            .filter(|s| !s.is_empty())
-            .map(ScramKeys::from_stored)
-            .transpose();
-        match scram {
-            Ok(scram) if validate_name(name).is_ok() && PasswordHash::new(hash).is_ok() => {
-                let hash = hash.to_owned();
-                out.insert(name.to_ascii_lowercase(), Entry { hash, scram });
+        match PasswordLine::parse(line) {
+            Ok(u) if validate_name(&u.name).is_ok() && PasswordHash::new(&u.hash).is_ok() => {
+                out.insert(u.name.to_ascii_lowercase(), u);
             }
             _ => tracing::warn!(file = %path.display(), line = n + 1,
                 "skipping a malformed users line (expected name:argon2-hash [scram-keys])"),
@@ -233,7 +207,7 @@ pub fn add_user(path: &Path, name: &str, password: &[u8]) -> io::Result<bool> {
         ));
     }
     let hash = hash_password(password).map_err(io::Error::other)?;
-    let scram = ScramKeys::generate(password, SCRAM_ITERATIONS)
+    let scram = ScramKeys::generate(password, postern_session::DEFAULT_ITERATIONS)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let name = name.to_ascii_lowercase();
     let old = match fs::read_to_string(path) {
@@ -254,7 +228,7 @@ pub fn add_user(path: &Path, name: &str, password: &[u8]) -> io::Result<bool> {
         out.push_str(line);
         out.push('\n');
     }
-    out.push_str(&format!("{name}:{hash} {}\n", scram.to_stored()));
+    out.push_str(&format!("{}\n", PasswordLine::new(name, hash, Some(scram))));
     postern_queue::replace_file(path, out.as_bytes())?;
     Ok(existed)
 }
@@ -273,7 +247,7 @@ pub struct Mailboxes {
 /// finds `alice`, as for PLAIN).
 impl ScramStore for Mailboxes {
     fn scram_keys(&self, authcid: &str) -> Option<ScramKeys> {
-        self.users.scram_keys(&self.config, authcid)
+        self.users.entry(&self.config, authcid)?.scram
     }
 }
 
@@ -306,8 +280,12 @@ mod tests {
         let users = Users::open(&path);
         assert!(users.verify(&config, "alice", b"s3cret"));
         assert!(users.verify(&config, "alice@localhost", b"s3cret"));
-        let keys = users.scram_keys(&config, "alice@localhost").unwrap();
-        assert_eq!(keys.iterations, SCRAM_ITERATIONS);
+        let keys = users
+            .entry(&config, "alice@localhost")
+            .unwrap()
+            .scram
+            .unwrap();
+        assert_eq!(keys.iterations, postern_session::DEFAULT_ITERATIONS);
         assert_eq!(
             ScramKeys::derive(b"s3cret", &keys.salt, keys.iterations).unwrap(),
             keys

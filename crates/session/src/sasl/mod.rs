@@ -25,7 +25,9 @@ use postern_proto::Mechanism;
 pub use credentials::{Credentials, ProofCheck, Secret};
 pub use login::Login;
 pub use plain::Plain;
-pub use scram::{SCRAM_SHA_256_PLUS, ScramKeys, ScramSha256, ScramStore};
+pub use scram::{
+    DEFAULT_ITERATIONS, PasswordLine, SCRAM_SHA_256_PLUS, ScramKeys, ScramSha256, ScramStore,
+};
 
 use crate::TlsInfo;
 

@@ -152,6 +152,67 @@ impl ScramKeys {
     }
 }
 
+/// PBKDF2 iterations for newly generated keys: above RFC 7677's minimum
+/// of 4096, cheap enough for a client to compute at every AUTH.
+pub const DEFAULT_ITERATIONS: u32 = 10_000;
+
+/// One line of a password file that keeps a user's SCRAM keys beside a
+/// password hash (for PLAIN and LOGIN): `name:hash keys`, the keys in
+/// [`ScramKeys::to_stored`]'s form after one space, absent on lines written
+/// before there were keys. The hash (a PHC string, say) is the embedder's
+/// to check; it cannot hold a space.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PasswordLine {
+    /// The user name.
+    pub name: String,
+    /// The password hash.
+    pub hash: String,
+    /// The SCRAM-SHA-256 keys, if the line has them.
+    pub scram: Option<ScramKeys>,
+}
+
+impl fmt::Debug for PasswordLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasswordLine")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PasswordLine {
+    /// A line for `name`.
+    pub fn new(name: impl Into<String>, hash: impl Into<String>, scram: Option<ScramKeys>) -> Self {
+        let (name, hash) = (name.into(), hash.into());
+        Self { name, hash, scram }
+    }
+
+    /// Reads one line (without its line end); a name or hash that is empty,
+    /// or keys that do not parse, are [`ScramKeyError::Malformed`].
+    pub fn parse(line: &str) -> Result<Self, ScramKeyError> {
+        let (name, rest) = line.split_once(':').ok_or(ScramKeyError::Malformed)?;
+        let (hash, keys) = rest.split_once(' ').unwrap_or((rest, ""));
+        if name.is_empty() || hash.is_empty() {
+            return Err(ScramKeyError::Malformed);
+        }
+        let keys = keys.trim();
+        let scram = (!keys.is_empty())
+            .then(|| ScramKeys::from_stored(keys))
+            .transpose()?;
+        Ok(Self::new(name, hash, scram))
+    }
+}
+
+impl fmt::Display for PasswordLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.name, self.hash)?;
+        match &self.scram {
+            Some(k) => write!(f, " {}", k.to_stored()),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Where the SCRAM mechanisms find a user's keys: the embedder's user
 /// database. Called inside the exchange, synchronously, so it should be a
 /// lookup in memory (the MTA's users file is cached); `None` for an
@@ -572,6 +633,9 @@ pub fn fuzz_messages(data: &[u8]) {
     let _ = parse_client_final(data);
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = ScramKeys::from_stored(text);
+        if let Ok(line) = PasswordLine::parse(text) {
+            assert_eq!(PasswordLine::parse(&line.to_string()).as_ref(), Ok(&line));
+        }
         let _ = saslname(text);
     }
 }
