@@ -495,6 +495,23 @@ mod tests {
         s.parse().unwrap()
     }
 
+    #[test]
+    fn trusted_fronts_from_configuration_text() {
+        let p = ProxyProtocol::from_trusted(&["10.0.0.0/8", "192.0.2.7", "2001:db8::1"]).unwrap();
+        assert!(p.trusts("10.1.2.3".parse().unwrap()));
+        assert!(p.trusts("::ffff:192.0.2.7".parse().unwrap()));
+        assert!(p.trusts("2001:db8::1".parse().unwrap()));
+        assert!(!p.trusts("192.0.2.8".parse().unwrap()));
+        assert_eq!(
+            ProxyProtocol::from_trusted::<&str>(&[]),
+            Err(BadTrusted::Empty)
+        );
+        assert_eq!(
+            ProxyProtocol::from_trusted(&["10.0.0.0/8", "front.example"]),
+            Err(BadTrusted::NotANetwork("front.example".into()))
+        );
+    }
+
     fn v2(command: u8, family: u8, body: &[u8]) -> Vec<u8> {
         let mut h = V2_SIGNATURE.to_vec();
         h.push(command);

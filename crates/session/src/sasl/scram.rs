@@ -708,6 +708,24 @@ mod tests {
     }
 
     #[test]
+    fn password_lines() {
+        let keys = rfc7677_keys();
+        let line = PasswordLine::new("alice", "$argon2id$v=19$x", Some(keys.clone()));
+        let text = line.to_string();
+        assert_eq!(text, format!("alice:$argon2id$v=19$x {}", keys.to_stored()));
+        assert_eq!(PasswordLine::parse(&text), Ok(line));
+        // A line from before SCRAM keys: the hash alone.
+        let old = PasswordLine::parse("bob:$argon2id$v=19$y").unwrap();
+        assert_eq!(
+            (old.name.as_str(), old.hash.as_str(), old.scram),
+            ("bob", "$argon2id$v=19$y", None)
+        );
+        assert!(PasswordLine::parse("bob").is_err());
+        assert!(PasswordLine::parse(":hash").is_err());
+        assert!(PasswordLine::parse("bob:hash SCRAM-SHA-256$garbage").is_err());
+    }
+
+    #[test]
     fn stored_form_round_trips() {
         let keys = rfc7677_keys();
         let text = keys.to_stored();
