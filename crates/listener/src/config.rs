@@ -8,6 +8,7 @@ use std::time::Duration;
 use postern_session::StartTlsPolicy;
 
 use crate::policy::TlsSettings;
+use crate::proxy::ProxyProtocol;
 
 /// One listening socket and its policy. Build it with
 /// [`ListenerConfig::new`] and the `with_` methods.
@@ -33,6 +34,10 @@ pub struct ListenerConfig {
     pub session: Arc<postern_session::Config>,
     /// Connection limits and timeouts.
     pub limits: ConnLimits,
+    /// The PROXY protocol: from which fronts a header is required and
+    /// believed. `None`: no header is read, and one sent is SMTP (or TLS)
+    /// garbage like any other.
+    pub proxy: Option<ProxyProtocol>,
 }
 
 impl ListenerConfig {
@@ -48,6 +53,7 @@ impl ListenerConfig {
             tls: None,
             session: Arc::new(session),
             limits: ConnLimits::default(),
+            proxy: None,
         }
     }
 
@@ -71,6 +77,12 @@ impl ListenerConfig {
     /// Sets the limits.
     pub fn with_limits(mut self, limits: ConnLimits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Speaks the PROXY protocol with the fronts `proxy` trusts.
+    pub fn with_proxy_protocol(mut self, proxy: ProxyProtocol) -> Self {
+        self.proxy = Some(proxy);
         self
     }
 }

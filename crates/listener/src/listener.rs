@@ -15,6 +15,7 @@ use crate::driver::{self, Addrs};
 use crate::error::{BindError, ConnectionError};
 use crate::handler::ConnectionHandler;
 use crate::policy::{BuiltTls, TlsPolicyReport, TlsSettings};
+use crate::proxy::{self, Accepted, ProxyError, ProxyProtocol};
 use crate::server::ShutdownHandle;
 
 /// What every connection of a listener shares.
@@ -25,6 +26,7 @@ pub(crate) struct Shared {
     pub(crate) session: Arc<postern_session::Config>,
     pub(crate) limits: ConnLimits,
     pub(crate) tls: Option<BuiltTls>,
+    pub(crate) proxy: Option<ProxyProtocol>,
 }
 
 /// One listener's policy, built (TLS configuration included) and ready to
@@ -151,6 +153,7 @@ impl Listener {
                 session: config.session,
                 limits: config.limits,
                 tls,
+                proxy: config.proxy,
             }),
             settings: config.tls,
             report,
@@ -179,6 +182,37 @@ impl Listener {
     /// [`ConnLimits::shutdown_grace`]).
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle::new(self.shutdown.clone())
+    }
+
+    /// The listener's PROXY protocol policy, if it speaks it.
+    pub fn proxy_protocol(&self) -> Option<&ProxyProtocol> {
+        self.shared.proxy.as_ref()
+    }
+
+    /// Applies the listener's PROXY protocol policy to a connection just
+    /// accepted from `peer` on `local`, before
+    /// [`serve_connection`](Self::serve_connection): from a trusted front,
+    /// reads its header (within
+    /// [`ProxyProtocol::header_timeout`] and [`proxy::MAX_HEADER`]) and
+    /// returns the client's addresses from it; from anywhere else, returns
+    /// the connection's own addresses and a stream that fails its first
+    /// read if the client sends a PROXY header (serving it then ends in
+    /// [`ConnectionError::Proxy`] with [`ProxyError::Untrusted`], before
+    /// any of it reaches the session). On a listener without the PROXY
+    /// protocol the stream passes through untouched.
+    ///
+    /// Connection limits apply to the returned `peer`: the client, not the
+    /// front.
+    pub async fn accept_proxy<S>(
+        &self,
+        io: S,
+        peer: SocketAddr,
+        local: SocketAddr,
+    ) -> Result<Accepted<S>, ProxyError>
+    where
+        S: AsyncRead + Unpin,
+    {
+        proxy::accept(self.shared.proxy.as_ref(), io, peer, local).await
     }
 
     /// Serves one accepted connection to its end, over any byte stream:

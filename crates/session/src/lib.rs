@@ -159,5 +159,9 @@ pub use limits::Limits;
 pub use offer::EhloOffer;
 /// The TLS version in [`TlsInfo`]: proto's, the one of the workspace.
 pub use postern_proto::TlsVersion;
-pub use sasl::{Credentials, SaslMechanism, SaslMechanisms, SaslServer, SaslStep, Secret};
+pub use sasl::{
+    Credentials, DEFAULT_ITERATIONS, PasswordLine, ProofCheck, SCRAM_SHA_256_PLUS, SaslContext,
+    SaslMechanism, SaslMechanisms, SaslServer, SaslStep, ScramKeys, ScramSha256, ScramStore,
+    Secret,
+};
 pub use session::{AuthIdentity, Session};

@@ -53,12 +53,21 @@ pub(crate) enum Phase {
 #[derive(Debug)]
 pub(crate) enum Pending {
     Connect,
-    Hello { verb: HelloVerb },
-    Auth { identity: AuthIdentity },
+    Hello {
+        verb: HelloVerb,
+    },
+    Auth {
+        identity: AuthIdentity,
+        /// The mechanism refuted the proof: never authenticated.
+        refuted: bool,
+    },
     Mail(Transaction),
     Rcpt,
     DataStart(BodyKind),
-    MessageComplete { next: usize, total: usize },
+    MessageComplete {
+        next: usize,
+        total: usize,
+    },
 }
 
 /// A sans-IO SMTP (or LMTP) server session.
@@ -137,7 +146,7 @@ impl Session {
     pub fn new(config: impl Into<Arc<Config>>, info: ConnectionInfo) -> Self {
         let config = config.into();
         let parser = CommandParser::new(config.limits.lines);
-        let offer = EhloOffer::proposal(&config, info.tls.is_some());
+        let offer = EhloOffer::for_connection(&config, info.tls.as_ref());
         let mut session = Self {
             tls: info.tls.clone(),
             info,
@@ -577,7 +586,7 @@ impl Session {
         // RFC 5321 §4.1.4: a new greeting resets the state like RSET.
         self.abort_transaction(AbortReason::Hello);
         self.hello = None;
-        let offer = EhloOffer::proposal(&self.config, self.tls.is_some());
+        let offer = EhloOffer::for_connection(&self.config, self.tls.as_ref());
         self.ask(
             Pending::Hello { verb },
             Question::Hello {

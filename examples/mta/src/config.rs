@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use postern_listener::Mode;
+use postern_listener::{Mode, ProxyProtocol};
 use postern_proto::{ForwardPath, ReversePath};
 use postern_rules::{Facts, RelayPlan, RuleConfig, RuleSet, RuleSetConfig, Stage};
 use serde::Deserialize;
@@ -147,6 +147,15 @@ struct ListenerFile {
     require_auth: bool,
     max_connections: Option<usize>,
     max_connections_per_ip: Option<usize>,
+    proxy_protocol: Option<ProxyFile>,
+}
+
+/// `proxy_protocol = { trusted = ["127.0.0.5/32"], header_timeout = "5s" }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProxyFile {
+    trusted: Vec<String>,
+    header_timeout: Option<DurationText>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -275,6 +284,10 @@ pub struct ListenerSpec {
     pub max_connections: usize,
     /// Most connections from one IP at once.
     pub max_connections_per_ip: usize,
+    /// The PROXY protocol: the fronts whose header is required and
+    /// believed (their clients' addresses then drive the limits, the
+    /// rules, the logs and the Received header).
+    pub proxy: Option<ProxyProtocol>,
 }
 
 /// Queue timing, for the outbound runner.
@@ -686,6 +699,18 @@ impl MtaConfig {
                     ));
                 }
             }
+            let proxy = match &l.proxy_protocol {
+                None => None,
+                Some(p) => {
+                    let key = Some("proxy_protocol.trusted".into());
+                    let proxy = ProxyProtocol::from_trusted(&p.trusted)
+                        .map_err(|e| err(span.clone(), item.clone(), key, e.to_string()))?;
+                    Some(
+                        p.header_timeout
+                            .map_or(proxy.clone(), |d| proxy.with_header_timeout(d.0)),
+                    )
+                }
+            };
             let defaults = postern_listener::ConnLimits::default();
             listeners.push(ListenerSpec {
                 name: l.name.clone(),
@@ -695,6 +720,7 @@ impl MtaConfig {
                 require_auth: l.require_auth,
                 max_connections: l.max_connections.unwrap_or(defaults.global),
                 max_connections_per_ip: l.max_connections_per_ip.unwrap_or(defaults.per_ip),
+                proxy,
             });
         }
         if listeners.is_empty() {

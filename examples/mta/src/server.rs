@@ -33,6 +33,7 @@ use crate::users::Users;
 use postern_queue::maildir::{DeliveryQueue, LocalDelivery};
 use postern_queue::trace::{TraceInfo, received_header};
 use postern_queue::{Envelope, MessageParams, MessageWriter, QueueId, RecipientState, Store};
+use postern_session::ProofCheck;
 
 /// The MTA's listener handler, shared by every connection.
 #[derive(Debug)]
@@ -291,12 +292,16 @@ impl MtaConn {
         let users = self.users.clone();
         let config = self.config.clone();
         let user = credentials.authcid.clone();
-        let ok = tokio::task::spawn_blocking(move || {
-            let password = credentials.secret.expose();
-            users.verify(&config, &credentials.authcid, password)
-        })
-        .await
-        .unwrap_or(false);
+        // SCRAM checked the client's proof against the users' keys itself.
+        let ok = match credentials.check {
+            ProofCheck::ByEmbedder => tokio::task::spawn_blocking(move || {
+                let password = credentials.secret.expose();
+                users.verify(&config, &credentials.authcid, password)
+            })
+            .await
+            .unwrap_or(false),
+            check => check == ProofCheck::Verified,
+        };
         if ok {
             tracing::info!(listener = f.listener, peer = %f.peer, user = %user, mechanism = %mech, "authenticated");
             Decision::Accept
