@@ -300,6 +300,17 @@ async fn accept_loop(
             }
         };
         let limits = served.shared.limits;
+        if let Some(rate) = &served.shared.rate
+            && let Err(r) = rate.admit(peer.ip(), std::time::SystemTime::now())
+        {
+            tracing::warn!(
+                target: "connection_rate", listener = %served.name(), %peer, network = %r.network,
+                count = r.count, limit = r.limit, per = if r.daily { "day" } else { "minute" },
+                "connection refused: rate limit"
+            );
+            tokio::spawn(refuse(tcp, served.mode(), Refusal::Rate));
+            continue;
+        }
         match admission.admit(peer.ip(), limits.global, limits.per_ip) {
             Ok(slot) => {
                 // The sender travels with the connection's slot, so it is
@@ -327,6 +338,7 @@ async fn refuse(mut tcp: TcpStream, mode: Mode, refusal: Refusal) {
         let reply: &[u8] = match refusal {
             Refusal::Global => b"421 4.3.2 Too many connections, try again later\r\n",
             Refusal::PerIp => b"421 4.7.0 Too many connections from your address\r\n",
+            Refusal::Rate => b"421 4.7.0 Too many connections from your network, slow down\r\n",
         };
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
             tcp.write_all(reply).await?;
