@@ -90,6 +90,10 @@ struct FileConfig {
     #[serde(default)]
     limits: LimitsFile,
     #[serde(default)]
+    auth_limits: crate::abuse::AuthLimitsFile,
+    #[serde(default)]
+    connection_rate: crate::abuse::ConnectionRateFile,
+    #[serde(default)]
     rule: Vec<Spanned<RuleConfig>>,
 }
 
@@ -99,6 +103,7 @@ struct ServerFile {
     hostname: Option<String>,
     data_dir: Option<PathBuf>,
     users_file: Option<PathBuf>,
+    bare_lf_networks: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -143,6 +148,7 @@ struct ListenerFile {
     require_auth: bool,
     max_connections: Option<usize>,
     max_connections_per_ip: Option<usize>,
+    connection_rate: Option<Vec<Spanned<crate::abuse::WindowFile>>>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -175,7 +181,7 @@ struct LimitsFile {
 
 /// `"5d"`, `"4h"`, `"30m"`, `"10s"` or a number of seconds.
 #[derive(Debug, Clone, Copy)]
-struct DurationText(Duration);
+pub(crate) struct DurationText(pub(crate) Duration);
 
 impl<'de> Deserialize<'de> for DurationText {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -277,6 +283,10 @@ pub struct ListenerSpec {
     pub max_connections: usize,
     /// Most connections from one IP at once.
     pub max_connections_per_ip: usize,
+    /// This listener's own connection rate windows (`connection_rate =
+    /// [...]`; empty: no rate limit here); `None`: the global
+    /// `[connection_rate]`.
+    pub connection_rate: Option<Vec<postern_listener::guard::Window>>,
 }
 
 /// Queue timing, for the outbound runner.
@@ -357,6 +367,14 @@ pub struct Config {
     pub queue: QueueSettings,
     /// Message limits.
     pub limits: MessageLimits,
+    /// The AUTH failure limits (`[auth_limits]`); `None` when disabled.
+    pub auth_limits: Option<crate::abuse::AuthLimitSettings>,
+    /// The connection rate limits (`[connection_rate]`); `None` when
+    /// disabled.
+    pub connection_rate: Option<crate::abuse::RateSettings>,
+    /// Clients allowed to end command lines with a bare LF
+    /// (`[server] bare_lf_networks`; empty by default).
+    pub bare_lf_networks: postern_listener::guard::Networks,
     rules: RuleSet,
 }
 
@@ -633,6 +651,13 @@ impl Config {
                 }
             }
             let defaults = postern_listener::ConnLimits::default();
+            let connection_rate = match &l.connection_rate {
+                None => None,
+                Some(w) => Some(
+                    crate::abuse::windows("connection_rate", w)
+                        .map_err(|(s, f, m)| err(s.or(span.clone()), item.clone(), Some(f), m))?,
+                ),
+            };
             listeners.push(ListenerSpec {
                 name: l.name.clone(),
                 addr,
@@ -641,6 +666,7 @@ impl Config {
                 require_auth: l.require_auth,
                 max_connections: l.max_connections.unwrap_or(defaults.global),
                 max_connections_per_ip: l.max_connections_per_ip.unwrap_or(defaults.per_ip),
+                connection_rate,
             });
         }
         if listeners.is_empty() {
@@ -708,6 +734,16 @@ impl Config {
             }
         }
 
+        // Abuse limits.
+        let abuse_err = |(span, field, message): crate::abuse::AbuseError| {
+            err(span, None, Some(field), message)
+        };
+        let auth_limits = parsed.auth_limits.settings().map_err(abuse_err)?;
+        let connection_rate = parsed.connection_rate.settings().map_err(abuse_err)?;
+        let bare_lf_networks =
+            crate::abuse::bare_lf_networks(parsed.server.bare_lf_networks.as_ref())
+                .map_err(abuse_err)?;
+
         // Rules: compiled as one set; errors point at the rule's table.
         let spans: Vec<std::ops::Range<usize>> = parsed.rule.iter().map(Spanned::span).collect();
         let rule_set =
@@ -731,6 +767,9 @@ impl Config {
             listeners,
             queue,
             limits,
+            auth_limits,
+            connection_rate,
+            bare_lf_networks,
             rules,
         })
     }

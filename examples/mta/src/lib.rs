@@ -51,6 +51,7 @@
 //! [`Spool`](spool::Spool), an `Arc<`[`Config`](config::Config)`>` and a
 //! [`Shutdown`] receiver.
 
+pub mod abuse;
 pub mod cli;
 pub mod config;
 pub mod defaults;
