@@ -63,6 +63,7 @@ pub mod server;
 pub mod spool;
 pub mod tls;
 pub mod users;
+pub mod verify;
 
 /// The graceful-shutdown signal shared by the server, local delivery and
 /// the outbound runner: `true` once SIGTERM (or SIGINT) arrived. Wait with
