@@ -303,7 +303,10 @@ fn default_limits_hold_one_address_to_10_and_a_21_to_90_guesses_a_minute() {
         "defaults, one address, 8 s: {checked} checked, {} throttled",
         one.get(|t| &t.throttled)
     );
-    assert!((10..=12).contains(&checked), "{checked}");
+    // 10, plus the guesses already being verified when the 10th failed
+    // (one per attacking thread at most), plus the sliding window's give
+    // if the attack straddles a minute boundary (10 x 8/60).
+    assert!((10..=16).contains(&checked), "{checked}");
     assert!(one.get(|t| &t.throttled) > 0);
     let wide = brute_force(
         &adv,
@@ -317,7 +320,9 @@ fn default_limits_hold_one_address_to_10_and_a_21_to_90_guesses_a_minute() {
         "defaults, 200 addresses of one /21, 25 s: {checked} checked, {} throttled",
         wide.get(|t| &t.throttled)
     );
-    assert!(checked <= 100, "{checked}");
+    // 90, plus at most 8 in flight, plus the sliding window's give at a
+    // minute boundary (90 x 25/60 = 38).
+    assert!(checked <= 136, "{checked}");
     assert!(checked >= 50, "the attack did run: {checked}");
     // alice's password from 20 addresses of another /21: her login's
     // count (10 a minute) stops it, for networks that are failing.
@@ -333,7 +338,7 @@ fn default_limits_hold_one_address_to_10_and_a_21_to_90_guesses_a_minute() {
         "defaults, alice from 20 addresses, 8 s: {checked} checked, {} throttled",
         targeted.get(|t| &t.throttled)
     );
-    assert!((10..=13).contains(&checked), "{checked}");
+    assert!((10..=16).contains(&checked), "{checked}");
     // Another /21 is untouched: alice logs in from it at once.
     let (r, took) = good_auth(&adv, Ipv4Addr::new(127, 4, 0, 1), "alice", "alice-pw");
     assert!(
