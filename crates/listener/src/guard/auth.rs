@@ -223,29 +223,30 @@ impl<S: GuardStore> AuthGuard<S> {
                 });
             }
         }
-        if throttle.is_none() && failing {
-            if let Some(e) = store.get(&login_key(login)) {
-                let minute = e.minute.estimate(t, MINUTE);
-                let day = e.day.estimate(t, DAY);
-                let over = |count: u32, limit: u32| limit > 0 && count >= limit;
-                let (count, limit) = if over(day, self.limits.login_per_day) {
-                    (day, self.limits.login_per_day)
-                } else {
-                    (minute, self.limits.login_per_minute)
-                };
-                if over(count, limit) {
-                    // Report the widest network: it is what "failing" means.
-                    let network = self
-                        .networks(ip)
-                        .last()
-                        .map_or_else(|| IpNet::from(ip), |(_, n)| n);
-                    throttle = Some(AuthRefusal::Throttled {
-                        network,
-                        count,
-                        limit,
-                        login: true,
-                    });
-                }
+        if throttle.is_none()
+            && failing
+            && let Some(e) = store.get(&login_key(login))
+        {
+            let minute = e.minute.estimate(t, MINUTE);
+            let day = e.day.estimate(t, DAY);
+            let over = |count: u32, limit: u32| limit > 0 && count >= limit;
+            let (count, limit) = if over(day, self.limits.login_per_day) {
+                (day, self.limits.login_per_day)
+            } else {
+                (minute, self.limits.login_per_minute)
+            };
+            if over(count, limit) {
+                // Report the widest network: it is what "failing" means.
+                let network = self
+                    .networks(ip)
+                    .last()
+                    .map_or_else(|| IpNet::from(ip), |(_, n)| n);
+                throttle = Some(AuthRefusal::Throttled {
+                    network,
+                    count,
+                    limit,
+                    login: true,
+                });
             }
         }
         match throttle {

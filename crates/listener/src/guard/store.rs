@@ -3,7 +3,7 @@
 //! in-memory implementation.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hash};
 
 use ipnet::IpNet;
 
@@ -110,11 +110,7 @@ impl MemoryStore {
         match key {
             Key::AuthNetwork(n) => Slot::AuthNetwork(*n),
             Key::Connections(n) => Slot::Connections(*n),
-            Key::AuthLogin(login) => {
-                let mut h = self.hasher.build_hasher();
-                login.hash(&mut h);
-                Slot::AuthLogin(h.finish())
-            }
+            Key::AuthLogin(login) => Slot::AuthLogin(self.hasher.hash_one(login)),
         }
     }
 
