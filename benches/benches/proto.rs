@@ -54,20 +54,24 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-/// Times `f` over `rounds` runs after a warm-up and returns the median.
-fn median(rounds: usize, mut f: impl FnMut()) -> Duration {
+/// Times `a` and `b` alternately, `rounds` times each after a warm-up, and
+/// returns both medians: interleaving gives both the same machine state on
+/// a machine shared with other builds.
+fn medians(rounds: usize, mut a: impl FnMut(), mut b: impl FnMut()) -> (Duration, Duration) {
     for _ in 0..3 {
-        f();
+        a();
+        b();
     }
-    let mut times: Vec<Duration> = (0..rounds)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed()
-        })
-        .collect();
-    times.sort();
-    times[rounds / 2]
+    let time = |f: &mut dyn FnMut()| {
+        let t = Instant::now();
+        f();
+        t.elapsed()
+    };
+    let (mut ta, mut tb): (Vec<Duration>, Vec<Duration>) =
+        (0..rounds).map(|_| (time(&mut a), time(&mut b))).unzip();
+    ta.sort();
+    tb.sort();
+    (ta[rounds / 2], tb[rounds / 2])
 }
 
 /// The side-by-side table, measured interleaved so both parsers see the same
@@ -76,20 +80,26 @@ fn summary() {
     let buf = transcript();
     let body = stuffed_body();
     let n = (COMMANDS_PER_TRANSCRIPT * REPEAT) as f64;
-    let ours = median(201, || {
-        black_box(postern_commands(black_box(&buf)));
-    });
-    let theirs = median(201, || {
-        black_box(smtp_proto_commands(black_box(&buf)));
-    });
+    let (ours, theirs) = medians(
+        201,
+        || {
+            black_box(postern_commands(black_box(&buf)));
+        },
+        || {
+            black_box(smtp_proto_commands(black_box(&buf)));
+        },
+    );
     let (ours_ns, theirs_ns) = (ours.as_nanos() as f64 / n, theirs.as_nanos() as f64 / n);
     let gib = |d: Duration| body.len() as f64 / d.as_secs_f64() / f64::from(1u32 << 30);
-    let ours_data = median(31, || {
-        black_box(postern_data(black_box(&body)));
-    });
-    let theirs_data = median(31, || {
-        black_box(smtp_proto_data(black_box(&body)));
-    });
+    let (ours_data, theirs_data) = medians(
+        31,
+        || {
+            black_box(postern_data(black_box(&body)));
+        },
+        || {
+            black_box(smtp_proto_data(black_box(&body)));
+        },
+    );
     println!();
     println!("| workload | postern-proto | smtp-proto 0.2.5 | ratio (smtp-proto / postern) |");
     println!("|---|---|---|---|");

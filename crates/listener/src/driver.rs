@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tokio::time::timeout;
 
 use crate::error::ConnectionError;
-use crate::handler::{ConnectionFacts, ConnectionHandler};
+use crate::handler::{ConnectionHandler, ConnectionView};
 use crate::listener::Shared;
 use crate::stream::{Read, Stream};
 
@@ -286,7 +286,7 @@ async fn deliver<C: ConnectionHandler>(
             }
             _ => {}
         }
-        let facts = ConnectionFacts {
+        let facts = ConnectionView {
             listener: &shared.name,
             local: addrs.local,
             peer: addrs.peer,

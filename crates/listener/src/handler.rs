@@ -37,7 +37,7 @@ pub trait ConnectionHandler: Send + 'static {
     fn question(
         &mut self,
         question: Question,
-        facts: &ConnectionFacts<'_>,
+        facts: &ConnectionView<'_>,
     ) -> impl Future<Output = Decision> + Send;
 
     /// Something that happened, with no answer expected: body chunks (write
@@ -46,7 +46,7 @@ pub trait ConnectionHandler: Send + 'static {
     fn notice(
         &mut self,
         notice: Notice,
-        facts: &ConnectionFacts<'_>,
+        facts: &ConnectionView<'_>,
     ) -> impl Future<Output = ()> + Send {
         let _ = (notice, facts);
         async {}
@@ -71,7 +71,7 @@ pub struct ConnContext {
 /// delivered, read from the session.
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
-pub struct ConnectionFacts<'a> {
+pub struct ConnectionView<'a> {
     /// The listener's name.
     pub listener: &'a str,
     /// The listener's address.
@@ -96,7 +96,7 @@ pub struct ConnectionFacts<'a> {
     pub recipients: usize,
 }
 
-impl ConnectionFacts<'_> {
+impl ConnectionView<'_> {
     /// Whether the connection is TLS.
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()

@@ -41,7 +41,7 @@
 //! use std::sync::Arc;
 //! use postern_listener::session::{Config, Decision, Question};
 //! use postern_listener::{
-//!     CertSpec, ConnContext, ConnectionFacts, ConnectionHandler, Handler, ListenerConfig, Mode,
+//!     CertSpec, ConnContext, ConnectionView, ConnectionHandler, Handler, ListenerConfig, Mode,
 //!     Server, TlsSettings,
 //! };
 //!
@@ -56,7 +56,7 @@
 //!     }
 //! }
 //! impl ConnectionHandler for AcceptConn {
-//!     async fn question(&mut self, question: Question, facts: &ConnectionFacts<'_>) -> Decision {
+//!     async fn question(&mut self, question: Question, facts: &ConnectionView<'_>) -> Decision {
 //!         if let Question::Mail { .. } = question {
 //!             tracing::info!(tls = facts.is_tls(), "MAIL");
 //!         }
@@ -152,7 +152,7 @@ pub use postern_session::{Decision, EhloOffer, Event, Notice, Question, StartTls
 pub use certs::{CertSpec, PemSource};
 pub use config::{ConnLimits, ListenerConfig, Mode};
 pub use error::{BindError, ConnectionError, ReloadError};
-pub use handler::{ConnContext, ConnectionFacts, ConnectionHandler, Handler};
+pub use handler::{ConnContext, ConnectionHandler, ConnectionView, Handler};
 pub use listener::Listener;
 pub use policy::{
     BuiltTls, ClientAuth, PolicyError, Problem, TlsPolicyReport, TlsSettings, Warning,

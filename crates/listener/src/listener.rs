@@ -38,13 +38,13 @@ pub(crate) struct Shared {
 /// [`tokio::io::duplex`]).
 ///
 /// ```
-/// use postern_listener::{ConnectionFacts, ConnectionHandler, Listener, ListenerConfig, Mode};
+/// use postern_listener::{ConnectionView, ConnectionHandler, Listener, ListenerConfig, Mode};
 /// use postern_listener::session::{Decision, Question};
 /// use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 ///
 /// struct AcceptAll;
 /// impl ConnectionHandler for AcceptAll {
-///     async fn question(&mut self, _: Question, _: &ConnectionFacts<'_>) -> Decision {
+///     async fn question(&mut self, _: Question, _: &ConnectionView<'_>) -> Decision {
 ///         Decision::Accept
 ///     }
 /// }

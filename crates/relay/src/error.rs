@@ -183,6 +183,12 @@ pub enum RelayError {
     /// An address is UTF-8 and the server does not offer SMTPUTF8.
     #[error("an address needs SMTPUTF8 and the server does not offer it")]
     SmtpUtf8Unsupported,
+    /// The message asked for REQUIRETLS (RFC 8689) and this hop cannot
+    /// honour it: the connection is not authenticated TLS (verified PKIX or
+    /// DANE), or the server does not offer REQUIRETLS. Never relaxed:
+    /// status 5.7.30 (RFC 8689 §5).
+    #[error("REQUIRETLS cannot be met: {0}")]
+    RequireTlsUnmet(&'static str),
     /// The body is BINARYMIME and the server lacks CHUNKING or BINARYMIME.
     #[error("the body is BINARYMIME and the server does not offer CHUNKING and BINARYMIME")]
     BinaryUnsupported,
@@ -233,6 +239,8 @@ const NON_ASCII_ADDRESS: EnhancedCode = status(5, 6, 7);
 const SECURITY: EnhancedCode = status(4, 7, 0);
 const SECURITY_NOT_SUPPORTED: EnhancedCode = status(4, 7, 4);
 const CRYPTOGRAPHIC_FAILURE: EnhancedCode = status(4, 7, 5);
+/// RFC 8689 §7.3: "REQUIRETLS support required".
+const REQUIRETLS_REQUIRED: EnhancedCode = status(5, 7, 30);
 
 /// The status a server's reply states: its enhanced code when it has one
 /// of the reply's class, else the class with `.0.0` (RFC 3463 §3.1). A
@@ -281,6 +289,7 @@ impl RelayError {
             RelayError::MessageTooBig { .. } => MESSAGE_TOO_BIG,
             RelayError::EightBitUnsupported | RelayError::BinaryUnsupported => CONVERSION_REQUIRED,
             RelayError::SmtpUtf8Unsupported => NON_ASCII_ADDRESS,
+            RelayError::RequireTlsUnmet(_) => REQUIRETLS_REQUIRED,
             RelayError::BareLineEnding => CONTENT,
             RelayError::Encode(_) => SYNTAX,
             RelayError::NoSuchDomain(_) => BAD_DESTINATION_SYSTEM,

@@ -157,6 +157,7 @@ mod error;
 #[cfg(feature = "hickory")]
 mod hickory;
 mod message;
+pub mod mta_sts;
 mod policy;
 #[cfg(feature = "tokio")]
 mod relay;

@@ -216,7 +216,7 @@ pub(crate) fn bare_lf_networks(
 mod tests {
     use std::path::Path;
 
-    use crate::config::Config;
+    use crate::config::MtaConfig as Config;
 
     const LISTENER: &str =
         "[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:2525\"\nmode = \"plain\"\n";
@@ -233,7 +233,7 @@ mod tests {
         assert_eq!(a.limits, postern_listener::guard::AuthLimits::default());
         assert!(!a.limits.allow.contains("127.0.0.1".parse().unwrap()));
         assert!(c.connection_rate.is_some());
-        let e = Config::embedded();
+        let e = Config::embedded().unwrap();
         assert_eq!(
             e.auth_limits.map(|a| a.limits),
             Some(postern_listener::guard::AuthLimits::default()),

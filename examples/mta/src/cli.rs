@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use postern_proto::{ForwardPath, Mailbox, ReversePath};
 use postern_rules::{Facts, PolicySuite, Severity, Stage};
 
-use crate::config::{Config, ConfigError};
+use crate::config::{ConfigError, MtaConfig};
 use crate::tls::{SelfSignedSource, auth_policy, generate, self_signed_names, tls_settings};
 use crate::users::{Users, add_user};
 
@@ -29,12 +29,12 @@ pub struct Cli {
     pub data_dir: Option<PathBuf>,
     /// What to do; serving when absent.
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub command: Option<CliCommand>,
 }
 
 /// The commands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub enum CliCommand {
     /// Serve (the default).
     Serve,
     /// Validate the configuration and print the effective policy: each
@@ -100,10 +100,10 @@ pub enum UserCommand {
 }
 
 /// Loads `--config` or the embedded default and applies `--data-dir`.
-pub fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
+pub fn load_config(cli: &Cli) -> Result<MtaConfig, ConfigError> {
     let mut config = match &cli.config {
-        Some(path) => Config::load(path)?,
-        None => Config::embedded(),
+        Some(path) => MtaConfig::load(path)?,
+        None => MtaConfig::embedded()?,
     };
     if let Some(dir) = &cli.data_dir {
         config.set_data_dir(dir.clone());
@@ -112,7 +112,7 @@ pub fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
 }
 
 /// `check`: prints the effective policy; exit 1 when anything is an error.
-pub fn check(config: &Config, out: &mut dyn Write) -> std::io::Result<i32> {
+pub fn check(config: &MtaConfig, out: &mut dyn Write) -> std::io::Result<i32> {
     let mut errors = 0;
     writeln!(out, "configuration: {}", config.source)?;
     writeln!(out, "hostname: {}", config.hostname)?;
@@ -217,7 +217,11 @@ pub fn check(config: &Config, out: &mut dyn Write) -> std::io::Result<i32> {
 
 /// `explain`: the rule trace for each recipient, and the MTA's own checks
 /// (mailbox exists, relay needs AUTH).
-pub fn explain(config: &Config, args: &ExplainArgs, out: &mut dyn Write) -> std::io::Result<i32> {
+pub fn explain(
+    config: &MtaConfig,
+    args: &ExplainArgs,
+    out: &mut dyn Write,
+) -> std::io::Result<i32> {
     let Some(listener) = config.listener(&args.listener) else {
         let names: Vec<&str> = config.listeners.iter().map(|l| l.name.as_str()).collect();
         writeln!(
@@ -319,7 +323,7 @@ pub fn explain(config: &Config, args: &ExplainArgs, out: &mut dyn Write) -> std:
 
 /// `policy test`: runs each case file against the config's rules.
 pub fn policy_test(
-    config: &Config,
+    config: &MtaConfig,
     files: &[PathBuf],
     out: &mut dyn Write,
 ) -> std::io::Result<i32> {

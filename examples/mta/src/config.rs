@@ -10,21 +10,15 @@
 //! hardening.toml:90:17: rule #3 "allow_only_tls", conditions[0]: unknown variant `recipient_domian`, …
 //! ```
 //!
-//! # For the outbound runner
-//!
-//! The runner gets an `Arc<Config>`. It uses [`Config::rules`] (the whole
-//! rule set) or, more simply, [`Config::route_for`], which asks the rules
-//! at stage `rcpt` for one recipient being relayed and returns the
-//! [`RelayPlan`]: route (MX or smart host), TLS mode, effective versions,
-//! trust anchors, and [`RelayPlan::problem`] when the plan cannot be
-//! honoured (defer, never fall back). Queue timing is in
-//! [`Config::queue`]; our name for EHLO is [`Config::hostname`];
-//! [`Config::is_local_domain`] says whether an address is ours.
+//! The outbound router ([`crate::outbound::RulesRouter`]) evaluates
+//! [`MtaConfig::rules`] per relayed recipient; [`MtaConfig::route_for`] shows the
+//! resulting [`RelayPlan`] (what `postern-mta explain` prints).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use postern_listener::Mode;
@@ -204,21 +198,14 @@ impl<'de> Deserialize<'de> for DurationText {
     }
 }
 
-/// Parses `"5d"`, `"4h"`, `"30m"`, `"10s"`, `"250ms"` or plain seconds.
+/// Parses a duration: `"5d"`, `"4h"`, `"30m"`, `"10s"`, `"250ms"`,
+/// combinations such as `"1h 30m"` (humantime's syntax), or plain seconds.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (n, unit) = t.split_at(split);
-    let n: u64 = n.parse().ok()?;
-    let secs = match unit.trim() {
-        "" | "s" => n,
-        "ms" => return Some(Duration::from_millis(n)),
-        "m" => n.checked_mul(60)?,
-        "h" => n.checked_mul(3600)?,
-        "d" => n.checked_mul(86400)?,
-        _ => return None,
-    };
-    Some(Duration::from_secs(secs))
+    if let Ok(secs) = t.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(t).ok()
 }
 
 // ---- the typed configuration -------------------------------------------
@@ -237,7 +224,7 @@ pub struct LocalDomain {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CertSource {
     /// Generated (rcgen) into `DATA_DIR/tls/` on first start, for
-    /// [`Config::hostname`] and `localhost`.
+    /// [`MtaConfig::hostname`] and `localhost`.
     SelfSigned,
     /// PEM files: chain (end-entity first) and private key.
     Files {
@@ -350,7 +337,7 @@ impl Default for MessageLimits {
 
 /// The loaded, validated configuration.
 #[derive(Debug)]
-pub struct Config {
+pub struct MtaConfig {
     /// Where it came from (file path or `<embedded default>`).
     pub source: String,
     /// Our host name: greeting, EHLO reply, Received header, outbound EHLO.
@@ -375,16 +362,16 @@ pub struct Config {
     /// Clients allowed to end command lines with a bare LF
     /// (`[server] bare_lf_networks`; empty by default).
     pub bare_lf_networks: postern_listener::guard::Networks,
-    rules: RuleSet,
+    rules: Arc<RuleSet>,
 }
 
 /// Name used for the embedded default in messages.
 pub const EMBEDDED: &str = "<embedded default>";
 
-impl Config {
+impl MtaConfig {
     /// Loads a configuration file. Relative paths in it are relative to the
     /// file's directory.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    pub fn load(path: &Path) -> Result<MtaConfig, ConfigError> {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: name.clone(),
@@ -398,26 +385,19 @@ impl Config {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
-        Config::from_toml_str(&text, &name, &base)
+        MtaConfig::from_toml_str(&text, &name, &base)
     }
 
     /// The embedded default ([`crate::defaults::DEFAULT_CONFIG`]); relative
-    /// paths are relative to the working directory.
-    pub fn embedded() -> Config {
-        match Config::from_toml_str(crate::defaults::DEFAULT_CONFIG, EMBEDDED, Path::new("")) {
-            Ok(c) => c,
-            // The embedded default is tested; this cannot happen in a
-            // released binary, but stay honest rather than panic.
-            Err(e) => {
-                eprintln!("postern-mta: the embedded default configuration is broken: {e}");
-                std::process::exit(70);
-            }
-        }
+    /// paths are relative to the working directory. It is tested, so an
+    /// error means a broken build; the caller (`main`) decides what to do.
+    pub fn embedded() -> Result<MtaConfig, ConfigError> {
+        MtaConfig::from_toml_str(crate::defaults::DEFAULT_CONFIG, EMBEDDED, Path::new(""))
     }
 
     /// Parses configuration text. `file` names it in errors; `base` is the
     /// directory relative paths are resolved against.
-    pub fn from_toml_str(src: &str, file: &str, base: &Path) -> Result<Config, ConfigError> {
+    pub fn from_toml_str(src: &str, file: &str, base: &Path) -> Result<MtaConfig, ConfigError> {
         let err = |span: Option<std::ops::Range<usize>>,
                    item: Option<String>,
                    field: Option<String>,
@@ -758,7 +738,7 @@ impl Config {
             err(span, item, field, e.kind.to_string())
         })?;
 
-        Ok(Config {
+        Ok(MtaConfig {
             source: file.to_owned(),
             hostname,
             data_dir,
@@ -770,7 +750,7 @@ impl Config {
             auth_limits,
             connection_rate,
             bare_lf_networks,
-            rules,
+            rules: Arc::new(rules),
         })
     }
 
@@ -780,11 +760,11 @@ impl Config {
     }
 
     /// The compiled rule set, in file order.
-    pub fn rules(&self) -> &RuleSet {
+    pub fn rules(&self) -> &Arc<RuleSet> {
         &self.rules
     }
 
-    /// The queue directory, `DATA_DIR/queue` (what [`crate::spool::Spool::open`] takes).
+    /// The queue directory, `DATA_DIR/queue` (what [`postern_queue::LogStore::open`] takes).
     pub fn queue_dir(&self) -> PathBuf {
         self.data_dir.join("queue")
     }
@@ -931,7 +911,7 @@ mod tests {
 
     #[test]
     fn embedded_default_loads() {
-        let c = Config::from_toml_str(crate::defaults::DEFAULT_CONFIG, EMBEDDED, Path::new(""))
+        let c = MtaConfig::from_toml_str(crate::defaults::DEFAULT_CONFIG, EMBEDDED, Path::new(""))
             .unwrap();
         assert_eq!(c.listeners.len(), 3);
         assert!(c.is_local_domain("LOCALHOST"));
@@ -941,7 +921,7 @@ mod tests {
     #[test]
     fn unknown_key_names_file_line_and_field() {
         let src = "[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:25\"\nmode = \"plain\"\nbogus = 1\n";
-        let e = Config::from_toml_str(src, "x.toml", Path::new("")).unwrap_err();
+        let e = MtaConfig::from_toml_str(src, "x.toml", Path::new("")).unwrap_err();
         assert_eq!(e.file, "x.toml");
         assert_eq!(e.line, Some(5), "{e}");
         assert!(e.to_string().contains("listener[0] \"mta\""), "{e}");
@@ -951,7 +931,7 @@ mod tests {
     #[test]
     fn rule_error_names_rule_and_field() {
         let src = "[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:25\"\nmode = \"plain\"\n\n[[rule]]\nname = \"ok\"\nactions = [{ plain_auth = \"off\" }]\n\n[[rule]]\nname = \"bad\"\nconditions = [{ helo = { regex = \"(\" } }]\nactions = [{ stop = true }]\n";
-        let e = Config::from_toml_str(src, "r.toml", Path::new("")).unwrap_err();
+        let e = MtaConfig::from_toml_str(src, "r.toml", Path::new("")).unwrap_err();
         assert_eq!(e.line, Some(12), "{e}");
         assert_eq!(e.item.as_deref(), Some("rule #2 \"bad\""), "{e}");
         assert!(
@@ -960,7 +940,7 @@ mod tests {
         );
 
         let src2 = "[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:25\"\nmode = \"plain\"\n\n[[rule]]\nname = \"bad\"\nconditions = [{ recipient_domian = { is = \"x\" } }]\nactions = [{ stop = true }]\n";
-        let e = Config::from_toml_str(src2, "r.toml", Path::new("")).unwrap_err();
+        let e = MtaConfig::from_toml_str(src2, "r.toml", Path::new("")).unwrap_err();
         assert_eq!(e.item.as_deref(), Some("rule #1 \"bad\""), "{e}");
         assert!(e.to_string().contains("recipient_domian"), "{e}");
     }
@@ -968,7 +948,7 @@ mod tests {
     #[test]
     fn unknown_tls_policy_is_named() {
         let src = "[[listener]]\nname = \"sub\"\naddress = \"127.0.0.1:587\"\nmode = \"starttls\"\ntls = \"strict\"\n";
-        let e = Config::from_toml_str(src, "t.toml", Path::new("")).unwrap_err();
+        let e = MtaConfig::from_toml_str(src, "t.toml", Path::new("")).unwrap_err();
         assert_eq!(e.line, Some(1));
         assert!(e.to_string().contains("no [tls.strict] table"), "{e}");
     }
@@ -979,7 +959,7 @@ mod tests {
             let src = format!(
                 "[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:25\"\nmode = \"plain\"\n{field} = 0\n"
             );
-            let e = Config::from_toml_str(&src, "z.toml", Path::new("")).unwrap_err();
+            let e = MtaConfig::from_toml_str(&src, "z.toml", Path::new("")).unwrap_err();
             assert_eq!(e.field.as_deref(), Some(field), "{e}");
             assert!(e.to_string().contains("listener[0] \"mta\""), "{e}");
         }
@@ -988,19 +968,19 @@ mod tests {
     #[test]
     fn connection_timeouts_from_limits() {
         let base = "[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:25\"\nmode = \"plain\"\n";
-        let c = Config::from_toml_str(base, "t.toml", Path::new("")).unwrap();
+        let c = MtaConfig::from_toml_str(base, "t.toml", Path::new("")).unwrap();
         assert_eq!(c.limits.command_timeout, Duration::from_secs(300));
         assert_eq!(c.limits.data_timeout, Duration::from_secs(180));
         assert_eq!(c.limits.handshake_timeout, Duration::from_secs(10));
         let src = format!(
             "{base}[limits]\ncommand_timeout = \"2s\"\ndata_timeout = \"1500ms\"\nhandshake_timeout = 3\n"
         );
-        let c = Config::from_toml_str(&src, "t.toml", Path::new("")).unwrap();
+        let c = MtaConfig::from_toml_str(&src, "t.toml", Path::new("")).unwrap();
         assert_eq!(c.limits.command_timeout, Duration::from_secs(2));
         assert_eq!(c.limits.data_timeout, Duration::from_millis(1500));
         assert_eq!(c.limits.handshake_timeout, Duration::from_secs(3));
         let src = format!("{base}[limits]\ndata_timeout = 0\n");
-        let e = Config::from_toml_str(&src, "t.toml", Path::new("")).unwrap_err();
+        let e = MtaConfig::from_toml_str(&src, "t.toml", Path::new("")).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("limits.data_timeout"), "{e}");
     }
 

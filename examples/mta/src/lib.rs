@@ -5,16 +5,13 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`spool`] | the durable queue: body + envelope per message; the contract with the outbound runner |
 //! | [`config`] | the TOML configuration, typed and validated; the rule set; `route_for` |
 //! | [`defaults`] | the embedded default configuration |
 //! | [`users`] | the users file (argon2), the mailbox directory |
-//! | [`maildir`] | local delivery into Maildir; the local sweep |
-//! | [`received`] | the Received header and RFC 5322 dates |
 //! | [`server`] | the listener handler: rules, users, spool per session event |
 //! | [`tls`] | self-signed certificate, TLS settings, per-listener session policy |
 //! | [`cli`] | the commands: check, explain, policy test, user add |
-//! | [`outbound`], [`dsn`] | the queue runner and delivery status notifications (outbound engineer) |
+//! | [`outbound`] | the router that asks the rules, and the runner's start |
 //!
 //! # Example
 //!
@@ -23,12 +20,12 @@
 //! relayed recipient, as `postern-mta explain` does:
 //!
 //! ```
-//! use postern_mta::config::Config;
+//! use postern_mta::config::MtaConfig;
 //! use postern_proto::{ForwardPath, Mailbox, ReversePath};
 //! use postern_rules::{Facts, RelayTlsMode, Stage, VerdictKind};
 //!
 //! let mailbox = |a| Mailbox::parse(a).expect("valid address");
-//! let config = Config::embedded();
+//! let config = MtaConfig::embedded().expect("the embedded default loads");
 //! assert!(config.is_local_domain("localhost"));
 //! let plaintext = Facts::new()
 //!     .tls(false)
@@ -48,19 +45,17 @@
 //!
 //! The outbound runner (`outbound.rs`, `dsn.rs`) is started by `main` as
 //! `outbound::spawn(spool.clone(), config.clone(), shutdown.clone())` with a
-//! [`Spool`](spool::Spool), an `Arc<`[`Config`](config::Config)`>` and a
+//! [`Store`](postern_queue::Store) (an `Arc<dyn Store>`), an `Arc<`[`MtaConfig`](config::MtaConfig)`>` and a
 //! [`Shutdown`] receiver.
 
 pub mod abuse;
 pub mod cli;
 pub mod config;
 pub mod defaults;
-pub mod dsn;
-pub mod maildir;
+
 pub mod outbound;
-pub mod received;
 pub mod server;
-pub mod spool;
+
 pub mod tls;
 pub mod users;
 pub mod verify;

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use postern_listener::session::{Decision, EhloOffer, HelloVerb, Notice, Question};
-use postern_listener::{ConnContext, ConnectionFacts as Facts, ConnectionHandler, Handler};
+use postern_listener::{ConnContext, ConnectionHandler, ConnectionView as Facts, Handler};
 use postern_proto::{
     Domain, EnhancedCode, ForwardPath, Host, LocalPart, Mailbox, Reply, ReplyCode, ReversePath,
 };
@@ -30,19 +30,17 @@ use postern_rules::{AuthOffer, Stage, Verdict};
 
 use postern_listener::guard::{AuthGuard, AuthRefusal, FailureOutcome, MemoryStore};
 
-use crate::config::Config;
-use crate::maildir::{DeliveryQueue, LocalDelivery};
-use crate::received::{TraceInfo, received_header};
-use crate::spool::{
-    BodyType, Envelope, MessageParams, MessageWriter, Notify, QueueId, RecipientState, Ret, Spool,
-};
+use crate::config::MtaConfig;
 use crate::users::Users;
+use postern_queue::maildir::{DeliveryQueue, LocalDelivery};
+use postern_queue::trace::{TraceInfo, received_header};
+use postern_queue::{Envelope, MessageParams, MessageWriter, QueueId, RecipientState, Store};
 
 /// The MTA's listener handler, shared by every connection.
 #[derive(Debug)]
 pub struct Mta {
-    config: Arc<Config>,
-    spool: Spool,
+    config: Arc<MtaConfig>,
+    spool: Arc<dyn Store>,
     users: Arc<Users>,
     local: DeliveryQueue,
     guard: Option<Arc<AuthGuard>>,
@@ -51,7 +49,12 @@ pub struct Mta {
 impl Mta {
     /// A handler over this configuration, spool, users and local delivery
     /// (whose batch thread starts here, see [`DeliveryQueue`]).
-    pub fn new(config: Arc<Config>, spool: Spool, users: Arc<Users>, local: LocalDelivery) -> Mta {
+    pub fn new(
+        config: Arc<MtaConfig>,
+        spool: Arc<dyn Store>,
+        users: Arc<Users>,
+        local: LocalDelivery,
+    ) -> Mta {
         let guard = config.auth_limits.as_ref().map(|a| {
             Arc::new(AuthGuard::with_store(
                 a.limits.clone(),
@@ -93,8 +96,8 @@ impl Handler for Mta {
 /// One connection's state.
 #[derive(Debug)]
 pub struct MtaConn {
-    config: Arc<Config>,
-    spool: Spool,
+    config: Arc<MtaConfig>,
+    spool: Arc<dyn Store>,
     users: Arc<Users>,
     local: DeliveryQueue,
     peer: SocketAddr,
@@ -156,7 +159,7 @@ fn ehlo_offer(proposal: EhloOffer, auth: AuthOffer) -> EhloOffer {
 /// `<Postmaster>` is postmaster at our first local domain.
 fn forward_address(
     to: &ForwardPath<'static>,
-    config: &Config,
+    config: &MtaConfig,
 ) -> (ForwardPath<'static>, String, String, String) {
     match to {
         ForwardPath::Postmaster => {
@@ -361,20 +364,12 @@ impl MtaConn {
             ReversePath::Null => String::new(),
             ReversePath::Mailbox(m) => m.to_string(),
         };
-        let mp = MessageParams {
-            envid: params.envid.as_deref().map(str::to_owned),
-            ret: params.ret.map(|r| match r {
-                postern_proto::Ret::Full => Ret::Full,
-                postern_proto::Ret::Headers => Ret::Hdrs,
-            }),
-            body: params.body.map(|b| match b {
-                postern_proto::Body::SevenBit => BodyType::SevenBit,
-                postern_proto::Body::EightBitMime => BodyType::EightBitMime,
-                postern_proto::Body::BinaryMime => BodyType::BinaryMime,
-            }),
-            smtputf8: params.smtputf8,
-            size: params.size,
-        };
+        let mut mp = MessageParams::default();
+        mp.envid = params.envid.as_deref().map(str::to_owned);
+        mp.ret = params.ret;
+        mp.body = params.body;
+        mp.smtputf8 = params.smtputf8;
+        mp.size = params.size;
         self.txn = Some(Txn {
             sender,
             from: Some(from),
@@ -461,30 +456,8 @@ impl MtaConn {
             },
             local,
         );
-        state.orcpt = params
-            .orcpt
-            .as_ref()
-            .map(|o| format!("{};{}", o.addr_type, o.address));
-        state.notify = params.notify.map(|n| match n {
-            postern_proto::Notify::Never => vec![Notify::Never],
-            postern_proto::Notify::On {
-                success,
-                failure,
-                delay,
-            } => {
-                let mut v = Vec::new();
-                if success {
-                    v.push(Notify::Success);
-                }
-                if failure {
-                    v.push(Notify::Failure);
-                }
-                if delay {
-                    v.push(Notify::Delay);
-                }
-                v
-            }
-        });
+        state.orcpt = params.orcpt.clone();
+        state.notify = params.notify;
         if let Some(t) = self.txn.as_mut() {
             t.recipients.push(state);
             t.paths.push(path);
@@ -525,20 +498,17 @@ impl MtaConn {
         let id = self.spool.new_id();
         let single = (addresses.len() == 1).then(|| addresses[0].0.clone());
         let tls = f.tls.map(|t| (t.version.to_string(), t.cipher.clone()));
-        let mut head = received_header(
-            &TraceInfo {
-                helo: f.hello_name,
-                peer_ip: Some(f.peer.ip()),
-                by: &self.config.hostname,
-                listener: f.listener,
-                esmtp: !matches!(f.hello, Some(HelloVerb::Helo)),
-                tls,
-                auth_user: f.authenticated.map(|a| a.authcid.as_str()),
-                id: id.as_str(),
-                single_recipient: single.as_deref(),
-            },
-            SystemTime::now(),
-        );
+        let mut trace = TraceInfo::default();
+        trace.helo = f.hello_name;
+        trace.peer_ip = Some(f.peer.ip());
+        trace.by = &self.config.hostname;
+        trace.listener = f.listener;
+        trace.esmtp = !matches!(f.hello, Some(HelloVerb::Helo));
+        trace.tls = tls;
+        trace.auth_user = f.authenticated.map(|a| a.authcid.as_str());
+        trace.id = id.as_str();
+        trace.single_recipient = single.as_deref();
+        let mut head = received_header(&trace, SystemTime::now());
         for (n, v) in &headers {
             let _ = write!(head, "{n}: {v}\r\n");
         }
@@ -592,27 +562,20 @@ impl MtaConn {
         env.listener = Some(f.listener.to_owned());
         env.peer = Some(f.peer.to_string());
         env.helo = f.hello_name.map(str::to_owned);
-        env.tls_version = f.tls.map(|t| t.version.to_string());
+        // By name until the session uses proto's TlsVersion.
+        env.tls_version = f
+            .tls
+            .and_then(|t| postern_proto::TlsVersion::from_name(&t.version.to_string()));
         env.tls_cipher = f.tls.map(|t| t.cipher.clone());
         env.auth_user = f.authenticated.map(|a| a.authcid.clone());
         env.recipients = txn.recipients.clone();
-        let env_for_commit = env.clone();
-        let committed = tokio::task::spawn_blocking(move || writer.commit(&env_for_commit)).await;
+        // Resolves after the group commit that made it durable.
+        let committed = writer.commit(&env).await;
         self.txn = Some(txn);
         let hold = match committed {
-            Ok(Ok(hold)) => hold,
-            Ok(Err(e)) => {
-                tracing::error!(id = %id, error = %e, "commit failed; not acknowledged");
-                self.log(f, Some(&id), "tempfail: commit failed");
-                self.txn = None;
-                return Decision::TempfailWith(reply(
-                    451,
-                    "4.3.0",
-                    "Local error: cannot queue now",
-                ));
-            }
+            Ok(hold) => hold,
             Err(e) => {
-                tracing::error!(id = %id, error = %e, "commit task failed; not acknowledged");
+                tracing::error!(id = %id, error = %e, "commit failed; not acknowledged");
                 self.log(f, Some(&id), "tempfail: commit failed");
                 self.txn = None;
                 return Decision::TempfailWith(reply(
@@ -701,7 +664,7 @@ impl ConnectionHandler for MtaConn {
                 if self.txn.is_some() {
                     self.log(f, None, &format!("aborted: {reason:?}"));
                 }
-                // Dropping the writer deletes its temporary file.
+                // Dropping the writer abandons the message.
                 self.txn = None;
             }
             Notice::StartTls { .. } | Notice::Closed { .. } => self.txn = None,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use postern_listener::{CertSpec, ConnLimits, ListenerConfig, TlsSettings};
 use postern_rules::{Facts, Stage};
 
-use crate::config::{CertSource, Config, ListenerSpec, TlsSpec};
+use crate::config::{CertSource, ListenerSpec, MtaConfig, TlsSpec};
 
 /// The self-signed certificate files in `DATA_DIR/tls/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +50,7 @@ pub fn ensure_self_signed(dir: &Path, names: &[String]) -> io::Result<SelfSigned
     };
     write(&files.key, &key, true)?;
     write(&files.cert, &cert, false)?;
-    crate::spool::sync_dir(dir)?;
+    postern_queue::sync_dir(dir)?;
     Ok(files)
 }
 
@@ -67,7 +67,7 @@ pub fn generate(names: &[String]) -> io::Result<(String, String)> {
 }
 
 /// The names a self-signed certificate is made for.
-pub fn self_signed_names(config: &Config) -> Vec<String> {
+pub fn self_signed_names(config: &MtaConfig) -> Vec<String> {
     let mut names = vec![config.hostname.clone()];
     for n in ["localhost", "127.0.0.1"] {
         if !names.iter().any(|x| x == n) {
@@ -94,7 +94,7 @@ pub enum SelfSignedSource {
 /// `[tls.NAME]` as listener TLS settings.
 pub fn tls_settings(
     spec: &TlsSpec,
-    config: &Config,
+    config: &MtaConfig,
     self_signed: &SelfSignedSource,
 ) -> TlsSettings {
     let name = config.hostname.as_str();
@@ -123,7 +123,7 @@ pub fn tls_settings(
 /// PLAIN and LOGIN are built in) are left out and returned as the second
 /// value.
 pub fn auth_policy(
-    config: &Config,
+    config: &MtaConfig,
     listener: &ListenerSpec,
 ) -> (postern_session::AuthPolicy, Vec<String>) {
     let builtin = postern_session::SaslMechanisms::builtin();
@@ -161,7 +161,7 @@ pub fn auth_policy(
 /// it can run: the rules are the one source of truth, and they decide per
 /// connection, from its facts, what the EHLO reply offers (the session
 /// then refuses anything else) and whether an AUTH succeeds.
-pub fn session_config(config: &Config, listener: &ListenerSpec) -> postern_session::Config {
+pub fn session_config(config: &MtaConfig, listener: &ListenerSpec) -> postern_session::Config {
     let mut s = postern_session::Config::new(config.hostname.clone());
     s.banner = "Postern MTA".into();
     s.require_auth = listener.require_auth;
@@ -184,7 +184,7 @@ pub fn session_config(config: &Config, listener: &ListenerSpec) -> postern_sessi
 /// without windows of its own (their connections count together); a
 /// listener with its own windows has its own limiter (with the global
 /// allowlist).
-pub fn listener_configs(config: &Config, self_signed: &SelfSignedSource) -> Vec<ListenerConfig> {
+pub fn listener_configs(config: &MtaConfig, self_signed: &SelfSignedSource) -> Vec<ListenerConfig> {
     use postern_listener::guard::{ConnectionRate, MemoryStore, RateLimits};
     let global = config.connection_rate.as_ref().map(|r| {
         Arc::new(ConnectionRate::with_store(
@@ -236,7 +236,7 @@ pub fn listener_configs(config: &Config, self_signed: &SelfSignedSource) -> Vec<
 }
 
 /// Whether any listener uses a self-signed certificate.
-pub fn needs_self_signed(config: &Config) -> bool {
+pub fn needs_self_signed(config: &MtaConfig) -> bool {
     config.listeners.iter().any(|l| {
         matches!(
             l.tls.as_ref().map(|t| &t.certificate),

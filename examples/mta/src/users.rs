@@ -11,14 +11,14 @@ use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 
-use crate::config::Config;
+use crate::config::MtaConfig;
 
 /// A user name that cannot be stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -125,7 +125,7 @@ impl Users {
     /// Checks a password. Slow on purpose (argon2): call it off the async
     /// executor. Unknown users cost the same time as known ones. `alice@D`
     /// for a local domain D also matches the user `alice`.
-    pub fn verify(&self, config: &Config, name: &str, password: &[u8]) -> bool {
+    pub fn verify(&self, config: &MtaConfig, name: &str, password: &[u8]) -> bool {
         self.refresh();
         let name = name.to_ascii_lowercase();
         let hash = {
@@ -151,7 +151,7 @@ impl Users {
     /// domain (RFC 5321 §4.5.1), the domain's configured mailboxes, users
     /// named `local` and users named `local@domain`. `false` for
     /// non-local domains.
-    pub fn has_mailbox(&self, config: &Config, local: &str, domain: &str) -> bool {
+    pub fn has_mailbox(&self, config: &MtaConfig, local: &str, domain: &str) -> bool {
         let Some(d) = config.local_domain(domain) else {
             return false;
         };
@@ -248,8 +248,24 @@ pub fn add_user(path: &Path, name: &str, password: &[u8]) -> io::Result<bool> {
         f.sync_all()?;
     }
     fs::rename(&tmp, path)?;
-    crate::spool::sync_dir(dir)?;
+    postern_queue::sync_dir(dir)?;
     Ok(existed)
+}
+
+/// The mailbox directory local delivery asks: the configuration's local
+/// domains and mailboxes, and the users file.
+#[derive(Debug, Clone)]
+pub struct Mailboxes {
+    /// The configuration.
+    pub config: Arc<MtaConfig>,
+    /// The users.
+    pub users: Arc<Users>,
+}
+
+impl postern_queue::maildir::MailboxDirectory for Mailboxes {
+    fn has_mailbox(&self, local: &str, domain: &str) -> bool {
+        self.users.has_mailbox(&self.config, local, domain)
+    }
 }
 
 #[cfg(test)]
@@ -270,7 +286,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("postern-users-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         let path = dir.join("users");
-        let config = Config::embedded();
+        let config = MtaConfig::embedded().unwrap();
         assert!(!add_user(&path, "Alice", b"s3cret").unwrap());
         let users = Users::open(&path);
         assert!(users.verify(&config, "alice", b"s3cret"));

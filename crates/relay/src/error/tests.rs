@@ -123,6 +123,8 @@ fn message_properties_are_permanent() {
     assert_eq!(status(&RelayError::EightBitUnsupported), "5.6.3");
     assert_eq!(status(&RelayError::BinaryUnsupported), "5.6.3");
     assert_eq!(status(&RelayError::SmtpUtf8Unsupported), "5.6.7");
+    assert_eq!(status(&RelayError::RequireTlsUnmet("no TLS")), "5.7.30");
+    assert!(RelayError::RequireTlsUnmet("no TLS").is_permanent());
     assert_eq!(status(&RelayError::BareLineEnding), "5.6.0");
     assert_eq!(status(&RelayError::Encode(Phase::Rcpt)), "5.5.2");
 }

@@ -29,6 +29,7 @@ const MAX_DIAGNOSTIC: usize = 800;
 
 /// What happened to one recipient, in the terms a DSN needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Diagnosis {
     /// The RFC 3463 enhanced status, `class.subject.detail` (e.g. `5.1.1`).
     pub status: String,
@@ -215,7 +216,8 @@ fn one_line(text: &str) -> String {
 
 /// The `Action` of a recipient block (RFC 3464 §2.3.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+#[non_exhaustive]
+pub enum DsnAction {
     /// Delivery failed; no further attempts.
     Failed,
     /// Not delivered yet; still trying.
@@ -226,20 +228,21 @@ pub enum Action {
     Relayed,
 }
 
-impl Action {
+impl DsnAction {
     /// The field value.
     pub fn as_str(self) -> &'static str {
         match self {
-            Action::Failed => "failed",
-            Action::Delayed => "delayed",
-            Action::Delivered => "delivered",
-            Action::Relayed => "relayed",
+            DsnAction::Failed => "failed",
+            DsnAction::Delayed => "delayed",
+            DsnAction::Delivered => "delivered",
+            DsnAction::Relayed => "relayed",
         }
     }
 }
 
 /// One recipient's block in the report.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RecipientReport {
     /// The address delivery was attempted to (`Final-Recipient`).
     pub final_recipient: String,
@@ -247,7 +250,7 @@ pub struct RecipientReport {
     /// (`Original-Recipient`).
     pub original_recipient: Option<String>,
     /// What happened.
-    pub action: Action,
+    pub action: DsnAction,
     /// Why.
     pub diagnosis: Diagnosis,
     /// Unix seconds of the last attempt (`Last-Attempt-Date`).
@@ -256,6 +259,7 @@ pub struct RecipientReport {
 
 /// Everything a report is built from.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Report<'a> {
     /// Our host name (`Reporting-MTA: dns; ...`, the `From` domain).
     pub reporting_mta: &'a str,
@@ -353,7 +357,10 @@ pub fn render(report: &Report<'_>) -> Vec<u8> {
         &mut m,
         &format!("To: <{}>", one_line(report.original_sender)),
     );
-    let failed = report.recipients.iter().all(|r| r.action == Action::Failed);
+    let failed = report
+        .recipients
+        .iter()
+        .all(|r| r.action == DsnAction::Failed);
     push(
         &mut m,
         if failed {
@@ -572,45 +579,23 @@ fn crlf_normalised(s: &[u8]) -> Vec<u8> {
     out
 }
 
-/// An RFC 5322 date-time in UTC, e.g. `Tue, 01 Dec 2026 18:40:00 +0000`.
+/// An RFC 5322 date-time in UTC, e.g. `Tue, 01 Dec 2026 18:40:00 +0000`,
+/// formatted by the `time` crate. Times past the year 9999 (only a corrupt
+/// envelope has them) are written as the last second of 9999.
 pub fn rfc5322_date(unix: u64) -> String {
-    let days = (unix / 86_400) as i64;
-    let secs = unix % 86_400;
-    let (y, mo, d) = civil_from_days(days);
-    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{}, {:02} {} {} {:02}:{:02}:{:02} +0000",
-        WEEKDAYS[(days.rem_euclid(7)) as usize],
-        d,
-        MONTHS[(mo - 1) as usize],
-        y,
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
-
-pub use crate::spool::unix_now;
-
-/// Howard Hinnant's days-to-civil algorithm: (year, month 1-12, day 1-31).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    use time::OffsetDateTime;
+    use time::format_description::well_known::Rfc2822;
+    let last = time::macros::datetime!(9999-12-31 23:59:59 UTC);
+    let at = i64::try_from(unix)
+        .ok()
+        .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+        .map_or(last, |t| t.min(last));
+    at.format(&Rfc2822).unwrap_or_default()
 }
 
 /// A report as [`parse_report`] reads it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ParsedReport {
     /// The top-level header fields, names lower-cased, values unfolded.
     pub headers: Vec<(String, String)>,
@@ -873,7 +858,7 @@ mod tests {
         RecipientReport {
             final_recipient: addr.into(),
             original_recipient: None,
-            action: Action::Failed,
+            action: DsnAction::Failed,
             diagnosis: Diagnosis::parse(stored, "5.0.0"),
             last_attempt: Some(1_764_614_490),
         }
@@ -1010,7 +995,7 @@ mod tests {
             vec![RecipientReport {
                 final_recipient: "bob@example.net\r\nBcc: evil@example.com".into(),
                 original_recipient: None,
-                action: Action::Failed,
+                action: DsnAction::Failed,
                 diagnosis: d,
                 last_attempt: None,
             }],
@@ -1103,7 +1088,7 @@ mod tests {
                 recipients: vec![RecipientReport {
                     final_recipient: addr.clone(),
                     original_recipient: Some(stored.clone()),
-                    action: Action::Failed,
+                    action: DsnAction::Failed,
                     diagnosis: d,
                     last_attempt: Some(g.next() % 4_000_000_000),
                 }],

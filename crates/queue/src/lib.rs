@@ -1,0 +1,90 @@
+//! `postern-queue`: a durable mail queue and what works on it.
+//!
+//! A message is committed to a [`Store`] (its body and an [`Envelope`],
+//! made durable together) before the server answers `250`. The default
+//! store, [`LogStore`], appends checksummed records to preallocated
+//! segment files ([`log`]) and shares one `fdatasync` among every session
+//! committing at that moment. From there, [`maildir::LocalDelivery`]
+//! delivers local recipients and the [`runner::Runner`] relays the others
+//! along the routes a [`runner::Router`] picks, retrying by the
+//! [`RetryPolicy`] and reporting failures (RFC 3464, [`report`]) to a
+//! [`BounceSink`]. The queue knows nothing of rules or configuration
+//! files: the router is where an MTA plugs its policy in.
+//!
+//! | item | holds |
+//! |---|---|
+//! | [`Store`] | what the server, local delivery, the runner and tools need from a store: writers and commits, envelopes, bodies, holds ([`Hold`]), removal |
+//! | [`LogStore`] | the default store: a [`log`] in the queue directory, the directory lock ([`QueueLocked`]), import of the file-per-message spool of earlier versions |
+//! | [`log`] | the log-structured engine: records, segments, group commit, recovery, compaction |
+//! | [`Envelope`] | the envelope kept with each message, in proto's types: sender, parameters, recipients and their state |
+//! | [`RetryPolicy`] | backoff and expiry |
+//! | [`runner`] | the delivery runner, generic over a [`Router`](runner::Router) and a [`BounceSink`] |
+//! | [`BounceSink`], [`SpoolBounces`] | where delivery status reports go |
+//! | [`maildir`] | local delivery into Maildir, the local half of the queue |
+//! | [`report`] | RFC 3464 delivery status notifications and the per-recipient [`Diagnosis`](report::Diagnosis) |
+//!
+//! # Example
+//!
+//! Commit a message, find it, record a delivery, remove it:
+//!
+//! ```
+//! use postern_queue::{Envelope, LogStore, RcptStatus, RecipientState, Store};
+//!
+//! # fn main() -> std::io::Result<()> {
+//! let dir = std::env::temp_dir().join(format!("postern-queue-doc-{}", std::process::id()));
+//! let store = LogStore::open(&dir)?;
+//! let id = store.new_id();
+//! let mut body = store.writer(&id)?;
+//! body.write(b"Subject: hello\r\n\r\nHi.\r\n")?;
+//! let mut env = Envelope::new(id.clone(), "alice@example.org");
+//! env.recipients.push(RecipientState::pending("bob@example.net", false));
+//! // Durable once the commit resolves (`.await` it in async code): only
+//! // then may the server answer 250. The message stays held (hidden from
+//! // `list`) until the hold is dropped.
+//! let hold = body.commit(&env).wait()?;
+//! assert!(store.list()?.is_empty());
+//! drop(hold);
+//! assert_eq!(store.list()?, [id.clone()]);
+//!
+//! let mut env = store.load(&id)?;
+//! env.recipients[0].status = RcptStatus::Delivered { reply: "250 2.0.0 ok".into() };
+//! store.update(&id, &env)?;
+//! if store.load(&id)?.is_finished() {
+//!     store.remove(&id)?;
+//! }
+//! assert!(store.list_all()?.is_empty());
+//! # drop(store);
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A second process opening the same directory gets [`QueueLocked`] (as the
+//! source of an `io::Error`), naming the directory and the holder's pid.
+
+mod bounce;
+mod compat;
+mod envelope;
+mod id;
+mod legacy;
+mod lock;
+pub mod log;
+mod logstore;
+pub mod maildir;
+pub mod report;
+mod retry;
+pub mod runner;
+mod seal;
+mod store;
+mod sync;
+pub mod tlsrpt;
+pub mod trace;
+
+pub use bounce::{BounceRequest, BounceSink, SpoolBounces, wants_report};
+pub use envelope::{Envelope, MessageParams, RcptStatus, RecipientState, unix_now};
+pub use id::{BadQueueId, QueueId};
+pub use lock::QueueLocked;
+pub use logstore::{BODY_CHUNK, LogStore};
+pub use retry::RetryPolicy;
+pub use store::{BodySink, Commit, Hold, Holds, MessageWriter, Store};
+pub use sync::{sync_dir, sync_paths};

@@ -1,0 +1,39 @@
+//! Making files and directory entries durable.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// fsyncs a directory so creations, renames and removals in it are
+/// durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// fsyncs every path of `paths` (files or directories; each distinct path
+/// once). Several at once are synced from a few threads: the file
+/// system's journal then commits many of them together, where one thread
+/// would wait for one journal commit per file.
+pub fn sync_paths<'a>(paths: impl Iterator<Item = &'a Path>) -> io::Result<()> {
+    let mut seen = HashSet::new();
+    let paths: Vec<PathBuf> = paths
+        .filter(|p| seen.insert(p.to_path_buf()))
+        .map(Path::to_path_buf)
+        .collect();
+    const THREADS: usize = 8;
+    if paths.len() <= 1 {
+        return paths.iter().try_for_each(|p| File::open(p)?.sync_all());
+    }
+    let per = paths.len().div_ceil(THREADS);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = paths
+            .chunks(per)
+            .map(|part| s.spawn(move || part.iter().try_for_each(|p| File::open(p)?.sync_all())))
+            .collect();
+        workers.into_iter().try_for_each(|w| {
+            w.join()
+                .unwrap_or_else(|_| Err(io::Error::other("fsync thread panicked")))
+        })
+    })
+}
