@@ -149,7 +149,10 @@ impl LineFramer {
                     }
                 }
                 None => {
-                    self.discarded_cr = buf.last() == Some(&b'\r');
+                    // An empty read says nothing about the last octet.
+                    if let Some(&last) = buf.last() {
+                        self.discarded_cr = last == b'\r';
+                    }
                     return Frame::Incomplete {
                         consumed: buf.len(),
                     };
