@@ -135,7 +135,13 @@ where
     };
     let mut info = ConnectionInfo::new(addrs.peer, addrs.local);
     info.tls = tls;
-    let mut session = Session::new(shared.session.clone(), info);
+    // Legacy networks may end command lines with a bare LF; everyone else
+    // gets 521 and a close for one.
+    let config = match &shared.bare_lf_session {
+        Some((nets, legacy)) if nets.contains(addrs.peer.ip()) => legacy.clone(),
+        _ => shared.session.clone(),
+    };
+    let mut session = Session::new(config, info);
     let mut state = ConnState::default();
     let mut shutdown_seen = *shutdown.borrow();
     let mut shutdown_at = None;

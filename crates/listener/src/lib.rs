@@ -138,6 +138,7 @@ mod certs;
 mod config;
 mod driver;
 mod error;
+pub mod guard;
 mod handler;
 mod listener;
 pub mod policy;

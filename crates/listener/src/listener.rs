@@ -27,6 +27,10 @@ pub(crate) struct Shared {
     pub(crate) limits: ConnLimits,
     pub(crate) tls: Option<BuiltTls>,
     pub(crate) proxy: Option<ProxyProtocol>,
+    pub(crate) rate: Option<Arc<crate::guard::ConnectionRate>>,
+    /// The session configuration for clients allowed bare LF line ends,
+    /// built once.
+    pub(crate) bare_lf_session: Option<(crate::guard::Networks, Arc<postern_session::Config>)>,
 }
 
 /// One listener's policy, built (TLS configuration included) and ready to
@@ -150,10 +154,16 @@ impl Listener {
             shared: Arc::new(Shared {
                 name,
                 mode: config.mode,
-                session: config.session,
+                session: config.session.clone(),
                 limits: config.limits,
                 tls,
                 proxy: config.proxy,
+                rate: config.rate,
+                bare_lf_session: (!config.bare_lf_networks.is_empty()).then(|| {
+                    let mut legacy = (*config.session).clone();
+                    legacy.bare_lf_line_end = true;
+                    (config.bare_lf_networks, Arc::new(legacy))
+                }),
             }),
             settings: config.tls,
             report,

@@ -293,6 +293,18 @@ fn admit(
     tasks: &mpsc::Sender<()>,
 ) {
     let limits = served.shared.limits;
+    // Rates count the real client: after a trusted front's PROXY header.
+    if let Some(rate) = &served.shared.rate
+        && let Err(r) = rate.admit(accepted.peer.ip(), std::time::SystemTime::now())
+    {
+        tracing::warn!(
+            target: "connection_rate", listener = %served.name(), peer = %accepted.peer, network = %r.network,
+            count = r.count, limit = r.limit, per = if r.daily { "day" } else { "minute" },
+            "connection refused: rate limit"
+        );
+        tokio::spawn(refuse(accepted.stream, served.mode(), Refusal::Rate));
+        return;
+    }
     match admission.admit(accepted.peer.ip(), limits.global, limits.per_ip) {
         Ok(slot) => {
             // The sender travels with the connection's slot, so it is
@@ -365,6 +377,7 @@ async fn refuse<S: tokio::io::AsyncWrite + Unpin>(mut tcp: S, mode: Mode, refusa
         let reply: &[u8] = match refusal {
             Refusal::Global => b"421 4.3.2 Too many connections, try again later\r\n",
             Refusal::PerIp => b"421 4.7.0 Too many connections from your address\r\n",
+            Refusal::Rate => b"421 4.7.0 Too many connections from your network, slow down\r\n",
         };
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
             tcp.write_all(reply).await?;

@@ -114,7 +114,11 @@ impl Session {
         match response {
             Ok(AuthResponse::Cancel) => self.refuse(replies::AUTH_CANCELLED),
             Ok(AuthResponse::Data(data)) => self.sasl_step(server, Some(&data)),
-            Err(error) => self.refuse_error(&error),
+            Err(error) => {
+                if !self.bare_line_end(&error) {
+                    self.refuse_error(&error);
+                }
+            }
         }
         true
     }

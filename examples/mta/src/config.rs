@@ -85,6 +85,9 @@ struct FileConfig {
     limits: LimitsFile,
     #[serde(default)]
     dns: DnsFile,
+    auth_limits: crate::abuse::AuthLimitsFile,
+    #[serde(default)]
+    connection_rate: crate::abuse::ConnectionRateFile,
     #[serde(default)]
     rule: Vec<Spanned<RuleConfig>>,
 }
@@ -103,6 +106,7 @@ struct ServerFile {
     hostname: Option<String>,
     data_dir: Option<PathBuf>,
     users_file: Option<PathBuf>,
+    bare_lf_networks: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -147,6 +151,7 @@ struct ListenerFile {
     require_auth: bool,
     max_connections: Option<usize>,
     max_connections_per_ip: Option<usize>,
+    connection_rate: Option<Vec<Spanned<crate::abuse::WindowFile>>>,
     proxy_protocol: Option<ProxyFile>,
 }
 
@@ -189,7 +194,7 @@ struct LimitsFile {
 
 /// `"5d"`, `"4h"`, `"30m"`, `"10s"` or a number of seconds.
 #[derive(Debug, Clone, Copy)]
-struct DurationText(Duration);
+pub(crate) struct DurationText(pub(crate) Duration);
 
 impl<'de> Deserialize<'de> for DurationText {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -288,6 +293,10 @@ pub struct ListenerSpec {
     /// believed (their clients' addresses then drive the limits, the
     /// rules, the logs and the Received header).
     pub proxy: Option<ProxyProtocol>,
+    /// This listener's own connection rate windows (`connection_rate =
+    /// [...]`; empty: no rate limit here); `None`: the global
+    /// `[connection_rate]`.
+    pub connection_rate: Option<Vec<postern_listener::guard::Window>>,
 }
 
 /// Queue timing, for the outbound runner.
@@ -431,6 +440,14 @@ pub struct MtaConfig {
     pub limits: MessageLimits,
     /// DNS and DNSSEC for outbound mail.
     pub dns: DnsSettings,
+    /// The AUTH failure limits (`[auth_limits]`); `None` when disabled.
+    pub auth_limits: Option<crate::abuse::AuthLimitSettings>,
+    /// The connection rate limits (`[connection_rate]`); `None` when
+    /// disabled.
+    pub connection_rate: Option<crate::abuse::RateSettings>,
+    /// Clients allowed to end command lines with a bare LF
+    /// (`[server] bare_lf_networks`; empty by default).
+    pub bare_lf_networks: postern_listener::guard::Networks,
     rules: Arc<RuleSet>,
 }
 
@@ -712,6 +729,13 @@ impl MtaConfig {
                 }
             };
             let defaults = postern_listener::ConnLimits::default();
+            let connection_rate = match &l.connection_rate {
+                None => None,
+                Some(w) => Some(
+                    crate::abuse::windows("connection_rate", w)
+                        .map_err(|(s, f, m)| err(s.or(span.clone()), item.clone(), Some(f), m))?,
+                ),
+            };
             listeners.push(ListenerSpec {
                 name: l.name.clone(),
                 addr,
@@ -721,6 +745,7 @@ impl MtaConfig {
                 max_connections: l.max_connections.unwrap_or(defaults.global),
                 max_connections_per_ip: l.max_connections_per_ip.unwrap_or(defaults.per_ip),
                 proxy,
+                connection_rate,
             });
         }
         if listeners.is_empty() {
@@ -822,6 +847,15 @@ impl MtaConfig {
             dnssec,
             trust_anchor: parsed.dns.trust_anchor.as_deref().map(resolve),
         };
+        // Abuse limits.
+        let abuse_err = |(span, field, message): crate::abuse::AbuseError| {
+            err(span, None, Some(field), message)
+        };
+        let auth_limits = parsed.auth_limits.settings().map_err(abuse_err)?;
+        let connection_rate = parsed.connection_rate.settings().map_err(abuse_err)?;
+        let bare_lf_networks =
+            crate::abuse::bare_lf_networks(parsed.server.bare_lf_networks.as_ref())
+                .map_err(abuse_err)?;
 
         // Rules: compiled as one set; errors point at the rule's table.
         let spans: Vec<std::ops::Range<usize>> = parsed.rule.iter().map(Spanned::span).collect();
@@ -861,6 +895,9 @@ impl MtaConfig {
             queue,
             limits,
             dns,
+            auth_limits,
+            connection_rate,
+            bare_lf_networks,
             rules: Arc::new(rules),
         })
     }

@@ -184,16 +184,48 @@ pub fn session_config(
 }
 
 /// Every listener of `config`, ready for `postern_listener::Server::bind`.
+///
+/// The global `[connection_rate]` is one limiter shared by every listener
+/// without windows of its own (their connections count together); a
+/// listener with its own windows has its own limiter (with the global
+/// allowlist).
 pub fn listener_configs(
     config: &MtaConfig,
     self_signed: &SelfSignedSource,
     mechanisms: &postern_session::SaslMechanisms,
 ) -> Vec<ListenerConfig> {
+    use postern_listener::guard::{ConnectionRate, MemoryStore, RateLimits};
+    let global = config.connection_rate.as_ref().map(|r| {
+        Arc::new(ConnectionRate::with_store(
+            r.limits.clone(),
+            MemoryStore::new(r.max_entries),
+        ))
+    });
     config
         .listeners
         .iter()
         .map(|l| {
+            let rate = match (&l.connection_rate, &config.connection_rate) {
+                (None, _) => global.clone(),
+                (Some(w), _) if w.is_empty() => None,
+                (Some(w), settings) => {
+                    let mut limits = RateLimits::unlimited();
+                    limits.windows = w.clone();
+                    if let Some(s) = settings {
+                        limits.allow = s.limits.allow.clone();
+                    }
+                    let capacity = settings
+                        .as_ref()
+                        .map_or(MemoryStore::DEFAULT_CAPACITY, |s| s.max_entries);
+                    Some(Arc::new(ConnectionRate::with_store(
+                        limits,
+                        MemoryStore::new(capacity),
+                    )))
+                }
+            };
             let mut lc = ListenerConfig::new(l.name.clone(), l.addr, l.mode)
+                .with_connection_rate(rate)
+                .with_bare_lf_networks(config.bare_lf_networks.clone())
                 .with_session(Arc::new(session_config(config, l, mechanisms)))
                 .with_limits({
                     let mut limits = ConnLimits::default();

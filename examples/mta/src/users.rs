@@ -18,7 +18,7 @@ use std::time::SystemTime;
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 
 use postern_session::{PasswordLine, ScramKeys, ScramStore};
 
@@ -68,6 +68,8 @@ pub struct Users {
     path: PathBuf,
     loaded: RwLock<Loaded>,
     dummy: String,
+    /// argon2's memory, bounded (see [`crate::verify`]).
+    pool: crate::verify::VerifyPool,
 }
 
 impl std::fmt::Debug for Users {
@@ -84,6 +86,7 @@ impl Users {
             path: path.to_owned(),
             loaded: RwLock::new(Loaded::default()),
             dummy,
+            pool: crate::verify::VerifyPool::per_cpu(),
         };
         users.refresh();
         users
@@ -147,7 +150,7 @@ impl Users {
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy.clone());
         let ok = PasswordHash::new(&hash)
-            .map(|h| Argon2::default().verify_password(password, &h).is_ok())
+            .map(|h| self.pool.verify(password, &h))
             .unwrap_or(false);
         known && ok
     }
