@@ -85,6 +85,7 @@ struct FileConfig {
     limits: LimitsFile,
     #[serde(default)]
     dns: DnsFile,
+    #[serde(default)]
     auth_limits: crate::abuse::AuthLimitsFile,
     #[serde(default)]
     connection_rate: crate::abuse::ConnectionRateFile,
