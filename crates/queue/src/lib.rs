@@ -24,16 +24,21 @@
 //! Commit a message, find it, record a delivery, remove it:
 //!
 //! ```
+//! use postern_proto::{Mailbox, Reply, ReplyCode, ReversePath};
+//! use postern_queue::report::Diagnosis;
 //! use postern_queue::{Envelope, RcptStatus, RecipientState, Spool};
 //!
-//! # fn main() -> std::io::Result<()> {
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let dir = std::env::temp_dir().join(format!("postern-queue-doc-{}", std::process::id()));
 //! let spool = Spool::open(&dir)?;
 //! let id = spool.new_id();
 //! let mut body = spool.writer(&id)?;
 //! body.write(b"Subject: hello\r\n\r\nHi.\r\n")?;
-//! let mut env = Envelope::new(id.clone(), "alice@example.org");
-//! env.recipients.push(RecipientState::pending("bob@example.net", false));
+//! // Addresses as the session parsed them at MAIL and RCPT.
+//! let alice = Mailbox::parse("alice@example.org")?.into_owned();
+//! let bob = Mailbox::parse("bob@example.net")?.into_owned();
+//! let mut env = Envelope::new(id.clone(), ReversePath::Mailbox(alice));
+//! env.recipients.push(RecipientState::pending(bob, false));
 //! // Durable now: only after this may the server answer 250. The message
 //! // stays held (hidden from `list`) until the hold is dropped.
 //! let hold = body.commit(&env)?;
@@ -42,7 +47,9 @@
 //! assert_eq!(spool.list()?, [id.clone()]);
 //!
 //! let mut env = spool.load(&id)?;
-//! env.recipients[0].status = RcptStatus::Delivered { reply: "250 2.0.0 ok".into() };
+//! // The next hop's reply, as the relay parsed it.
+//! let ok = Reply::fixed(ReplyCode::OK, None, "ok");
+//! env.recipients[0].status = RcptStatus::Delivered(Diagnosis::from_reply(ok, None));
 //! spool.update(&id, &env)?;
 //! if spool.load(&id)?.is_finished() {
 //!     spool.remove(&id)?;
@@ -78,3 +85,23 @@ pub use lock::QueueLocked;
 pub use retry::RetryPolicy;
 pub use spool::{Hold, MessageWriter, Spool};
 pub use sync::{Syncer, sync_dir};
+
+/// Addresses for the unit tests, from text known to parse.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use postern_proto::{Mailbox, ReversePath};
+
+    /// `local@domain` as a mailbox.
+    pub(crate) fn mailbox(text: &str) -> Mailbox<'static> {
+        Mailbox::parse(text).expect("a test address").into_owned()
+    }
+
+    /// `""` as the null sender, anything else as a sender mailbox.
+    pub(crate) fn sender(text: &str) -> ReversePath<'static> {
+        if text.is_empty() {
+            ReversePath::Null
+        } else {
+            ReversePath::Mailbox(mailbox(text))
+        }
+    }
+}

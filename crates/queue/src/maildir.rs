@@ -33,7 +33,9 @@ use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use crate::bounce::{BounceRequest, BounceSink};
-use crate::report::{Diagnosis, DsnAction};
+use postern_proto::Mailbox;
+
+use crate::report::{Diagnosis, DsnAction, status};
 use crate::{Envelope, Hold, QueueId, RcptStatus, Spool, Syncer, sync_dir, unix_now};
 
 /// Which local mailboxes exist: asked before each local delivery, so a
@@ -101,10 +103,8 @@ impl Maildirs {
             .recipients
             .get(index)
             .ok_or_else(|| io::Error::other("no such recipient"))?;
-        let (local, domain) = rcpt
-            .address
-            .rsplit_once('@')
-            .ok_or_else(|| io::Error::other("recipient without a domain"))?;
+        let (local, domain) = mailbox_names(&rcpt.address);
+        let (local, domain) = (local.as_str(), domain.as_str());
         if local.contains(['/', '\0']) || local.starts_with('.') || domain.contains(['/', '\0']) {
             return Err(io::Error::other("unsafe mailbox name"));
         }
@@ -133,13 +133,9 @@ impl Maildirs {
             .truncate(true)
             .open(&tmp)?;
         let mut out = BufWriter::with_capacity(64 * 1024, file);
-        let sender = env.sender.replace(['\r', '\n', '<', '>'], "");
-        writeln!(out, "Return-Path: <{sender}>")?;
-        writeln!(
-            out,
-            "Delivered-To: {}",
-            rcpt.address.replace(['\r', '\n'], "")
-        )?;
+        // Both from proto's grammar, which admits no CR or LF.
+        writeln!(out, "Return-Path: {}", env.sender)?;
+        writeln!(out, "Delivered-To: {}", rcpt.address)?;
         let mut input = BufReader::with_capacity(64 * 1024, File::open(body)?);
         let mut line = Vec::with_capacity(1024);
         loop {
@@ -284,12 +280,14 @@ impl LocalDelivery {
                 if !r.local || !r.status.is_open() {
                     continue;
                 }
-                let (local, domain) = r.address.rsplit_once('@').unwrap_or((&r.address, ""));
-                if !self.mailboxes.has_mailbox(local, domain) {
+                let (local, domain) = mailbox_names(&r.address);
+                if !self.mailboxes.has_mailbox(&local, &domain) {
                     w.outcome.failed += 1;
-                    w.env.recipients[i].status = RcptStatus::Failed {
-                        reply: "550 5.1.1 mailbox no longer exists".into(),
-                    };
+                    w.env.recipients[i].status = RcptStatus::Failed(Diagnosis::local(
+                        status(5, 1, 1),
+                        "mailbox no longer exists",
+                        None,
+                    ));
                     continue;
                 }
                 match self.maildirs.prepare(&w.env, i, &body, !fresh) {
@@ -377,7 +375,7 @@ impl LocalDelivery {
             .enumerate()
             .filter(|(i, _)| open_before.get(*i).copied().unwrap_or(false))
             .filter_map(|(i, r)| match &r.status {
-                RcptStatus::Failed { reply } => Some((i, local_diagnosis(reply))),
+                RcptStatus::Failed(d) => Some((i, d.clone())),
                 _ => None,
             })
             .collect();
@@ -488,49 +486,45 @@ impl DeliveryQueue {
     }
 }
 
-/// The DSN diagnosis for a local failure text such as `550 5.1.1 mailbox
-/// no longer exists`: its enhanced status, and the text as our own
-/// explanation (no remote server replied).
-fn local_diagnosis(reply: &str) -> Diagnosis {
-    let status = reply
-        .split_whitespace()
-        .nth(1)
-        .filter(|s| s.starts_with("5.") && s.split('.').count() == 3)
-        .unwrap_or("5.0.0")
-        .to_owned();
-    Diagnosis {
-        status,
-        reply: None,
-        detail: Some(reply.to_owned()),
-        remote_mta: None,
-    }
+/// The local part and the host of `address` as the mailbox lookup and
+/// the Maildir path name them (`"a b"@x` keeps its quotes, an address
+/// literal its brackets).
+fn mailbox_names(address: &Mailbox<'_>) -> (String, String) {
+    (address.local_part().to_string(), address.host().to_string())
 }
 
-fn delivered(id: &QueueId, rcpt: &str, path: &Path) -> RcptStatus {
+fn delivered(id: &QueueId, rcpt: &Mailbox<'_>, path: &Path) -> RcptStatus {
     tracing::info!(id = %id, rcpt = %rcpt, file = %path.display(), "delivered to maildir");
-    RcptStatus::Delivered {
-        reply: format!("250 2.0.0 maildir {}", path.display()),
-    }
+    // No server replied: what local delivery did is our own account.
+    RcptStatus::Delivered(Diagnosis::local(
+        status(2, 0, 0),
+        &format!("maildir {}", path.display()),
+        None,
+    ))
 }
 
 fn failed(
     outcome: &mut LocalOutcome,
     id: &QueueId,
-    rcpt: &str,
+    rcpt: &Mailbox<'_>,
     e: &io::Error,
     expired: bool,
 ) -> RcptStatus {
     if expired {
         outcome.failed += 1;
-        RcptStatus::Failed {
-            reply: format!("550 5.3.0 local delivery failed until expiry: {e}"),
-        }
+        RcptStatus::Failed(Diagnosis::local(
+            status(5, 3, 0),
+            &format!("local delivery failed until expiry: {e}"),
+            None,
+        ))
     } else {
         outcome.deferred += 1;
         tracing::warn!(id = %id, rcpt = %rcpt, error = %e, "local delivery deferred");
-        RcptStatus::Deferred {
-            reply: format!("451 4.3.0 local delivery failed: {e}"),
-        }
+        RcptStatus::Deferred(Diagnosis::local(
+            status(4, 3, 0),
+            &format!("local delivery failed: {e}"),
+            None,
+        ))
     }
 }
 
@@ -558,7 +552,9 @@ pub async fn sweep(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{mailbox, sender as test_sender};
     use crate::{RecipientState, SpoolBounces};
+    use postern_proto::ReversePath;
 
     /// Every mailbox exists but `gone@...`.
     #[derive(Debug)]
@@ -589,11 +585,13 @@ mod tests {
         let mut w = spool.writer(&id).unwrap();
         w.write(b"Received: x\r\nSubject: hi\r\n\r\nbody\r\n")
             .unwrap();
-        let mut env = Envelope::new(id.clone(), "a@remote.example");
+        let mut env = Envelope::new(id.clone(), test_sender("a@remote.example"));
+        env.recipients.push(RecipientState::pending(
+            mailbox("postmaster@localhost"),
+            true,
+        ));
         env.recipients
-            .push(RecipientState::pending("postmaster@localhost", true));
-        env.recipients
-            .push(RecipientState::pending("x@remote.example", false));
+            .push(RecipientState::pending(mailbox("x@remote.example"), false));
         let hold = w.commit(&env).unwrap();
         let ld = local_delivery(&spool, &dir);
         let out = ld.deliver_held(hold).unwrap();
@@ -631,10 +629,10 @@ mod tests {
             let mut w = spool.writer(&id).unwrap();
             w.write(b"Subject: to a user who left\r\n\r\nbody\r\n")
                 .unwrap();
-            let mut env = Envelope::new(id.clone(), sender);
+            let mut env = Envelope::new(id.clone(), test_sender(sender));
             // "gone" has no mailbox (it was accepted, then the user removed).
             env.recipients
-                .push(RecipientState::pending("gone@localhost", true));
+                .push(RecipientState::pending(mailbox("gone@localhost"), true));
             let hold = w.commit(&env).unwrap();
             let out = ld.deliver_held(hold).unwrap();
             assert_eq!(out.failed, 1);
@@ -646,9 +644,13 @@ mod tests {
         let queued: Vec<QueueId> = spool.list().unwrap();
         assert_eq!(queued.len(), 1, "{queued:?}");
         let dsn = spool.load(&queued[0]).unwrap();
-        assert_eq!(dsn.sender, "", "reports go out with the null sender");
+        assert_eq!(
+            dsn.sender,
+            ReversePath::Null,
+            "reports go out with the null sender"
+        );
         assert_eq!(dsn.recipients.len(), 1);
-        assert_eq!(dsn.recipients[0].address, "postmaster@localhost");
+        assert_eq!(dsn.recipients[0].address, mailbox("postmaster@localhost"));
         let body = fs::read_to_string(spool.body_path(&queued[0])).unwrap();
         assert!(body.contains("report-type=delivery-status"), "{body}");
         assert!(

@@ -495,6 +495,8 @@ fn ignore_missing(r: io::Result<()>) -> io::Result<()> {
 mod tests {
     use super::*;
     use crate::envelope::{RcptStatus, RecipientState, unix_now};
+    use crate::report::Diagnosis;
+    use crate::test_support::{mailbox, sender};
     use postern_proto::{Body, Notify, Ret};
 
     fn tempdir(name: &str) -> PathBuf {
@@ -514,9 +516,9 @@ mod tests {
         let id = spool.new_id();
         let mut w = spool.writer(&id).unwrap();
         w.write(b"Subject: x\r\n\r\nhello\r\n").unwrap();
-        let mut env = Envelope::new(id.clone(), "a@b.example");
+        let mut env = Envelope::new(id.clone(), sender("a@b.example"));
         env.recipients
-            .push(RecipientState::pending("c@d.example", false));
+            .push(RecipientState::pending(mailbox("c@d.example"), false));
         env.recipients[0].notify = Notify::from_keyword("FAILURE,DELAY");
         env.params.ret = Some(Ret::Headers);
         env.params.body = Some(Body::EightBitMime);
@@ -525,9 +527,10 @@ mod tests {
         drop(hold);
         assert_eq!(spool.list().unwrap(), vec![id.clone()]);
         assert_eq!(spool.load(&id).unwrap(), env);
-        env.recipients[0].status = RcptStatus::Deferred {
-            reply: "451 later".into(),
-        };
+        env.recipients[0].status = RcptStatus::Deferred(Diagnosis::parse(
+            "451 4.3.0 later (remote mta: mx[192.0.2.1]:25)",
+            crate::report::OTHER_TRANSIENT,
+        ));
         env.attempts = 1;
         spool.update(&id, &env).unwrap();
         assert_eq!(spool.load(&id).unwrap(), env);
@@ -573,9 +576,9 @@ mod tests {
         let dir = tempdir("legacy");
         fs::create_dir_all(dir.join("tmp")).unwrap();
         let id: QueueId = "0123456789abcdef0123456789".parse().unwrap();
-        let mut env = Envelope::new(id.clone(), "a@b.example");
+        let mut env = Envelope::new(id.clone(), sender("a@b.example"));
         env.recipients
-            .push(RecipientState::pending("c@d.example", false));
+            .push(RecipientState::pending(mailbox("c@d.example"), false));
         fs::write(dir.join(format!("{id}.env")), env.to_toml().unwrap()).unwrap();
         fs::write(dir.join(format!("{id}.msg")), b"Subject: old\r\n\r\n").unwrap();
         let spool = Spool::open(&dir).unwrap();
@@ -598,9 +601,9 @@ mod tests {
             let mut w = spool.writer(&id).unwrap();
             w.write(format!("Subject: {i}\r\n\r\n").as_bytes()).unwrap();
             w.write(&vec![b'x'; 100_000 + i]).unwrap();
-            let mut env = Envelope::new(id.clone(), "a@b.example");
+            let mut env = Envelope::new(id.clone(), sender("a@b.example"));
             env.recipients
-                .push(RecipientState::pending("c@d.example", false));
+                .push(RecipientState::pending(mailbox("c@d.example"), false));
             drop(w.commit(&env).unwrap());
             ids.push(id);
         }
@@ -647,7 +650,7 @@ mod tests {
                         let id = spool.new_id();
                         let mut w = spool.writer(&id).unwrap();
                         w.write(b"Subject: x\r\n\r\nbody\r\n").unwrap();
-                        let env = Envelope::new(id.clone(), "a@b.example");
+                        let env = Envelope::new(id.clone(), sender("a@b.example"));
                         drop(w.commit(&env).unwrap());
                     }
                 });

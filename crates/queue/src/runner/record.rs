@@ -7,7 +7,7 @@ use super::dispatch::RouteDone;
 use super::plan::{Progress, Work, log_attempt};
 use super::{PassReport, RecipientOutcome, Router, Runner, blocking};
 use crate::bounce::{BounceRequest, BounceSink};
-use crate::report::{Diagnosis, DsnAction};
+use crate::report::{self, Diagnosis, DsnAction};
 use crate::{QueueId, RcptStatus};
 
 impl<R: Router, B: BounceSink> Runner<R, B> {
@@ -197,12 +197,15 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
                     tracing::info!(queue_id = %w.id, dsn = %dsn, recipients = failed.len(), "outbound: DSN queued to the sender");
                 }
                 for (i, (ri, d)) in failed.iter().enumerate() {
-                    let reply = if i >= permanent {
-                        format!("{d}; gave up: queued longer than {}", human(max_age))
-                    } else {
-                        d.to_string()
-                    };
-                    w.env.recipients[*ri].status = RcptStatus::Failed { reply };
+                    let mut d = d.clone();
+                    if i >= permanent {
+                        let gave_up = format!("gave up: queued longer than {}", human(max_age));
+                        d.detail = Some(match d.detail.take() {
+                            Some(detail) => format!("{detail}; {gave_up}"),
+                            None => gave_up,
+                        });
+                    }
+                    w.env.recipients[*ri].status = RcptStatus::Failed(d);
                     report.failed += 1;
                 }
             }
@@ -210,9 +213,7 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
                 tracing::error!(queue_id = %w.id, error = %e, "outbound: cannot queue the DSN; recipients kept for retry");
                 report.errors.push(format!("{}: DSN: {e}", w.id));
                 for (ri, d) in failed {
-                    w.env.recipients[*ri].status = RcptStatus::Deferred {
-                        reply: d.to_string(),
-                    };
+                    w.env.recipients[*ri].status = RcptStatus::Deferred(d.clone());
                 }
             }
         }
@@ -281,9 +282,7 @@ fn apply(w: &mut Work, ri: usize, outcome: RecipientOutcome, report: &mut PassRe
             diagnosis,
             dsn_dropped,
         } => {
-            w.env.recipients[ri].status = RcptStatus::Delivered {
-                reply: diagnosis.to_string(),
-            };
+            w.env.recipients[ri].status = RcptStatus::Delivered(diagnosis.clone());
             if dsn_dropped && crate::bounce::wants_report(&w.env.recipients[ri], DsnAction::Relayed)
             {
                 w.owed.push((
@@ -297,9 +296,7 @@ fn apply(w: &mut Work, ri: usize, outcome: RecipientOutcome, report: &mut PassRe
             report.delivered += 1;
         }
         RecipientOutcome::Deferred(diagnosis) => {
-            w.env.recipients[ri].status = RcptStatus::Deferred {
-                reply: diagnosis.to_string(),
-            };
+            w.env.recipients[ri].status = RcptStatus::Deferred(diagnosis);
             report.deferred += 1;
         }
         RecipientOutcome::Failed(diagnosis) => {
@@ -309,19 +306,18 @@ fn apply(w: &mut Work, ri: usize, outcome: RecipientOutcome, report: &mut PassRe
     w.unsaved = true;
 }
 
-/// The diagnosis of a recipient given up at expiry: its last reply, or
-/// 4.4.7 (delivery time expired) when there was none.
+/// The diagnosis of a recipient given up at expiry: its last reply or
+/// error, or 4.4.7 (delivery time expired) when there was none.
 fn expiry_diagnosis(status: &RcptStatus) -> Diagnosis {
-    let last = match status {
-        RcptStatus::Deferred { reply } => reply.as_str(),
-        _ => "",
-    };
-    let mut d = Diagnosis::parse(last, "4.4.7");
-    if d.reply.is_none() && d.detail.is_none() {
-        d.detail = Some("delivery time expired".into());
-        d.status = "4.4.7".into();
+    match status {
+        RcptStatus::Deferred(d) if d.reply.is_some() || d.detail.is_some() => d.clone(),
+        RcptStatus::Deferred(d) => Diagnosis::local(
+            report::status(4, 4, 7),
+            "delivery time expired",
+            d.remote_mta.clone(),
+        ),
+        _ => Diagnosis::local(report::status(4, 4, 7), "delivery time expired", None),
     }
-    d
 }
 
 /// A duration as people read it in a report: "5 days", "2 hours",
