@@ -65,7 +65,8 @@
 //!   ([`Envelope::is_finished`]), whoever finished last calls
 //!   [`Spool::remove`].
 //! - A DSN (bounce) is queued like any message: [`Spool::new_id`],
-//!   [`Spool::writer`], `write`, `commit` with sender `""` (null). Mark a
+//!   [`Spool::writer`], `write`, `commit` with the null sender
+//!   (`ReversePath::Null`). Mark a
 //!   recipient `local` when its domain is local (`Config::is_local_domain`);
 //!   the local sweep picks such recipients up within seconds.
 //!
