@@ -1202,7 +1202,12 @@ async fn unusable_addresses_and_corrupt_envelopes_never_panic_or_loop() {
     std::fs::write(dir.join(format!("{unusable}.env")), raw).unwrap();
     let err = spool.load(&unusable).unwrap_err().to_string();
     assert!(err.contains(&format!("{unusable}.env")), "{err}");
-    assert!(err.contains("not an address"), "{err}");
+    assert!(
+        ["not an address", "also bad", "x@"]
+            .iter()
+            .any(|bad| err.contains(&format!("{bad:?}"))),
+        "{err}"
+    );
     // A corrupt envelope beside it.
     let corrupt = spool.new_id();
     std::fs::write(spool.body_path(&corrupt), BODY).unwrap();
