@@ -45,3 +45,13 @@ fn roundtrip_corpus() {
 fn tlsa_corpus() {
     replay("tlsa", postern_fuzz::tlsa);
 }
+
+#[test]
+fn mta_sts_corpus() {
+    replay("mta_sts", postern_fuzz::mta_sts);
+}
+
+#[test]
+fn tlsrpt_corpus() {
+    replay("tlsrpt", postern_fuzz::tlsrpt);
+}

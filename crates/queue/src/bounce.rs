@@ -4,11 +4,12 @@
 
 use std::fmt;
 use std::io;
+use std::sync::Arc;
 
 use crate::report::{self, Diagnosis, DsnAction, RecipientReport};
 use postern_proto::{Body, Notify, Ret, ReversePath};
 
-use crate::{Envelope, QueueId, RecipientState, Spool};
+use crate::{Envelope, QueueId, RecipientState, Store};
 
 /// One report to send about some recipients of a queued message.
 #[derive(Debug, Clone)]
@@ -83,16 +84,16 @@ pub trait BounceSink: Send + Sync + fmt::Debug + 'static {
 /// others are relayed by the runner.
 #[derive(Debug, Clone)]
 pub struct SpoolBounces {
-    spool: Spool,
+    store: Arc<dyn Store>,
     reporting_mta: String,
     local_domains: Vec<String>,
 }
 
 impl SpoolBounces {
-    /// Reports queued in `spool`, from `reporting_mta` (our host name).
-    pub fn new(spool: Spool, reporting_mta: impl Into<String>) -> Self {
+    /// Reports queued in `store`, from `reporting_mta` (our host name).
+    pub fn new(store: Arc<dyn Store>, reporting_mta: impl Into<String>) -> Self {
         SpoolBounces {
-            spool,
+            store,
             reporting_mta: reporting_mta.into(),
             local_domains: Vec::new(),
         }
@@ -145,7 +146,7 @@ impl BounceSink for SpoolBounces {
             tracing::info!(queue_id = %env.id, action = request.action.as_str(), "NOTIFY excludes this report; no DSN");
             return Ok(None);
         }
-        let dsn_id = self.spool.new_id();
+        let dsn_id = self.store.new_id();
         let original_sender = sender.to_string();
         let bytes = report::render(&report::Report {
             reporting_mta: &self.reporting_mta,
@@ -171,10 +172,10 @@ impl BounceSink for SpoolBounces {
             dsn_env.params.body = Some(Body::EightBitMime);
         }
         dsn_env.params.smtputf8 = sender.is_utf8();
-        let mut writer = self.spool.writer(&dsn_id)?;
+        let mut writer = self.store.writer(&dsn_id)?;
         writer.write(&bytes)?;
         // Released at once: local delivery or the next pass takes it.
-        drop(writer.commit(&dsn_env)?);
+        drop(writer.commit(&dsn_env).wait()?);
         Ok(Some(dsn_id))
     }
 }

@@ -1,10 +1,11 @@
 //! The queue directory's lock: one process owns a queue.
 //!
-//! [`Spool::open`](crate::Spool::open) takes an exclusive `flock(2)` on
-//! `DIR/lock` before it touches anything (it empties `tmp/` and removes
-//! unfinished commits, which would destroy another instance's work in
+//! [`LogStore::open`](crate::LogStore::open) takes an exclusive `flock(2)` on
+//! `DIR/lock` before it touches anything (recovery cuts a torn tail and
+//! removes spare segments, and the import of an old spool removes
+//! unfinished commits: both would destroy another instance's work in
 //! progress) and writes its pid there. The lock lasts as long as any
-//! [`Spool`](crate::Spool) of that directory in this process: opening the
+//! [`LogStore`](crate::LogStore) of that directory in this process: opening the
 //! same directory again in the same process shares it. A second process
 //! gets a [`QueueLocked`] error naming the directory and the holder's pid.
 //! The kernel drops the lock when the process dies, so a crash never leaves
@@ -28,7 +29,7 @@ pub struct QueueLocked {
     pub pid: Option<u32>,
 }
 
-/// A held lock; released when the last [`Spool`](crate::Spool) of the
+/// A held lock; released when the last [`LogStore`](crate::LogStore) of the
 /// directory in this process is dropped (the file is closed).
 #[derive(Debug)]
 pub(crate) struct DirLock {

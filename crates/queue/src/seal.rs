@@ -1,6 +1,5 @@
 //! The seal line that makes a torn envelope or body detectable.
 
-use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::Path;
@@ -10,14 +9,16 @@ pub(crate) const NO_SEAL: &str = "no seal line";
 /// Present once every envelope in the queue carries a seal.
 pub(crate) const FORMAT_MARKER: &str = "format";
 
-/// `text` (TOML, ending in a newline) with its seal line appended.
+/// `text` (TOML, ending in a newline) with its seal line appended (the
+/// spool wrote these; tests make such queues to import).
+#[cfg(test)]
 pub(crate) fn sealed(mut text: String, body: Option<(u64, u32)>) -> String {
     if !text.ends_with('\n') {
         text.push('\n');
     }
     let env = format!("{}:{:08x}", text.len(), crc32fast::hash(text.as_bytes()));
     let body = body.map_or_else(|| "-".to_owned(), |(len, crc)| format!("{len}:{crc:08x}"));
-    let _ = fmt::Write::write_fmt(&mut text, format_args!("{SEAL}env={env} body={body}\n"));
+    let _ = std::fmt::Write::write_fmt(&mut text, format_args!("{SEAL}env={env} body={body}\n"));
     text
 }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use postern_queue::{QueueLocked, Spool};
+use postern_queue::{LogStore, QueueLocked};
 
 const HOLD: &str = "POSTERN_QUEUE_LOCK_HOLD";
 
@@ -19,7 +19,7 @@ fn holder() {
         return;
     };
     let dir = PathBuf::from(dir);
-    let _spool = Spool::open(&dir).unwrap();
+    let _spool = LogStore::open(&dir).unwrap();
     // A file, not stdout: the test harness may capture what a test prints.
     std::fs::write(ready_file(&dir), std::process::id().to_string()).unwrap();
     let mut line = String::new();
@@ -58,10 +58,19 @@ fn a_second_process_is_refused_with_the_holders_pid() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(pid, child.id());
-    // A file of the holder's in progress must survive the refused open.
-    std::fs::write(dir.join("tmp/in-progress.env"), b"x").unwrap();
+    // The holder's segment files (its spare included) must survive the
+    // refused open.
+    let segments = || {
+        let mut names: Vec<_> = std::fs::read_dir(dir.join("log"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = segments();
 
-    let err = Spool::open(&dir).unwrap_err();
+    let err = LogStore::open(&dir).unwrap_err();
     let locked = err
         .get_ref()
         .and_then(|e| e.downcast_ref::<QueueLocked>())
@@ -71,15 +80,19 @@ fn a_second_process_is_refused_with_the_holders_pid() {
     let text = err.to_string();
     assert!(text.contains(&dir.display().to_string()), "{text}");
     assert!(text.contains(&format!("pid {pid}")), "{text}");
-    assert!(dir.join("tmp/in-progress.env").exists());
+    let after = segments();
+    assert!(
+        before.iter().all(|n| after.contains(n)),
+        "{before:?} {after:?}"
+    );
 
     // Once the holder is gone (however it ended), the queue opens.
     drop(child.stdin.take());
     child.wait().unwrap();
-    let spool = Spool::open(&dir).unwrap();
+    let spool = LogStore::open(&dir).unwrap();
     assert!(spool.list().unwrap().is_empty());
     // The same process may open its own queue again: the lock is shared.
-    let again = Spool::open(&dir).unwrap();
+    let again = LogStore::open(&dir).unwrap();
     drop((spool, again));
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_file(ready_file(&dir));

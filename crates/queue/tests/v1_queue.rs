@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use postern_proto::{Body, Host, Mailbox, Notify, Ret, ReversePath, TlsVersion};
+use postern_queue::log::{MessageKey, RecordKind};
 use postern_queue::report::Diagnosis;
 use postern_queue::runner::{Router, Runner, RunnerSettings};
-use postern_queue::{Envelope, QueueId, RcptStatus, RecipientState, Spool, SpoolBounces};
+use postern_queue::{Envelope, LogStore, QueueId, RcptStatus, RecipientState, SpoolBounces};
 use postern_relay::{Route, StaticResolver, Target, TlsMode, TlsPolicy};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
@@ -34,7 +35,7 @@ const SECOND: &str = "066199c52a395a888900000001";
 #[test]
 fn v1_envelopes_load_with_typed_values() {
     let dir = copy_fixture("load");
-    let spool = Spool::open(&dir).unwrap();
+    let spool = LogStore::open(&dir).unwrap();
     let first: QueueId = FIRST.parse().unwrap();
     let second: QueueId = SECOND.parse().unwrap();
     assert_eq!(spool.list().unwrap(), [first.clone(), second.clone()]);
@@ -89,7 +90,13 @@ fn v1_envelopes_load_with_typed_values() {
     // Written back in the typed form, it reads the same.
     spool.update(&first, &env).unwrap();
     assert_eq!(spool.load(&first).unwrap(), env);
-    let text = std::fs::read_to_string(dir.join(format!("{FIRST}.env"))).unwrap();
+    // The stored text: the newest envelope or state record in the log.
+    let key = MessageKey::new(u128::from_str_radix(FIRST, 16).unwrap()).unwrap();
+    let records = spool
+        .log()
+        .records_of(key, |k| k != RecordKind::Body)
+        .unwrap();
+    let text = String::from_utf8(records.last().unwrap().payload.clone()).unwrap();
     assert!(text.contains("sender = \"<alice@local.test>\""), "{text}");
     assert!(!text.contains("reply = \""), "no reply text left: {text}");
     spool.update(&second, &env2).unwrap();
@@ -154,7 +161,7 @@ async fn sink(listener: TcpListener, log: Arc<Mutex<Vec<String>>>) {
 #[tokio::test]
 async fn a_v1_queue_is_delivered() {
     let dir = copy_fixture("deliver");
-    let spool = Spool::open(&dir).unwrap();
+    let spool = LogStore::open(&dir).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let log = Arc::new(Mutex::new(Vec::new()));

@@ -472,6 +472,17 @@ impl fmt::Display for Trace {
                     source(&r.route_rule)
                 )?;
                 writeln!(f, "  TLS mode:      {} [{}]", r.tls, source(&r.tls_rule))?;
+                match r.tls {
+                    RelayTlsMode::Dane => writeln!(
+                        f,
+                        "  DANE:          authenticated by TLSA records where the MX, address and TLSA records are DNSSEC-signed; otherwise opportunistic STARTTLS; a failed TLSA lookup or bogus DNSSEC defers (RFC 7672)"
+                    )?,
+                    RelayTlsMode::DaneOnly => writeln!(
+                        f,
+                        "  DANE:          required: deferred unless the next hop is authenticated by DNSSEC-validated TLSA records (RFC 7672)"
+                    )?,
+                    _ => {}
+                }
                 if r.versions == r.requested_versions {
                     writeln!(
                         f,

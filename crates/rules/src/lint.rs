@@ -112,6 +112,15 @@ pub enum FindingKind {
     /// under the default opportunistic mode mail can still leave in
     /// plaintext when the peer offers no STARTTLS.
     VersionsWithoutRequiredTls,
+    /// DANE towards a smart host given by address: an address has no TLSA
+    /// records (RFC 7672 §2.2 looks them up by host name), so `dane` is
+    /// only its fallback there and `dane-only` never delivers.
+    DaneToAddress {
+        /// The smart host's address.
+        host: String,
+        /// `dane` or `dane-only`.
+        mode: RelayTlsMode,
+    },
 }
 
 impl FindingKind {
@@ -120,6 +129,13 @@ impl FindingKind {
         match self {
             FindingKind::CleartextPasswordWithoutTls { .. }
             | FindingKind::NoUsableTlsVersion { .. } => Severity::Error,
+            FindingKind::DaneToAddress { mode, .. } => {
+                if *mode == RelayTlsMode::DaneOnly {
+                    Severity::Error
+                } else {
+                    Severity::Warning
+                }
+            }
             FindingKind::Shadowed { .. }
             | FindingKind::Overridden { .. }
             | FindingKind::AuthOnPlaintext { .. }
@@ -144,6 +160,7 @@ impl FindingKind {
             FindingKind::TempfailOnPermanentCondition => "tempfail-on-permanent-condition",
             FindingKind::ImplicitTlsPortMismatch { .. } => "implicit-tls-port-mismatch",
             FindingKind::VersionsWithoutRequiredTls => "versions-without-required-tls",
+            FindingKind::DaneToAddress { .. } => "dane-to-address",
         }
     }
 }
@@ -201,6 +218,19 @@ impl fmt::Display for FindingKind {
             FindingKind::VersionsWithoutRequiredTls => f.write_str(
                 "restricts relay TLS versions but does not require TLS: when the peer offers no STARTTLS the mail leaves in plaintext; add relay_tls = \"required\", \"verified\" or \"implicit\"",
             ),
+            FindingKind::DaneToAddress { host, mode } => {
+                if *mode == RelayTlsMode::DaneOnly {
+                    write!(
+                        f,
+                        "relay_tls = dane-only to the address {host}: an address has no TLSA records, so mail under this rule will never be delivered; name the host, or use relay_tls = \"verified\""
+                    )
+                } else {
+                    write!(
+                        f,
+                        "relay_tls = dane to the address {host}: an address has no TLSA records, so only the opportunistic fallback applies; name the host to get DANE"
+                    )
+                }
+            }
         }
     }
 }
@@ -347,6 +377,7 @@ fn rule_findings(rule: &Rule) -> Vec<FindingKind> {
     let mut out = Vec::new();
     let mut tls_mode = None;
     let mut port = None;
+    let mut address_host = None;
     let mut restricts_versions = false;
     for action in rule.actions() {
         match action {
@@ -372,7 +403,13 @@ fn rule_findings(rule: &Rule) -> Vec<FindingKind> {
                 }
             }
             Action::RelayTls(m) => tls_mode = Some(*m),
-            Action::RelayRoute(Destination::SmartHost { port: p, .. }) => port = Some(*p),
+            Action::RelayRoute(Destination::SmartHost { port: p, host }) => {
+                port = Some(*p);
+                address_host = host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok()
+                    .then(|| host.clone());
+            }
             _ => {}
         }
     }
@@ -386,6 +423,9 @@ fn rule_findings(rule: &Rule) -> Vec<FindingKind> {
         if mismatch {
             out.push(FindingKind::ImplicitTlsPortMismatch { port, mode });
         }
+    }
+    if let (Some(host), Some(mode)) = (address_host, tls_mode.filter(|m| m.is_dane())) {
+        out.push(FindingKind::DaneToAddress { host, mode });
     }
     if restricts_versions && tls_mode.is_none_or(RelayTlsMode::allows_plaintext) {
         out.push(FindingKind::VersionsWithoutRequiredTls);

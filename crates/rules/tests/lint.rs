@@ -313,3 +313,33 @@ fn findings_display_with_severity_rule_and_message() {
         "error: rule #1 p: PLAIN on plaintext connections sends passwords in clear; move them to tls_auth"
     );
 }
+
+#[test]
+fn dane_to_an_address_is_reported() {
+    let src = r#"
+[[rule]]
+name = "dane_by_address"
+actions = [{ relay_host = "[192.0.2.7]:25" }, { relay_tls = "dane-only" }]
+"#;
+    let found = RuleSet::from_toml_str(src, "x").unwrap().lint();
+    assert_eq!(
+        found[0].kind,
+        FindingKind::DaneToAddress {
+            host: "192.0.2.7".into(),
+            mode: RelayTlsMode::DaneOnly
+        }
+    );
+    assert_eq!(found[0].severity(), Severity::Error);
+    assert!(
+        found[0].message().contains("never be delivered"),
+        "{}",
+        found[0].message()
+    );
+    // By name, DANE applies (TLSA at _25._tcp.<host>): nothing to report.
+    let named = r#"
+[[rule]]
+name = "dane_by_name"
+actions = [{ relay_host = "relay.example" }, { relay_tls = "dane" }]
+"#;
+    assert_eq!(codes(named), Vec::<&str>::new());
+}

@@ -314,3 +314,38 @@ fn the_programmatic_api_builds_the_same_rules() {
     );
     assert_eq!(rules.len(), 4);
 }
+
+#[test]
+fn dane_modes_load_and_explain() {
+    let rules = load(
+        r#"
+[[rule]]
+name = "dane_default"
+actions = [{ relay_tls = "dane" }]
+[[rule]]
+name = "strict"
+conditions = [{ recipient_domain = { is = "strict.example" } }]
+actions = [{ relay_tls = "dane-only" }]
+"#,
+    );
+    let facts = |to: &str| Facts::new().recipient(rcpt(to)).relaying(true);
+    let out = rules.evaluate(Stage::Rcpt, &facts("a@other.example"));
+    assert_eq!(out.relay.tls, RelayTlsMode::Dane);
+    let text = rules.explain(&facts("a@other.example")).to_string();
+    assert!(
+        text.contains("TLS mode:      dane [rule dane_default]"),
+        "{text}"
+    );
+    assert!(text.contains("otherwise opportunistic STARTTLS"), "{text}");
+    let out = rules.evaluate(Stage::Rcpt, &facts("b@strict.example"));
+    assert_eq!(out.relay.tls, RelayTlsMode::DaneOnly);
+    let text = rules.explain(&facts("b@strict.example")).to_string();
+    assert!(
+        text.contains("TLS mode:      dane-only [rule strict]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("deferred unless the next hop is authenticated"),
+        "{text}"
+    );
+}

@@ -134,6 +134,38 @@ pub fn check(config: &MtaConfig, out: &mut dyn Write) -> std::io::Result<i32> {
         config.queue.retry_initial.as_secs(),
         config.queue.retry_max.as_secs()
     )?;
+    let servers = if config.dns.servers.is_empty() {
+        "from /etc/resolv.conf".to_owned()
+    } else {
+        config
+            .dns
+            .servers
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let dnssec = match config.dns.dnssec {
+        crate::config::DnssecChoice::Validate => match &config.dns.trust_anchor {
+            Some(a) => format!("validate (trust anchor {})", a.display()),
+            None => "validate (root zone keys)".to_owned(),
+        },
+        _ => "resolver (AD bit, loopback resolvers only)".to_owned(),
+    };
+    writeln!(out, "dns: servers {servers}; dnssec {dnssec}")?;
+    match config.dns.resolver_config() {
+        Ok(c)
+            if config.dns.dnssec == crate::config::DnssecChoice::Resolver
+                && !c.servers.iter().all(|s| s.ip().is_loopback()) =>
+        {
+            writeln!(
+                out,
+                "  warning: a DNS server is not on a loopback address: its AD bit is not trusted, so DANE never applies"
+            )?;
+        }
+        Ok(_) => {}
+        Err(e) => writeln!(out, "  warning: {e}; DANE is off")?,
+    }
     // A throwaway certificate stands in for self-signed ones: check writes
     // nothing to the data directory.
     let self_signed = match generate(&self_signed_names(config)) {
@@ -309,7 +341,10 @@ pub fn explain(
         {
             match rcpt.relay.problem() {
                 Some(p) => format!("accept, then stays queued: {p}"),
-                None => "accept: queued for relay (plan above)".to_owned(),
+                None => format!(
+                    "accept: queued for relay (plan above); {}",
+                    dane_decision(&rcpt.relay)
+                ),
             }
         } else {
             "reject at rcpt: 554 5.7.1 Relay access denied (relaying needs AUTH or a rule's accept)"
@@ -319,6 +354,22 @@ pub fn explain(
         writeln!(out)?;
     }
     Ok(0)
+}
+
+/// What DANE does for a relay plan, as the queue's router applies it: DANE
+/// takes precedence over `none`, `opportunistic` and `required` on MX
+/// routes (`TlsMode::under_dane`).
+fn dane_decision(plan: &postern_rules::RelayPlan<'_>) -> String {
+    use postern_rules::RelayTlsMode as M;
+    let mx = matches!(plan.route, postern_rules::Destination::Mx);
+    match plan.tls {
+        M::DaneOnly => "DANE: required (nothing is sent without DANE authentication)".to_owned(),
+        M::Dane => "DANE: where the destination is DNSSEC-signed, else opportunistic".to_owned(),
+        m @ (M::None | M::Opportunistic | M::Required) if mx => {
+            format!("DANE: takes precedence where the destination is DNSSEC-signed, else {m}")
+        }
+        m => format!("DANE: not used ({m} set by the rules)"),
+    }
 }
 
 /// `policy test`: runs each case file against the config's rules.

@@ -84,7 +84,17 @@ struct FileConfig {
     #[serde(default)]
     limits: LimitsFile,
     #[serde(default)]
+    dns: DnsFile,
+    #[serde(default)]
     rule: Vec<Spanned<RuleConfig>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DnsFile {
+    servers: Option<Vec<String>>,
+    dnssec: Option<String>,
+    trust_anchor: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -294,6 +304,63 @@ impl Default for QueueSettings {
     }
 }
 
+/// How DNSSEC status is established for DANE (`[dns] dnssec`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum DnssecChoice {
+    /// Trust the AD bit of a validating resolver on a loopback address
+    /// (`"resolver"`, the default).
+    #[default]
+    Resolver,
+    /// Validate in-process from `trust_anchor` (`"validate"`).
+    Validate,
+}
+
+/// DNS for outbound mail (`[dns]`): the servers and DNSSEC for DANE.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct DnsSettings {
+    /// The servers (`"127.0.0.1:53"`, `"::1"`); empty: the `nameserver`
+    /// lines of /etc/resolv.conf when the queue starts.
+    pub servers: Vec<std::net::SocketAddr>,
+    /// How DNSSEC status is established.
+    pub dnssec: DnssecChoice,
+    /// The DNSKEY trust anchor file for `validate` (resolved against the
+    /// configuration's directory); `None`: the root zone's keys.
+    pub trust_anchor: Option<PathBuf>,
+}
+
+impl DnsSettings {
+    /// The relay's resolver settings: these servers, or those of
+    /// /etc/resolv.conf when none is set.
+    pub fn resolver_config(
+        &self,
+    ) -> Result<postern_relay::DnssecConfig, postern_relay::RelayError> {
+        let config = if self.servers.is_empty() {
+            postern_relay::DnssecConfig::from_system_conf()?
+        } else {
+            postern_relay::DnssecConfig::new(self.servers.iter().copied())
+        };
+        Ok(match self.dnssec {
+            DnssecChoice::Resolver => config,
+            DnssecChoice::Validate => config.with_mode(postern_relay::DnssecMode::Validate {
+                trust_anchor: self.trust_anchor.clone(),
+            }),
+        })
+    }
+}
+
+/// `ADDR:PORT`, `[V6]:PORT` or a bare address (port 53).
+fn dns_server(text: &str) -> Option<std::net::SocketAddr> {
+    text.parse().ok().or_else(|| {
+        text.trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .map(|ip| std::net::SocketAddr::new(ip, 53))
+    })
+}
+
 /// Per-message limits, and the per-connection timeouts (`[limits]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MessageLimits {
@@ -344,6 +411,8 @@ pub struct MtaConfig {
     pub queue: QueueSettings,
     /// Message limits.
     pub limits: MessageLimits,
+    /// DNS and DNSSEC for outbound mail.
+    pub dns: DnsSettings,
     rules: Arc<RuleSet>,
 }
 
@@ -688,6 +757,40 @@ impl MtaConfig {
             }
         }
 
+        // DNS.
+        let dns_err =
+            |field: &str, message: String| err(None, None, Some(format!("dns.{field}")), message);
+        let mut servers = Vec::new();
+        for text in parsed.dns.servers.iter().flatten() {
+            servers.push(dns_server(text).ok_or_else(|| {
+                dns_err(
+                    "servers",
+                    format!("{text:?} is not ADDRESS, ADDRESS:PORT or [IPv6]:PORT"),
+                )
+            })?);
+        }
+        let dnssec = match parsed.dns.dnssec.as_deref() {
+            None | Some("resolver") => DnssecChoice::Resolver,
+            Some("validate") => DnssecChoice::Validate,
+            Some(other) => {
+                return Err(dns_err(
+                    "dnssec",
+                    format!("{other:?}: expected \"resolver\" or \"validate\""),
+                ));
+            }
+        };
+        if parsed.dns.trust_anchor.is_some() && dnssec != DnssecChoice::Validate {
+            return Err(dns_err(
+                "trust_anchor",
+                "a trust anchor is used only with dnssec = \"validate\"".into(),
+            ));
+        }
+        let dns = DnsSettings {
+            servers,
+            dnssec,
+            trust_anchor: parsed.dns.trust_anchor.as_deref().map(resolve),
+        };
+
         // Rules: compiled as one set; errors point at the rule's table.
         let spans: Vec<std::ops::Range<usize>> = parsed.rule.iter().map(Spanned::span).collect();
         let rule_set =
@@ -711,6 +814,7 @@ impl MtaConfig {
             listeners,
             queue,
             limits,
+            dns,
             rules: Arc::new(rules),
         })
     }
@@ -725,7 +829,7 @@ impl MtaConfig {
         &self.rules
     }
 
-    /// The queue directory, `DATA_DIR/queue` (what [`postern_queue::Spool::open`] takes).
+    /// The queue directory, `DATA_DIR/queue` (what [`postern_queue::LogStore::open`] takes).
     pub fn queue_dir(&self) -> PathBuf {
         self.data_dir.join("queue")
     }
@@ -943,6 +1047,40 @@ mod tests {
         let src = format!("{base}[limits]\ndata_timeout = 0\n");
         let e = MtaConfig::from_toml_str(&src, "t.toml", Path::new("")).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("limits.data_timeout"), "{e}");
+    }
+
+    #[test]
+    fn dns_section() {
+        let base = "[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:25\"\nmode = \"plain\"\n";
+        let c = MtaConfig::from_toml_str(base, "t.toml", Path::new("")).unwrap();
+        assert_eq!(c.dns, DnsSettings::default());
+        let src = format!(
+            "{base}[dns]\nservers = [\"127.0.0.1\", \"[::1]:5353\"]\ndnssec = \"validate\"\ntrust_anchor = \"root.key\"\n"
+        );
+        let c = MtaConfig::from_toml_str(&src, "t.toml", Path::new("/etc/postern")).unwrap();
+        assert_eq!(
+            c.dns.servers,
+            [
+                "127.0.0.1:53".parse::<std::net::SocketAddr>().unwrap(),
+                "[::1]:5353".parse().unwrap()
+            ]
+        );
+        assert_eq!(c.dns.dnssec, DnssecChoice::Validate);
+        assert_eq!(
+            c.dns.trust_anchor.as_deref(),
+            Some(Path::new("/etc/postern/root.key"))
+        );
+        let resolver = c.dns.resolver_config().unwrap();
+        assert_eq!(resolver.servers.len(), 2);
+        for (bad, field) in [
+            ("dnssec = \"maybe\"", "dns.dnssec"),
+            ("servers = [\"dns.example\"]", "dns.servers"),
+            ("trust_anchor = \"k\"", "dns.trust_anchor"),
+        ] {
+            let src = format!("{base}[dns]\n{bad}\n");
+            let e = MtaConfig::from_toml_str(&src, "t.toml", Path::new("")).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some(field), "{e}");
+        }
     }
 
     #[test]

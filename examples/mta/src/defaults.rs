@@ -63,6 +63,14 @@ match = "all"
 conditions = [{ tls = false }, { recipient_domain = { is = "tls.localhost" } }]
 actions = [{ reject = { code = 550, enhanced = "5.7.1", text = "Accepting only secure delivery (STARTTLS) for tls.localhost" } }]
 
+# Mail no rule routes: DANE where the destination is DNSSEC-signed
+# (RFC 7672), opportunistic STARTTLS elsewhere. DNS comes from
+# /etc/resolv.conf; DANE needs a validating resolver on a loopback address
+# ([dns] in hardening.toml).
+[[rule]]
+name = "dane_outgoing"
+actions = [{ relay_tls = "dane" }]
+
 [[rule]]
 name = "use_only_tls12_when_relaying_to_example_com"
 match = "all"

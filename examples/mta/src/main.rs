@@ -13,8 +13,8 @@ use postern_mta::tls::{
     SelfSignedSource, ensure_self_signed, listener_configs, needs_self_signed, self_signed_names,
 };
 use postern_mta::users::{Mailboxes, Users};
-use postern_queue::Spool;
 use postern_queue::maildir::{LocalDelivery, Maildirs, sweep};
+use postern_queue::{LogStore, Store};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -94,7 +94,7 @@ async fn run(config: MtaConfig) -> ExitCode {
     if let Err(e) = std::fs::create_dir_all(&config.data_dir) {
         return fail(&format!("cannot create {}", config.data_dir.display()), &e);
     }
-    let spool = match Spool::open(&config.queue_dir()) {
+    let spool: Arc<dyn Store> = match LogStore::open(&config.queue_dir()) {
         Ok(s) => s,
         Err(e) => {
             return fail(

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use postern_proto::{AddressLiteral, EnhancedCode, ForwardPath, Host, TlsVersion};
 use postern_queue::report::Diagnosis;
 use postern_queue::runner::{Router, Runner, RunnerSettings};
-use postern_queue::{Envelope, RecipientState, RetryPolicy, Spool, SpoolBounces};
-use postern_relay::{Anchors, Route, Target, TlsMode, TlsPolicy};
+use postern_queue::{Envelope, RecipientState, RetryPolicy, SpoolBounces, Store};
+use postern_relay::{Anchors, DnssecResolver, Route, Target, TlsMode, TlsPolicy};
 use postern_rules::{Destination, Facts, RelayTlsMode, RuleSet, Stage, TrustAnchors};
 
 use crate::Shutdown;
@@ -37,22 +37,41 @@ pub type MtaRunner = Runner<RulesRouter, SpoolBounces>;
 /// abandoned after the grace period; await the handle to know the queue is
 /// consistent.
 pub fn spawn(
-    spool: Spool,
+    spool: Arc<dyn Store>,
     config: Arc<MtaConfig>,
     shutdown: Shutdown,
 ) -> tokio::task::JoinHandle<()> {
-    let runner = Runner::new(
+    let mut router = RulesRouter::from_config(&config);
+    let dane = dane_resolver(&config);
+    router.dane = dane.is_some();
+    let mut runner = Runner::new(
         spool.clone(),
         settings_from_config(&config),
-        RulesRouter::from_config(&config),
+        router,
         bounces(spool, &config),
     );
+    if let Some(resolver) = dane {
+        runner = runner.with_dane_resolver(resolver);
+    }
     tokio::spawn(runner.run(shutdown))
+}
+
+/// The DNSSEC-aware resolver of `[dns]`, for DANE; `None` (logged) when it
+/// cannot be set up: DANE routes then use their fallback, `dane-only`
+/// routes defer.
+pub fn dane_resolver(config: &MtaConfig) -> Option<Arc<DnssecResolver>> {
+    match config.dns.resolver_config().and_then(DnssecResolver::new) {
+        Ok(r) => Some(Arc::new(r)),
+        Err(e) => {
+            tracing::error!(error = %e, "outbound: no DNSSEC-aware resolver; DANE is off");
+            None
+        }
+    }
 }
 
 /// Reports from our host name; senders in a local domain get theirs by
 /// local delivery.
-pub fn bounces(spool: Spool, config: &MtaConfig) -> SpoolBounces {
+pub fn bounces(spool: Arc<dyn Store>, config: &MtaConfig) -> SpoolBounces {
     SpoolBounces::new(spool, config.hostname.clone())
         .local_domains(config.domains.iter().map(|d| d.name.clone()))
 }
@@ -84,6 +103,11 @@ pub struct RulesRouter {
     /// Where relative trust-anchor file names (`relay_trust_anchors`) are
     /// resolved from: the configuration file's directory.
     pub base_dir: PathBuf,
+    /// DANE takes precedence (issue 13): with a DNSSEC-aware resolver,
+    /// MX routes whose rules say `none`, `opportunistic` or `required` get
+    /// DANE where the destination is signed, and that mode elsewhere
+    /// ([`TlsMode::under_dane`]). Off in [`RulesRouter::new`].
+    pub dane: bool,
 }
 
 impl RulesRouter {
@@ -94,6 +118,7 @@ impl RulesRouter {
             rules,
             mx_port: 25,
             base_dir: PathBuf::from("."),
+            dane: false,
         }
     }
 
@@ -152,6 +177,8 @@ impl Router for RulesRouter {
             RelayTlsMode::Implicit => TlsMode::Implicit {
                 anchors: Some(anchors()?),
             },
+            RelayTlsMode::Dane => TlsMode::dane(),
+            RelayTlsMode::DaneOnly => TlsMode::DaneOnly,
             other => {
                 return Err(Diagnosis::local(
                     MISCONFIGURED,
@@ -159,6 +186,11 @@ impl Router for RulesRouter {
                     None,
                 ));
             }
+        };
+        let mode = if self.dane && matches!(target, Target::Mx { .. }) {
+            mode.under_dane()
+        } else {
+            mode
         };
         // The versions as asked, including ones rustls cannot speak: the
         // relay reports those and refuses an empty set (never widens it).

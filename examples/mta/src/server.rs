@@ -32,13 +32,13 @@ use crate::config::MtaConfig;
 use crate::users::Users;
 use postern_queue::maildir::{DeliveryQueue, LocalDelivery};
 use postern_queue::trace::{TraceInfo, received_header};
-use postern_queue::{Envelope, MessageParams, MessageWriter, QueueId, RecipientState, Spool};
+use postern_queue::{Envelope, MessageParams, MessageWriter, QueueId, RecipientState, Store};
 
 /// The MTA's listener handler, shared by every connection.
 #[derive(Debug)]
 pub struct Mta {
     config: Arc<MtaConfig>,
-    spool: Spool,
+    spool: Arc<dyn Store>,
     users: Arc<Users>,
     local: DeliveryQueue,
 }
@@ -48,7 +48,7 @@ impl Mta {
     /// (whose batch thread starts here, see [`DeliveryQueue`]).
     pub fn new(
         config: Arc<MtaConfig>,
-        spool: Spool,
+        spool: Arc<dyn Store>,
         users: Arc<Users>,
         local: LocalDelivery,
     ) -> Mta {
@@ -80,7 +80,7 @@ impl Handler for Mta {
 #[derive(Debug)]
 pub struct MtaConn {
     config: Arc<MtaConfig>,
-    spool: Spool,
+    spool: Arc<dyn Store>,
     users: Arc<Users>,
     local: DeliveryQueue,
     peer: SocketAddr,
@@ -519,23 +519,13 @@ impl MtaConn {
         env.tls_cipher = f.tls.map(|t| t.cipher.clone());
         env.auth_user = f.authenticated.map(|a| a.authcid.clone());
         env.recipients = txn.recipients.clone();
-        let env_for_commit = env.clone();
-        let committed = tokio::task::spawn_blocking(move || writer.commit(&env_for_commit)).await;
+        // Resolves after the group commit that made it durable.
+        let committed = writer.commit(&env).await;
         self.txn = Some(txn);
         let hold = match committed {
-            Ok(Ok(hold)) => hold,
-            Ok(Err(e)) => {
-                tracing::error!(id = %id, error = %e, "commit failed; not acknowledged");
-                self.log(f, Some(&id), "tempfail: commit failed");
-                self.txn = None;
-                return Decision::TempfailWith(reply(
-                    451,
-                    "4.3.0",
-                    "Local error: cannot queue now",
-                ));
-            }
+            Ok(hold) => hold,
             Err(e) => {
-                tracing::error!(id = %id, error = %e, "commit task failed; not acknowledged");
+                tracing::error!(id = %id, error = %e, "commit failed; not acknowledged");
                 self.log(f, Some(&id), "tempfail: commit failed");
                 self.txn = None;
                 return Decision::TempfailWith(reply(
@@ -614,7 +604,7 @@ impl ConnectionHandler for MtaConn {
                 if self.txn.is_some() {
                     self.log(f, None, &format!("aborted: {reason:?}"));
                 }
-                // Dropping the writer deletes its temporary file.
+                // Dropping the writer abandons the message.
                 self.txn = None;
             }
             Notice::StartTls { .. } | Notice::Closed { .. } => self.txn = None,

@@ -16,9 +16,10 @@ use std::time::Duration;
 
 use postern_mta::outbound::{MtaRunner, RulesRouter};
 use postern_proto::{Mailbox, Notify, Orcpt, Ret, ReversePath, TlsVersion};
+use postern_queue::log::{MessageKey, Record, RecordKind};
 use postern_queue::report::parse_report;
 use postern_queue::runner::{Clock, PassReport, Runner, RunnerSettings};
-use postern_queue::{Envelope, QueueId, RcptStatus, RecipientState, Spool};
+use postern_queue::{Envelope, LogStore, QueueId, RcptStatus, RecipientState};
 use postern_queue::{RetryPolicy, SpoolBounces};
 use postern_relay::{StaticResolver, Timeouts};
 use postern_rules::RuleSet;
@@ -237,7 +238,7 @@ actions = [{{ relay_host = "localhost:{port}" }}, {actions}]
     Arc::new(RuleSet::from_toml_str(&src, "test.rules.toml").unwrap())
 }
 
-fn status_of(spool: &Spool, id: &QueueId, i: usize) -> RcptStatus {
+fn status_of(spool: &Arc<LogStore>, id: &QueueId, i: usize) -> RcptStatus {
     spool.load(id).unwrap().recipients[i].status.clone()
 }
 
@@ -271,7 +272,7 @@ fn settings(rules: Arc<RuleSet>, max_age: Duration) -> Settings {
     }
 }
 
-fn runner(spool: &Spool, settings: Settings, clock: Clock) -> MtaRunner {
+fn runner(spool: &Arc<LogStore>, settings: Settings, clock: Clock) -> MtaRunner {
     let resolver = StaticResolver::new()
         .with_host("localhost", [LOCALHOST])
         .with_mx("example.org", [(10, "mx.example.org")])
@@ -286,7 +287,6 @@ fn runner(spool: &Spool, settings: Settings, clock: Clock) -> MtaRunner {
 
 const BODY: &str = "From: alice@local.test\r\nTo: bob@example.net\r\nSubject: outbound test\r\nMessage-ID: <t1@local.test>\r\n\r\nHello over the relay.\r\n";
 
-/// Queues a message the way the inbound server does.
 /// A mailbox from text known to parse.
 fn mailbox(text: &str) -> Mailbox<'static> {
     Mailbox::parse(text).unwrap().into_owned()
@@ -301,7 +301,8 @@ fn sender(text: &str) -> ReversePath<'static> {
     }
 }
 
-fn enqueue(spool: &Spool, from: &str, recipients: &[(&str, bool)]) -> QueueId {
+/// Queues a message the way the inbound server does.
+fn enqueue(spool: &Arc<LogStore>, from: &str, recipients: &[(&str, bool)]) -> QueueId {
     let id = spool.new_id();
     let mut w = spool.writer(&id).unwrap();
     w.write(BODY.as_bytes()).unwrap();
@@ -312,12 +313,12 @@ fn enqueue(spool: &Spool, from: &str, recipients: &[(&str, bool)]) -> QueueId {
         env.recipients
             .push(RecipientState::pending(mailbox(addr), *local));
     }
-    drop(w.commit(&env).unwrap());
+    drop(w.commit(&env).wait().unwrap());
     id
 }
 
 /// Every committed message, with its envelope.
-fn queued(spool: &Spool) -> Vec<Envelope> {
+fn queued(spool: &Arc<LogStore>) -> Vec<Envelope> {
     spool
         .list_all()
         .unwrap()
@@ -326,13 +327,13 @@ fn queued(spool: &Spool) -> Vec<Envelope> {
         .collect()
 }
 
-fn only_dsn(spool: &Spool) -> (Envelope, Vec<u8>) {
+fn only_dsn(spool: &Arc<LogStore>) -> (Envelope, Vec<u8>) {
     let dsns: Vec<Envelope> = queued(spool)
         .into_iter()
         .filter(|e| e.sender == ReversePath::Null)
         .collect();
     assert_eq!(dsns.len(), 1, "exactly one DSN expected: {dsns:#?}");
-    let body = std::fs::read(spool.body_path(&dsns[0].id)).unwrap();
+    let body = spool.body(&dsns[0].id).unwrap();
     (dsns[0].clone(), body)
 }
 
@@ -350,7 +351,7 @@ async fn relays_through_the_smart_host_over_required_pinned_tls() {
         return;
     };
     let dir = tempdir("deliver");
-    let spool = Spool::open(&dir).unwrap();
+    let spool = LogStore::open(&dir).unwrap();
     let id = enqueue(
         &spool,
         "alice@local.test",
@@ -412,7 +413,7 @@ async fn a_peer_without_starttls_never_gets_the_message_and_it_bounces_at_expiry
         return;
     };
     let dir = tempdir("notls");
-    let spool = Spool::open(&dir).unwrap();
+    let spool = LogStore::open(&dir).unwrap();
     let id = enqueue(&spool, "alice@local.test", &[("bob@example.net", false)]);
     let (clock, now) = manual_clock();
     let max_age = Duration::from_secs(60);
@@ -517,7 +518,7 @@ async fn a_permanent_refusal_bounces_at_once_with_the_peers_reply() {
         return;
     };
     let dir = tempdir("reject");
-    let spool = Spool::open(&dir).unwrap();
+    let spool = LogStore::open(&dir).unwrap();
     let id = spool.new_id();
     let mut w = spool.writer(&id).unwrap();
     w.write(BODY.as_bytes()).unwrap();
@@ -533,7 +534,7 @@ async fn a_permanent_refusal_bounces_at_once_with_the_peers_reply() {
         addr_type: "rfc822".into(),
         address: "Reject-Me@Example.NET".into(),
     });
-    drop(w.commit(&env).unwrap());
+    drop(w.commit(&env).wait().unwrap());
 
     let (clock, _) = manual_clock();
     let r = runner(
@@ -615,7 +616,7 @@ async fn the_null_sender_never_gets_a_dsn() {
         return;
     };
     let dir = tempdir("null");
-    let spool = Spool::open(&dir).unwrap();
+    let spool = LogStore::open(&dir).unwrap();
     let id = enqueue(&spool, "", &[("reject-me@example.net", false)]);
     let (clock, _) = manual_clock();
     let r = runner(
@@ -652,7 +653,7 @@ async fn a_new_runner_on_the_same_spool_continues_after_a_restart() {
     let dir = tempdir("restart");
     let (clock, now) = manual_clock();
     let id = {
-        let spool = Spool::open(&dir).unwrap();
+        let spool = LogStore::open(&dir).unwrap();
         let id = enqueue(&spool, "alice@local.test", &[("bob@example.net", false)]);
         let r = runner(
             &spool,
@@ -668,7 +669,7 @@ async fn a_new_runner_on_the_same_spool_continues_after_a_restart() {
     };
     // "Restart": a new spool handle and a new runner; the peer is up now.
     let peer = Peer::start("starttls", "any", Some(port)).unwrap();
-    let spool = Spool::open(&dir).unwrap();
+    let spool = LogStore::open(&dir).unwrap();
     let env = spool.load(&id).unwrap();
     assert_eq!(env.attempts, 1);
     now.store(env.next_attempt, Ordering::SeqCst);
@@ -695,7 +696,7 @@ async fn the_default_route_uses_mx_hosts_and_opportunistic_starttls() {
         return;
     };
     let dir = tempdir("mx");
-    let spool = Spool::open(&dir).unwrap();
+    let spool = LogStore::open(&dir).unwrap();
     enqueue(&spool, "alice@local.test", &[("dave@example.org", false)]);
     let (clock, _) = manual_clock();
     // Only the smart-host rule for example.net; example.org takes the default.
@@ -717,7 +718,7 @@ async fn run_delivers_in_the_background_and_stops_on_shutdown() {
         return;
     };
     let dir = tempdir("run");
-    let spool = Spool::open(&dir).unwrap();
+    let spool = LogStore::open(&dir).unwrap();
     let r = runner(
         &spool,
         settings(
@@ -789,7 +790,7 @@ actions = [
         listen = free_port(),
     );
     let config = postern_mta::config::MtaConfig::from_toml_str(&src, "test.toml", &dir).unwrap();
-    let spool = Spool::open(&config.queue_dir()).unwrap();
+    let spool = LogStore::open(&config.queue_dir()).unwrap();
     enqueue(&spool, "alice@local.test", &[("bob@example.net", false)]);
     let (tx, rx) = tokio::sync::watch::channel(false);
     let task = postern_mta::outbound::spawn(spool.clone(), Arc::new(config), rx);
@@ -836,7 +837,7 @@ async fn shutdown_abandons_a_stuck_delivery_and_keeps_the_message() {
     // A server that accepts and never greets: the delivery hangs.
     let (port, accepted) = tarpit();
     let dir = tempdir("stuck");
-    let spool = Spool::open(&dir).unwrap();
+    let spool = LogStore::open(&dir).unwrap();
     let id = enqueue(&spool, "alice@local.test", &[("bob@example.net", false)]);
     let mut s = settings(
         smart_host_rules(port, "required"),
@@ -865,7 +866,7 @@ async fn shutdown_abandons_a_stuck_delivery_and_keeps_the_message() {
     let env = spool.load(&id).unwrap();
     assert_eq!(env.recipients[0].status, RcptStatus::Pending);
     assert_eq!(env.attempts, 0);
-    assert!(spool.body_path(&id).exists());
+    assert!(spool.body(&id).is_ok());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -876,7 +877,7 @@ async fn verified_tls_with_the_rules_trust_anchors_delivers_and_a_foreign_ca_def
         return;
     };
     let dir = tempdir("verified");
-    let spool = Spool::open(&dir).unwrap();
+    let spool = LogStore::open(&dir).unwrap();
     // Anchors are named relative to the configuration's directory.
     let other = dev_pki(&["localhost"]);
     std::fs::write(dir.join("other-ca.pem"), &other.ca_pem).unwrap();
@@ -942,7 +943,7 @@ async fn a_version_outside_the_policy_is_never_negotiated() {
         return;
     };
     let dir = tempdir("pin");
-    let spool = Spool::open(&dir).unwrap();
+    let spool = LogStore::open(&dir).unwrap();
     let id = enqueue(&spool, "alice@local.test", &[("bob@example.net", false)]);
     let (clock, _) = manual_clock();
     let r = runner(
@@ -976,7 +977,7 @@ async fn versions_rustls_cannot_speak_defer_without_connecting() {
         return;
     };
     let dir = tempdir("tls11");
-    let spool = Spool::open(&dir).unwrap();
+    let spool = LogStore::open(&dir).unwrap();
     let id = enqueue(&spool, "alice@local.test", &[("bob@example.net", false)]);
     let (clock, _) = manual_clock();
     let rules = rules_with(
@@ -1008,7 +1009,7 @@ async fn messages_for_one_route_share_one_connection() {
         return;
     };
     let dir = tempdir("batch");
-    let spool = Spool::open(&dir).unwrap();
+    let spool = LogStore::open(&dir).unwrap();
     for n in 0..3 {
         enqueue(
             &spool,
@@ -1045,7 +1046,7 @@ async fn a_dsn_to_a_remote_sender_is_relayed_with_the_null_sender() {
         return;
     };
     let dir = tempdir("dsnrelay");
-    let spool = Spool::open(&dir).unwrap();
+    let spool = LogStore::open(&dir).unwrap();
     enqueue(
         &spool,
         "alice@example.net",
@@ -1082,7 +1083,7 @@ async fn notify_success_to_a_server_without_dsn_gets_a_relayed_report() {
         return;
     };
     let dir = tempdir("relayed");
-    let spool = Spool::open(&dir).unwrap();
+    let spool = LogStore::open(&dir).unwrap();
     let id = spool.new_id();
     let mut w = spool.writer(&id).unwrap();
     w.write(BODY.as_bytes()).unwrap();
@@ -1093,7 +1094,7 @@ async fn notify_success_to_a_server_without_dsn_gets_a_relayed_report() {
     ];
     env.recipients[0].notify = Notify::from_keyword("SUCCESS,FAILURE");
     env.recipients[1].notify = Some(Notify::Never);
-    drop(w.commit(&env).unwrap());
+    drop(w.commit(&env).wait().unwrap());
     let (clock, _) = manual_clock();
     let report = runner(
         &spool,
@@ -1136,7 +1137,7 @@ async fn a_stuck_route_does_not_hold_up_new_mail() {
     // example.net goes to a server that accepts and never greets.
     let (tarpit, accepted) = tarpit();
     let dir = tempdir("hol");
-    let spool = Spool::open(&dir).unwrap();
+    let spool = LogStore::open(&dir).unwrap();
     let stuck = enqueue(&spool, "alice@local.test", &[("bob@example.net", false)]);
     let mut s = settings(
         smart_host_rules(tarpit, "required"),
@@ -1187,31 +1188,39 @@ async fn a_stuck_route_does_not_hold_up_new_mail() {
 async fn unusable_addresses_and_corrupt_envelopes_never_panic_or_loop() {
     init_logs();
     let dir = tempdir("garbage");
-    let spool = Spool::open(&dir).unwrap();
+    let spool = LogStore::open(&dir).unwrap();
     // Addresses no server could take cannot be queued any more (the
-    // envelope holds proto's types). An envelope file that has them anyway
-    // (the v1 text form, edited by hand) does not load: an error that
-    // names the file and the bad value, never a guess.
+    // envelope holds proto's types). An envelope record that has them
+    // anyway (the v1 text form, written by hand) does not load: an error
+    // that names the message and the bad value, never a guess.
     let unusable = spool.new_id();
-    std::fs::write(spool.body_path(&unusable), BODY).unwrap();
-    let raw = format!(
+    let unusable_env = format!(
         "id = \"{unusable}\"\nsender = \"not an address\"\narrival = 1764614400\n\n\
          [[recipients]]\naddress = \"also bad\"\n\n[recipients.status]\nstate = \"pending\"\n\n\
          [[recipients]]\naddress = \"x@\"\n\n[recipients.status]\nstate = \"pending\"\n"
     );
-    std::fs::write(dir.join(format!("{unusable}.env")), raw).unwrap();
+    // A corrupt envelope beside it. Both are written into the log as they
+    // are, then found by a restart.
+    let corrupt = spool.new_id();
+    let key_of =
+        |id: &QueueId| MessageKey::new(u128::from_str_radix(id.as_str(), 16).unwrap()).unwrap();
+    let keys = [key_of(&unusable), key_of(&corrupt)];
+    for (key, env) in keys.iter().zip([unusable_env.as_str(), "garbage = ["]) {
+        let records = [(RecordKind::Body, BODY), (RecordKind::Envelope, env)]
+            .map(|(kind, text)| Record::new(kind, *key, text))
+            .to_vec();
+        spool.log().commit(records).unwrap();
+    }
+    drop(spool);
+    let spool = LogStore::open(&dir).unwrap();
     let err = spool.load(&unusable).unwrap_err().to_string();
-    assert!(err.contains(&format!("{unusable}.env")), "{err}");
+    assert!(err.contains(unusable.as_str()), "{err}");
     assert!(
         ["not an address", "also bad", "x@"]
             .iter()
             .any(|bad| err.contains(&format!("{bad:?}"))),
         "{err}"
     );
-    // A corrupt envelope beside it.
-    let corrupt = spool.new_id();
-    std::fs::write(spool.body_path(&corrupt), BODY).unwrap();
-    std::fs::write(dir.join(format!("{corrupt}.env")), "garbage = [").unwrap();
 
     let (clock, _) = manual_clock();
     let r = runner(
@@ -1235,9 +1244,9 @@ async fn unusable_addresses_and_corrupt_envelopes_never_panic_or_loop() {
     assert_eq!((second.messages, second.dsns), (0, 0), "{second:?}");
     assert!(second.errors.is_empty(), "reported once: {second:?}");
     // Both are left for an operator, untouched.
-    for id in [&unusable, &corrupt] {
-        assert!(dir.join(format!("{id}.env")).exists());
-        assert!(spool.body_path(id).exists());
+    for (id, key) in [&unusable, &corrupt].into_iter().zip(keys) {
+        assert!(spool.list_all().unwrap().contains(id));
+        assert!(spool.log().contains(key));
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -1249,7 +1258,7 @@ async fn only_a_2xx_after_the_data_counts_as_delivered() {
         return;
     };
     let dir = tempdir("dataend");
-    let spool = Spool::open(&dir).unwrap();
+    let spool = LogStore::open(&dir).unwrap();
     let refused = enqueue(
         &spool,
         "alice@local.test",
@@ -1305,7 +1314,7 @@ async fn only_a_2xx_after_the_data_counts_as_delivered() {
 async fn a_looping_message_bounces_instead_of_being_relayed() {
     init_logs();
     let dir = tempdir("loop");
-    let spool = Spool::open(&dir).unwrap();
+    let spool = LogStore::open(&dir).unwrap();
     let id = spool.new_id();
     let mut w = spool.writer(&id).unwrap();
     for hop in 0..101 {
@@ -1316,7 +1325,7 @@ async fn a_looping_message_bounces_instead_of_being_relayed() {
     let mut env = Envelope::new(id.clone(), sender("alice@local.test"));
     env.recipients
         .push(RecipientState::pending(mailbox("bob@example.net"), false));
-    drop(w.commit(&env).unwrap());
+    drop(w.commit(&env).wait().unwrap());
     let (clock, _) = manual_clock();
     // Port 1: nothing listens; the loop check happens before any connection.
     let report = runner(
@@ -1349,7 +1358,7 @@ async fn a_queue_of_sixty_messages_to_three_routes_uses_three_connections() {
         return;
     };
     let dir = tempdir("load");
-    let spool = Spool::open(&dir).unwrap();
+    let spool = LogStore::open(&dir).unwrap();
     let domains = ["example.net", "example.org", "example.com"];
     for n in 0..60 {
         let rcpt = format!("user{n}@{}", domains[n % 3]);

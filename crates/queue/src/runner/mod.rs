@@ -19,7 +19,7 @@
 //!    new route starts and those in flight get `shutdown_grace`.
 //! 3. **Record** (`record.rs`): each recipient's relay result becomes a
 //!    [`RecipientOutcome`]. As each route finishes its `Delivered` and
-//!    `Deferred` outcomes are written to the envelopes ([`Spool::update`],
+//!    `Deferred` outcomes are written to the envelopes ([`Store::update`],
 //!    atomic); permanent failures are kept in memory until the message's
 //!    routes are all done, so a crash can never mark a recipient failed
 //!    without its report queued (it is retried and fails again instead).
@@ -58,7 +58,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use postern_proto::Host;
 use postern_relay::{
-    BoxFuture, HickoryResolver, MxRecord, Relay, ResolveError, Resolver, SessionConfig, Timeouts,
+    BoxFuture, DaneResolver, HickoryResolver, MxRecord, Relay, ResolveError, Resolver,
+    SessionConfig, Timeouts,
 };
 use rustls::crypto::CryptoProvider;
 use tokio::sync::watch;
@@ -68,7 +69,7 @@ pub use outcome::RecipientOutcome;
 pub use router::Router;
 
 use crate::bounce::BounceSink;
-use crate::{QueueId, RetryPolicy, Spool};
+use crate::{QueueId, RetryPolicy, Store};
 
 /// A clock returning unix seconds (injectable for tests).
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
@@ -156,12 +157,14 @@ pub struct PassReport {
 
 /// The delivery runner. See the module documentation.
 pub struct Runner<R, B> {
-    spool: Spool,
+    store: Arc<dyn Store>,
     settings: Arc<RunnerSettings>,
     router: Arc<R>,
     bounces: Arc<B>,
     provider: Arc<CryptoProvider>,
     resolver: Arc<dyn Resolver>,
+    /// The DNSSEC-aware resolver DANE routes need (RFC 7672), if any.
+    dane: Option<Arc<dyn DaneResolver>>,
     clock: Clock,
     /// When each queued message is next due, as last read or written by
     /// this runner (`u64::MAX`: nothing for the runner to do), so a scan
@@ -175,12 +178,13 @@ pub struct Runner<R, B> {
 impl<R, B> Clone for Runner<R, B> {
     fn clone(&self) -> Self {
         Runner {
-            spool: self.spool.clone(),
+            store: self.store.clone(),
             settings: self.settings.clone(),
             router: self.router.clone(),
             bounces: self.bounces.clone(),
             provider: self.provider.clone(),
             resolver: self.resolver.clone(),
+            dane: self.dane.clone(),
             clock: self.clock.clone(),
             due: self.due.clone(),
         }
@@ -190,7 +194,7 @@ impl<R, B> Clone for Runner<R, B> {
 impl<R: std::fmt::Debug, B: std::fmt::Debug> std::fmt::Debug for Runner<R, B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runner")
-            .field("spool", &self.spool)
+            .field("store", &self.store)
             .field("settings", &self.settings)
             .field("router", &self.router)
             .field("bounces", &self.bounces)
@@ -215,11 +219,11 @@ impl Resolver for NoResolver {
 }
 
 impl<R: Router, B: BounceSink> Runner<R, B> {
-    /// A runner on `spool` that routes with `router` and reports to
+    /// A runner on `store` that routes with `router` and reports to
     /// `bounces`, with the system DNS resolver, the ring crypto provider and
     /// the system clock. If the system resolver cannot be set up, every
     /// lookup fails transiently (mail waits; it is logged).
-    pub fn new(spool: Spool, settings: RunnerSettings, router: R, bounces: B) -> Self {
+    pub fn new(store: Arc<dyn Store>, settings: RunnerSettings, router: R, bounces: B) -> Self {
         let resolver: Arc<dyn Resolver> = match HickoryResolver::from_system_conf() {
             Ok(r) => Arc::new(r),
             Err(e) => {
@@ -228,12 +232,13 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
             }
         };
         Runner {
-            spool,
+            store,
             settings: Arc::new(settings),
             router: Arc::new(router),
             bounces: Arc::new(bounces),
             provider: Arc::new(rustls::crypto::ring::default_provider()),
             resolver,
+            dane: None,
             clock: system_clock(),
             due: Arc::default(),
         }
@@ -243,6 +248,16 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
     #[must_use]
     pub fn with_resolver(mut self, resolver: Arc<dyn Resolver>) -> Self {
         self.resolver = resolver;
+        self
+    }
+
+    /// Uses `resolver`, which reports DNSSEC status, for every lookup, so
+    /// routes in the relay's DANE modes get DANE (RFC 7672). Without one,
+    /// `dane` routes use their fallback and `dane-only` routes defer.
+    #[must_use]
+    pub fn with_dane_resolver(mut self, resolver: Arc<dyn DaneResolver>) -> Self {
+        self.resolver = resolver.clone();
+        self.dane = Some(resolver);
         self
     }
 
@@ -281,7 +296,7 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
     /// `concurrent_passes` at a time.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         tracing::info!(
-            spool = %self.spool.dir().display(),
+            store = ?self.store,
             interval = ?self.settings.scan_interval,
             max_age = ?self.settings.retry.max_age,
             "outbound queue runner started"
@@ -326,8 +341,8 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
 
     async fn pass(&self, mut shutdown: Option<&mut watch::Receiver<bool>>) -> PassReport {
         let mut report = PassReport::default();
-        let spool = self.spool.clone();
-        let ids = match blocking(move || spool.list()).await {
+        let store = self.store.clone();
+        let ids = match blocking(move || store.list()).await {
             Ok(ids) => ids,
             Err(e) => {
                 report.errors.push(format!("listing the spool: {e}"));
@@ -411,7 +426,11 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
             });
         let mut session = SessionConfig::new(helo);
         session.timeouts = self.settings.timeouts;
-        Relay::new(session, self.provider.clone(), self.resolver.clone())
+        let relay = Relay::new(session, self.provider.clone(), self.resolver.clone());
+        match &self.dane {
+            Some(dane) => relay.with_dane_resolver(dane.clone()),
+            None => relay,
+        }
     }
 }
 

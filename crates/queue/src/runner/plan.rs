@@ -89,12 +89,12 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
     ) -> Vec<Work> {
         let mut work = Vec::new();
         for id in ids {
-            let Some(hold) = self.spool.hold(id) else {
+            let Some(hold) = self.store.hold(id) else {
                 continue;
             };
-            let spool = self.spool.clone();
+            let store = self.store.clone();
             let key = id.clone();
-            let env = match blocking(move || spool.load(&key)).await {
+            let env = match blocking(move || store.load(&key)).await {
                 Ok(env) => env,
                 // Removed meanwhile (local delivery finished it): not an error.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -108,9 +108,9 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
                 }
             };
             if env.is_finished() {
-                let spool = self.spool.clone();
+                let store = self.store.clone();
                 let key = id.clone();
-                match blocking(move || spool.remove(&key)).await {
+                match blocking(move || store.remove(&key)).await {
                     Ok(()) => report.removed += 1,
                     Err(e) => report.errors.push(format!("{id}: removing: {e}")),
                 }
@@ -124,8 +124,9 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
                 self.due_cache().insert(id.clone(), env.next_attempt);
                 continue;
             }
-            let path = self.spool.body_path(id);
-            let body = match blocking(move || std::fs::read(path)).await {
+            let store = self.store.clone();
+            let key = id.clone();
+            let body = match blocking(move || store.body(&key)).await {
                 Ok(b) => Bytes::from(b),
                 Err(e) => {
                     tracing::warn!(queue_id = %id, error = %e, "outbound: cannot read body; skipped");

@@ -30,7 +30,11 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
                 } else {
                     "not-verified"
                 };
-                format!("{} {} {verified}", t.version, t.cipher)
+                // Under DANE the record that authenticated the server.
+                match &t.dane {
+                    Some(m) => format!("{} {} dane {m}", t.version, t.cipher),
+                    None => format!("{} {} {verified}", t.version, t.cipher),
+                }
             });
             // Without a server (no session could be set up), name the
             // route: the smart host, or the MX domain.
@@ -82,10 +86,10 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
     }
 
     async fn save(&self, w: &mut Work, report: &mut PassReport) {
-        let spool = self.spool.clone();
+        let store = self.store.clone();
         let id = w.id.clone();
         let env = w.env.clone();
-        match blocking(move || spool.update(&id, &env)).await {
+        match blocking(move || store.update(&id, &env)).await {
             Ok(()) => w.unsaved = false,
             Err(e) => {
                 tracing::error!(queue_id = %w.id, error = %e, "outbound: cannot record delivery results");
@@ -141,9 +145,9 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
             w.env.next_attempt = now.saturating_add(delay).min(expires.max(now + 1));
         }
         if w.env.is_finished() {
-            let spool = self.spool.clone();
+            let store = self.store.clone();
             let id = w.id.clone();
-            match blocking(move || spool.remove(&id)).await {
+            match blocking(move || store.remove(&id)).await {
                 Ok(()) => {
                     report.removed += 1;
                     w.unsaved = false;

@@ -217,25 +217,24 @@ impl Adv {
         out
     }
 
-    /// Files anywhere under the queue directory whose content contains
-    /// `needle` (queued bodies, envelopes, temporary files).
-    pub fn queued_containing(&self, needle: &str) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        let mut dirs = vec![self.server.data.join("queue")];
-        while let Some(d) = dirs.pop() {
-            for e in fs::read_dir(&d).into_iter().flatten().flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    dirs.push(p);
-                } else if fs::read(&p)
-                    .map(|b| contains(&b, needle.as_bytes()))
-                    .unwrap_or(false)
-                {
-                    out.push(p);
-                }
-            }
+    /// The live messages of the queue (committed or still being written)
+    /// whose records (body chunks, envelopes) contain `needle`, by log key.
+    /// Dead records a segment still holds until it is reclaimed are not
+    /// looked at: they are never delivered.
+    pub fn queued_containing(&self, needle: &str) -> Vec<String> {
+        let dir = self.server.data.join("queue/log");
+        if !dir.is_dir() {
+            return Vec::new();
         }
-        out
+        postern_queue::log::snapshot(&dir, |_| true)
+            .expect("scan the queue")
+            .into_iter()
+            .filter(|(_, records)| {
+                let all: Vec<u8> = records.iter().flat_map(|r| r.payload.clone()).collect();
+                contains(&all, needle.as_bytes())
+            })
+            .map(|(key, _)| key.to_string())
+            .collect()
     }
 
     /// Asserts that nothing holding `needle` is queued or delivered, after

@@ -260,6 +260,33 @@ impl Server {
         assert!(out.status.success(), "user add failed");
     }
 
+    /// The queued envelopes, read from the running server's log without
+    /// disturbing it.
+    pub fn queued(&self) -> Vec<postern_queue::Envelope> {
+        postern_queue::LogStore::inspect(&self.data.join("queue")).expect("inspect the queue")
+    }
+
+    /// Message `id`'s envelope as TOML (what the queue stores), if queued.
+    pub fn queued_toml(&self, id: &str) -> Option<String> {
+        let env = self.queued().into_iter().find(|e| e.id.as_str() == id)?;
+        Some(toml::to_string(&env).expect("envelope as TOML"))
+    }
+
+    /// Messages in the queue's log that were never committed (records
+    /// without an envelope): what an abandoned transaction may leave.
+    pub fn uncommitted(&self) -> usize {
+        use postern_queue::log::{RecordKind, snapshot};
+        let dir = self.data.join("queue/log");
+        if !dir.is_dir() {
+            return 0;
+        }
+        snapshot(&dir, |_| true)
+            .expect("scan the queue")
+            .iter()
+            .filter(|(_, rs)| rs.iter().all(|r| r.kind == RecordKind::Body))
+            .count()
+    }
+
     pub fn log_text(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
