@@ -29,6 +29,9 @@ pub struct BounceRequest<'a> {
     pub last_attempt: u64,
     /// Why delivery was given up, for the human-readable part.
     pub reason: Option<String>,
+    /// Unix seconds until which delivery is retried, for a "delayed"
+    /// report (`Will-Retry-Until`).
+    pub will_retry_until: Option<u64>,
 }
 
 impl<'a> BounceRequest<'a> {
@@ -48,6 +51,7 @@ impl<'a> BounceRequest<'a> {
             now,
             last_attempt: now,
             reason: None,
+            will_retry_until: None,
         }
     }
 
@@ -55,6 +59,13 @@ impl<'a> BounceRequest<'a> {
     #[must_use]
     pub fn last_attempt(mut self, at: u64) -> Self {
         self.last_attempt = at;
+        self
+    }
+
+    /// Sets `Will-Retry-Until` (for a "delayed" report).
+    #[must_use]
+    pub fn will_retry_until(mut self, at: u64) -> Self {
+        self.will_retry_until = Some(at);
         self
     }
 
@@ -140,6 +151,7 @@ impl BounceSink for SpoolBounces {
                 action: request.action,
                 diagnosis: d.clone(),
                 last_attempt: Some(request.last_attempt),
+                will_retry_until: request.will_retry_until,
             })
             .collect();
         if recipients.is_empty() {

@@ -174,6 +174,12 @@ pub struct Envelope {
     pub auth_user: Option<String>,
     /// The recipients, in RCPT order.
     pub recipients: Vec<RecipientState>,
+    /// The "delayed" report (RFC 3464 `action=delayed`) was sent, or was
+    /// not due (null sender, `NOTIFY`): it goes once per message, and a
+    /// restart must not send it again. Written only when true, so older
+    /// readers see the envelopes they know.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delay_reported: bool,
 }
 
 impl Envelope {
@@ -193,6 +199,7 @@ impl Envelope {
             tls_cipher: None,
             auth_user: None,
             recipients: Vec::new(),
+            delay_reported: false,
         }
     }
 

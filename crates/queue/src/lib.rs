@@ -94,7 +94,7 @@ pub use lock::QueueLocked;
 pub use logstore::{BODY_CHUNK, LogStore};
 pub use retry::RetryPolicy;
 pub use store::{BodySink, Commit, Hold, Holds, MessageWriter, Store};
-pub use sync::{sync_dir, sync_paths};
+pub use sync::{replace_file, sync_dir, sync_paths};
 
 /// Addresses for the unit tests, from text known to parse.
 #[cfg(test)]

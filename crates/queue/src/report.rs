@@ -282,6 +282,9 @@ pub struct RecipientReport {
     pub diagnosis: Diagnosis,
     /// Unix seconds of the last attempt (`Last-Attempt-Date`).
     pub last_attempt: Option<u64>,
+    /// Unix seconds until which delivery is retried (`Will-Retry-Until`,
+    /// for `delayed` only, RFC 3464 §2.3.9).
+    pub will_retry_until: Option<u64>,
 }
 
 /// Everything a report is built from.
@@ -400,10 +403,16 @@ pub fn render(report: &Report<'_>) -> Vec<u8> {
         .recipients
         .iter()
         .all(|r| r.action == DsnAction::Failed);
+    let delayed = report
+        .recipients
+        .iter()
+        .all(|r| r.action == DsnAction::Delayed);
     push(
         &mut m,
         if failed {
             "Subject: Undelivered Mail Returned to Sender"
+        } else if delayed {
+            "Subject: Delayed Mail (still being retried)"
         } else {
             "Subject: Delivery Status Notification"
         },
@@ -460,6 +469,15 @@ pub fn render(report: &Report<'_>) -> Vec<u8> {
             } else {
                 "Its headers are attached below."
             },
+        );
+    } else if delayed {
+        push(
+            &mut m,
+            "This is a warning only: your message has not been delivered yet to",
+        );
+        push(
+            &mut m,
+            "one or more recipients, and delivery is still being tried.",
         );
     } else {
         push(&mut m, "This is a report on the delivery of your message.");
@@ -552,6 +570,12 @@ pub fn render(report: &Report<'_>) -> Vec<u8> {
         }
         if let Some(t) = r.last_attempt {
             push(&mut m, &format!("Last-Attempt-Date: {}", rfc5322_date(t)));
+        }
+        if let Some(t) = r
+            .will_retry_until
+            .filter(|_| r.action == DsnAction::Delayed)
+        {
+            push(&mut m, &format!("Will-Retry-Until: {}", rfc5322_date(t)));
         }
     }
     push(&mut m, "");
@@ -904,6 +928,7 @@ mod tests {
             action: DsnAction::Failed,
             diagnosis: Diagnosis::parse(stored, code("5.0.0")),
             last_attempt: Some(1_764_614_490),
+            will_retry_until: None,
         }
     }
 
@@ -991,6 +1016,26 @@ mod tests {
     }
 
     #[test]
+    fn a_delay_report_says_delayed_and_until_when_it_is_retried() {
+        let mut r = failed("bob@example.net", "451 4.3.0 try again later");
+        r.action = DsnAction::Delayed;
+        r.will_retry_until = Some(1_765_046_400);
+        let bytes = report(vec![r], false);
+        let p = parse_report(&bytes).unwrap();
+        assert_eq!(
+            p.header("subject"),
+            Some("Delayed Mail (still being retried)")
+        );
+        assert!(p.human.contains("This is a warning only"), "{}", p.human);
+        assert_eq!(p.recipient_field(0, "action"), Some("delayed"));
+        assert_eq!(p.recipient_field(0, "status"), Some("4.3.0"));
+        assert_eq!(
+            p.recipient_field(0, "will-retry-until"),
+            Some("Sat, 06 Dec 2025 18:40:00 +0000")
+        );
+    }
+
+    #[test]
     fn diagnosis_round_trips_through_its_stored_form() {
         #[derive(Debug, PartialEq, Serialize, Deserialize)]
         struct Stored {
@@ -1070,6 +1115,7 @@ mod tests {
                 action: DsnAction::Failed,
                 diagnosis: d,
                 last_attempt: None,
+                will_retry_until: None,
             }],
             false,
         );
@@ -1167,6 +1213,7 @@ mod tests {
                     action: DsnAction::Failed,
                     diagnosis: d,
                     last_attempt: Some(g.next() % 4_000_000_000),
+                    will_retry_until: None,
                 }],
                 original: original.as_bytes(),
                 return_full: g.next().is_multiple_of(2),

@@ -10,8 +10,10 @@ use postern_proto::{AddressLiteral, EnhancedCode, ForwardPath, Host, TlsVersion}
 use postern_queue::report::Diagnosis;
 use postern_queue::runner::{Router, Runner, RunnerSettings};
 use postern_queue::{Envelope, RecipientState, RetryPolicy, SpoolBounces, Store};
-use postern_relay::{Anchors, DnssecResolver, Route, Target, TlsMode, TlsPolicy};
-use postern_rules::{Destination, Facts, RelayTlsMode, RuleSet, Stage, TrustAnchors};
+use postern_relay::{
+    Anchors, DnssecResolver, PasswordFileError, RelayCredentials, Route, Target, TlsMode, TlsPolicy,
+};
+use postern_rules::{Destination, Facts, RelayAuth, RelayTlsMode, RuleSet, Stage, TrustAnchors};
 
 use crate::Shutdown;
 use crate::config::MtaConfig;
@@ -78,7 +80,7 @@ pub fn bounces(spool: Arc<dyn Store>, config: &MtaConfig) -> SpoolBounces {
 
 /// The runner settings `main` uses: host name and queue timing from
 /// `config` (retry delays grow by `retry_factor` from `retry_initial` up to
-/// `retry_max`; `max_age`; `scan_interval`).
+/// `retry_max`; `max_age`; `scan_interval`; `delay_warning`).
 pub fn settings_from_config(config: &MtaConfig) -> RunnerSettings {
     let mut s = RunnerSettings::new(config.hostname.clone());
     s.retry = RetryPolicy::new(
@@ -88,11 +90,12 @@ pub fn settings_from_config(config: &MtaConfig) -> RunnerSettings {
         config.queue.max_age,
     );
     s.scan_interval = config.queue.scan_interval;
+    s.delay_warning = config.queue.delay_warning;
     s
 }
 
 /// Routes each recipient as the rules' relay plan says: smart host or MX,
-/// TLS mode, versions and trust anchors.
+/// TLS mode, versions, trust anchors and smart-host credentials.
 #[derive(Debug, Clone)]
 pub struct RulesRouter {
     /// The rules, evaluated at the `rcpt` stage with the facts the envelope
@@ -152,7 +155,15 @@ impl Router for RulesRouter {
         let target = match (plan.route, literal) {
             // It is still "MX-like": no credentials are sent.
             (Destination::Mx, Some(host)) => Target::smart_host(host, self.mx_port),
-            (Destination::SmartHost { host, port }, _) => Target::smart_host(host.clone(), *port),
+            (Destination::SmartHost { host, port }, _) => match plan.auth {
+                // Read at each use, so a fixed (or a loosened) file counts
+                // at once; a bad one defers: the operator fixes it.
+                Some(a) => Target::smart_host(host.clone(), *port).with_auth(
+                    credentials(&self.base_dir, a)
+                        .map_err(|e| Diagnosis::local(MISCONFIGURED, &e.to_string(), None))?,
+                ),
+                None => Target::smart_host(host.clone(), *port),
+            },
             // MX, and any destination kind this router does not know yet.
             _ => Target::mx(domain, self.mx_port),
         };
@@ -200,6 +211,12 @@ impl Router for RulesRouter {
             TlsPolicy::new(mode).with_versions(versions),
         ))
     }
+}
+
+/// The credentials `auth` names, the password read from its file (relative
+/// to `base`); refused when group or others may read the file.
+pub fn credentials(base: &Path, auth: &RelayAuth) -> Result<RelayCredentials, PasswordFileError> {
+    RelayCredentials::from_password_file(auth.user(), base.join(auth.password_file()))
 }
 
 /// The rule facts for relaying recipient `r` of `env`: what the inbound
@@ -394,6 +411,87 @@ actions = [{ relay_tls = "verified" }, { relay_trust_anchors = ["nope.pem"] }]
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn relay_auth_reads_an_owner_only_password_file_and_never_shows_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let (router, dir) = test_router(
+            r#"
+[[rule]]
+name = "provider"
+conditions = [{ relaying = true }]
+actions = [
+  { relay_host = "smtp.provider.example:587" },
+  { relay_tls = "required" },
+  { relay_auth = { user = "me@provider.example", password_file = "provider.pw" } },
+]
+"#,
+        );
+        let pw = dir.join("provider.pw");
+        std::fs::write(&pw, "s3cret-pw\n").unwrap();
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let env = envelope("alice@local.test", "bob@example.net", None);
+        let route = router.route(&env, &env.recipients[0]).unwrap();
+        let Target::SmartHost {
+            auth: Some(creds),
+            allow_plaintext_auth,
+            ..
+        } = &route.target
+        else {
+            panic!("no credentials: {route:?}")
+        };
+        assert_eq!(
+            (creds.username.as_str(), creds.password.as_str()),
+            ("me@provider.example", "s3cret-pw")
+        );
+        assert!(!allow_plaintext_auth, "credentials go over TLS only");
+        assert!(!format!("{route:?}").contains("s3cret"), "{route:?}");
+
+        // Readable by the group: refused at use, naming the file; deferred.
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let err = router.route(&env, &env.recipients[0]).unwrap_err();
+        assert_eq!(err.status, MISCONFIGURED);
+        let text = err.to_string();
+        assert!(text.contains(&pw.display().to_string()), "{text}");
+        assert!(!text.contains("s3cret"), "{text}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_readable_password_file_fails_the_config_load_naming_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("postern-pwcfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pw = dir.join("smarthost.pw");
+        std::fs::write(&pw, "s3cret\n").unwrap();
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let src = r#"
+[[listener]]
+name = "mta"
+address = "127.0.0.1:2525"
+mode = "plain"
+
+[[rule]]
+name = "provider"
+actions = [
+  { relay_host = "smtp.provider.example:587" },
+  { relay_tls = "required" },
+  { relay_auth = { user = "me", password_file = "smarthost.pw" } },
+]
+"#;
+        let err = MtaConfig::from_toml_str(src, "t.toml", &dir).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(&pw.display().to_string()), "{text}");
+        assert!(text.contains("readable by the server user only"), "{text}");
+        assert!(text.contains("rule #1 \"provider\""), "{text}");
+        assert!(text.contains("actions[2].relay_auth"), "{text}");
+        assert!(text.starts_with("t.toml:12:"), "{text}");
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(MtaConfig::from_toml_str(src, "t.toml", &dir).is_ok());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     #[test]
     fn settings_come_from_the_config() {
         let src = |factor: &str| {
@@ -413,6 +511,7 @@ retry_initial = "1m"
 retry_max = "2h"
 retry_factor = {factor}
 scan_interval = "3s"
+delay_warning = "90m"
 "#
             )
         };
@@ -425,6 +524,7 @@ scan_interval = "3s"
         assert_eq!(s.retry.cap, Duration::from_secs(7200));
         assert_eq!(s.retry.max_age, Duration::from_secs(2 * 86_400));
         assert_eq!(s.scan_interval, Duration::from_secs(3));
+        assert_eq!(s.delay_warning, Duration::from_secs(5400));
         assert_eq!(s.retry.delay(2), Duration::from_secs(180));
         let err = MtaConfig::from_toml_str(&src("0.5"), "t.toml", Path::new("")).unwrap_err();
         assert!(err.to_string().contains("retry_factor"), "{err}");

@@ -28,11 +28,14 @@ use postern_proto::{
 };
 use postern_rules::{AuthOffer, Stage, Verdict};
 
+use postern_listener::guard::{AuthGuard, AuthRefusal, FailureOutcome, MemoryStore};
+
 use crate::config::MtaConfig;
 use crate::users::Users;
 use postern_queue::maildir::{DeliveryQueue, LocalDelivery};
 use postern_queue::trace::{TraceInfo, received_header};
 use postern_queue::{Envelope, MessageParams, MessageWriter, QueueId, RecipientState, Store};
+use postern_session::ProofCheck;
 
 /// The MTA's listener handler, shared by every connection.
 #[derive(Debug)]
@@ -41,6 +44,7 @@ pub struct Mta {
     spool: Arc<dyn Store>,
     users: Arc<Users>,
     local: DeliveryQueue,
+    guard: Option<Arc<AuthGuard>>,
 }
 
 impl Mta {
@@ -52,12 +56,24 @@ impl Mta {
         users: Arc<Users>,
         local: LocalDelivery,
     ) -> Mta {
+        let guard = config.auth_limits.as_ref().map(|a| {
+            Arc::new(AuthGuard::with_store(
+                a.limits.clone(),
+                MemoryStore::new(a.max_entries),
+            ))
+        });
         Mta {
             config,
             spool,
             users,
             local: local.start_queue(),
+            guard,
         }
+    }
+
+    /// The AUTH failure limiter (`None` when `[auth_limits]` is disabled).
+    pub fn auth_guard(&self) -> Option<&Arc<AuthGuard>> {
+        self.guard.as_ref()
     }
 }
 
@@ -72,6 +88,8 @@ impl Handler for Mta {
             local: self.local.clone(),
             peer: info.peer,
             txn: None,
+            guard: self.guard.clone(),
+            auth_failures: 0,
         }
     }
 }
@@ -85,6 +103,9 @@ pub struct MtaConn {
     local: DeliveryQueue,
     peer: SocketAddr,
     txn: Option<Txn>,
+    guard: Option<Arc<AuthGuard>>,
+    /// Failed AUTH attempts on this connection (for the growing delay).
+    auth_failures: u32,
 }
 
 #[derive(Debug, Default)]
@@ -291,21 +312,54 @@ impl MtaConn {
         {
             return Decision::RejectWith(reply(535, "5.7.8", "Authorization identity not allowed"));
         }
+        let user = credentials.authcid.clone();
+        // The limiter first: a throttled or banned client's guess is not
+        // even checked (no argon2 spent, nothing learnt).
+        if let Some(guard) = &self.guard {
+            match guard.check(f.peer.ip(), &user, SystemTime::now()) {
+                Ok(()) => {}
+                Err(AuthRefusal::Banned { .. }) => return banned_reply(),
+                Err(_) => {
+                    return Decision::TempfailWith(reply(
+                        454,
+                        "4.7.0",
+                        "Too many failed authentications, try again later",
+                    ));
+                }
+            }
+        }
         let users = self.users.clone();
         let config = self.config.clone();
         let user = credentials.authcid.clone();
-        let ok = tokio::task::spawn_blocking(move || {
-            let password = credentials.secret.expose();
-            users.verify(&config, &credentials.authcid, password)
-        })
-        .await
-        .unwrap_or(false);
+        // SCRAM checked the client's proof against the users' keys itself.
+        let ok = match credentials.check {
+            ProofCheck::ByEmbedder => tokio::task::spawn_blocking(move || {
+                let password = credentials.secret.expose();
+                users.verify(&config, &credentials.authcid, password)
+            })
+            .await
+            .unwrap_or(false),
+            check => check == ProofCheck::Verified,
+        };
         if ok {
             tracing::info!(listener = f.listener, peer = %f.peer, user = %user, mechanism = %mech, "authenticated");
             Decision::Accept
         } else {
             tracing::warn!(listener = f.listener, peer = %f.peer, user = %user, mechanism = %mech, "authentication failed");
-            Decision::Reject
+            self.auth_failures = self.auth_failures.saturating_add(1);
+            let Some(guard) = self.guard.clone() else {
+                return Decision::Reject;
+            };
+            let outcome = guard.failed(f.peer.ip(), &user, SystemTime::now());
+            // Tarpit: a growing wait before each later failure's reply.
+            let delay = guard.delay(self.auth_failures);
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            match outcome {
+                FailureOutcome::Banned { .. } => banned_reply(),
+                _ => Decision::Reject,
+            }
         }
     }
 
@@ -544,6 +598,16 @@ impl MtaConn {
         }
         Decision::AcceptWith(reply(250, "2.0.0", format!("Ok: queued as {id}")))
     }
+}
+
+/// `421 4.7.0` (RFC 4954 §4: the server closes): the client's network is
+/// banned for AUTH failures.
+fn banned_reply() -> Decision {
+    Decision::TempfailWith(reply(
+        421,
+        "4.7.0",
+        "Too many failed authentications from your network, closing connection",
+    ))
 }
 
 fn describe(d: &Decision) -> String {

@@ -9,6 +9,7 @@ use super::{PassReport, RecipientOutcome, Router, Runner, blocking};
 use crate::bounce::{BounceRequest, BounceSink};
 use crate::report::{self, Diagnosis, DsnAction};
 use crate::{QueueId, RcptStatus};
+use postern_proto::ReversePath;
 
 impl<R: Router, B: BounceSink> Runner<R, B> {
     /// Records one finished route: every recipient's outcome, then the
@@ -140,9 +141,18 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
                 .await;
         }
         self.send_relayed(w, now, report).await;
+        if !expired {
+            self.report_delay(w, now, report).await;
+        }
         if w.env.has_open_remote() {
             let delay = self.settings.retry.delay(w.env.attempts).as_secs().max(1);
-            w.env.next_attempt = now.saturating_add(delay).min(expires.max(now + 1));
+            let mut next = now.saturating_add(delay).min(expires.max(now + 1));
+            // A delay report still owed is sent on time, not at whatever
+            // attempt the backoff next allows.
+            if let Some(warn) = self.delay_report_due(w).filter(|t| *t > now) {
+                next = next.min(warn);
+            }
+            w.env.next_attempt = next;
         }
         if w.env.is_finished() {
             let store = self.store.clone();
@@ -255,6 +265,66 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
         }
     }
 
+    /// When `w` owes its one "delayed" report: `delay_warning` after
+    /// arrival, unless that is off, already done, or no open remote
+    /// recipient would get it (the null sender, `NOTIFY` without `DELAY`).
+    fn delay_report_due(&self, w: &Work) -> Option<u64> {
+        let after = self.settings.delay_warning.as_secs();
+        let wanted = w.env.recipients.iter().any(|r| {
+            !r.local && r.status.is_open() && crate::bounce::wants_report(r, DsnAction::Delayed)
+        });
+        (after > 0 && !w.env.delay_reported && w.env.sender != ReversePath::Null && wanted)
+            .then(|| w.env.arrival.saturating_add(after))
+    }
+
+    /// Queues the "delayed" report (RFC 3464 `action=delayed`) once the
+    /// message has waited `delay_warning`: its open remote recipients, as
+    /// their last attempt left them, and until when they are retried. The
+    /// envelope remembers it was sent; if it cannot be queued it is tried
+    /// again at the next attempt.
+    async fn report_delay(&self, w: &mut Work, now: u64, report: &mut PassReport) {
+        if self.delay_report_due(w).is_none_or(|at| now < at) {
+            return;
+        }
+        let delayed: Vec<(usize, Diagnosis)> = w
+            .env
+            .recipients
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !r.local && r.status.is_open())
+            .map(|(ri, r)| (ri, delay_diagnosis(&r.status)))
+            .collect();
+        let reason = format!(
+            "Your message has not been delivered to the recipients below for more than {}. The mail system will keep trying until {}; you do not need to resend it.",
+            human(self.settings.delay_warning),
+            crate::report::rfc5322_date(self.retry_until(w))
+        );
+        match self
+            .queue_report(w, DsnAction::Delayed, delayed, now, Some(reason))
+            .await
+        {
+            Ok(dsn) => {
+                if let Some(dsn) = dsn {
+                    report.dsns += 1;
+                    tracing::info!(queue_id = %w.id, dsn = %dsn, "outbound: delay DSN queued to the sender");
+                }
+                w.env.delay_reported = true;
+                w.unsaved = true;
+            }
+            Err(e) => {
+                tracing::warn!(queue_id = %w.id, error = %e, "outbound: cannot queue the delay DSN; tried again at the next attempt");
+                report.errors.push(format!("{}: delay DSN: {e}", w.id));
+            }
+        }
+    }
+
+    /// Until when the message is retried: its expiry.
+    fn retry_until(&self, w: &Work) -> u64 {
+        w.env
+            .arrival
+            .saturating_add(self.settings.retry.max_age.as_secs())
+    }
+
     async fn queue_report(
         &self,
         w: &Work,
@@ -267,10 +337,12 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
         let env = w.env.clone();
         let body = w.body.clone();
         let last_attempt = w.last_attempt;
+        let until = (action == DsnAction::Delayed).then(|| self.retry_until(w));
         blocking(move || {
             let mut request =
                 BounceRequest::new(&env, &body, action, &entries, now).last_attempt(last_attempt);
             request.reason = reason;
+            request.will_retry_until = until;
             bounces.bounce(&request)
         })
         .await
@@ -322,6 +394,22 @@ fn expiry_diagnosis(status: &RcptStatus) -> Diagnosis {
         ),
         _ => Diagnosis::local(report::status(4, 4, 7), "delivery time expired", None),
     }
+}
+
+/// The diagnosis of a recipient still being retried: its last reply, kept
+/// transient (a delayed recipient's status is 4.x.x, RFC 3464 §2.3.4).
+fn delay_diagnosis(status: &RcptStatus) -> Diagnosis {
+    let mut d = match status {
+        RcptStatus::Deferred(d) => d.clone(),
+        _ => Diagnosis::parse("", report::OTHER_TRANSIENT),
+    };
+    if d.class() != 4 {
+        d.status = report::OTHER_TRANSIENT;
+    }
+    if d.reply.is_none() && d.detail.is_none() {
+        d.detail = Some("not delivered yet; still trying".into());
+    }
+    d
 }
 
 /// A duration as people read it in a report: "5 days", "2 hours",
