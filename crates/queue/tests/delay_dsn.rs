@@ -11,13 +11,27 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use postern_proto::Notify;
+use postern_proto::{EnhancedCode, Mailbox, Notify, ReversePath};
 use postern_queue::report::{Diagnosis, parse_report};
 use postern_queue::runner::{Router, Runner, RunnerSettings};
 use postern_queue::{Envelope, LogStore, QueueId, RecipientState, RetryPolicy, SpoolBounces};
 use postern_relay::Route;
 
 const HOUR: u64 = 3600;
+
+/// A mailbox from text known to parse.
+fn mailbox(text: &str) -> Mailbox<'static> {
+    Mailbox::parse(text).unwrap().into_owned()
+}
+
+/// `""` as the null sender, anything else as a sender mailbox.
+fn reverse_path(text: &str) -> ReversePath<'static> {
+    if text.is_empty() {
+        ReversePath::Null
+    } else {
+        ReversePath::Mailbox(mailbox(text))
+    }
+}
 const T0: u64 = 1_764_614_400;
 
 /// Defers everything: "no route yet".
@@ -27,7 +41,7 @@ struct Unreachable;
 impl Router for Unreachable {
     fn route(&self, _: &Envelope, _: &RecipientState) -> Result<Route, Diagnosis> {
         Err(Diagnosis::local(
-            "4.4.1",
+            EnhancedCode::new(4, 4, 1).unwrap(),
             "no answer from the next hop",
             None,
         ))
@@ -69,10 +83,10 @@ impl Queue {
         let mut w = self.spool().writer(&id).unwrap();
         w.write(b"From: alice@local.test\r\nSubject: slow\r\n\r\nHello.\r\n")
             .unwrap();
-        let mut env = Envelope::new(id.clone(), sender);
+        let mut env = Envelope::new(id.clone(), reverse_path(sender));
         env.arrival = T0;
         for (i, n) in notify.iter().enumerate() {
-            let mut r = RecipientState::pending(format!("r{i}@remote.example"), false);
+            let mut r = RecipientState::pending(mailbox(&format!("r{i}@remote.example")), false);
             r.notify = n.map(|k| Notify::from_keyword(k).unwrap());
             env.recipients.push(r);
         }
@@ -110,7 +124,7 @@ impl Queue {
             .unwrap()
             .iter()
             .map(|id| store.load(id).unwrap())
-            .filter(|e| e.sender.is_empty() && e.recipients[0].local)
+            .filter(|e| e.sender == ReversePath::Null && e.recipients[0].local)
             .map(|e| parse_report(&store.body(&e.id).unwrap()).unwrap())
             .collect()
     }

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use postern_proto::{AddressLiteral, ForwardPath, Host, Mailbox, ReversePath, TlsVersion};
+use postern_proto::{AddressLiteral, EnhancedCode, ForwardPath, Host, TlsVersion};
 use postern_queue::report::Diagnosis;
 use postern_queue::runner::{Router, Runner, RunnerSettings};
 use postern_queue::{Envelope, RecipientState, RetryPolicy, SpoolBounces, Store};
@@ -17,6 +17,13 @@ use postern_rules::{Destination, Facts, RelayAuth, RelayTlsMode, RuleSet, Stage,
 
 use crate::Shutdown;
 use crate::config::MtaConfig;
+
+/// 4.3.5, "system incorrectly configured" (RFC 3463): a route this MTA
+/// cannot carry out defers the mail until an operator fixes it.
+const MISCONFIGURED: EnhancedCode = match EnhancedCode::new(4, 3, 5) {
+    Some(code) => code,
+    None => panic!("4.3.5 is a valid status"),
+};
 
 /// The runner the MTA uses.
 pub type MtaRunner = Runner<RulesRouter, SpoolBounces>;
@@ -136,13 +143,13 @@ impl Router for RulesRouter {
         let facts = facts_for(env, r);
         let outcome = self.rules.evaluate(Stage::Rcpt, &facts);
         let plan = outcome.relay;
-        let domain = r.domain().to_ascii_lowercase();
+        let domain = r.host().to_string().to_ascii_lowercase();
         // An address literal names the host itself (RFC 5321 §5.1): no MX
         // lookup; the relay gets the address in brackets (`[2001:db8::1]`,
         // not the literal's `[IPv6:...]` form).
-        let literal = match Host::parse(r.domain()) {
-            Ok(Host::Literal(AddressLiteral::V4(ip))) => Some(format!("[{ip}]")),
-            Ok(Host::Literal(AddressLiteral::V6(ip))) => Some(format!("[{ip}]")),
+        let literal = match r.host() {
+            Host::Literal(AddressLiteral::V4(ip)) => Some(format!("[{ip}]")),
+            Host::Literal(AddressLiteral::V6(ip)) => Some(format!("[{ip}]")),
             _ => None,
         };
         let target = match (plan.route, literal) {
@@ -153,7 +160,7 @@ impl Router for RulesRouter {
                 // at once; a bad one defers: the operator fixes it.
                 Some(a) => Target::smart_host(host.clone(), *port).with_auth(
                     credentials(&self.base_dir, a)
-                        .map_err(|e| Diagnosis::local("4.3.5", &e.to_string(), None))?,
+                        .map_err(|e| Diagnosis::local(MISCONFIGURED, &e.to_string(), None))?,
                 ),
                 None => Target::smart_host(host.clone(), *port),
             },
@@ -165,7 +172,7 @@ impl Router for RulesRouter {
                 TrustAnchors::System => Ok(Anchors::WebPki),
                 TrustAnchors::Files(files) => load_anchors(&self.base_dir, files),
                 other => Err(Diagnosis::local(
-                    "4.3.5",
+                    MISCONFIGURED,
                     &format!("trust anchors {other} are not supported by this MTA"),
                     None,
                 )),
@@ -185,7 +192,7 @@ impl Router for RulesRouter {
             RelayTlsMode::DaneOnly => TlsMode::DaneOnly,
             other => {
                 return Err(Diagnosis::local(
-                    "4.3.5",
+                    MISCONFIGURED,
                     &format!("relay TLS mode {other} is not supported by this MTA"),
                     None,
                 ));
@@ -218,17 +225,9 @@ fn facts_for(env: &Envelope, r: &RecipientState) -> Facts {
     let mut facts = Facts::new()
         .relaying(true)
         .tls(env.tls_version.is_some())
-        .smtputf8(env.params.smtputf8);
-    // The spool stores addresses as text (checked when they were accepted);
-    // one that no longer parses is an unknown fact, which no rule matches.
-    if env.sender.is_empty() {
-        facts = facts.sender(ReversePath::Null);
-    } else if let Ok(m) = Mailbox::parse(&env.sender) {
-        facts = facts.sender(ReversePath::Mailbox(m));
-    }
-    if let Ok(m) = Mailbox::parse(&r.address) {
-        facts = facts.recipient(ForwardPath::Mailbox(m));
-    }
+        .smtputf8(env.params.smtputf8)
+        .sender(env.sender.clone())
+        .recipient(ForwardPath::Mailbox(r.address.clone()));
     if let Some(v) = env.tls_version {
         facts = facts.tls_version(v);
     }
@@ -279,14 +278,14 @@ fn load_anchors(base: &Path, files: &[String]) -> Result<Anchors, Diagnosis> {
             }
             Err(e) => {
                 return Err(Diagnosis::local(
-                    "4.3.5",
+                    MISCONFIGURED,
                     &format!("cannot read trust anchors {}: {e}", path.display()),
                     None,
                 ));
             }
         }
     }
-    Anchors::from_pem(&pem).map_err(|e| Diagnosis::local("4.3.5", &e.to_string(), None))
+    Anchors::from_pem(&pem).map_err(|e| Diagnosis::local(MISCONFIGURED, &e.to_string(), None))
 }
 
 #[cfg(test)]
@@ -309,9 +308,11 @@ mod tests {
 
     fn envelope(sender: &str, rcpt: &str, tls: Option<&str>) -> Envelope {
         let id = "0000000000000000000000000a".parse().unwrap();
-        let mut env = Envelope::new(id, sender);
+        let mailbox = |a: &str| postern_proto::Mailbox::parse(a).unwrap().into_owned();
+        let mut env = Envelope::new(id, postern_proto::ReversePath::Mailbox(mailbox(sender)));
         env.tls_version = tls.and_then(postern_proto::TlsVersion::from_name);
-        env.recipients.push(RecipientState::pending(rcpt, false));
+        env.recipients
+            .push(RecipientState::pending(mailbox(rcpt), false));
         env
     }
 
@@ -403,10 +404,10 @@ actions = [{ relay_tls = "verified" }, { relay_trust_anchors = ["nope.pem"] }]
         );
         let env = envelope("alice@local.test", "bob@example.net", None);
         let err = router.route(&env, &env.recipients[0]).unwrap_err();
-        assert_eq!(err.status, "4.3.5");
+        assert_eq!(err.status.to_string(), "4.3.5");
         std::fs::write(dir.join("nope.pem"), "not a certificate").unwrap();
         let err = router.route(&env, &env.recipients[0]).unwrap_err();
-        assert_eq!(err.status, "4.3.5");
+        assert_eq!(err.status.to_string(), "4.3.5");
         let _ = std::fs::remove_dir_all(dir);
     }
 
@@ -449,7 +450,7 @@ actions = [
         // Readable by the group: refused at use, naming the file; deferred.
         std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o640)).unwrap();
         let err = router.route(&env, &env.recipients[0]).unwrap_err();
-        assert_eq!(err.status, "4.3.5");
+        assert_eq!(err.status, MISCONFIGURED);
         let text = err.to_string();
         assert!(text.contains(&pw.display().to_string()), "{text}");
         assert!(!text.contains("s3cret"), "{text}");

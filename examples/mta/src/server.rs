@@ -110,8 +110,7 @@ pub struct MtaConn {
 
 #[derive(Debug, Default)]
 struct Txn {
-    sender: String,
-    /// The reverse-path and BODY as the rules see them.
+    /// The reverse-path (stored as it is) and BODY as the rules see them.
     from: Option<ReversePath<'static>>,
     body: Option<postern_proto::Body>,
     /// The forward-paths of `recipients`, as the rules see them.
@@ -236,7 +235,7 @@ impl MtaConn {
                 )
             },
             |t| {
-                let r: Vec<&str> = t.recipients.iter().map(|r| r.address.as_str()).collect();
+                let r: Vec<String> = t.recipients.iter().map(|r| r.address.to_string()).collect();
                 let rules = if t.rules.is_empty() {
                     "-".to_owned()
                 } else {
@@ -247,7 +246,11 @@ impl MtaConn {
                 } else {
                     t.refused.join("; ")
                 };
-                (format!("<{}>", t.sender), r.join(","), rules, refused)
+                let sender = t
+                    .from
+                    .as_ref()
+                    .map_or_else(|| "<>".to_owned(), ToString::to_string);
+                (sender, r.join(","), rules, refused)
             },
         );
         tracing::info!(
@@ -366,10 +369,6 @@ impl MtaConn {
         params: postern_proto::MailParams<'static>,
         f: &Facts<'_>,
     ) -> Decision {
-        let sender = match &from {
-            ReversePath::Null => String::new(),
-            ReversePath::Mailbox(m) => m.to_string(),
-        };
         let mut mp = MessageParams::default();
         mp.envid = params.envid.as_deref().map(str::to_owned);
         mp.ret = params.ret;
@@ -377,7 +376,6 @@ impl MtaConn {
         mp.smtputf8 = params.smtputf8;
         mp.size = params.size;
         self.txn = Some(Txn {
-            sender,
             from: Some(from),
             body: params.body,
             params: mp,
@@ -450,18 +448,17 @@ impl MtaConn {
                 tracing::warn!(rcpt = %address, %problem, "relay plan cannot be carried out; the message will stay queued");
             }
         }
-        let mut state = RecipientState::pending(
-            if local {
-                format!(
-                    "{}@{}",
-                    local_part.to_ascii_lowercase(),
-                    domain.to_ascii_lowercase()
-                )
-            } else {
-                address
-            },
-            local,
-        );
+        // Local mailboxes are stored lower-cased (their Maildir names).
+        let lower = format!("{local_part}@{domain}").to_ascii_lowercase();
+        let mailbox = match (&path, Mailbox::parse(&lower)) {
+            (ForwardPath::Mailbox(_), Ok(m)) if local => m.into_owned(),
+            (ForwardPath::Mailbox(m), _) => m.clone(),
+            (ForwardPath::Postmaster, _) => {
+                let no_postmaster = reply(451, "4.3.0", "<Postmaster>: no postmaster mailbox here");
+                return refuse(self, Decision::TempfailWith(no_postmaster));
+            }
+        };
+        let mut state = RecipientState::pending(mailbox, local);
         state.orcpt = params.orcpt.clone();
         state.notify = params.notify;
         if let Some(t) = self.txn.as_mut() {
@@ -483,7 +480,7 @@ impl MtaConn {
         let addresses: Vec<(String, bool)> = txn
             .recipients
             .iter()
-            .map(|r| (r.address.clone(), r.local))
+            .map(|r| (r.address.to_string(), r.local))
             .collect();
         let paths = txn.paths.clone();
         for ((_, local), path) in addresses.iter().zip(paths) {
@@ -563,7 +560,8 @@ impl MtaConn {
             return Decision::TempfailWith(reply(451, "4.3.0", "Local error: cannot queue now"));
         }
         let id = writer.id().clone();
-        let mut env = Envelope::new(id.clone(), txn.sender.clone());
+        let sender = txn.from.clone().unwrap_or(ReversePath::Null);
+        let mut env = Envelope::new(id.clone(), sender);
         env.params = txn.params.clone();
         env.listener = Some(f.listener.to_owned());
         env.peer = Some(f.peer.to_string());

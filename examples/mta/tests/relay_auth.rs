@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use postern_mta::outbound::{MtaRunner, RulesRouter};
-use postern_proto::TlsVersion;
+use postern_proto::{Mailbox, ReversePath, TlsVersion};
 use postern_queue::SpoolBounces;
 use postern_queue::report::{ParsedReport, parse_report};
 use postern_queue::runner::{Runner, RunnerSettings};
@@ -164,15 +164,19 @@ actions = [
     }
 
     fn enqueue(&self) -> QueueId {
+        let mailbox = |text: &str| Mailbox::parse(text).unwrap().into_owned();
         let id = self.spool.new_id();
         let mut w = self.spool.writer(&id).unwrap();
         w.write(b"From: alice@local.test\r\nTo: bob@example.net\r\nSubject: via provider\r\n\r\nHello.\r\n")
             .unwrap();
-        let mut env = Envelope::new(id.clone(), "alice@local.test");
+        let mut env = Envelope::new(
+            id.clone(),
+            ReversePath::Mailbox(mailbox("alice@local.test")),
+        );
         env.arrival = self.now.load(Ordering::SeqCst);
         env.tls_version = Some(TlsVersion::Tls13);
         env.recipients
-            .push(RecipientState::pending("bob@example.net", false));
+            .push(RecipientState::pending(mailbox("bob@example.net"), false));
         drop(w.commit(&env).wait().unwrap());
         id
     }
@@ -193,7 +197,7 @@ actions = [
             .unwrap()
             .iter()
             .map(|id| self.spool.load(id).unwrap())
-            .filter(|e| e.sender.is_empty())
+            .filter(|e| e.sender == ReversePath::Null)
             .collect();
         assert_eq!(dsns.len(), 1, "exactly one DSN expected: {dsns:#?}");
         parse_report(&self.spool.body(&dsns[0].id).unwrap()).unwrap()
@@ -274,7 +278,10 @@ async fn a_temporary_auth_refusal_defers_with_4_7_0_and_the_delay_report_says_so
     let report = r.run_once().await;
     assert_eq!((report.deferred, report.dsns), (1, 0), "{report:?}");
     match q.status(&id) {
-        RcptStatus::Deferred { reply } => assert!(reply.starts_with(refusal), "{reply}"),
+        RcptStatus::Deferred(d) => {
+            let reply = d.to_string();
+            assert!(reply.starts_with(refusal), "{reply}")
+        }
         other => panic!("not deferred: {other:?}"),
     }
     // Past the delay warning: still deferred, and one "delayed" report.
@@ -305,7 +312,10 @@ async fn a_smart_host_without_starttls_gets_no_credentials_and_the_mail_defers_t
     let report = r.run_once().await;
     assert_eq!(report.deferred, 1, "{report:?}");
     match q.status(&id) {
-        RcptStatus::Deferred { reply } => assert!(reply.starts_with("4.7.0 "), "{reply}"),
+        RcptStatus::Deferred(d) => {
+            let reply = d.to_string();
+            assert!(reply.starts_with("4.7.0 "), "{reply}")
+        }
         other => panic!("not deferred: {other:?}"),
     }
     assert!(!peer.events("EHLO").is_empty(), "the runner did connect");

@@ -7,8 +7,9 @@ use super::dispatch::RouteDone;
 use super::plan::{Progress, Work, log_attempt};
 use super::{PassReport, RecipientOutcome, Router, Runner, blocking};
 use crate::bounce::{BounceRequest, BounceSink};
-use crate::report::{Diagnosis, DsnAction};
+use crate::report::{self, Diagnosis, DsnAction};
 use crate::{QueueId, RcptStatus};
+use postern_proto::ReversePath;
 
 impl<R: Router, B: BounceSink> Runner<R, B> {
     /// Records one finished route: every recipient's outcome, then the
@@ -210,12 +211,15 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
                     tracing::info!(queue_id = %w.id, dsn = %dsn, recipients = failed.len(), "outbound: DSN queued to the sender");
                 }
                 for (i, (ri, d)) in failed.iter().enumerate() {
-                    let reply = if i >= permanent {
-                        format!("{d}; gave up: queued longer than {}", human(max_age))
-                    } else {
-                        d.to_string()
-                    };
-                    w.env.recipients[*ri].status = RcptStatus::Failed { reply };
+                    let mut d = d.clone();
+                    if i >= permanent {
+                        let gave_up = format!("gave up: queued longer than {}", human(max_age));
+                        d.detail = Some(match d.detail.take() {
+                            Some(detail) => format!("{detail}; {gave_up}"),
+                            None => gave_up,
+                        });
+                    }
+                    w.env.recipients[*ri].status = RcptStatus::Failed(d);
                     report.failed += 1;
                 }
             }
@@ -223,9 +227,7 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
                 tracing::error!(queue_id = %w.id, error = %e, "outbound: cannot queue the DSN; recipients kept for retry");
                 report.errors.push(format!("{}: DSN: {e}", w.id));
                 for (ri, d) in failed {
-                    w.env.recipients[*ri].status = RcptStatus::Deferred {
-                        reply: d.to_string(),
-                    };
+                    w.env.recipients[*ri].status = RcptStatus::Deferred(d.clone());
                 }
             }
         }
@@ -271,7 +273,7 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
         let wanted = w.env.recipients.iter().any(|r| {
             !r.local && r.status.is_open() && crate::bounce::wants_report(r, DsnAction::Delayed)
         });
-        (after > 0 && !w.env.delay_reported && !w.env.sender.is_empty() && wanted)
+        (after > 0 && !w.env.delay_reported && w.env.sender != ReversePath::Null && wanted)
             .then(|| w.env.arrival.saturating_add(after))
     }
 
@@ -356,9 +358,7 @@ fn apply(w: &mut Work, ri: usize, outcome: RecipientOutcome, report: &mut PassRe
             diagnosis,
             dsn_dropped,
         } => {
-            w.env.recipients[ri].status = RcptStatus::Delivered {
-                reply: diagnosis.to_string(),
-            };
+            w.env.recipients[ri].status = RcptStatus::Delivered(diagnosis.clone());
             if dsn_dropped && crate::bounce::wants_report(&w.env.recipients[ri], DsnAction::Relayed)
             {
                 w.owed.push((
@@ -372,9 +372,7 @@ fn apply(w: &mut Work, ri: usize, outcome: RecipientOutcome, report: &mut PassRe
             report.delivered += 1;
         }
         RecipientOutcome::Deferred(diagnosis) => {
-            w.env.recipients[ri].status = RcptStatus::Deferred {
-                reply: diagnosis.to_string(),
-            };
+            w.env.recipients[ri].status = RcptStatus::Deferred(diagnosis);
             report.deferred += 1;
         }
         RecipientOutcome::Failed(diagnosis) => {
@@ -384,31 +382,29 @@ fn apply(w: &mut Work, ri: usize, outcome: RecipientOutcome, report: &mut PassRe
     w.unsaved = true;
 }
 
-/// The diagnosis of a recipient given up at expiry: its last reply, or
-/// 4.4.7 (delivery time expired) when there was none.
+/// The diagnosis of a recipient given up at expiry: its last reply or
+/// error, or 4.4.7 (delivery time expired) when there was none.
 fn expiry_diagnosis(status: &RcptStatus) -> Diagnosis {
-    let last = match status {
-        RcptStatus::Deferred { reply } => reply.as_str(),
-        _ => "",
-    };
-    let mut d = Diagnosis::parse(last, "4.4.7");
-    if d.reply.is_none() && d.detail.is_none() {
-        d.detail = Some("delivery time expired".into());
-        d.status = "4.4.7".into();
+    match status {
+        RcptStatus::Deferred(d) if d.reply.is_some() || d.detail.is_some() => d.clone(),
+        RcptStatus::Deferred(d) => Diagnosis::local(
+            report::status(4, 4, 7),
+            "delivery time expired",
+            d.remote_mta.clone(),
+        ),
+        _ => Diagnosis::local(report::status(4, 4, 7), "delivery time expired", None),
     }
-    d
 }
 
 /// The diagnosis of a recipient still being retried: its last reply, kept
 /// transient (a delayed recipient's status is 4.x.x, RFC 3464 §2.3.4).
 fn delay_diagnosis(status: &RcptStatus) -> Diagnosis {
-    let last = match status {
-        RcptStatus::Deferred { reply } => reply.as_str(),
-        _ => "",
+    let mut d = match status {
+        RcptStatus::Deferred(d) => d.clone(),
+        _ => Diagnosis::parse("", report::OTHER_TRANSIENT),
     };
-    let mut d = Diagnosis::parse(last, "4.0.0");
     if d.class() != 4 {
-        d.status = "4.0.0".into();
+        d.status = report::OTHER_TRANSIENT;
     }
     if d.reply.is_none() && d.detail.is_none() {
         d.detail = Some("not delivered yet; still trying".into());
