@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Installs the real SMTP peers that Postern's interop tests talk to: swaks,
 # openssl, Postfix (smtpd, smtp-source, smtp-sink; no system service is
-# started), stunnel, sslscan, testssl.sh, promtool (Debian's prometheus
-# package, whose server is not started either: it checks the MTA's /metrics
-# output), systemd-analyze (checks dist/postern-mta.service), and Python's
-# aiosmtpd in a venv.
+# started), stunnel, sslscan, testssl.sh, HAProxy (PROXY-protocol front; no
+# service started), promtool (Debian's prometheus package, whose server is
+# not started either: it checks the MTA's /metrics output), systemd-analyze
+# (checks dist/postern-mta.service), and Python's aiosmtpd and scramp in a
+# venv.
 # Idempotent; run as root. Prints the environment the tests need.
 set -euo pipefail
 
 VENV=${POSTERN_VENV:-/opt/postern-venv}
-packages=(swaks libnet-ssleay-perl libio-socket-ssl-perl openssl postfix stunnel4 sslscan testssl.sh prometheus systemd ca-certificates)
+packages=(swaks libnet-ssleay-perl libio-socket-ssl-perl openssl postfix stunnel4 sslscan testssl.sh haproxy prometheus systemd ca-certificates)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -19,8 +20,8 @@ done
 if ((${#missing[@]})); then
     echo "install-peers: installing ${missing[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
-    # Postfix's (and prometheus's) postinst would start a system service;
-    # forbid that.
+    # Postfix's, HAProxy's and prometheus's postinst would start system
+    # services; forbid that (tests start their own on loopback high ports).
     created_policy=0
     if [ ! -e /usr/sbin/policy-rc.d ]; then
         printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
@@ -47,6 +48,11 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import aiosmtpd' 2>/d
     echo "install-peers: creating $VENV with aiosmtpd" >&2
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q --disable-pip-version-check 'aiosmtpd==1.4.6'
+fi
+# scramp: a SCRAM client we did not write, for SCRAM-SHA-256 AUTH tests.
+if ! "$VENV/bin/python" -c 'import scramp' 2>/dev/null; then
+    echo "install-peers: installing scramp into $VENV" >&2
+    "$VENV/bin/pip" install -q --disable-pip-version-check 'scramp==1.5.0'
 fi
 
 echo "export POSTERN_PYTHON=$VENV/bin/python"

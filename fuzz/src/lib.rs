@@ -10,10 +10,14 @@
 //! ```
 
 mod mta_sts;
+mod proxy_header;
+mod scram;
 mod tlsa;
 mod tlsrpt;
 
 pub use mta_sts::mta_sts;
+pub use proxy_header::proxy_header;
+pub use scram::scram;
 pub use tlsa::tlsa;
 pub use tlsrpt::tlsrpt;
 

@@ -55,3 +55,13 @@ fn mta_sts_corpus() {
 fn tlsrpt_corpus() {
     replay("tlsrpt", postern_fuzz::tlsrpt);
 }
+
+#[test]
+fn proxy_header_corpus() {
+    replay("proxy_header", postern_fuzz::proxy_header);
+}
+
+#[test]
+fn scram_corpus() {
+    replay("scram", postern_fuzz::scram);
+}

@@ -19,6 +19,8 @@ pub(crate) struct Admission {
 pub(crate) enum Refusal {
     Global,
     PerIp,
+    /// Over a connection rate limit (counted by `guard::ConnectionRate`).
+    Rate,
 }
 
 impl Refusal {
@@ -27,6 +29,7 @@ impl Refusal {
         match self {
             Refusal::Global => crate::observe::Throttle::Connections,
             Refusal::PerIp => crate::observe::Throttle::ConnectionsPerIp,
+            Refusal::Rate => crate::observe::Throttle::ConnectionRate,
         }
     }
 }

@@ -61,10 +61,32 @@ pub struct ConnContext {
     pub listener: String,
     /// The listener's address.
     pub local: SocketAddr,
-    /// The client's address.
+    /// The client's address: behind a trusted PROXY-protocol front, the
+    /// one its header gave.
     pub peer: SocketAddr,
     /// The listener's mode.
     pub mode: Mode,
+    /// The trusted PROXY-protocol front the connection came through, if
+    /// any.
+    pub via: Option<SocketAddr>,
+}
+
+impl ConnContext {
+    /// A connection accepted directly (no PROXY-protocol front).
+    pub fn new(
+        listener: impl Into<String>,
+        local: SocketAddr,
+        peer: SocketAddr,
+        mode: Mode,
+    ) -> Self {
+        Self {
+            listener: listener.into(),
+            local,
+            peer,
+            mode,
+            via: None,
+        }
+    }
 }
 
 /// What is known about the connection when a question or notice is

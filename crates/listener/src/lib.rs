@@ -14,6 +14,8 @@
 //!   timeout, drives the session with RFC 5321 §4.5.3.2 timeouts, and
 //!   upgrades in place on `STARTTLS` (plaintext read before the handshake
 //!   never reaches rustls).
+//! - [`proxy`]: the PROXY protocol (v1 and v2) in front of a listener,
+//!   believed only from trusted fronts ([`Listener::accept_proxy`]).
 //! - [`Server`]: binds [`ListenerConfig`]s (plain, STARTTLS, implicit TLS),
 //!   accepts with global and per-IP limits, serves every connection with
 //!   [`Listener::serve_connection`], reloads certificates atomically, and
@@ -144,10 +146,12 @@ mod certs;
 mod config;
 mod driver;
 mod error;
+pub mod guard;
 mod handler;
 mod listener;
 pub mod observe;
 pub mod policy;
+pub mod proxy;
 pub mod scrape;
 #[cfg(feature = "self-signed")]
 pub mod self_signed;
@@ -171,6 +175,7 @@ pub use observe::Observer;
 pub use policy::{
     BuiltTls, ClientAuth, PolicyError, Problem, TlsPolicyReport, TlsSettings, Warning,
 };
+pub use proxy::{Accepted, BadTrusted, ProxyError, ProxyProtocol, ProxyStream};
 pub use server::{Server, ShutdownHandle};
 #[cfg(unix)]
 pub use signals::{StopSignal, until_stop_signal};

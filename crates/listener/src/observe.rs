@@ -57,6 +57,9 @@ pub enum Throttle {
     /// [`ConnLimits::per_ip`](crate::ConnLimits::per_ip) connections
     /// already (`421 4.7.0`).
     ConnectionsPerIp,
+    /// The client's network is over its connection rate
+    /// ([`ListenerConfig::rate`](crate::ListenerConfig::rate)): `421 4.7.0`.
+    ConnectionRate,
 }
 
 impl Throttle {
@@ -65,6 +68,7 @@ impl Throttle {
         match self {
             Throttle::Connections => "connections",
             Throttle::ConnectionsPerIp => "connections_per_ip",
+            Throttle::ConnectionRate => "connection_rate",
         }
     }
 }

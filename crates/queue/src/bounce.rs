@@ -7,7 +7,7 @@ use std::io;
 use std::sync::Arc;
 
 use crate::report::{self, Diagnosis, DsnAction, RecipientReport};
-use postern_proto::{Body, Notify, Ret};
+use postern_proto::{Body, Notify, Ret, ReversePath};
 
 use crate::{Envelope, QueueId, RecipientState, Store};
 
@@ -29,6 +29,9 @@ pub struct BounceRequest<'a> {
     pub last_attempt: u64,
     /// Why delivery was given up, for the human-readable part.
     pub reason: Option<String>,
+    /// Unix seconds until which delivery is retried, for a "delayed"
+    /// report (`Will-Retry-Until`).
+    pub will_retry_until: Option<u64>,
 }
 
 impl<'a> BounceRequest<'a> {
@@ -48,6 +51,7 @@ impl<'a> BounceRequest<'a> {
             now,
             last_attempt: now,
             reason: None,
+            will_retry_until: None,
         }
     }
 
@@ -55,6 +59,13 @@ impl<'a> BounceRequest<'a> {
     #[must_use]
     pub fn last_attempt(mut self, at: u64) -> Self {
         self.last_attempt = at;
+        self
+    }
+
+    /// Sets `Will-Retry-Until` (for a "delayed" report).
+    #[must_use]
+    pub fn will_retry_until(mut self, at: u64) -> Self {
+        self.will_retry_until = Some(at);
         self
     }
 
@@ -122,17 +133,17 @@ impl BounceSink for SpoolBounces {
     /// failure reports only; other reports carry the headers.
     fn bounce(&self, request: &BounceRequest<'_>) -> io::Result<Option<QueueId>> {
         let env = request.envelope;
-        if env.sender.is_empty() {
+        let ReversePath::Mailbox(sender) = &env.sender else {
             tracing::info!(queue_id = %env.id, "no DSN for the null sender");
             return Ok(None);
-        }
+        };
         let recipients: Vec<RecipientReport> = request
             .entries
             .iter()
             .filter_map(|(ri, d)| Some((env.recipients.get(*ri)?, d)))
             .filter(|(r, _)| wants_report(r, request.action))
             .map(|(r, d)| RecipientReport {
-                final_recipient: r.address.clone(),
+                final_recipient: r.address.to_string(),
                 original_recipient: r
                     .orcpt
                     .as_ref()
@@ -140,6 +151,7 @@ impl BounceSink for SpoolBounces {
                 action: request.action,
                 diagnosis: d.clone(),
                 last_attempt: Some(request.last_attempt),
+                will_retry_until: request.will_retry_until,
             })
             .collect();
         if recipients.is_empty() {
@@ -147,11 +159,12 @@ impl BounceSink for SpoolBounces {
             return Ok(None);
         }
         let dsn_id = self.store.new_id();
+        let original_sender = sender.to_string();
         let bytes = report::render(&report::Report {
             reporting_mta: &self.reporting_mta,
             queue_id: env.id.as_str(),
             report_id: dsn_id.as_str(),
-            original_sender: &env.sender,
+            original_sender: &original_sender,
             envid: env.params.envid.as_deref(),
             arrival: env.arrival,
             now: request.now,
@@ -161,17 +174,16 @@ impl BounceSink for SpoolBounces {
             received_from_mta: env.helo.as_deref(),
             reason: request.reason.clone(),
         });
-        let sender_domain = env.sender.rsplit_once('@').map_or("", |(_, d)| d);
-        let mut dsn_env = Envelope::new(dsn_id.clone(), "");
+        let mut dsn_env = Envelope::new(dsn_id.clone(), ReversePath::Null);
         dsn_env.arrival = request.now;
-        dsn_env.recipients.push(RecipientState::pending(
-            env.sender.clone(),
-            self.is_local(sender_domain),
-        ));
+        let local = sender.domain().is_some_and(|d| self.is_local(d.as_str()));
+        dsn_env
+            .recipients
+            .push(RecipientState::pending(sender.clone(), local));
         if bytes.iter().any(|&b| b >= 0x80) {
             dsn_env.params.body = Some(Body::EightBitMime);
         }
-        dsn_env.params.smtputf8 = !env.sender.is_ascii();
+        dsn_env.params.smtputf8 = sender.is_utf8();
         let mut writer = self.store.writer(&dsn_id)?;
         writer.write(&bytes)?;
         // Released at once: local delivery or the next pass takes it.
@@ -205,7 +217,8 @@ mod tests {
 
     #[test]
     fn notify_decides_whether_a_failure_is_reported() {
-        let mut r = RecipientState::pending("a@b.example", false);
+        let address = postern_proto::Mailbox::parse("a@b.example").unwrap();
+        let mut r = RecipientState::pending(address.into_owned(), false);
         assert!(wants_report(&r, DsnAction::Failed));
         assert!(wants_report(&r, DsnAction::Delayed));
         assert!(!wants_report(&r, DsnAction::Relayed));

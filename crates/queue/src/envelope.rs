@@ -6,10 +6,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use postern_proto::{Body, Notify, Orcpt, Ret, TlsVersion};
+use postern_proto::{Body, Domain, Host, Mailbox, Notify, Orcpt, Ret, ReversePath, TlsVersion};
 
 use crate::QueueId;
 use crate::compat;
+use crate::report::Diagnosis;
 
 /// MAIL FROM parameters kept with the message.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,35 +35,42 @@ pub struct MessageParams {
 }
 
 /// The delivery state of one recipient.
+///
+/// Stored as a table tagged by `state`, with the [`Diagnosis`] fields
+/// beside the tag; the v1 form (a `reply` text) is still read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(
+    tag = "state",
+    rename_all = "snake_case",
+    from = "compat::StoredStatus"
+)]
 #[non_exhaustive]
 pub enum RcptStatus {
     /// Not yet attempted.
     Pending,
-    /// Delivered (locally, or accepted by the next hop).
-    Delivered {
-        /// What happened, e.g. the remote `250` reply or `maildir alice`.
-        #[serde(default)]
-        reply: String,
-    },
+    /// Delivered (locally, or accepted by the next hop): the next hop's
+    /// `250` reply, or what local delivery did.
+    Delivered(Diagnosis),
     /// Permanently failed; a DSN is due (unless the sender is null or
     /// `NOTIFY` excludes failure).
-    Failed {
-        /// The reply or error text, for logs and the DSN.
-        reply: String,
-    },
-    /// Transiently failed; retried at [`Envelope::next_attempt`].
-    Deferred {
-        /// The last reply or error text.
-        reply: String,
-    },
+    Failed(Diagnosis),
+    /// Transiently failed (the last reply or error); retried at
+    /// [`Envelope::next_attempt`].
+    Deferred(Diagnosis),
 }
 
 impl RcptStatus {
     /// `Pending` or `Deferred`: work remains.
     pub fn is_open(&self) -> bool {
-        matches!(self, RcptStatus::Pending | RcptStatus::Deferred { .. })
+        matches!(self, RcptStatus::Pending | RcptStatus::Deferred(_))
+    }
+
+    /// Why the recipient is where it is; `None` while `Pending`.
+    pub fn diagnosis(&self) -> Option<&Diagnosis> {
+        match self {
+            RcptStatus::Pending => None,
+            RcptStatus::Delivered(d) | RcptStatus::Failed(d) | RcptStatus::Deferred(d) => Some(d),
+        }
     }
 }
 
@@ -71,8 +79,10 @@ impl RcptStatus {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct RecipientState {
-    /// The address as accepted at RCPT (`local@domain`, no angle brackets).
-    pub address: String,
+    /// The mailbox as accepted at RCPT (`<Postmaster>` already resolved to
+    /// a local mailbox; local ones lower-cased). Stored as `local@domain`
+    /// text and read back through proto's grammar.
+    pub address: Mailbox<'static>,
     /// Where delivery stands.
     pub status: RcptStatus,
     /// DSN `ORCPT` (xtext decoded), if given.
@@ -97,9 +107,9 @@ pub struct RecipientState {
 
 impl RecipientState {
     /// A pending recipient without DSN parameters.
-    pub fn pending(address: impl Into<String>, local: bool) -> Self {
+    pub fn pending(address: Mailbox<'static>, local: bool) -> Self {
         RecipientState {
-            address: address.into(),
+            address,
             status: RcptStatus::Pending,
             orcpt: None,
             notify: None,
@@ -107,9 +117,15 @@ impl RecipientState {
         }
     }
 
-    /// The domain part of the address (after the last `@`), or `""`.
-    pub fn domain(&self) -> &str {
-        self.address.rsplit_once('@').map_or("", |(_, d)| d)
+    /// The host part of the address: a domain, or an address literal
+    /// ([`Host::Literal`]).
+    pub fn host(&self) -> &Host<'static> {
+        self.address.host()
+    }
+
+    /// The domain of the address; `None` for an address literal.
+    pub fn domain(&self) -> Option<&Domain<'static>> {
+        self.address.domain()
     }
 }
 
@@ -120,9 +136,11 @@ impl RecipientState {
 pub struct Envelope {
     /// The message's queue id.
     pub id: QueueId,
-    /// The reverse-path without angle brackets; `""` for the null sender
-    /// (never bounce to it).
-    pub sender: String,
+    /// The reverse-path; [`ReversePath::Null`] for the null sender (never
+    /// bounce to it). Stored in its wire form (`"<alice@example.org>"`,
+    /// `"<>"`); the v1 bare form is still read.
+    #[serde(deserialize_with = "compat::reverse_path")]
+    pub sender: ReversePath<'static>,
     /// MAIL FROM parameters.
     #[serde(default)]
     pub params: MessageParams,
@@ -156,14 +174,20 @@ pub struct Envelope {
     pub auth_user: Option<String>,
     /// The recipients, in RCPT order.
     pub recipients: Vec<RecipientState>,
+    /// The "delayed" report (RFC 3464 `action=delayed`) was sent, or was
+    /// not due (null sender, `NOTIFY`): it goes once per message, and a
+    /// restart must not send it again. Written only when true, so older
+    /// readers see the envelopes they know.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delay_reported: bool,
 }
 
 impl Envelope {
     /// A fresh envelope: arrival now, no attempts, no recipients.
-    pub fn new(id: QueueId, sender: impl Into<String>) -> Self {
+    pub fn new(id: QueueId, sender: ReversePath<'static>) -> Self {
         Envelope {
             id,
-            sender: sender.into(),
+            sender,
             params: MessageParams::default(),
             arrival: unix_now(),
             attempts: 0,
@@ -175,6 +199,7 @@ impl Envelope {
             tls_cipher: None,
             auth_user: None,
             recipients: Vec::new(),
+            delay_reported: false,
         }
     }
 
@@ -232,7 +257,7 @@ mod tests {
     fn peer_addresses_parse() {
         let id: QueueId = "0005e3b1a2c3d4000100000001".parse().expect("an id");
         let peer_ip = |peer: &str| {
-            let mut env = Envelope::new(id.clone(), "");
+            let mut env = Envelope::new(id.clone(), ReversePath::Null);
             env.peer = Some(peer.to_owned());
             env.peer_ip()
         };

@@ -130,8 +130,17 @@ fn import_one(
         return Ok(Imported::Torn);
     }
     let text = fs::read_to_string(env_path)?;
-    let (Ok(env), Ok(id)) = (toml::from_str::<Envelope>(&text), stem.parse::<QueueId>()) else {
-        tracing::error!(file = %env_path.display(), "cannot import an envelope that does not parse; left in place");
+    // The envelope's deserializer reads the v1 text forms (bare sender,
+    // reply lines, string NOTIFY) through `compat`, into the typed fields.
+    let env = match toml::from_str::<Envelope>(&text) {
+        Ok(env) => env,
+        Err(e) => {
+            tracing::error!(file = %env_path.display(), error = %e, "cannot import an envelope that does not parse; left in place");
+            return Ok(Imported::Kept);
+        }
+    };
+    let Ok(id) = stem.parse::<QueueId>() else {
+        tracing::error!(file = %env_path.display(), "cannot import an envelope whose name is no queue id; left in place");
         return Ok(Imported::Kept);
     };
     if store.list_all()?.contains(&id) {
@@ -149,6 +158,7 @@ mod tests {
     use super::*;
     use crate::envelope::{RecipientState, unix_now};
     use crate::seal::sealed;
+    use crate::test_support::{mailbox, sender};
     use std::path::PathBuf;
 
     fn tempdir(name: &str) -> PathBuf {
@@ -167,9 +177,9 @@ mod tests {
     }
 
     fn envelope(id: &QueueId) -> Envelope {
-        let mut env = Envelope::new(id.clone(), "a@b.example");
+        let mut env = Envelope::new(id.clone(), sender("a@b.example"));
         env.recipients
-            .push(RecipientState::pending("c@d.example", false));
+            .push(RecipientState::pending(mailbox("c@d.example"), false));
         env
     }
 

@@ -28,16 +28,21 @@
 //! Commit a message, find it, record a delivery, remove it:
 //!
 //! ```
+//! use postern_proto::{Mailbox, Reply, ReplyCode, ReversePath};
+//! use postern_queue::report::Diagnosis;
 //! use postern_queue::{Envelope, LogStore, RcptStatus, RecipientState, Store};
 //!
-//! # fn main() -> std::io::Result<()> {
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let dir = std::env::temp_dir().join(format!("postern-queue-doc-{}", std::process::id()));
 //! let store = LogStore::open(&dir)?;
 //! let id = store.new_id();
 //! let mut body = store.writer(&id)?;
 //! body.write(b"Subject: hello\r\n\r\nHi.\r\n")?;
-//! let mut env = Envelope::new(id.clone(), "alice@example.org");
-//! env.recipients.push(RecipientState::pending("bob@example.net", false));
+//! // Addresses as the session parsed them at MAIL and RCPT.
+//! let alice = Mailbox::parse("alice@example.org")?.into_owned();
+//! let bob = Mailbox::parse("bob@example.net")?.into_owned();
+//! let mut env = Envelope::new(id.clone(), ReversePath::Mailbox(alice));
+//! env.recipients.push(RecipientState::pending(bob, false));
 //! // Durable once the commit resolves (`.await` it in async code): only
 //! // then may the server answer 250. The message stays held (hidden from
 //! // `list`) until the hold is dropped.
@@ -47,7 +52,9 @@
 //! assert_eq!(store.list()?, [id.clone()]);
 //!
 //! let mut env = store.load(&id)?;
-//! env.recipients[0].status = RcptStatus::Delivered { reply: "250 2.0.0 ok".into() };
+//! // The next hop's reply, as the relay parsed it.
+//! let ok = Reply::fixed(ReplyCode::OK, None, "ok");
+//! env.recipients[0].status = RcptStatus::Delivered(Diagnosis::from_reply(ok, None));
 //! store.update(&id, &env)?;
 //! if store.load(&id)?.is_finished() {
 //!     store.remove(&id)?;
@@ -88,3 +95,23 @@ pub use logstore::{BODY_CHUNK, LogStore};
 pub use retry::RetryPolicy;
 pub use store::{BodySink, Commit, Hold, Holds, MessageWriter, Store};
 pub use sync::{sync_dir, sync_paths, write_atomically};
+
+/// Addresses for the unit tests, from text known to parse.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use postern_proto::{Mailbox, ReversePath};
+
+    /// `local@domain` as a mailbox.
+    pub(crate) fn mailbox(text: &str) -> Mailbox<'static> {
+        Mailbox::parse(text).expect("a test address").into_owned()
+    }
+
+    /// `""` as the null sender, anything else as a sender mailbox.
+    pub(crate) fn sender(text: &str) -> ReversePath<'static> {
+        if text.is_empty() {
+            ReversePath::Null
+        } else {
+            ReversePath::Mailbox(mailbox(text))
+        }
+    }
+}

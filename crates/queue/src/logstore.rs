@@ -124,8 +124,12 @@ fn id_of(key: MessageKey) -> Option<QueueId> {
     format!("{:026x}", key.get()).parse().ok()
 }
 
-fn parse_envelope(payload: &[u8]) -> Option<Envelope> {
-    toml::from_str(std::str::from_utf8(payload).ok()?).ok()
+/// The envelope in a record, or why not: the parser's message names the
+/// field and the bad value (an address that does not parse, say), which is
+/// what an operator needs to repair it.
+fn parse_envelope(payload: &[u8]) -> Result<Envelope, String> {
+    let text = std::str::from_utf8(payload).map_err(|e| format!("not UTF-8: {e}"))?;
+    toml::from_str(text).map_err(|e| e.to_string())
 }
 
 impl LogStore {
@@ -203,7 +207,7 @@ impl LogStore {
         };
         Ok(messages
             .into_iter()
-            .filter_map(|(_, records)| parse_envelope(&records.last()?.payload))
+            .filter_map(|(_, records)| parse_envelope(&records.last()?.payload).ok())
             .collect())
     }
 
@@ -248,10 +252,10 @@ fn load_all(log: &Log) -> io::Result<BTreeMap<QueueId, Cached>> {
             continue;
         };
         let cached = match parse_envelope(&last.payload) {
-            Some(env) => Cached::Envelope(Box::new(env)),
-            None => {
-                tracing::error!(queue_id = %id, "queue: an envelope that does not parse is not served");
-                Cached::Unreadable("the envelope does not parse".into())
+            Ok(env) => Cached::Envelope(Box::new(env)),
+            Err(why) => {
+                tracing::error!(queue_id = %id, error = %why, "queue: an envelope that does not parse is not served");
+                Cached::Unreadable(format!("the envelope does not parse: {why}"))
             }
         };
         out.insert(id, cached);

@@ -34,7 +34,9 @@ use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use crate::bounce::{BounceRequest, BounceSink};
-use crate::report::{Diagnosis, DsnAction};
+use postern_proto::Mailbox;
+
+use crate::report::{Diagnosis, DsnAction, status};
 use crate::{Envelope, Hold, QueueId, RcptStatus, Store, sync_dir, sync_paths, unix_now};
 
 /// Which local mailboxes exist: asked before each local delivery, so a
@@ -102,10 +104,8 @@ impl Maildirs {
             .recipients
             .get(index)
             .ok_or_else(|| io::Error::other("no such recipient"))?;
-        let (local, domain) = rcpt
-            .address
-            .rsplit_once('@')
-            .ok_or_else(|| io::Error::other("recipient without a domain"))?;
+        let (local, domain) = mailbox_names(&rcpt.address);
+        let (local, domain) = (local.as_str(), domain.as_str());
         if local.contains(['/', '\0']) || local.starts_with('.') || domain.contains(['/', '\0']) {
             return Err(io::Error::other("unsafe mailbox name"));
         }
@@ -134,13 +134,9 @@ impl Maildirs {
             .truncate(true)
             .open(&tmp)?;
         let mut out = BufWriter::with_capacity(64 * 1024, file);
-        let sender = env.sender.replace(['\r', '\n', '<', '>'], "");
-        writeln!(out, "Return-Path: <{sender}>")?;
-        writeln!(
-            out,
-            "Delivered-To: {}",
-            rcpt.address.replace(['\r', '\n'], "")
-        )?;
+        // Both from proto's grammar, which admits no CR or LF.
+        writeln!(out, "Return-Path: {}", env.sender)?;
+        writeln!(out, "Delivered-To: {}", rcpt.address)?;
         for line in body.split_inclusive(|&b| b == b'\n') {
             match line.strip_suffix(b"\r\n") {
                 Some(text) => {
@@ -281,12 +277,14 @@ impl LocalDelivery {
                 if !r.local || !r.status.is_open() {
                     continue;
                 }
-                let (local, domain) = r.address.rsplit_once('@').unwrap_or((&r.address, ""));
-                if !self.mailboxes.has_mailbox(local, domain) {
+                let (local, domain) = mailbox_names(&r.address);
+                if !self.mailboxes.has_mailbox(&local, &domain) {
                     w.outcome.failed += 1;
-                    w.env.recipients[i].status = RcptStatus::Failed {
-                        reply: "550 5.1.1 mailbox no longer exists".into(),
-                    };
+                    w.env.recipients[i].status = RcptStatus::Failed(Diagnosis::local(
+                        status(5, 1, 1),
+                        "mailbox no longer exists",
+                        None,
+                    ));
                     continue;
                 }
                 if body.is_none() {
@@ -385,7 +383,7 @@ impl LocalDelivery {
             .enumerate()
             .filter(|(i, _)| open_before.get(*i).copied().unwrap_or(false))
             .filter_map(|(i, r)| match &r.status {
-                RcptStatus::Failed { reply } => Some((i, local_diagnosis(reply))),
+                RcptStatus::Failed(d) => Some((i, d.clone())),
                 _ => None,
             })
             .collect();
@@ -485,49 +483,45 @@ impl DeliveryQueue {
     }
 }
 
-/// The DSN diagnosis for a local failure text such as `550 5.1.1 mailbox
-/// no longer exists`: its enhanced status, and the text as our own
-/// explanation (no remote server replied).
-fn local_diagnosis(reply: &str) -> Diagnosis {
-    let status = reply
-        .split_whitespace()
-        .nth(1)
-        .filter(|s| s.starts_with("5.") && s.split('.').count() == 3)
-        .unwrap_or("5.0.0")
-        .to_owned();
-    Diagnosis {
-        status,
-        reply: None,
-        detail: Some(reply.to_owned()),
-        remote_mta: None,
-    }
+/// The local part and the host of `address` as the mailbox lookup and
+/// the Maildir path name them (`"a b"@x` keeps its quotes, an address
+/// literal its brackets).
+fn mailbox_names(address: &Mailbox<'_>) -> (String, String) {
+    (address.local_part().to_string(), address.host().to_string())
 }
 
-fn delivered(id: &QueueId, rcpt: &str, path: &Path) -> RcptStatus {
+fn delivered(id: &QueueId, rcpt: &Mailbox<'_>, path: &Path) -> RcptStatus {
     tracing::info!(id = %id, rcpt = %rcpt, file = %path.display(), "delivered to maildir");
-    RcptStatus::Delivered {
-        reply: format!("250 2.0.0 maildir {}", path.display()),
-    }
+    // No server replied: what local delivery did is our own account.
+    RcptStatus::Delivered(Diagnosis::local(
+        status(2, 0, 0),
+        &format!("maildir {}", path.display()),
+        None,
+    ))
 }
 
 fn failed(
     outcome: &mut LocalOutcome,
     id: &QueueId,
-    rcpt: &str,
+    rcpt: &Mailbox<'_>,
     e: &io::Error,
     expired: bool,
 ) -> RcptStatus {
     if expired {
         outcome.failed += 1;
-        RcptStatus::Failed {
-            reply: format!("550 5.3.0 local delivery failed until expiry: {e}"),
-        }
+        RcptStatus::Failed(Diagnosis::local(
+            status(5, 3, 0),
+            &format!("local delivery failed until expiry: {e}"),
+            None,
+        ))
     } else {
         outcome.deferred += 1;
         tracing::warn!(id = %id, rcpt = %rcpt, error = %e, "local delivery deferred");
-        RcptStatus::Deferred {
-            reply: format!("451 4.3.0 local delivery failed: {e}"),
-        }
+        RcptStatus::Deferred(Diagnosis::local(
+            status(4, 3, 0),
+            &format!("local delivery failed: {e}"),
+            None,
+        ))
     }
 }
 
@@ -555,7 +549,9 @@ pub async fn sweep(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{mailbox, sender as test_sender};
     use crate::{LogStore, RecipientState, SpoolBounces};
+    use postern_proto::ReversePath;
 
     /// Every mailbox exists but `gone@...`.
     #[derive(Debug)]
@@ -586,11 +582,13 @@ mod tests {
         let mut w = spool.writer(&id).unwrap();
         w.write(b"Received: x\r\nSubject: hi\r\n\r\nbody\r\n")
             .unwrap();
-        let mut env = Envelope::new(id.clone(), "a@remote.example");
+        let mut env = Envelope::new(id.clone(), test_sender("a@remote.example"));
+        env.recipients.push(RecipientState::pending(
+            mailbox("postmaster@localhost"),
+            true,
+        ));
         env.recipients
-            .push(RecipientState::pending("postmaster@localhost", true));
-        env.recipients
-            .push(RecipientState::pending("x@remote.example", false));
+            .push(RecipientState::pending(mailbox("x@remote.example"), false));
         let hold = w.commit(&env).wait().unwrap();
         let ld = local_delivery(&spool, &dir);
         let out = ld.deliver_held(hold).unwrap();
@@ -630,10 +628,10 @@ mod tests {
             let mut w = spool.writer(&id).unwrap();
             w.write(b"Subject: to a user who left\r\n\r\nbody\r\n")
                 .unwrap();
-            let mut env = Envelope::new(id.clone(), sender);
+            let mut env = Envelope::new(id.clone(), test_sender(sender));
             // "gone" has no mailbox (it was accepted, then the user removed).
             env.recipients
-                .push(RecipientState::pending("gone@localhost", true));
+                .push(RecipientState::pending(mailbox("gone@localhost"), true));
             let hold = w.commit(&env).wait().unwrap();
             let out = ld.deliver_held(hold).unwrap();
             assert_eq!(out.failed, 1);
@@ -645,9 +643,13 @@ mod tests {
         let queued: Vec<QueueId> = spool.list().unwrap();
         assert_eq!(queued.len(), 1, "{queued:?}");
         let dsn = spool.load(&queued[0]).unwrap();
-        assert_eq!(dsn.sender, "", "reports go out with the null sender");
+        assert_eq!(
+            dsn.sender,
+            ReversePath::Null,
+            "reports go out with the null sender"
+        );
         assert_eq!(dsn.recipients.len(), 1);
-        assert_eq!(dsn.recipients[0].address, "postmaster@localhost");
+        assert_eq!(dsn.recipients[0].address, mailbox("postmaster@localhost"));
         let body = String::from_utf8(spool.body(&queued[0]).unwrap()).unwrap();
         assert!(body.contains("report-type=delivery-status"), "{body}");
         assert!(
@@ -730,9 +732,8 @@ mod tests {
                 .iter_mut()
                 .filter(|r| r.local && r.status.is_open())
             {
-                r.status = RcptStatus::Delivered {
-                    reply: String::new(),
-                };
+                r.status =
+                    RcptStatus::Delivered(Diagnosis::local(status(2, 0, 0), "delivered", None));
             }
             self.check(id, &done);
             self.inner.remove_unsynced(id)
@@ -766,13 +767,15 @@ mod tests {
             let mut w = inner.writer(&id).unwrap();
             w.write(format!("Subject: {i}\r\n\r\nbody\r\n").as_bytes())
                 .unwrap();
-            let mut env = Envelope::new(id.clone(), "a@remote.example");
-            env.recipients
-                .push(RecipientState::pending("postmaster@localhost", true));
+            let mut env = Envelope::new(id.clone(), test_sender("a@remote.example"));
+            env.recipients.push(RecipientState::pending(
+                mailbox("postmaster@localhost"),
+                true,
+            ));
             if i % 2 == 0 {
                 // Stays queued: the update path.
                 env.recipients
-                    .push(RecipientState::pending("x@remote.example", false));
+                    .push(RecipientState::pending(mailbox("x@remote.example"), false));
             }
             holds.push(w.commit(&env).wait().unwrap());
         }

@@ -1,11 +1,13 @@
-//! A queue written by the v1 format (strings for NOTIFY, ORCPT and the TLS
-//! version; `tests/data/v1-queue`, made by the code before the typed
-//! envelope) is read with typed values and delivered.
+//! A queue written by the v1 format (strings for the sender, NOTIFY, ORCPT,
+//! the TLS version and each recipient's diagnosis; `tests/data/v1-queue`,
+//! made by the code before the typed envelope) is read with typed values
+//! and delivered.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use postern_proto::{Body, Notify, Ret, TlsVersion};
+use postern_proto::{Body, Host, Mailbox, Notify, Ret, ReversePath, TlsVersion};
+use postern_queue::log::{MessageKey, RecordKind};
 use postern_queue::report::Diagnosis;
 use postern_queue::runner::{Router, Runner, RunnerSettings};
 use postern_queue::{Envelope, LogStore, QueueId, RcptStatus, RecipientState, SpoolBounces};
@@ -38,7 +40,8 @@ fn v1_envelopes_load_with_typed_values() {
     let second: QueueId = SECOND.parse().unwrap();
     assert_eq!(spool.list().unwrap(), [first.clone(), second.clone()]);
     let env = spool.load(&first).unwrap();
-    assert_eq!(env.sender, "alice@local.test");
+    assert_eq!(env.sender.to_string(), "<alice@local.test>");
+    assert!(matches!(&env.sender, ReversePath::Mailbox(m) if m.to_string() == "alice@local.test"));
     assert_eq!(env.params.ret, Some(Ret::Headers));
     assert_eq!(env.params.body, Some(Body::EightBitMime));
     assert_eq!(env.params.envid.as_deref(), Some("v1-envid"));
@@ -51,19 +54,53 @@ fn v1_envelopes_load_with_typed_values() {
         ("rfc822", "Bob@Example.NET")
     );
     assert!(
-        matches!(&env.recipients[1].status, RcptStatus::Deferred { reply } if reply.starts_with("451 4.3.0"))
+        matches!(&env.recipients[1].status, RcptStatus::Deferred(d) if d.to_string().starts_with("451 4.3.0"))
+    );
+    // The v1 reply text became a typed diagnosis, once, at load.
+    let carol = env.recipients[1].status.diagnosis().unwrap();
+    assert_eq!(carol.status.to_string(), "4.3.0");
+    let reply = carol.reply.as_ref().unwrap();
+    assert_eq!(
+        (reply.code().get(), reply.text().as_str()),
+        (451, "try again later")
+    );
+    assert_eq!(
+        carol.remote_mta.as_deref(),
+        Some("localhost[127.0.0.1]:2525")
     );
     assert!(matches!(
         env.recipients[2].status,
         RcptStatus::Delivered { .. }
     ));
     let env2 = spool.load(&second).unwrap();
-    assert_eq!(env2.sender, "");
+    assert_eq!(env2.sender, ReversePath::Null);
+    assert_eq!(
+        env2.recipients[1].address,
+        Mailbox::parse("frank@[192.0.2.7]").unwrap()
+    );
+    assert!(matches!(env2.recipients[1].host(), Host::Literal(_)));
+    let gone = env2.recipients[2].status.diagnosis().unwrap();
+    assert!(matches!(env2.recipients[2].status, RcptStatus::Failed(_)));
+    assert_eq!(
+        (gone.status.to_string(), gone.remote_host()),
+        ("5.1.1".to_owned(), Some("mx.example.net"))
+    );
     assert_eq!(env2.recipients[2].notify, Some(Notify::Never));
     assert_eq!(env2.next_attempt, 1_764_614_800);
     // Written back in the typed form, it reads the same.
     spool.update(&first, &env).unwrap();
     assert_eq!(spool.load(&first).unwrap(), env);
+    // The stored text: the newest envelope or state record in the log.
+    let key = MessageKey::new(u128::from_str_radix(FIRST, 16).unwrap()).unwrap();
+    let records = spool
+        .log()
+        .records_of(key, |k| k != RecordKind::Body)
+        .unwrap();
+    let text = String::from_utf8(records.last().unwrap().payload.clone()).unwrap();
+    assert!(text.contains("sender = \"<alice@local.test>\""), "{text}");
+    assert!(!text.contains("reply = \""), "no reply text left: {text}");
+    spool.update(&second, &env2).unwrap();
+    assert_eq!(spool.load(&second).unwrap(), env2);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

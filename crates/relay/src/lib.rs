@@ -176,7 +176,10 @@ mod timeouts;
 mod tls;
 
 pub use body::LineEndings;
-pub use client::{Client, ClientEvent, NotReady, RelayCredentials, SessionConfig, TlsRequirement};
+pub use client::{
+    Client, ClientEvent, NotReady, PasswordFileError, RelayCredentials, SessionConfig,
+    TlsRequirement,
+};
 #[cfg(feature = "hickory")]
 pub use dns::{DnssecConfig, DnssecMode, DnssecResolver};
 pub use dnssec::{DaneResolver, DnsAnswer, DnssecStatus, tlsa_name};

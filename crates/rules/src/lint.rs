@@ -121,6 +121,17 @@ pub enum FindingKind {
         /// `dane` or `dane-only`.
         mode: RelayTlsMode,
     },
+    /// `relay_auth` in a rule whose TLS mode lets the relay proceed without
+    /// TLS. Credentials are only ever sent over TLS, so a smart host that
+    /// offers no STARTTLS gets none and the mail is deferred (4.7.0); with
+    /// `relay_tls = "none"` that happens every time.
+    RelayAuthWithoutRequiredTls {
+        /// The mode in effect in the rule (opportunistic when not set).
+        mode: RelayTlsMode,
+    },
+    /// `relay_auth` but no rule names a smart host: credentials go to
+    /// smart hosts only, never to MX hosts, so they are never used.
+    RelayAuthWithoutSmartHost,
 }
 
 impl FindingKind {
@@ -128,7 +139,10 @@ impl FindingKind {
     pub fn severity(&self) -> Severity {
         match self {
             FindingKind::CleartextPasswordWithoutTls { .. }
-            | FindingKind::NoUsableTlsVersion { .. } => Severity::Error,
+            | FindingKind::NoUsableTlsVersion { .. }
+            | FindingKind::RelayAuthWithoutRequiredTls {
+                mode: RelayTlsMode::None,
+            } => Severity::Error,
             FindingKind::DaneToAddress { mode, .. } => {
                 if *mode == RelayTlsMode::DaneOnly {
                     Severity::Error
@@ -142,7 +156,9 @@ impl FindingKind {
             | FindingKind::UnsupportedTlsVersions { .. }
             | FindingKind::RequireTlsOnPublicMx
             | FindingKind::ImplicitTlsPortMismatch { .. }
-            | FindingKind::VersionsWithoutRequiredTls => Severity::Warning,
+            | FindingKind::VersionsWithoutRequiredTls
+            | FindingKind::RelayAuthWithoutRequiredTls { .. }
+            | FindingKind::RelayAuthWithoutSmartHost => Severity::Warning,
             FindingKind::TempfailOnPermanentCondition => Severity::Note,
         }
     }
@@ -161,6 +177,8 @@ impl FindingKind {
             FindingKind::ImplicitTlsPortMismatch { .. } => "implicit-tls-port-mismatch",
             FindingKind::VersionsWithoutRequiredTls => "versions-without-required-tls",
             FindingKind::DaneToAddress { .. } => "dane-to-address",
+            FindingKind::RelayAuthWithoutRequiredTls { .. } => "relay-auth-without-required-tls",
+            FindingKind::RelayAuthWithoutSmartHost => "relay-auth-without-smart-host",
         }
     }
 }
@@ -231,6 +249,13 @@ impl fmt::Display for FindingKind {
                     )
                 }
             }
+            FindingKind::RelayAuthWithoutRequiredTls { mode } => write!(
+                f,
+                "relay_auth with relay_tls = {mode}: credentials are only sent over TLS, so a smart host without TLS gets none and the mail is deferred; set relay_tls = \"required\", \"verified\" or \"implicit\""
+            ),
+            FindingKind::RelayAuthWithoutSmartHost => f.write_str(
+                "relay_auth but no rule sets relay_host: credentials are sent to smart hosts only, never to MX hosts",
+            ),
         }
     }
 }
@@ -297,6 +322,21 @@ impl RuleSet {
             }
             for kind in rule_findings(rule) {
                 push(kind);
+            }
+            let any_smart_host = || {
+                self.rules().iter().any(|r| {
+                    r.actions()
+                        .iter()
+                        .any(|a| matches!(a, Action::RelayRoute(Destination::SmartHost { .. })))
+                })
+            };
+            if rule
+                .actions()
+                .iter()
+                .any(|a| matches!(a, Action::RelayAuth(_)))
+                && !any_smart_host()
+            {
+                push(FindingKind::RelayAuthWithoutSmartHost);
             }
         }
         out
@@ -379,6 +419,7 @@ fn rule_findings(rule: &Rule) -> Vec<FindingKind> {
     let mut port = None;
     let mut address_host = None;
     let mut restricts_versions = false;
+    let mut auth = false;
     for action in rule.actions() {
         match action {
             Action::PlainAuth(AuthOffer::On(set)) => {
@@ -410,6 +451,7 @@ fn rule_findings(rule: &Rule) -> Vec<FindingKind> {
                     .is_ok()
                     .then(|| host.clone());
             }
+            Action::RelayAuth(_) => auth = true,
             _ => {}
         }
     }
@@ -429,6 +471,12 @@ fn rule_findings(rule: &Rule) -> Vec<FindingKind> {
     }
     if restricts_versions && tls_mode.is_none_or(RelayTlsMode::allows_plaintext) {
         out.push(FindingKind::VersionsWithoutRequiredTls);
+    }
+    // Judged within the rule, like the versions: the rule that names the
+    // credentials is where the operator should also say TLS is a must.
+    let mode = tls_mode.unwrap_or(RelayTlsMode::Opportunistic);
+    if auth && mode.allows_plaintext() {
+        out.push(FindingKind::RelayAuthWithoutRequiredTls { mode });
     }
     match rule.ending() {
         Some(Action::Reject(_) | Action::Tempfail(_)) if refuses_all_plaintext(rule) => {

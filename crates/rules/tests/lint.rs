@@ -343,3 +343,41 @@ actions = [{ relay_host = "relay.example" }, { relay_tls = "dane" }]
 "#;
     assert_eq!(codes(named), Vec::<&str>::new());
 }
+
+#[test]
+fn relay_auth_needs_required_tls_and_a_smart_host() {
+    let head = "[[rule]]\nname = \"provider\"\nconditions = [{ relaying = true }]\n";
+    let with = |actions: &str| format!("{head}actions = [{actions}]\n");
+    let auth = r#"{ relay_auth = { user = "u", password_file = "pw" } }"#;
+    let host = r#"{ relay_host = "smtp.example.net:587" }"#;
+    // TLS required: nothing to say.
+    let src = with(&format!(r#"{host}, {{ relay_tls = "required" }}, {auth}"#));
+    assert!(lint(&src).is_empty(), "{:?}", lint(&src));
+    // Opportunistic (the default): a warning.
+    let found = lint(&with(&format!("{host}, {auth}")));
+    assert_eq!(
+        found,
+        [(
+            "provider".to_owned(),
+            FindingKind::RelayAuthWithoutRequiredTls {
+                mode: RelayTlsMode::Opportunistic
+            }
+        )]
+    );
+    assert_eq!(found[0].1.severity(), Severity::Warning);
+    // relay_tls = none: credentials can never be sent, an error.
+    let src = with(&format!(r#"{host}, {{ relay_tls = "none" }}, {auth}"#));
+    let found = lint(&src);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].1.severity(), Severity::Error);
+    assert!(found[0].1.to_string().contains("only sent over TLS"));
+    // No smart host anywhere: the credentials are never used.
+    let src = with(&format!(r#"{{ relay_tls = "implicit" }}, {auth}"#));
+    assert_eq!(codes(&src), ["relay-auth-without-smart-host"]);
+    // A smart host set by another rule counts.
+    let src = format!(
+        "[[rule]]\nname = \"host\"\nactions = [{host}]\n{}",
+        with(&format!(r#"{{ relay_tls = "required" }}, {auth}"#))
+    );
+    assert!(lint(&src).is_empty(), "{:?}", lint(&src));
+}

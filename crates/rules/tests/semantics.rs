@@ -349,3 +349,35 @@ actions = [{ relay_tls = "dane-only" }]
         "{text}"
     );
 }
+
+#[test]
+fn relay_auth_is_carried_in_the_plan_and_explained_without_a_secret() {
+    let rules = load(
+        r#"
+[[rule]]
+name = "via_provider"
+conditions = [{ relaying = true }]
+actions = [
+  { relay_host = "smtp.provider.example:587" },
+  { relay_tls = "required" },
+  { relay_auth = { user = "me@provider.example", password_file = "secrets/provider" } },
+]
+"#,
+    );
+    let facts = Facts::new().relaying(true);
+    let out = rules.evaluate(Stage::Rcpt, &facts);
+    let auth = out.relay.auth.expect("credentials in the plan");
+    assert_eq!(auth.user(), "me@provider.example");
+    assert_eq!(auth.password_file(), "secrets/provider");
+    // Not relaying: no rule matched, no credentials.
+    let out = rules.evaluate(Stage::Rcpt, &Facts::new().relaying(false));
+    assert_eq!(out.relay.auth, None);
+    let trace = rules.explain(&facts);
+    let relay = trace.relay.as_ref().unwrap();
+    assert_eq!(relay.auth_rule.as_deref(), Some("via_provider"));
+    let text = trace.to_string();
+    assert!(
+        text.contains(r#"credentials:   user "me@provider.example", password in secrets/provider (sent over TLS only) [rule via_provider]"#),
+        "{text}"
+    );
+}

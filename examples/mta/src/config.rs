@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use postern_listener::Mode;
+use postern_listener::{Mode, ProxyProtocol};
 use postern_proto::{ForwardPath, ReversePath};
 use postern_rules::{Facts, RelayPlan, RuleConfig, RuleSet, RuleSetConfig, Stage, TomlSource};
 use serde::Deserialize;
@@ -86,6 +86,10 @@ struct FileConfig {
     #[serde(default)]
     dns: DnsFile,
     #[serde(default)]
+    auth_limits: crate::abuse::AuthLimitsFile,
+    #[serde(default)]
+    connection_rate: crate::abuse::ConnectionRateFile,
+    #[serde(default)]
     rule: Vec<Spanned<RuleConfig>>,
     metrics: Option<MetricsFile>,
 }
@@ -110,6 +114,7 @@ struct ServerFile {
     hostname: Option<String>,
     data_dir: Option<PathBuf>,
     users_file: Option<PathBuf>,
+    bare_lf_networks: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -154,6 +159,16 @@ struct ListenerFile {
     require_auth: bool,
     max_connections: Option<usize>,
     max_connections_per_ip: Option<usize>,
+    connection_rate: Option<Vec<Spanned<crate::abuse::WindowFile>>>,
+    proxy_protocol: Option<ProxyFile>,
+}
+
+/// `proxy_protocol = { trusted = ["127.0.0.5/32"], header_timeout = "5s" }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProxyFile {
+    trusted: Vec<String>,
+    header_timeout: Option<DurationText>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -172,6 +187,7 @@ struct QueueFile {
     retry_max: Option<DurationText>,
     retry_factor: Option<f64>,
     scan_interval: Option<DurationText>,
+    delay_warning: Option<DurationText>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -186,7 +202,7 @@ struct LimitsFile {
 
 /// `"5d"`, `"4h"`, `"30m"`, `"10s"` or a number of seconds.
 #[derive(Debug, Clone, Copy)]
-struct DurationText(Duration);
+pub(crate) struct DurationText(pub(crate) Duration);
 
 impl<'de> Deserialize<'de> for DurationText {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -281,6 +297,14 @@ pub struct ListenerSpec {
     pub max_connections: usize,
     /// Most connections from one IP at once.
     pub max_connections_per_ip: usize,
+    /// The PROXY protocol: the fronts whose header is required and
+    /// believed (their clients' addresses then drive the limits, the
+    /// rules, the logs and the Received header).
+    pub proxy: Option<ProxyProtocol>,
+    /// This listener's own connection rate windows (`connection_rate =
+    /// [...]`; empty: no rate limit here); `None`: the global
+    /// `[connection_rate]`.
+    pub connection_rate: Option<Vec<postern_listener::guard::Window>>,
 }
 
 /// Queue timing, for the outbound runner.
@@ -297,6 +321,9 @@ pub struct QueueSettings {
     pub retry_factor: f64,
     /// How often the runner scans the queue. Default 10 seconds.
     pub scan_interval: Duration,
+    /// Tell the sender once that mail is delayed after this long (RFC 3464
+    /// `action=delayed`); 0 turns it off. Default 4 hours.
+    pub delay_warning: Duration,
 }
 
 impl Default for QueueSettings {
@@ -307,6 +334,7 @@ impl Default for QueueSettings {
             retry_max: Duration::from_secs(4 * 3600),
             retry_factor: 2.0,
             scan_interval: Duration::from_secs(10),
+            delay_warning: Duration::from_secs(4 * 3600),
         }
     }
 }
@@ -422,6 +450,14 @@ pub struct MtaConfig {
     pub metrics: Option<SocketAddr>,
     /// DNS and DNSSEC for outbound mail.
     pub dns: DnsSettings,
+    /// The AUTH failure limits (`[auth_limits]`); `None` when disabled.
+    pub auth_limits: Option<crate::abuse::AuthLimitSettings>,
+    /// The connection rate limits (`[connection_rate]`); `None` when
+    /// disabled.
+    pub connection_rate: Option<crate::abuse::RateSettings>,
+    /// Clients allowed to end command lines with a bare LF
+    /// (`[server] bare_lf_networks`; empty by default).
+    pub bare_lf_networks: postern_listener::guard::Networks,
     rules: Arc<RuleSet>,
 }
 
@@ -687,7 +723,26 @@ impl MtaConfig {
                     ));
                 }
             }
+            let proxy = match &l.proxy_protocol {
+                None => None,
+                Some(p) => {
+                    let key = Some("proxy_protocol.trusted".into());
+                    let proxy = ProxyProtocol::from_trusted(&p.trusted)
+                        .map_err(|e| err(span.clone(), item.clone(), key, e.to_string()))?;
+                    Some(
+                        p.header_timeout
+                            .map_or(proxy.clone(), |d| proxy.with_header_timeout(d.0)),
+                    )
+                }
+            };
             let defaults = postern_listener::ConnLimits::default();
+            let connection_rate = match &l.connection_rate {
+                None => None,
+                Some(w) => Some(
+                    crate::abuse::windows("connection_rate", w)
+                        .map_err(|(s, f, m)| err(s.or(span.clone()), item.clone(), Some(f), m))?,
+                ),
+            };
             listeners.push(ListenerSpec {
                 name: l.name.clone(),
                 addr,
@@ -696,6 +751,8 @@ impl MtaConfig {
                 require_auth: l.require_auth,
                 max_connections: l.max_connections.unwrap_or(defaults.global),
                 max_connections_per_ip: l.max_connections_per_ip.unwrap_or(defaults.per_ip),
+                proxy,
+                connection_rate,
             });
         }
         if listeners.is_empty() {
@@ -726,6 +783,7 @@ impl MtaConfig {
                 }
             },
             scan_interval: parsed.queue.scan_interval.map_or(dq.scan_interval, |d| d.0),
+            delay_warning: parsed.queue.delay_warning.map_or(dq.delay_warning, |d| d.0),
         };
         let dl = MessageLimits::default();
         let limits = MessageLimits {
@@ -796,6 +854,15 @@ impl MtaConfig {
             dnssec,
             trust_anchor: parsed.dns.trust_anchor.as_deref().map(resolve),
         };
+        // Abuse limits.
+        let abuse_err = |(span, field, message): crate::abuse::AbuseError| {
+            err(span, None, Some(field), message)
+        };
+        let auth_limits = parsed.auth_limits.settings().map_err(abuse_err)?;
+        let connection_rate = parsed.connection_rate.settings().map_err(abuse_err)?;
+        let bare_lf_networks =
+            crate::abuse::bare_lf_networks(parsed.server.bare_lf_networks.as_ref())
+                .map_err(abuse_err)?;
 
         // Rules: compiled as one set; errors point at the rule's table.
         let spans: Vec<std::ops::Range<usize>> = parsed.rule.iter().map(Spanned::span).collect();
@@ -812,6 +879,22 @@ impl MtaConfig {
             let field = (!e.field.is_empty()).then(|| e.field.clone());
             err(span, item, field, e.kind.to_string())
         })?;
+        // Smart-host passwords are checked now too (as at each use), so
+        // `check` and start-up refuse a file others can read.
+        for (i, a, auth) in rules.relay_auths() {
+            crate::outbound::credentials(base, auth).map_err(|e| {
+                let field = format!("actions[{a}].relay_auth");
+                let item = format!("rule #{} {:?}", i + 1, rules.rules()[i].name());
+                let path = format!("rule[{i}].{field}");
+                let span = toml.as_ref().and_then(|t| t.span(&path));
+                err(
+                    span.or_else(|| spans.get(i).cloned()),
+                    Some(item),
+                    Some(field),
+                    e.to_string(),
+                )
+            })?;
+        }
 
         Ok(MtaConfig {
             source: file.to_owned(),
@@ -824,6 +907,9 @@ impl MtaConfig {
             limits,
             metrics: parsed.metrics.map(|m| m.address),
             dns,
+            auth_limits,
+            connection_rate,
+            bare_lf_networks,
             rules: Arc::new(rules),
         })
     }

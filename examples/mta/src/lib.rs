@@ -50,6 +50,7 @@
 //! [`Store`](postern_queue::Store) (an `Arc<dyn Store>`), an `Arc<`[`MtaConfig`](config::MtaConfig)`>` and a
 //! [`Shutdown`] receiver.
 
+pub mod abuse;
 pub mod cli;
 pub mod config;
 pub mod defaults;
@@ -60,6 +61,7 @@ pub mod server;
 
 pub mod tls;
 pub mod users;
+pub mod verify;
 
 /// The graceful-shutdown signal shared by the server, local delivery and
 /// the outbound runner: `true` once SIGTERM (or SIGINT) arrived. Wait with

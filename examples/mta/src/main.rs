@@ -19,6 +19,7 @@ use postern_mta::users::{Mailboxes, Users};
 use postern_queue::maildir::{LocalDelivery, Maildirs, sweep};
 use postern_queue::runner::DeliveryObserver;
 use postern_queue::{LogStore, Store};
+use postern_session::SaslMechanisms;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -133,13 +134,14 @@ async fn run(config: MtaConfig) -> ExitCode {
     };
     let config = Arc::new(config);
     let users = Arc::new(Users::open(&config.users_file()));
+    let mailboxes = Arc::new(Mailboxes {
+        config: config.clone(),
+        users: users.clone(),
+    });
     let local = LocalDelivery::new(
         spool.clone(),
         Maildirs::new(config.mail_dir(), &config.hostname),
-        Arc::new(Mailboxes {
-            config: config.clone(),
-            users: users.clone(),
-        }),
+        mailboxes.clone(),
         Arc::new(postern_mta::outbound::bounces(spool.clone(), &config)),
     )
     .max_age(config.queue.max_age);
@@ -150,7 +152,11 @@ async fn run(config: MtaConfig) -> ExitCode {
         local.clone(),
     ));
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut listeners = listener_configs(&config, &self_signed);
+    let mut listeners = listener_configs(
+        &config,
+        &self_signed,
+        &SaslMechanisms::with_scram(mailboxes),
+    );
     let observer = metrics.clone().map(|m| m as Arc<dyn Observer>);
     listeners
         .iter_mut()

@@ -5,15 +5,24 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use postern_proto::{AddressLiteral, ForwardPath, Host, Mailbox, ReversePath, TlsVersion};
+use postern_proto::{AddressLiteral, EnhancedCode, ForwardPath, Host, TlsVersion};
 use postern_queue::report::Diagnosis;
 use postern_queue::runner::{DeliveryObserver, Router, Runner, RunnerSettings};
 use postern_queue::{Envelope, RecipientState, RetryPolicy, SpoolBounces, Store};
-use postern_relay::{Anchors, DnssecResolver, Route, Target, TlsMode, TlsPolicy};
-use postern_rules::{Destination, Facts, RelayTlsMode, RuleSet, Stage, TrustAnchors};
+use postern_relay::{
+    Anchors, DnssecResolver, PasswordFileError, RelayCredentials, Route, Target, TlsMode, TlsPolicy,
+};
+use postern_rules::{Destination, Facts, RelayAuth, RelayTlsMode, RuleSet, Stage, TrustAnchors};
 
 use crate::Shutdown;
 use crate::config::MtaConfig;
+
+/// 4.3.5, "system incorrectly configured" (RFC 3463): a route this MTA
+/// cannot carry out defers the mail until an operator fixes it.
+const MISCONFIGURED: EnhancedCode = match EnhancedCode::new(4, 3, 5) {
+    Some(code) => code,
+    None => panic!("4.3.5 is a valid status"),
+};
 
 /// The runner the MTA uses.
 pub type MtaRunner = Runner<RulesRouter, SpoolBounces>;
@@ -75,7 +84,7 @@ pub fn bounces(spool: Arc<dyn Store>, config: &MtaConfig) -> SpoolBounces {
 
 /// The runner settings `main` uses: host name and queue timing from
 /// `config` (retry delays grow by `retry_factor` from `retry_initial` up to
-/// `retry_max`; `max_age`; `scan_interval`).
+/// `retry_max`; `max_age`; `scan_interval`; `delay_warning`).
 pub fn settings_from_config(config: &MtaConfig) -> RunnerSettings {
     let mut s = RunnerSettings::new(config.hostname.clone());
     s.retry = RetryPolicy::new(
@@ -85,11 +94,12 @@ pub fn settings_from_config(config: &MtaConfig) -> RunnerSettings {
         config.queue.max_age,
     );
     s.scan_interval = config.queue.scan_interval;
+    s.delay_warning = config.queue.delay_warning;
     s
 }
 
 /// Routes each recipient as the rules' relay plan says: smart host or MX,
-/// TLS mode, versions and trust anchors.
+/// TLS mode, versions, trust anchors and smart-host credentials.
 #[derive(Debug, Clone)]
 pub struct RulesRouter {
     /// The rules, evaluated at the `rcpt` stage with the facts the envelope
@@ -137,19 +147,27 @@ impl Router for RulesRouter {
         let facts = facts_for(env, r);
         let outcome = self.rules.evaluate(Stage::Rcpt, &facts);
         let plan = outcome.relay;
-        let domain = r.domain().to_ascii_lowercase();
+        let domain = r.host().to_string().to_ascii_lowercase();
         // An address literal names the host itself (RFC 5321 §5.1): no MX
         // lookup; the relay gets the address in brackets (`[2001:db8::1]`,
         // not the literal's `[IPv6:...]` form).
-        let literal = match Host::parse(r.domain()) {
-            Ok(Host::Literal(AddressLiteral::V4(ip))) => Some(format!("[{ip}]")),
-            Ok(Host::Literal(AddressLiteral::V6(ip))) => Some(format!("[{ip}]")),
+        let literal = match r.host() {
+            Host::Literal(AddressLiteral::V4(ip)) => Some(format!("[{ip}]")),
+            Host::Literal(AddressLiteral::V6(ip)) => Some(format!("[{ip}]")),
             _ => None,
         };
         let target = match (plan.route, literal) {
             // It is still "MX-like": no credentials are sent.
             (Destination::Mx, Some(host)) => Target::smart_host(host, self.mx_port),
-            (Destination::SmartHost { host, port }, _) => Target::smart_host(host.clone(), *port),
+            (Destination::SmartHost { host, port }, _) => match plan.auth {
+                // Read at each use, so a fixed (or a loosened) file counts
+                // at once; a bad one defers: the operator fixes it.
+                Some(a) => Target::smart_host(host.clone(), *port).with_auth(
+                    credentials(&self.base_dir, a)
+                        .map_err(|e| Diagnosis::local(MISCONFIGURED, &e.to_string(), None))?,
+                ),
+                None => Target::smart_host(host.clone(), *port),
+            },
             // MX, and any destination kind this router does not know yet.
             _ => Target::mx(domain, self.mx_port),
         };
@@ -158,7 +176,7 @@ impl Router for RulesRouter {
                 TrustAnchors::System => Ok(Anchors::WebPki),
                 TrustAnchors::Files(files) => load_anchors(&self.base_dir, files),
                 other => Err(Diagnosis::local(
-                    "4.3.5",
+                    MISCONFIGURED,
                     &format!("trust anchors {other} are not supported by this MTA"),
                     None,
                 )),
@@ -178,7 +196,7 @@ impl Router for RulesRouter {
             RelayTlsMode::DaneOnly => TlsMode::DaneOnly,
             other => {
                 return Err(Diagnosis::local(
-                    "4.3.5",
+                    MISCONFIGURED,
                     &format!("relay TLS mode {other} is not supported by this MTA"),
                     None,
                 ));
@@ -199,23 +217,21 @@ impl Router for RulesRouter {
     }
 }
 
+/// The credentials `auth` names, the password read from its file (relative
+/// to `base`); refused when group or others may read the file.
+pub fn credentials(base: &Path, auth: &RelayAuth) -> Result<RelayCredentials, PasswordFileError> {
+    RelayCredentials::from_password_file(auth.user(), base.join(auth.password_file()))
+}
+
 /// The rule facts for relaying recipient `r` of `env`: what the inbound
 /// side knew when it accepted the message.
 fn facts_for(env: &Envelope, r: &RecipientState) -> Facts {
     let mut facts = Facts::new()
         .relaying(true)
         .tls(env.tls_version.is_some())
-        .smtputf8(env.params.smtputf8);
-    // The spool stores addresses as text (checked when they were accepted);
-    // one that no longer parses is an unknown fact, which no rule matches.
-    if env.sender.is_empty() {
-        facts = facts.sender(ReversePath::Null);
-    } else if let Ok(m) = Mailbox::parse(&env.sender) {
-        facts = facts.sender(ReversePath::Mailbox(m));
-    }
-    if let Ok(m) = Mailbox::parse(&r.address) {
-        facts = facts.recipient(ForwardPath::Mailbox(m));
-    }
+        .smtputf8(env.params.smtputf8)
+        .sender(env.sender.clone())
+        .recipient(ForwardPath::Mailbox(r.address.clone()));
     if let Some(v) = env.tls_version {
         facts = facts.tls_version(v);
     }
@@ -258,14 +274,14 @@ fn load_anchors(base: &Path, files: &[String]) -> Result<Anchors, Diagnosis> {
             }
             Err(e) => {
                 return Err(Diagnosis::local(
-                    "4.3.5",
+                    MISCONFIGURED,
                     &format!("cannot read trust anchors {}: {e}", path.display()),
                     None,
                 ));
             }
         }
     }
-    Anchors::from_pem(&pem).map_err(|e| Diagnosis::local("4.3.5", &e.to_string(), None))
+    Anchors::from_pem(&pem).map_err(|e| Diagnosis::local(MISCONFIGURED, &e.to_string(), None))
 }
 
 #[cfg(test)]
@@ -288,9 +304,11 @@ mod tests {
 
     fn envelope(sender: &str, rcpt: &str, tls: Option<&str>) -> Envelope {
         let id = "0000000000000000000000000a".parse().unwrap();
-        let mut env = Envelope::new(id, sender);
+        let mailbox = |a: &str| postern_proto::Mailbox::parse(a).unwrap().into_owned();
+        let mut env = Envelope::new(id, postern_proto::ReversePath::Mailbox(mailbox(sender)));
         env.tls_version = tls.and_then(postern_proto::TlsVersion::from_name);
-        env.recipients.push(RecipientState::pending(rcpt, false));
+        env.recipients
+            .push(RecipientState::pending(mailbox(rcpt), false));
         env
     }
 
@@ -382,10 +400,91 @@ actions = [{ relay_tls = "verified" }, { relay_trust_anchors = ["nope.pem"] }]
         );
         let env = envelope("alice@local.test", "bob@example.net", None);
         let err = router.route(&env, &env.recipients[0]).unwrap_err();
-        assert_eq!(err.status, "4.3.5");
+        assert_eq!(err.status.to_string(), "4.3.5");
         std::fs::write(dir.join("nope.pem"), "not a certificate").unwrap();
         let err = router.route(&env, &env.recipients[0]).unwrap_err();
-        assert_eq!(err.status, "4.3.5");
+        assert_eq!(err.status.to_string(), "4.3.5");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn relay_auth_reads_an_owner_only_password_file_and_never_shows_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let (router, dir) = test_router(
+            r#"
+[[rule]]
+name = "provider"
+conditions = [{ relaying = true }]
+actions = [
+  { relay_host = "smtp.provider.example:587" },
+  { relay_tls = "required" },
+  { relay_auth = { user = "me@provider.example", password_file = "provider.pw" } },
+]
+"#,
+        );
+        let pw = dir.join("provider.pw");
+        std::fs::write(&pw, "s3cret-pw\n").unwrap();
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let env = envelope("alice@local.test", "bob@example.net", None);
+        let route = router.route(&env, &env.recipients[0]).unwrap();
+        let Target::SmartHost {
+            auth: Some(creds),
+            allow_plaintext_auth,
+            ..
+        } = &route.target
+        else {
+            panic!("no credentials: {route:?}")
+        };
+        assert_eq!(
+            (creds.username.as_str(), creds.password.as_str()),
+            ("me@provider.example", "s3cret-pw")
+        );
+        assert!(!allow_plaintext_auth, "credentials go over TLS only");
+        assert!(!format!("{route:?}").contains("s3cret"), "{route:?}");
+
+        // Readable by the group: refused at use, naming the file; deferred.
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let err = router.route(&env, &env.recipients[0]).unwrap_err();
+        assert_eq!(err.status, MISCONFIGURED);
+        let text = err.to_string();
+        assert!(text.contains(&pw.display().to_string()), "{text}");
+        assert!(!text.contains("s3cret"), "{text}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_readable_password_file_fails_the_config_load_naming_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("postern-pwcfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pw = dir.join("smarthost.pw");
+        std::fs::write(&pw, "s3cret\n").unwrap();
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let src = r#"
+[[listener]]
+name = "mta"
+address = "127.0.0.1:2525"
+mode = "plain"
+
+[[rule]]
+name = "provider"
+actions = [
+  { relay_host = "smtp.provider.example:587" },
+  { relay_tls = "required" },
+  { relay_auth = { user = "me", password_file = "smarthost.pw" } },
+]
+"#;
+        let err = MtaConfig::from_toml_str(src, "t.toml", &dir).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(&pw.display().to_string()), "{text}");
+        assert!(text.contains("readable by the server user only"), "{text}");
+        assert!(text.contains("rule #1 \"provider\""), "{text}");
+        assert!(text.contains("actions[2].relay_auth"), "{text}");
+        assert!(text.starts_with("t.toml:12:"), "{text}");
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(MtaConfig::from_toml_str(src, "t.toml", &dir).is_ok());
         let _ = std::fs::remove_dir_all(dir);
     }
 
@@ -408,6 +507,7 @@ retry_initial = "1m"
 retry_max = "2h"
 retry_factor = {factor}
 scan_interval = "3s"
+delay_warning = "90m"
 "#
             )
         };
@@ -420,6 +520,7 @@ scan_interval = "3s"
         assert_eq!(s.retry.cap, Duration::from_secs(7200));
         assert_eq!(s.retry.max_age, Duration::from_secs(2 * 86_400));
         assert_eq!(s.scan_interval, Duration::from_secs(3));
+        assert_eq!(s.delay_warning, Duration::from_secs(5400));
         assert_eq!(s.retry.delay(2), Duration::from_secs(180));
         let err = MtaConfig::from_toml_str(&src("0.5"), "t.toml", Path::new("")).unwrap_err();
         assert!(err.to_string().contains("retry_factor"), "{err}");

@@ -28,11 +28,14 @@ use postern_proto::{
 };
 use postern_rules::{AuthOffer, Stage, Verdict};
 
+use postern_listener::guard::{AuthGuard, AuthRefusal, FailureOutcome, MemoryStore};
+
 use crate::config::MtaConfig;
 use crate::users::Users;
 use postern_queue::maildir::{DeliveryQueue, LocalDelivery};
 use postern_queue::trace::{TraceInfo, received_header};
 use postern_queue::{Envelope, MessageParams, MessageWriter, QueueId, RecipientState, Store};
+use postern_session::ProofCheck;
 
 /// The MTA's listener handler, shared by every connection.
 #[derive(Debug)]
@@ -41,6 +44,7 @@ pub struct Mta {
     spool: Arc<dyn Store>,
     users: Arc<Users>,
     local: DeliveryQueue,
+    guard: Option<Arc<AuthGuard>>,
 }
 
 impl Mta {
@@ -52,12 +56,24 @@ impl Mta {
         users: Arc<Users>,
         local: LocalDelivery,
     ) -> Mta {
+        let guard = config.auth_limits.as_ref().map(|a| {
+            Arc::new(AuthGuard::with_store(
+                a.limits.clone(),
+                MemoryStore::new(a.max_entries),
+            ))
+        });
         Mta {
             config,
             spool,
             users,
             local: local.start_queue(),
+            guard,
         }
+    }
+
+    /// The AUTH failure limiter (`None` when `[auth_limits]` is disabled).
+    pub fn auth_guard(&self) -> Option<&Arc<AuthGuard>> {
+        self.guard.as_ref()
     }
 }
 
@@ -72,6 +88,8 @@ impl Handler for Mta {
             local: self.local.clone(),
             peer: info.peer,
             txn: None,
+            guard: self.guard.clone(),
+            auth_failures: 0,
         }
     }
 }
@@ -85,12 +103,14 @@ pub struct MtaConn {
     local: DeliveryQueue,
     peer: SocketAddr,
     txn: Option<Txn>,
+    guard: Option<Arc<AuthGuard>>,
+    /// Failed AUTH attempts on this connection (for the growing delay).
+    auth_failures: u32,
 }
 
 #[derive(Debug, Default)]
 struct Txn {
-    sender: String,
-    /// The reverse-path and BODY as the rules see them.
+    /// The reverse-path (stored as it is) and BODY as the rules see them.
     from: Option<ReversePath<'static>>,
     body: Option<postern_proto::Body>,
     /// The forward-paths of `recipients`, as the rules see them.
@@ -205,7 +225,7 @@ impl MtaConn {
         let join = |v: &[String], sep| if v.is_empty() { dash() } else { v.join(sep) };
         let t = self.txn.as_ref();
         let to = t.map_or_else(dash, |t| {
-            let r: Vec<&str> = t.recipients.iter().map(|r| r.address.as_str()).collect();
+            let r: Vec<String> = t.recipients.iter().map(|r| r.address.to_string()).collect();
             r.join(",")
         });
         tracing::info!(
@@ -217,7 +237,9 @@ impl MtaConn {
             user = f.authenticated.map_or("-", |a| a.authcid.as_str()),
             rules = %t.map_or_else(dash, |t| join(&t.rules, ",")),
             id = %id.map_or_else(dash, ToString::to_string),
-            from = %t.map_or_else(dash, |t| format!("<{}>", t.sender)),
+            from = %t.map_or_else(dash, |t| {
+                t.from.as_ref().map_or_else(|| "<>".to_owned(), ToString::to_string)
+            }),
             to = %to,
             refused = %t.map_or_else(dash, |t| join(&t.refused, "; ")),
             result,
@@ -267,21 +289,54 @@ impl MtaConn {
         {
             return Decision::RejectWith(reply(535, "5.7.8", "Authorization identity not allowed"));
         }
+        let user = credentials.authcid.clone();
+        // The limiter first: a throttled or banned client's guess is not
+        // even checked (no argon2 spent, nothing learnt).
+        if let Some(guard) = &self.guard {
+            match guard.check(f.peer.ip(), &user, SystemTime::now()) {
+                Ok(()) => {}
+                Err(AuthRefusal::Banned { .. }) => return banned_reply(),
+                Err(_) => {
+                    return Decision::TempfailWith(reply(
+                        454,
+                        "4.7.0",
+                        "Too many failed authentications, try again later",
+                    ));
+                }
+            }
+        }
         let users = self.users.clone();
         let config = self.config.clone();
         let user = credentials.authcid.clone();
-        let ok = tokio::task::spawn_blocking(move || {
-            let password = credentials.secret.expose();
-            users.verify(&config, &credentials.authcid, password)
-        })
-        .await
-        .unwrap_or(false);
+        // SCRAM checked the client's proof against the users' keys itself.
+        let ok = match credentials.check {
+            ProofCheck::ByEmbedder => tokio::task::spawn_blocking(move || {
+                let password = credentials.secret.expose();
+                users.verify(&config, &credentials.authcid, password)
+            })
+            .await
+            .unwrap_or(false),
+            check => check == ProofCheck::Verified,
+        };
         if ok {
             tracing::info!(listener = f.listener, peer = %f.peer, user = %user, mechanism = %mech, "authenticated");
             Decision::Accept
         } else {
             tracing::warn!(listener = f.listener, peer = %f.peer, user = %user, mechanism = %mech, "authentication failed");
-            Decision::Reject
+            self.auth_failures = self.auth_failures.saturating_add(1);
+            let Some(guard) = self.guard.clone() else {
+                return Decision::Reject;
+            };
+            let outcome = guard.failed(f.peer.ip(), &user, SystemTime::now());
+            // Tarpit: a growing wait before each later failure's reply.
+            let delay = guard.delay(self.auth_failures);
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            match outcome {
+                FailureOutcome::Banned { .. } => banned_reply(),
+                _ => Decision::Reject,
+            }
         }
     }
 
@@ -291,10 +346,6 @@ impl MtaConn {
         params: postern_proto::MailParams<'static>,
         f: &Facts<'_>,
     ) -> Decision {
-        let sender = match &from {
-            ReversePath::Null => String::new(),
-            ReversePath::Mailbox(m) => m.to_string(),
-        };
         let mut mp = MessageParams::default();
         mp.envid = params.envid.as_deref().map(str::to_owned);
         mp.ret = params.ret;
@@ -302,7 +353,6 @@ impl MtaConn {
         mp.smtputf8 = params.smtputf8;
         mp.size = params.size;
         self.txn = Some(Txn {
-            sender,
             from: Some(from),
             body: params.body,
             params: mp,
@@ -375,18 +425,17 @@ impl MtaConn {
                 tracing::warn!(rcpt = %address, %problem, "relay plan cannot be carried out; the message will stay queued");
             }
         }
-        let mut state = RecipientState::pending(
-            if local {
-                format!(
-                    "{}@{}",
-                    local_part.to_ascii_lowercase(),
-                    domain.to_ascii_lowercase()
-                )
-            } else {
-                address
-            },
-            local,
-        );
+        // Local mailboxes are stored lower-cased (their Maildir names).
+        let lower = format!("{local_part}@{domain}").to_ascii_lowercase();
+        let mailbox = match (&path, Mailbox::parse(&lower)) {
+            (ForwardPath::Mailbox(_), Ok(m)) if local => m.into_owned(),
+            (ForwardPath::Mailbox(m), _) => m.clone(),
+            (ForwardPath::Postmaster, _) => {
+                let no_postmaster = reply(451, "4.3.0", "<Postmaster>: no postmaster mailbox here");
+                return refuse(self, Decision::TempfailWith(no_postmaster));
+            }
+        };
+        let mut state = RecipientState::pending(mailbox, local);
         state.orcpt = params.orcpt.clone();
         state.notify = params.notify;
         if let Some(t) = self.txn.as_mut() {
@@ -408,7 +457,7 @@ impl MtaConn {
         let addresses: Vec<(String, bool)> = txn
             .recipients
             .iter()
-            .map(|r| (r.address.clone(), r.local))
+            .map(|r| (r.address.to_string(), r.local))
             .collect();
         let paths = txn.paths.clone();
         for ((_, local), path) in addresses.iter().zip(paths) {
@@ -488,7 +537,8 @@ impl MtaConn {
             return Decision::TempfailWith(reply(451, "4.3.0", "Local error: cannot queue now"));
         }
         let id = writer.id().clone();
-        let mut env = Envelope::new(id.clone(), txn.sender.clone());
+        let sender = txn.from.clone().unwrap_or(ReversePath::Null);
+        let mut env = Envelope::new(id.clone(), sender);
         env.params = txn.params.clone();
         env.listener = Some(f.listener.to_owned());
         env.peer = Some(f.peer.to_string());
@@ -525,6 +575,16 @@ impl MtaConn {
         }
         Decision::AcceptWith(reply(250, "2.0.0", format!("Ok: queued as {id}")))
     }
+}
+
+/// `421 4.7.0` (RFC 4954 §4: the server closes): the client's network is
+/// banned for AUTH failures.
+fn banned_reply() -> Decision {
+    Decision::TempfailWith(reply(
+        421,
+        "4.7.0",
+        "Too many failed authentications from your network, closing connection",
+    ))
 }
 
 impl ConnectionHandler for MtaConn {

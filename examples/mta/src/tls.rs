@@ -67,14 +67,14 @@ pub fn tls_settings(
 /// The AUTH mechanisms the rules allow at EHLO on `listener` for a
 /// plaintext and a TLS connection, knowing only the listener (what
 /// `postern-mta check` prints; each connection's EHLO is decided from its
-/// own facts, see `crate::server`); mechanisms the session cannot run (only
-/// PLAIN and LOGIN are built in) are left out and returned as the second
-/// value.
+/// own facts, see `crate::server`); mechanisms the session cannot run
+/// (`SaslMechanisms::with_scram`: SCRAM-SHA-256(-PLUS), PLAIN, LOGIN) are
+/// left out and returned as the second value.
 pub fn auth_policy(
     config: &MtaConfig,
     listener: &ListenerSpec,
 ) -> (postern_session::AuthPolicy, Vec<String>) {
-    let builtin = postern_session::SaslMechanisms::builtin();
+    let builtin = postern_session::SaslMechanisms::with_scram(Arc::new(()));
     let mut skipped = Vec::new();
     let mut for_tls = |tls: bool| {
         let facts = Facts::new()
@@ -109,8 +109,13 @@ pub fn auth_policy(
 /// it can run: the rules are the one source of truth, and they decide per
 /// connection, from its facts, what the EHLO reply offers (the session
 /// then refuses anything else) and whether an AUTH succeeds.
-pub fn session_config(config: &MtaConfig, listener: &ListenerSpec) -> postern_session::Config {
+pub fn session_config(
+    config: &MtaConfig,
+    listener: &ListenerSpec,
+    mechanisms: &postern_session::SaslMechanisms,
+) -> postern_session::Config {
     let mut s = postern_session::Config::new(config.hostname.clone());
+    s.mechanisms = mechanisms.clone();
     s.banner = "Postern MTA".into();
     s.require_auth = listener.require_auth;
     let runnable = s.mechanisms.names();
@@ -127,13 +132,49 @@ pub fn session_config(config: &MtaConfig, listener: &ListenerSpec) -> postern_se
 }
 
 /// Every listener of `config`, ready for `postern_listener::Server::bind`.
-pub fn listener_configs(config: &MtaConfig, self_signed: &SelfSignedSource) -> Vec<ListenerConfig> {
+///
+/// The global `[connection_rate]` is one limiter shared by every listener
+/// without windows of its own (their connections count together); a
+/// listener with its own windows has its own limiter (with the global
+/// allowlist).
+pub fn listener_configs(
+    config: &MtaConfig,
+    self_signed: &SelfSignedSource,
+    mechanisms: &postern_session::SaslMechanisms,
+) -> Vec<ListenerConfig> {
+    use postern_listener::guard::{ConnectionRate, MemoryStore, RateLimits};
+    let global = config.connection_rate.as_ref().map(|r| {
+        Arc::new(ConnectionRate::with_store(
+            r.limits.clone(),
+            MemoryStore::new(r.max_entries),
+        ))
+    });
     config
         .listeners
         .iter()
         .map(|l| {
+            let rate = match (&l.connection_rate, &config.connection_rate) {
+                (None, _) => global.clone(),
+                (Some(w), _) if w.is_empty() => None,
+                (Some(w), settings) => {
+                    let mut limits = RateLimits::unlimited();
+                    limits.windows = w.clone();
+                    if let Some(s) = settings {
+                        limits.allow = s.limits.allow.clone();
+                    }
+                    let capacity = settings
+                        .as_ref()
+                        .map_or(MemoryStore::DEFAULT_CAPACITY, |s| s.max_entries);
+                    Some(Arc::new(ConnectionRate::with_store(
+                        limits,
+                        MemoryStore::new(capacity),
+                    )))
+                }
+            };
             let mut lc = ListenerConfig::new(l.name.clone(), l.addr, l.mode)
-                .with_session(Arc::new(session_config(config, l)))
+                .with_connection_rate(rate)
+                .with_bare_lf_networks(config.bare_lf_networks.clone())
+                .with_session(Arc::new(session_config(config, l, mechanisms)))
                 .with_limits({
                     let mut limits = ConnLimits::default();
                     limits.global = l.max_connections;
@@ -145,6 +186,9 @@ pub fn listener_configs(config: &MtaConfig, self_signed: &SelfSignedSource) -> V
                 });
             if let Some(t) = &l.tls {
                 lc = lc.with_tls(tls_settings(t, config, self_signed));
+            }
+            if let Some(p) = &l.proxy {
+                lc = lc.with_proxy_protocol(p.clone());
             }
             lc
         })

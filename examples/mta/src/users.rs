@@ -1,6 +1,8 @@
-//! The users file: one `name:argon2-PHC-hash` line per user, written by
-//! `postern-mta user add`, read by AUTH. Also the mailbox directory: which
-//! local addresses exist.
+//! The users file: one `name:argon2-hash SCRAM-keys` line per user
+//! ([`PasswordLine`]), written by `postern-mta user add`, read by AUTH: the
+//! argon2 hash checks PLAIN and LOGIN, the salted, iterated SCRAM keys serve
+//! SCRAM-SHA-256(-PLUS) (a line from before them serves PLAIN and LOGIN
+//! only). Also the mailbox directory: which local addresses exist.
 //!
 //! A user `alice` is a mailbox at every local domain and authenticates as
 //! `alice` (or `alice@` any local domain); `alice@example.org` is a mailbox
@@ -16,7 +18,9 @@ use std::time::SystemTime;
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
+
+use postern_session::{PasswordLine, ScramKeys, ScramStore};
 
 use crate::config::MtaConfig;
 
@@ -56,7 +60,7 @@ pub fn validate_name(name: &str) -> Result<(), BadUserName> {
 #[derive(Default)]
 struct Loaded {
     mtime: Option<SystemTime>,
-    hashes: HashMap<String, String>,
+    hashes: HashMap<String, PasswordLine>,
 }
 
 /// The users file, cached and re-read when it changes.
@@ -64,6 +68,8 @@ pub struct Users {
     path: PathBuf,
     loaded: RwLock<Loaded>,
     dummy: String,
+    /// argon2's memory, bounded (see [`crate::verify`]).
+    pool: crate::verify::VerifyPool,
 }
 
 impl std::fmt::Debug for Users {
@@ -80,6 +86,7 @@ impl Users {
             path: path.to_owned(),
             loaded: RwLock::new(Loaded::default()),
             dummy,
+            pool: crate::verify::VerifyPool::per_cpu(),
         };
         users.refresh();
         users
@@ -119,27 +126,31 @@ impl Users {
         loaded.hashes.contains_key(&name.to_ascii_lowercase())
     }
 
+    /// The entry of `name`; `alice@D` for a local domain D also finds the
+    /// user `alice`.
+    fn entry(&self, config: &MtaConfig, name: &str) -> Option<PasswordLine> {
+        self.refresh();
+        let name = name.to_ascii_lowercase();
+        let loaded = self.loaded.read().unwrap_or_else(|e| e.into_inner());
+        loaded.hashes.get(&name).cloned().or_else(|| {
+            let (local, domain) = name.split_once('@')?;
+            if config.is_local_domain(domain) {
+                loaded.hashes.get(local).cloned()
+            } else {
+                None
+            }
+        })
+    }
+
     /// Checks a password. Slow on purpose (argon2): call it off the async
     /// executor. Unknown users cost the same time as known ones. `alice@D`
     /// for a local domain D also matches the user `alice`.
     pub fn verify(&self, config: &MtaConfig, name: &str, password: &[u8]) -> bool {
-        self.refresh();
-        let name = name.to_ascii_lowercase();
-        let hash = {
-            let loaded = self.loaded.read().unwrap_or_else(|e| e.into_inner());
-            loaded.hashes.get(&name).cloned().or_else(|| {
-                let (local, domain) = name.split_once('@')?;
-                if config.is_local_domain(domain) {
-                    loaded.hashes.get(local).cloned()
-                } else {
-                    None
-                }
-            })
-        };
+        let hash = self.entry(config, name).map(|e| e.hash);
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy.clone());
         let ok = PasswordHash::new(&hash)
-            .map(|h| Argon2::default().verify_password(password, &h).is_ok())
+            .map(|h| self.pool.verify(password, &h))
             .unwrap_or(false);
         known && ok
     }
@@ -161,24 +172,19 @@ impl Users {
     }
 }
 
-fn parse(text: &str, path: &Path) -> HashMap<String, String> {
+fn parse(text: &str, path: &Path) -> HashMap<String, PasswordLine> {
     let mut out = HashMap::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        match line.split_once(':') {
-            Some((name, hash))
-                if validate_name(name).is_ok() && PasswordHash::new(hash).is_ok() =>
-            {
-                out.insert(name.to_ascii_lowercase(), hash.to_owned());
+        match PasswordLine::parse(line) {
+            Ok(u) if validate_name(&u.name).is_ok() && PasswordHash::new(&u.hash).is_ok() => {
+                out.insert(u.name.to_ascii_lowercase(), u);
             }
-            _ => tracing::warn!(
-                file = %path.display(),
-                line = n + 1,
-                "skipping a malformed users line (expected name:argon2-hash)"
-            ),
+            _ => tracing::warn!(file = %path.display(), line = n + 1,
+                "skipping a malformed users line (expected name:argon2-hash [scram-keys])"),
         }
     }
     out
@@ -205,6 +211,8 @@ pub fn add_user(path: &Path, name: &str, password: &[u8]) -> io::Result<bool> {
         ));
     }
     let hash = hash_password(password).map_err(io::Error::other)?;
+    let scram = ScramKeys::generate(password, postern_session::DEFAULT_ITERATIONS)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let name = name.to_ascii_lowercase();
     let old = match fs::read_to_string(path) {
         Ok(t) => t,
@@ -224,7 +232,7 @@ pub fn add_user(path: &Path, name: &str, password: &[u8]) -> io::Result<bool> {
         out.push_str(line);
         out.push('\n');
     }
-    out.push_str(&format!("{name}:{hash}\n"));
+    out.push_str(&format!("{}\n", PasswordLine::new(name, hash, Some(scram))));
     postern_queue::write_atomically(path, out.as_bytes(), 0o600)?;
     Ok(existed)
 }
@@ -237,6 +245,14 @@ pub struct Mailboxes {
     pub config: Arc<MtaConfig>,
     /// The users.
     pub users: Arc<Users>,
+}
+
+/// The users file as SCRAM's key store (`alice@D` for a local domain D
+/// finds `alice`, as for PLAIN).
+impl ScramStore for Mailboxes {
+    fn scram_keys(&self, authcid: &str) -> Option<ScramKeys> {
+        self.users.entry(&self.config, authcid)?.scram
+    }
 }
 
 impl postern_queue::maildir::MailboxDirectory for Mailboxes {
@@ -268,6 +284,21 @@ mod tests {
         let users = Users::open(&path);
         assert!(users.verify(&config, "alice", b"s3cret"));
         assert!(users.verify(&config, "alice@localhost", b"s3cret"));
+        let keys = users
+            .entry(&config, "alice@localhost")
+            .unwrap()
+            .scram
+            .unwrap();
+        assert_eq!(keys.iterations, postern_session::DEFAULT_ITERATIONS);
+        assert_eq!(
+            ScramKeys::derive(b"s3cret", &keys.salt, keys.iterations).unwrap(),
+            keys
+        );
+        assert!(
+            fs::read_to_string(&path)
+                .unwrap()
+                .contains(" SCRAM-SHA-256$10000:")
+        );
         assert!(!users.verify(&config, "alice", b"wrong"));
         assert!(!users.verify(&config, "bob", b"s3cret"));
         assert!(users.has_mailbox(&config, "ALICE", "localhost"));

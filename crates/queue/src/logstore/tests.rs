@@ -1,5 +1,7 @@
 use super::*;
 use crate::envelope::{RcptStatus, RecipientState, unix_now};
+use crate::report::Diagnosis;
+use crate::test_support::{mailbox, sender};
 use postern_proto::{Body, Notify, Ret};
 
 fn tempdir(name: &str) -> PathBuf {
@@ -13,9 +15,9 @@ fn tempdir(name: &str) -> PathBuf {
 }
 
 fn envelope(id: &QueueId) -> Envelope {
-    let mut env = Envelope::new(id.clone(), "a@b.example");
+    let mut env = Envelope::new(id.clone(), sender("a@b.example"));
     env.recipients
-        .push(RecipientState::pending("c@d.example", false));
+        .push(RecipientState::pending(mailbox("c@d.example"), false));
     env
 }
 
@@ -35,9 +37,10 @@ fn commit_list_load_update_remove() {
     drop(hold);
     assert_eq!(store.list().unwrap(), vec![id.clone()]);
     assert_eq!(store.load(&id).unwrap(), env);
-    env.recipients[0].status = RcptStatus::Deferred {
-        reply: "451 later".into(),
-    };
+    env.recipients[0].status = RcptStatus::Deferred(Diagnosis::parse(
+        "451 4.3.0 later (remote mta: mx[192.0.2.1]:25)",
+        crate::report::OTHER_TRANSIENT,
+    ));
     env.attempts = 1;
     store.update(&id, &env).unwrap();
     assert_eq!(store.load(&id).unwrap(), env);

@@ -29,7 +29,10 @@
 //!    attempt is scheduled by the backoff (never after the expiry, so the
 //!    last try happens at expiry); a finished message is removed.
 //!    Recipients delivered to a server without DSN support whose `NOTIFY`
-//!    includes `SUCCESS` get a "relayed" report (RFC 3461 §4).
+//!    includes `SUCCESS` get a "relayed" report (RFC 3461 §4). A message
+//!    still open `delay_warning` after arrival gets one "delayed" report
+//!    (once: the envelope's `delay_reported` survives restarts), and its
+//!    next attempt is never scheduled past that moment.
 //!
 //! [`Runner::run`] starts a pass every `scan_interval`; passes may overlap
 //! (up to `concurrent_passes`), each skipping what the others hold, so a
@@ -117,11 +120,16 @@ pub struct RunnerSettings {
     /// After shutdown is signalled, how long in-flight deliveries may run
     /// before they are abandoned (and retried after the restart).
     pub shutdown_grace: Duration,
+    /// A message still undelivered this long after arrival gets one
+    /// "delayed" report to its sender (RFC 3464 `action=delayed`, for
+    /// recipients whose `NOTIFY` allows it); `Duration::ZERO` turns it off.
+    pub delay_warning: Duration,
 }
 
 impl RunnerSettings {
-    /// Defaults for `hostname`: 5-day expiry, scans every 5 s, RFC 5321
-    /// timeouts, 4 routes in parallel per pass and up to 4 passes at once.
+    /// Defaults for `hostname`: 5-day expiry, a delay report after 4 hours,
+    /// scans every 5 s, RFC 5321 timeouts, 4 routes in parallel per pass and
+    /// up to 4 passes at once.
     pub fn new(hostname: impl Into<String>) -> Self {
         RunnerSettings {
             hostname: hostname.into(),
@@ -134,6 +142,7 @@ impl RunnerSettings {
             batch: 200,
             max_received: 100,
             shutdown_grace: Duration::from_secs(10),
+            delay_warning: Duration::from_secs(4 * 3600),
         }
     }
 }

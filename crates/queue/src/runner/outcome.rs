@@ -50,12 +50,12 @@ impl RecipientOutcome {
     ) -> Self {
         match &result.outcome {
             Ok(reply) if reply.is_positive() => RecipientOutcome::Delivered {
-                diagnosis: Diagnosis::from_reply(&reply.to_string(), server),
+                diagnosis: Diagnosis::from_reply(reply.clone(), server),
                 dsn_dropped: message.dsn_dropped,
             },
             outcome => {
                 let diagnosis = match outcome {
-                    Ok(reply) => Diagnosis::from_reply(&reply.to_string(), server),
+                    Ok(reply) => Diagnosis::from_reply(reply.clone(), server),
                     Err(e) => diagnose(e, server),
                 };
                 if result.is_permanent() {
@@ -73,9 +73,9 @@ impl RecipientOutcome {
 /// ([`RelayError::status`](postern_relay::RelayError::status)), so no
 /// caller maps errors to statuses by hand.
 pub(crate) fn diagnose(e: &postern_relay::RelayError, server: Option<String>) -> Diagnosis {
-    let status = e.status().to_string();
+    let status = e.status();
     if let Some(reply) = e.reply() {
-        let mut d = Diagnosis::from_reply(&reply.to_string(), server);
+        let mut d = Diagnosis::from_reply(reply.clone(), server);
         d.status = status;
         if matches!(e, postern_relay::RelayError::StartTlsRefused(_)) {
             // The reply is to STARTTLS; what matters is that TLS was required.
@@ -83,7 +83,7 @@ pub(crate) fn diagnose(e: &postern_relay::RelayError, server: Option<String>) ->
         }
         return d;
     }
-    Diagnosis::local(&status, &e.to_string(), server)
+    Diagnosis::local(status, &e.to_string(), server)
 }
 
 #[cfg(test)]
@@ -93,10 +93,11 @@ mod tests {
     #[test]
     fn relay_errors_map_to_rfc3463_statuses() {
         use postern_relay::RelayError as E;
-        assert_eq!(diagnose(&E::TlsUnavailable, None).status, "4.7.4");
-        assert_eq!(diagnose(&E::NullMx("x".into()), None).status, "5.1.10");
+        let status = |d: Diagnosis| d.status.to_string();
+        assert_eq!(status(diagnose(&E::TlsUnavailable, None)), "4.7.4");
+        assert_eq!(status(diagnose(&E::NullMx("x".into()), None)), "5.1.10");
         assert_eq!(
-            diagnose(&E::Timeout(postern_relay::Phase::Greeting), None).status,
+            status(diagnose(&E::Timeout(postern_relay::Phase::Greeting), None)),
             "4.4.2"
         );
         let d = diagnose(

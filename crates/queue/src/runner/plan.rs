@@ -4,12 +4,12 @@
 use std::io;
 
 use bytes::Bytes;
-use postern_proto::{ForwardPath, Mailbox, RcptParams, ReversePath};
+use postern_proto::{ForwardPath, RcptParams};
 use postern_relay::{Message, Recipient, Route, Target};
 
 use super::{PassReport, RecipientOutcome, Router, Runner, blocking};
 use crate::bounce::BounceSink;
-use crate::report::{self, Diagnosis};
+use crate::report::{self, Diagnosis, status};
 use crate::{Envelope, Hold, QueueId, RcptStatus, RecipientState};
 
 /// A message being worked on in a batch.
@@ -149,9 +149,10 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
         work
     }
 
-    /// Groups the open remote recipients of `work` by route. Recipients that
-    /// cannot be sent (mail loop, unusable address) fail here; those the
-    /// router cannot route now are deferred here.
+    /// Groups the open remote recipients of `work` by route. Recipients of
+    /// a message that cannot be sent (a mail loop) fail here; those the
+    /// router cannot route now are deferred here. (Addresses are typed in
+    /// the envelope: one that does not parse never loads.)
     pub(super) fn plan(
         &self,
         work: &mut [Work],
@@ -167,12 +168,7 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
                 if r.local || !r.status.is_open() {
                     continue;
                 }
-                let unusable = refusal.clone().or_else(|| {
-                    recipient_for(r).is_none().then(|| {
-                        Diagnosis::local("5.1.3", "the recipient address cannot be used", None)
-                    })
-                });
-                if let Some(diag) = unusable {
+                if let Some(diag) = refusal.clone() {
                     log_attempt(&w.id, &r.address, "-", None, "failed", &diag);
                     w.owed.push((ri, RecipientOutcome::Failed(diag)));
                     w.progress = Progress::Attempted;
@@ -182,9 +178,7 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
                     Ok(route) => route,
                     Err(diag) => {
                         log_attempt(&w.id, &r.address, "-", None, "deferred", &diag);
-                        w.env.recipients[ri].status = RcptStatus::Deferred {
-                            reply: diag.to_string(),
-                        };
+                        w.env.recipients[ri].status = RcptStatus::Deferred(diag);
                         w.unsaved = true;
                         w.progress = Progress::Attempted;
                         report.deferred += 1;
@@ -228,17 +222,12 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
         let mut out = Vec::new();
         for (wi, rcpts) in members {
             let w = &work[*wi];
-            // Checked by `refusal`; a sender that does not parse never
-            // gets here.
-            let Some(from) = reverse_path(&w.env.sender) else {
-                continue;
-            };
             for chunk in rcpts.chunks(self.settings.max_recipients.max(1)) {
                 let recipients: Vec<Recipient> = chunk
                     .iter()
-                    .filter_map(|&ri| recipient_for(&w.env.recipients[ri]))
+                    .map(|&ri| recipient_for(&w.env.recipients[ri]))
                     .collect();
-                let mut m = Message::new(from.clone(), recipients, w.body.clone());
+                let mut m = Message::new(w.env.sender.clone(), recipients, w.body.clone());
                 m.ret = w.env.params.ret;
                 m.envid = w.env.params.envid.clone();
                 m.body_type = w.env.params.body;
@@ -249,45 +238,26 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
     }
 }
 
-/// Why none of `w`'s recipients can be relayed at all: a mail loop, or a
-/// sender no server could take.
+/// Why none of `w`'s recipients can be relayed at all: a mail loop.
 fn refusal(w: &Work, max_received: usize) -> Option<Diagnosis> {
     let hops = received_count(&w.body);
-    if hops > max_received {
-        return Some(Diagnosis::local(
-            "5.4.6",
+    (hops > max_received).then(|| {
+        Diagnosis::local(
+            status(5, 4, 6),
             &format!("routing loop detected: {hops} Received header fields"),
             None,
-        ));
-    }
-    if reverse_path(&w.env.sender).is_none() {
-        return Some(Diagnosis::local(
-            "5.1.7",
-            "the sender address cannot be used",
-            None,
-        ));
-    }
-    None
-}
-
-fn reverse_path(sender: &str) -> Option<ReversePath<'static>> {
-    if sender.is_empty() {
-        return Some(ReversePath::Null);
-    }
-    Mailbox::parse(sender)
-        .ok()
-        .map(|m| ReversePath::Mailbox(m.into_owned()))
+        )
+    })
 }
 
 /// The relay recipient (with NOTIFY and ORCPT passed on, RFC 3461 §4).
-fn recipient_for(r: &RecipientState) -> Option<Recipient> {
-    let to = ForwardPath::Mailbox(Mailbox::parse(&r.address).ok()?.into_owned());
+fn recipient_for(r: &RecipientState) -> Recipient {
     let params = RcptParams {
         notify: r.notify,
         orcpt: r.orcpt.clone(),
         ..RcptParams::default()
     };
-    Some(Recipient::new(to).with_params(params))
+    Recipient::new(ForwardPath::Mailbox(r.address.clone())).with_params(params)
 }
 
 /// Names a route for logs and `Remote-MTA` when no server answered: the
@@ -310,7 +280,7 @@ fn received_count(message: &[u8]) -> usize {
 
 pub(super) fn log_attempt(
     id: &QueueId,
-    recipient: &str,
+    recipient: &postern_proto::Mailbox<'_>,
     route: &str,
     tls: Option<&str>,
     result: &str,
@@ -319,7 +289,7 @@ pub(super) fn log_attempt(
     tracing::info!(
         target: "postern_queue::runner",
         queue_id = %id,
-        recipient,
+        recipient = %recipient,
         host = diag.remote_mta.as_deref().unwrap_or(route),
         tls = tls.unwrap_or("none"),
         result,

@@ -7,8 +7,9 @@ use super::dispatch::RouteDone;
 use super::plan::{Progress, Work, log_attempt};
 use super::{PassReport, RecipientAttempt, RecipientOutcome, Router, Runner, blocking};
 use crate::bounce::{BounceRequest, BounceSink};
-use crate::report::{Diagnosis, DsnAction};
+use crate::report::{self, Diagnosis, DsnAction};
 use crate::{QueueId, RcptStatus};
+use postern_proto::ReversePath;
 
 impl<R: Router, B: BounceSink> Runner<R, B> {
     /// Records one finished route: every recipient's outcome, then the
@@ -150,9 +151,18 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
                 .await;
         }
         self.send_relayed(w, now, report).await;
+        if !expired {
+            self.report_delay(w, now, report).await;
+        }
         if w.env.has_open_remote() {
             let delay = self.settings.retry.delay(w.env.attempts).as_secs().max(1);
-            w.env.next_attempt = now.saturating_add(delay).min(expires.max(now + 1));
+            let mut next = now.saturating_add(delay).min(expires.max(now + 1));
+            // A delay report still owed is sent on time, not at whatever
+            // attempt the backoff next allows.
+            if let Some(warn) = self.delay_report_due(w).filter(|t| *t > now) {
+                next = next.min(warn);
+            }
+            w.env.next_attempt = next;
         }
         if w.env.is_finished() {
             let store = self.store.clone();
@@ -211,12 +221,15 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
                     tracing::info!(queue_id = %w.id, dsn = %dsn, recipients = failed.len(), "outbound: DSN queued to the sender");
                 }
                 for (i, (ri, d)) in failed.iter().enumerate() {
-                    let reply = if i >= permanent {
-                        format!("{d}; gave up: queued longer than {}", human(max_age))
-                    } else {
-                        d.to_string()
-                    };
-                    w.env.recipients[*ri].status = RcptStatus::Failed { reply };
+                    let mut d = d.clone();
+                    if i >= permanent {
+                        let gave_up = format!("gave up: queued longer than {}", human(max_age));
+                        d.detail = Some(match d.detail.take() {
+                            Some(detail) => format!("{detail}; {gave_up}"),
+                            None => gave_up,
+                        });
+                    }
+                    w.env.recipients[*ri].status = RcptStatus::Failed(d);
                     report.failed += 1;
                 }
             }
@@ -224,9 +237,7 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
                 tracing::error!(queue_id = %w.id, error = %e, "outbound: cannot queue the DSN; recipients kept for retry");
                 report.errors.push(format!("{}: DSN: {e}", w.id));
                 for (ri, d) in failed {
-                    w.env.recipients[*ri].status = RcptStatus::Deferred {
-                        reply: d.to_string(),
-                    };
+                    w.env.recipients[*ri].status = RcptStatus::Deferred(d.clone());
                 }
             }
         }
@@ -264,6 +275,66 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
         }
     }
 
+    /// When `w` owes its one "delayed" report: `delay_warning` after
+    /// arrival, unless that is off, already done, or no open remote
+    /// recipient would get it (the null sender, `NOTIFY` without `DELAY`).
+    fn delay_report_due(&self, w: &Work) -> Option<u64> {
+        let after = self.settings.delay_warning.as_secs();
+        let wanted = w.env.recipients.iter().any(|r| {
+            !r.local && r.status.is_open() && crate::bounce::wants_report(r, DsnAction::Delayed)
+        });
+        (after > 0 && !w.env.delay_reported && w.env.sender != ReversePath::Null && wanted)
+            .then(|| w.env.arrival.saturating_add(after))
+    }
+
+    /// Queues the "delayed" report (RFC 3464 `action=delayed`) once the
+    /// message has waited `delay_warning`: its open remote recipients, as
+    /// their last attempt left them, and until when they are retried. The
+    /// envelope remembers it was sent; if it cannot be queued it is tried
+    /// again at the next attempt.
+    async fn report_delay(&self, w: &mut Work, now: u64, report: &mut PassReport) {
+        if self.delay_report_due(w).is_none_or(|at| now < at) {
+            return;
+        }
+        let delayed: Vec<(usize, Diagnosis)> = w
+            .env
+            .recipients
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !r.local && r.status.is_open())
+            .map(|(ri, r)| (ri, delay_diagnosis(&r.status)))
+            .collect();
+        let reason = format!(
+            "Your message has not been delivered to the recipients below for more than {}. The mail system will keep trying until {}; you do not need to resend it.",
+            human(self.settings.delay_warning),
+            crate::report::rfc5322_date(self.retry_until(w))
+        );
+        match self
+            .queue_report(w, DsnAction::Delayed, delayed, now, Some(reason))
+            .await
+        {
+            Ok(dsn) => {
+                if let Some(dsn) = dsn {
+                    report.dsns += 1;
+                    tracing::info!(queue_id = %w.id, dsn = %dsn, "outbound: delay DSN queued to the sender");
+                }
+                w.env.delay_reported = true;
+                w.unsaved = true;
+            }
+            Err(e) => {
+                tracing::warn!(queue_id = %w.id, error = %e, "outbound: cannot queue the delay DSN; tried again at the next attempt");
+                report.errors.push(format!("{}: delay DSN: {e}", w.id));
+            }
+        }
+    }
+
+    /// Until when the message is retried: its expiry.
+    fn retry_until(&self, w: &Work) -> u64 {
+        w.env
+            .arrival
+            .saturating_add(self.settings.retry.max_age.as_secs())
+    }
+
     async fn queue_report(
         &self,
         w: &Work,
@@ -276,10 +347,12 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
         let env = w.env.clone();
         let body = w.body.clone();
         let last_attempt = w.last_attempt;
+        let until = (action == DsnAction::Delayed).then(|| self.retry_until(w));
         blocking(move || {
             let mut request =
                 BounceRequest::new(&env, &body, action, &entries, now).last_attempt(last_attempt);
             request.reason = reason;
+            request.will_retry_until = until;
             bounces.bounce(&request)
         })
         .await
@@ -295,9 +368,7 @@ fn apply(w: &mut Work, ri: usize, outcome: RecipientOutcome, report: &mut PassRe
             diagnosis,
             dsn_dropped,
         } => {
-            w.env.recipients[ri].status = RcptStatus::Delivered {
-                reply: diagnosis.to_string(),
-            };
+            w.env.recipients[ri].status = RcptStatus::Delivered(diagnosis.clone());
             if dsn_dropped && crate::bounce::wants_report(&w.env.recipients[ri], DsnAction::Relayed)
             {
                 w.owed.push((
@@ -311,9 +382,7 @@ fn apply(w: &mut Work, ri: usize, outcome: RecipientOutcome, report: &mut PassRe
             report.delivered += 1;
         }
         RecipientOutcome::Deferred(diagnosis) => {
-            w.env.recipients[ri].status = RcptStatus::Deferred {
-                reply: diagnosis.to_string(),
-            };
+            w.env.recipients[ri].status = RcptStatus::Deferred(diagnosis);
             report.deferred += 1;
         }
         RecipientOutcome::Failed(diagnosis) => {
@@ -323,17 +392,32 @@ fn apply(w: &mut Work, ri: usize, outcome: RecipientOutcome, report: &mut PassRe
     w.unsaved = true;
 }
 
-/// The diagnosis of a recipient given up at expiry: its last reply, or
-/// 4.4.7 (delivery time expired) when there was none.
+/// The diagnosis of a recipient given up at expiry: its last reply or
+/// error, or 4.4.7 (delivery time expired) when there was none.
 fn expiry_diagnosis(status: &RcptStatus) -> Diagnosis {
-    let last = match status {
-        RcptStatus::Deferred { reply } => reply.as_str(),
-        _ => "",
+    match status {
+        RcptStatus::Deferred(d) if d.reply.is_some() || d.detail.is_some() => d.clone(),
+        RcptStatus::Deferred(d) => Diagnosis::local(
+            report::status(4, 4, 7),
+            "delivery time expired",
+            d.remote_mta.clone(),
+        ),
+        _ => Diagnosis::local(report::status(4, 4, 7), "delivery time expired", None),
+    }
+}
+
+/// The diagnosis of a recipient still being retried: its last reply, kept
+/// transient (a delayed recipient's status is 4.x.x, RFC 3464 §2.3.4).
+fn delay_diagnosis(status: &RcptStatus) -> Diagnosis {
+    let mut d = match status {
+        RcptStatus::Deferred(d) => d.clone(),
+        _ => Diagnosis::parse("", report::OTHER_TRANSIENT),
     };
-    let mut d = Diagnosis::parse(last, "4.4.7");
+    if d.class() != 4 {
+        d.status = report::OTHER_TRANSIENT;
+    }
     if d.reply.is_none() && d.detail.is_none() {
-        d.detail = Some("delivery time expired".into());
-        d.status = "4.4.7".into();
+        d.detail = Some("not delivered yet; still trying".into());
     }
     d
 }
