@@ -155,6 +155,8 @@ pub mod proxy;
 pub mod scrape;
 #[cfg(feature = "self-signed")]
 pub mod self_signed;
+#[cfg(feature = "users")]
+pub mod users;
 mod server;
 #[cfg(unix)]
 mod signals;

@@ -14,7 +14,7 @@ use crate::config::{ConfigError, MtaConfig};
 use crate::tls::{
     SelfSignedSource, auth_policy, generate_self_signed, self_signed_names, tls_settings,
 };
-use crate::users::{Users, add_user};
+use crate::users::{add_user, has_mailbox};
 
 /// postern-mta: a durable MTA built from the Postern crates.
 ///
@@ -280,7 +280,7 @@ pub fn explain(
         return Ok(2);
     };
     let tls = args.tls || matches!(listener.mode, postern_listener::Mode::Implicit);
-    let users = Users::open(&config.users_file());
+    let users = crate::users::open(config);
     let from = match args.from.as_str() {
         "" | "<>" => ReversePath::Null,
         a => match Mailbox::parse(a.trim_start_matches('<').trim_end_matches('>')) {
@@ -343,7 +343,7 @@ pub fn explain(
         } else if local {
             let lp = mailbox.local_part().to_string();
             let lp = lp.as_str();
-            if users.has_mailbox(config, lp, domain) {
+            if has_mailbox(config, &users, lp, domain) {
                 format!(
                     "accept: local delivery to the Maildir of {}",
                     to.to_ascii_lowercase()

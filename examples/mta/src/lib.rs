@@ -7,7 +7,7 @@
 //! |---|---|
 //! | [`config`] | the TOML configuration, typed and validated; the rule set; `route_for` |
 //! | [`defaults`] | the embedded default configuration |
-//! | [`users`] | the users file (argon2), the mailbox directory |
+//! | [`users`] | the users file (`postern_listener::users`), the mailbox directory |
 //! | [`server`] | the listener handler: rules, users, spool per session event |
 //! | [`tls`] | self-signed certificate, TLS settings, per-listener session policy |
 //! | [`cli`] | the commands: check, explain, policy test, user add |
@@ -61,7 +61,6 @@ pub mod server;
 
 pub mod tls;
 pub mod users;
-pub mod verify;
 
 /// The graceful-shutdown signal shared by the server, local delivery and
 /// the outbound runner: `true` once SIGTERM (or SIGINT) arrived. Wait with

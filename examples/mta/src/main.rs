@@ -15,7 +15,7 @@ use postern_mta::server::Mta;
 use postern_mta::tls::{
     SelfSignedSource, ensure_self_signed, listener_configs, needs_self_signed, self_signed_names,
 };
-use postern_mta::users::{Mailboxes, Users};
+use postern_mta::users::{self, Mailboxes};
 use postern_queue::maildir::{LocalDelivery, Maildirs, sweep};
 use postern_queue::runner::DeliveryObserver;
 use postern_queue::{LogStore, Store};
@@ -133,7 +133,7 @@ async fn run(config: MtaConfig) -> ExitCode {
         }
     };
     let config = Arc::new(config);
-    let users = Arc::new(Users::open(&config.users_file()));
+    let users = Arc::new(users::open(&config));
     let mailboxes = Arc::new(Mailboxes {
         config: config.clone(),
         users: users.clone(),

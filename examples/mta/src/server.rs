@@ -306,13 +306,12 @@ impl MtaConn {
             }
         }
         let users = self.users.clone();
-        let config = self.config.clone();
         let user = credentials.authcid.clone();
         // SCRAM checked the client's proof against the users' keys itself.
         let ok = match credentials.check {
             ProofCheck::ByEmbedder => tokio::task::spawn_blocking(move || {
                 let password = credentials.secret.expose();
-                users.verify(&config, &credentials.authcid, password)
+                users.verify(&credentials.authcid, password)
             })
             .await
             .unwrap_or(false),
@@ -399,7 +398,7 @@ impl MtaConn {
             return refuse(self, d);
         }
         if local {
-            if !self.users.has_mailbox(&self.config, &local_part, &domain) {
+            if !crate::users::has_mailbox(&self.config, &self.users, &local_part, &domain) {
                 return refuse(
                     self,
                     Decision::RejectWith(reply(
