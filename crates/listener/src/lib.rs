@@ -149,6 +149,8 @@ mod error;
 pub mod guard;
 mod handler;
 mod listener;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod observe;
 pub mod policy;
 pub mod proxy;

@@ -78,6 +78,8 @@ mod lock;
 pub mod log;
 mod logstore;
 pub mod maildir;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod report;
 mod retry;
 pub mod runner;
