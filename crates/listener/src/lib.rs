@@ -157,12 +157,12 @@ pub mod proxy;
 pub mod scrape;
 #[cfg(feature = "self-signed")]
 pub mod self_signed;
-#[cfg(feature = "users")]
-pub mod users;
 mod server;
 #[cfg(unix)]
 mod signals;
 mod stream;
+#[cfg(feature = "users")]
+pub mod users;
 
 /// The sans-IO session this crate drives, re-exported so embedders name
 /// the types of the handler signatures ([`Question`], [`Notice`],

@@ -75,13 +75,37 @@ impl ListenerMetrics {
             commit: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
         };
         let counters = [
-            ("smtp_connections", "SMTP connections ended, by listener and the TLS version they ended on", &m.connections),
+            (
+                "smtp_connections",
+                "SMTP connections ended, by listener and the TLS version they ended on",
+                &m.connections,
+            ),
             // The abuse limiters report here through the same hook.
-            ("smtp_throttled", "Connections refused by a limit before their session, by listener and limit", &m.throttled),
-            ("tls_handshake_failures", "Failed inbound TLS handshakes, by listener and reason", &m.handshake_failures),
-            ("smtp_auth", "AUTH attempts answered, by listener, mechanism and result", &m.auth),
-            ("smtp_messages_accepted", "Messages accepted (committed, then 250), by listener", &m.accepted),
-            ("smtp_refused", "Refusals answered by the handler, by listener, stage, reply code and enhanced code", &m.refused),
+            (
+                "smtp_throttled",
+                "Connections refused by a limit before their session, by listener and limit",
+                &m.throttled,
+            ),
+            (
+                "tls_handshake_failures",
+                "Failed inbound TLS handshakes, by listener and reason",
+                &m.handshake_failures,
+            ),
+            (
+                "smtp_auth",
+                "AUTH attempts answered, by listener, mechanism and result",
+                &m.auth,
+            ),
+            (
+                "smtp_messages_accepted",
+                "Messages accepted (committed, then 250), by listener",
+                &m.accepted,
+            ),
+            (
+                "smtp_refused",
+                "Refusals answered by the handler, by listener, stage, reply code and enhanced code",
+                &m.refused,
+            ),
         ];
         for (name, help, family) in counters {
             registry.register(name, help, family.clone());
@@ -155,9 +179,14 @@ mod tests {
         m.throttled("mta", Throttle::ConnectionRate);
         let t = text(&registry);
         assert!(
-            t.contains("postern_smtp_throttled_total{listener=\"mta\",limit=\"connection_rate\"} 2"),
+            t.contains(
+                "postern_smtp_throttled_total{listener=\"mta\",limit=\"connection_rate\"} 2"
+            ),
             "{t}"
         );
-        assert!(t.contains("# TYPE postern_smtp_commit_seconds histogram"), "{t}");
+        assert!(
+            t.contains("# TYPE postern_smtp_commit_seconds histogram"),
+            "{t}"
+        );
     }
 }

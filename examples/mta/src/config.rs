@@ -21,6 +21,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use postern_listener::guard::{
+    AuthGuardConfig, ConnectionRateConfig, GuardConfigError, Networks, Window, validate_windows,
+};
 use postern_listener::{Mode, ProxyProtocol};
 use postern_proto::{ForwardPath, ReversePath};
 use postern_rules::{Facts, RelayPlan, RuleConfig, RuleSet, RuleSetConfig, Stage, TomlSource};
@@ -86,9 +89,9 @@ struct FileConfig {
     #[serde(default)]
     dns: DnsFile,
     #[serde(default)]
-    auth_limits: crate::abuse::AuthLimitsFile,
+    auth_limits: AuthGuardConfig,
     #[serde(default)]
-    connection_rate: crate::abuse::ConnectionRateFile,
+    connection_rate: ConnectionRateConfig,
     #[serde(default)]
     rule: Vec<Spanned<RuleConfig>>,
     metrics: Option<MetricsFile>,
@@ -114,7 +117,7 @@ struct ServerFile {
     hostname: Option<String>,
     data_dir: Option<PathBuf>,
     users_file: Option<PathBuf>,
-    bare_lf_networks: Option<Vec<Spanned<String>>>,
+    bare_lf_networks: Option<Networks>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -159,7 +162,7 @@ struct ListenerFile {
     require_auth: bool,
     max_connections: Option<usize>,
     max_connections_per_ip: Option<usize>,
-    connection_rate: Option<Vec<Spanned<crate::abuse::WindowFile>>>,
+    connection_rate: Option<Vec<Window>>,
     proxy_protocol: Option<ProxyFile>,
 }
 
@@ -304,7 +307,7 @@ pub struct ListenerSpec {
     /// This listener's own connection rate windows (`connection_rate =
     /// [...]`; empty: no rate limit here); `None`: the global
     /// `[connection_rate]`.
-    pub connection_rate: Option<Vec<postern_listener::guard::Window>>,
+    pub connection_rate: Option<Vec<Window>>,
 }
 
 /// Queue timing, for the outbound runner.
@@ -451,13 +454,13 @@ pub struct MtaConfig {
     /// DNS and DNSSEC for outbound mail.
     pub dns: DnsSettings,
     /// The AUTH failure limits (`[auth_limits]`); `None` when disabled.
-    pub auth_limits: Option<crate::abuse::AuthLimitSettings>,
+    pub auth_limits: Option<AuthGuardConfig>,
     /// The connection rate limits (`[connection_rate]`); `None` when
     /// disabled.
-    pub connection_rate: Option<crate::abuse::RateSettings>,
+    pub connection_rate: Option<ConnectionRateConfig>,
     /// Clients allowed to end command lines with a bare LF
     /// (`[server] bare_lf_networks`; empty by default).
-    pub bare_lf_networks: postern_listener::guard::Networks,
+    pub bare_lf_networks: Networks,
     rules: Arc<RuleSet>,
 }
 
@@ -736,13 +739,12 @@ impl MtaConfig {
                 }
             };
             let defaults = postern_listener::ConnLimits::default();
-            let connection_rate = match &l.connection_rate {
-                None => None,
-                Some(w) => Some(
-                    crate::abuse::windows("connection_rate", w)
-                        .map_err(|(s, f, m)| err(s.or(span.clone()), item.clone(), Some(f), m))?,
-                ),
-            };
+            if let Some(w) = &l.connection_rate {
+                validate_windows(w).map_err(|e| {
+                    let field = format!("connection_rate{}", e.field);
+                    err(span.clone(), item.clone(), Some(field), e.message)
+                })?;
+            }
             listeners.push(ListenerSpec {
                 name: l.name.clone(),
                 addr,
@@ -752,7 +754,7 @@ impl MtaConfig {
                 max_connections: l.max_connections.unwrap_or(defaults.global),
                 max_connections_per_ip: l.max_connections_per_ip.unwrap_or(defaults.per_ip),
                 proxy,
-                connection_rate,
+                connection_rate: l.connection_rate.clone(),
             });
         }
         if listeners.is_empty() {
@@ -855,14 +857,21 @@ impl MtaConfig {
             trust_anchor: parsed.dns.trust_anchor.as_deref().map(resolve),
         };
         // Abuse limits.
-        let abuse_err = |(span, field, message): crate::abuse::AbuseError| {
-            err(span, None, Some(field), message)
+        let in_table = |table: &str, e: GuardConfigError| {
+            err(None, None, Some(format!("{table}.{}", e.field)), e.message)
         };
-        let auth_limits = parsed.auth_limits.settings().map_err(abuse_err)?;
-        let connection_rate = parsed.connection_rate.settings().map_err(abuse_err)?;
-        let bare_lf_networks =
-            crate::abuse::bare_lf_networks(parsed.server.bare_lf_networks.as_ref())
-                .map_err(abuse_err)?;
+        let auth_limits = parsed.auth_limits.enabled.then_some(parsed.auth_limits);
+        if let Some(a) = &auth_limits {
+            a.validate().map_err(|e| in_table("auth_limits", e))?;
+        }
+        let connection_rate = parsed
+            .connection_rate
+            .enabled
+            .then_some(parsed.connection_rate);
+        if let Some(r) = &connection_rate {
+            r.validate().map_err(|e| in_table("connection_rate", e))?;
+        }
+        let bare_lf_networks = parsed.server.bare_lf_networks.unwrap_or_default();
 
         // Rules: compiled as one set; errors point at the rule's table.
         let spans: Vec<std::ops::Range<usize>> = parsed.rule.iter().map(Spanned::span).collect();

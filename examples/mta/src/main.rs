@@ -157,7 +157,9 @@ async fn run(config: MtaConfig) -> ExitCode {
         &self_signed,
         &SaslMechanisms::with_scram(mailboxes),
     );
-    let observer = metrics.as_ref().map(|m| m.listener.clone() as Arc<dyn Observer>);
+    let observer = metrics
+        .as_ref()
+        .map(|m| m.listener.clone() as Arc<dyn Observer>);
     listeners
         .iter_mut()
         .for_each(|l| l.observer = observer.clone());
@@ -169,7 +171,9 @@ async fn run(config: MtaConfig) -> ExitCode {
     let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
     let sweeper = tokio::spawn(sweep(local, config.queue.scan_interval, shutdown.clone()));
     // The outbound runner (outbound.rs): remote recipients, retries, DSNs.
-    let observer = metrics.as_ref().map(|m| m.queue.clone() as Arc<dyn DeliveryObserver>);
+    let observer = metrics
+        .as_ref()
+        .map(|m| m.queue.clone() as Arc<dyn DeliveryObserver>);
     let outbound = outbound::spawn(spool.clone(), config.clone(), shutdown.clone(), observer);
     let metrics_addr = metrics_socket.as_ref().and_then(|s| s.local_addr().ok());
     if let (Some(socket), Some(m)) = (metrics_socket, &metrics) {

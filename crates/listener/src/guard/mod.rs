@@ -14,6 +14,8 @@
 //! tells it of failures (see its documentation for the replies).
 
 mod auth;
+#[cfg(feature = "serde")]
+mod config;
 mod counter;
 mod net;
 mod rate;
@@ -21,6 +23,8 @@ mod store;
 mod window;
 
 pub use auth::{AuthGuard, AuthLimits, AuthRefusal, FailureOutcome};
+#[cfg(feature = "serde")]
+pub use config::{AuthGuardConfig, ConnectionRateConfig, GuardConfigError, validate_windows};
 pub use counter::Counter;
 pub use ipnet::IpNet;
 pub use net::Networks;

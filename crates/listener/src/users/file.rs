@@ -280,7 +280,10 @@ mod tests {
         let users = UsersFile::open(&path);
         assert!(users.verify("alice", b"other"));
         assert!(!users.verify("alice", b"s3cret"));
-        assert!(!users.verify("alice@localhost", b"other"), "no local domains");
+        assert!(
+            !users.verify("alice@localhost", b"other"),
+            "no local domains"
+        );
         let _ = fs::remove_dir_all(&dir);
     }
 
