@@ -180,6 +180,8 @@ pub use client::{
     Client, ClientEvent, NotReady, PasswordFileError, RelayCredentials, SessionConfig,
     TlsRequirement,
 };
+#[cfg(feature = "serde")]
+pub use dns::{DnsSettings, DnsSettingsError, DnssecChoice};
 #[cfg(feature = "hickory")]
 pub use dns::{DnssecConfig, DnssecMode, DnssecResolver};
 pub use dnssec::{DaneResolver, DnsAnswer, DnssecStatus, tlsa_name};

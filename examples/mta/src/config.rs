@@ -26,6 +26,7 @@ use postern_listener::guard::{
 };
 use postern_listener::{Mode, ProxyProtocol};
 use postern_proto::{ForwardPath, ReversePath};
+pub use postern_relay::{DnsSettings, DnssecChoice};
 use postern_rules::{Facts, RelayPlan, RuleConfig, RuleSet, RuleSetConfig, Stage, TomlSource};
 use serde::Deserialize;
 use toml::Spanned;
@@ -87,7 +88,7 @@ struct FileConfig {
     #[serde(default)]
     limits: LimitsFile,
     #[serde(default)]
-    dns: DnsFile,
+    dns: DnsSettings,
     #[serde(default)]
     auth_limits: AuthGuardConfig,
     #[serde(default)]
@@ -101,14 +102,6 @@ struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct MetricsFile {
     address: SocketAddr,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DnsFile {
-    servers: Option<Vec<String>>,
-    dnssec: Option<String>,
-    trust_anchor: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -340,63 +333,6 @@ impl Default for QueueSettings {
             delay_warning: Duration::from_secs(4 * 3600),
         }
     }
-}
-
-/// How DNSSEC status is established for DANE (`[dns] dnssec`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum DnssecChoice {
-    /// Trust the AD bit of a validating resolver on a loopback address
-    /// (`"resolver"`, the default).
-    #[default]
-    Resolver,
-    /// Validate in-process from `trust_anchor` (`"validate"`).
-    Validate,
-}
-
-/// DNS for outbound mail (`[dns]`): the servers and DNSSEC for DANE.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub struct DnsSettings {
-    /// The servers (`"127.0.0.1:53"`, `"::1"`); empty: the `nameserver`
-    /// lines of /etc/resolv.conf when the queue starts.
-    pub servers: Vec<std::net::SocketAddr>,
-    /// How DNSSEC status is established.
-    pub dnssec: DnssecChoice,
-    /// The DNSKEY trust anchor file for `validate` (resolved against the
-    /// configuration's directory); `None`: the root zone's keys.
-    pub trust_anchor: Option<PathBuf>,
-}
-
-impl DnsSettings {
-    /// The relay's resolver settings: these servers, or those of
-    /// /etc/resolv.conf when none is set.
-    pub fn resolver_config(
-        &self,
-    ) -> Result<postern_relay::DnssecConfig, postern_relay::RelayError> {
-        let config = if self.servers.is_empty() {
-            postern_relay::DnssecConfig::from_system_conf()?
-        } else {
-            postern_relay::DnssecConfig::new(self.servers.iter().copied())
-        };
-        Ok(match self.dnssec {
-            DnssecChoice::Resolver => config,
-            DnssecChoice::Validate => config.with_mode(postern_relay::DnssecMode::Validate {
-                trust_anchor: self.trust_anchor.clone(),
-            }),
-        })
-    }
-}
-
-/// `ADDR:PORT`, `[V6]:PORT` or a bare address (port 53).
-fn dns_server(text: &str) -> Option<std::net::SocketAddr> {
-    text.parse().ok().or_else(|| {
-        text.trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .ok()
-            .map(|ip| std::net::SocketAddr::new(ip, 53))
-    })
 }
 
 /// Per-message limits, and the per-connection timeouts (`[limits]`).
@@ -823,39 +759,17 @@ impl MtaConfig {
             }
         }
 
-        // DNS.
-        let dns_err =
-            |field: &str, message: String| err(None, None, Some(format!("dns.{field}")), message);
-        let mut servers = Vec::new();
-        for text in parsed.dns.servers.iter().flatten() {
-            servers.push(dns_server(text).ok_or_else(|| {
-                dns_err(
-                    "servers",
-                    format!("{text:?} is not ADDRESS, ADDRESS:PORT or [IPv6]:PORT"),
-                )
-            })?);
-        }
-        let dnssec = match parsed.dns.dnssec.as_deref() {
-            None | Some("resolver") => DnssecChoice::Resolver,
-            Some("validate") => DnssecChoice::Validate,
-            Some(other) => {
-                return Err(dns_err(
-                    "dnssec",
-                    format!("{other:?}: expected \"resolver\" or \"validate\""),
-                ));
-            }
-        };
-        if parsed.dns.trust_anchor.is_some() && dnssec != DnssecChoice::Validate {
-            return Err(dns_err(
-                "trust_anchor",
-                "a trust anchor is used only with dnssec = \"validate\"".into(),
-            ));
-        }
-        let dns = DnsSettings {
-            servers,
-            dnssec,
-            trust_anchor: parsed.dns.trust_anchor.as_deref().map(resolve),
-        };
+        // DNS: the trust anchor is relative to the file's directory.
+        let mut dns = parsed.dns;
+        dns.validate().map_err(|e| {
+            err(
+                None,
+                None,
+                Some(format!("dns.{}", e.field)),
+                e.message.into(),
+            )
+        })?;
+        dns.trust_anchor = dns.trust_anchor.as_deref().map(resolve);
         // Abuse limits.
         let in_table = |table: &str, e: GuardConfigError| {
             err(None, None, Some(format!("{table}.{}", e.field)), e.message)

@@ -21,6 +21,10 @@
 mod answer;
 mod cache;
 mod exchange;
+#[cfg(feature = "serde")]
+mod settings;
+#[cfg(feature = "serde")]
+pub use settings::{DnsSettings, DnsSettingsError, DnssecChoice};
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
