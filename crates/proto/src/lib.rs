@@ -53,12 +53,15 @@
 //! With the `serde` feature, the vocabulary types (paths, mailboxes, hosts,
 //! `BODY`/`RET`/`NOTIFY`/`ORCPT`, replies, enhanced codes, mechanisms, TLS
 //! versions) serialize in their SMTP text form and deserialize through the
-//! same strict grammar.
+//! same strict grammar, and [`duration`] reads the durations of
+//! configuration files.
 
 pub mod address;
 pub mod bdat;
 pub mod command;
 pub mod data;
+#[cfg(feature = "serde")]
+pub mod duration;
 pub mod ehlo;
 pub mod error;
 mod grammar;

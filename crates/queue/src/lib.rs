@@ -83,6 +83,7 @@ pub mod metrics;
 pub mod report;
 mod retry;
 pub mod runner;
+mod schedule;
 mod seal;
 mod store;
 mod sync;
@@ -95,6 +96,7 @@ pub use id::{BadQueueId, QueueId};
 pub use lock::QueueLocked;
 pub use logstore::{BODY_CHUNK, LogStore};
 pub use retry::RetryPolicy;
+pub use schedule::QueueSchedule;
 pub use store::{BodySink, Commit, Hold, Holds, MessageWriter, Store};
 pub use sync::{sync_dir, sync_paths, write_atomically};
 

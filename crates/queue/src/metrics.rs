@@ -68,7 +68,11 @@ impl QueueMetrics {
             "Duration of one outbound relay session, lookup to last reply",
             m.attempt.clone(),
         );
-        registry.register("queue_messages", "Messages in the queue", m.messages.clone());
+        registry.register(
+            "queue_messages",
+            "Messages in the queue",
+            m.messages.clone(),
+        );
         registry.register(
             "queue_oldest_message_age_seconds",
             "Age of the oldest message in the queue",
@@ -128,7 +132,10 @@ mod tests {
 
     #[test]
     fn policy_sources() {
-        assert_eq!(policy_source(&TlsMode::Opportunistic, false), "opportunistic");
+        assert_eq!(
+            policy_source(&TlsMode::Opportunistic, false),
+            "opportunistic"
+        );
         assert_eq!(policy_source(&TlsMode::Opportunistic, true), "dane");
         assert_eq!(policy_source(&TlsMode::DaneOnly, false), "dane");
         assert_eq!(policy_source(&TlsMode::Required, false), "rule");

@@ -145,9 +145,9 @@ pub fn check(config: &MtaConfig, out: &mut dyn Write) -> std::io::Result<i32> {
     writeln!(
         out,
         "queue: max age {}s, retry {}s doubling to {}s",
-        config.queue.max_age.as_secs(),
-        config.queue.retry_initial.as_secs(),
-        config.queue.retry_max.as_secs()
+        config.queue.retry.max_age.as_secs(),
+        config.queue.retry.initial.as_secs(),
+        config.queue.retry.cap.as_secs()
     )?;
     let servers = if config.dns.servers.is_empty() {
         "from /etc/resolv.conf".to_owned()

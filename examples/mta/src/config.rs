@@ -25,7 +25,9 @@ use postern_listener::guard::{
     AuthGuardConfig, ConnectionRateConfig, GuardConfigError, Networks, Window, validate_windows,
 };
 use postern_listener::{Mode, ProxyProtocol};
+use postern_proto::duration::deserialize_option as duration;
 use postern_proto::{ForwardPath, ReversePath};
+use postern_queue::QueueSchedule;
 pub use postern_relay::{DnsSettings, DnssecChoice};
 use postern_rules::{Facts, RelayPlan, RuleConfig, RuleSet, RuleSetConfig, Stage, TomlSource};
 use serde::Deserialize;
@@ -84,7 +86,7 @@ struct FileConfig {
     #[serde(default)]
     listener: Vec<Spanned<ListenerFile>>,
     #[serde(default)]
-    queue: QueueFile,
+    queue: QueueSchedule,
     #[serde(default)]
     limits: LimitsFile,
     #[serde(default)]
@@ -164,7 +166,8 @@ struct ListenerFile {
 #[serde(deny_unknown_fields)]
 struct ProxyFile {
     trusted: Vec<String>,
-    header_timeout: Option<DurationText>,
+    #[serde(default, deserialize_with = "duration")]
+    header_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -177,59 +180,20 @@ enum ModeFile {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct QueueFile {
-    max_age: Option<DurationText>,
-    retry_initial: Option<DurationText>,
-    retry_max: Option<DurationText>,
-    retry_factor: Option<f64>,
-    scan_interval: Option<DurationText>,
-    delay_warning: Option<DurationText>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct LimitsFile {
     max_message_size: Option<u64>,
     max_recipients: Option<usize>,
-    command_timeout: Option<DurationText>,
-    data_timeout: Option<DurationText>,
-    handshake_timeout: Option<DurationText>,
-}
-
-/// `"5d"`, `"4h"`, `"30m"`, `"10s"` or a number of seconds.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct DurationText(pub(crate) Duration);
-
-impl<'de> Deserialize<'de> for DurationText {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Secs(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Secs(s) => Ok(DurationText(Duration::from_secs(s))),
-            Raw::Text(t) => parse_duration(&t)
-                .map(DurationText)
-                .ok_or_else(|| {
-                    serde::de::Error::custom(format!(
-                        "invalid duration {t:?} (write e.g. \"5d\", \"4h\", \"30m\", \"10s\" or a number of seconds)"
-                    ))
-                }),
-        }
-    }
+    #[serde(default, deserialize_with = "duration")]
+    command_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    data_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    handshake_timeout: Option<Duration>,
 }
 
 /// Parses a duration: `"5d"`, `"4h"`, `"30m"`, `"10s"`, `"250ms"`,
-/// combinations such as `"1h 30m"` (humantime's syntax), or plain seconds.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let t = text.trim();
-    if let Ok(secs) = t.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    humantime::parse_duration(t).ok()
-}
+/// combinations such as `"1h 30m"`, or plain seconds.
+pub use postern_proto::duration::parse as parse_duration;
 
 // ---- the typed configuration -------------------------------------------
 
@@ -303,38 +267,6 @@ pub struct ListenerSpec {
     pub connection_rate: Option<Vec<Window>>,
 }
 
-/// Queue timing, for the outbound runner.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct QueueSettings {
-    /// Give up (and bounce) after this long in the queue. Default 5 days.
-    pub max_age: Duration,
-    /// First retry delay; doubles per attempt. Default 5 minutes.
-    pub retry_initial: Duration,
-    /// Longest retry delay. Default 4 hours.
-    pub retry_max: Duration,
-    /// Each retry delay is the previous one times this (at least 1).
-    /// Default 2.
-    pub retry_factor: f64,
-    /// How often the runner scans the queue. Default 10 seconds.
-    pub scan_interval: Duration,
-    /// Tell the sender once that mail is delayed after this long (RFC 3464
-    /// `action=delayed`); 0 turns it off. Default 4 hours.
-    pub delay_warning: Duration,
-}
-
-impl Default for QueueSettings {
-    fn default() -> Self {
-        QueueSettings {
-            max_age: Duration::from_secs(5 * 86400),
-            retry_initial: Duration::from_secs(300),
-            retry_max: Duration::from_secs(4 * 3600),
-            retry_factor: 2.0,
-            scan_interval: Duration::from_secs(10),
-            delay_warning: Duration::from_secs(4 * 3600),
-        }
-    }
-}
-
 /// Per-message limits, and the per-connection timeouts (`[limits]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MessageLimits {
@@ -382,7 +314,7 @@ pub struct MtaConfig {
     /// Listeners, in file order.
     pub listeners: Vec<ListenerSpec>,
     /// Queue timing.
-    pub queue: QueueSettings,
+    pub queue: QueueSchedule,
     /// Message limits.
     pub limits: MessageLimits,
     /// Where `GET /metrics` is served (`[metrics] address`); `None`: off.
@@ -670,7 +602,7 @@ impl MtaConfig {
                         .map_err(|e| err(span.clone(), item.clone(), key, e.to_string()))?;
                     Some(
                         p.header_timeout
-                            .map_or(proxy.clone(), |d| proxy.with_header_timeout(d.0)),
+                            .map_or(proxy.clone(), |d| proxy.with_header_timeout(d)),
                     )
                 }
             };
@@ -703,26 +635,7 @@ impl MtaConfig {
         }
 
         // Queue and limits.
-        let dq = QueueSettings::default();
-        let queue = QueueSettings {
-            max_age: parsed.queue.max_age.map_or(dq.max_age, |d| d.0),
-            retry_initial: parsed.queue.retry_initial.map_or(dq.retry_initial, |d| d.0),
-            retry_max: parsed.queue.retry_max.map_or(dq.retry_max, |d| d.0),
-            retry_factor: match parsed.queue.retry_factor {
-                None => dq.retry_factor,
-                Some(f) if f.is_finite() && f >= 1.0 => f,
-                Some(f) => {
-                    return Err(err(
-                        None,
-                        None,
-                        Some("queue.retry_factor".into()),
-                        format!("retry_factor must be a number of at least 1, not {f}"),
-                    ));
-                }
-            },
-            scan_interval: parsed.queue.scan_interval.map_or(dq.scan_interval, |d| d.0),
-            delay_warning: parsed.queue.delay_warning.map_or(dq.delay_warning, |d| d.0),
-        };
+        let queue = parsed.queue;
         let dl = MessageLimits::default();
         let limits = MessageLimits {
             max_message_size: parsed
@@ -734,15 +647,12 @@ impl MtaConfig {
                 .max_recipients
                 .unwrap_or(dl.max_recipients)
                 .max(1),
-            command_timeout: parsed
-                .limits
-                .command_timeout
-                .map_or(dl.command_timeout, |d| d.0),
-            data_timeout: parsed.limits.data_timeout.map_or(dl.data_timeout, |d| d.0),
+            command_timeout: parsed.limits.command_timeout.unwrap_or(dl.command_timeout),
+            data_timeout: parsed.limits.data_timeout.unwrap_or(dl.data_timeout),
             handshake_timeout: parsed
                 .limits
                 .handshake_timeout
-                .map_or(dl.handshake_timeout, |d| d.0),
+                .unwrap_or(dl.handshake_timeout),
         };
         for (field, d) in [
             ("limits.command_timeout", limits.command_timeout),

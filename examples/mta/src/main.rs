@@ -144,7 +144,7 @@ async fn run(config: MtaConfig) -> ExitCode {
         mailboxes.clone(),
         Arc::new(postern_mta::outbound::bounces(spool.clone(), &config)),
     )
-    .max_age(config.queue.max_age);
+    .max_age(config.queue.retry.max_age);
     let mta = Arc::new(Mta::new(
         config.clone(),
         spool.clone(),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use postern_proto::{AddressLiteral, EnhancedCode, ForwardPath, Host, TlsVersion};
 use postern_queue::report::Diagnosis;
 use postern_queue::runner::{DeliveryObserver, Router, Runner, RunnerSettings};
-use postern_queue::{Envelope, RecipientState, RetryPolicy, SpoolBounces, Store};
+use postern_queue::{Envelope, RecipientState, SpoolBounces, Store};
 use postern_relay::{
     Anchors, DnssecResolver, PasswordFileError, RelayCredentials, Route, Target, TlsMode, TlsPolicy,
 };
@@ -86,16 +86,7 @@ pub fn bounces(spool: Arc<dyn Store>, config: &MtaConfig) -> SpoolBounces {
 /// `config` (retry delays grow by `retry_factor` from `retry_initial` up to
 /// `retry_max`; `max_age`; `scan_interval`; `delay_warning`).
 pub fn settings_from_config(config: &MtaConfig) -> RunnerSettings {
-    let mut s = RunnerSettings::new(config.hostname.clone());
-    s.retry = RetryPolicy::new(
-        config.queue.retry_initial,
-        config.queue.retry_factor,
-        config.queue.retry_max,
-        config.queue.max_age,
-    );
-    s.scan_interval = config.queue.scan_interval;
-    s.delay_warning = config.queue.delay_warning;
-    s
+    RunnerSettings::new(config.hostname.clone()).with_schedule(&config.queue)
 }
 
 /// Routes each recipient as the rules' relay plan says: smart host or MX,

@@ -167,38 +167,28 @@ impl ConnectionRateConfig {
     }
 }
 
-/// `"5d"`, `"4h"`, `"30m"`, `"10s"`, `"250ms"`, `"1h 30m"` (humantime's
-/// syntax) or a number of seconds.
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Secs(u64),
-        Text(String),
-    }
-    match Raw::deserialize(d)? {
-        Raw::Secs(s) => Ok(Some(Duration::from_secs(s))),
-        Raw::Text(t) => humantime::parse_duration(t.trim()).map(Some).map_err(|_| {
-            serde::de::Error::custom(format!(
-                "invalid duration {t:?} (write e.g. \"5d\", \"4h\", \"30m\", \"10s\" or a number of seconds)"
-            ))
-        }),
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AuthRaw {
     enabled: Option<bool>,
     allow: Option<Networks>,
-    #[serde(default, deserialize_with = "duration")]
+    #[serde(
+        default,
+        deserialize_with = "postern_proto::duration::deserialize_option"
+    )]
     ban: Option<Duration>,
     login_per_minute: Option<u32>,
     login_per_day: Option<u32>,
     delay_after: Option<u32>,
-    #[serde(default, deserialize_with = "duration")]
+    #[serde(
+        default,
+        deserialize_with = "postern_proto::duration::deserialize_option"
+    )]
     delay_step: Option<Duration>,
-    #[serde(default, deserialize_with = "duration")]
+    #[serde(
+        default,
+        deserialize_with = "postern_proto::duration::deserialize_option"
+    )]
     delay_max: Option<Duration>,
     max_entries: Option<usize>,
     window: Option<Vec<Window>>,

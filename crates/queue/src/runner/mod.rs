@@ -127,6 +127,15 @@ pub struct RunnerSettings {
 }
 
 impl RunnerSettings {
+    /// These settings with the retry policy, scan interval and delay
+    /// report of `schedule` (a configuration's `[queue]`).
+    pub fn with_schedule(mut self, schedule: &crate::QueueSchedule) -> Self {
+        self.retry = schedule.retry;
+        self.scan_interval = schedule.scan_interval;
+        self.delay_warning = schedule.delay_warning;
+        self
+    }
+
     /// Defaults for `hostname`: 5-day expiry, a delay report after 4 hours,
     /// scans every 5 s, RFC 5321 timeouts, 4 routes in parallel per pass and
     /// up to 4 passes at once.
