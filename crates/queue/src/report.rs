@@ -86,6 +86,18 @@ impl Diagnosis {
         }
     }
 
+    /// 4.3.5, "system incorrectly configured" (RFC 3463), for a failure
+    /// no server reply describes: a route the router cannot carry out (an
+    /// unreadable trust anchor or password file, a mode it does not know)
+    /// defers the mail until an operator fixes it.
+    pub fn misconfigured(detail: &str) -> Diagnosis {
+        const STATUS: EnhancedCode = match EnhancedCode::new(4, 3, 5) {
+            Some(code) => code,
+            None => panic!("4.3.5 is a valid status"),
+        };
+        Diagnosis::local(STATUS, detail, None)
+    }
+
     /// Reads a diagnosis from its text form (its `Display`, which is how
     /// versions before the typed envelope stored it). Never fails: text
     /// that does not start with a reply code or a status gets

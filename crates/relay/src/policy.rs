@@ -62,6 +62,25 @@ impl Anchors {
         }
         Ok(Anchors::Custom(certs))
     }
+
+    /// Reads every certificate of these PEM files (a CA bundle may be
+    /// split over several). A file that cannot be read, or no certificate
+    /// at all, is an error naming it: trust is never widened to make up
+    /// for a missing file.
+    pub fn from_pem_files<P: AsRef<std::path::Path>>(
+        files: impl IntoIterator<Item = P>,
+    ) -> Result<Self, RelayError> {
+        let mut pem = Vec::new();
+        for f in files {
+            let path = f.as_ref();
+            let bytes = std::fs::read(path).map_err(|e| {
+                RelayError::Config(format!("cannot read trust anchors {}: {e}", path.display()))
+            })?;
+            pem.extend_from_slice(&bytes);
+            pem.push(b'\n');
+        }
+        Anchors::from_pem(&pem)
+    }
 }
 
 impl fmt::Debug for Anchors {
@@ -294,6 +313,22 @@ pub(crate) fn join(versions: &[TlsVersion]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn anchor_files_that_are_missing_or_empty_are_errors() {
+        let dir = std::env::temp_dir().join(format!("postern-anchors-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("missing.pem");
+        let e = Anchors::from_pem_files([&missing]).unwrap_err().to_string();
+        assert!(
+            e.contains("cannot read trust anchors") && e.contains("missing.pem"),
+            "{e}"
+        );
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "").unwrap();
+        assert!(Anchors::from_pem_files([&empty]).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn dane_modes_fall_back_and_take_precedence() {

@@ -87,6 +87,20 @@ impl Target {
             port,
         }
     }
+
+    /// Where mail for a recipient at `host` goes without a smart host: the
+    /// MX hosts of a domain (lowercased), or, for an address literal, that
+    /// address itself (RFC 5321 §5.1: no MX lookup), written in brackets
+    /// (`[2001:db8::1]`, not the literal's `[IPv6:...]`) and, like MX, never
+    /// sent credentials.
+    pub fn for_host(host: &postern_proto::Host<'_>, port: u16) -> Self {
+        use postern_proto::{AddressLiteral, Host};
+        match host {
+            Host::Literal(AddressLiteral::V4(ip)) => Target::smart_host(format!("[{ip}]"), port),
+            Host::Literal(AddressLiteral::V6(ip)) => Target::smart_host(format!("[{ip}]"), port),
+            other => Target::mx(other.to_string().to_ascii_lowercase(), port),
+        }
+    }
 }
 
 impl fmt::Display for Target {
@@ -103,6 +117,25 @@ impl fmt::Display for Target {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn literals_are_the_host_and_domains_their_mx() {
+        fn host(t: &str) -> postern_proto::Host<'_> {
+            postern_proto::Host::parse(t).unwrap()
+        }
+        assert_eq!(
+            Target::for_host(&host("[192.0.2.1]"), 25),
+            Target::smart_host("[192.0.2.1]", 25)
+        );
+        assert_eq!(
+            Target::for_host(&host("[IPv6:2001:db8::1]"), 2525),
+            Target::smart_host("[2001:db8::1]", 2525)
+        );
+        assert_eq!(
+            Target::for_host(&host("Example.ORG"), 25),
+            Target::mx("example.org", 25)
+        );
+    }
 
     #[test]
     fn credentials_attach_to_smart_hosts_only() {

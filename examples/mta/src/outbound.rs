@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use postern_proto::{AddressLiteral, EnhancedCode, ForwardPath, Host, TlsVersion};
+use postern_proto::{ForwardPath, TlsVersion};
 use postern_queue::report::Diagnosis;
 use postern_queue::runner::{DeliveryObserver, Router, Runner, RunnerSettings};
 use postern_queue::{Envelope, RecipientState, SpoolBounces, Store};
@@ -16,13 +16,6 @@ use postern_rules::{Destination, Facts, RelayAuth, RelayTlsMode, RuleSet, Stage,
 
 use crate::Shutdown;
 use crate::config::MtaConfig;
-
-/// 4.3.5, "system incorrectly configured" (RFC 3463): a route this MTA
-/// cannot carry out defers the mail until an operator fixes it.
-const MISCONFIGURED: EnhancedCode = match EnhancedCode::new(4, 3, 5) {
-    Some(code) => code,
-    None => panic!("4.3.5 is a valid status"),
-};
 
 /// The runner the MTA uses.
 pub type MtaRunner = Runner<RulesRouter, SpoolBounces>;
@@ -138,39 +131,31 @@ impl Router for RulesRouter {
         let facts = facts_for(env, r);
         let outcome = self.rules.evaluate(Stage::Rcpt, &facts);
         let plan = outcome.relay;
-        let domain = r.host().to_string().to_ascii_lowercase();
-        // An address literal names the host itself (RFC 5321 §5.1): no MX
-        // lookup; the relay gets the address in brackets (`[2001:db8::1]`,
-        // not the literal's `[IPv6:...]` form).
-        let literal = match r.host() {
-            Host::Literal(AddressLiteral::V4(ip)) => Some(format!("[{ip}]")),
-            Host::Literal(AddressLiteral::V6(ip)) => Some(format!("[{ip}]")),
-            _ => None,
-        };
-        let target = match (plan.route, literal) {
-            // It is still "MX-like": no credentials are sent.
-            (Destination::Mx, Some(host)) => Target::smart_host(host, self.mx_port),
-            (Destination::SmartHost { host, port }, _) => match plan.auth {
+        let target = match plan.route {
+            Destination::SmartHost { host, port } => match plan.auth {
                 // Read at each use, so a fixed (or a loosened) file counts
                 // at once; a bad one defers: the operator fixes it.
                 Some(a) => Target::smart_host(host.clone(), *port).with_auth(
                     credentials(&self.base_dir, a)
-                        .map_err(|e| Diagnosis::local(MISCONFIGURED, &e.to_string(), None))?,
+                        .map_err(|e| Diagnosis::misconfigured(&e.to_string()))?,
                 ),
                 None => Target::smart_host(host.clone(), *port),
             },
-            // MX, and any destination kind this router does not know yet.
-            _ => Target::mx(domain, self.mx_port),
+            // MX (an address literal is the host itself), and any
+            // destination kind this router does not know yet.
+            _ => Target::for_host(r.host(), self.mx_port),
         };
         let anchors = || -> Result<Anchors, Diagnosis> {
             match plan.trust_anchors {
                 TrustAnchors::System => Ok(Anchors::WebPki),
-                TrustAnchors::Files(files) => load_anchors(&self.base_dir, files),
-                other => Err(Diagnosis::local(
-                    MISCONFIGURED,
-                    &format!("trust anchors {other} are not supported by this MTA"),
-                    None,
-                )),
+                // A problem defers the mail, it never widens trust.
+                TrustAnchors::Files(files) => {
+                    Anchors::from_pem_files(files.iter().map(|f| self.base_dir.join(f)))
+                        .map_err(|e| Diagnosis::misconfigured(&e.to_string()))
+                }
+                other => Err(Diagnosis::misconfigured(&format!(
+                    "trust anchors {other} are not supported by this MTA"
+                ))),
             }
         };
         let mode = match plan.tls {
@@ -186,11 +171,9 @@ impl Router for RulesRouter {
             RelayTlsMode::Dane => TlsMode::dane(),
             RelayTlsMode::DaneOnly => TlsMode::DaneOnly,
             other => {
-                return Err(Diagnosis::local(
-                    MISCONFIGURED,
-                    &format!("relay TLS mode {other} is not supported by this MTA"),
-                    None,
-                ));
+                return Err(Diagnosis::misconfigured(&format!(
+                    "relay TLS mode {other} is not supported by this MTA"
+                )));
             }
         };
         let mode = if self.dane && matches!(target, Target::Mx { .. }) {
@@ -250,29 +233,6 @@ fn facts_for(env: &Envelope, r: &RecipientState) -> Facts {
         facts = facts.body(b);
     }
     facts
-}
-
-/// Reads PEM trust anchors; a problem defers the mail (an operator fixes
-/// the file), it never bounces it or widens trust.
-fn load_anchors(base: &Path, files: &[String]) -> Result<Anchors, Diagnosis> {
-    let mut pem = Vec::new();
-    for f in files {
-        let path = base.join(f);
-        match std::fs::read(&path) {
-            Ok(b) => {
-                pem.extend_from_slice(&b);
-                pem.push(b'\n');
-            }
-            Err(e) => {
-                return Err(Diagnosis::local(
-                    MISCONFIGURED,
-                    &format!("cannot read trust anchors {}: {e}", path.display()),
-                    None,
-                ));
-            }
-        }
-    }
-    Anchors::from_pem(&pem).map_err(|e| Diagnosis::local(MISCONFIGURED, &e.to_string(), None))
 }
 
 #[cfg(test)]
@@ -437,7 +397,10 @@ actions = [
         // Readable by the group: refused at use, naming the file; deferred.
         std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o640)).unwrap();
         let err = router.route(&env, &env.recipients[0]).unwrap_err();
-        assert_eq!(err.status, MISCONFIGURED);
+        assert_eq!(
+            err.status,
+            postern_proto::EnhancedCode::new(4, 3, 5).unwrap()
+        );
         let text = err.to_string();
         assert!(text.contains(&pw.display().to_string()), "{text}");
         assert!(!text.contains("s3cret"), "{text}");
