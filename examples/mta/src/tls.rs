@@ -142,33 +142,20 @@ pub fn listener_configs(
     self_signed: &SelfSignedSource,
     mechanisms: &postern_session::SaslMechanisms,
 ) -> Vec<ListenerConfig> {
-    use postern_listener::guard::{ConnectionRate, MemoryStore, RateLimits};
-    let global = config.connection_rate.as_ref().map(|r| {
-        Arc::new(ConnectionRate::with_store(
-            r.limits.clone(),
-            MemoryStore::new(r.max_entries),
-        ))
-    });
+    let global = config
+        .connection_rate
+        .as_ref()
+        .and_then(|r| r.limiter().map(Arc::new));
     config
         .listeners
         .iter()
         .map(|l| {
-            let rate = match (&l.connection_rate, &config.connection_rate) {
-                (None, _) => global.clone(),
-                (Some(w), _) if w.is_empty() => None,
-                (Some(w), settings) => {
-                    let mut limits = RateLimits::unlimited();
-                    limits.windows = w.clone();
-                    if let Some(s) = settings {
-                        limits.allow = s.limits.allow.clone();
-                    }
-                    let capacity = settings
-                        .as_ref()
-                        .map_or(MemoryStore::DEFAULT_CAPACITY, |s| s.max_entries);
-                    Some(Arc::new(ConnectionRate::with_store(
-                        limits,
-                        MemoryStore::new(capacity),
-                    )))
+            let rate = match &l.connection_rate {
+                None => global.clone(),
+                // Its own windows, with the global allowlist and capacity.
+                Some(w) => {
+                    let settings = config.connection_rate.clone().unwrap_or_default();
+                    settings.limiter_with_windows(w).map(Arc::new)
                 }
             };
             let mut lc = ListenerConfig::new(l.name.clone(), l.addr, l.mode)

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use super::{AuthLimits, MemoryStore, Networks, RateLimits, Window};
+use super::{AuthLimits, ConnectionRate, MemoryStore, Networks, RateLimits, Window};
 
 /// A configuration value out of range: the field (relative to the table,
 /// e.g. `window[0].ipv4`) and what is wrong.
@@ -160,6 +160,31 @@ impl AuthGuardConfig {
 }
 
 impl ConnectionRateConfig {
+    /// The limiter these settings describe, over a [`MemoryStore`] of
+    /// `max_entries`; `None` when disabled. Share it (behind an `Arc`)
+    /// between listeners whose connections count together.
+    pub fn limiter(&self) -> Option<ConnectionRate> {
+        self.enabled.then(|| {
+            ConnectionRate::with_store(self.limits.clone(), MemoryStore::new(self.max_entries))
+        })
+    }
+
+    /// A limiter of its own with `windows` instead of these windows (the
+    /// same allowlist and capacity), for a listener with limits of its
+    /// own; `None` when `windows` is empty (no limit there).
+    pub fn limiter_with_windows(&self, windows: &[Window]) -> Option<ConnectionRate> {
+        if windows.is_empty() {
+            return None;
+        }
+        let mut limits = RateLimits::unlimited();
+        limits.windows = windows.to_vec();
+        limits.allow = self.limits.allow.clone();
+        Some(ConnectionRate::with_store(
+            limits,
+            MemoryStore::new(self.max_entries),
+        ))
+    }
+
     /// Checks the windows and the number of counters (at least 64).
     pub fn validate(&self) -> Result<(), GuardConfigError> {
         validate_windows(&self.limits.windows).map_err(|e| in_table("window", e))?;
@@ -349,6 +374,15 @@ mod tests {
             f.connection_rate.validate().unwrap_err().to_string(),
             "max_entries: 3 is too small (at least 64)"
         );
+        let f = load("[connection_rate]\nallow = [\"192.0.2.0/24\"]\n").unwrap();
+        let own = f
+            .connection_rate
+            .limiter_with_windows(&[Window::new(32, 64, 1, 0)])
+            .unwrap();
+        assert_eq!(own.limits().windows, [Window::new(32, 64, 1, 0)]);
+        assert!(own.limits().allow.contains("192.0.2.1".parse().unwrap()));
+        assert!(f.connection_rate.limiter_with_windows(&[]).is_none());
+        assert!(f.connection_rate.limiter().is_some());
         let f = load("[auth_limits]\nban = 0\n").unwrap();
         assert_eq!(f.auth_limits.validate().unwrap_err().field, "ban");
     }
