@@ -149,37 +149,9 @@ pub fn check(config: &MtaConfig, out: &mut dyn Write) -> std::io::Result<i32> {
         config.queue.retry.initial.as_secs(),
         config.queue.retry.cap.as_secs()
     )?;
-    let servers = if config.dns.servers.is_empty() {
-        "from /etc/resolv.conf".to_owned()
-    } else {
-        config
-            .dns
-            .servers
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let dnssec = match config.dns.dnssec {
-        crate::config::DnssecChoice::Validate => match &config.dns.trust_anchor {
-            Some(a) => format!("validate (trust anchor {})", a.display()),
-            None => "validate (root zone keys)".to_owned(),
-        },
-        _ => "resolver (AD bit, loopback resolvers only)".to_owned(),
-    };
-    writeln!(out, "dns: servers {servers}; dnssec {dnssec}")?;
-    match config.dns.resolver_config() {
-        Ok(c)
-            if config.dns.dnssec == crate::config::DnssecChoice::Resolver
-                && !c.servers.iter().all(|s| s.ip().is_loopback()) =>
-        {
-            writeln!(
-                out,
-                "  warning: a DNS server is not on a loopback address: its AD bit is not trusted, so DANE never applies"
-            )?;
-        }
-        Ok(_) => {}
-        Err(e) => writeln!(out, "  warning: {e}; DANE is off")?,
+    writeln!(out, "dns: {}", config.dns)?;
+    if let Some(warning) = config.dns.warning() {
+        writeln!(out, "  warning: {warning}")?;
     }
     // A throwaway certificate stands in for self-signed ones: check writes
     // nothing to the data directory.

@@ -9,6 +9,7 @@
 //! trust_anchor = "root.key"               # only with "validate"
 //! ```
 
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
@@ -82,6 +83,45 @@ impl DnsSettings {
                 trust_anchor: self.trust_anchor.clone(),
             }),
         })
+    }
+}
+
+/// `servers 127.0.0.1:53; dnssec validate (root zone keys)`: what is in
+/// effect, for an operator's check.
+impl fmt::Display for DnsSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("servers ")?;
+        if self.servers.is_empty() {
+            f.write_str("from /etc/resolv.conf")?;
+        }
+        for (i, s) in self.servers.iter().enumerate() {
+            write!(f, "{}{s}", if i > 0 { ", " } else { "" })?;
+        }
+        match (self.dnssec, &self.trust_anchor) {
+            (DnssecChoice::Validate, Some(a)) => {
+                write!(f, "; dnssec validate (trust anchor {})", a.display())
+            }
+            (DnssecChoice::Validate, None) => f.write_str("; dnssec validate (root zone keys)"),
+            _ => f.write_str("; dnssec resolver (AD bit, loopback resolvers only)"),
+        }
+    }
+}
+
+impl DnsSettings {
+    /// What keeps DANE from working with these settings, if anything: a
+    /// resolver that cannot be set up, or, in `resolver` mode, a server
+    /// off loopback (its AD bit is not trusted).
+    pub fn warning(&self) -> Option<String> {
+        match self.resolver_config() {
+            Err(e) => Some(format!("{e}; DANE is off")),
+            Ok(c)
+                if self.dnssec == DnssecChoice::Resolver
+                    && !c.servers.iter().all(|s| s.ip().is_loopback()) =>
+            {
+                Some("a DNS server is not on a loopback address: its AD bit is not trusted, so DANE never applies".into())
+            }
+            Ok(_) => None,
+        }
     }
 }
 
@@ -188,6 +228,13 @@ mod tests {
                 .contains("is not ADDRESS")
         );
         assert!(load("[dns]\nserver = []\n").unwrap_err().contains("server"));
+        assert_eq!(
+            d.to_string(),
+            "servers 127.0.0.1:53, [::1]:5353; dnssec validate (trust anchor k)"
+        );
+        assert_eq!(d.warning(), None);
+        let off = load("[dns]\nservers = [\"192.0.2.53\"]\n").unwrap();
+        assert!(off.warning().unwrap().contains("not on a loopback address"));
         let e = load("[dns]\ntrust_anchor = \"k\"\n")
             .unwrap()
             .validate()
