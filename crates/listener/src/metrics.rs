@@ -14,7 +14,7 @@
 //! | `smtp_connections_total` | `listener`, `tls` (the version it ended on, or `none`) |
 //! | `smtp_throttled_total` | `listener`, `limit` ([`Throttle::name`]) |
 //! | `tls_handshake_failures_total` | `listener`, `reason` ([`HandshakeFailure::name`]) |
-//! | `smtp_auth_total` | `listener`, `mechanism`, `result` (`success`, `failure`) |
+//! | `smtp_auth_total` | `listener`, `mechanism`, `result` (`success`, `failure`, `throttled`, `banned`) |
 //! | `smtp_messages_accepted_total` | `listener` |
 //! | `smtp_refused_total` | `listener`, `stage`, `code`, `enhanced` (or `none`) |
 //! | `smtp_commit_seconds` (histogram) | |
@@ -133,7 +133,7 @@ impl Observer for ListenerMetrics {
             self.commit.observe(a.elapsed.as_secs_f64());
         }
         if let Some(m) = a.mechanism {
-            let result = if ok { "success" } else { "failure" };
+            let result = auth_result(ok, a.code.map(|c| c.get()));
             let l = [
                 ("listener", listener),
                 ("mechanism", m.as_str()),
@@ -161,9 +161,28 @@ impl Observer for ListenerMetrics {
     }
 }
 
+/// The `result` label of an AUTH answer: the AUTH guard's refusals
+/// (`454 4.7.0` throttled, `421 4.7.0` banned) apart from wrong passwords.
+fn auth_result(ok: bool, code: Option<u16>) -> &'static str {
+    match (ok, code) {
+        (true, _) => "success",
+        (false, Some(454)) => "throttled",
+        (false, Some(421)) => "banned",
+        _ => "failure",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auth_refusals_of_the_guard_are_told_apart() {
+        assert_eq!(auth_result(true, Some(235)), "success");
+        assert_eq!(auth_result(false, Some(535)), "failure");
+        assert_eq!(auth_result(false, Some(454)), "throttled");
+        assert_eq!(auth_result(false, Some(421)), "banned");
+    }
 
     fn text(registry: &Registry) -> String {
         let mut out = String::new();

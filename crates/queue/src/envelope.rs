@@ -180,6 +180,11 @@ pub struct Envelope {
     /// readers see the envelopes they know.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub delay_reported: bool,
+    /// Put on hold by an operator (`queue hold`): the outbound runner
+    /// leaves it alone until it is released. Durable, like Postfix's hold
+    /// queue; written only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_hold: bool,
 }
 
 impl Envelope {
@@ -200,6 +205,7 @@ impl Envelope {
             auth_user: None,
             recipients: Vec::new(),
             delay_reported: false,
+            on_hold: false,
         }
     }
 
