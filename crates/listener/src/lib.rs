@@ -179,6 +179,8 @@ pub use observe::Observer;
 pub use policy::{
     BuiltTls, ClientAuth, PolicyError, Problem, TlsPolicyReport, TlsSettings, Warning,
 };
+#[cfg(feature = "serde")]
+pub use policy::{CertSource, TlsTable};
 pub use proxy::{Accepted, BadTrusted, ProxyError, ProxyProtocol, ProxyStream};
 pub use server::{Server, ShutdownHandle};
 #[cfg(unix)]

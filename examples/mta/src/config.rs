@@ -24,7 +24,7 @@ use std::time::Duration;
 use postern_listener::guard::{
     AuthGuardConfig, ConnectionRateConfig, GuardConfigError, Networks, Window, validate_windows,
 };
-use postern_listener::{Mode, ProxyProtocol};
+use postern_listener::{Mode, ProxyProtocol, TlsTable};
 use postern_proto::duration::deserialize_option as duration;
 use postern_proto::{ForwardPath, ReversePath};
 use postern_queue::QueueSchedule;
@@ -82,7 +82,7 @@ struct FileConfig {
     #[serde(default)]
     domain: Vec<Spanned<DomainFile>>,
     #[serde(default)]
-    tls: BTreeMap<String, Spanned<TlsFile>>,
+    tls: BTreeMap<String, TlsTable>,
     #[serde(default)]
     listener: Vec<Spanned<ListenerFile>>,
     #[serde(default)]
@@ -121,27 +121,6 @@ struct DomainFile {
     name: String,
     #[serde(default)]
     mailboxes: Vec<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TlsFile {
-    certificate: String,
-    key: Option<PathBuf>,
-    #[serde(default = "default_versions")]
-    versions: Vec<String>,
-    ciphers: Option<String>,
-    dh_params: Option<PathBuf>,
-    #[serde(default = "yes")]
-    prefer_server_ciphers: bool,
-}
-
-fn default_versions() -> Vec<String> {
-    vec!["TLSv1.2".into(), "TLSv1.3".into()]
-}
-
-fn yes() -> bool {
-    true
 }
 
 #[derive(Debug, Deserialize)]
@@ -207,37 +186,14 @@ pub struct LocalDomain {
     pub mailboxes: BTreeSet<String>,
 }
 
-/// Where a listener's certificate comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CertSource {
-    /// Generated (rcgen) into `DATA_DIR/tls/` on first start, for
-    /// [`MtaConfig::hostname`] and `localhost`.
-    SelfSigned,
-    /// PEM files: chain (end-entity first) and private key.
-    Files {
-        /// The chain.
-        chain: PathBuf,
-        /// The key.
-        key: PathBuf,
-    },
-}
-
-/// One `[tls.NAME]` policy, in the operator's (OpenSSL) terms; see
-/// `postern_listener::TlsSettings`.
+/// One `[tls.NAME]` policy: its name and the table
+/// ([`postern_listener::TlsTable`], file names resolved).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsSpec {
     /// The table's name.
     pub name: String,
-    /// The certificate.
-    pub certificate: CertSource,
-    /// Versions as written (`TLSv1.1` and older are reported, not used).
-    pub versions: Vec<String>,
-    /// OpenSSL cipher list, if given.
-    pub ciphers: Option<String>,
-    /// DH parameter file, if given (validated, then reported as unused).
-    pub dh_params: Option<PathBuf>,
-    /// Server cipher order.
-    pub prefer_server_ciphers: bool,
+    /// The policy.
+    pub table: TlsTable,
 }
 
 /// One `[[listener]]`.
@@ -467,47 +423,17 @@ impl MtaConfig {
         }
 
         // TLS policies.
-        let mut tls: BTreeMap<String, TlsSpec> = BTreeMap::new();
-        for (name, t) in &parsed.tls {
-            let span = Some(t.span());
-            let t = t.get_ref();
-            let item = Some(format!("tls.{name}"));
-            let certificate = if t.certificate == "self-signed" {
-                if t.key.is_some() {
-                    return Err(err(
-                        span,
-                        item,
-                        Some("key".into()),
-                        "a self-signed certificate is generated with its key; remove `key`".into(),
-                    ));
-                }
-                CertSource::SelfSigned
-            } else {
-                let Some(key) = &t.key else {
-                    return Err(err(
-                        span,
-                        item,
-                        Some("key".into()),
-                        "missing: a certificate file needs its private key file".into(),
-                    ));
-                };
-                CertSource::Files {
-                    chain: resolve(Path::new(&t.certificate)),
-                    key: resolve(key),
-                }
-            };
-            tls.insert(
-                name.clone(),
-                TlsSpec {
-                    name: name.clone(),
-                    certificate,
-                    versions: t.versions.clone(),
-                    ciphers: t.ciphers.clone(),
-                    dh_params: t.dh_params.as_deref().map(resolve),
-                    prefer_server_ciphers: t.prefer_server_ciphers,
-                },
-            );
-        }
+        let tls: BTreeMap<String, TlsSpec> = (parsed.tls.into_iter())
+            .map(|(name, t)| {
+                (
+                    name.clone(),
+                    TlsSpec {
+                        name,
+                        table: t.resolved(base),
+                    },
+                )
+            })
+            .collect();
 
         // Listeners.
         let mut listeners: Vec<ListenerSpec> = Vec::new();

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use postern_listener::{CertSpec, ConnLimits, ListenerConfig, TlsSettings};
 use postern_rules::{Facts, Stage};
 
-use crate::config::{CertSource, ListenerSpec, MtaConfig, TlsSpec};
+use postern_listener::CertSource;
+
+use crate::config::{ListenerSpec, MtaConfig, TlsSpec};
 
 pub use postern_listener::self_signed::{
     SelfSignedFiles, ensure_self_signed, generate_self_signed,
@@ -46,22 +48,10 @@ pub fn tls_settings(
     self_signed: &SelfSignedSource,
 ) -> TlsSettings {
     let name = config.hostname.as_str();
-    let cert = match (&spec.certificate, self_signed) {
-        (CertSource::Files { chain, key }, _) => CertSpec::files(&[name], chain, key),
-        (CertSource::SelfSigned, SelfSignedSource::Files(f)) => {
-            CertSpec::files(&[name], &f.cert, &f.key)
-        }
-        (CertSource::SelfSigned, SelfSignedSource::Inline { cert, key }) => {
-            CertSpec::pem(&[name], cert.clone(), key.clone())
-        }
-    }
-    .as_default();
-    let mut settings = TlsSettings::new(vec![cert])
-        .with_versions(spec.versions.iter().cloned())
-        .with_prefer_server_ciphers(spec.prefer_server_ciphers);
-    settings.ciphers = spec.ciphers.clone();
-    settings.dh_params = spec.dh_params.clone();
-    settings
+    spec.table.settings(&[name], || match self_signed {
+        SelfSignedSource::Files(f) => CertSpec::files(&[name], &f.cert, &f.key),
+        SelfSignedSource::Inline { cert, key } => CertSpec::pem(&[name], cert.clone(), key.clone()),
+    })
 }
 
 /// The AUTH mechanisms the rules allow at EHLO on `listener` for a
@@ -186,7 +176,7 @@ pub fn listener_configs(
 pub fn needs_self_signed(config: &MtaConfig) -> bool {
     config.listeners.iter().any(|l| {
         matches!(
-            l.tls.as_ref().map(|t| &t.certificate),
+            l.tls.as_ref().map(|t| &t.table.certificate),
             Some(CertSource::SelfSigned)
         )
     })

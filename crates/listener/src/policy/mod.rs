@@ -9,6 +9,8 @@
 mod ciphers;
 mod dh;
 mod report;
+#[cfg(feature = "serde")]
+mod table;
 mod versions;
 
 use std::path::PathBuf;
@@ -21,6 +23,8 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject as _;
 
 pub use report::{PolicyError, Problem, TlsPolicyReport, Warning};
+#[cfg(feature = "serde")]
+pub use table::{CertSource, TlsTable};
 
 use crate::certs::{CertSet, CertSpec, CertStore, PemSource};
 
