@@ -161,6 +161,8 @@ mod server;
 #[cfg(unix)]
 mod signals;
 mod stream;
+#[cfg(feature = "serde")]
+mod table;
 #[cfg(feature = "users")]
 pub mod users;
 
@@ -173,6 +175,8 @@ pub use postern_session::{Decision, EhloOffer, Event, Notice, Question, StartTls
 pub use certs::{CertSpec, PemSource};
 pub use config::{ConnLimits, ListenerConfig, Mode};
 pub use error::{BindError, ConnectionError, ReloadError};
+#[cfg(feature = "serde")]
+pub use guard::FieldError;
 pub use handler::{ConnContext, ConnectionHandler, ConnectionView, Handler};
 pub use listener::Listener;
 pub use observe::Observer;
@@ -185,3 +189,4 @@ pub use proxy::{Accepted, BadTrusted, ProxyError, ProxyProtocol, ProxyStream};
 pub use server::{Server, ShutdownHandle};
 #[cfg(unix)]
 pub use signals::{StopSignal, until_stop_signal};
+pub use table::ListenerTable;

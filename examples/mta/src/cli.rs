@@ -240,7 +240,7 @@ pub fn check(config: &MtaConfig, out: &mut dyn Write) -> std::io::Result<i32> {
         if l.require_auth {
             writeln!(out, "  MAIL requires AUTH")?;
         }
-        match &l.tls {
+        match config.tls_of(l) {
             None => writeln!(out, "  TLS: none (plaintext only)")?,
             Some(spec) => {
                 writeln!(out, "  TLS policy [tls.{}]:", spec.name)?;

@@ -21,10 +21,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use postern_listener::guard::{
-    AuthGuardConfig, ConnectionRateConfig, GuardConfigError, Networks, Window, validate_windows,
-};
-use postern_listener::{Mode, ProxyProtocol, TlsTable};
+use postern_listener::guard::{AuthGuardConfig, ConnectionRateConfig, FieldError, Networks};
+use postern_listener::{ListenerTable, TlsTable};
 use postern_proto::duration::deserialize_option as duration;
 use postern_proto::{ForwardPath, ReversePath};
 use postern_queue::QueueSchedule;
@@ -84,7 +82,7 @@ struct FileConfig {
     #[serde(default)]
     tls: BTreeMap<String, TlsTable>,
     #[serde(default)]
-    listener: Vec<Spanned<ListenerFile>>,
+    listener: Vec<Spanned<ListenerTable>>,
     #[serde(default)]
     queue: QueueSchedule,
     #[serde(default)]
@@ -121,40 +119,6 @@ struct DomainFile {
     name: String,
     #[serde(default)]
     mailboxes: Vec<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListenerFile {
-    name: String,
-    address: String,
-    mode: ModeFile,
-    tls: Option<String>,
-    #[serde(default)]
-    require_tls: bool,
-    #[serde(default)]
-    require_auth: bool,
-    max_connections: Option<usize>,
-    max_connections_per_ip: Option<usize>,
-    connection_rate: Option<Vec<Window>>,
-    proxy_protocol: Option<ProxyFile>,
-}
-
-/// `proxy_protocol = { trusted = ["127.0.0.5/32"], header_timeout = "5s" }`
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ProxyFile {
-    trusted: Vec<String>,
-    #[serde(default, deserialize_with = "duration")]
-    header_timeout: Option<Duration>,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum ModeFile {
-    Plain,
-    Starttls,
-    Implicit,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -194,33 +158,6 @@ pub struct TlsSpec {
     pub name: String,
     /// The policy.
     pub table: TlsTable,
-}
-
-/// One `[[listener]]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListenerSpec {
-    /// Its name (logs, rules' `listener` condition, Received header).
-    pub name: String,
-    /// Where it listens.
-    pub addr: SocketAddr,
-    /// Plain, STARTTLS (optionally required) or implicit TLS.
-    pub mode: Mode,
-    /// Its TLS policy (for STARTTLS and implicit modes).
-    pub tls: Option<TlsSpec>,
-    /// `MAIL` needs a successful AUTH first (`530 5.7.0`).
-    pub require_auth: bool,
-    /// Most connections at once.
-    pub max_connections: usize,
-    /// Most connections from one IP at once.
-    pub max_connections_per_ip: usize,
-    /// The PROXY protocol: the fronts whose header is required and
-    /// believed (their clients' addresses then drive the limits, the
-    /// rules, the logs and the Received header).
-    pub proxy: Option<ProxyProtocol>,
-    /// This listener's own connection rate windows (`connection_rate =
-    /// [...]`; empty: no rate limit here); `None`: the global
-    /// `[connection_rate]`.
-    pub connection_rate: Option<Vec<Window>>,
 }
 
 /// Per-message limits, and the per-connection timeouts (`[limits]`).
@@ -268,7 +205,9 @@ pub struct MtaConfig {
     /// Local domains, in file order.
     pub domains: Vec<LocalDomain>,
     /// Listeners, in file order.
-    pub listeners: Vec<ListenerSpec>,
+    pub listeners: Vec<ListenerTable>,
+    /// The TLS policies, by name.
+    pub tls: BTreeMap<String, TlsSpec>,
     /// Queue timing.
     pub queue: QueueSchedule,
     /// Message limits.
@@ -435,121 +374,32 @@ impl MtaConfig {
             })
             .collect();
 
-        // Listeners.
-        let mut listeners: Vec<ListenerSpec> = Vec::new();
-        for (i, l) in parsed.listener.iter().enumerate() {
+        // Listeners: their tables checked, their TLS policies found.
+        let mut listeners: Vec<ListenerTable> = Vec::new();
+        for (i, l) in parsed.listener.into_iter().enumerate() {
             let span = Some(l.span());
-            let l = l.get_ref();
+            let l = l.into_inner();
             let item = Some(format!("listener[{i}] {:?}", l.name));
+            let fail = |field: &str, message: String| {
+                err(span.clone(), item.clone(), Some(field.into()), message)
+            };
             if l.name.is_empty() || listeners.iter().any(|x| x.name == l.name) {
-                return Err(err(
-                    span,
-                    item,
-                    Some("name".into()),
-                    "must be unique and not empty".into(),
+                return Err(fail("name", "must be unique and not empty".into()));
+            }
+            l.validate().map_err(|e| fail(&e.field, e.message))?;
+            if let Some(name) = l.tls.as_ref().filter(|n| !tls.contains_key(*n)) {
+                let known: Vec<&str> = tls.keys().map(String::as_str).collect();
+                let known = if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                };
+                return Err(fail(
+                    "tls",
+                    format!("no [tls.{name}] table (defined: {known})"),
                 ));
             }
-            let addr: SocketAddr = l.address.parse().map_err(|_| {
-                err(
-                    span.clone(),
-                    item.clone(),
-                    Some("address".into()),
-                    format!("{:?} is not an ip:port address", l.address),
-                )
-            })?;
-            let mode = match l.mode {
-                ModeFile::Plain => Mode::Plain,
-                ModeFile::Starttls => Mode::StartTls {
-                    required: l.require_tls,
-                },
-                ModeFile::Implicit => Mode::Implicit,
-            };
-            if l.require_tls && !matches!(l.mode, ModeFile::Starttls) {
-                return Err(err(
-                    span,
-                    item,
-                    Some("require_tls".into()),
-                    "only meaningful with mode = \"starttls\" (implicit TLS is always TLS; plain never is)".into(),
-                ));
-            }
-            let tls_spec = match (&l.tls, l.mode) {
-                (None, ModeFile::Plain) => None,
-                (Some(_), ModeFile::Plain) => {
-                    return Err(err(
-                        span,
-                        item,
-                        Some("tls".into()),
-                        "a plain listener does not use TLS; remove `tls` or use mode = \"starttls\"".into(),
-                    ));
-                }
-                (None, _) => {
-                    return Err(err(
-                        span,
-                        item,
-                        Some("tls".into()),
-                        "missing: STARTTLS and implicit listeners need a [tls.NAME] policy".into(),
-                    ));
-                }
-                (Some(name), _) => Some(tls.get(name).cloned().ok_or_else(|| {
-                    let known: Vec<&str> = tls.keys().map(String::as_str).collect();
-                    err(
-                        span.clone(),
-                        item.clone(),
-                        Some("tls".into()),
-                        format!(
-                            "no [tls.{name}] table (defined: {})",
-                            if known.is_empty() {
-                                "none".to_owned()
-                            } else {
-                                known.join(", ")
-                            }
-                        ),
-                    )
-                })?),
-            };
-            for (field, value) in [
-                ("max_connections", l.max_connections),
-                ("max_connections_per_ip", l.max_connections_per_ip),
-            ] {
-                if value == Some(0) {
-                    return Err(err(
-                        span,
-                        item,
-                        Some(field.into()),
-                        "must be at least 1 (0 would refuse every connection)".into(),
-                    ));
-                }
-            }
-            let proxy = match &l.proxy_protocol {
-                None => None,
-                Some(p) => {
-                    let key = Some("proxy_protocol.trusted".into());
-                    let proxy = ProxyProtocol::from_trusted(&p.trusted)
-                        .map_err(|e| err(span.clone(), item.clone(), key, e.to_string()))?;
-                    Some(
-                        p.header_timeout
-                            .map_or(proxy.clone(), |d| proxy.with_header_timeout(d)),
-                    )
-                }
-            };
-            let defaults = postern_listener::ConnLimits::default();
-            if let Some(w) = &l.connection_rate {
-                validate_windows(w).map_err(|e| {
-                    let field = format!("connection_rate{}", e.field);
-                    err(span.clone(), item.clone(), Some(field), e.message)
-                })?;
-            }
-            listeners.push(ListenerSpec {
-                name: l.name.clone(),
-                addr,
-                mode,
-                tls: tls_spec,
-                require_auth: l.require_auth,
-                max_connections: l.max_connections.unwrap_or(defaults.global),
-                max_connections_per_ip: l.max_connections_per_ip.unwrap_or(defaults.per_ip),
-                proxy,
-                connection_rate: l.connection_rate.clone(),
-            });
+            listeners.push(l);
         }
         if listeners.is_empty() {
             return Err(err(
@@ -607,7 +457,7 @@ impl MtaConfig {
         })?;
         dns.trust_anchor = dns.trust_anchor.as_deref().map(resolve);
         // Abuse limits.
-        let in_table = |table: &str, e: GuardConfigError| {
+        let in_table = |table: &str, e: FieldError| {
             err(None, None, Some(format!("{table}.{}", e.field)), e.message)
         };
         let auth_limits = parsed.auth_limits.enabled.then_some(parsed.auth_limits);
@@ -662,6 +512,7 @@ impl MtaConfig {
             users_file,
             domains,
             listeners,
+            tls,
             queue,
             limits,
             metrics: parsed.metrics.map(|m| m.address),
@@ -735,8 +586,13 @@ impl MtaConfig {
     }
 
     /// A listener by name.
-    pub fn listener(&self, name: &str) -> Option<&ListenerSpec> {
+    pub fn listener(&self, name: &str) -> Option<&ListenerTable> {
         self.listeners.iter().find(|l| l.name == name)
+    }
+
+    /// The TLS policy of `listener` (`None` for a plain one).
+    pub fn tls_of(&self, listener: &ListenerTable) -> Option<&TlsSpec> {
+        listener.tls.as_ref().and_then(|n| self.tls.get(n))
     }
 }
 

@@ -10,7 +10,9 @@ use postern_rules::{Facts, Stage};
 
 use postern_listener::CertSource;
 
-use crate::config::{ListenerSpec, MtaConfig, TlsSpec};
+use postern_listener::ListenerTable;
+
+use crate::config::{MtaConfig, TlsSpec};
 
 pub use postern_listener::self_signed::{
     SelfSignedFiles, ensure_self_signed, generate_self_signed,
@@ -62,7 +64,7 @@ pub fn tls_settings(
 /// left out and returned as the second value.
 pub fn auth_policy(
     config: &MtaConfig,
-    listener: &ListenerSpec,
+    listener: &ListenerTable,
 ) -> (postern_session::AuthPolicy, Vec<String>) {
     let builtin = postern_session::SaslMechanisms::with_scram(Arc::new(()));
     let mut skipped = Vec::new();
@@ -101,7 +103,7 @@ pub fn auth_policy(
 /// then refuses anything else) and whether an AUTH succeeds.
 pub fn session_config(
     config: &MtaConfig,
-    listener: &ListenerSpec,
+    listener: &ListenerTable,
     mechanisms: &postern_session::SaslMechanisms,
 ) -> postern_session::Config {
     let mut s = postern_session::Config::new(config.hostname.clone());
@@ -161,7 +163,7 @@ pub fn listener_configs(
                     limits.handshake_timeout = config.limits.handshake_timeout;
                     limits
                 });
-            if let Some(t) = &l.tls {
+            if let Some(t) = config.tls_of(l) {
                 lc = lc.with_tls(tls_settings(t, config, self_signed));
             }
             if let Some(p) = &l.proxy {
@@ -174,10 +176,6 @@ pub fn listener_configs(
 
 /// Whether any listener uses a self-signed certificate.
 pub fn needs_self_signed(config: &MtaConfig) -> bool {
-    config.listeners.iter().any(|l| {
-        matches!(
-            l.tls.as_ref().map(|t| &t.table.certificate),
-            Some(CertSource::SelfSigned)
-        )
-    })
+    (config.listeners.iter().filter_map(|l| config.tls_of(l)))
+        .any(|t| t.table.certificate == CertSource::SelfSigned)
 }

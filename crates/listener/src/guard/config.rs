@@ -37,14 +37,19 @@ use super::{AuthLimits, ConnectionRate, MemoryStore, Networks, RateLimits, Windo
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
 #[non_exhaustive]
-pub struct GuardConfigError {
+pub struct FieldError {
     /// The field, relative to the table that was deserialised.
     pub field: String,
     /// What is wrong with it.
     pub message: String,
 }
 
-impl GuardConfigError {
+impl FieldError {
+    /// An error at `field`.
+    pub fn at(field: &str, message: &str) -> Self {
+        Self::new(field, message)
+    }
+
     fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             field: field.into(),
@@ -99,11 +104,10 @@ impl Default for ConnectionRateConfig {
 
 /// Checks each window: prefix lengths within their family, and a limit.
 /// The error's field is `[i].name` (prefix it with the list's key).
-pub fn validate_windows(windows: &[Window]) -> Result<(), GuardConfigError> {
+pub fn validate_windows(windows: &[Window]) -> Result<(), FieldError> {
     for (i, w) in windows.iter().enumerate() {
-        let at = |what: &str, message: String| {
-            Err(GuardConfigError::new(format!("[{i}].{what}"), message))
-        };
+        let at =
+            |what: &str, message: String| Err(FieldError::new(format!("[{i}].{what}"), message));
         if w.ipv4 > 32 {
             return at(
                 "ipv4",
@@ -126,9 +130,9 @@ pub fn validate_windows(windows: &[Window]) -> Result<(), GuardConfigError> {
     Ok(())
 }
 
-fn validate_capacity(n: usize) -> Result<(), GuardConfigError> {
+fn validate_capacity(n: usize) -> Result<(), FieldError> {
     if n < 64 {
-        return Err(GuardConfigError::new(
+        return Err(FieldError::new(
             "max_entries",
             format!("{n} is too small (at least 64)"),
         ));
@@ -136,21 +140,21 @@ fn validate_capacity(n: usize) -> Result<(), GuardConfigError> {
     Ok(())
 }
 
-fn in_table(prefix: &str, e: GuardConfigError) -> GuardConfigError {
-    GuardConfigError::new(format!("{prefix}{}", e.field), e.message)
+fn in_table(prefix: &str, e: FieldError) -> FieldError {
+    FieldError::new(format!("{prefix}{}", e.field), e.message)
 }
 
 impl AuthGuardConfig {
     /// Checks the ranges: windows, a ban longer than 0, a delay of at most
     /// 60 seconds (a longer wait holds connections for nothing), at least
     /// 64 counters.
-    pub fn validate(&self) -> Result<(), GuardConfigError> {
+    pub fn validate(&self) -> Result<(), FieldError> {
         validate_windows(&self.limits.windows).map_err(|e| in_table("window", e))?;
         if self.limits.ban.is_zero() {
-            return Err(GuardConfigError::new("ban", "must be longer than 0"));
+            return Err(FieldError::new("ban", "must be longer than 0"));
         }
         if self.limits.delay_max > Duration::from_secs(60) {
-            return Err(GuardConfigError::new(
+            return Err(FieldError::new(
                 "delay_max",
                 "at most 60s (a longer wait holds connections for nothing)",
             ));
@@ -186,7 +190,7 @@ impl ConnectionRateConfig {
     }
 
     /// Checks the windows and the number of counters (at least 64).
-    pub fn validate(&self) -> Result<(), GuardConfigError> {
+    pub fn validate(&self) -> Result<(), FieldError> {
         validate_windows(&self.limits.windows).map_err(|e| in_table("window", e))?;
         validate_capacity(self.max_entries)
     }

@@ -24,7 +24,7 @@ mod window;
 
 pub use auth::{AuthGuard, AuthLimits, AuthRefusal, FailureOutcome};
 #[cfg(feature = "serde")]
-pub use config::{AuthGuardConfig, ConnectionRateConfig, GuardConfigError, validate_windows};
+pub use config::{AuthGuardConfig, ConnectionRateConfig, FieldError, validate_windows};
 pub use counter::Counter;
 pub use ipnet::IpNet;
 pub use net::Networks;
