@@ -148,6 +148,8 @@ mod driver;
 mod error;
 pub mod guard;
 mod handler;
+#[cfg(feature = "serde")]
+mod limits_table;
 mod listener;
 #[cfg(feature = "metrics")]
 pub mod metrics;
@@ -178,6 +180,8 @@ pub use error::{BindError, ConnectionError, ReloadError};
 #[cfg(feature = "serde")]
 pub use guard::FieldError;
 pub use handler::{ConnContext, ConnectionHandler, ConnectionView, Handler};
+#[cfg(feature = "serde")]
+pub use limits_table::MessageLimits;
 pub use listener::Listener;
 pub use observe::Observer;
 pub use policy::{
@@ -189,4 +193,5 @@ pub use proxy::{Accepted, BadTrusted, ProxyError, ProxyProtocol, ProxyStream};
 pub use server::{Server, ShutdownHandle};
 #[cfg(unix)]
 pub use signals::{StopSignal, until_stop_signal};
+#[cfg(feature = "serde")]
 pub use table::ListenerTable;

@@ -19,11 +19,10 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
+pub use postern_listener::MessageLimits;
 use postern_listener::guard::{AuthGuardConfig, ConnectionRateConfig, FieldError, Networks};
 use postern_listener::{ListenerTable, TlsTable};
-use postern_proto::duration::deserialize_option as duration;
 use postern_proto::{ForwardPath, ReversePath};
 use postern_queue::QueueSchedule;
 pub use postern_relay::{DnsSettings, DnssecChoice};
@@ -86,7 +85,7 @@ struct FileConfig {
     #[serde(default)]
     queue: QueueSchedule,
     #[serde(default)]
-    limits: LimitsFile,
+    limits: MessageLimits,
     #[serde(default)]
     dns: DnsSettings,
     #[serde(default)]
@@ -121,19 +120,6 @@ struct DomainFile {
     mailboxes: Vec<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LimitsFile {
-    max_message_size: Option<u64>,
-    max_recipients: Option<usize>,
-    #[serde(default, deserialize_with = "duration")]
-    command_timeout: Option<Duration>,
-    #[serde(default, deserialize_with = "duration")]
-    data_timeout: Option<Duration>,
-    #[serde(default, deserialize_with = "duration")]
-    handshake_timeout: Option<Duration>,
-}
-
 /// Parses a duration: `"5d"`, `"4h"`, `"30m"`, `"10s"`, `"250ms"`,
 /// combinations such as `"1h 30m"`, or plain seconds.
 pub use postern_proto::duration::parse as parse_duration;
@@ -158,37 +144,6 @@ pub struct TlsSpec {
     pub name: String,
     /// The policy.
     pub table: TlsTable,
-}
-
-/// Per-message limits, and the per-connection timeouts (`[limits]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MessageLimits {
-    /// Largest message in octets (`SIZE`, `552 5.3.4`). Default 25 MiB.
-    pub max_message_size: u64,
-    /// Most recipients per message (`452 4.5.3`). Default 100.
-    pub max_recipients: usize,
-    /// Longest wait for the client between commands (`421 4.4.2`).
-    /// Default 5 minutes (RFC 5321 §4.5.3.2.7).
-    pub command_timeout: Duration,
-    /// Longest wait for the next read inside a message body (`421 4.4.2`).
-    /// Default 3 minutes.
-    pub data_timeout: Duration,
-    /// Longest TLS handshake (implicit, or after `STARTTLS`); then the
-    /// connection is closed. Default 10 seconds.
-    pub handshake_timeout: Duration,
-}
-
-impl Default for MessageLimits {
-    fn default() -> Self {
-        let conn = postern_listener::ConnLimits::default();
-        MessageLimits {
-            max_message_size: 25 * 1024 * 1024,
-            max_recipients: 100,
-            command_timeout: conn.command_timeout,
-            data_timeout: conn.data_timeout,
-            handshake_timeout: conn.handshake_timeout,
-        }
-    }
 }
 
 /// The loaded, validated configuration.
@@ -412,38 +367,7 @@ impl MtaConfig {
 
         // Queue and limits.
         let queue = parsed.queue;
-        let dl = MessageLimits::default();
-        let limits = MessageLimits {
-            max_message_size: parsed
-                .limits
-                .max_message_size
-                .unwrap_or(dl.max_message_size),
-            max_recipients: parsed
-                .limits
-                .max_recipients
-                .unwrap_or(dl.max_recipients)
-                .max(1),
-            command_timeout: parsed.limits.command_timeout.unwrap_or(dl.command_timeout),
-            data_timeout: parsed.limits.data_timeout.unwrap_or(dl.data_timeout),
-            handshake_timeout: parsed
-                .limits
-                .handshake_timeout
-                .unwrap_or(dl.handshake_timeout),
-        };
-        for (field, d) in [
-            ("limits.command_timeout", limits.command_timeout),
-            ("limits.data_timeout", limits.data_timeout),
-            ("limits.handshake_timeout", limits.handshake_timeout),
-        ] {
-            if d.is_zero() {
-                return Err(err(
-                    None,
-                    None,
-                    Some(field.into()),
-                    "must be longer than 0 (0 would time out every connection at once)".into(),
-                ));
-            }
-        }
+        let limits = parsed.limits;
 
         // DNS: the trust anchor is relative to the file's directory.
         let mut dns = parsed.dns;
@@ -627,6 +551,7 @@ fn split_item(toml: Option<&TomlSource<'_>>, path: &str) -> (Option<String>, Opt
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn embedded_default_loads() {

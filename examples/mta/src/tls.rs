@@ -116,8 +116,7 @@ pub fn session_config(
     // line-ending conversion unchanged. (REQUIRETLS is offered after TLS:
     // the queue keeps the flag and the relay enforces it, RFC 8689.)
     s.extensions.binary_mime = false;
-    s.limits.max_message_size = config.limits.max_message_size;
-    s.limits.max_recipients = config.limits.max_recipients;
+    config.limits.apply_to_session(&mut s);
     s
 }
 
@@ -156,9 +155,7 @@ pub fn listener_configs(
                     let mut limits = ConnLimits::default();
                     limits.global = l.max_connections;
                     limits.per_ip = l.max_connections_per_ip;
-                    limits.command_timeout = config.limits.command_timeout;
-                    limits.data_timeout = config.limits.data_timeout;
-                    limits.handshake_timeout = config.limits.handshake_timeout;
+                    config.limits.apply_to_connections(&mut limits);
                     limits
                 });
             if let Some(t) = config.tls_of(l) {
