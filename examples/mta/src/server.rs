@@ -28,7 +28,7 @@ use postern_proto::{
 };
 use postern_rules::{AuthOffer, Stage, Verdict};
 
-use postern_listener::guard::{AuthGuard, AuthRefusal, FailureOutcome, MemoryStore};
+use postern_listener::guard::{AuthGuard, MemoryStore};
 
 use crate::config::MtaConfig;
 use crate::users::Users;
@@ -294,16 +294,8 @@ impl MtaConn {
         // The limiter first: a throttled or banned client's guess is not
         // even checked (no argon2 spent, nothing learnt).
         if let Some(guard) = &self.guard {
-            match guard.check(f.peer.ip(), &user, SystemTime::now()) {
-                Ok(()) => {}
-                Err(AuthRefusal::Banned { .. }) => return banned_reply(),
-                Err(_) => {
-                    return Decision::TempfailWith(reply(
-                        454,
-                        "4.7.0",
-                        "Too many failed authentications, try again later",
-                    ));
-                }
+            if let Err(refusal) = guard.check(f.peer.ip(), &user, SystemTime::now()) {
+                return Decision::TempfailWith(refusal.reply());
             }
         }
         let users = self.users.clone();
@@ -333,10 +325,9 @@ impl MtaConn {
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
-            match outcome {
-                FailureOutcome::Banned { .. } => banned_reply(),
-                _ => Decision::Reject,
-            }
+            outcome
+                .reply()
+                .map_or(Decision::Reject, Decision::TempfailWith)
         }
     }
 
@@ -575,16 +566,6 @@ impl MtaConn {
         }
         Decision::AcceptWith(reply(250, "2.0.0", format!("Ok: queued as {id}")))
     }
-}
-
-/// `421 4.7.0` (RFC 4954 §4: the server closes): the client's network is
-/// banned for AUTH failures.
-fn banned_reply() -> Decision {
-    Decision::TempfailWith(reply(
-        421,
-        "4.7.0",
-        "Too many failed authentications from your network, closing connection",
-    ))
 }
 
 impl ConnectionHandler for MtaConn {

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use ipnet::IpNet;
+use postern_proto::{EnhancedCode, Reply, ReplyCode};
 
 use super::net::{Networks, prefix_of};
 use super::store::{Entry, GuardStore, Key, MemoryStore};
@@ -106,6 +107,42 @@ pub enum FailureOutcome {
     },
     /// The client is allowlisted; nothing was counted.
     Exempt,
+}
+
+/// `code status text` as a one-line reply (the codes are constants, so
+/// the fallbacks are never taken).
+fn reply(code: u16, status: (u8, u16, u16), text: &'static str) -> Reply<'static> {
+    let code = ReplyCode::new(code).unwrap_or(ReplyCode::OK);
+    Reply::fixed(code, EnhancedCode::new(status.0, status.1, status.2), text)
+}
+
+impl AuthRefusal {
+    /// What to answer the AUTH: `421 4.7.0` (RFC 4954 §4: then close the
+    /// connection) for a banned network, `454 4.7.0` (try again later)
+    /// for a throttled one.
+    pub fn reply(&self) -> Reply<'static> {
+        match self {
+            AuthRefusal::Banned { .. } => banned(),
+            _ => reply(
+                454,
+                (4, 7, 0),
+                "Too many failed authentications, try again later",
+            ),
+        }
+    }
+}
+
+impl FailureOutcome {
+    /// What to answer the failed AUTH: `421 4.7.0` when it got the
+    /// network banned; `None` for the usual `535 5.7.8`.
+    pub fn reply(&self) -> Option<Reply<'static>> {
+        matches!(self, FailureOutcome::Banned { .. }).then(banned)
+    }
+}
+
+fn banned() -> Reply<'static> {
+    let text = "Too many failed authentications from your network, closing connection";
+    reply(421, (4, 7, 0), text)
 }
 
 /// The AUTH failure limiter: pure logic over a [`GuardStore`], with the
@@ -334,6 +371,28 @@ impl<S: GuardStore> AuthGuard<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_and_bans_have_their_replies() {
+        let guard = AuthGuard::new(AuthLimits::default());
+        let bot = "192.0.2.10".parse().unwrap();
+        let mut banned = None;
+        for i in 0..50 {
+            let outcome = guard.failed(bot, &format!("u{i}"), at(1_000_000 + i * 60));
+            if outcome.reply().is_some() {
+                banned = Some(outcome);
+            }
+        }
+        let reply = banned.expect("banned at the daily limit").reply().unwrap();
+        assert_eq!(reply.code().get(), 421);
+        assert_eq!(
+            reply.enhanced().map(|e| e.to_string()).as_deref(),
+            Some("4.7.0")
+        );
+        assert_eq!(FailureOutcome::Counted.reply(), None);
+        let refusal = guard.check(bot, "x", at(1_000_000 + 50 * 60)).unwrap_err();
+        assert_eq!(refusal.reply().code().get(), 421);
+    }
 
     fn at(s: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(s)
