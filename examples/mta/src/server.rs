@@ -293,10 +293,10 @@ impl MtaConn {
         let user = credentials.authcid.clone();
         // The limiter first: a throttled or banned client's guess is not
         // even checked (no argon2 spent, nothing learnt).
-        if let Some(guard) = &self.guard {
-            if let Err(refusal) = guard.check(f.peer.ip(), &user, SystemTime::now()) {
-                return Decision::TempfailWith(refusal.reply());
-            }
+        if let Some(guard) = &self.guard
+            && let Err(refusal) = guard.check(f.peer.ip(), &user, SystemTime::now())
+        {
+            return Decision::TempfailWith(refusal.reply());
         }
         let users = self.users.clone();
         let user = credentials.authcid.clone();

@@ -254,14 +254,15 @@ struct RateRaw {
 impl<'de> Deserialize<'de> for ConnectionRateConfig {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let r = RateRaw::deserialize(d)?;
-        let mut c = ConnectionRateConfig::default();
-        c.enabled = r.enabled.unwrap_or(true);
-        c.limits.allow = r.allow.unwrap_or_default();
-        if let Some(w) = r.window {
-            c.limits.windows = w;
-        }
-        c.max_entries = r.max_entries.unwrap_or(c.max_entries);
-        Ok(c)
+        let d = ConnectionRateConfig::default();
+        let mut limits = d.limits;
+        limits.allow = r.allow.unwrap_or_default();
+        limits.windows = r.window.unwrap_or(limits.windows);
+        Ok(ConnectionRateConfig {
+            enabled: r.enabled.unwrap_or(true),
+            limits,
+            max_entries: r.max_entries.unwrap_or(d.max_entries),
+        })
     }
 }
 
