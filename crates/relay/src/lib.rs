@@ -191,7 +191,7 @@ pub use error::{DaneRefusal, Phase, RelayError};
 #[cfg(feature = "hickory")]
 pub use hickory::{HickoryResolver, mx_records};
 pub use message::{Message, Recipient};
-pub use policy::{Anchors, TlsMode, TlsPolicy, VersionReport};
+pub use policy::{AnchorFileError, Anchors, TlsMode, TlsPolicy, VersionReport};
 #[cfg(feature = "tokio")]
 pub use relay::Relay;
 pub use resolve::{BoxFuture, MxRecord, ResolveError, Resolver, StaticResolver, plan_mx};

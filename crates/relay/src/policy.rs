@@ -69,18 +69,36 @@ impl Anchors {
     /// for a missing file.
     pub fn from_pem_files<P: AsRef<std::path::Path>>(
         files: impl IntoIterator<Item = P>,
-    ) -> Result<Self, RelayError> {
+    ) -> Result<Self, AnchorFileError> {
         let mut pem = Vec::new();
         for f in files {
             let path = f.as_ref();
-            let bytes = std::fs::read(path).map_err(|e| {
-                RelayError::Config(format!("cannot read trust anchors {}: {e}", path.display()))
+            let bytes = std::fs::read(path).map_err(|source| AnchorFileError::Read {
+                path: path.to_owned(),
+                source,
             })?;
             pem.extend_from_slice(&bytes);
             pem.push(b'\n');
         }
-        Anchors::from_pem(&pem)
+        Anchors::from_pem(&pem).map_err(AnchorFileError::Pem)
     }
+}
+
+/// Why trust anchor files could not be used ([`Anchors::from_pem_files`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AnchorFileError {
+    /// A file could not be read.
+    #[error("cannot read trust anchors {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The files hold no certificate, or a malformed one.
+    #[error("{0}")]
+    Pem(RelayError),
 }
 
 impl fmt::Debug for Anchors {
