@@ -121,6 +121,12 @@ async fn run(config: MtaConfig) -> ExitCode {
             );
         }
     };
+    // Bound before the listeners, so the tools work once the ports answer
+    // (connections wait in the backlog until it is served).
+    let control_socket = match control::bind(&control::socket_path(&config.data_dir)) {
+        Ok(socket) => socket,
+        Err(e) => return fail("cannot open the control socket", &e),
+    };
     let self_signed = if needs_self_signed(&config) {
         match ensure_self_signed(&config.tls_dir(), &self_signed_names(&config)) {
             Ok(f) => {
@@ -177,14 +183,7 @@ async fn run(config: MtaConfig) -> ExitCode {
         outbound::spawn(spool.clone(), config.clone(), shutdown.clone(), observer);
     // Queue tools reach the store through the server (its lock and holds).
     let admin = Arc::new(QueueAdmin::new(spool.clone()).with_runner(runner));
-    match control::bind(&control::socket_path(&config.data_dir)) {
-        Ok(socket) => drop(tokio::spawn(control::serve(
-            socket,
-            admin,
-            shutdown.clone(),
-        ))),
-        Err(e) => return fail("cannot open the control socket", &e),
-    }
+    tokio::spawn(control::serve(control_socket, admin, shutdown.clone()));
     let metrics_addr = metrics_socket.as_ref().and_then(|s| s.local_addr().ok());
     if let (Some(socket), Some(m)) = (metrics_socket, &metrics) {
         metrics::spawn(socket, m.clone(), &spool, &shutdown);
