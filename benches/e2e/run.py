@@ -338,8 +338,11 @@ class PostfixVirtual:
 
     def start(self):
         # Each measurement starts from an empty mailbox and fresh processes,
-        # as postern's does from a fresh data directory.
-        shutil.rmtree(self.vmail / "bench.test", ignore_errors=True)
+        # as postern's does from a fresh data directory. The last one's
+        # mailbox is moved aside, not deleted: see `section_maildir`.
+        old = self.vmail / "bench.test"
+        if old.exists():
+            old.rename(self.top / f"old-{time.monotonic_ns()}")
         run(["postfix", "-c", str(self.etc), "start"], capture_output=True)
         wait_port(VIRTUAL_PORT)
 
@@ -536,12 +539,23 @@ def spread(values):
     return mean, f"{mean:,.0f} ({min(values):,.0f}–{max(values):,.0f})"
 
 
-def section_maildir(bin_dir, quick, rounds):
+def section_maildir(bin_dir, quick, rounds, settle):
     """Same work on both sides: every message lands in a Maildir's new/."""
     pf = PostfixVirtual()
 
+    # Data directories are removed at the end of the section, not after each
+    # measurement. This file system has no journal, and then ext4 does not
+    # reuse an inode freed in the last 5-10 s: every file created soon after
+    # a big deletion walks past the freed inodes (`recently_deleted` in a
+    # profile), and the next measurement would pay for this one's cleanup.
+    # For the same reason each Maildir measurement first waits `settle`
+    # seconds: Postfix unlinks a queue file per message, and the side
+    # measured after it would otherwise create its files among those.
+    leftovers = []
+
     def postern_maildir(sessions, n, size, many):
         data = tempfile.mkdtemp(prefix="postern-bench-", dir="/var/tmp")
+        leftovers.append(data)
         cfg = mta_config(data)
         server = Server([str(bin_dir / "postern-mta"), "--config", str(cfg), "--data-dir", data],
                         [POSTERN_SMTP, POSTERN_SUB, POSTERN_TLS])
@@ -551,7 +565,6 @@ def section_maildir(bin_dir, quick, rounds):
                            maildir=Path(data) / "mail" / "localhost" / "postmaster" / "new")
         finally:
             server.stop()
-            shutil.rmtree(data, ignore_errors=True)
 
     def postfix_virtual(sessions, n, size, many):
         pf.start()
@@ -591,6 +604,8 @@ def section_maildir(bin_dir, quick, rounds):
                 if r % 2:
                     pairs = [pairs[1], pairs[0], pairs[3], pairs[2]]
                 for name, fn in pairs:
+                    if name in ("postern", "postfix"):
+                        time.sleep(settle)
                     got[name].append(fn(*wl))
                     log(f"  {describe(*wl)} round {r + 1}: {name} "
                         f"{got[name][-1]['msgs']:,.0f} msg/s, "
@@ -616,6 +631,8 @@ def section_maildir(bin_dir, quick, rounds):
             discard_rows.append(row)
     finally:
         pf.remove()
+        for d in leftovers:
+            shutil.rmtree(d, ignore_errors=True)
     cell = f"mean of {rounds} rounds (range)" if rounds > 1 else "one round"
     return ([f"### Maildir delivery on both sides: postern-mta vs Postfix (smtpd + virtual(8)); "
              f"msg/s counted until the last message is in new/; {cell}", "",
@@ -715,6 +732,8 @@ def main():
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--rounds", type=int, default=2,
                     help="maildir: measurements per side and workload, alternating order")
+    ap.add_argument("--settle", type=float, default=10.0,
+                    help="maildir: seconds of quiet before each Maildir measurement")
     args = ap.parse_args()
     for tool in ("smtp-source", "smtp-sink", "postfix", "postconf"):
         if not shutil.which(tool):
@@ -739,7 +758,7 @@ def main():
         if "discard" in sections:
             out += section_discard(bin_dir, args.quick) + [""]
         if "maildir" in sections:
-            out += section_maildir(bin_dir, args.quick, args.rounds) + [""]
+            out += section_maildir(bin_dir, args.quick, args.rounds, args.settle) + [""]
         if "tls" in sections:
             out += section_tls(bin_dir, args.quick, pki) + [""]
         if "idle" in sections:
