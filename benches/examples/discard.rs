@@ -50,7 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = ListenerConfig::new("discard", addr, Mode::Plain)
         .with_session(session)
         .with_limits(limits);
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(postern_listener::default_provider());
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let server = Server::bind(vec![listener], Arc::new(Discard), provider)?;

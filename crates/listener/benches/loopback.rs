@@ -194,7 +194,7 @@ async fn handshakes(
 fn main() {
     let secs = env("BENCH_SECS", 3);
     let conns = env("BENCH_CONNS", 4);
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(postern_listener::default_provider());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

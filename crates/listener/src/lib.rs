@@ -84,7 +84,7 @@
 //!     .with_dh_params(dh_file);
 //!
 //! // What `postern-mta check` prints: nothing is silently dropped.
-//! let (_, report) = tls.build(Arc::new(rustls::crypto::ring::default_provider()))?;
+//! let (_, report) = tls.build(Arc::new(postern_listener::default_provider()))?;
 //! println!("{report}");
 //! assert!(report.to_string().contains("DHE-RSA-AES128-SHA (finite-field DHE key exchange, CBC mode)"));
 //! assert!(report.to_string().contains("valid 2048-bit group, unused"));
@@ -104,7 +104,7 @@
 //!         .with_tls(tls)
 //!         .with_session(submission),
 //! ];
-//! let provider = Arc::new(rustls::crypto::ring::default_provider());
+//! let provider = Arc::new(postern_listener::default_provider());
 //! let server = Server::bind(listeners, Arc::new(Accept), provider)?;
 //! assert_eq!(server.local_addrs().len(), 3);
 //!
@@ -139,6 +139,7 @@ mod error;
 mod handler;
 mod listener;
 pub mod policy;
+mod provider;
 mod server;
 mod stream;
 
@@ -156,4 +157,6 @@ pub use listener::Listener;
 pub use policy::{
     BuiltTls, ClientAuth, PolicyError, Problem, TlsPolicyReport, TlsSettings, Warning,
 };
+#[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
+pub use provider::default_provider;
 pub use server::{Server, ShutdownHandle};

@@ -108,7 +108,7 @@
 //!     HickoryResolver, Message, Relay, Route, SessionConfig, Target, TlsMode, TlsPolicy,
 //! };
 //!
-//! let provider = Arc::new(rustls::crypto::ring::default_provider());
+//! let provider = Arc::new(postern_relay::default_provider());
 //! let session = SessionConfig::new(Host::parse("mx.example.net")?.into_owned());
 //! let relay = Relay::new(session, provider, Arc::new(HickoryResolver::from_system_conf()?));
 //!
@@ -158,6 +158,7 @@ mod error;
 mod hickory;
 mod message;
 mod policy;
+mod provider;
 #[cfg(feature = "tokio")]
 mod relay;
 mod resolve;
@@ -175,6 +176,8 @@ pub use error::{Phase, RelayError};
 pub use hickory::{HickoryResolver, mx_records};
 pub use message::{Message, Recipient};
 pub use policy::{Anchors, TlsMode, TlsPolicy, VersionReport};
+#[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
+pub use provider::default_provider;
 #[cfg(feature = "tokio")]
 pub use relay::Relay;
 pub use resolve::{BoxFuture, MxRecord, ResolveError, Resolver, StaticResolver, plan_mx};

@@ -312,7 +312,7 @@ fn postern_dane(
     records: &[TlsaRecord],
 ) -> Result<TlsaRecord, rustls::Error> {
     let usable = UsableTlsa::select(records.iter().cloned()).expect("usable TLSA records");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(postern_relay::default_provider());
     let name = DnsName::try_from(base.to_owned()).unwrap();
     let verifier = Arc::new(DaneVerifier::new(usable, [name], &provider));
     let mut config = rustls::ClientConfig::builder_with_provider(provider)

@@ -26,7 +26,7 @@ use postern_testkit::{
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 fn ring() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(postern_relay::default_provider())
 }
 
 fn session() -> SessionConfig {

@@ -143,7 +143,7 @@ pub fn check(config: &Config, out: &mut dyn Write) -> std::io::Result<i32> {
             return Ok(1);
         }
     };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(postern_listener::default_provider());
     for l in &config.listeners {
         writeln!(out)?;
         writeln!(out, "listener {} on {} ({})", l.name, l.addr, l.mode)?;

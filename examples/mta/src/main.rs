@@ -131,7 +131,7 @@ async fn run(config: Config) -> ExitCode {
         users.clone(),
         local.clone(),
     ));
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(postern_listener::default_provider());
     let server = match postern_listener::Server::bind(
         listener_configs(&config, &self_signed),
         mta,

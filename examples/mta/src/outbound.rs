@@ -375,7 +375,7 @@ impl Runner {
         Runner {
             spool,
             settings: Arc::new(settings),
-            provider: Arc::new(rustls::crypto::ring::default_provider()),
+            provider: Arc::new(postern_listener::default_provider()),
             resolver,
             clock: system_clock(),
             due: Arc::default(),

@@ -201,6 +201,7 @@ impl MtaConn {
         let (version, cipher) = f.tls.map_or((String::from("-"), String::from("-")), |t| {
             (t.version.to_string(), t.cipher.clone())
         });
+        let group = f.tls.and_then(|t| t.group.as_deref()).unwrap_or("-");
         let user = f.authenticated.map_or("-", |a| a.authcid.as_str());
         let (sender, rcpts, rules, refused) = self.txn.as_ref().map_or_else(
             || {
@@ -232,6 +233,7 @@ impl MtaConn {
             peer = %f.peer,
             tls = %version,
             cipher = %cipher,
+            group,
             user,
             rules = %rules,
             id = %id.map_or_else(|| "-".to_owned(), ToString::to_string),
@@ -477,6 +479,7 @@ impl MtaConn {
         let id = self.spool.new_id();
         let single = (addresses.len() == 1).then(|| addresses[0].0.clone());
         let tls = f.tls.map(|t| (t.version.to_string(), t.cipher.clone()));
+        let key_exchange = f.tls.and_then(|t| t.group.clone());
         let mut head = received_header(
             &TraceInfo {
                 helo: f.hello_name,
@@ -485,6 +488,7 @@ impl MtaConn {
                 listener: f.listener,
                 esmtp: !matches!(f.hello, Some(HelloVerb::Helo)),
                 tls,
+                key_exchange,
                 auth_user: f.authenticated.map(|a| a.authcid.as_str()),
                 id: id.as_str(),
                 single_recipient: single.as_deref(),

@@ -268,7 +268,7 @@ fn runner(spool: &Spool, settings: OutboundSettings, clock: Clock) -> Runner {
         .with_host("mx.example.org", [LOCALHOST]);
     Runner::new(spool.clone(), settings)
         .with_resolver(Arc::new(resolver))
-        .with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_provider(Arc::new(postern_listener::default_provider()))
         .with_clock(clock)
 }
 

@@ -16,7 +16,7 @@ use postern_listener::{
 };
 
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(postern_listener::default_provider())
 }
 
 /// One line per event, plus message bodies.
