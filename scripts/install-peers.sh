@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Installs the real SMTP peers that Postern's interop tests talk to: swaks,
 # openssl, Postfix (smtpd, smtp-source, smtp-sink; no system service is
-# started), stunnel, sslscan, testssl.sh, and Python's aiosmtpd in a venv.
+# started), stunnel, sslscan, testssl.sh, and Python's aiosmtpd and
+# pyOpenSSL in a venv (pyOpenSSL's wheel bundles an OpenSSL with ML-KEM,
+# the post-quantum client of the key-exchange tests; Debian 12's is 3.0).
+# Also the build's own needs: a C compiler (ring and aws-lc-rs, the crypto
+# providers, are partly C; aws-lc-rs needs no cmake, clang or nasm on
+# x86-64 and aarch64 Linux).
 # Idempotent; run as root. Prints the environment the tests need.
 set -euo pipefail
 
 VENV=${POSTERN_VENV:-/opt/postern-venv}
-packages=(swaks libnet-ssleay-perl libio-socket-ssl-perl openssl postfix stunnel4 sslscan testssl.sh ca-certificates)
+packages=(build-essential swaks libnet-ssleay-perl libio-socket-ssl-perl openssl postfix stunnel4 sslscan testssl.sh ca-certificates)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -35,10 +40,10 @@ if command -v postfix >/dev/null && postfix status >/dev/null 2>&1; then
     postfix stop >/dev/null 2>&1 || true
 fi
 
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
-    echo "install-peers: creating $VENV with aiosmtpd" >&2
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import aiosmtpd, OpenSSL' 2>/dev/null; then
+    echo "install-peers: creating $VENV with aiosmtpd and pyOpenSSL" >&2
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q --disable-pip-version-check 'aiosmtpd==1.4.6'
+    "$VENV/bin/pip" install -q --disable-pip-version-check 'aiosmtpd==1.4.6' 'pyOpenSSL==26.4.0'
 fi
 
 echo "export POSTERN_PYTHON=$VENV/bin/python"

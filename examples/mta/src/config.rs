@@ -117,6 +117,7 @@ struct TlsFile {
     #[serde(default = "default_versions")]
     versions: Vec<String>,
     ciphers: Option<String>,
+    groups: Option<Vec<String>>,
     dh_params: Option<PathBuf>,
     #[serde(default = "yes")]
     prefer_server_ciphers: bool,
@@ -254,6 +255,9 @@ pub struct TlsSpec {
     pub versions: Vec<String>,
     /// OpenSSL cipher list, if given.
     pub ciphers: Option<String>,
+    /// Key-exchange groups in preference order (OpenSSL names), if given;
+    /// otherwise the provider's, X25519MLKEM768 first.
+    pub groups: Option<Vec<String>>,
     /// DH parameter file, if given (validated, then reported as unused).
     pub dh_params: Option<PathBuf>,
     /// Server cipher order.
@@ -541,6 +545,7 @@ impl Config {
                     certificate,
                     versions: t.versions.clone(),
                     ciphers: t.ciphers.clone(),
+                    groups: t.groups.clone(),
                     dh_params: t.dh_params.as_deref().map(resolve),
                     prefer_server_ciphers: t.prefer_server_ciphers,
                 },

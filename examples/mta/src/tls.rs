@@ -112,6 +112,7 @@ pub fn tls_settings(
         .with_versions(spec.versions.iter().cloned())
         .with_prefer_server_ciphers(spec.prefer_server_ciphers);
     settings.ciphers = spec.ciphers.clone();
+    settings.groups = spec.groups.clone();
     settings.dh_params = spec.dh_params.clone();
     settings
 }
