@@ -142,6 +142,7 @@ pub mod policy;
 mod provider;
 mod server;
 mod stream;
+mod validity;
 
 /// The sans-IO session this crate drives, re-exported so embedders name
 /// the types of the handler signatures ([`Question`], [`Notice`],
@@ -160,3 +161,4 @@ pub use policy::{
 #[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
 pub use provider::default_provider;
 pub use server::{Server, ShutdownHandle};
+pub use validity::{Validity, ValidityError, utc};

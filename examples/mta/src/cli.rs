@@ -11,7 +11,10 @@ use postern_proto::{ForwardPath, Mailbox, ReversePath};
 use postern_rules::{Facts, PolicySuite, Severity, Stage};
 
 use crate::config::{Config, ConfigError};
-use crate::tls::{SelfSignedSource, auth_policy, generate, self_signed_names, tls_settings};
+use crate::tls::{
+    CertNote, SelfSignedSource, auth_policy, certificate_notes, generate, self_signed_names,
+    tls_settings,
+};
 use crate::users::{Users, add_user};
 
 /// postern-mta: a durable MTA built from the Postern crates.
@@ -186,6 +189,12 @@ pub fn check(config: &Config, out: &mut dyn Write) -> std::io::Result<i32> {
                             writeln!(out, "    {line}")?;
                         }
                     }
+                }
+                for note in certificate_notes(spec, config, std::time::SystemTime::now()) {
+                    if matches!(note, CertNote::Error(_)) {
+                        errors += 1;
+                    }
+                    writeln!(out, "    {note}")?;
                 }
             }
         }
