@@ -275,14 +275,16 @@ fn main() {
                 .collect(),
             ..(*provider).clone()
         });
-        Arc::new(
-            rustls::ClientConfig::builder_with_provider(only)
-                .with_protocol_versions(versions)
-                .unwrap()
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(NoVerify(provider.clone())))
-                .with_no_client_auth(),
-        )
+        let mut config = rustls::ClientConfig::builder_with_provider(only)
+            .with_protocol_versions(versions)
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerify(provider.clone())))
+            .with_no_client_auth();
+        // Full handshakes, as with a new peer: a resumed one skips the
+        // certificate and its signature, and would hide what is measured.
+        config.resumption = rustls::client::Resumption::disabled();
+        Arc::new(config)
     };
     let client_config = |versions: &[&'static rustls::SupportedProtocolVersion],
                          group: rustls::NamedGroup| {

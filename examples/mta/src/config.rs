@@ -121,6 +121,13 @@ struct TlsFile {
     dh_params: Option<PathBuf>,
     #[serde(default = "yes")]
     prefer_server_ciphers: bool,
+    // `certificate = "acme"` only.
+    domains: Option<Vec<String>>,
+    contact: Option<Vec<String>>,
+    directory: Option<String>,
+    ca_file: Option<PathBuf>,
+    challenge_address: Option<SocketAddr>,
+    retry: Option<DurationText>,
 }
 
 fn default_versions() -> Vec<String> {
@@ -241,6 +248,28 @@ pub enum CertSource {
         /// The key.
         key: PathBuf,
     },
+    /// Obtained and renewed over ACME (RFC 8555); see `crate::acme`.
+    Acme(AcmeSpec),
+}
+
+/// `certificate = "acme"`: where and for what to obtain a certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcmeSpec {
+    /// The names the certificate is for (the MX host name(s)).
+    pub domains: Vec<String>,
+    /// Account contacts, e.g. `mailto:postmaster@example.org`.
+    pub contact: Vec<String>,
+    /// The CA's directory URL.
+    pub directory: String,
+    /// PEM trust anchors for the directory's HTTPS (a test CA such as
+    /// pebble's); `None`: the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// Where the http-01 responder listens while an order is validated
+    /// (the CA connects to port 80 of each domain).
+    pub challenge_address: SocketAddr,
+    /// The first delay after a failure; doubled after each, up to six
+    /// hours.
+    pub retry: Duration,
 }
 
 /// One `[tls.NAME]` policy, in the operator's (OpenSSL) terms; see
@@ -514,7 +543,72 @@ impl Config {
             let span = Some(t.span());
             let t = t.get_ref();
             let item = Some(format!("tls.{name}"));
-            let certificate = if t.certificate == "self-signed" {
+            let acme_fields = [
+                ("domains", t.domains.is_some()),
+                ("contact", t.contact.is_some()),
+                ("directory", t.directory.is_some()),
+                ("ca_file", t.ca_file.is_some()),
+                ("challenge_address", t.challenge_address.is_some()),
+                ("retry", t.retry.is_some()),
+            ];
+            if t.certificate != "acme"
+                && let Some((field, _)) = acme_fields.iter().find(|(_, set)| *set)
+            {
+                return Err(err(
+                    span,
+                    item,
+                    Some((*field).into()),
+                    "only for certificate = \"acme\"".into(),
+                ));
+            }
+            let certificate = if t.certificate == "acme" {
+                if t.key.is_some() {
+                    return Err(err(
+                        span,
+                        item,
+                        Some("key".into()),
+                        "an ACME certificate's key is generated and stored under the data directory; remove `key`".into(),
+                    ));
+                }
+                let domains = t.domains.clone().unwrap_or_default();
+                if domains.is_empty() || domains.iter().any(|d| d.trim().is_empty()) {
+                    return Err(err(
+                        span,
+                        item,
+                        Some("domains".into()),
+                        "an ACME certificate needs its names, e.g. domains = [\"mx.example.org\"]"
+                            .into(),
+                    ));
+                }
+                let Some(directory) = t.directory.clone() else {
+                    return Err(err(
+                        span,
+                        item,
+                        Some("directory".into()),
+                        "missing: the CA's ACME directory URL, e.g. \"https://acme-v02.api.letsencrypt.org/directory\"".into(),
+                    ));
+                };
+                if !directory.starts_with("https://") {
+                    return Err(err(
+                        span,
+                        item,
+                        Some("directory".into()),
+                        format!(
+                            "{directory:?}: ACME directories are https:// URLs (RFC 8555 §6.1)"
+                        ),
+                    ));
+                }
+                CertSource::Acme(AcmeSpec {
+                    domains,
+                    contact: t.contact.clone().unwrap_or_default(),
+                    directory,
+                    ca_file: t.ca_file.as_deref().map(resolve),
+                    challenge_address: t
+                        .challenge_address
+                        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 80))),
+                    retry: t.retry.map_or(Duration::from_secs(60), |d| d.0),
+                })
+            } else if t.certificate == "self-signed" {
                 if t.key.is_some() {
                     return Err(err(
                         span,

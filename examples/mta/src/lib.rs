@@ -13,6 +13,7 @@
 //! | [`received`] | the Received header and RFC 5322 dates |
 //! | [`server`] | the listener handler: rules, users, spool per session event |
 //! | [`tls`] | self-signed certificate, TLS settings, per-listener session policy |
+//! | [`acme`] | ACME (RFC 8555) certificates: http-01, storage, renewal with atomic reload |
 //! | [`cli`] | the commands: check, explain, policy test, user add |
 //! | [`outbound`], [`dsn`] | the queue runner and delivery status notifications (outbound engineer) |
 //!
@@ -51,6 +52,7 @@
 //! [`Spool`](spool::Spool), an `Arc<`[`Config`](config::Config)`>` and a
 //! [`Shutdown`] receiver.
 
+pub mod acme;
 pub mod cli;
 pub mod config;
 pub mod defaults;

@@ -117,6 +117,9 @@ async fn run(config: Config) -> ExitCode {
             key: String::new(),
         }
     };
+    if let Err(e) = postern_mta::acme::prepare(&config) {
+        return fail("cannot prepare the ACME certificates", &e);
+    }
     let config = Arc::new(config);
     let users = Arc::new(Users::open(&config.users_file()));
     let local = LocalDelivery {
@@ -145,6 +148,8 @@ async fn run(config: Config) -> ExitCode {
     let sweeper = tokio::spawn(sweep(local, config.queue.scan_interval, shutdown.clone()));
     // The outbound runner (outbound.rs): remote recipients, retries, DSNs.
     let outbound = postern_mta::outbound::spawn(spool.clone(), config.clone(), shutdown.clone());
+    // ACME issuance and renewal (acme.rs), swapped in with the atomic reload.
+    let _acme = postern_mta::acme::spawn(config.clone(), server.clone(), shutdown.clone());
 
     {
         let mut out = std::io::stdout().lock();

@@ -181,6 +181,19 @@ pub fn tls_settings(
         (CertSource::SelfSigned, SelfSignedSource::Inline { cert, key }) => {
             CertSpec::pem(&[name], cert.clone(), key.clone())
         }
+        (CertSource::Acme(_), source) => {
+            let files = crate::acme::AcmeFiles::of(config, &spec.name);
+            match source {
+                // `check` before the first start: the stand-in.
+                SelfSignedSource::Inline { cert, key }
+                    if !files.cert.exists() && !cert.is_empty() =>
+                {
+                    CertSpec::pem(&[name], cert.clone(), key.clone())
+                }
+                // Serving: `acme::prepare` has put a placeholder there.
+                _ => CertSpec::files(&[name], &files.cert, &files.key),
+            }
+        }
     }
     .as_default();
     let mut settings = TlsSettings::new(vec![cert])
@@ -355,6 +368,36 @@ pub fn expiry_notes(what: &str, path: &Path, now: SystemTime) -> Vec<CertNote> {
 pub fn certificate_notes(spec: &TlsSpec, config: &Config, now: SystemTime) -> Vec<CertNote> {
     match &spec.certificate {
         CertSource::Files { chain, .. } => expiry_notes("certificate", chain, now),
+        CertSource::Acme(acme) => {
+            let files = crate::acme::AcmeFiles::of(config, &spec.name);
+            let mut notes = vec![CertNote::Info(format!(
+                "ACME (http-01 on {}) for {} from {}",
+                acme.challenge_address,
+                acme.domains.join(", "),
+                acme.directory
+            ))];
+            match crate::acme::state(&files) {
+                crate::acme::State::Missing => notes.push(CertNote::Info(
+                    "state: not obtained yet; requested at start (a self-signed placeholder serves until then)".to_owned(),
+                )),
+                crate::acme::State::Placeholder => notes.push(CertNote::Warning(format!(
+                    "state: {} is the self-signed placeholder: the first issuance has not succeeded yet (see the log)",
+                    files.cert.display()
+                ))),
+                crate::acme::State::Unreadable(e) => notes.push(CertNote::Warning(format!(
+                    "state: {}: {e}; a new certificate is requested at start",
+                    files.cert.display()
+                ))),
+                crate::acme::State::Issued { renew_at, .. } => {
+                    notes.push(CertNote::Info(format!(
+                        "state: issued; renewed from {} (a third of its lifetime before expiry)",
+                        postern_listener::utc(renew_at)
+                    )));
+                    notes.extend(expiry_notes("certificate", &files.cert, now));
+                }
+            }
+            notes
+        }
         CertSource::SelfSigned => {
             let files = SelfSigned {
                 cert: config.tls_dir().join("self-signed.pem"),
