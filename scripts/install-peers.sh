@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Installs the real SMTP peers that Postern's interop tests talk to: swaks,
 # openssl, Postfix (smtpd, smtp-source, smtp-sink; no system service is
-# started), stunnel, sslscan, testssl.sh, and Python's aiosmtpd and
+# started), stunnel, sslscan, testssl.sh, pebble and pebble-challtestsrv
+# (an ACME test CA and its mock DNS, run per test on loopback), and Python's
+# aiosmtpd and
 # pyOpenSSL in a venv (pyOpenSSL's wheel bundles an OpenSSL with ML-KEM,
 # the post-quantum client of the key-exchange tests; Debian 12's is 3.0).
 # Also the build's own needs: a C compiler (ring and aws-lc-rs, the crypto
-# providers, are partly C; aws-lc-rs needs no cmake, clang or nasm on
-# x86-64 and aarch64 Linux).
+# providers, are partly C; on x86-64 Debian 12 aws-lc-rs builds with the C
+# compiler alone: no cmake, clang or nasm).
 # Idempotent; run as root. Prints the environment the tests need.
 set -euo pipefail
 
 VENV=${POSTERN_VENV:-/opt/postern-venv}
-packages=(build-essential swaks libnet-ssleay-perl libio-socket-ssl-perl openssl postfix stunnel4 sslscan testssl.sh ca-certificates)
+packages=(build-essential pebble swaks libnet-ssleay-perl libio-socket-ssl-perl openssl postfix stunnel4 sslscan testssl.sh ca-certificates)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -29,6 +29,7 @@ const DOMAIN: &str = "mx.acme.test";
 
 /// pebble and its mock DNS.
 struct Pebble {
+    bin: PathBuf,
     _dns: ChildGuard,
     pebble: Option<ChildGuard>,
     dir: PathBuf,
@@ -75,6 +76,7 @@ impl Pebble {
                 .stderr(Stdio::null()),
         );
         let mut p = Self {
+            bin: pebble,
             _dns: dns,
             pebble: None,
             dir,
@@ -92,7 +94,7 @@ impl Pebble {
             .open(self.dir.join("pebble.log"))
             .unwrap();
         self.pebble = Some(ChildGuard::spawn(
-            Command::new("pebble")
+            Command::new(&self.bin)
                 .arg("-config")
                 .arg(self.dir.join("pebble.json"))
                 .args(["-dnsserver", &format!("127.0.0.1:{}", self.dns_port)])

@@ -186,7 +186,7 @@ fn the_running_binary_serves_a_90_day_certificate() {
         Duration::from_secs(30),
     );
     let start = out.find("-----BEGIN CERTIFICATE-----").expect(&out);
-    let v = Validity::from_pem(out[start..].as_bytes()).unwrap();
+    let v = Validity::from_pem(&out.as_bytes()[start..]).unwrap();
     assert!(v.lifetime() <= 91 * DAY, "{v}");
     assert!(v.remaining(SystemTime::now()) > 89 * DAY, "{v}");
 }
