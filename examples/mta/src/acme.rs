@@ -400,7 +400,17 @@ pub async fn obtain(spec: &AcmeSpec, files: &AcmeFiles) -> Result<Validity, Acme
     let retry = RetryPolicy::new()
         .initial_delay(Duration::from_millis(250))
         .timeout(Duration::from_secs(90));
-    let status = order.poll_ready(&retry).await?;
+    let status = match order.poll_ready(&retry).await {
+        Ok(status) => status,
+        // An invalid order comes back as the CA's problem document: name
+        // the domain and the challenge's own error where the CA has one.
+        Err(instant_acme::Error::Api(problem)) => {
+            return Err(challenge_error(&mut order)
+                .await
+                .unwrap_or(AcmeError::Acme(instant_acme::Error::Api(problem))));
+        }
+        Err(e) => return Err(e.into()),
+    };
     if status != OrderStatus::Ready {
         return Err(challenge_error(&mut order)
             .await
