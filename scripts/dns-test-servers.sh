@@ -30,6 +30,10 @@
 #                           SERVFAIL (what a client behind a validating
 #                           resolver sees when a nameserver fails TLSA
 #                           queries, maddy #287)
+# The trust anchor of dane.test. is written as a DS record (Unbound's
+# trust-anchor-file) and as a DNSKEY record (POSTERN_DNS_TRUST_ANCHOR_KEY,
+# for in-process validation against NSD directly, with Unbound out of the
+# path).
 set -euo pipefail
 
 STATE=${POSTERN_DNS_DIR:-/tmp/postern-dns}
@@ -220,6 +224,9 @@ cp "$zones/unsigned.$APEX.zone" "$zones/unsigned.$APEX.signed"
 } > "$zones/$APEX.zone"
 sign "$APEX"
 cp "$(zone_key "$APEX").ds" "$STATE/trust-anchor.ds"
+# The same anchor as a DNSKEY record, for validators that take keys
+# (postern-relay's `validate` mode, through hickory).
+cp "$(zone_key "$APEX").key" "$STATE/trust-anchor.key"
 
 # --- NSD ------------------------------------------------------------------------
 {
@@ -301,6 +308,7 @@ cat <<EOF
 export POSTERN_DNS_RESOLVER=$RESOLVER_ADDR:$RESOLVER_PORT
 export POSTERN_DNS_AUTH=$AUTH_ADDR:$AUTH_PORT
 export POSTERN_DNS_TRUST_ANCHOR=$STATE/trust-anchor.ds
+export POSTERN_DNS_TRUST_ANCHOR_KEY=$STATE/trust-anchor.key
 export POSTERN_DANE_ZONE=$APEX
 export POSTERN_DANE_PORT=$SMTP_PORT
 export POSTERN_DANE_CA=$certs/ca.pem

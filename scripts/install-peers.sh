@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs the real SMTP peers that Postern's interop tests talk to: swaks,
 # openssl, Postfix (smtpd, smtp-source, smtp-sink; no system service is
-# started), stunnel, sslscan, testssl.sh, pebble and pebble-challtestsrv
-# (an ACME test CA and its mock DNS, run per test on loopback), and Python's
-# aiosmtpd and
+# started), stunnel, sslscan, testssl.sh, HAProxy (PROXY-protocol front; no
+# service started), pebble and pebble-challtestsrv (an ACME test CA and its
+# mock DNS, run per test on loopback), and Python's aiosmtpd, scramp and
 # pyOpenSSL in a venv (pyOpenSSL's wheel bundles an OpenSSL with ML-KEM,
 # the post-quantum client of the key-exchange tests; Debian 12's is 3.0).
 # Also the build's own needs: a C compiler (ring and aws-lc-rs, the crypto
@@ -13,7 +13,7 @@
 set -euo pipefail
 
 VENV=${POSTERN_VENV:-/opt/postern-venv}
-packages=(build-essential pebble swaks libnet-ssleay-perl libio-socket-ssl-perl openssl postfix stunnel4 sslscan testssl.sh ca-certificates)
+packages=(build-essential pebble swaks libnet-ssleay-perl libio-socket-ssl-perl openssl postfix stunnel4 sslscan testssl.sh haproxy ca-certificates)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -23,7 +23,8 @@ done
 if ((${#missing[@]})); then
     echo "install-peers: installing ${missing[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
-    # Postfix's postinst would start a system mail service; forbid that.
+    # Postfix's and HAProxy's postinst would start system services; forbid
+    # that (tests start their own on loopback high ports).
     created_policy=0
     if [ ! -e /usr/sbin/policy-rc.d ]; then
         printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
@@ -46,6 +47,11 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import aiosmtpd, Open
     echo "install-peers: creating $VENV with aiosmtpd and pyOpenSSL" >&2
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q --disable-pip-version-check 'aiosmtpd==1.4.6' 'pyOpenSSL==26.4.0'
+fi
+# scramp: a SCRAM client we did not write, for SCRAM-SHA-256 AUTH tests.
+if ! "$VENV/bin/python" -c 'import scramp' 2>/dev/null; then
+    echo "install-peers: installing scramp into $VENV" >&2
+    "$VENV/bin/pip" install -q --disable-pip-version-check 'scramp==1.5.0'
 fi
 
 echo "export POSTERN_PYTHON=$VENV/bin/python"

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use postern_listener::session::{Config, Decision, Question};
 use postern_listener::{
-    ConnContext, ConnLimits, ConnectionFacts, ConnectionHandler, Handler, ListenerConfig, Mode,
+    ConnContext, ConnLimits, ConnectionHandler, ConnectionView, Handler, ListenerConfig, Mode,
     Server,
 };
 
@@ -33,7 +33,7 @@ impl Handler for Discard {
 }
 
 impl ConnectionHandler for DiscardConn {
-    async fn question(&mut self, _question: Question, _facts: &ConnectionFacts<'_>) -> Decision {
+    async fn question(&mut self, _question: Question, _facts: &ConnectionView<'_>) -> Decision {
         Decision::Accept
     }
 }

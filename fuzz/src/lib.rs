@@ -9,9 +9,17 @@
 //! postern_fuzz::data(b"\x03body\r\n.\r\nNEXT");
 //! ```
 
+mod mta_sts;
+mod proxy_header;
+mod scram;
 mod tlsa;
+mod tlsrpt;
 
+pub use mta_sts::mta_sts;
+pub use proxy_header::proxy_header;
+pub use scram::scram;
 pub use tlsa::tlsa;
+pub use tlsrpt::tlsrpt;
 
 use bytes::BytesMut;
 use postern_proto::data::{BareLineEndings, DataConfig, DataDecoder, DataStep, DataSummary};

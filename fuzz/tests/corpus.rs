@@ -45,3 +45,23 @@ fn roundtrip_corpus() {
 fn tlsa_corpus() {
     replay("tlsa", postern_fuzz::tlsa);
 }
+
+#[test]
+fn mta_sts_corpus() {
+    replay("mta_sts", postern_fuzz::mta_sts);
+}
+
+#[test]
+fn tlsrpt_corpus() {
+    replay("tlsrpt", postern_fuzz::tlsrpt);
+}
+
+#[test]
+fn proxy_header_corpus() {
+    replay("proxy_header", postern_fuzz::proxy_header);
+}
+
+#[test]
+fn scram_corpus() {
+    replay("scram", postern_fuzz::scram);
+}

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use postern_listener::session::{Decision, Question};
 use postern_listener::{
-    CertSpec, ConnContext, ConnLimits, ConnectionFacts, ConnectionHandler, Handler, ListenerConfig,
+    CertSpec, ConnContext, ConnLimits, ConnectionHandler, ConnectionView, Handler, ListenerConfig,
     Mode, Server, TlsSettings,
 };
 use rustls::pki_types::ServerName;
@@ -32,7 +32,7 @@ impl Handler for Discard {
     }
 }
 impl ConnectionHandler for DiscardConn {
-    async fn question(&mut self, _: Question, _: &ConnectionFacts<'_>) -> Decision {
+    async fn question(&mut self, _: Question, _: &ConnectionView<'_>) -> Decision {
         Decision::Accept
     }
 }

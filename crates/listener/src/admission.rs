@@ -19,6 +19,8 @@ pub(crate) struct Admission {
 pub(crate) enum Refusal {
     Global,
     PerIp,
+    /// Over a connection rate limit (counted by `guard::ConnectionRate`).
+    Rate,
 }
 
 /// Holds one connection slot.

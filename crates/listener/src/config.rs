@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use postern_session::StartTlsPolicy;
 
+use crate::guard::{ConnectionRate, Networks};
 use crate::policy::TlsSettings;
+use crate::proxy::ProxyProtocol;
 
 /// One listening socket and its policy. Build it with
 /// [`ListenerConfig::new`] and the `with_` methods.
@@ -33,6 +35,21 @@ pub struct ListenerConfig {
     pub session: Arc<postern_session::Config>,
     /// Connection limits and timeouts.
     pub limits: ConnLimits,
+    /// The PROXY protocol: from which fronts a header is required and
+    /// believed. `None`: no header is read, and one sent is SMTP (or TLS)
+    /// garbage like any other.
+    pub proxy: Option<ProxyProtocol>,
+    /// Connection rate limits per address prefix, applied by
+    /// [`Server`](crate::Server) before the concurrency limits: the excess
+    /// gets `421 4.7.0` (plaintext modes) or is closed (implicit TLS).
+    /// Listeners given the same `Arc` share their counts (a global limit).
+    /// Default: [`RateLimits::default`](crate::guard::RateLimits::default).
+    pub rate: Option<Arc<ConnectionRate>>,
+    /// Clients in these networks may end command lines with a bare LF
+    /// (legacy software; Postfix's `smtpd_forbid_bare_newline_exclusions`).
+    /// Everyone else gets `521 5.5.2` and a close for a bare LF or CR in a
+    /// command line. Empty by default.
+    pub bare_lf_networks: Networks,
 }
 
 impl ListenerConfig {
@@ -48,6 +65,11 @@ impl ListenerConfig {
             tls: None,
             session: Arc::new(session),
             limits: ConnLimits::default(),
+            proxy: None,
+            rate: Some(Arc::new(ConnectionRate::new(
+                crate::guard::RateLimits::default(),
+            ))),
+            bare_lf_networks: Networks::none(),
         }
     }
 
@@ -71,6 +93,25 @@ impl ListenerConfig {
     /// Sets the limits.
     pub fn with_limits(mut self, limits: ConnLimits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Speaks the PROXY protocol with the fronts `proxy` trusts.
+    pub fn with_proxy_protocol(mut self, proxy: ProxyProtocol) -> Self {
+        self.proxy = Some(proxy);
+        self
+    }
+
+    /// Sets the connection rate limiter (`None`: no rate limit). Pass the
+    /// same `Arc` to several listeners to count their connections together.
+    pub fn with_connection_rate(mut self, rate: Option<Arc<ConnectionRate>>) -> Self {
+        self.rate = rate;
+        self
+    }
+
+    /// Sets the networks allowed to end command lines with a bare LF.
+    pub fn with_bare_lf_networks(mut self, networks: Networks) -> Self {
+        self.bare_lf_networks = networks;
         self
     }
 }

@@ -14,8 +14,9 @@ use tokio::sync::watch;
 use tokio::time::timeout;
 
 use crate::error::ConnectionError;
-use crate::handler::{ConnectionFacts, ConnectionHandler};
+use crate::handler::{ConnectionHandler, ConnectionView};
 use crate::listener::Shared;
+use crate::proxy::ProxyError;
 use crate::stream::{Read, Stream};
 
 /// The two ends of the connection.
@@ -38,7 +39,10 @@ where
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
     match timeout(shared.limits.handshake_timeout, acceptor.accept(io)).await {
         Err(_) => Err(ConnectionError::HandshakeTimeout),
-        Ok(Err(e)) => Err(ConnectionError::Handshake(e)),
+        Ok(Err(e)) => Err(match crate::proxy::untrusted(&e) {
+            Some(peer) => ConnectionError::Proxy(ProxyError::Untrusted { peer }),
+            None => ConnectionError::Handshake(e),
+        }),
         Ok(Ok(stream)) => {
             let Some(info) = tls_info(stream.get_ref().1, tls.client_auth) else {
                 return Err(ConnectionError::Handshake(std::io::Error::other(
@@ -79,6 +83,15 @@ fn tls_info(conn: &rustls::ServerConnection, client_auth: bool) -> Option<TlsInf
     // is present here did.
     info.client_cert_verified = client_auth && client_certificate.is_some();
     info.client_certificate = client_certificate;
+    // RFC 9266: tls-exporter is for TLS 1.3 (TLS 1.2 only with the
+    // extended master secret, which rustls does not report), so -PLUS is
+    // offered only there.
+    if version == TlsVersion::Tls13 {
+        info.tls_exporter = conn
+            .export_keying_material([0u8; 32], b"EXPORTER-Channel-Binding", None)
+            .ok()
+            .map(|k| k.to_vec());
+    }
     Some(info)
 }
 
@@ -126,7 +139,13 @@ where
     };
     let mut info = ConnectionInfo::new(addrs.peer, addrs.local);
     info.tls = tls;
-    let mut session = Session::new(shared.session.clone(), info);
+    // Legacy networks may end command lines with a bare LF; everyone else
+    // gets 521 and a close for one.
+    let config = match &shared.bare_lf_session {
+        Some((nets, legacy)) if nets.contains(addrs.peer.ip()) => legacy.clone(),
+        _ => shared.session.clone(),
+    };
+    let mut session = Session::new(config, info);
     let mut state = ConnState::default();
     let mut shutdown_seen = *shutdown.borrow();
     let mut shutdown_at = None;
@@ -141,8 +160,17 @@ where
     // a client dripping one octet at a time (slowloris) must not hold its
     // slot forever by resetting the timer with every octet.
     let mut last_reply = Instant::now();
+    // A guarded stream's first read failed on a PROXY header from an
+    // untrusted address.
+    let mut forged = None;
 
     loop {
+        if let Some(peer) = forged {
+            session.peer_closed();
+            deliver(&mut session, conn, shared, addrs, &mut state).await;
+            let _ = timeout(Duration::from_secs(1), stream.shutdown()).await;
+            return Err(ConnectionError::Proxy(ProxyError::Untrusted { peer }));
+        }
         // 1. Questions answered and notices told, in order.
         deliver(&mut session, conn, shared, addrs, &mut state).await;
         // 2. Replies, one write per batch.
@@ -211,6 +239,7 @@ where
         let read = {
             let session = &mut session;
             let held = &mut held;
+            let forged = &mut forged;
             tokio::select! {
                 biased;
                 changed = shutdown.wait_for(|v| *v), if !shutdown_seen => {
@@ -221,10 +250,13 @@ where
                         Err(_) => session.timeout(),
                         Ok(Read::Data) => {}
                         Ok(Read::Eof) => session.peer_closed(),
-                        Ok(Read::Failed(e)) => {
-                            tracing::debug!(error = %e, "read failed");
-                            session.peer_closed();
-                        }
+                        Ok(Read::Failed(e)) => match crate::proxy::untrusted(&e) {
+                            Some(peer) => *forged = Some(peer),
+                            None => {
+                                tracing::debug!(error = %e, "read failed");
+                                session.peer_closed();
+                            }
+                        },
                     }
                     None
                 }
@@ -284,7 +316,7 @@ async fn deliver<C: ConnectionHandler>(
             }
             _ => {}
         }
-        let facts = ConnectionFacts {
+        let facts = ConnectionView {
             listener: &shared.name,
             local: addrs.local,
             peer: addrs.peer,

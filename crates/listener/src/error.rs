@@ -85,6 +85,11 @@ pub enum ConnectionError {
     /// The session refused the end of a STARTTLS upgrade (a driver bug).
     #[error("session refused TLS: {0}")]
     Session(#[from] postern_session::ApiError),
+    /// The connection's PROXY header was refused (see
+    /// [`Listener::accept_proxy`](crate::Listener::accept_proxy)); the
+    /// connection was closed without serving SMTP to it.
+    #[error("{0}")]
+    Proxy(#[from] crate::proxy::ProxyError),
     /// The session held all the input it may with nothing to deliver (a
     /// driver bug); the connection was dropped rather than spin.
     #[error("session stalled")]

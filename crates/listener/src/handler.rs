@@ -37,7 +37,7 @@ pub trait ConnectionHandler: Send + 'static {
     fn question(
         &mut self,
         question: Question,
-        facts: &ConnectionFacts<'_>,
+        facts: &ConnectionView<'_>,
     ) -> impl Future<Output = Decision> + Send;
 
     /// Something that happened, with no answer expected: body chunks (write
@@ -46,7 +46,7 @@ pub trait ConnectionHandler: Send + 'static {
     fn notice(
         &mut self,
         notice: Notice,
-        facts: &ConnectionFacts<'_>,
+        facts: &ConnectionView<'_>,
     ) -> impl Future<Output = ()> + Send {
         let _ = (notice, facts);
         async {}
@@ -61,17 +61,39 @@ pub struct ConnContext {
     pub listener: String,
     /// The listener's address.
     pub local: SocketAddr,
-    /// The client's address.
+    /// The client's address: behind a trusted PROXY-protocol front, the
+    /// one its header gave.
     pub peer: SocketAddr,
     /// The listener's mode.
     pub mode: Mode,
+    /// The trusted PROXY-protocol front the connection came through, if
+    /// any.
+    pub via: Option<SocketAddr>,
+}
+
+impl ConnContext {
+    /// A connection accepted directly (no PROXY-protocol front).
+    pub fn new(
+        listener: impl Into<String>,
+        local: SocketAddr,
+        peer: SocketAddr,
+        mode: Mode,
+    ) -> Self {
+        Self {
+            listener: listener.into(),
+            local,
+            peer,
+            mode,
+            via: None,
+        }
+    }
 }
 
 /// What is known about the connection when a question or notice is
 /// delivered, read from the session.
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
-pub struct ConnectionFacts<'a> {
+pub struct ConnectionView<'a> {
     /// The listener's name.
     pub listener: &'a str,
     /// The listener's address.
@@ -96,7 +118,7 @@ pub struct ConnectionFacts<'a> {
     pub recipients: usize,
 }
 
-impl ConnectionFacts<'_> {
+impl ConnectionView<'_> {
     /// Whether the connection is TLS.
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()

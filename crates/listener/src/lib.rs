@@ -14,6 +14,8 @@
 //!   timeout, drives the session with RFC 5321 §4.5.3.2 timeouts, and
 //!   upgrades in place on `STARTTLS` (plaintext read before the handshake
 //!   never reaches rustls).
+//! - [`proxy`]: the PROXY protocol (v1 and v2) in front of a listener,
+//!   believed only from trusted fronts ([`Listener::accept_proxy`]).
 //! - [`Server`]: binds [`ListenerConfig`]s (plain, STARTTLS, implicit TLS),
 //!   accepts with global and per-IP limits, serves every connection with
 //!   [`Listener::serve_connection`], reloads certificates atomically, and
@@ -41,7 +43,7 @@
 //! use std::sync::Arc;
 //! use postern_listener::session::{Config, Decision, Question};
 //! use postern_listener::{
-//!     CertSpec, ConnContext, ConnectionFacts, ConnectionHandler, Handler, ListenerConfig, Mode,
+//!     CertSpec, ConnContext, ConnectionView, ConnectionHandler, Handler, ListenerConfig, Mode,
 //!     Server, TlsSettings,
 //! };
 //!
@@ -56,7 +58,7 @@
 //!     }
 //! }
 //! impl ConnectionHandler for AcceptConn {
-//!     async fn question(&mut self, question: Question, facts: &ConnectionFacts<'_>) -> Decision {
+//!     async fn question(&mut self, question: Question, facts: &ConnectionView<'_>) -> Decision {
 //!         if let Question::Mail { .. } = question {
 //!             tracing::info!(tls = facts.is_tls(), "MAIL");
 //!         }
@@ -136,10 +138,12 @@ mod certs;
 mod config;
 mod driver;
 mod error;
+pub mod guard;
 mod handler;
 mod listener;
 pub mod policy;
 mod provider;
+pub mod proxy;
 mod server;
 mod stream;
 mod validity;
@@ -153,12 +157,13 @@ pub use postern_session::{Decision, EhloOffer, Event, Notice, Question, StartTls
 pub use certs::{CertSpec, PemSource};
 pub use config::{ConnLimits, ListenerConfig, Mode};
 pub use error::{BindError, ConnectionError, ReloadError};
-pub use handler::{ConnContext, ConnectionFacts, ConnectionHandler, Handler};
+pub use handler::{ConnContext, ConnectionHandler, ConnectionView, Handler};
 pub use listener::Listener;
 pub use policy::{
     BuiltTls, ClientAuth, PolicyError, Problem, TlsPolicyReport, TlsSettings, Warning,
 };
 #[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
 pub use provider::default_provider;
+pub use proxy::{Accepted, BadTrusted, ProxyError, ProxyProtocol, ProxyStream};
 pub use server::{Server, ShutdownHandle};
 pub use validity::{Validity, ValidityError, utc};

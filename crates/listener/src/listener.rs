@@ -15,6 +15,7 @@ use crate::driver::{self, Addrs};
 use crate::error::{BindError, ConnectionError};
 use crate::handler::ConnectionHandler;
 use crate::policy::{BuiltTls, TlsPolicyReport, TlsSettings};
+use crate::proxy::{self, Accepted, ProxyError, ProxyProtocol};
 use crate::server::ShutdownHandle;
 
 /// What every connection of a listener shares.
@@ -25,6 +26,11 @@ pub(crate) struct Shared {
     pub(crate) session: Arc<postern_session::Config>,
     pub(crate) limits: ConnLimits,
     pub(crate) tls: Option<BuiltTls>,
+    pub(crate) proxy: Option<ProxyProtocol>,
+    pub(crate) rate: Option<Arc<crate::guard::ConnectionRate>>,
+    /// The session configuration for clients allowed bare LF line ends,
+    /// built once.
+    pub(crate) bare_lf_session: Option<(crate::guard::Networks, Arc<postern_session::Config>)>,
 }
 
 /// One listener's policy, built (TLS configuration included) and ready to
@@ -34,13 +40,13 @@ pub(crate) struct Shared {
 /// [`tokio::io::duplex`]).
 ///
 /// ```
-/// use postern_listener::{ConnectionFacts, ConnectionHandler, Listener, ListenerConfig, Mode};
+/// use postern_listener::{ConnectionView, ConnectionHandler, Listener, ListenerConfig, Mode};
 /// use postern_listener::session::{Decision, Question};
 /// use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 ///
 /// struct AcceptAll;
 /// impl ConnectionHandler for AcceptAll {
-///     async fn question(&mut self, _: Question, _: &ConnectionFacts<'_>) -> Decision {
+///     async fn question(&mut self, _: Question, _: &ConnectionView<'_>) -> Decision {
 ///         Decision::Accept
 ///     }
 /// }
@@ -148,9 +154,16 @@ impl Listener {
             shared: Arc::new(Shared {
                 name,
                 mode: config.mode,
-                session: config.session,
+                session: config.session.clone(),
                 limits: config.limits,
                 tls,
+                proxy: config.proxy,
+                rate: config.rate,
+                bare_lf_session: (!config.bare_lf_networks.is_empty()).then(|| {
+                    let mut legacy = (*config.session).clone();
+                    legacy.bare_lf_line_end = true;
+                    (config.bare_lf_networks, Arc::new(legacy))
+                }),
             }),
             settings: config.tls,
             report,
@@ -179,6 +192,37 @@ impl Listener {
     /// [`ConnLimits::shutdown_grace`]).
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle::new(self.shutdown.clone())
+    }
+
+    /// The listener's PROXY protocol policy, if it speaks it.
+    pub fn proxy_protocol(&self) -> Option<&ProxyProtocol> {
+        self.shared.proxy.as_ref()
+    }
+
+    /// Applies the listener's PROXY protocol policy to a connection just
+    /// accepted from `peer` on `local`, before
+    /// [`serve_connection`](Self::serve_connection): from a trusted front,
+    /// reads its header (within
+    /// [`ProxyProtocol::header_timeout`] and [`proxy::MAX_HEADER`]) and
+    /// returns the client's addresses from it; from anywhere else, returns
+    /// the connection's own addresses and a stream that fails its first
+    /// read if the client sends a PROXY header (serving it then ends in
+    /// [`ConnectionError::Proxy`] with [`ProxyError::Untrusted`], before
+    /// any of it reaches the session). On a listener without the PROXY
+    /// protocol the stream passes through untouched.
+    ///
+    /// Connection limits apply to the returned `peer`: the client, not the
+    /// front.
+    pub async fn accept_proxy<S>(
+        &self,
+        io: S,
+        peer: SocketAddr,
+        local: SocketAddr,
+    ) -> Result<Accepted<S>, ProxyError>
+    where
+        S: AsyncRead + Unpin,
+    {
+        proxy::accept(self.shared.proxy.as_ref(), io, peer, local).await
     }
 
     /// Serves one accepted connection to its end, over any byte stream:

@@ -14,12 +14,13 @@ use tracing::Instrument as _;
 use crate::admission::{Admission, Refusal, Slot};
 use crate::certs::CertSpec;
 use crate::config::{ListenerConfig, Mode};
-use crate::error::{BindError, ReloadError};
+use crate::error::{BindError, ConnectionError, ReloadError};
 use crate::handler::{ConnContext, Handler};
 use crate::listener::Listener;
 use crate::policy::TlsPolicyReport;
+use crate::proxy::Accepted;
 
-type Spawner = Arc<dyn Fn(Listener, TcpStream, SocketAddr, SocketAddr, Slot) + Send + Sync>;
+type Spawner = Arc<dyn Fn(Listener, Accepted<TcpStream>, Slot) + Send + Sync>;
 
 struct Bound {
     listener: Listener,
@@ -113,9 +114,9 @@ impl Server {
             });
         }
         let (task_tx, task_rx) = mpsc::channel(1);
-        let spawn: Spawner = Arc::new(move |listener, tcp, peer, local, slot| {
+        let spawn: Spawner = Arc::new(move |listener, accepted, slot| {
             let handler = handler.clone();
-            tokio::spawn(serve(listener, tcp, peer, local, handler, slot));
+            tokio::spawn(serve(listener, accepted, handler, slot));
         });
         Ok(Server {
             inner: Arc::new(Inner {
@@ -249,30 +250,73 @@ impl Server {
 /// Serves one admitted connection, with its log span, and frees its slot.
 async fn serve<H: Handler>(
     listener: Listener,
-    tcp: TcpStream,
-    peer: SocketAddr,
-    local: SocketAddr,
+    accepted: Accepted<TcpStream>,
     handler: Arc<H>,
     slot: Slot,
 ) {
-    let span = tracing::info_span!("conn", listener = %listener.name(), %peer);
+    let Accepted {
+        stream,
+        peer,
+        local,
+        via,
+        ..
+    } = accepted;
+    let span = match via {
+        Some(via) => tracing::info_span!("conn", listener = %listener.name(), %peer, %via),
+        None => tracing::info_span!("conn", listener = %listener.name(), %peer),
+    };
     async move {
-        let _ = tcp.set_nodelay(true);
-        let ctx = ConnContext {
-            listener: listener.name().to_owned(),
-            local,
-            peer,
-            mode: listener.mode(),
-        };
+        let _ = stream.get_ref().set_nodelay(true);
+        let mut ctx = ConnContext::new(listener.name(), local, peer, listener.mode());
+        ctx.via = via;
         let conn = handler.connect(&ctx);
-        match listener.serve_connection(tcp, peer, local, conn).await {
+        match listener.serve_connection(stream, peer, local, conn).await {
             Ok(reason) => tracing::info!(outcome = ?reason, "connection closed"),
+            Err(e @ ConnectionError::Proxy(_)) => {
+                tracing::warn!(outcome = %e, "connection closed: a PROXY header is believed only from a trusted front")
+            }
             Err(e) => tracing::info!(outcome = %e, "connection closed"),
         }
         drop(slot);
     }
     .instrument(span)
     .await;
+}
+
+/// Admits a connection by its client's address (the header's, behind a
+/// trusted front) and spawns its service, or refuses it.
+fn admit(
+    served: &Listener,
+    admission: &Arc<Admission>,
+    accepted: Accepted<TcpStream>,
+    spawn: &Spawner,
+    tasks: &mpsc::Sender<()>,
+) {
+    let limits = served.shared.limits;
+    // Rates count the real client: after a trusted front's PROXY header.
+    if let Some(rate) = &served.shared.rate
+        && let Err(r) = rate.admit(accepted.peer.ip(), std::time::SystemTime::now())
+    {
+        tracing::warn!(
+            target: "connection_rate", listener = %served.name(), peer = %accepted.peer, network = %r.network,
+            count = r.count, limit = r.limit, per = if r.daily { "day" } else { "minute" },
+            "connection refused: rate limit"
+        );
+        tokio::spawn(refuse(accepted.stream, served.mode(), Refusal::Rate));
+        return;
+    }
+    match admission.admit(accepted.peer.ip(), limits.global, limits.per_ip) {
+        Ok(slot) => {
+            // The sender travels with the connection's slot, so it is
+            // dropped when the connection ends.
+            spawn(served.clone(), accepted, slot.with_task(tasks.clone()));
+        }
+        Err(refusal) => {
+            tracing::info!(listener = %served.name(), peer = %accepted.peer, ?refusal, "connection refused by limit");
+            let mode = served.mode();
+            tokio::spawn(refuse(accepted.stream, mode, refusal));
+        }
+    }
 }
 
 async fn accept_loop(
@@ -299,34 +343,41 @@ async fn accept_loop(
                 continue;
             }
         };
-        let limits = served.shared.limits;
-        match admission.admit(peer.ip(), limits.global, limits.per_ip) {
-            Ok(slot) => {
-                // The sender travels with the connection's slot, so it is
-                // dropped when the connection ends.
-                spawn(
-                    served.clone(),
-                    tcp,
-                    peer,
-                    local,
-                    slot.with_task(tasks.clone()),
-                );
-            }
-            Err(refusal) => {
-                tracing::info!(listener = %served.name(), %peer, ?refusal, "connection refused by limit");
-                let mode = served.mode();
-                tokio::spawn(refuse(tcp, mode, refusal));
-            }
+        let trusted_front = served.proxy_protocol().is_some_and(|p| p.trusts(peer.ip()));
+        if trusted_front {
+            // The header is read in a task of its own (bounded by its
+            // timeout), so one slow front does not stall the accept loop;
+            // the limits then count the client, not the front.
+            let (served, admission, spawn, tasks) = (
+                served.clone(),
+                admission.clone(),
+                spawn.clone(),
+                tasks.clone(),
+            );
+            tokio::spawn(async move {
+                match served.accept_proxy(tcp, peer, local).await {
+                    Ok(accepted) => admit(&served, &admission, accepted, &spawn, &tasks),
+                    Err(e) => {
+                        tracing::warn!(listener = %served.name(), front = %peer, error = %e, "connection from a trusted front closed")
+                    }
+                }
+            });
+            continue;
         }
+        // Untrusted (or no PROXY protocol): no header is read; the stream
+        // is guarded so that a forged one closes the connection.
+        let accepted = crate::proxy::direct(served.proxy_protocol(), tcp, peer, local);
+        admit(&served, &admission, accepted, &spawn, &tasks);
     }
     tracing::info!(listener = %served.name(), "stopped accepting");
 }
 
-async fn refuse(mut tcp: TcpStream, mode: Mode, refusal: Refusal) {
+async fn refuse<S: tokio::io::AsyncWrite + Unpin>(mut tcp: S, mode: Mode, refusal: Refusal) {
     if mode != Mode::Implicit {
         let reply: &[u8] = match refusal {
             Refusal::Global => b"421 4.3.2 Too many connections, try again later\r\n",
             Refusal::PerIp => b"421 4.7.0 Too many connections from your address\r\n",
+            Refusal::Rate => b"421 4.7.0 Too many connections from your network, slow down\r\n",
         };
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
             tcp.write_all(reply).await?;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::{AnyCert, Pki, complete_reply, limits, provider};
 use postern_listener::session::{Config, Decision, Notice, Question, StartTlsPolicy};
 use postern_listener::{
-    BindError, ConnectionFacts, ConnectionHandler, Listener, ListenerConfig, Mode, TlsSettings,
+    BindError, ConnectionHandler, ConnectionView, Listener, ListenerConfig, Mode, TlsSettings,
 };
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, DuplexStream};
 
@@ -44,7 +44,7 @@ impl Log {
 }
 
 impl ConnectionHandler for Conn {
-    async fn question(&mut self, question: Question, facts: &ConnectionFacts<'_>) -> Decision {
+    async fn question(&mut self, question: Question, facts: &ConnectionView<'_>) -> Decision {
         let line = match &question {
             Question::Connect => format!("connect {} -> {}", facts.peer, facts.local),
             Question::Hello { host, .. } => format!("hello {host} tls={}", facts.is_tls()),
@@ -61,7 +61,7 @@ impl ConnectionHandler for Conn {
         Decision::Accept
     }
 
-    async fn notice(&mut self, notice: Notice, facts: &ConnectionFacts<'_>) {
+    async fn notice(&mut self, notice: Notice, facts: &ConnectionView<'_>) {
         match notice {
             Notice::BodyChunk(chunk) => self.body.extend_from_slice(&chunk),
             Notice::TlsEstablished => self.log.push(format!("tls-established {}", facts.is_tls())),

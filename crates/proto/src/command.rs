@@ -676,6 +676,13 @@ impl CommandParser {
         }
     }
 
+    /// A parser that also takes a bare LF as the end of a line, for
+    /// legacy clients only (see [`LineFramer::with_bare_lf`]).
+    pub fn with_bare_lf(mut self, allow: bool) -> Self {
+        self.framer = self.framer.with_bare_lf(allow);
+        self
+    }
+
     /// The limits in force.
     pub fn limits(&self) -> LineLimits {
         self.limits

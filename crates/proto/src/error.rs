@@ -88,6 +88,10 @@ impl SyntaxError {
     /// | bad sender / recipient address | `501 5.1.7` / `501 5.1.3` |
     /// | UTF-8 address without SMTPUTF8 | `553 5.6.7` |
     /// | unrecognised parameter | `555 5.5.4` |
+    ///
+    /// `postern-session` does not send this reply for a bare LF or bare
+    /// CR: it answers `521 5.5.2` and closes, so nothing after it is taken
+    /// for a command.
     /// | unsupported AUTH mechanism | `504 5.5.4` |
     /// | invalid base64 in AUTH | `501 5.5.2` |
     pub fn reply(&self) -> Reply<'static> {

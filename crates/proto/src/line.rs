@@ -1,6 +1,9 @@
 //! Line framing for the command channel: only CRLF ends a line, lines are
 //! bounded, and an over-long line is discarded as it streams in instead of
-//! being buffered whole.
+//! being buffered whole. A bare LF is reported wherever it is, the end of
+//! a discarded over-long line included, so it never makes a line boundary
+//! the caller does not hear of (unless bare LF line ends are allowed, for
+//! legacy clients).
 
 use memchr::memchr;
 
@@ -66,16 +69,34 @@ pub enum Frame {
 ///
 /// The framer is a small state machine: after reporting
 /// [`SyntaxError::LineTooLong`], it discards input until the next LF so the caller
-/// never holds more than `limit` bytes of one line.
+/// never holds more than `limit` bytes of one line. Should that LF be bare,
+/// [`SyntaxError::BareLf`] is reported for it.
 #[derive(Debug, Clone, Default)]
 pub struct LineFramer {
     discarding: bool,
+    /// While discarding: whether the last octet dropped was a CR (the LF
+    /// ending the line may arrive in the next read).
+    discarded_cr: bool,
+    bare_lf: bool,
 }
 
 impl LineFramer {
     /// A framer at the start of a line.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A framer that also takes a bare LF as a line end (the line is what
+    /// precedes it), for legacy clients only: a CR inside the line is
+    /// still an error.
+    pub fn with_bare_lf(mut self, allow: bool) -> Self {
+        self.bare_lf = allow;
+        self
+    }
+
+    /// Whether a bare LF ends a line.
+    pub fn allows_bare_lf(&self) -> bool {
+        self.bare_lf
     }
 
     /// True while the rest of an over-long line is being discarded.
@@ -87,6 +108,7 @@ impl LineFramer {
     /// STARTTLS).
     pub fn reset(&mut self) {
         self.discarding = false;
+        self.discarded_cr = false;
     }
 
     /// Frames the next line of `buf`, which is at most `limit` octets long,
@@ -113,8 +135,24 @@ impl LineFramer {
                 Some(lf) => {
                     skipped = lf + 1;
                     self.discarding = false;
+                    let after_cr = if lf == 0 {
+                        self.discarded_cr
+                    } else {
+                        buf[lf - 1] == b'\r'
+                    };
+                    self.discarded_cr = false;
+                    if !after_cr && !self.bare_lf {
+                        return Frame::Error {
+                            error: SyntaxError::BareLf,
+                            consumed: skipped,
+                        };
+                    }
                 }
                 None => {
+                    // An empty read says nothing about the last octet.
+                    if let Some(&last) = buf.last() {
+                        self.discarded_cr = last == b'\r';
+                    }
                     return Frame::Incomplete {
                         consumed: buf.len(),
                     };
@@ -126,13 +164,14 @@ impl LineFramer {
         match memchr(b'\n', window) {
             Some(lf) => {
                 let consumed = skipped + lf + 1;
-                if lf == 0 || rest[lf - 1] != b'\r' {
+                let after_cr = lf > 0 && rest[lf - 1] == b'\r';
+                if !after_cr && !self.bare_lf {
                     return Frame::Error {
                         error: SyntaxError::BareLf,
                         consumed,
                     };
                 }
-                let len = lf - 1;
+                let len = if after_cr { lf - 1 } else { lf };
                 if check_cr && memchr(b'\r', &rest[..len]).is_some() {
                     return Frame::Error {
                         error: SyntaxError::BareCr,
@@ -149,9 +188,25 @@ impl LineFramer {
                 // The line is too long; drop it through its LF if that has
                 // arrived, and otherwise drop everything and keep discarding.
                 let consumed = match memchr(b'\n', &rest[window.len()..]) {
-                    Some(lf) => skipped + window.len() + lf + 1,
+                    Some(lf)
+                        if {
+                            let at = window.len() + lf;
+                            self.bare_lf || (at > 0 && rest[at - 1] == b'\r')
+                        } =>
+                    {
+                        skipped + window.len() + lf + 1
+                    }
+                    // A bare LF ends it: discard up to it, so the next
+                    // call reports the bare LF, as it would had the line
+                    // arrived in pieces.
+                    Some(_) => {
+                        self.discarding = true;
+                        self.discarded_cr = window.last() == Some(&b'\r');
+                        skipped + window.len()
+                    }
                     None => {
                         self.discarding = true;
+                        self.discarded_cr = buf.last() == Some(&b'\r');
                         buf.len()
                     }
                 };
@@ -205,6 +260,79 @@ mod tests {
             Frame::Error {
                 error: SyntaxError::BareCr,
                 consumed: 7
+            }
+        );
+    }
+
+    #[test]
+    fn a_bare_lf_ending_an_over_long_line_is_reported() {
+        // Whole: too long first, then the bare LF, as when split.
+        let mut f = LineFramer::new();
+        let long = [b"a".repeat(20), b"\nNOOP\r\n".to_vec()].concat();
+        assert_eq!(
+            f.frame(&long, 10),
+            Frame::Error {
+                error: SyntaxError::LineTooLong { limit: 10 },
+                consumed: 10
+            }
+        );
+        assert_eq!(
+            f.frame(&long[10..], 10),
+            Frame::Error {
+                error: SyntaxError::BareLf,
+                consumed: 11
+            }
+        );
+        // Discarding across reads: the LF is bare, or after a CR read before.
+        let mut f = LineFramer::new();
+        assert!(matches!(f.frame(&[b'a'; 20], 10), Frame::Error { .. }));
+        assert_eq!(
+            f.frame(b"aa\nNOOP\r\n", 10),
+            Frame::Error {
+                error: SyntaxError::BareLf,
+                consumed: 3
+            }
+        );
+        let mut f = LineFramer::new();
+        assert!(matches!(
+            f.frame(b"aaaaaaaaaaaa\r", 10),
+            Frame::Error { .. }
+        ));
+        assert_eq!(
+            f.frame(b"\nNOOP\r\n", 10),
+            Frame::Line {
+                start: 1,
+                len: 4,
+                consumed: 7
+            }
+        );
+    }
+
+    #[test]
+    fn legacy_framer_takes_bare_lf_as_a_line_end_but_not_bare_cr() {
+        let mut f = LineFramer::new().with_bare_lf(true);
+        assert!(f.allows_bare_lf());
+        assert_eq!(
+            f.frame(b"NOOP\nQUIT\r\n", 512),
+            Frame::Line {
+                start: 0,
+                len: 4,
+                consumed: 5
+            }
+        );
+        assert_eq!(
+            f.frame(b"QUIT\r\n", 512),
+            Frame::Line {
+                start: 0,
+                len: 4,
+                consumed: 6
+            }
+        );
+        assert_eq!(
+            f.frame(b"NO\rOP\n", 512),
+            Frame::Error {
+                error: SyntaxError::BareCr,
+                consumed: 6
             }
         );
     }

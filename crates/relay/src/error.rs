@@ -19,6 +19,10 @@ use postern_proto::{EhloError, EnhancedCode, Reply, ReplyError};
 
 use postern_proto::TlsVersion;
 
+mod dane;
+
+pub use dane::DaneRefusal;
+
 /// The step of the SMTP dialogue an error happened in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -183,6 +187,12 @@ pub enum RelayError {
     /// An address is UTF-8 and the server does not offer SMTPUTF8.
     #[error("an address needs SMTPUTF8 and the server does not offer it")]
     SmtpUtf8Unsupported,
+    /// The message asked for REQUIRETLS (RFC 8689) and this hop cannot
+    /// honour it: the connection is not authenticated TLS (verified PKIX or
+    /// DANE), or the server does not offer REQUIRETLS. Never relaxed:
+    /// status 5.7.30 (RFC 8689 §5).
+    #[error("REQUIRETLS cannot be met: {0}")]
+    RequireTlsUnmet(&'static str),
     /// The body is BINARYMIME and the server lacks CHUNKING or BINARYMIME.
     #[error("the body is BINARYMIME and the server does not offer CHUNKING and BINARYMIME")]
     BinaryUnsupported,
@@ -204,6 +214,9 @@ pub enum RelayError {
     /// Invalid local configuration (a bad server name, anchors...).
     #[error("configuration error: {0}")]
     Config(String),
+    /// DANE deferred the delivery with nothing sent (RFC 7672).
+    #[error("DANE: {0}")]
+    Dane(DaneRefusal),
 }
 
 /// Builds a status code known valid when the constant is evaluated, at
@@ -233,6 +246,8 @@ const NON_ASCII_ADDRESS: EnhancedCode = status(5, 6, 7);
 const SECURITY: EnhancedCode = status(4, 7, 0);
 const SECURITY_NOT_SUPPORTED: EnhancedCode = status(4, 7, 4);
 const CRYPTOGRAPHIC_FAILURE: EnhancedCode = status(4, 7, 5);
+/// RFC 8689 §7.3: "REQUIRETLS support required".
+const REQUIRETLS_REQUIRED: EnhancedCode = status(5, 7, 30);
 
 /// The status a server's reply states: its enhanced code when it has one
 /// of the reply's class, else the class with `.0.0` (RFC 3463 §3.1). A
@@ -281,12 +296,16 @@ impl RelayError {
             RelayError::MessageTooBig { .. } => MESSAGE_TOO_BIG,
             RelayError::EightBitUnsupported | RelayError::BinaryUnsupported => CONVERSION_REQUIRED,
             RelayError::SmtpUtf8Unsupported => NON_ASCII_ADDRESS,
+            RelayError::RequireTlsUnmet(_) => REQUIRETLS_REQUIRED,
             RelayError::BareLineEnding => CONTENT,
             RelayError::Encode(_) => SYNTAX,
             RelayError::NoSuchDomain(_) => BAD_DESTINATION_SYSTEM,
             RelayError::NullMx(_) => NULL_MX,
             RelayError::Resolve(_) => ROUTING_SERVER_FAILURE,
             RelayError::Config(_) => SYSTEM_NOT_CAPABLE,
+            RelayError::Dane(DaneRefusal::NotAuthenticated { .. })
+            | RelayError::Dane(DaneRefusal::NoResolver) => CRYPTOGRAPHIC_FAILURE,
+            RelayError::Dane(_) => ROUTING_SERVER_FAILURE,
         }
     }
 

@@ -25,7 +25,7 @@
 //! | feature | default | adds |
 //! |---|---|---|
 //! | `tokio` | yes | `Connection`, `Connector`, `Relay`; tokio, tokio-rustls, tracing |
-//! | `hickory` | yes | `HickoryResolver`, `mx_records`; hickory-resolver (implies `tokio`) |
+//! | `hickory` | yes | `HickoryResolver`, `mx_records`, `DnssecResolver` (DNSSEC status for DANE); hickory-resolver, hickory-proto (implies `tokio`) |
 //! | `webpki-roots` | yes | `Anchors::WebPki`, the Mozilla root program |
 //!
 //! With `default-features = false` only the sans-IO core is built, and
@@ -96,6 +96,11 @@
 //! certificate verifier. `Connector::with_dane` makes a connector that
 //! requires TLS and authenticates the server by its validated TLSA records
 //! only; the record that matched is in [`OutboundTls::dane`].
+//! [`TlsMode::Dane`] and [`TlsMode::DaneOnly`] make [`Relay::deliver`] do
+//! the rest with a [`DaneResolver`] ([`Relay::with_dane_resolver`];
+//! [`DnssecResolver`] over the network): the DNSSEC status of the MX,
+//! address and TLSA records decides, per host, between DANE, the fallback
+//! and deferring ([`DaneRefusal`]).
 //!
 //! ## Example: the driver
 //! With the default features (`tokio`, `hickory`, `webpki-roots`):
@@ -151,12 +156,20 @@
 mod body;
 mod client;
 pub mod dane;
+// hickory-proto's DNSSEC validation takes its crypto from the provider
+// feature; without one it is not built, so say so here.
+#[cfg(all(feature = "hickory", not(any(feature = "aws-lc-rs", feature = "ring"))))]
+compile_error!("postern-relay's `hickory` feature needs a crypto provider: `aws-lc-rs` or `ring`");
+#[cfg(feature = "hickory")]
+mod dns;
+mod dnssec;
 #[cfg(feature = "tokio")]
 mod driver;
 mod error;
 #[cfg(feature = "hickory")]
 mod hickory;
 mod message;
+pub mod mta_sts;
 mod policy;
 mod provider;
 #[cfg(feature = "tokio")]
@@ -168,10 +181,16 @@ mod timeouts;
 mod tls;
 
 pub use body::LineEndings;
-pub use client::{Client, ClientEvent, NotReady, RelayCredentials, SessionConfig, TlsRequirement};
+pub use client::{
+    Client, ClientEvent, NotReady, PasswordFileError, RelayCredentials, SessionConfig,
+    TlsRequirement,
+};
+#[cfg(feature = "hickory")]
+pub use dns::{DnssecConfig, DnssecMode, DnssecResolver};
+pub use dnssec::{DaneResolver, DnsAnswer, DnssecStatus, tlsa_name};
 #[cfg(feature = "tokio")]
 pub use driver::{Connection, Connector};
-pub use error::{Phase, RelayError};
+pub use error::{DaneRefusal, Phase, RelayError};
 #[cfg(feature = "hickory")]
 pub use hickory::{HickoryResolver, mx_records};
 pub use message::{Message, Recipient};

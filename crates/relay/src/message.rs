@@ -57,6 +57,10 @@ pub struct Message {
     pub ret: Option<Ret>,
     /// DSN `ENVID` (sent only to servers that offer DSN).
     pub envid: Option<String>,
+    /// REQUIRETLS (RFC 8689): send only over authenticated TLS (verified
+    /// certificate or DANE) to a server that offers REQUIRETLS, passing the
+    /// flag on; otherwise fail with 5.7.30, never relaxed.
+    pub requiretls: bool,
 }
 
 impl Message {
@@ -73,7 +77,14 @@ impl Message {
             body_type: None,
             ret: None,
             envid: None,
+            requiretls: false,
         }
+    }
+
+    /// Asks for REQUIRETLS on every hop (RFC 8689).
+    pub fn with_requiretls(mut self, requiretls: bool) -> Self {
+        self.requiretls = requiretls;
+        self
     }
 
     /// Declares the body type (`None` detects 7-bit or 8-bit).

@@ -101,20 +101,116 @@ pub enum TlsMode {
         /// The trust anchors, or `None` for no verification.
         anchors: Option<Anchors>,
     },
+    /// DANE (RFC 7672, Postfix's `dane`) for MX delivery: a host whose MX
+    /// RRset, address records and TLSA RRset validate gets TLS
+    /// authenticated by its TLSA records only; a destination that is not
+    /// signed gets `fallback` (opportunistic by default). A TLSA lookup
+    /// that fails, or bogus or indeterminate DNSSEC data, defers the
+    /// delivery instead of falling back: falling back would let an active
+    /// attacker downgrade the connection. Needs a
+    /// [`DaneResolver`](crate::DaneResolver) on the relay; without one,
+    /// and for smart hosts, `fallback` applies.
+    Dane {
+        /// The mode for destinations DANE does not cover; never DANE
+        /// itself.
+        fallback: Box<TlsMode>,
+    },
+    /// DANE or nothing (Postfix's `dane-only`): mail goes only to hosts
+    /// authenticated by validated TLSA records; every other outcome
+    /// defers with nothing sent.
+    DaneOnly,
 }
 
 impl TlsMode {
-    /// True when the mode never lets mail go out in plaintext.
-    pub fn requires_tls(&self) -> bool {
-        !matches!(self, TlsMode::None | TlsMode::Opportunistic)
+    /// [`TlsMode::Dane`] with the opportunistic fallback (Postfix's
+    /// `dane`).
+    pub fn dane() -> Self {
+        TlsMode::Dane {
+            fallback: Box::new(TlsMode::Opportunistic),
+        }
     }
 
-    /// The anchors certificates are verified against, if any.
-    pub fn anchors(&self) -> Option<&Anchors> {
+    /// [`TlsMode::Dane`] falling back to `fallback` (unwrapped when it is
+    /// DANE itself, so DANE never nests).
+    pub fn dane_or(fallback: TlsMode) -> Self {
+        match fallback {
+            TlsMode::Dane { .. } | TlsMode::DaneOnly => fallback,
+            other => TlsMode::Dane {
+                fallback: Box::new(other),
+            },
+        }
+    }
+
+    /// This mode with DANE taking precedence for signed destinations
+    /// (issue 13: DANE wins over a rule's weaker setting): `none`,
+    /// `opportunistic` and `required` become [`TlsMode::Dane`] falling
+    /// back to themselves. Modes that already authenticate (`verified`
+    /// with the operator's anchors, `implicit` for smart hosts) and the
+    /// DANE modes are kept.
+    pub fn under_dane(self) -> Self {
         match self {
+            TlsMode::None | TlsMode::Opportunistic | TlsMode::Required => Self::dane_or(self),
+            other => other,
+        }
+    }
+
+    /// True for [`TlsMode::Dane`] and [`TlsMode::DaneOnly`].
+    pub fn is_dane(&self) -> bool {
+        matches!(self, TlsMode::Dane { .. } | TlsMode::DaneOnly)
+    }
+
+    /// The mode connections use when DANE does not apply: the fallback of
+    /// [`TlsMode::Dane`], [`TlsMode::Required`] for [`TlsMode::DaneOnly`]
+    /// (whose hosts without DANE get no connection at all), else the mode
+    /// itself.
+    pub fn without_dane(&self) -> &TlsMode {
+        match self {
+            TlsMode::Dane { fallback } => fallback.without_dane(),
+            TlsMode::DaneOnly => &TlsMode::Required,
+            other => other,
+        }
+    }
+
+    /// True when the mode never lets mail go out in plaintext.
+    pub fn requires_tls(&self) -> bool {
+        !matches!(self.without_dane(), TlsMode::None | TlsMode::Opportunistic)
+    }
+
+    /// The anchors certificates are verified against, if any (for DANE,
+    /// those of the fallback).
+    pub fn anchors(&self) -> Option<&Anchors> {
+        match self.without_dane() {
             TlsMode::Verified { anchors } => Some(anchors),
             TlsMode::Implicit { anchors } => anchors.as_ref(),
             _ => None,
+        }
+    }
+
+    /// The mode's name as rules and configuration spell it: `none`,
+    /// `opportunistic`, `required`, `verified`, `implicit`, `dane`,
+    /// `dane-only`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TlsMode::None => "none",
+            TlsMode::Opportunistic => "opportunistic",
+            TlsMode::Required => "required",
+            TlsMode::Verified { .. } => "verified",
+            TlsMode::Implicit { .. } => "implicit",
+            TlsMode::Dane { .. } => "dane",
+            TlsMode::DaneOnly => "dane-only",
+        }
+    }
+}
+
+impl fmt::Display for TlsMode {
+    /// The [`name`](Self::name); DANE with a fallback other than
+    /// opportunistic adds it: `dane (else required)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TlsMode::Dane { fallback } if **fallback != TlsMode::Opportunistic => {
+                write!(f, "dane (else {fallback})")
+            }
+            other => f.write_str(other.name()),
         }
     }
 }
@@ -193,4 +289,39 @@ pub(crate) fn join(versions: &[TlsVersion]) -> String {
         .map(|v| v.name())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dane_modes_fall_back_and_take_precedence() {
+        let dane = TlsMode::dane();
+        assert_eq!(dane.without_dane(), &TlsMode::Opportunistic);
+        assert!(!dane.requires_tls() && dane.is_dane());
+        assert_eq!(TlsMode::DaneOnly.without_dane(), &TlsMode::Required);
+        assert!(TlsMode::DaneOnly.requires_tls());
+        // DANE never nests.
+        assert_eq!(TlsMode::dane_or(TlsMode::DaneOnly), TlsMode::DaneOnly);
+        assert_eq!(TlsMode::dane_or(dane.clone()), dane);
+        // Weaker rule settings are upgraded; authenticating ones are kept.
+        assert_eq!(TlsMode::Opportunistic.under_dane(), dane);
+        assert_eq!(
+            TlsMode::Required.under_dane(),
+            TlsMode::Dane {
+                fallback: Box::new(TlsMode::Required)
+            }
+        );
+        let verified = TlsMode::Verified {
+            anchors: Anchors::Custom(Vec::new()),
+        };
+        assert_eq!(verified.clone().under_dane(), verified);
+        assert_eq!(dane.to_string(), "dane");
+        assert_eq!(
+            TlsMode::Required.under_dane().to_string(),
+            "dane (else required)"
+        );
+        assert_eq!(TlsMode::DaneOnly.to_string(), "dane-only");
+    }
 }

@@ -59,6 +59,27 @@ impl Target {
         }
     }
 
+    /// The same target authenticating with `credentials` when it is a smart
+    /// host; an MX target is returned unchanged, since credentials are never
+    /// sent to MX hosts.
+    #[must_use]
+    pub fn with_auth(self, credentials: RelayCredentials) -> Self {
+        match self {
+            Target::SmartHost {
+                host,
+                port,
+                allow_plaintext_auth,
+                ..
+            } => Target::SmartHost {
+                host,
+                port,
+                auth: Some(credentials),
+                allow_plaintext_auth,
+            },
+            mx => mx,
+        }
+    }
+
     /// The MX hosts of `domain`, on `port` (25 outside tests).
     pub fn mx(domain: impl Into<String>, port: u16) -> Self {
         Target::Mx {
@@ -76,5 +97,20 @@ impl fmt::Display for Target {
             Target::SmartHost { host, port, .. } => write!(f, "{host}:{port}"),
             Target::Mx { domain, .. } => write!(f, "MX of {domain}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_attach_to_smart_hosts_only() {
+        let creds = RelayCredentials::new("u", "s3cret");
+        let t = Target::smart_host("relay.example", 587).with_auth(creds.clone());
+        assert!(matches!(&t, Target::SmartHost { auth: Some(c), .. } if *c == creds));
+        assert!(!format!("{t:?}").contains("s3cret"), "{t:?}");
+        let mx = Target::mx("example.org", 25);
+        assert_eq!(mx.clone().with_auth(creds), mx);
     }
 }

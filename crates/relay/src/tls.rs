@@ -119,7 +119,7 @@ pub fn client_config(
     policy: &TlsPolicy,
     provider: Arc<CryptoProvider>,
 ) -> Result<Option<Arc<rustls::ClientConfig>>, RelayError> {
-    if policy.mode == TlsMode::None {
+    if *policy.mode.without_dane() == TlsMode::None {
         return Ok(None);
     }
     let builder = builder(&policy.versions, provider.clone())?;

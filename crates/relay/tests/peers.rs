@@ -364,8 +364,56 @@ async fn auth_plain_to_smart_host_over_starttls() {
     let auth = peer.events("AUTH");
     assert_eq!(auth.len(), 1);
     assert!(auth[0].contains("\"mechanism\": \"PLAIN\"") && auth[0].contains("\"ok\": true"));
-    // The 535 path is covered by script::auth_refused_or_unavailable:
-    // aiosmtpd 1.4.6 stalls instead of answering a failed AUTH promptly.
+}
+
+#[tokio::test]
+async fn auth_login_and_refusals_from_a_real_peer() {
+    // LOGIN when it is the only mechanism offered.
+    let Some(peer) = Aiosmtpd::start(
+        "starttls",
+        "any",
+        &["localhost"],
+        &["--auth", "relay:s3cret", "--auth-only", "LOGIN"],
+    ) else {
+        return;
+    };
+    let route = |peer: &Aiosmtpd, password: &str| {
+        let route = peer.smart_host(TlsPolicy::new(TlsMode::Required));
+        Route::new(
+            route
+                .target
+                .with_auth(RelayCredentials::new("relay", password)),
+            route.tls,
+        )
+    };
+    let r = deliver_one(&route(&peer, "s3cret"), "Subject: login\r\n\r\n").await;
+    assert!(r.all_delivered(), "{r:?}");
+    assert!(peer.events("AUTH")[0].contains("\"mechanism\": \"LOGIN\""));
+    // Wrong password: the peer's 535 5.7.8, permanent, nothing sent.
+    let r = deliver_one(&route(&peer, "wrong"), "Subject: no\r\n\r\n").await;
+    let e = only_error(&r);
+    assert_eq!(e.status().to_string(), "5.7.8", "{e}");
+    assert!(e.is_permanent());
+    assert_eq!(peer.events("DATA").len(), 1);
+    // A temporary refusal: 454 4.7.0, transient.
+    let Some(peer) = Aiosmtpd::start(
+        "starttls",
+        "any",
+        &["localhost"],
+        &[
+            "--auth",
+            "relay:s3cret",
+            "--auth-refusal",
+            "454 4.7.0 Try again later",
+        ],
+    ) else {
+        return;
+    };
+    let r = deliver_one(&route(&peer, "s3cret"), "Subject: later\r\n\r\n").await;
+    let e = only_error(&r);
+    assert_eq!(e.status().to_string(), "4.7.0", "{e}");
+    assert!(e.is_transient());
+    assert!(peer.events("DATA").is_empty());
 }
 
 #[tokio::test]

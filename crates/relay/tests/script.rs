@@ -921,3 +921,73 @@ fn unreadable_ehlo_lines_are_skipped() {
     assert!(caps.pipelining);
     assert_eq!(caps.size, None);
 }
+
+/// A client over TLS (implicit, as the driver would hand it over) whose
+/// certificate check result is `verified`, ready after `ehlo`.
+fn over_tls(verified: bool, ehlo: &str) -> Script {
+    let tls = OutboundTls::new(
+        TlsVersion::Tls13,
+        "TLS13_AES_128_GCM_SHA256",
+        verified,
+        "mx.example.net",
+    );
+    let mut s = Script {
+        client: Client::new_tls(Arc::new(config(TlsRequirement::Required)), tls),
+        events: Vec::new(),
+    };
+    assert_eq!(s.server("220 mx\r\n"), "EHLO client.example\r\n");
+    assert_eq!(s.server(ehlo), "");
+    assert_eq!(s.take_events(), [ClientEvent::Ready]);
+    s
+}
+
+fn requiretls_outcome(s: &mut Script) -> RelayError {
+    let r = s.done();
+    match &r.recipients[0].outcome {
+        Err(e) => e.clone(),
+        Ok(reply) => panic!("delivered ({reply}) although REQUIRETLS could not be met"),
+    }
+}
+
+#[test]
+fn requiretls_is_passed_on_over_verified_tls_to_a_server_offering_it() {
+    let mut s = over_tls(true, "250-mx\r\n250 REQUIRETLS\r\n");
+    let m = message(&["bob@example.net"], b"Subject: x\r\n\r\nhi\r\n").with_requiretls(true);
+    assert_eq!(
+        s.send(m),
+        "MAIL FROM:<alice@example.org> REQUIRETLS\r\n",
+        "the flag travels on MAIL FROM"
+    );
+}
+
+#[test]
+fn requiretls_over_unauthenticated_tls_sends_nothing_and_fails_5_7_30() {
+    let mut s = over_tls(false, "250-mx\r\n250 REQUIRETLS\r\n");
+    let m = message(&["bob@example.net"], b"hi\r\n").with_requiretls(true);
+    assert_eq!(s.send(m), "", "not even MAIL FROM");
+    let e = requiretls_outcome(&mut s);
+    assert!(matches!(e, RelayError::RequireTlsUnmet(_)), "{e:?}");
+    assert_eq!(e.status().to_string(), "5.7.30");
+    assert!(e.is_permanent());
+}
+
+#[test]
+fn requiretls_to_a_server_without_the_extension_fails_5_7_30() {
+    let mut s = over_tls(true, "250-mx\r\n250 8BITMIME\r\n");
+    let m = message(&["bob@example.net"], b"hi\r\n").with_requiretls(true);
+    assert_eq!(s.send(m), "");
+    let e = requiretls_outcome(&mut s);
+    assert_eq!(e.status().to_string(), "5.7.30");
+    assert!(e.to_string().contains("does not offer REQUIRETLS"), "{e}");
+}
+
+#[test]
+fn requiretls_on_plaintext_sends_nothing() {
+    let mut s = Script::ready(
+        config(TlsRequirement::Opportunistic),
+        "250-mx\r\n250 REQUIRETLS\r\n",
+    );
+    let m = message(&["bob@example.net"], b"hi\r\n").with_requiretls(true);
+    assert_eq!(s.send(m), "");
+    assert_eq!(requiretls_outcome(&mut s).status().to_string(), "5.7.30");
+}

@@ -36,6 +36,9 @@ pub enum Action {
     RelayTlsVersions(TlsVersionSet),
     /// What the next hop's certificate is verified against.
     RelayTrustAnchors(TrustAnchors),
+    /// Authenticate to the smart host (AUTH PLAIN or LOGIN, over TLS only).
+    /// Never sent to MX hosts.
+    RelayAuth(RelayAuth),
     /// Add a header field to the message.
     AddHeader(Header),
     /// End evaluation of this stage without a decision.
@@ -59,6 +62,8 @@ pub enum Setting {
     RelayTlsVersions,
     /// Relay trust anchors.
     RelayTrustAnchors,
+    /// Smart-host credentials.
+    RelayAuth,
 }
 
 impl Setting {
@@ -71,6 +76,7 @@ impl Setting {
             Setting::RelayTls => "relay_tls",
             Setting::RelayTlsVersions => "relay_tls_versions",
             Setting::RelayTrustAnchors => "relay_trust_anchors",
+            Setting::RelayAuth => "relay_auth",
         }
     }
 }
@@ -89,6 +95,7 @@ impl Action {
             Action::RelayTls(_) => "relay_tls",
             Action::RelayTlsVersions(_) => "relay_tls_versions",
             Action::RelayTrustAnchors(_) => "relay_trust_anchors",
+            Action::RelayAuth(_) => "relay_auth",
             Action::AddHeader(_) => "add_header",
             Action::Stop => "stop",
         }
@@ -105,7 +112,8 @@ impl Action {
             Action::RelayRoute(_)
             | Action::RelayTls(_)
             | Action::RelayTlsVersions(_)
-            | Action::RelayTrustAnchors(_) => StageSet::only(Stage::Rcpt),
+            | Action::RelayTrustAnchors(_)
+            | Action::RelayAuth(_) => StageSet::only(Stage::Rcpt),
             Action::AddHeader(_) => StageSet::only(Stage::Data),
             Action::Accept | Action::Reject(_) | Action::Tempfail(_) | Action::Stop => {
                 StageSet::ALL
@@ -138,6 +146,7 @@ impl Action {
             Action::RelayTls(_) => Setting::RelayTls,
             Action::RelayTlsVersions(_) => Setting::RelayTlsVersions,
             Action::RelayTrustAnchors(_) => Setting::RelayTrustAnchors,
+            Action::RelayAuth(_) => Setting::RelayAuth,
             _ => return None,
         })
     }
@@ -155,6 +164,7 @@ impl fmt::Display for Action {
             Action::RelayTls(m) => write!(f, "relay_tls = {m}"),
             Action::RelayTlsVersions(v) => write!(f, "relay_tls_versions = [{v}]"),
             Action::RelayTrustAnchors(t) => write!(f, "relay_trust_anchors = {t}"),
+            Action::RelayAuth(a) => write!(f, "relay_auth = {a}"),
             Action::AddHeader(h) => write!(f, "add header {h}"),
             Action::Stop => f.write_str("stop"),
         }
@@ -305,6 +315,60 @@ impl fmt::Display for TrustAnchors {
     }
 }
 
+/// Credentials for the smart host: a user name and the file that holds the
+/// password. The engine does no IO and never sees the secret: the relay
+/// reads the file when it delivers (and refuses one that group or others
+/// can read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct RelayAuth {
+    user: String,
+    password_file: String,
+}
+
+impl RelayAuth {
+    /// Credentials of `user`, password in `password_file` (relative names
+    /// are resolved by the caller, e.g. from the configuration's directory).
+    /// Both must be non-empty and free of control characters.
+    pub fn new(user: &str, password_file: &str) -> Result<RelayAuth, ValueError> {
+        let bad = |t: &str| t.is_empty() || t.chars().any(char::is_control);
+        if bad(user) {
+            return Err(ValueError::RelayAuth(format!(
+                "user {user:?} must be non-empty text on one line"
+            )));
+        }
+        if bad(password_file) {
+            return Err(ValueError::RelayAuth(format!(
+                "password_file {password_file:?} must be a non-empty file name"
+            )));
+        }
+        Ok(RelayAuth {
+            user: user.to_owned(),
+            password_file: password_file.to_owned(),
+        })
+    }
+
+    /// The authentication identity.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// The file holding the password, as written.
+    pub fn password_file(&self) -> &str {
+        &self.password_file
+    }
+}
+
+impl fmt::Display for RelayAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{{ user = {:?}, password_file = {:?} }}",
+            self.user, self.password_file
+        )
+    }
+}
+
 /// A header field to add to the message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
@@ -430,6 +494,22 @@ mod tests {
         ] {
             assert!(Destination::smart_host(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn relay_auth_names_a_file_never_a_secret() {
+        let a = RelayAuth::new("relay@example.net", "secrets/smarthost").unwrap();
+        assert_eq!(
+            Action::RelayAuth(a.clone()).to_string(),
+            r#"relay_auth = { user = "relay@example.net", password_file = "secrets/smarthost" }"#
+        );
+        assert_eq!(
+            (a.user(), a.password_file()),
+            ("relay@example.net", "secrets/smarthost")
+        );
+        assert!(RelayAuth::new("", "f").is_err());
+        assert!(RelayAuth::new("u\r\nMAIL", "f").is_err());
+        assert!(RelayAuth::new("u", "").is_err());
     }
 
     #[test]

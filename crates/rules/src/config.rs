@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use postern_proto::{Body, TlsVersion, TlsVersionSet};
 
-use crate::action::{Action, Destination, Header, TrustAnchors};
+use crate::action::{Action, Destination, Header, RelayAuth, TrustAnchors};
 use crate::auth::{AuthOffer, MechanismSet};
 use crate::condition::{Condition, IpMatch, SizeMatch, Test, ValueMatch, VersionMatch};
 use crate::error::{PatternError, RuleError, RuleErrorKind, ValueError};
@@ -194,6 +194,9 @@ pub enum ActionConfig {
     RelayTlsVersions(Vec<String>),
     /// `relay_trust_anchors = "system"` or a list of PEM files.
     RelayTrustAnchors(KeywordOrList),
+    /// `relay_auth = { user = "..", password_file = ".." }`: AUTH to the
+    /// smart host, over TLS only.
+    RelayAuth(RelayAuthConfig),
     /// `add_header = { name = "X-..", value = ".." }`.
     AddHeader(HeaderConfig),
     /// `stop = true`.
@@ -213,6 +216,18 @@ pub struct ReplyConfig {
     pub enhanced: Option<String>,
     /// The text.
     pub text: String,
+}
+
+/// Smart-host credentials: the password stays in its own file, readable by
+/// the server user only.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RelayAuthConfig {
+    /// The authentication identity.
+    pub user: String,
+    /// The file whose first line is the password.
+    pub password_file: String,
 }
 
 /// A header to add.
@@ -500,6 +515,10 @@ fn compile_action(path: &str, a: &ActionConfig) -> Compiled<Action> {
             }
             KeywordOrList::List(l) => TrustAnchors::Files(l.clone()),
         }),
+        ActionConfig::RelayAuth(a) => Action::RelayAuth(value(
+            &here("relay_auth"),
+            RelayAuth::new(&a.user, &a.password_file),
+        )?),
         ActionConfig::AddHeader(h) => {
             Action::AddHeader(value(&here("add_header"), Header::new(&h.name, &h.value))?)
         }

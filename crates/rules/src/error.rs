@@ -112,6 +112,8 @@ pub enum ValueError {
     /// A header name that is not RFC 5322 `field-name`, or a value with a
     /// line break or control character.
     Header(String),
+    /// Smart-host credentials with an empty or multi-line user or file.
+    RelayAuth(String),
 }
 
 impl fmt::Display for ValueError {
@@ -140,6 +142,7 @@ impl fmt::Display for ValueError {
                 "relay host {t:?} is not host, host:port or [address]:port"
             ),
             ValueError::Header(t) => write!(f, "invalid header: {t}"),
+            ValueError::RelayAuth(t) => write!(f, "invalid relay_auth: {t}"),
         }
     }
 }

@@ -69,6 +69,7 @@ pub(crate) fn run<'r, O: Observer>(
                 Action::RelayTls(m) => out.relay.tls = *m,
                 Action::RelayTlsVersions(v) => out.relay.requested_versions = *v,
                 Action::RelayTrustAnchors(t) => out.relay.trust_anchors = t,
+                Action::RelayAuth(a) => out.relay.auth = Some(a),
                 Action::AddHeader(h) => out.headers.push(h),
                 // Ending actions are always last in a rule (checked when the
                 // rule is built), so returning here skips nothing of it.

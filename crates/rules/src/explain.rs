@@ -5,7 +5,7 @@ use std::fmt;
 
 use postern_proto::TlsVersionSet;
 
-use crate::action::{Destination, Setting, TrustAnchors};
+use crate::action::{Destination, RelayAuth, Setting, TrustAnchors};
 use crate::auth::AuthOffer;
 use crate::eval::{Observer, run};
 use crate::facts::Facts;
@@ -201,6 +201,11 @@ pub struct RelayTrace {
     pub trust_anchors: TrustAnchors,
     /// The rule that set them.
     pub trust_anchors_rule: Option<String>,
+    /// The smart-host credentials (user and password file, never the
+    /// password).
+    pub auth: Option<RelayAuth>,
+    /// The rule that set them.
+    pub auth_rule: Option<String>,
     /// Why the plan cannot be carried out, if so.
     pub problem: Option<String>,
 }
@@ -362,6 +367,8 @@ impl RuleSet {
                     versions_rule: self.setter(&trace, Setting::RelayTlsVersions),
                     trust_anchors: plan.trust_anchors.clone(),
                     trust_anchors_rule: self.setter(&trace, Setting::RelayTrustAnchors),
+                    auth: plan.auth.cloned(),
+                    auth_rule: self.setter(&trace, Setting::RelayAuth),
                     problem: plan.problem().map(|p| p.to_string()),
                 });
             }
@@ -472,6 +479,17 @@ impl fmt::Display for Trace {
                     source(&r.route_rule)
                 )?;
                 writeln!(f, "  TLS mode:      {} [{}]", r.tls, source(&r.tls_rule))?;
+                match r.tls {
+                    RelayTlsMode::Dane => writeln!(
+                        f,
+                        "  DANE:          authenticated by TLSA records where the MX, address and TLSA records are DNSSEC-signed; otherwise opportunistic STARTTLS; a failed TLSA lookup or bogus DNSSEC defers (RFC 7672)"
+                    )?,
+                    RelayTlsMode::DaneOnly => writeln!(
+                        f,
+                        "  DANE:          required: deferred unless the next hop is authenticated by DNSSEC-validated TLSA records (RFC 7672)"
+                    )?,
+                    _ => {}
+                }
                 if r.versions == r.requested_versions {
                     writeln!(
                         f,
@@ -494,6 +512,22 @@ impl fmt::Display for Trace {
                     r.trust_anchors,
                     source(&r.trust_anchors_rule)
                 )?;
+                match &r.auth {
+                    // Credentials only ever go to a smart host.
+                    Some(a) if matches!(r.route, Destination::SmartHost { .. }) => writeln!(
+                        f,
+                        "  credentials:   user {:?}, password in {} (sent over TLS only) [{}]",
+                        a.user(),
+                        a.password_file(),
+                        source(&r.auth_rule)
+                    )?,
+                    Some(_) => writeln!(
+                        f,
+                        "  credentials:   none (relay_auth is set [{}] but the route is not a smart host)",
+                        source(&r.auth_rule)
+                    )?,
+                    None => {}
+                }
                 if let Some(p) = &r.problem {
                     writeln!(f, "  PROBLEM: {p}")?;
                 }

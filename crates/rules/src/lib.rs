@@ -121,13 +121,14 @@ mod policy_test;
 mod stage;
 mod tls;
 
-pub use action::{Action, Destination, Header, Setting, TrustAnchors};
+pub use action::{Action, Destination, Header, RelayAuth, Setting, TrustAnchors};
 pub use auth::{AuthOffer, MechanismSet};
 pub use condition::{Condition, Field, IpMatch, SizeMatch, Test, ValueMatch, VersionMatch};
 #[cfg(feature = "serde")]
 pub use config::{
-    ActionConfig, ConditionConfig, HeaderConfig, IpMatchConfig, ReplyConfig, RuleConfig,
-    RuleSetConfig, SizeMatchConfig, TextMatchConfig, ValueMatchConfig, VersionMatchConfig,
+    ActionConfig, ConditionConfig, HeaderConfig, IpMatchConfig, RelayAuthConfig, ReplyConfig,
+    RuleConfig, RuleSetConfig, SizeMatchConfig, TextMatchConfig, ValueMatchConfig,
+    VersionMatchConfig,
 };
 pub use error::{PatternError, RuleError, RuleErrorKind, ValueError};
 pub use explain::{

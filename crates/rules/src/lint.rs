@@ -112,6 +112,26 @@ pub enum FindingKind {
     /// under the default opportunistic mode mail can still leave in
     /// plaintext when the peer offers no STARTTLS.
     VersionsWithoutRequiredTls,
+    /// DANE towards a smart host given by address: an address has no TLSA
+    /// records (RFC 7672 §2.2 looks them up by host name), so `dane` is
+    /// only its fallback there and `dane-only` never delivers.
+    DaneToAddress {
+        /// The smart host's address.
+        host: String,
+        /// `dane` or `dane-only`.
+        mode: RelayTlsMode,
+    },
+    /// `relay_auth` in a rule whose TLS mode lets the relay proceed without
+    /// TLS. Credentials are only ever sent over TLS, so a smart host that
+    /// offers no STARTTLS gets none and the mail is deferred (4.7.0); with
+    /// `relay_tls = "none"` that happens every time.
+    RelayAuthWithoutRequiredTls {
+        /// The mode in effect in the rule (opportunistic when not set).
+        mode: RelayTlsMode,
+    },
+    /// `relay_auth` but no rule names a smart host: credentials go to
+    /// smart hosts only, never to MX hosts, so they are never used.
+    RelayAuthWithoutSmartHost,
 }
 
 impl FindingKind {
@@ -119,14 +139,26 @@ impl FindingKind {
     pub fn severity(&self) -> Severity {
         match self {
             FindingKind::CleartextPasswordWithoutTls { .. }
-            | FindingKind::NoUsableTlsVersion { .. } => Severity::Error,
+            | FindingKind::NoUsableTlsVersion { .. }
+            | FindingKind::RelayAuthWithoutRequiredTls {
+                mode: RelayTlsMode::None,
+            } => Severity::Error,
+            FindingKind::DaneToAddress { mode, .. } => {
+                if *mode == RelayTlsMode::DaneOnly {
+                    Severity::Error
+                } else {
+                    Severity::Warning
+                }
+            }
             FindingKind::Shadowed { .. }
             | FindingKind::Overridden { .. }
             | FindingKind::AuthOnPlaintext { .. }
             | FindingKind::UnsupportedTlsVersions { .. }
             | FindingKind::RequireTlsOnPublicMx
             | FindingKind::ImplicitTlsPortMismatch { .. }
-            | FindingKind::VersionsWithoutRequiredTls => Severity::Warning,
+            | FindingKind::VersionsWithoutRequiredTls
+            | FindingKind::RelayAuthWithoutRequiredTls { .. }
+            | FindingKind::RelayAuthWithoutSmartHost => Severity::Warning,
             FindingKind::TempfailOnPermanentCondition => Severity::Note,
         }
     }
@@ -144,6 +176,9 @@ impl FindingKind {
             FindingKind::TempfailOnPermanentCondition => "tempfail-on-permanent-condition",
             FindingKind::ImplicitTlsPortMismatch { .. } => "implicit-tls-port-mismatch",
             FindingKind::VersionsWithoutRequiredTls => "versions-without-required-tls",
+            FindingKind::DaneToAddress { .. } => "dane-to-address",
+            FindingKind::RelayAuthWithoutRequiredTls { .. } => "relay-auth-without-required-tls",
+            FindingKind::RelayAuthWithoutSmartHost => "relay-auth-without-smart-host",
         }
     }
 }
@@ -200,6 +235,26 @@ impl fmt::Display for FindingKind {
             }
             FindingKind::VersionsWithoutRequiredTls => f.write_str(
                 "restricts relay TLS versions but does not require TLS: when the peer offers no STARTTLS the mail leaves in plaintext; add relay_tls = \"required\", \"verified\" or \"implicit\"",
+            ),
+            FindingKind::DaneToAddress { host, mode } => {
+                if *mode == RelayTlsMode::DaneOnly {
+                    write!(
+                        f,
+                        "relay_tls = dane-only to the address {host}: an address has no TLSA records, so mail under this rule will never be delivered; name the host, or use relay_tls = \"verified\""
+                    )
+                } else {
+                    write!(
+                        f,
+                        "relay_tls = dane to the address {host}: an address has no TLSA records, so only the opportunistic fallback applies; name the host to get DANE"
+                    )
+                }
+            }
+            FindingKind::RelayAuthWithoutRequiredTls { mode } => write!(
+                f,
+                "relay_auth with relay_tls = {mode}: credentials are only sent over TLS, so a smart host without TLS gets none and the mail is deferred; set relay_tls = \"required\", \"verified\" or \"implicit\""
+            ),
+            FindingKind::RelayAuthWithoutSmartHost => f.write_str(
+                "relay_auth but no rule sets relay_host: credentials are sent to smart hosts only, never to MX hosts",
             ),
         }
     }
@@ -267,6 +322,21 @@ impl RuleSet {
             }
             for kind in rule_findings(rule) {
                 push(kind);
+            }
+            let any_smart_host = || {
+                self.rules().iter().any(|r| {
+                    r.actions()
+                        .iter()
+                        .any(|a| matches!(a, Action::RelayRoute(Destination::SmartHost { .. })))
+                })
+            };
+            if rule
+                .actions()
+                .iter()
+                .any(|a| matches!(a, Action::RelayAuth(_)))
+                && !any_smart_host()
+            {
+                push(FindingKind::RelayAuthWithoutSmartHost);
             }
         }
         out
@@ -347,7 +417,9 @@ fn rule_findings(rule: &Rule) -> Vec<FindingKind> {
     let mut out = Vec::new();
     let mut tls_mode = None;
     let mut port = None;
+    let mut address_host = None;
     let mut restricts_versions = false;
+    let mut auth = false;
     for action in rule.actions() {
         match action {
             Action::PlainAuth(AuthOffer::On(set)) => {
@@ -372,7 +444,14 @@ fn rule_findings(rule: &Rule) -> Vec<FindingKind> {
                 }
             }
             Action::RelayTls(m) => tls_mode = Some(*m),
-            Action::RelayRoute(Destination::SmartHost { port: p, .. }) => port = Some(*p),
+            Action::RelayRoute(Destination::SmartHost { port: p, host }) => {
+                port = Some(*p);
+                address_host = host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok()
+                    .then(|| host.clone());
+            }
+            Action::RelayAuth(_) => auth = true,
             _ => {}
         }
     }
@@ -387,8 +466,17 @@ fn rule_findings(rule: &Rule) -> Vec<FindingKind> {
             out.push(FindingKind::ImplicitTlsPortMismatch { port, mode });
         }
     }
+    if let (Some(host), Some(mode)) = (address_host, tls_mode.filter(|m| m.is_dane())) {
+        out.push(FindingKind::DaneToAddress { host, mode });
+    }
     if restricts_versions && tls_mode.is_none_or(RelayTlsMode::allows_plaintext) {
         out.push(FindingKind::VersionsWithoutRequiredTls);
+    }
+    // Judged within the rule, like the versions: the rule that names the
+    // credentials is where the operator should also say TLS is a must.
+    let mode = tls_mode.unwrap_or(RelayTlsMode::Opportunistic);
+    if auth && mode.allows_plaintext() {
+        out.push(FindingKind::RelayAuthWithoutRequiredTls { mode });
     }
     match rule.ending() {
         Some(Action::Reject(_) | Action::Tempfail(_)) if refuses_all_plaintext(rule) => {

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use crate::action::Action;
+use crate::action::{Action, RelayAuth};
 use crate::condition::Condition;
 use crate::error::{RuleError, RuleErrorKind};
 use crate::stage::{Stage, StageSet};
@@ -244,6 +244,21 @@ impl RuleSet {
     /// The rules, in order.
     pub fn rules(&self) -> &[Rule] {
         &self.rules
+    }
+
+    /// Every `relay_auth` action with its rule and position (rule index,
+    /// action index), for callers that check the password files before
+    /// running (the engine itself never opens them).
+    pub fn relay_auths(&self) -> impl Iterator<Item = (usize, usize, &RelayAuth)> {
+        self.rules.iter().enumerate().flat_map(|(i, r)| {
+            r.actions()
+                .iter()
+                .enumerate()
+                .filter_map(move |(a, action)| match action {
+                    Action::RelayAuth(auth) => Some((i, a, auth)),
+                    _ => None,
+                })
+        })
     }
 
     /// The rule with this name.

@@ -4,7 +4,7 @@ use std::fmt;
 
 use postern_proto::{Reply, TlsVersionSet};
 
-use crate::action::{Destination, Header, TrustAnchors};
+use crate::action::{Destination, Header, RelayAuth, TrustAnchors};
 use crate::auth::AuthOffer;
 use crate::model::Rule;
 use crate::stage::Stage;
@@ -142,17 +142,20 @@ pub struct RelayPlan<'r> {
     pub requested_versions: TlsVersionSet,
     /// What the peer certificate is verified against.
     pub trust_anchors: &'r TrustAnchors,
+    /// Credentials for a smart host (never used towards MX hosts).
+    pub auth: Option<&'r RelayAuth>,
 }
 
 impl Default for RelayPlan<'_> {
     /// MX lookup, opportunistic STARTTLS (the guide's "Use StartTLS"),
-    /// TLS 1.2 and 1.3, system roots.
+    /// TLS 1.2 and 1.3, system roots, no credentials.
     fn default() -> Self {
         RelayPlan {
             route: &DEFAULT_ROUTE,
             tls: RelayTlsMode::Opportunistic,
             requested_versions: TlsVersionSet::CURRENT,
             trust_anchors: &DEFAULT_ANCHORS,
+            auth: None,
         }
     }
 }

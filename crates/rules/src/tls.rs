@@ -24,16 +24,26 @@ pub enum RelayTlsMode {
     /// TLS from the first byte (SMTPS, port 465, RFC 8314), with the
     /// certificate verified.
     Implicit,
+    /// DANE (RFC 7672, Postfix's `dane`): where the destination's MX, host
+    /// address and TLSA records are DNSSEC-signed, TLS authenticated by the
+    /// TLSA records; elsewhere opportunistic STARTTLS. A failed TLSA lookup
+    /// or bogus DNSSEC data defers instead of falling back.
+    Dane,
+    /// DANE or nothing (Postfix's `dane-only`): mail is deferred unless the
+    /// next hop is authenticated by validated TLSA records.
+    DaneOnly,
 }
 
 impl RelayTlsMode {
     /// Every mode.
-    pub const ALL: [RelayTlsMode; 5] = [
+    pub const ALL: [RelayTlsMode; 7] = [
         RelayTlsMode::None,
         RelayTlsMode::Opportunistic,
         RelayTlsMode::Required,
         RelayTlsMode::Verified,
         RelayTlsMode::Implicit,
+        RelayTlsMode::Dane,
+        RelayTlsMode::DaneOnly,
     ];
 
     /// The lower-case name used in configuration.
@@ -44,6 +54,8 @@ impl RelayTlsMode {
             RelayTlsMode::Required => "required",
             RelayTlsMode::Verified => "verified",
             RelayTlsMode::Implicit => "implicit",
+            RelayTlsMode::Dane => "dane",
+            RelayTlsMode::DaneOnly => "dane-only",
         }
     }
 
@@ -54,14 +66,27 @@ impl RelayTlsMode {
             .find(|m| m.name().eq_ignore_ascii_case(name))
     }
 
-    /// Whether mail may leave in plaintext under this mode.
+    /// Whether mail may leave in plaintext under this mode (under `dane`,
+    /// to a destination that is not signed).
     pub const fn allows_plaintext(self) -> bool {
-        matches!(self, RelayTlsMode::None | RelayTlsMode::Opportunistic)
+        matches!(
+            self,
+            RelayTlsMode::None | RelayTlsMode::Opportunistic | RelayTlsMode::Dane
+        )
     }
 
-    /// Whether the peer certificate is verified.
+    /// Whether the peer certificate is always verified (by PKIX, or under
+    /// `dane-only` by TLSA records).
     pub const fn verifies_certificate(self) -> bool {
-        matches!(self, RelayTlsMode::Verified | RelayTlsMode::Implicit)
+        matches!(
+            self,
+            RelayTlsMode::Verified | RelayTlsMode::Implicit | RelayTlsMode::DaneOnly
+        )
+    }
+
+    /// Whether the mode uses DANE (`dane` or `dane-only`).
+    pub const fn is_dane(self) -> bool {
+        matches!(self, RelayTlsMode::Dane | RelayTlsMode::DaneOnly)
     }
 }
 
@@ -80,5 +105,11 @@ mod tests {
         for m in RelayTlsMode::ALL {
             assert_eq!(RelayTlsMode::from_name(m.name()), Some(m));
         }
+        assert_eq!(
+            RelayTlsMode::from_name("DANE-only"),
+            Some(RelayTlsMode::DaneOnly)
+        );
+        assert!(RelayTlsMode::Dane.allows_plaintext());
+        assert!(!RelayTlsMode::DaneOnly.allows_plaintext());
     }
 }

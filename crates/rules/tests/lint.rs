@@ -313,3 +313,71 @@ fn findings_display_with_severity_rule_and_message() {
         "error: rule #1 p: PLAIN on plaintext connections sends passwords in clear; move them to tls_auth"
     );
 }
+
+#[test]
+fn dane_to_an_address_is_reported() {
+    let src = r#"
+[[rule]]
+name = "dane_by_address"
+actions = [{ relay_host = "[192.0.2.7]:25" }, { relay_tls = "dane-only" }]
+"#;
+    let found = RuleSet::from_toml_str(src, "x").unwrap().lint();
+    assert_eq!(
+        found[0].kind,
+        FindingKind::DaneToAddress {
+            host: "192.0.2.7".into(),
+            mode: RelayTlsMode::DaneOnly
+        }
+    );
+    assert_eq!(found[0].severity(), Severity::Error);
+    assert!(
+        found[0].message().contains("never be delivered"),
+        "{}",
+        found[0].message()
+    );
+    // By name, DANE applies (TLSA at _25._tcp.<host>): nothing to report.
+    let named = r#"
+[[rule]]
+name = "dane_by_name"
+actions = [{ relay_host = "relay.example" }, { relay_tls = "dane" }]
+"#;
+    assert_eq!(codes(named), Vec::<&str>::new());
+}
+
+#[test]
+fn relay_auth_needs_required_tls_and_a_smart_host() {
+    let head = "[[rule]]\nname = \"provider\"\nconditions = [{ relaying = true }]\n";
+    let with = |actions: &str| format!("{head}actions = [{actions}]\n");
+    let auth = r#"{ relay_auth = { user = "u", password_file = "pw" } }"#;
+    let host = r#"{ relay_host = "smtp.example.net:587" }"#;
+    // TLS required: nothing to say.
+    let src = with(&format!(r#"{host}, {{ relay_tls = "required" }}, {auth}"#));
+    assert!(lint(&src).is_empty(), "{:?}", lint(&src));
+    // Opportunistic (the default): a warning.
+    let found = lint(&with(&format!("{host}, {auth}")));
+    assert_eq!(
+        found,
+        [(
+            "provider".to_owned(),
+            FindingKind::RelayAuthWithoutRequiredTls {
+                mode: RelayTlsMode::Opportunistic
+            }
+        )]
+    );
+    assert_eq!(found[0].1.severity(), Severity::Warning);
+    // relay_tls = none: credentials can never be sent, an error.
+    let src = with(&format!(r#"{host}, {{ relay_tls = "none" }}, {auth}"#));
+    let found = lint(&src);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].1.severity(), Severity::Error);
+    assert!(found[0].1.to_string().contains("only sent over TLS"));
+    // No smart host anywhere: the credentials are never used.
+    let src = with(&format!(r#"{{ relay_tls = "implicit" }}, {auth}"#));
+    assert_eq!(codes(&src), ["relay-auth-without-smart-host"]);
+    // A smart host set by another rule counts.
+    let src = format!(
+        "[[rule]]\nname = \"host\"\nactions = [{host}]\n{}",
+        with(&format!(r#"{{ relay_tls = "required" }}, {auth}"#))
+    );
+    assert!(lint(&src).is_empty(), "{:?}", lint(&src));
+}

@@ -239,3 +239,22 @@ fn shape_errors_name_the_field() {
     assert!(matches!(*e.kind, LoadErrorKind::Syntax(_)));
     assert_eq!(e.line, 2);
 }
+
+#[test]
+fn relay_auth_needs_a_user_and_a_password_file() {
+    let e = err(&format!(
+        "{HEAD}actions = [{{ relay_auth = {{ user = \"\", password_file = \"pw\" }} }}]\n"
+    ));
+    assert!(matches!(
+        rule_kind(&e),
+        RuleErrorKind::Value(ValueError::RelayAuth(_))
+    ));
+    assert_eq!(e.field.as_deref(), Some("actions[0].relay_auth"));
+    assert_eq!(e.line, 7);
+    // The password itself has no place in the rules.
+    let e = err(&format!(
+        "{HEAD}actions = [{{ relay_auth = {{ user = \"u\", password = \"s3cret\" }} }}]\n"
+    ));
+    assert!(matches!(*e.kind, LoadErrorKind::Shape(_)), "{e}");
+    assert!(e.to_string().contains("unknown field `password`"), "{e}");
+}

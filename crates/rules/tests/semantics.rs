@@ -314,3 +314,70 @@ fn the_programmatic_api_builds_the_same_rules() {
     );
     assert_eq!(rules.len(), 4);
 }
+
+#[test]
+fn dane_modes_load_and_explain() {
+    let rules = load(
+        r#"
+[[rule]]
+name = "dane_default"
+actions = [{ relay_tls = "dane" }]
+[[rule]]
+name = "strict"
+conditions = [{ recipient_domain = { is = "strict.example" } }]
+actions = [{ relay_tls = "dane-only" }]
+"#,
+    );
+    let facts = |to: &str| Facts::new().recipient(rcpt(to)).relaying(true);
+    let out = rules.evaluate(Stage::Rcpt, &facts("a@other.example"));
+    assert_eq!(out.relay.tls, RelayTlsMode::Dane);
+    let text = rules.explain(&facts("a@other.example")).to_string();
+    assert!(
+        text.contains("TLS mode:      dane [rule dane_default]"),
+        "{text}"
+    );
+    assert!(text.contains("otherwise opportunistic STARTTLS"), "{text}");
+    let out = rules.evaluate(Stage::Rcpt, &facts("b@strict.example"));
+    assert_eq!(out.relay.tls, RelayTlsMode::DaneOnly);
+    let text = rules.explain(&facts("b@strict.example")).to_string();
+    assert!(
+        text.contains("TLS mode:      dane-only [rule strict]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("deferred unless the next hop is authenticated"),
+        "{text}"
+    );
+}
+
+#[test]
+fn relay_auth_is_carried_in_the_plan_and_explained_without_a_secret() {
+    let rules = load(
+        r#"
+[[rule]]
+name = "via_provider"
+conditions = [{ relaying = true }]
+actions = [
+  { relay_host = "smtp.provider.example:587" },
+  { relay_tls = "required" },
+  { relay_auth = { user = "me@provider.example", password_file = "secrets/provider" } },
+]
+"#,
+    );
+    let facts = Facts::new().relaying(true);
+    let out = rules.evaluate(Stage::Rcpt, &facts);
+    let auth = out.relay.auth.expect("credentials in the plan");
+    assert_eq!(auth.user(), "me@provider.example");
+    assert_eq!(auth.password_file(), "secrets/provider");
+    // Not relaying: no rule matched, no credentials.
+    let out = rules.evaluate(Stage::Rcpt, &Facts::new().relaying(false));
+    assert_eq!(out.relay.auth, None);
+    let trace = rules.explain(&facts);
+    let relay = trace.relay.as_ref().unwrap();
+    assert_eq!(relay.auth_rule.as_deref(), Some("via_provider"));
+    let text = trace.to_string();
+    assert!(
+        text.contains(r#"credentials:   user "me@provider.example", password in secrets/provider (sent over TLS only) [rule via_provider]"#),
+        "{text}"
+    );
+}

@@ -13,7 +13,7 @@ use postern_proto::{
 use crate::event::Question;
 use crate::offer::EhloOffer;
 use crate::replies;
-use crate::sasl::{SaslServer, SaslStep};
+use crate::sasl::{ProofCheck, SaslContext, SaslServer, SaslStep};
 use crate::session::{AuthIdentity, Pending, Phase, Session};
 
 impl Session {
@@ -49,7 +49,16 @@ impl Session {
         if self.txn.is_some() {
             return self.refuse(replies::AUTH_IN_TRANSACTION);
         }
-        let Some(server) = self.config.mechanisms.get(&mechanism).map(|m| m.start()) else {
+        let ctx = SaslContext {
+            tls: self.tls.as_ref(),
+            offered: &self.offer.auth,
+        };
+        let Some(server) = self
+            .config
+            .mechanisms
+            .get(&mechanism)
+            .map(|m| m.start_with(&ctx))
+        else {
             return self.refuse_error(&Error::UnsupportedMechanism);
         };
         let response = match initial_response.as_ref().map(InitialResponse::decode) {
@@ -76,7 +85,11 @@ impl Session {
                     authcid: credentials.authcid.clone(),
                     authzid: credentials.authzid.clone(),
                 };
-                self.ask(Pending::Auth { identity }, Question::Auth { credentials });
+                let refuted = credentials.check == ProofCheck::Refuted;
+                self.ask(
+                    Pending::Auth { identity, refuted },
+                    Question::Auth { credentials },
+                );
             }
             SaslStep::Malformed(_) => {
                 self.phase = Phase::Command;
@@ -101,7 +114,11 @@ impl Session {
         match response {
             Ok(AuthResponse::Cancel) => self.refuse(replies::AUTH_CANCELLED),
             Ok(AuthResponse::Data(data)) => self.sasl_step(server, Some(&data)),
-            Err(error) => self.refuse_error(&error),
+            Err(error) => {
+                if !self.bare_line_end(&error) {
+                    self.refuse_error(&error);
+                }
+            }
         }
         true
     }

@@ -44,6 +44,15 @@ pub struct Config {
     pub mechanisms: SaslMechanisms,
     /// What to do with bare CR / bare LF in a `DATA` body.
     pub bare_line_endings: BareLineEndingPolicy,
+    /// Take a bare LF as the end of a command line (and of an AUTH
+    /// continuation line). Off by default: a bare LF or bare CR in a
+    /// command line gets `521 5.5.2` and the session closes, so the octets
+    /// after it are never run as a command (Postfix 3.9's
+    /// `smtpd_forbid_bare_newline`). For legacy clients only: the embedder
+    /// sets it per connection from the client's address (the listener's
+    /// `bare_lf_networks`). A bare CR stays an error either way, and `DATA`
+    /// bodies follow [`bare_line_endings`](Self::bare_line_endings).
+    pub bare_lf_line_end: bool,
     /// What to do with bytes pipelined after `STARTTLS`.
     pub after_starttls: AfterStartTls,
     /// Require a successful AUTH before `MAIL` (submission, port 587).
@@ -67,6 +76,7 @@ impl Default for Config {
             auth: AuthPolicy::default(),
             mechanisms: SaslMechanisms::builtin(),
             bare_line_endings: BareLineEndingPolicy::Reject,
+            bare_lf_line_end: false,
             after_starttls: AfterStartTls::Discard,
             require_auth: false,
             vrfy: VrfyPolicy::CannotVerify,

@@ -56,6 +56,12 @@ pub struct TlsInfo {
     pub client_cert_verified: bool,
     /// The client's end-entity certificate (DER), if it presented one.
     pub client_certificate: Option<Vec<u8>>,
+    /// The `tls-exporter` channel binding (RFC 9266): 32 octets exported
+    /// with the label `EXPORTER-Channel-Binding` and no context. The
+    /// driver sets it only where RFC 9266 allows it (TLS 1.3; TLS 1.2 only
+    /// with the extended master secret, which rustls does not report), and
+    /// SCRAM-SHA-256-PLUS is offered only where it is set.
+    pub tls_exporter: Option<Vec<u8>>,
 }
 
 impl TlsInfo {
@@ -69,6 +75,7 @@ impl TlsInfo {
             alpn: None,
             client_cert_verified: false,
             client_certificate: None,
+            tls_exporter: None,
         }
     }
 }

@@ -71,7 +71,7 @@ impl Session {
             // Only a greeting gets here with an offer (checked above).
             self.offer = offer;
         } else if matches!(pending, Pending::Hello { .. }) && verdict == Class::Accept {
-            self.offer = EhloOffer::proposal(&self.config, self.tls.is_some());
+            self.offer = EhloOffer::for_connection(&self.config, self.tls.as_ref());
         }
         self.apply(pending, verdict, reply);
         self.process();
@@ -83,10 +83,24 @@ impl Session {
         if kind != DecisionKind::Hello {
             return Err(ApiError::OfferNotAllowed(kind));
         }
-        let proposal = EhloOffer::proposal(&self.config, self.tls.is_some());
+        let proposal = EhloOffer::for_connection(&self.config, self.tls.as_ref());
         match offer.excess_over(&proposal) {
             Some(excess) => Err(ApiError::NotProposed(excess)),
             None => Ok(()),
+        }
+    }
+
+    /// A failed AUTH: `535` (or the embedder's reply), counted; too many
+    /// close the connection.
+    fn auth_failed(&mut self, reply: Option<Reply<'static>>) {
+        if self.answer(reply, replies::AUTH_FAILED) {
+            self.auth_failures = self.auth_failures.saturating_add(1);
+            if self.auth_failures >= self.config.limits.max_auth_failures {
+                self.close(
+                    CloseReason::TooManyAuthFailures,
+                    Some(replies::TOO_MANY_AUTH_FAILURES),
+                );
+            }
         }
     }
 
@@ -129,22 +143,22 @@ impl Session {
             (Pending::Hello { .. }, Tempfail) => {
                 self.answer(reply, replies::HELLO_TEMPFAIL);
             }
-            (Pending::Auth { identity }, Accept) => {
+            (
+                Pending::Auth {
+                    identity,
+                    refuted: false,
+                },
+                Accept,
+            ) => {
                 if self.answer(reply, replies::AUTH_OK) {
                     self.auth = Some(identity);
                 }
             }
-            (Pending::Auth { .. }, Reject) => {
-                if self.answer(reply, replies::AUTH_FAILED) {
-                    self.auth_failures = self.auth_failures.saturating_add(1);
-                    if self.auth_failures >= self.config.limits.max_auth_failures {
-                        self.close(
-                            CloseReason::TooManyAuthFailures,
-                            Some(replies::TOO_MANY_AUTH_FAILURES),
-                        );
-                    }
-                }
-            }
+            // A refuted proof is never authenticated, whatever the answer
+            // (the embedder's reply text is not used either: it was
+            // written for a success).
+            (Pending::Auth { refuted: true, .. }, Accept) => self.auth_failed(None),
+            (Pending::Auth { .. }, Reject) => self.auth_failed(reply),
             (Pending::Auth { .. }, Tempfail) => {
                 self.answer(reply, replies::AUTH_TEMPFAIL);
             }

@@ -247,6 +247,9 @@ pub enum CloseReason {
     TooManyAuthFailures,
     /// Bytes pipelined after `STARTTLS` in [`AfterStartTls::Reject`](crate::AfterStartTls::Reject) mode (`554 5.5.0`).
     PipelinedAfterStartTls,
+    /// A bare LF or bare CR in a command line (`521 5.5.2`); see
+    /// [`Config::bare_lf_line_end`](crate::Config::bare_lf_line_end).
+    BareLineEnding,
     /// The embedder answered with a `421` reply.
     Refused,
     /// The driver reported end of input.

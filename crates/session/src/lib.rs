@@ -25,6 +25,10 @@
 //!   hold CR or LF;
 //! - command lines, AUTH lines, body size, recipients, errors and buffered
 //!   input are bounded, each limit with its own reply;
+//! - only CRLF ends a command line: a bare LF or bare CR in one gets
+//!   `521 5.5.2` and the session closes, so the octets after it never run
+//!   as a command ([`Config::bare_lf_line_end`] allows bare LF line ends
+//!   for legacy clients, set per connection);
 //! - only `CRLF.CRLF` ends a `DATA` body, and bare CR/LF in it are refused
 //!   (`550 5.6.11`) or normalised, by policy.
 //!
@@ -159,5 +163,9 @@ pub use limits::Limits;
 pub use offer::EhloOffer;
 /// The TLS version in [`TlsInfo`]: proto's, the one of the workspace.
 pub use postern_proto::TlsVersion;
-pub use sasl::{Credentials, SaslMechanism, SaslMechanisms, SaslServer, SaslStep, Secret};
+pub use sasl::{
+    Credentials, DEFAULT_ITERATIONS, PasswordLine, ProofCheck, SCRAM_SHA_256_PLUS, SaslContext,
+    SaslMechanism, SaslMechanisms, SaslServer, SaslStep, ScramKeys, ScramSha256, ScramStore,
+    Secret,
+};
 pub use session::{AuthIdentity, Session};

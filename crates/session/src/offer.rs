@@ -56,6 +56,20 @@ impl EhloOffer {
         }
     }
 
+    /// The proposal on this connection: [`proposal`](Self::proposal) less
+    /// the mechanisms that cannot run with these TLS parameters (-PLUS
+    /// without channel binding data).
+    pub(crate) fn for_connection(config: &Config, tls: Option<&crate::TlsInfo>) -> Self {
+        let mut offer = Self::proposal(config, tls.is_some());
+        offer.auth.retain(|m| {
+            config
+                .mechanisms
+                .get(m)
+                .is_some_and(|mech| mech.available(tls))
+        });
+        offer
+    }
+
     /// The same offer with no AUTH mechanism.
     pub fn without_auth(mut self) -> Self {
         self.auth.clear();

@@ -32,6 +32,8 @@ pub(crate) const REFUSED_SEND_QUIT: &[u8] = b"503 5.5.1 Service refused; send QU
 pub(crate) const TOO_MANY_RECIPIENTS: &[u8] = b"452 4.5.3 Too many recipients\r\n";
 pub(crate) const TOO_LARGE: &[u8] =
     b"552 5.3.4 Message size exceeds fixed maximum message size\r\n";
+pub(crate) const BARE_LINE_END: &[u8] =
+    b"521 5.5.2 Bare LF or CR in a command line; lines end with CRLF\r\n";
 pub(crate) const BARE_LINE_ENDINGS: &[u8] = b"550 5.6.11 Bare CR or LF in message body\r\n";
 pub(crate) const TOO_MANY_ERRORS: &[u8] = b"421 4.7.0 Too many errors; closing connection\r\n";
 pub(crate) const TOO_MANY_AUTH_FAILURES: &[u8] =

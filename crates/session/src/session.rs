@@ -53,12 +53,21 @@ pub(crate) enum Phase {
 #[derive(Debug)]
 pub(crate) enum Pending {
     Connect,
-    Hello { verb: HelloVerb },
-    Auth { identity: AuthIdentity },
+    Hello {
+        verb: HelloVerb,
+    },
+    Auth {
+        identity: AuthIdentity,
+        /// The mechanism refuted the proof: never authenticated.
+        refuted: bool,
+    },
     Mail(Transaction),
     Rcpt,
     DataStart(BodyKind),
-    MessageComplete { next: usize, total: usize },
+    MessageComplete {
+        next: usize,
+        total: usize,
+    },
 }
 
 /// A sans-IO SMTP (or LMTP) server session.
@@ -136,8 +145,8 @@ impl Session {
     /// in [`ConnectionInfo::tls`].
     pub fn new(config: impl Into<Arc<Config>>, info: ConnectionInfo) -> Self {
         let config = config.into();
-        let parser = CommandParser::new(config.limits.lines);
-        let offer = EhloOffer::proposal(&config, info.tls.is_some());
+        let parser = CommandParser::new(config.limits.lines).with_bare_lf(config.bare_lf_line_end);
+        let offer = EhloOffer::for_connection(&config, info.tls.as_ref());
         let mut session = Self {
             tls: info.tls.clone(),
             info,
@@ -404,6 +413,20 @@ impl Session {
         }
     }
 
+    /// A bare LF or bare CR in a command or AUTH line: `521 5.5.2` and
+    /// close, so what follows it is never taken for a command (a bare LF
+    /// must not make a line boundary, and a client sending one may be
+    /// trying to smuggle commands past a front end). False for other
+    /// errors.
+    pub(crate) fn bare_line_end(&mut self, error: &Error) -> bool {
+        if matches!(error, Error::BareLf | Error::BareCr) {
+            self.close(CloseReason::BareLineEnding, Some(replies::BARE_LINE_END));
+            true
+        } else {
+            false
+        }
+    }
+
     fn count_error(&mut self) {
         self.errors = self.errors.saturating_add(1);
         if self.errors >= self.config.limits.max_errors {
@@ -490,7 +513,9 @@ impl Session {
                 true
             }
             Parsed::Error { error, consumed } => {
-                self.refuse_error(&error);
+                if !self.bare_line_end(&error) {
+                    self.refuse_error(&error);
+                }
                 buf.advance(consumed);
                 true
             }
@@ -577,7 +602,7 @@ impl Session {
         // RFC 5321 §4.1.4: a new greeting resets the state like RSET.
         self.abort_transaction(AbortReason::Hello);
         self.hello = None;
-        let offer = EhloOffer::proposal(&self.config, self.tls.is_some());
+        let offer = EhloOffer::for_connection(&self.config, self.tls.as_ref());
         self.ask(
             Pending::Hello { verb },
             Question::Hello {

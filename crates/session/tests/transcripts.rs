@@ -77,6 +77,7 @@ fn configure(config: &mut Config, info: &mut ConnectionInfo, setting: &str) {
                 _ => panic!("{setting}"),
             }
         }
+        "bare-lf-line-end" => config.bare_lf_line_end = true,
         "vrfy" | "expn" => {
             let p = match value {
                 "252" => VrfyPolicy::CannotVerify,

@@ -39,10 +39,11 @@ use instant_acme::{
     NewOrder, OrderStatus, RetryPolicy,
 };
 use postern_listener::Validity;
+use postern_queue::replace_file;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::watch;
 
-use crate::config::{AcmeSpec, CertSource, Config};
+use crate::config::{AcmeSpec, CertSource, MtaConfig};
 
 /// The longest wait between two attempts after failures.
 pub const MAX_RETRY: Duration = Duration::from_secs(6 * 3600);
@@ -64,7 +65,7 @@ pub struct AcmeFiles {
 
 impl AcmeFiles {
     /// The files of `[tls.table]` under `config`'s data directory.
-    pub fn of(config: &Config, table: &str) -> Self {
+    pub fn of(config: &MtaConfig, table: &str) -> Self {
         let dir = config.data_dir.join("acme").join(table);
         Self {
             account: dir.join("account.json"),
@@ -149,27 +150,8 @@ fn private_dir(dir: &Path) -> io::Result<()> {
     fs::create_dir_all(dir)
 }
 
-/// Writes `text` to `path` with mode 0600, by rename so a reader sees the
-/// old file or the new one, never a part.
-fn write_private(path: &Path, text: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = fs::File::create(&tmp)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        f.set_permissions(fs::Permissions::from_mode(0o600))?;
-    }
-    io::Write::write_all(&mut f, text)?;
-    f.sync_all()?;
-    fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        crate::spool::sync_dir(dir)?;
-    }
-    Ok(())
-}
-
 /// The `[tls.NAME]` tables with `certificate = "acme"`.
-pub fn tables(config: &Config) -> Vec<(String, AcmeSpec)> {
+pub fn tables(config: &MtaConfig) -> Vec<(String, AcmeSpec)> {
     let mut out: Vec<(String, AcmeSpec)> = Vec::new();
     for l in &config.listeners {
         if let Some(t) = &l.tls
@@ -185,7 +167,7 @@ pub fn tables(config: &Config) -> Vec<(String, AcmeSpec)> {
 /// Before the listeners start: the directories, and a self-signed
 /// placeholder for each table that has no certificate yet (replaced by
 /// the first issuance, moments later when the CA is reachable).
-pub fn prepare(config: &Config) -> io::Result<()> {
+pub fn prepare(config: &MtaConfig) -> io::Result<()> {
     for (name, spec) in tables(config) {
         let files = AcmeFiles::of(config, &name);
         private_dir(&files.dir)?;
@@ -193,12 +175,12 @@ pub fn prepare(config: &Config) -> io::Result<()> {
             continue;
         }
         let (cert, key) = crate::tls::generate(&spec.domains)?;
-        write_private(
+        replace_file(
             &files.placeholder,
             b"self-signed until the first ACME issuance\n",
         )?;
-        write_private(&files.key, key.as_bytes())?;
-        write_private(&files.cert, cert.as_bytes())?;
+        replace_file(&files.key, key.as_bytes())?;
+        replace_file(&files.cert, cert.as_bytes())?;
         tracing::info!(tls = %name, cert = %files.cert.display(), "ACME: a self-signed placeholder serves until the first certificate is issued");
     }
     Ok(())
@@ -346,7 +328,7 @@ async fn account(spec: &AcmeSpec, files: &AcmeFiles, fresh: bool) -> Result<Acco
         path: files.account.clone(),
         source,
     })?;
-    write_private(&files.account, &json).map_err(io_at(&files.account))?;
+    replace_file(&files.account, &json).map_err(io_at(&files.account))?;
     tracing::info!(directory = %spec.directory, account = %account.id(), "ACME account created");
     Ok(account)
 }
@@ -421,8 +403,8 @@ pub async fn obtain(spec: &AcmeSpec, files: &AcmeFiles) -> Result<Validity, Acme
     let validity = Validity::from_pem(chain.as_bytes())?;
     // Key first: until the certificate is renamed, a reload loads the old
     // pair or fails on a mismatch and keeps serving the old one.
-    write_private(&files.key, key.as_bytes()).map_err(io_at(&files.key))?;
-    write_private(&files.cert, chain.as_bytes()).map_err(io_at(&files.cert))?;
+    replace_file(&files.key, key.as_bytes()).map_err(io_at(&files.key))?;
+    replace_file(&files.cert, chain.as_bytes()).map_err(io_at(&files.cert))?;
     match fs::remove_file(&files.placeholder) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => {
             return Err(io_at(&files.placeholder)(e));
@@ -466,7 +448,7 @@ impl Reload for postern_listener::Server {
 
 /// Runs issuance and renewal for every ACME table until `shutdown`.
 pub fn spawn<R: Reload + Clone>(
-    config: Arc<Config>,
+    config: Arc<MtaConfig>,
     reload: R,
     shutdown: watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {

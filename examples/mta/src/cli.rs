@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use postern_proto::{ForwardPath, Mailbox, ReversePath};
 use postern_rules::{Facts, PolicySuite, Severity, Stage};
 
-use crate::config::{Config, ConfigError};
+use crate::config::{ConfigError, MtaConfig};
 use crate::tls::{
     CertNote, SelfSignedSource, auth_policy, certificate_notes, generate, self_signed_names,
     tls_settings,
@@ -32,12 +32,12 @@ pub struct Cli {
     pub data_dir: Option<PathBuf>,
     /// What to do; serving when absent.
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub command: Option<CliCommand>,
 }
 
 /// The commands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub enum CliCommand {
     /// Serve (the default).
     Serve,
     /// Validate the configuration and print the effective policy: each
@@ -103,10 +103,10 @@ pub enum UserCommand {
 }
 
 /// Loads `--config` or the embedded default and applies `--data-dir`.
-pub fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
+pub fn load_config(cli: &Cli) -> Result<MtaConfig, ConfigError> {
     let mut config = match &cli.config {
-        Some(path) => Config::load(path)?,
-        None => Config::embedded(),
+        Some(path) => MtaConfig::load(path)?,
+        None => MtaConfig::embedded()?,
     };
     if let Some(dir) = &cli.data_dir {
         config.set_data_dir(dir.clone());
@@ -115,7 +115,7 @@ pub fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
 }
 
 /// `check`: prints the effective policy; exit 1 when anything is an error.
-pub fn check(config: &Config, out: &mut dyn Write) -> std::io::Result<i32> {
+pub fn check(config: &MtaConfig, out: &mut dyn Write) -> std::io::Result<i32> {
     let mut errors = 0;
     writeln!(out, "configuration: {}", config.source)?;
     writeln!(out, "hostname: {}", config.hostname)?;
@@ -137,6 +137,38 @@ pub fn check(config: &Config, out: &mut dyn Write) -> std::io::Result<i32> {
         config.queue.retry_initial.as_secs(),
         config.queue.retry_max.as_secs()
     )?;
+    let servers = if config.dns.servers.is_empty() {
+        "from /etc/resolv.conf".to_owned()
+    } else {
+        config
+            .dns
+            .servers
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let dnssec = match config.dns.dnssec {
+        crate::config::DnssecChoice::Validate => match &config.dns.trust_anchor {
+            Some(a) => format!("validate (trust anchor {})", a.display()),
+            None => "validate (root zone keys)".to_owned(),
+        },
+        _ => "resolver (AD bit, loopback resolvers only)".to_owned(),
+    };
+    writeln!(out, "dns: servers {servers}; dnssec {dnssec}")?;
+    match config.dns.resolver_config() {
+        Ok(c)
+            if config.dns.dnssec == crate::config::DnssecChoice::Resolver
+                && !c.servers.iter().all(|s| s.ip().is_loopback()) =>
+        {
+            writeln!(
+                out,
+                "  warning: a DNS server is not on a loopback address: its AD bit is not trusted, so DANE never applies"
+            )?;
+        }
+        Ok(_) => {}
+        Err(e) => writeln!(out, "  warning: {e}; DANE is off")?,
+    }
     // A throwaway certificate stands in for self-signed ones: check writes
     // nothing to the data directory.
     let self_signed = match generate(&self_signed_names(config)) {
@@ -226,7 +258,11 @@ pub fn check(config: &Config, out: &mut dyn Write) -> std::io::Result<i32> {
 
 /// `explain`: the rule trace for each recipient, and the MTA's own checks
 /// (mailbox exists, relay needs AUTH).
-pub fn explain(config: &Config, args: &ExplainArgs, out: &mut dyn Write) -> std::io::Result<i32> {
+pub fn explain(
+    config: &MtaConfig,
+    args: &ExplainArgs,
+    out: &mut dyn Write,
+) -> std::io::Result<i32> {
     let Some(listener) = config.listener(&args.listener) else {
         let names: Vec<&str> = config.listeners.iter().map(|l| l.name.as_str()).collect();
         writeln!(
@@ -314,7 +350,10 @@ pub fn explain(config: &Config, args: &ExplainArgs, out: &mut dyn Write) -> std:
         {
             match rcpt.relay.problem() {
                 Some(p) => format!("accept, then stays queued: {p}"),
-                None => "accept: queued for relay (plan above)".to_owned(),
+                None => format!(
+                    "accept: queued for relay (plan above); {}",
+                    dane_decision(&rcpt.relay)
+                ),
             }
         } else {
             "reject at rcpt: 554 5.7.1 Relay access denied (relaying needs AUTH or a rule's accept)"
@@ -326,9 +365,25 @@ pub fn explain(config: &Config, args: &ExplainArgs, out: &mut dyn Write) -> std:
     Ok(0)
 }
 
+/// What DANE does for a relay plan, as the queue's router applies it: DANE
+/// takes precedence over `none`, `opportunistic` and `required` on MX
+/// routes (`TlsMode::under_dane`).
+fn dane_decision(plan: &postern_rules::RelayPlan<'_>) -> String {
+    use postern_rules::RelayTlsMode as M;
+    let mx = matches!(plan.route, postern_rules::Destination::Mx);
+    match plan.tls {
+        M::DaneOnly => "DANE: required (nothing is sent without DANE authentication)".to_owned(),
+        M::Dane => "DANE: where the destination is DNSSEC-signed, else opportunistic".to_owned(),
+        m @ (M::None | M::Opportunistic | M::Required) if mx => {
+            format!("DANE: takes precedence where the destination is DNSSEC-signed, else {m}")
+        }
+        m => format!("DANE: not used ({m} set by the rules)"),
+    }
+}
+
 /// `policy test`: runs each case file against the config's rules.
 pub fn policy_test(
-    config: &Config,
+    config: &MtaConfig,
     files: &[PathBuf],
     out: &mut dyn Write,
 ) -> std::io::Result<i32> {

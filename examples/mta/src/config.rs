@@ -10,24 +10,18 @@
 //! hardening.toml:90:17: rule #3 "allow_only_tls", conditions[0]: unknown variant `recipient_domian`, …
 //! ```
 //!
-//! # For the outbound runner
-//!
-//! The runner gets an `Arc<Config>`. It uses [`Config::rules`] (the whole
-//! rule set) or, more simply, [`Config::route_for`], which asks the rules
-//! at stage `rcpt` for one recipient being relayed and returns the
-//! [`RelayPlan`]: route (MX or smart host), TLS mode, effective versions,
-//! trust anchors, and [`RelayPlan::problem`] when the plan cannot be
-//! honoured (defer, never fall back). Queue timing is in
-//! [`Config::queue`]; our name for EHLO is [`Config::hostname`];
-//! [`Config::is_local_domain`] says whether an address is ours.
+//! The outbound router ([`crate::outbound::RulesRouter`]) evaluates
+//! [`MtaConfig::rules`] per relayed recipient; [`MtaConfig::route_for`] shows the
+//! resulting [`RelayPlan`] (what `postern-mta explain` prints).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use postern_listener::Mode;
+use postern_listener::{Mode, ProxyProtocol};
 use postern_proto::{ForwardPath, ReversePath};
 use postern_rules::{Facts, RelayPlan, RuleConfig, RuleSet, RuleSetConfig, Stage};
 use serde::Deserialize;
@@ -90,7 +84,21 @@ struct FileConfig {
     #[serde(default)]
     limits: LimitsFile,
     #[serde(default)]
+    dns: DnsFile,
+    #[serde(default)]
+    auth_limits: crate::abuse::AuthLimitsFile,
+    #[serde(default)]
+    connection_rate: crate::abuse::ConnectionRateFile,
+    #[serde(default)]
     rule: Vec<Spanned<RuleConfig>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DnsFile {
+    servers: Option<Vec<String>>,
+    dnssec: Option<String>,
+    trust_anchor: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -99,6 +107,7 @@ struct ServerFile {
     hostname: Option<String>,
     data_dir: Option<PathBuf>,
     users_file: Option<PathBuf>,
+    bare_lf_networks: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,6 +160,16 @@ struct ListenerFile {
     require_auth: bool,
     max_connections: Option<usize>,
     max_connections_per_ip: Option<usize>,
+    connection_rate: Option<Vec<Spanned<crate::abuse::WindowFile>>>,
+    proxy_protocol: Option<ProxyFile>,
+}
+
+/// `proxy_protocol = { trusted = ["127.0.0.5/32"], header_timeout = "5s" }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProxyFile {
+    trusted: Vec<String>,
+    header_timeout: Option<DurationText>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -169,6 +188,7 @@ struct QueueFile {
     retry_max: Option<DurationText>,
     retry_factor: Option<f64>,
     scan_interval: Option<DurationText>,
+    delay_warning: Option<DurationText>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -183,7 +203,7 @@ struct LimitsFile {
 
 /// `"5d"`, `"4h"`, `"30m"`, `"10s"` or a number of seconds.
 #[derive(Debug, Clone, Copy)]
-struct DurationText(Duration);
+pub(crate) struct DurationText(pub(crate) Duration);
 
 impl<'de> Deserialize<'de> for DurationText {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -206,21 +226,14 @@ impl<'de> Deserialize<'de> for DurationText {
     }
 }
 
-/// Parses `"5d"`, `"4h"`, `"30m"`, `"10s"`, `"250ms"` or plain seconds.
+/// Parses a duration: `"5d"`, `"4h"`, `"30m"`, `"10s"`, `"250ms"`,
+/// combinations such as `"1h 30m"` (humantime's syntax), or plain seconds.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (n, unit) = t.split_at(split);
-    let n: u64 = n.parse().ok()?;
-    let secs = match unit.trim() {
-        "" | "s" => n,
-        "ms" => return Some(Duration::from_millis(n)),
-        "m" => n.checked_mul(60)?,
-        "h" => n.checked_mul(3600)?,
-        "d" => n.checked_mul(86400)?,
-        _ => return None,
-    };
-    Some(Duration::from_secs(secs))
+    if let Ok(secs) = t.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(t).ok()
 }
 
 // ---- the typed configuration -------------------------------------------
@@ -239,7 +252,7 @@ pub struct LocalDomain {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CertSource {
     /// Generated (rcgen) into `DATA_DIR/tls/` on first start, for
-    /// [`Config::hostname`] and `localhost`.
+    /// [`MtaConfig::hostname`] and `localhost`.
     SelfSigned,
     /// PEM files: chain (end-entity first) and private key.
     Files {
@@ -310,6 +323,14 @@ pub struct ListenerSpec {
     pub max_connections: usize,
     /// Most connections from one IP at once.
     pub max_connections_per_ip: usize,
+    /// The PROXY protocol: the fronts whose header is required and
+    /// believed (their clients' addresses then drive the limits, the
+    /// rules, the logs and the Received header).
+    pub proxy: Option<ProxyProtocol>,
+    /// This listener's own connection rate windows (`connection_rate =
+    /// [...]`; empty: no rate limit here); `None`: the global
+    /// `[connection_rate]`.
+    pub connection_rate: Option<Vec<postern_listener::guard::Window>>,
 }
 
 /// Queue timing, for the outbound runner.
@@ -326,6 +347,9 @@ pub struct QueueSettings {
     pub retry_factor: f64,
     /// How often the runner scans the queue. Default 10 seconds.
     pub scan_interval: Duration,
+    /// Tell the sender once that mail is delayed after this long (RFC 3464
+    /// `action=delayed`); 0 turns it off. Default 4 hours.
+    pub delay_warning: Duration,
 }
 
 impl Default for QueueSettings {
@@ -336,8 +360,66 @@ impl Default for QueueSettings {
             retry_max: Duration::from_secs(4 * 3600),
             retry_factor: 2.0,
             scan_interval: Duration::from_secs(10),
+            delay_warning: Duration::from_secs(4 * 3600),
         }
     }
+}
+
+/// How DNSSEC status is established for DANE (`[dns] dnssec`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum DnssecChoice {
+    /// Trust the AD bit of a validating resolver on a loopback address
+    /// (`"resolver"`, the default).
+    #[default]
+    Resolver,
+    /// Validate in-process from `trust_anchor` (`"validate"`).
+    Validate,
+}
+
+/// DNS for outbound mail (`[dns]`): the servers and DNSSEC for DANE.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct DnsSettings {
+    /// The servers (`"127.0.0.1:53"`, `"::1"`); empty: the `nameserver`
+    /// lines of /etc/resolv.conf when the queue starts.
+    pub servers: Vec<std::net::SocketAddr>,
+    /// How DNSSEC status is established.
+    pub dnssec: DnssecChoice,
+    /// The DNSKEY trust anchor file for `validate` (resolved against the
+    /// configuration's directory); `None`: the root zone's keys.
+    pub trust_anchor: Option<PathBuf>,
+}
+
+impl DnsSettings {
+    /// The relay's resolver settings: these servers, or those of
+    /// /etc/resolv.conf when none is set.
+    pub fn resolver_config(
+        &self,
+    ) -> Result<postern_relay::DnssecConfig, postern_relay::RelayError> {
+        let config = if self.servers.is_empty() {
+            postern_relay::DnssecConfig::from_system_conf()?
+        } else {
+            postern_relay::DnssecConfig::new(self.servers.iter().copied())
+        };
+        Ok(match self.dnssec {
+            DnssecChoice::Resolver => config,
+            DnssecChoice::Validate => config.with_mode(postern_relay::DnssecMode::Validate {
+                trust_anchor: self.trust_anchor.clone(),
+            }),
+        })
+    }
+}
+
+/// `ADDR:PORT`, `[V6]:PORT` or a bare address (port 53).
+fn dns_server(text: &str) -> Option<std::net::SocketAddr> {
+    text.parse().ok().or_else(|| {
+        text.trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .map(|ip| std::net::SocketAddr::new(ip, 53))
+    })
 }
 
 /// Per-message limits, and the per-connection timeouts (`[limits]`).
@@ -373,7 +455,7 @@ impl Default for MessageLimits {
 
 /// The loaded, validated configuration.
 #[derive(Debug)]
-pub struct Config {
+pub struct MtaConfig {
     /// Where it came from (file path or `<embedded default>`).
     pub source: String,
     /// Our host name: greeting, EHLO reply, Received header, outbound EHLO.
@@ -390,16 +472,26 @@ pub struct Config {
     pub queue: QueueSettings,
     /// Message limits.
     pub limits: MessageLimits,
-    rules: RuleSet,
+    /// DNS and DNSSEC for outbound mail.
+    pub dns: DnsSettings,
+    /// The AUTH failure limits (`[auth_limits]`); `None` when disabled.
+    pub auth_limits: Option<crate::abuse::AuthLimitSettings>,
+    /// The connection rate limits (`[connection_rate]`); `None` when
+    /// disabled.
+    pub connection_rate: Option<crate::abuse::RateSettings>,
+    /// Clients allowed to end command lines with a bare LF
+    /// (`[server] bare_lf_networks`; empty by default).
+    pub bare_lf_networks: postern_listener::guard::Networks,
+    rules: Arc<RuleSet>,
 }
 
 /// Name used for the embedded default in messages.
 pub const EMBEDDED: &str = "<embedded default>";
 
-impl Config {
+impl MtaConfig {
     /// Loads a configuration file. Relative paths in it are relative to the
     /// file's directory.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    pub fn load(path: &Path) -> Result<MtaConfig, ConfigError> {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: name.clone(),
@@ -413,26 +505,19 @@ impl Config {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
-        Config::from_toml_str(&text, &name, &base)
+        MtaConfig::from_toml_str(&text, &name, &base)
     }
 
     /// The embedded default ([`crate::defaults::DEFAULT_CONFIG`]); relative
-    /// paths are relative to the working directory.
-    pub fn embedded() -> Config {
-        match Config::from_toml_str(crate::defaults::DEFAULT_CONFIG, EMBEDDED, Path::new("")) {
-            Ok(c) => c,
-            // The embedded default is tested; this cannot happen in a
-            // released binary, but stay honest rather than panic.
-            Err(e) => {
-                eprintln!("postern-mta: the embedded default configuration is broken: {e}");
-                std::process::exit(70);
-            }
-        }
+    /// paths are relative to the working directory. It is tested, so an
+    /// error means a broken build; the caller (`main`) decides what to do.
+    pub fn embedded() -> Result<MtaConfig, ConfigError> {
+        MtaConfig::from_toml_str(crate::defaults::DEFAULT_CONFIG, EMBEDDED, Path::new(""))
     }
 
     /// Parses configuration text. `file` names it in errors; `base` is the
     /// directory relative paths are resolved against.
-    pub fn from_toml_str(src: &str, file: &str, base: &Path) -> Result<Config, ConfigError> {
+    pub fn from_toml_str(src: &str, file: &str, base: &Path) -> Result<MtaConfig, ConfigError> {
         let err = |span: Option<std::ops::Range<usize>>,
                    item: Option<String>,
                    field: Option<String>,
@@ -731,7 +816,26 @@ impl Config {
                     ));
                 }
             }
+            let proxy = match &l.proxy_protocol {
+                None => None,
+                Some(p) => {
+                    let key = Some("proxy_protocol.trusted".into());
+                    let proxy = ProxyProtocol::from_trusted(&p.trusted)
+                        .map_err(|e| err(span.clone(), item.clone(), key, e.to_string()))?;
+                    Some(
+                        p.header_timeout
+                            .map_or(proxy.clone(), |d| proxy.with_header_timeout(d.0)),
+                    )
+                }
+            };
             let defaults = postern_listener::ConnLimits::default();
+            let connection_rate = match &l.connection_rate {
+                None => None,
+                Some(w) => Some(
+                    crate::abuse::windows("connection_rate", w)
+                        .map_err(|(s, f, m)| err(s.or(span.clone()), item.clone(), Some(f), m))?,
+                ),
+            };
             listeners.push(ListenerSpec {
                 name: l.name.clone(),
                 addr,
@@ -740,6 +844,8 @@ impl Config {
                 require_auth: l.require_auth,
                 max_connections: l.max_connections.unwrap_or(defaults.global),
                 max_connections_per_ip: l.max_connections_per_ip.unwrap_or(defaults.per_ip),
+                proxy,
+                connection_rate,
             });
         }
         if listeners.is_empty() {
@@ -770,6 +876,7 @@ impl Config {
                 }
             },
             scan_interval: parsed.queue.scan_interval.map_or(dq.scan_interval, |d| d.0),
+            delay_warning: parsed.queue.delay_warning.map_or(dq.delay_warning, |d| d.0),
         };
         let dl = MessageLimits::default();
         let limits = MessageLimits {
@@ -807,6 +914,49 @@ impl Config {
             }
         }
 
+        // DNS.
+        let dns_err =
+            |field: &str, message: String| err(None, None, Some(format!("dns.{field}")), message);
+        let mut servers = Vec::new();
+        for text in parsed.dns.servers.iter().flatten() {
+            servers.push(dns_server(text).ok_or_else(|| {
+                dns_err(
+                    "servers",
+                    format!("{text:?} is not ADDRESS, ADDRESS:PORT or [IPv6]:PORT"),
+                )
+            })?);
+        }
+        let dnssec = match parsed.dns.dnssec.as_deref() {
+            None | Some("resolver") => DnssecChoice::Resolver,
+            Some("validate") => DnssecChoice::Validate,
+            Some(other) => {
+                return Err(dns_err(
+                    "dnssec",
+                    format!("{other:?}: expected \"resolver\" or \"validate\""),
+                ));
+            }
+        };
+        if parsed.dns.trust_anchor.is_some() && dnssec != DnssecChoice::Validate {
+            return Err(dns_err(
+                "trust_anchor",
+                "a trust anchor is used only with dnssec = \"validate\"".into(),
+            ));
+        }
+        let dns = DnsSettings {
+            servers,
+            dnssec,
+            trust_anchor: parsed.dns.trust_anchor.as_deref().map(resolve),
+        };
+        // Abuse limits.
+        let abuse_err = |(span, field, message): crate::abuse::AbuseError| {
+            err(span, None, Some(field), message)
+        };
+        let auth_limits = parsed.auth_limits.settings().map_err(abuse_err)?;
+        let connection_rate = parsed.connection_rate.settings().map_err(abuse_err)?;
+        let bare_lf_networks =
+            crate::abuse::bare_lf_networks(parsed.server.bare_lf_networks.as_ref())
+                .map_err(abuse_err)?;
+
         // Rules: compiled as one set; errors point at the rule's table.
         let spans: Vec<std::ops::Range<usize>> = parsed.rule.iter().map(Spanned::span).collect();
         let rule_set =
@@ -820,8 +970,22 @@ impl Config {
             let field = (!e.field.is_empty()).then(|| e.field.clone());
             err(span, item, field, e.kind.to_string())
         })?;
+        // Smart-host passwords are checked now too (as at each use), so
+        // `check` and start-up refuse a file others can read.
+        for (i, a, auth) in rules.relay_auths() {
+            crate::outbound::credentials(base, auth).map_err(|e| {
+                let field = format!("actions[{a}].relay_auth");
+                let item = format!("rule #{} {:?}", i + 1, rules.rules()[i].name());
+                err(
+                    field_span(src, i, &field),
+                    Some(item),
+                    Some(field),
+                    e.to_string(),
+                )
+            })?;
+        }
 
-        Ok(Config {
+        Ok(MtaConfig {
             source: file.to_owned(),
             hostname,
             data_dir,
@@ -830,7 +994,11 @@ impl Config {
             listeners,
             queue,
             limits,
-            rules,
+            dns,
+            auth_limits,
+            connection_rate,
+            bare_lf_networks,
+            rules: Arc::new(rules),
         })
     }
 
@@ -840,11 +1008,11 @@ impl Config {
     }
 
     /// The compiled rule set, in file order.
-    pub fn rules(&self) -> &RuleSet {
+    pub fn rules(&self) -> &Arc<RuleSet> {
         &self.rules
     }
 
-    /// The queue directory, `DATA_DIR/queue` (what [`crate::spool::Spool::open`] takes).
+    /// The queue directory, `DATA_DIR/queue` (what [`postern_queue::LogStore::open`] takes).
     pub fn queue_dir(&self) -> PathBuf {
         self.data_dir.join("queue")
     }
@@ -991,7 +1159,7 @@ mod tests {
 
     #[test]
     fn embedded_default_loads() {
-        let c = Config::from_toml_str(crate::defaults::DEFAULT_CONFIG, EMBEDDED, Path::new(""))
+        let c = MtaConfig::from_toml_str(crate::defaults::DEFAULT_CONFIG, EMBEDDED, Path::new(""))
             .unwrap();
         assert_eq!(c.listeners.len(), 3);
         assert!(c.is_local_domain("LOCALHOST"));
@@ -1001,7 +1169,7 @@ mod tests {
     #[test]
     fn unknown_key_names_file_line_and_field() {
         let src = "[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:25\"\nmode = \"plain\"\nbogus = 1\n";
-        let e = Config::from_toml_str(src, "x.toml", Path::new("")).unwrap_err();
+        let e = MtaConfig::from_toml_str(src, "x.toml", Path::new("")).unwrap_err();
         assert_eq!(e.file, "x.toml");
         assert_eq!(e.line, Some(5), "{e}");
         assert!(e.to_string().contains("listener[0] \"mta\""), "{e}");
@@ -1011,7 +1179,7 @@ mod tests {
     #[test]
     fn rule_error_names_rule_and_field() {
         let src = "[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:25\"\nmode = \"plain\"\n\n[[rule]]\nname = \"ok\"\nactions = [{ plain_auth = \"off\" }]\n\n[[rule]]\nname = \"bad\"\nconditions = [{ helo = { regex = \"(\" } }]\nactions = [{ stop = true }]\n";
-        let e = Config::from_toml_str(src, "r.toml", Path::new("")).unwrap_err();
+        let e = MtaConfig::from_toml_str(src, "r.toml", Path::new("")).unwrap_err();
         assert_eq!(e.line, Some(12), "{e}");
         assert_eq!(e.item.as_deref(), Some("rule #2 \"bad\""), "{e}");
         assert!(
@@ -1020,7 +1188,7 @@ mod tests {
         );
 
         let src2 = "[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:25\"\nmode = \"plain\"\n\n[[rule]]\nname = \"bad\"\nconditions = [{ recipient_domian = { is = \"x\" } }]\nactions = [{ stop = true }]\n";
-        let e = Config::from_toml_str(src2, "r.toml", Path::new("")).unwrap_err();
+        let e = MtaConfig::from_toml_str(src2, "r.toml", Path::new("")).unwrap_err();
         assert_eq!(e.item.as_deref(), Some("rule #1 \"bad\""), "{e}");
         assert!(e.to_string().contains("recipient_domian"), "{e}");
     }
@@ -1028,7 +1196,7 @@ mod tests {
     #[test]
     fn unknown_tls_policy_is_named() {
         let src = "[[listener]]\nname = \"sub\"\naddress = \"127.0.0.1:587\"\nmode = \"starttls\"\ntls = \"strict\"\n";
-        let e = Config::from_toml_str(src, "t.toml", Path::new("")).unwrap_err();
+        let e = MtaConfig::from_toml_str(src, "t.toml", Path::new("")).unwrap_err();
         assert_eq!(e.line, Some(1));
         assert!(e.to_string().contains("no [tls.strict] table"), "{e}");
     }
@@ -1039,7 +1207,7 @@ mod tests {
             let src = format!(
                 "[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:25\"\nmode = \"plain\"\n{field} = 0\n"
             );
-            let e = Config::from_toml_str(&src, "z.toml", Path::new("")).unwrap_err();
+            let e = MtaConfig::from_toml_str(&src, "z.toml", Path::new("")).unwrap_err();
             assert_eq!(e.field.as_deref(), Some(field), "{e}");
             assert!(e.to_string().contains("listener[0] \"mta\""), "{e}");
         }
@@ -1048,20 +1216,54 @@ mod tests {
     #[test]
     fn connection_timeouts_from_limits() {
         let base = "[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:25\"\nmode = \"plain\"\n";
-        let c = Config::from_toml_str(base, "t.toml", Path::new("")).unwrap();
+        let c = MtaConfig::from_toml_str(base, "t.toml", Path::new("")).unwrap();
         assert_eq!(c.limits.command_timeout, Duration::from_secs(300));
         assert_eq!(c.limits.data_timeout, Duration::from_secs(180));
         assert_eq!(c.limits.handshake_timeout, Duration::from_secs(10));
         let src = format!(
             "{base}[limits]\ncommand_timeout = \"2s\"\ndata_timeout = \"1500ms\"\nhandshake_timeout = 3\n"
         );
-        let c = Config::from_toml_str(&src, "t.toml", Path::new("")).unwrap();
+        let c = MtaConfig::from_toml_str(&src, "t.toml", Path::new("")).unwrap();
         assert_eq!(c.limits.command_timeout, Duration::from_secs(2));
         assert_eq!(c.limits.data_timeout, Duration::from_millis(1500));
         assert_eq!(c.limits.handshake_timeout, Duration::from_secs(3));
         let src = format!("{base}[limits]\ndata_timeout = 0\n");
-        let e = Config::from_toml_str(&src, "t.toml", Path::new("")).unwrap_err();
+        let e = MtaConfig::from_toml_str(&src, "t.toml", Path::new("")).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("limits.data_timeout"), "{e}");
+    }
+
+    #[test]
+    fn dns_section() {
+        let base = "[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:25\"\nmode = \"plain\"\n";
+        let c = MtaConfig::from_toml_str(base, "t.toml", Path::new("")).unwrap();
+        assert_eq!(c.dns, DnsSettings::default());
+        let src = format!(
+            "{base}[dns]\nservers = [\"127.0.0.1\", \"[::1]:5353\"]\ndnssec = \"validate\"\ntrust_anchor = \"root.key\"\n"
+        );
+        let c = MtaConfig::from_toml_str(&src, "t.toml", Path::new("/etc/postern")).unwrap();
+        assert_eq!(
+            c.dns.servers,
+            [
+                "127.0.0.1:53".parse::<std::net::SocketAddr>().unwrap(),
+                "[::1]:5353".parse().unwrap()
+            ]
+        );
+        assert_eq!(c.dns.dnssec, DnssecChoice::Validate);
+        assert_eq!(
+            c.dns.trust_anchor.as_deref(),
+            Some(Path::new("/etc/postern/root.key"))
+        );
+        let resolver = c.dns.resolver_config().unwrap();
+        assert_eq!(resolver.servers.len(), 2);
+        for (bad, field) in [
+            ("dnssec = \"maybe\"", "dns.dnssec"),
+            ("servers = [\"dns.example\"]", "dns.servers"),
+            ("trust_anchor = \"k\"", "dns.trust_anchor"),
+        ] {
+            let src = format!("{base}[dns]\n{bad}\n");
+            let e = MtaConfig::from_toml_str(&src, "t.toml", Path::new("")).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some(field), "{e}");
+        }
     }
 
     #[test]

@@ -49,6 +49,42 @@ tls = "default"
 [queue]
 max_age = "5d"
 
+# AUTH brute force: failures counted per address prefix (mox's windows),
+# throttled with 454 4.7.0 past a minute's limit, banned with 421 4.7.0
+# for an hour at a day's limit; a login over its own limit is slowed only
+# from networks that are failing too. Loopback is not exempt.
+[auth_limits]
+ban = "1h"
+allow = []
+[[auth_limits.window]]
+ipv4 = 32
+ipv6 = 64
+per_minute = 10
+per_day = 50
+[[auth_limits.window]]
+ipv4 = 26
+ipv6 = 48
+per_minute = 30
+per_day = 150
+[[auth_limits.window]]
+ipv4 = 21
+ipv6 = 32
+per_minute = 90
+per_day = 450
+
+# Connections per address prefix, all listeners together: 421 4.7.0 past
+# 60 a minute from one address (IPv6 /64) or 600 from one /24 (IPv6 /48).
+[connection_rate]
+allow = []
+[[connection_rate.window]]
+ipv4 = 32
+ipv6 = 64
+per_minute = 60
+[[connection_rate.window]]
+ipv4 = 24
+ipv6 = 48
+per_minute = 600
+
 [[rule]]
 name = "disableAUTH_on_non_SSL"
 actions = [{ plain_auth = "off" }]
@@ -62,6 +98,14 @@ name = "allow_only_tls_for_tls_localhost"
 match = "all"
 conditions = [{ tls = false }, { recipient_domain = { is = "tls.localhost" } }]
 actions = [{ reject = { code = 550, enhanced = "5.7.1", text = "Accepting only secure delivery (STARTTLS) for tls.localhost" } }]
+
+# Mail no rule routes: DANE where the destination is DNSSEC-signed
+# (RFC 7672), opportunistic STARTTLS elsewhere. DNS comes from
+# /etc/resolv.conf; DANE needs a validating resolver on a loopback address
+# ([dns] in hardening.toml).
+[[rule]]
+name = "dane_outgoing"
+actions = [{ relay_tls = "dane" }]
 
 [[rule]]
 name = "use_only_tls12_when_relaying_to_example_com"

@@ -5,17 +5,14 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`spool`] | the durable queue: body + envelope per message; the contract with the outbound runner |
 //! | [`config`] | the TOML configuration, typed and validated; the rule set; `route_for` |
 //! | [`defaults`] | the embedded default configuration |
 //! | [`users`] | the users file (argon2), the mailbox directory |
-//! | [`maildir`] | local delivery into Maildir; the local sweep |
-//! | [`received`] | the Received header and RFC 5322 dates |
 //! | [`server`] | the listener handler: rules, users, spool per session event |
 //! | [`tls`] | self-signed certificate, TLS settings, per-listener session policy |
 //! | [`acme`] | ACME (RFC 8555) certificates: http-01, storage, renewal with atomic reload |
 //! | [`cli`] | the commands: check, explain, policy test, user add |
-//! | [`outbound`], [`dsn`] | the queue runner and delivery status notifications (outbound engineer) |
+//! | [`outbound`] | the router that asks the rules, and the runner's start |
 //!
 //! # Example
 //!
@@ -24,12 +21,12 @@
 //! relayed recipient, as `postern-mta explain` does:
 //!
 //! ```
-//! use postern_mta::config::Config;
+//! use postern_mta::config::MtaConfig;
 //! use postern_proto::{ForwardPath, Mailbox, ReversePath};
 //! use postern_rules::{Facts, RelayTlsMode, Stage, VerdictKind};
 //!
 //! let mailbox = |a| Mailbox::parse(a).expect("valid address");
-//! let config = Config::embedded();
+//! let config = MtaConfig::embedded().expect("the embedded default loads");
 //! assert!(config.is_local_domain("localhost"));
 //! let plaintext = Facts::new()
 //!     .tls(false)
@@ -42,28 +39,29 @@
 //! let alice = || ReversePath::Mailbox(mailbox("alice@localhost"));
 //! let plan = config.route_for(ForwardPath::Mailbox(mailbox("carol@example.com")), alice());
 //! assert_eq!(plan.tls, RelayTlsMode::Implicit);
-//! // Elsewhere: MX routing with opportunistic STARTTLS (the guide's "Use StartTLS").
+//! // Elsewhere: MX routing with DANE where the domain is DNSSEC-signed,
+//! // else opportunistic STARTTLS (the guide's "Use StartTLS").
 //! let plan = config.route_for(ForwardPath::Mailbox(mailbox("dave@example.org")), alice());
-//! assert_eq!(plan.tls, RelayTlsMode::Opportunistic);
+//! assert_eq!(plan.tls, RelayTlsMode::Dane);
 //! ```
 //!
 //! The outbound runner (`outbound.rs`, `dsn.rs`) is started by `main` as
 //! `outbound::spawn(spool.clone(), config.clone(), shutdown.clone())` with a
-//! [`Spool`](spool::Spool), an `Arc<`[`Config`](config::Config)`>` and a
+//! [`Store`](postern_queue::Store) (an `Arc<dyn Store>`), an `Arc<`[`MtaConfig`](config::MtaConfig)`>` and a
 //! [`Shutdown`] receiver.
 
+pub mod abuse;
 pub mod acme;
 pub mod cli;
 pub mod config;
 pub mod defaults;
-pub mod dsn;
-pub mod maildir;
+
 pub mod outbound;
-pub mod received;
 pub mod server;
-pub mod spool;
+
 pub mod tls;
 pub mod users;
+pub mod verify;
 
 /// The graceful-shutdown signal shared by the server, local delivery and
 /// the outbound runner: `true` once SIGTERM (or SIGINT) arrived. Wait with

@@ -6,15 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use postern_mta::cli::{self, Cli, Command, PolicyCommand, UserCommand};
-use postern_mta::config::Config;
-use postern_mta::maildir::{LocalDelivery, Maildirs, sweep};
+use postern_mta::cli::{self, Cli, CliCommand, PolicyCommand, UserCommand};
+use postern_mta::config::MtaConfig;
 use postern_mta::server::Mta;
-use postern_mta::spool::Spool;
 use postern_mta::tls::{
     SelfSignedSource, ensure_self_signed, listener_configs, needs_self_signed, self_signed_names,
 };
-use postern_mta::users::Users;
+use postern_mta::users::{Mailboxes, Users};
+use postern_queue::maildir::{LocalDelivery, Maildirs, sweep};
+use postern_queue::{LogStore, Store};
+use postern_session::SaslMechanisms;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -27,16 +28,16 @@ fn main() -> ExitCode {
     };
     let mut stdout = std::io::stdout().lock();
     let code = match &cli.command {
-        None | Some(Command::Serve) => {
+        None | Some(CliCommand::Serve) => {
             drop(stdout);
             return serve(config);
         }
-        Some(Command::Check) => cli::check(&config, &mut stdout),
-        Some(Command::Explain(args)) => cli::explain(&config, args, &mut stdout),
-        Some(Command::Policy(PolicyCommand::Test { cases })) => {
+        Some(CliCommand::Check) => cli::check(&config, &mut stdout),
+        Some(CliCommand::Explain(args)) => cli::explain(&config, args, &mut stdout),
+        Some(CliCommand::Policy(PolicyCommand::Test { cases })) => {
             cli::policy_test(&config, cases, &mut stdout)
         }
-        Some(Command::User(UserCommand::Add { name })) => {
+        Some(CliCommand::User(UserCommand::Add { name })) => {
             let stdin = std::io::stdin();
             let mut input = stdin.lock();
             cli::user_add(&config.users_file(), name, &mut input, &mut stdout)
@@ -52,7 +53,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(config: Config) -> ExitCode {
+fn serve(config: MtaConfig) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -78,7 +79,7 @@ fn serve(config: Config) -> ExitCode {
     code
 }
 
-async fn run(config: Config) -> ExitCode {
+async fn run(config: MtaConfig) -> ExitCode {
     let fail = |what: &str, e: &dyn std::fmt::Display| {
         eprintln!("postern-mta: {what}: {e}");
         ExitCode::from(1)
@@ -94,7 +95,7 @@ async fn run(config: Config) -> ExitCode {
     if let Err(e) = std::fs::create_dir_all(&config.data_dir) {
         return fail(&format!("cannot create {}", config.data_dir.display()), &e);
     }
-    let spool = match Spool::open(&config.queue_dir()) {
+    let spool: Arc<dyn Store> = match LogStore::open(&config.queue_dir()) {
         Ok(s) => s,
         Err(e) => {
             return fail(
@@ -122,12 +123,17 @@ async fn run(config: Config) -> ExitCode {
     }
     let config = Arc::new(config);
     let users = Arc::new(Users::open(&config.users_file()));
-    let local = LocalDelivery {
-        spool: spool.clone(),
+    let mailboxes = Arc::new(Mailboxes {
         config: config.clone(),
         users: users.clone(),
-        maildirs: Maildirs::new(config.mail_dir(), &config.hostname),
-    };
+    });
+    let local = LocalDelivery::new(
+        spool.clone(),
+        Maildirs::new(config.mail_dir(), &config.hostname),
+        mailboxes.clone(),
+        Arc::new(postern_mta::outbound::bounces(spool.clone(), &config)),
+    )
+    .max_age(config.queue.max_age);
     let mta = Arc::new(Mta::new(
         config.clone(),
         spool.clone(),
@@ -136,7 +142,11 @@ async fn run(config: Config) -> ExitCode {
     ));
     let provider = Arc::new(postern_listener::default_provider());
     let server = match postern_listener::Server::bind(
-        listener_configs(&config, &self_signed),
+        listener_configs(
+            &config,
+            &self_signed,
+            &SaslMechanisms::with_scram(mailboxes),
+        ),
         mta,
         provider,
     ) {

@@ -22,39 +22,58 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use postern_listener::session::{Decision, EhloOffer, HelloVerb, Notice, Question};
-use postern_listener::{ConnContext, ConnectionFacts as Facts, ConnectionHandler, Handler};
+use postern_listener::{ConnContext, ConnectionHandler, ConnectionView as Facts, Handler};
 use postern_proto::{
     Domain, EnhancedCode, ForwardPath, Host, LocalPart, Mailbox, Reply, ReplyCode, ReversePath,
 };
 use postern_rules::{AuthOffer, Stage, Verdict};
 
-use crate::config::Config;
-use crate::maildir::{DeliveryQueue, LocalDelivery};
-use crate::received::{TraceInfo, received_header};
-use crate::spool::{
-    BodyType, Envelope, MessageParams, MessageWriter, Notify, QueueId, RecipientState, Ret, Spool,
-};
+use postern_listener::guard::{AuthGuard, AuthRefusal, FailureOutcome, MemoryStore};
+
+use crate::config::MtaConfig;
 use crate::users::Users;
+use postern_queue::maildir::{DeliveryQueue, LocalDelivery};
+use postern_queue::trace::{TraceInfo, received_header};
+use postern_queue::{Envelope, MessageParams, MessageWriter, QueueId, RecipientState, Store};
+use postern_session::ProofCheck;
 
 /// The MTA's listener handler, shared by every connection.
 #[derive(Debug)]
 pub struct Mta {
-    config: Arc<Config>,
-    spool: Spool,
+    config: Arc<MtaConfig>,
+    spool: Arc<dyn Store>,
     users: Arc<Users>,
     local: DeliveryQueue,
+    guard: Option<Arc<AuthGuard>>,
 }
 
 impl Mta {
     /// A handler over this configuration, spool, users and local delivery
     /// (whose batch thread starts here, see [`DeliveryQueue`]).
-    pub fn new(config: Arc<Config>, spool: Spool, users: Arc<Users>, local: LocalDelivery) -> Mta {
+    pub fn new(
+        config: Arc<MtaConfig>,
+        spool: Arc<dyn Store>,
+        users: Arc<Users>,
+        local: LocalDelivery,
+    ) -> Mta {
+        let guard = config.auth_limits.as_ref().map(|a| {
+            Arc::new(AuthGuard::with_store(
+                a.limits.clone(),
+                MemoryStore::new(a.max_entries),
+            ))
+        });
         Mta {
             config,
             spool,
             users,
             local: local.start_queue(),
+            guard,
         }
+    }
+
+    /// The AUTH failure limiter (`None` when `[auth_limits]` is disabled).
+    pub fn auth_guard(&self) -> Option<&Arc<AuthGuard>> {
+        self.guard.as_ref()
     }
 }
 
@@ -69,6 +88,8 @@ impl Handler for Mta {
             local: self.local.clone(),
             peer: info.peer,
             txn: None,
+            guard: self.guard.clone(),
+            auth_failures: 0,
         }
     }
 }
@@ -76,18 +97,20 @@ impl Handler for Mta {
 /// One connection's state.
 #[derive(Debug)]
 pub struct MtaConn {
-    config: Arc<Config>,
-    spool: Spool,
+    config: Arc<MtaConfig>,
+    spool: Arc<dyn Store>,
     users: Arc<Users>,
     local: DeliveryQueue,
     peer: SocketAddr,
     txn: Option<Txn>,
+    guard: Option<Arc<AuthGuard>>,
+    /// Failed AUTH attempts on this connection (for the growing delay).
+    auth_failures: u32,
 }
 
 #[derive(Debug, Default)]
 struct Txn {
-    sender: String,
-    /// The reverse-path and BODY as the rules see them.
+    /// The reverse-path (stored as it is) and BODY as the rules see them.
     from: Option<ReversePath<'static>>,
     body: Option<postern_proto::Body>,
     /// The forward-paths of `recipients`, as the rules see them.
@@ -136,7 +159,7 @@ fn ehlo_offer(proposal: EhloOffer, auth: AuthOffer) -> EhloOffer {
 /// `<Postmaster>` is postmaster at our first local domain.
 fn forward_address(
     to: &ForwardPath<'static>,
-    config: &Config,
+    config: &MtaConfig,
 ) -> (ForwardPath<'static>, String, String, String) {
     match to {
         ForwardPath::Postmaster => {
@@ -213,7 +236,7 @@ impl MtaConn {
                 )
             },
             |t| {
-                let r: Vec<&str> = t.recipients.iter().map(|r| r.address.as_str()).collect();
+                let r: Vec<String> = t.recipients.iter().map(|r| r.address.to_string()).collect();
                 let rules = if t.rules.is_empty() {
                     "-".to_owned()
                 } else {
@@ -224,7 +247,11 @@ impl MtaConn {
                 } else {
                     t.refused.join("; ")
                 };
-                (format!("<{}>", t.sender), r.join(","), rules, refused)
+                let sender = t
+                    .from
+                    .as_ref()
+                    .map_or_else(|| "<>".to_owned(), ToString::to_string);
+                (sender, r.join(","), rules, refused)
             },
         );
         tracing::info!(
@@ -287,21 +314,54 @@ impl MtaConn {
         {
             return Decision::RejectWith(reply(535, "5.7.8", "Authorization identity not allowed"));
         }
+        let user = credentials.authcid.clone();
+        // The limiter first: a throttled or banned client's guess is not
+        // even checked (no argon2 spent, nothing learnt).
+        if let Some(guard) = &self.guard {
+            match guard.check(f.peer.ip(), &user, SystemTime::now()) {
+                Ok(()) => {}
+                Err(AuthRefusal::Banned { .. }) => return banned_reply(),
+                Err(_) => {
+                    return Decision::TempfailWith(reply(
+                        454,
+                        "4.7.0",
+                        "Too many failed authentications, try again later",
+                    ));
+                }
+            }
+        }
         let users = self.users.clone();
         let config = self.config.clone();
         let user = credentials.authcid.clone();
-        let ok = tokio::task::spawn_blocking(move || {
-            let password = credentials.secret.expose();
-            users.verify(&config, &credentials.authcid, password)
-        })
-        .await
-        .unwrap_or(false);
+        // SCRAM checked the client's proof against the users' keys itself.
+        let ok = match credentials.check {
+            ProofCheck::ByEmbedder => tokio::task::spawn_blocking(move || {
+                let password = credentials.secret.expose();
+                users.verify(&config, &credentials.authcid, password)
+            })
+            .await
+            .unwrap_or(false),
+            check => check == ProofCheck::Verified,
+        };
         if ok {
             tracing::info!(listener = f.listener, peer = %f.peer, user = %user, mechanism = %mech, "authenticated");
             Decision::Accept
         } else {
             tracing::warn!(listener = f.listener, peer = %f.peer, user = %user, mechanism = %mech, "authentication failed");
-            Decision::Reject
+            self.auth_failures = self.auth_failures.saturating_add(1);
+            let Some(guard) = self.guard.clone() else {
+                return Decision::Reject;
+            };
+            let outcome = guard.failed(f.peer.ip(), &user, SystemTime::now());
+            // Tarpit: a growing wait before each later failure's reply.
+            let delay = guard.delay(self.auth_failures);
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            match outcome {
+                FailureOutcome::Banned { .. } => banned_reply(),
+                _ => Decision::Reject,
+            }
         }
     }
 
@@ -311,26 +371,13 @@ impl MtaConn {
         params: postern_proto::MailParams<'static>,
         f: &Facts<'_>,
     ) -> Decision {
-        let sender = match &from {
-            ReversePath::Null => String::new(),
-            ReversePath::Mailbox(m) => m.to_string(),
-        };
-        let mp = MessageParams {
-            envid: params.envid.as_deref().map(str::to_owned),
-            ret: params.ret.map(|r| match r {
-                postern_proto::Ret::Full => Ret::Full,
-                postern_proto::Ret::Headers => Ret::Hdrs,
-            }),
-            body: params.body.map(|b| match b {
-                postern_proto::Body::SevenBit => BodyType::SevenBit,
-                postern_proto::Body::EightBitMime => BodyType::EightBitMime,
-                postern_proto::Body::BinaryMime => BodyType::BinaryMime,
-            }),
-            smtputf8: params.smtputf8,
-            size: params.size,
-        };
+        let mut mp = MessageParams::default();
+        mp.envid = params.envid.as_deref().map(str::to_owned);
+        mp.ret = params.ret;
+        mp.body = params.body;
+        mp.smtputf8 = params.smtputf8;
+        mp.size = params.size;
         self.txn = Some(Txn {
-            sender,
             from: Some(from),
             body: params.body,
             params: mp,
@@ -403,42 +450,19 @@ impl MtaConn {
                 tracing::warn!(rcpt = %address, %problem, "relay plan cannot be carried out; the message will stay queued");
             }
         }
-        let mut state = RecipientState::pending(
-            if local {
-                format!(
-                    "{}@{}",
-                    local_part.to_ascii_lowercase(),
-                    domain.to_ascii_lowercase()
-                )
-            } else {
-                address
-            },
-            local,
-        );
-        state.orcpt = params
-            .orcpt
-            .as_ref()
-            .map(|o| format!("{};{}", o.addr_type, o.address));
-        state.notify = params.notify.map(|n| match n {
-            postern_proto::Notify::Never => vec![Notify::Never],
-            postern_proto::Notify::On {
-                success,
-                failure,
-                delay,
-            } => {
-                let mut v = Vec::new();
-                if success {
-                    v.push(Notify::Success);
-                }
-                if failure {
-                    v.push(Notify::Failure);
-                }
-                if delay {
-                    v.push(Notify::Delay);
-                }
-                v
+        // Local mailboxes are stored lower-cased (their Maildir names).
+        let lower = format!("{local_part}@{domain}").to_ascii_lowercase();
+        let mailbox = match (&path, Mailbox::parse(&lower)) {
+            (ForwardPath::Mailbox(_), Ok(m)) if local => m.into_owned(),
+            (ForwardPath::Mailbox(m), _) => m.clone(),
+            (ForwardPath::Postmaster, _) => {
+                let no_postmaster = reply(451, "4.3.0", "<Postmaster>: no postmaster mailbox here");
+                return refuse(self, Decision::TempfailWith(no_postmaster));
             }
-        });
+        };
+        let mut state = RecipientState::pending(mailbox, local);
+        state.orcpt = params.orcpt.clone();
+        state.notify = params.notify;
         if let Some(t) = self.txn.as_mut() {
             t.recipients.push(state);
             t.paths.push(path);
@@ -458,7 +482,7 @@ impl MtaConn {
         let addresses: Vec<(String, bool)> = txn
             .recipients
             .iter()
-            .map(|r| (r.address.clone(), r.local))
+            .map(|r| (r.address.to_string(), r.local))
             .collect();
         let paths = txn.paths.clone();
         for ((_, local), path) in addresses.iter().zip(paths) {
@@ -479,22 +503,18 @@ impl MtaConn {
         let id = self.spool.new_id();
         let single = (addresses.len() == 1).then(|| addresses[0].0.clone());
         let tls = f.tls.map(|t| (t.version.to_string(), t.cipher.clone()));
-        let key_exchange = f.tls.and_then(|t| t.group.clone());
-        let mut head = received_header(
-            &TraceInfo {
-                helo: f.hello_name,
-                peer_ip: Some(f.peer.ip()),
-                by: &self.config.hostname,
-                listener: f.listener,
-                esmtp: !matches!(f.hello, Some(HelloVerb::Helo)),
-                tls,
-                key_exchange,
-                auth_user: f.authenticated.map(|a| a.authcid.as_str()),
-                id: id.as_str(),
-                single_recipient: single.as_deref(),
-            },
-            SystemTime::now(),
-        );
+        let mut trace = TraceInfo::default();
+        trace.helo = f.hello_name;
+        trace.peer_ip = Some(f.peer.ip());
+        trace.by = &self.config.hostname;
+        trace.listener = f.listener;
+        trace.esmtp = !matches!(f.hello, Some(HelloVerb::Helo));
+        trace.tls = tls;
+        trace.key_exchange = f.tls.and_then(|t| t.group.clone());
+        trace.auth_user = f.authenticated.map(|a| a.authcid.as_str());
+        trace.id = id.as_str();
+        trace.single_recipient = single.as_deref();
+        let mut head = received_header(&trace, SystemTime::now());
         for (n, v) in &headers {
             let _ = write!(head, "{n}: {v}\r\n");
         }
@@ -543,32 +563,26 @@ impl MtaConn {
             return Decision::TempfailWith(reply(451, "4.3.0", "Local error: cannot queue now"));
         }
         let id = writer.id().clone();
-        let mut env = Envelope::new(id.clone(), txn.sender.clone());
+        let sender = txn.from.clone().unwrap_or(ReversePath::Null);
+        let mut env = Envelope::new(id.clone(), sender);
         env.params = txn.params.clone();
         env.listener = Some(f.listener.to_owned());
         env.peer = Some(f.peer.to_string());
         env.helo = f.hello_name.map(str::to_owned);
-        env.tls_version = f.tls.map(|t| t.version.to_string());
+        // By name until the session uses proto's TlsVersion.
+        env.tls_version = f
+            .tls
+            .and_then(|t| postern_proto::TlsVersion::from_name(&t.version.to_string()));
         env.tls_cipher = f.tls.map(|t| t.cipher.clone());
         env.auth_user = f.authenticated.map(|a| a.authcid.clone());
         env.recipients = txn.recipients.clone();
-        let env_for_commit = env.clone();
-        let committed = tokio::task::spawn_blocking(move || writer.commit(&env_for_commit)).await;
+        // Resolves after the group commit that made it durable.
+        let committed = writer.commit(&env).await;
         self.txn = Some(txn);
         let hold = match committed {
-            Ok(Ok(hold)) => hold,
-            Ok(Err(e)) => {
-                tracing::error!(id = %id, error = %e, "commit failed; not acknowledged");
-                self.log(f, Some(&id), "tempfail: commit failed");
-                self.txn = None;
-                return Decision::TempfailWith(reply(
-                    451,
-                    "4.3.0",
-                    "Local error: cannot queue now",
-                ));
-            }
+            Ok(hold) => hold,
             Err(e) => {
-                tracing::error!(id = %id, error = %e, "commit task failed; not acknowledged");
+                tracing::error!(id = %id, error = %e, "commit failed; not acknowledged");
                 self.log(f, Some(&id), "tempfail: commit failed");
                 self.txn = None;
                 return Decision::TempfailWith(reply(
@@ -587,6 +601,16 @@ impl MtaConn {
         }
         Decision::AcceptWith(reply(250, "2.0.0", format!("Ok: queued as {id}")))
     }
+}
+
+/// `421 4.7.0` (RFC 4954 §4: the server closes): the client's network is
+/// banned for AUTH failures.
+fn banned_reply() -> Decision {
+    Decision::TempfailWith(reply(
+        421,
+        "4.7.0",
+        "Too many failed authentications from your network, closing connection",
+    ))
 }
 
 fn describe(d: &Decision) -> String {
@@ -647,7 +671,7 @@ impl ConnectionHandler for MtaConn {
                 if self.txn.is_some() {
                     self.log(f, None, &format!("aborted: {reason:?}"));
                 }
-                // Dropping the writer deletes its temporary file.
+                // Dropping the writer abandons the message.
                 self.txn = None;
             }
             Notice::StartTls { .. } | Notice::Closed { .. } => self.txn = None,

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use postern_listener::{CertSpec, ConnLimits, ListenerConfig, TlsSettings, Validity};
 use postern_rules::{Facts, Stage};
 
-use crate::config::{CertSource, Config, ListenerSpec, TlsSpec};
+use crate::config::{CertSource, ListenerSpec, MtaConfig, TlsSpec};
 
 /// The self-signed certificate files in `DATA_DIR/tls/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,7 +105,7 @@ pub fn ensure_self_signed_at(
     };
     write(&files.key, &key, true)?;
     write(&files.cert, &cert, false)?;
-    crate::spool::sync_dir(dir)?;
+    postern_queue::sync_dir(dir)?;
     Ok(files)
 }
 
@@ -142,7 +142,7 @@ pub fn generate_valid(
 }
 
 /// The names a self-signed certificate is made for.
-pub fn self_signed_names(config: &Config) -> Vec<String> {
+pub fn self_signed_names(config: &MtaConfig) -> Vec<String> {
     let mut names = vec![config.hostname.clone()];
     for n in ["localhost", "127.0.0.1"] {
         if !names.iter().any(|x| x == n) {
@@ -169,7 +169,7 @@ pub enum SelfSignedSource {
 /// `[tls.NAME]` as listener TLS settings.
 pub fn tls_settings(
     spec: &TlsSpec,
-    config: &Config,
+    config: &MtaConfig,
     self_signed: &SelfSignedSource,
 ) -> TlsSettings {
     let name = config.hostname.as_str();
@@ -208,14 +208,14 @@ pub fn tls_settings(
 /// The AUTH mechanisms the rules allow at EHLO on `listener` for a
 /// plaintext and a TLS connection, knowing only the listener (what
 /// `postern-mta check` prints; each connection's EHLO is decided from its
-/// own facts, see `crate::server`); mechanisms the session cannot run (only
-/// PLAIN and LOGIN are built in) are left out and returned as the second
-/// value.
+/// own facts, see `crate::server`); mechanisms the session cannot run
+/// (`SaslMechanisms::with_scram`: SCRAM-SHA-256(-PLUS), PLAIN, LOGIN) are
+/// left out and returned as the second value.
 pub fn auth_policy(
-    config: &Config,
+    config: &MtaConfig,
     listener: &ListenerSpec,
 ) -> (postern_session::AuthPolicy, Vec<String>) {
-    let builtin = postern_session::SaslMechanisms::builtin();
+    let builtin = postern_session::SaslMechanisms::with_scram(Arc::new(()));
     let mut skipped = Vec::new();
     let mut for_tls = |tls: bool| {
         let facts = Facts::new()
@@ -250,8 +250,13 @@ pub fn auth_policy(
 /// it can run: the rules are the one source of truth, and they decide per
 /// connection, from its facts, what the EHLO reply offers (the session
 /// then refuses anything else) and whether an AUTH succeeds.
-pub fn session_config(config: &Config, listener: &ListenerSpec) -> postern_session::Config {
+pub fn session_config(
+    config: &MtaConfig,
+    listener: &ListenerSpec,
+    mechanisms: &postern_session::SaslMechanisms,
+) -> postern_session::Config {
     let mut s = postern_session::Config::new(config.hostname.clone());
+    s.mechanisms = mechanisms.clone();
     s.banner = "Postern MTA".into();
     s.require_auth = listener.require_auth;
     let runnable = s.mechanisms.names();
@@ -268,13 +273,49 @@ pub fn session_config(config: &Config, listener: &ListenerSpec) -> postern_sessi
 }
 
 /// Every listener of `config`, ready for `postern_listener::Server::bind`.
-pub fn listener_configs(config: &Config, self_signed: &SelfSignedSource) -> Vec<ListenerConfig> {
+///
+/// The global `[connection_rate]` is one limiter shared by every listener
+/// without windows of its own (their connections count together); a
+/// listener with its own windows has its own limiter (with the global
+/// allowlist).
+pub fn listener_configs(
+    config: &MtaConfig,
+    self_signed: &SelfSignedSource,
+    mechanisms: &postern_session::SaslMechanisms,
+) -> Vec<ListenerConfig> {
+    use postern_listener::guard::{ConnectionRate, MemoryStore, RateLimits};
+    let global = config.connection_rate.as_ref().map(|r| {
+        Arc::new(ConnectionRate::with_store(
+            r.limits.clone(),
+            MemoryStore::new(r.max_entries),
+        ))
+    });
     config
         .listeners
         .iter()
         .map(|l| {
+            let rate = match (&l.connection_rate, &config.connection_rate) {
+                (None, _) => global.clone(),
+                (Some(w), _) if w.is_empty() => None,
+                (Some(w), settings) => {
+                    let mut limits = RateLimits::unlimited();
+                    limits.windows = w.clone();
+                    if let Some(s) = settings {
+                        limits.allow = s.limits.allow.clone();
+                    }
+                    let capacity = settings
+                        .as_ref()
+                        .map_or(MemoryStore::DEFAULT_CAPACITY, |s| s.max_entries);
+                    Some(Arc::new(ConnectionRate::with_store(
+                        limits,
+                        MemoryStore::new(capacity),
+                    )))
+                }
+            };
             let mut lc = ListenerConfig::new(l.name.clone(), l.addr, l.mode)
-                .with_session(Arc::new(session_config(config, l)))
+                .with_connection_rate(rate)
+                .with_bare_lf_networks(config.bare_lf_networks.clone())
+                .with_session(Arc::new(session_config(config, l, mechanisms)))
                 .with_limits({
                     let mut limits = ConnLimits::default();
                     limits.global = l.max_connections;
@@ -287,13 +328,16 @@ pub fn listener_configs(config: &Config, self_signed: &SelfSignedSource) -> Vec<
             if let Some(t) = &l.tls {
                 lc = lc.with_tls(tls_settings(t, config, self_signed));
             }
+            if let Some(p) = &l.proxy {
+                lc = lc.with_proxy_protocol(p.clone());
+            }
             lc
         })
         .collect()
 }
 
 /// Whether any listener uses a self-signed certificate.
-pub fn needs_self_signed(config: &Config) -> bool {
+pub fn needs_self_signed(config: &MtaConfig) -> bool {
     config.listeners.iter().any(|l| {
         matches!(
             l.tls.as_ref().map(|t| &t.certificate),
@@ -365,7 +409,7 @@ pub fn expiry_notes(what: &str, path: &Path, now: SystemTime) -> Vec<CertNote> {
 }
 
 /// What `check` says about the certificate of `[tls.NAME]` at `now`.
-pub fn certificate_notes(spec: &TlsSpec, config: &Config, now: SystemTime) -> Vec<CertNote> {
+pub fn certificate_notes(spec: &TlsSpec, config: &MtaConfig, now: SystemTime) -> Vec<CertNote> {
     match &spec.certificate {
         CertSource::Files { chain, .. } => expiry_notes("certificate", chain, now),
         CertSource::Acme(acme) => {

@@ -1,6 +1,8 @@
-//! The users file: one `name:argon2-PHC-hash` line per user, written by
-//! `postern-mta user add`, read by AUTH. Also the mailbox directory: which
-//! local addresses exist.
+//! The users file: one `name:argon2-hash SCRAM-keys` line per user
+//! ([`PasswordLine`]), written by `postern-mta user add`, read by AUTH: the
+//! argon2 hash checks PLAIN and LOGIN, the salted, iterated SCRAM keys serve
+//! SCRAM-SHA-256(-PLUS) (a line from before them serves PLAIN and LOGIN
+//! only). Also the mailbox directory: which local addresses exist.
 //!
 //! A user `alice` is a mailbox at every local domain and authenticates as
 //! `alice` (or `alice@` any local domain); `alice@example.org` is a mailbox
@@ -9,16 +11,18 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 
-use crate::config::Config;
+use postern_session::{PasswordLine, ScramKeys, ScramStore};
+
+use crate::config::MtaConfig;
 
 /// A user name that cannot be stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,7 +60,7 @@ pub fn validate_name(name: &str) -> Result<(), BadUserName> {
 #[derive(Default)]
 struct Loaded {
     mtime: Option<SystemTime>,
-    hashes: HashMap<String, String>,
+    hashes: HashMap<String, PasswordLine>,
 }
 
 /// The users file, cached and re-read when it changes.
@@ -64,6 +68,8 @@ pub struct Users {
     path: PathBuf,
     loaded: RwLock<Loaded>,
     dummy: String,
+    /// argon2's memory, bounded (see [`crate::verify`]).
+    pool: crate::verify::VerifyPool,
 }
 
 impl std::fmt::Debug for Users {
@@ -80,6 +86,7 @@ impl Users {
             path: path.to_owned(),
             loaded: RwLock::new(Loaded::default()),
             dummy,
+            pool: crate::verify::VerifyPool::per_cpu(),
         };
         users.refresh();
         users
@@ -119,27 +126,31 @@ impl Users {
         loaded.hashes.contains_key(&name.to_ascii_lowercase())
     }
 
+    /// The entry of `name`; `alice@D` for a local domain D also finds the
+    /// user `alice`.
+    fn entry(&self, config: &MtaConfig, name: &str) -> Option<PasswordLine> {
+        self.refresh();
+        let name = name.to_ascii_lowercase();
+        let loaded = self.loaded.read().unwrap_or_else(|e| e.into_inner());
+        loaded.hashes.get(&name).cloned().or_else(|| {
+            let (local, domain) = name.split_once('@')?;
+            if config.is_local_domain(domain) {
+                loaded.hashes.get(local).cloned()
+            } else {
+                None
+            }
+        })
+    }
+
     /// Checks a password. Slow on purpose (argon2): call it off the async
     /// executor. Unknown users cost the same time as known ones. `alice@D`
     /// for a local domain D also matches the user `alice`.
-    pub fn verify(&self, config: &Config, name: &str, password: &[u8]) -> bool {
-        self.refresh();
-        let name = name.to_ascii_lowercase();
-        let hash = {
-            let loaded = self.loaded.read().unwrap_or_else(|e| e.into_inner());
-            loaded.hashes.get(&name).cloned().or_else(|| {
-                let (local, domain) = name.split_once('@')?;
-                if config.is_local_domain(domain) {
-                    loaded.hashes.get(local).cloned()
-                } else {
-                    None
-                }
-            })
-        };
+    pub fn verify(&self, config: &MtaConfig, name: &str, password: &[u8]) -> bool {
+        let hash = self.entry(config, name).map(|e| e.hash);
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy.clone());
         let ok = PasswordHash::new(&hash)
-            .map(|h| Argon2::default().verify_password(password, &h).is_ok())
+            .map(|h| self.pool.verify(password, &h))
             .unwrap_or(false);
         known && ok
     }
@@ -148,7 +159,7 @@ impl Users {
     /// domain (RFC 5321 §4.5.1), the domain's configured mailboxes, users
     /// named `local` and users named `local@domain`. `false` for
     /// non-local domains.
-    pub fn has_mailbox(&self, config: &Config, local: &str, domain: &str) -> bool {
+    pub fn has_mailbox(&self, config: &MtaConfig, local: &str, domain: &str) -> bool {
         let Some(d) = config.local_domain(domain) else {
             return false;
         };
@@ -161,24 +172,19 @@ impl Users {
     }
 }
 
-fn parse(text: &str, path: &Path) -> HashMap<String, String> {
+fn parse(text: &str, path: &Path) -> HashMap<String, PasswordLine> {
     let mut out = HashMap::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        match line.split_once(':') {
-            Some((name, hash))
-                if validate_name(name).is_ok() && PasswordHash::new(hash).is_ok() =>
-            {
-                out.insert(name.to_ascii_lowercase(), hash.to_owned());
+        match PasswordLine::parse(line) {
+            Ok(u) if validate_name(&u.name).is_ok() && PasswordHash::new(&u.hash).is_ok() => {
+                out.insert(u.name.to_ascii_lowercase(), u);
             }
-            _ => tracing::warn!(
-                file = %path.display(),
-                line = n + 1,
-                "skipping a malformed users line (expected name:argon2-hash)"
-            ),
+            _ => tracing::warn!(file = %path.display(), line = n + 1,
+                "skipping a malformed users line (expected name:argon2-hash [scram-keys])"),
         }
     }
     out
@@ -193,8 +199,8 @@ pub fn hash_password(password: &[u8]) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Adds or replaces `name` in the users file at `path` (atomically:
-/// temp file, fsync, rename). Returns whether the user existed.
+/// Adds or replaces `name` in the users file at `path` (atomically and
+/// durably, owner-only). Returns whether the user existed.
 pub fn add_user(path: &Path, name: &str, password: &[u8]) -> io::Result<bool> {
     validate_name(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     if password.is_empty() {
@@ -204,6 +210,8 @@ pub fn add_user(path: &Path, name: &str, password: &[u8]) -> io::Result<bool> {
         ));
     }
     let hash = hash_password(password).map_err(io::Error::other)?;
+    let scram = ScramKeys::generate(password, postern_session::DEFAULT_ITERATIONS)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let name = name.to_ascii_lowercase();
     let old = match fs::read_to_string(path) {
         Ok(t) => t,
@@ -223,30 +231,33 @@ pub fn add_user(path: &Path, name: &str, password: &[u8]) -> io::Result<bool> {
         out.push_str(line);
         out.push('\n');
     }
-    out.push_str(&format!("{name}:{hash}\n"));
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("users"),
-        std::process::id()
-    ));
-    {
-        let mut f = fs::File::create(&tmp)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            f.set_permissions(fs::Permissions::from_mode(0o600))?;
-        }
-        f.write_all(out.as_bytes())?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, path)?;
-    crate::spool::sync_dir(dir)?;
+    out.push_str(&format!("{}\n", PasswordLine::new(name, hash, Some(scram))));
+    postern_queue::replace_file(path, out.as_bytes())?;
     Ok(existed)
+}
+
+/// The mailbox directory local delivery asks: the configuration's local
+/// domains and mailboxes, and the users file.
+#[derive(Debug, Clone)]
+pub struct Mailboxes {
+    /// The configuration.
+    pub config: Arc<MtaConfig>,
+    /// The users.
+    pub users: Arc<Users>,
+}
+
+/// The users file as SCRAM's key store (`alice@D` for a local domain D
+/// finds `alice`, as for PLAIN).
+impl ScramStore for Mailboxes {
+    fn scram_keys(&self, authcid: &str) -> Option<ScramKeys> {
+        self.users.entry(&self.config, authcid)?.scram
+    }
+}
+
+impl postern_queue::maildir::MailboxDirectory for Mailboxes {
+    fn has_mailbox(&self, local: &str, domain: &str) -> bool {
+        self.users.has_mailbox(&self.config, local, domain)
+    }
 }
 
 #[cfg(test)]
@@ -267,11 +278,26 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("postern-users-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         let path = dir.join("users");
-        let config = Config::embedded();
+        let config = MtaConfig::embedded().unwrap();
         assert!(!add_user(&path, "Alice", b"s3cret").unwrap());
         let users = Users::open(&path);
         assert!(users.verify(&config, "alice", b"s3cret"));
         assert!(users.verify(&config, "alice@localhost", b"s3cret"));
+        let keys = users
+            .entry(&config, "alice@localhost")
+            .unwrap()
+            .scram
+            .unwrap();
+        assert_eq!(keys.iterations, postern_session::DEFAULT_ITERATIONS);
+        assert_eq!(
+            ScramKeys::derive(b"s3cret", &keys.salt, keys.iterations).unwrap(),
+            keys
+        );
+        assert!(
+            fs::read_to_string(&path)
+                .unwrap()
+                .contains(" SCRAM-SHA-256$10000:")
+        );
         assert!(!users.verify(&config, "alice", b"wrong"));
         assert!(!users.verify(&config, "bob", b"s3cret"));
         assert!(users.has_mailbox(&config, "ALICE", "localhost"));

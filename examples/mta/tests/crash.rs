@@ -117,14 +117,7 @@ fn sigkill_under_load_loses_no_acknowledged_message_and_delivers_no_half_message
                 .to_owned();
             by_id.entry(id).or_default().push(name);
         }
-        let queue_empty = fs::read_dir(server.data.join("queue"))
-            .map(|d| {
-                d.flatten()
-                    .filter(|e| e.file_name().to_string_lossy().ends_with(".env"))
-                    .count()
-                    == 0
-            })
-            .unwrap_or(false);
+        let queue_empty = server.queued().is_empty();
         if acked.iter().all(|(_, id)| by_id.contains_key(id)) && queue_empty {
             break by_id;
         }
@@ -177,14 +170,9 @@ fn sigkill_under_load_loses_no_acknowledged_message_and_delivers_no_half_message
         acked.len()
     );
     // The queue holds no leftovers.
-    let tmp = fs::read_dir(server.data.join("queue/tmp")).unwrap().count();
-    assert_eq!(tmp, 0, "temporary files left in queue/tmp");
-    let leftovers: Vec<_> = fs::read_dir(server.data.join("queue"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "tmp" && n != "format")
-        .collect();
+    let tmp = server.uncommitted();
+    assert_eq!(tmp, 0, "uncommitted bodies left in the queue");
+    let leftovers = server.queued();
     assert!(leftovers.is_empty(), "queue not empty: {leftovers:?}");
 }
 

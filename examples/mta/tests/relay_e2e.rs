@@ -159,19 +159,17 @@ fn the_binary_relays_through_the_smart_host_rule_over_tls_only() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let env = server.data.join("queue").join(format!("{secure}.env"));
     let deadline = Instant::now() + Duration::from_secs(15);
-    while env.exists() {
+    while server.queued_toml(&secure).is_some() {
         assert!(Instant::now() < deadline, "delivered message still queued");
         std::thread::sleep(Duration::from_millis(100));
     }
 
     // The peer without STARTTLS never sees MAIL; the message stays queued,
     // deferred.
-    let env_path = server.data.join("queue").join(format!("{plain}.env"));
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let env = fs::read_to_string(&env_path).expect("still queued");
+        let env = server.queued_toml(&plain).expect("still queued");
         if env.contains("state = \"deferred\"") {
             break;
         }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use postern_listener::session::{Decision, Notice, Question};
 use postern_listener::{
-    CertSpec, ConnContext, ConnLimits, ConnectionFacts, ConnectionHandler, Handler, ListenerConfig,
+    CertSpec, ConnContext, ConnLimits, ConnectionHandler, ConnectionView, Handler, ListenerConfig,
     Mode, Server, TlsSettings,
 };
 
@@ -61,7 +61,7 @@ impl RecorderConn {
 }
 
 impl ConnectionHandler for RecorderConn {
-    async fn question(&mut self, question: Question, facts: &ConnectionFacts<'_>) -> Decision {
+    async fn question(&mut self, question: Question, facts: &ConnectionView<'_>) -> Decision {
         let line = match &question {
             Question::MessageComplete { .. } => {
                 if !self.delay.is_zero() {
@@ -87,7 +87,7 @@ impl ConnectionHandler for RecorderConn {
         Decision::Accept
     }
 
-    async fn notice(&mut self, notice: Notice, _: &ConnectionFacts<'_>) {
+    async fn notice(&mut self, notice: Notice, _: &ConnectionView<'_>) {
         match notice {
             Notice::BodyChunk(c) => self.body.extend_from_slice(&c),
             other => self.record(format!("{other:?}")),

@@ -12,6 +12,7 @@ mod auth;
 mod config;
 mod event;
 mod output;
+mod password_file;
 mod transaction;
 
 use std::collections::VecDeque;
@@ -24,6 +25,7 @@ use postern_proto::{
 
 pub use config::{RelayCredentials, SessionConfig, TlsRequirement};
 pub use event::{ClientEvent, NotReady};
+pub use password_file::PasswordFileError;
 
 use crate::error::{Phase, RelayError};
 use crate::message::Message;

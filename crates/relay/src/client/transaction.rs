@@ -108,6 +108,28 @@ impl Client {
         if message.needs_smtputf8() && !caps.smtputf8 {
             return reject(self, &message, RelayError::SmtpUtf8Unsupported);
         }
+        // RFC 8689 §5: the next hop must be authenticated TLS and offer
+        // REQUIRETLS; nothing of the message is sent otherwise.
+        if message.requiretls {
+            let authenticated = self
+                .tls
+                .as_ref()
+                .is_some_and(|t| t.verified || t.dane.is_some());
+            if !authenticated {
+                return reject(
+                    self,
+                    &message,
+                    RelayError::RequireTlsUnmet("the connection is not authenticated TLS"),
+                );
+            }
+            if !caps.requiretls {
+                return reject(
+                    self,
+                    &message,
+                    RelayError::RequireTlsUnmet("the server does not offer REQUIRETLS"),
+                );
+            }
+        }
         let body_type = match message.body_type {
             Some(Body::BinaryMime) => {
                 if !(caps.chunking && caps.binary_mime) {
@@ -153,6 +175,7 @@ impl Client {
             params.body = Some(body_type).filter(|b| *b != Body::SevenBit);
         }
         params.smtputf8 = message.needs_smtputf8();
+        params.requiretls = message.requiretls;
         let wants_dsn = message.ret.is_some()
             || message.envid.is_some()
             || message

@@ -40,13 +40,15 @@ impl Connector {
     /// and none of its versions can be spoken; unsupported versions next to
     /// supported ones are listed by [`Connector::report`].
     pub fn new(policy: &TlsPolicy, provider: Arc<CryptoProvider>) -> Result<Self, RelayError> {
-        let start = match policy.mode {
+        let start = match policy.mode.without_dane() {
             TlsMode::None => Start::StartTls(TlsRequirement::Plain),
             TlsMode::Opportunistic => Start::StartTls(TlsRequirement::Opportunistic),
             TlsMode::Required | TlsMode::Verified { .. } => {
                 Start::StartTls(TlsRequirement::Required)
             }
             TlsMode::Implicit { .. } => Start::Implicit,
+            // `without_dane` never returns a DANE mode.
+            TlsMode::Dane { .. } | TlsMode::DaneOnly => Start::StartTls(TlsRequirement::Required),
         };
         Ok(Self {
             start,

@@ -123,6 +123,8 @@ fn message_properties_are_permanent() {
     assert_eq!(status(&RelayError::EightBitUnsupported), "5.6.3");
     assert_eq!(status(&RelayError::BinaryUnsupported), "5.6.3");
     assert_eq!(status(&RelayError::SmtpUtf8Unsupported), "5.6.7");
+    assert_eq!(status(&RelayError::RequireTlsUnmet("no TLS")), "5.7.30");
+    assert!(RelayError::RequireTlsUnmet("no TLS").is_permanent());
     assert_eq!(status(&RelayError::BareLineEnding), "5.6.0");
     assert_eq!(status(&RelayError::Encode(Phase::Rcpt)), "5.5.2");
 }
@@ -140,4 +142,28 @@ fn dns_failures() {
 #[test]
 fn configuration_errors_delay_rather_than_bounce() {
     assert_eq!(status(&RelayError::Config("bad anchors".into())), "4.3.5");
+}
+
+#[test]
+fn dane_refusals_are_transient() {
+    use super::DaneRefusal;
+    use crate::dnssec::DnssecStatus;
+    use crate::resolve::ResolveError;
+    let lookup = RelayError::Dane(DaneRefusal::TlsaLookup {
+        name: "_25._tcp.mx.example".into(),
+        error: ResolveError::Transient("SERVFAIL".into()),
+    });
+    assert_eq!(status(&lookup), "4.4.3");
+    let bogus = RelayError::Dane(DaneRefusal::Dnssec {
+        name: "example".into(),
+        what: "MX",
+        status: DnssecStatus::Bogus,
+    });
+    assert_eq!(status(&bogus), "4.4.3");
+    let only = RelayError::Dane(DaneRefusal::NotAuthenticated {
+        host: "mx.example".into(),
+        reason: "no TLSA records",
+    });
+    assert_eq!(status(&only), "4.7.5");
+    assert_eq!(status(&RelayError::Dane(DaneRefusal::NoResolver)), "4.7.5");
 }

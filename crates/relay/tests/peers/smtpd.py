@@ -20,6 +20,11 @@ parser.add_argument("--key")
 parser.add_argument("--tls", choices=["any", "1.2", "1.3"], default="any")
 parser.add_argument("--log", required=True)
 parser.add_argument("--auth", help="user:password; AUTH offered after TLS only")
+parser.add_argument("--auth-only", choices=["PLAIN", "LOGIN"], help="the one mechanism offered")
+parser.add_argument(
+    "--auth-refusal",
+    help="the reply to every AUTH, whatever the credentials (e.g. '454 4.7.0 Try again later')",
+)
 args = parser.parse_args()
 
 
@@ -72,12 +77,18 @@ class Handler:
 
 def authenticator(server, session, envelope, mechanism, auth_data):
     ok = (
-        isinstance(auth_data, LoginPassword)
+        args.auth_refusal is None
+        and isinstance(auth_data, LoginPassword)
         and args.auth is not None
         and f"{auth_data.login.decode()}:{auth_data.password.decode()}" == args.auth
     )
-    log({"event": "AUTH", "mechanism": mechanism, "ok": ok})
-    return AuthResult(success=ok)
+    log({"event": "AUTH", "mechanism": mechanism, "ok": ok, "tls": tls_version(server)})
+    if ok:
+        return AuthResult(success=True)
+    # handled=False makes aiosmtpd send the refusal: `message`, or its
+    # "535 5.7.8 Authentication credentials invalid". With its default
+    # (handled=True) it sends nothing and the client waits for a reply.
+    return AuthResult(success=False, handled=False, message=args.auth_refusal)
 
 
 async def main():
@@ -87,6 +98,8 @@ async def main():
     if args.auth:
         kwargs["authenticator"] = authenticator
         kwargs["auth_require_tls"] = True
+        if args.auth_only:
+            kwargs["auth_exclude_mechanism"] = [m for m in ("PLAIN", "LOGIN") if m != args.auth_only]
     server_ssl = context() if args.mode == "implicit" else None
     loop = asyncio.get_running_loop()
     server = await loop.create_server(

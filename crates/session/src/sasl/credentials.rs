@@ -18,8 +18,34 @@ pub struct Credentials {
     pub authzid: Option<String>,
     /// The authentication identity (user name).
     pub authcid: String,
-    /// The password (PLAIN, LOGIN) or token.
+    /// The password (PLAIN, LOGIN) or token; empty when the mechanism
+    /// checked a proof itself (SCRAM).
     pub secret: Secret,
+    /// Who checks: the embedder (verifies `secret`), or the mechanism,
+    /// which did (SCRAM).
+    pub check: ProofCheck,
+}
+
+/// Who verifies the credentials.
+///
+/// The session never authenticates [`ProofCheck::Refuted`] credentials:
+/// an [`Accept`](crate::Decision::Accept) of them is answered as a
+/// rejection (`535 5.7.8`), so an embedder that only counts failures
+/// cannot let one through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProofCheck {
+    /// The embedder verifies [`Credentials::secret`] (a password or token:
+    /// PLAIN, LOGIN).
+    ByEmbedder,
+    /// The mechanism verified the client's proof against the keys the
+    /// embedder's store gave (SCRAM); the embedder still decides
+    /// (policy, authorization identity), but has no secret to check.
+    Verified,
+    /// The mechanism checked the proof and it failed: a wrong password,
+    /// an unknown user, or a channel binding that does not match. Count it
+    /// as a failed attempt.
+    Refuted,
 }
 
 impl Credentials {
@@ -31,7 +57,14 @@ impl Credentials {
             authzid: None,
             authcid: authcid.into(),
             secret,
+            check: ProofCheck::ByEmbedder,
         }
+    }
+
+    /// Sets who checks (see [`ProofCheck`]).
+    pub fn with_check(mut self, check: ProofCheck) -> Self {
+        self.check = check;
+        self
     }
 
     /// Sets the authorization identity; an empty one counts as absent.

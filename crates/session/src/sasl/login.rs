@@ -51,6 +51,7 @@ impl SaslServer for LoginServer {
                     return SaslStep::Malformed("empty or over-long LOGIN password");
                 }
                 SaslStep::Done(Credentials {
+                    check: super::ProofCheck::ByEmbedder,
                     mechanism: Mechanism::Login,
                     authzid: None,
                     authcid: user,

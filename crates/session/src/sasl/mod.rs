@@ -8,20 +8,28 @@
 //! machine knows nothing of any mechanism, so SCRAM or OAUTHBEARER are added
 //! by registering another [`SaslMechanism`].
 //!
-//! PLAIN ([`Plain`]) and LOGIN ([`Login`]) are built in.
+//! PLAIN ([`Plain`]) and LOGIN ([`Login`]) are built in; SCRAM-SHA-256
+//! and SCRAM-SHA-256-PLUS ([`ScramSha256`]) need the embedder's
+//! [`ScramStore`] of users' keys, so they are registered by it.
 
 mod credentials;
 mod login;
 mod plain;
+pub mod scram;
 
 use std::fmt;
 use std::sync::Arc;
 
 use postern_proto::Mechanism;
 
-pub use credentials::{Credentials, Secret};
+pub use credentials::{Credentials, ProofCheck, Secret};
 pub use login::Login;
 pub use plain::Plain;
+pub use scram::{
+    DEFAULT_ITERATIONS, PasswordLine, SCRAM_SHA_256_PLUS, ScramKeys, ScramSha256, ScramStore,
+};
+
+use crate::TlsInfo;
 
 /// One server-side SASL exchange.
 pub trait SaslServer: Send {
@@ -54,6 +62,34 @@ pub trait SaslMechanism: Send + Sync {
     fn name(&self) -> Mechanism<'static>;
     /// Starts one exchange.
     fn start(&self) -> Box<dyn SaslServer>;
+
+    /// Starts one exchange on a connection: the session calls this, with
+    /// the connection's TLS parameters (channel binding) and what it was
+    /// offered. The default ignores the context.
+    fn start_with(&self, ctx: &SaslContext<'_>) -> Box<dyn SaslServer> {
+        let _ = ctx;
+        self.start()
+    }
+
+    /// Whether the mechanism can run on a connection with these TLS
+    /// parameters (`None`: plaintext); one that cannot is not offered
+    /// there. -PLUS mechanisms need channel binding data. The default:
+    /// always.
+    fn available(&self, tls: Option<&TlsInfo>) -> bool {
+        let _ = tls;
+        true
+    }
+}
+
+/// What a mechanism may know of the connection an exchange runs on.
+#[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct SaslContext<'a> {
+    /// The TLS parameters, over TLS.
+    pub tls: Option<&'a TlsInfo>,
+    /// The mechanisms this connection was offered (a SCRAM server refuses
+    /// a client that says "y" when -PLUS was offered: a downgrade).
+    pub offered: &'a [Mechanism<'static>],
 }
 
 /// The set of mechanisms a session can run, in registration order.
@@ -71,6 +107,18 @@ impl SaslMechanisms {
     /// PLAIN and LOGIN.
     pub fn builtin() -> Self {
         let mut m = Self::empty();
+        m.register(Arc::new(Plain));
+        m.register(Arc::new(Login));
+        m
+    }
+
+    /// SCRAM-SHA-256-PLUS (offered only where the connection has a
+    /// `tls-exporter` value), SCRAM-SHA-256, PLAIN and LOGIN, strongest
+    /// first (the order the EHLO reply lists them in), SCRAM over `store`.
+    pub fn with_scram(store: Arc<dyn ScramStore>) -> Self {
+        let mut m = Self::empty();
+        m.register(Arc::new(ScramSha256::plus(store.clone())));
+        m.register(Arc::new(ScramSha256::new(store)));
         m.register(Arc::new(Plain));
         m.register(Arc::new(Login));
         m

@@ -67,6 +67,7 @@ fn parse(message: &[u8]) -> SaslStep {
         return SaslStep::Malformed("PLAIN identity is not UTF-8");
     };
     SaslStep::Done(Credentials {
+        check: super::ProofCheck::ByEmbedder,
         mechanism: Mechanism::Plain,
         authzid: (!authzid.is_empty()).then(|| authzid.to_owned()),
         authcid: authcid.to_owned(),

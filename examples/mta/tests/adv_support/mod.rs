@@ -62,6 +62,13 @@ pub struct Setup {
     pub timeouts: Timeouts,
     /// `limits.max_message_size`.
     pub max_message_size: u64,
+    /// The abuse tables (`[auth_limits]`, `[connection_rate]`, `[server]`
+    /// keys go in `server`). By default the connection rate limit is
+    /// lifted for loopback, where every existing case connects from, many
+    /// times a second; the abuse cases set their own.
+    pub abuse: &'static str,
+    /// Extra `[server]` keys (e.g. `bare_lf_networks`).
+    pub server: &'static str,
 }
 
 impl Default for Setup {
@@ -81,6 +88,8 @@ impl Default for Setup {
             },
             timeouts: Timeouts::default(),
             max_message_size: 1024 * 1024,
+            abuse: "[connection_rate]\nallow = [\"127.0.0.0/8\"]\n",
+            server: "",
         }
     }
 }
@@ -121,6 +130,7 @@ pub fn start(dir: &Path, setup: Setup) -> Adv {
 [server]
 hostname = "mx.test"
 data_dir = "{data}"
+{server_extra}
 
 [[domain]]
 name = "localhost"
@@ -140,6 +150,8 @@ max_recipients = 100
 command_timeout = "{ct}"
 data_timeout = "{dt}"
 handshake_timeout = "{ht}"
+
+{abuse}
 
 [[rule]]
 name = "disableAUTH_on_non_SSL"
@@ -168,6 +180,8 @@ actions = [{{ tls_auth = ["PLAIN", "LOGIN"] }}]
         ct = secs(setup.timeouts.command),
         dt = secs(setup.timeouts.data),
         ht = secs(setup.timeouts.handshake),
+        abuse = setup.abuse,
+        server_extra = setup.server,
     );
     fs::write(&config, text).expect("config");
     let mut server = Server {
@@ -217,25 +231,24 @@ impl Adv {
         out
     }
 
-    /// Files anywhere under the queue directory whose content contains
-    /// `needle` (queued bodies, envelopes, temporary files).
-    pub fn queued_containing(&self, needle: &str) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        let mut dirs = vec![self.server.data.join("queue")];
-        while let Some(d) = dirs.pop() {
-            for e in fs::read_dir(&d).into_iter().flatten().flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    dirs.push(p);
-                } else if fs::read(&p)
-                    .map(|b| contains(&b, needle.as_bytes()))
-                    .unwrap_or(false)
-                {
-                    out.push(p);
-                }
-            }
+    /// The live messages of the queue (committed or still being written)
+    /// whose records (body chunks, envelopes) contain `needle`, by log key.
+    /// Dead records a segment still holds until it is reclaimed are not
+    /// looked at: they are never delivered.
+    pub fn queued_containing(&self, needle: &str) -> Vec<String> {
+        let dir = self.server.data.join("queue/log");
+        if !dir.is_dir() {
+            return Vec::new();
         }
-        out
+        postern_queue::log::snapshot(&dir, |_| true)
+            .expect("scan the queue")
+            .into_iter()
+            .filter(|(_, records)| {
+                let all: Vec<u8> = records.iter().flat_map(|r| r.payload.clone()).collect();
+                contains(&all, needle.as_bytes())
+            })
+            .map(|(key, _)| key.to_string())
+            .collect()
     }
 
     /// Asserts that nothing holding `needle` is queued or delivered, after

@@ -13,9 +13,13 @@ use std::time::{Duration, Instant};
 
 use postern_testkit::{ChildGuard, free_port, wait_for_port};
 
-/// The binary under test.
+/// The binary under test; `POSTERN_MTA_BIN` overrides it (to measure an
+/// older build with the same attacks, see docs/adversarial.md).
 pub fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_postern-mta"))
+    std::env::var_os("POSTERN_MTA_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_postern-mta")),
+        PathBuf::from,
+    )
 }
 
 /// A fresh temporary directory, removed on drop.
@@ -77,6 +81,14 @@ pub const SELF_SIGNED: &str = "certificate = \"self-signed\"";
 
 /// [`config_text`] with another body for `[tls.default]`.
 pub fn config_text_with_tls(ports: Ports, data: &Path, extra: &str, tls: &str) -> String {
+    // The tests connect from loopback, often and fast: the connection rate
+    // limit (on by default, loopback included) is tested on its own, in
+    // the adversarial suite, and lifted here unless a test sets its own.
+    let rate = if extra.contains("[connection_rate") {
+        ""
+    } else {
+        "[connection_rate]\nallow = [\"127.0.0.0/8\"]\n"
+    };
     format!(
         r#"
 [server]
@@ -117,6 +129,8 @@ scan_interval = "1s"
 
 {extra}
 
+{rate}
+
 [[rule]]
 name = "disableAUTH_on_non_SSL"
 actions = [{{ plain_auth = "off" }}]
@@ -136,6 +150,7 @@ actions = [{{ reject = {{ code = 550, enhanced = "5.7.1", text = "Accepting only
         submission = ports.submission,
         submissions = ports.submissions,
         tls = tls,
+        rate = rate,
     )
 }
 
@@ -258,6 +273,33 @@ impl Server {
             .expect("password");
         let out = child.wait_with_output().expect("user add");
         assert!(out.status.success(), "user add failed");
+    }
+
+    /// The queued envelopes, read from the running server's log without
+    /// disturbing it.
+    pub fn queued(&self) -> Vec<postern_queue::Envelope> {
+        postern_queue::LogStore::inspect(&self.data.join("queue")).expect("inspect the queue")
+    }
+
+    /// Message `id`'s envelope as TOML (what the queue stores), if queued.
+    pub fn queued_toml(&self, id: &str) -> Option<String> {
+        let env = self.queued().into_iter().find(|e| e.id.as_str() == id)?;
+        Some(toml::to_string(&env).expect("envelope as TOML"))
+    }
+
+    /// Messages in the queue's log that were never committed (records
+    /// without an envelope): what an abandoned transaction may leave.
+    pub fn uncommitted(&self) -> usize {
+        use postern_queue::log::{RecordKind, snapshot};
+        let dir = self.data.join("queue/log");
+        if !dir.is_dir() {
+            return 0;
+        }
+        snapshot(&dir, |_| true)
+            .expect("scan the queue")
+            .iter()
+            .filter(|(_, rs)| rs.iter().all(|r| r.kind == RecordKind::Body))
+            .count()
     }
 
     pub fn log_text(&self) -> String {

@@ -3,11 +3,11 @@
 //!
 //! Two halves:
 //! - [`Diagnosis`]: what went wrong for one recipient (enhanced status,
-//!   SMTP reply or local error text, remote MTA). It is stored as the
-//!   `reply` text of a recipient's `Deferred`/`Failed`/`Delivered` state
-//!   (its `Display` form) and read back with [`Diagnosis::parse`],
-//!   which accepts any text (a stored status written by someone else just
-//!   gives a less precise diagnosis, never an error).
+//!   the server's reply as the relay parsed it or our own explanation,
+//!   remote MTA), in proto's types. It is stored typed in a recipient's
+//!   `Deferred`/`Failed`/`Delivered` state; only an envelope written by an
+//!   earlier version, which kept it as text, is read once with
+//!   [`Diagnosis::parse`] (any text gives a diagnosis, never an error).
 //! - [`render`]: the report itself, a `multipart/report;
 //!   report-type=delivery-status` message with a human-readable part, the
 //!   `message/delivery-status` part (per-message fields, then one block per
@@ -20,61 +20,77 @@
 
 use std::fmt;
 
-/// The suffix that carries the remote MTA in a stored [`Diagnosis`].
+use postern_proto::{EnhancedCode, Reply, ReplyCode};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// The suffix that carries the remote MTA in the text form of a
+/// [`Diagnosis`] (its `Display`, and what earlier versions stored).
 const REMOTE_MTA_OPEN: &str = " (remote mta: ";
 
 /// Longest diagnostic text kept in a report line; SMTP lines are limited to
 /// 1000 octets (RFC 5321 §4.5.3.1.6) and the report travels over SMTP.
 const MAX_DIAGNOSTIC: usize = 800;
 
+/// An RFC 3463 status known valid when the crate is compiled (the check
+/// runs in const context, so an invalid one does not build).
+pub(crate) const fn status(class: u8, subject: u16, detail: u16) -> EnhancedCode {
+    match EnhancedCode::new(class, subject, detail) {
+        Some(code) => code,
+        None => panic!("invalid enhanced status code"),
+    }
+}
+
+/// `4.0.0`, "other undefined status", transient (RFC 3463 §3.1).
+pub(crate) const OTHER_TRANSIENT: EnhancedCode = status(4, 0, 0);
+
 /// What happened to one recipient, in the terms a DSN needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Diagnosis {
-    /// The RFC 3463 enhanced status, `class.subject.detail` (e.g. `5.1.1`).
-    pub status: String,
-    /// The remote server's reply on one line (`550 5.1.1 No such user`), when
-    /// a server replied; it becomes `Diagnostic-Code: smtp; ...`.
-    pub reply: Option<String>,
+    /// The RFC 3463 enhanced status (e.g. `5.1.1`); `Status:` in a report.
+    pub status: EnhancedCode,
     /// Our own explanation when no server reply decided (TLS unavailable,
-    /// connection refused...); it becomes `Diagnostic-Code: X-Postern; ...`.
+    /// connection refused...); without a reply it becomes
+    /// `Diagnostic-Code: X-Postern; ...`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     /// The server that answered, as `name[address]:port` or a bare name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote_mta: Option<String>,
+    /// The remote server's reply as the relay parsed it, when a server
+    /// replied; it becomes `Diagnostic-Code: smtp; ...`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<Reply<'static>>,
 }
 
 impl Diagnosis {
-    /// A diagnosis from a server reply (`code`, optional enhanced code and
-    /// text already on one line). Without an enhanced code the status is the
-    /// reply class with `.0.0` (RFC 3463 §3.1 "other undefined status").
-    pub fn from_reply(reply_line: &str, remote_mta: Option<String>) -> Diagnosis {
-        let line = one_line(reply_line);
-        let status = reply_status(&line).unwrap_or_else(|| "4.0.0".to_owned());
+    /// A diagnosis from a server reply. The status is the reply's enhanced
+    /// code, or without one the reply class with `.0.0` (RFC 3463 §3.1
+    /// "other undefined status").
+    pub fn from_reply(reply: Reply<'static>, remote_mta: Option<String>) -> Diagnosis {
         Diagnosis {
-            status,
-            reply: Some(line),
+            status: reply_status(&reply),
+            reply: Some(reply),
             detail: None,
             remote_mta,
         }
     }
 
     /// A diagnosis for a failure no server reply describes.
-    pub fn local(status: &str, detail: &str, remote_mta: Option<String>) -> Diagnosis {
+    pub fn local(status: EnhancedCode, detail: &str, remote_mta: Option<String>) -> Diagnosis {
         Diagnosis {
-            status: if is_status(status) {
-                status.to_owned()
-            } else {
-                "4.0.0".to_owned()
-            },
+            status,
             reply: None,
             detail: Some(one_line(detail)),
             remote_mta,
         }
     }
 
-    /// Reads a stored diagnosis back. Never fails: text that does not start
-    /// with a reply code or a status gets `default_status` and is kept as the
-    /// detail.
-    pub fn parse(text: &str, default_status: &str) -> Diagnosis {
+    /// Reads a diagnosis from its text form (its `Display`, which is how
+    /// versions before the typed envelope stored it). Never fails: text
+    /// that does not start with a reply code or a status gets
+    /// `default_status` and is kept as the detail.
+    pub fn parse(text: &str, default_status: EnhancedCode) -> Diagnosis {
         let text = text.trim();
         let (body, remote_mta) = match text.rfind(REMOTE_MTA_OPEN) {
             Some(at) if text.ends_with(')') => (
@@ -83,29 +99,19 @@ impl Diagnosis {
             ),
             _ => (text, None),
         };
-        if let Some(status) = reply_status(body) {
+        if let Some(reply) = reply_from_text(body) {
+            return Diagnosis::from_reply(reply, remote_mta);
+        }
+        if let Some((status, n)) = EnhancedCode::parse_prefix(body) {
             return Diagnosis {
                 status,
-                reply: Some(one_line(body)),
-                detail: None,
-                remote_mta,
-            };
-        }
-        let (first, rest) = body.split_once(' ').unwrap_or((body, ""));
-        if is_status(first) {
-            return Diagnosis {
-                status: first.to_owned(),
                 reply: None,
-                detail: Some(one_line(rest)),
+                detail: Some(one_line(&body[n..])),
                 remote_mta,
             };
         }
         Diagnosis {
-            status: if is_status(default_status) {
-                default_status.to_owned()
-            } else {
-                "4.0.0".to_owned()
-            },
+            status: default_status,
             reply: None,
             detail: (!body.is_empty()).then(|| one_line(body)),
             remote_mta,
@@ -121,28 +127,71 @@ impl Diagnosis {
 
     /// The status class: 2 (success), 4 (transient) or 5 (permanent).
     pub fn class(&self) -> u8 {
-        match self.status.as_bytes().first() {
-            Some(b'2') => 2,
-            Some(b'5') => 5,
-            _ => 4,
-        }
+        self.status.class()
+    }
+
+    /// The reply on one bounded line (`550 5.1.1 No such user`), as the
+    /// `Diagnostic-Code: smtp;` field and logs show it.
+    pub fn reply_line(&self) -> Option<String> {
+        self.reply.as_ref().map(|r| one_line(&r.to_string()))
     }
 }
 
 impl fmt::Display for Diagnosis {
-    /// The stored form: the reply (or `status detail`), then
+    /// The text form, for logs and the report's human part: the reply
+    /// (then `; detail` when there is both), or `status detail`, then
     /// ` (remote mta: name[address]:port)` when known.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.reply, &self.detail) {
-            (Some(reply), _) => f.write_str(reply)?,
+        match (self.reply_line(), &self.detail) {
+            (Some(reply), Some(detail)) => write!(f, "{reply}; {detail}")?,
+            (Some(reply), None) => f.write_str(&reply)?,
             (None, Some(detail)) => write!(f, "{} {}", self.status, detail)?,
-            (None, None) => f.write_str(&self.status)?,
+            (None, None) => write!(f, "{}", self.status)?,
         }
         if let Some(mta) = &self.remote_mta {
             write!(f, "{REMOTE_MTA_OPEN}{mta})")?;
         }
         Ok(())
     }
+}
+
+impl<'de> Deserialize<'de> for Diagnosis {
+    /// The typed form, or an earlier version's text in `reply` (read with
+    /// [`Diagnosis::parse`]; a missing status is then `4.0.0`).
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::compat::StoredDiagnosis::deserialize(d).map(|s| s.into_diagnosis(OTHER_TRANSIENT))
+    }
+}
+
+/// The status a reply carries: its enhanced code, or its class with
+/// `.0.0` (`4.0.0` for a class no status has, such as 3yz).
+pub(crate) fn reply_status(reply: &Reply<'_>) -> EnhancedCode {
+    reply
+        .enhanced()
+        .or_else(|| EnhancedCode::new(reply.code().class(), 0, 0))
+        .unwrap_or(OTHER_TRANSIENT)
+}
+
+/// A reply from its one-line text form `NNN [x.y.z] text` (a multi-line
+/// reply was folded onto one line before it was stored). `None` when the
+/// text does not start with a 2yz, 4yz or 5yz code.
+fn reply_from_text(text: &str) -> Option<Reply<'static>> {
+    let line = one_line(text);
+    let line = line.as_str();
+    let b = line.as_bytes();
+    if b.len() < 3
+        || !matches!(b[0], b'2' | b'4' | b'5')
+        || b.get(3).is_some_and(|c| !matches!(c, b' ' | b'-'))
+    {
+        return None;
+    }
+    let code = ReplyCode::new(line.get(..3)?.parse().ok()?)?;
+    let rest = line.get(4..).unwrap_or("");
+    let (enhanced, text) = match EnhancedCode::parse_prefix(rest) {
+        Some((e, n)) if e.class() == code.class() => (Some(e), rest[n..].trim_start()),
+        _ => (None, rest),
+    };
+    Some(Reply::fixed(code, enhanced, text.to_owned()))
 }
 
 /// True for an RFC 3463 status: `[245].d{1,3}.d{1,3}`.
@@ -156,27 +205,6 @@ pub fn is_status(s: &str) -> bool {
         && ok(parts.next(), 3)
         && ok(parts.next(), 3)
         && parts.next().is_none()
-}
-
-/// The status of a reply line `NNN [x.y.z] text`: its enhanced code, or the
-/// class with `.0.0`. `None` when the line does not start with a reply code.
-fn reply_status(line: &str) -> Option<String> {
-    let bytes = line.as_bytes();
-    if bytes.len() < 3
-        || !bytes[..3].iter().all(u8::is_ascii_digit)
-        || !matches!(bytes[0], b'2' | b'4' | b'5')
-        || bytes.get(3).is_some_and(|b| !matches!(b, b' ' | b'-'))
-    {
-        return None;
-    }
-    let enhanced = line
-        .get(4..)
-        .and_then(|rest| rest.split_whitespace().next())
-        .filter(|t| is_status(t) && t.as_bytes()[0] == bytes[0]);
-    Some(match enhanced {
-        Some(e) => e.to_owned(),
-        None => format!("{}.0.0", bytes[0] as char),
-    })
 }
 
 /// Non-ASCII characters become `?` (for the 7-bit delivery-status part).
@@ -215,7 +243,8 @@ fn one_line(text: &str) -> String {
 
 /// The `Action` of a recipient block (RFC 3464 §2.3.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+#[non_exhaustive]
+pub enum DsnAction {
     /// Delivery failed; no further attempts.
     Failed,
     /// Not delivered yet; still trying.
@@ -226,20 +255,21 @@ pub enum Action {
     Relayed,
 }
 
-impl Action {
+impl DsnAction {
     /// The field value.
     pub fn as_str(self) -> &'static str {
         match self {
-            Action::Failed => "failed",
-            Action::Delayed => "delayed",
-            Action::Delivered => "delivered",
-            Action::Relayed => "relayed",
+            DsnAction::Failed => "failed",
+            DsnAction::Delayed => "delayed",
+            DsnAction::Delivered => "delivered",
+            DsnAction::Relayed => "relayed",
         }
     }
 }
 
 /// One recipient's block in the report.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RecipientReport {
     /// The address delivery was attempted to (`Final-Recipient`).
     pub final_recipient: String,
@@ -247,15 +277,19 @@ pub struct RecipientReport {
     /// (`Original-Recipient`).
     pub original_recipient: Option<String>,
     /// What happened.
-    pub action: Action,
+    pub action: DsnAction,
     /// Why.
     pub diagnosis: Diagnosis,
     /// Unix seconds of the last attempt (`Last-Attempt-Date`).
     pub last_attempt: Option<u64>,
+    /// Unix seconds until which delivery is retried (`Will-Retry-Until`,
+    /// for `delayed` only, RFC 3464 §2.3.9).
+    pub will_retry_until: Option<u64>,
 }
 
 /// Everything a report is built from.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Report<'a> {
     /// Our host name (`Reporting-MTA: dns; ...`, the `From` domain).
     pub reporting_mta: &'a str,
@@ -306,6 +340,18 @@ fn memchr_lf(s: &[u8]) -> Option<usize> {
 
 /// Builds the report message (headers and body, CRLF line endings), ready
 /// to be queued with the null sender to `report.original_sender`.
+//
+// The MIME framing is written by hand, on purpose for now: `mail-builder`
+// 2.x, the well-kept candidate, depends on `encodify` 1.x, which needs
+// Rust 1.89, and the workspace declares (and CI builds with) 1.88. The
+// framing here is small and fixed: one boundary chosen so it occurs in no
+// part, three leaf parts written as they are (7bit, or 8bit for RFC 6533
+// reports and 8-bit returned headers), never re-encoded, because the
+// receiving MTAs and `parse_report` read the fields in clear.
+// `mail-builder` 0.4.4 builds on 1.88 and can produce this layout (explicit
+// boundary, raw parts through `transfer_encoding`), but it quotes
+// `report-type="delivery-status"`, so `parse_report` would have to accept
+// quoted parameters first; revisit with a rust-version of 1.89.
 pub fn render(report: &Report<'_>) -> Vec<u8> {
     let utf8 = report.recipients.iter().any(|r| {
         !r.final_recipient.is_ascii()
@@ -353,11 +399,20 @@ pub fn render(report: &Report<'_>) -> Vec<u8> {
         &mut m,
         &format!("To: <{}>", one_line(report.original_sender)),
     );
-    let failed = report.recipients.iter().all(|r| r.action == Action::Failed);
+    let failed = report
+        .recipients
+        .iter()
+        .all(|r| r.action == DsnAction::Failed);
+    let delayed = report
+        .recipients
+        .iter()
+        .all(|r| r.action == DsnAction::Delayed);
     push(
         &mut m,
         if failed {
             "Subject: Undelivered Mail Returned to Sender"
+        } else if delayed {
+            "Subject: Delayed Mail (still being retried)"
         } else {
             "Subject: Delivery Status Notification"
         },
@@ -414,6 +469,15 @@ pub fn render(report: &Report<'_>) -> Vec<u8> {
             } else {
                 "Its headers are attached below."
             },
+        );
+    } else if delayed {
+        push(
+            &mut m,
+            "This is a warning only: your message has not been delivered yet to",
+        );
+        push(
+            &mut m,
+            "one or more recipients, and delivery is still being tried.",
         );
     } else {
         push(&mut m, "This is a report on the delivery of your message.");
@@ -496,8 +560,8 @@ pub fn render(report: &Report<'_>) -> Vec<u8> {
         if let Some(host) = r.diagnosis.remote_host() {
             push(&mut m, &format!("Remote-MTA: dns; {}", field(host)));
         }
-        match (&r.diagnosis.reply, &r.diagnosis.detail) {
-            (Some(reply), _) => push(&mut m, &format!("Diagnostic-Code: smtp; {}", field(reply))),
+        match (r.diagnosis.reply_line(), &r.diagnosis.detail) {
+            (Some(reply), _) => push(&mut m, &format!("Diagnostic-Code: smtp; {}", field(&reply))),
             (None, Some(detail)) if !detail.is_empty() => push(
                 &mut m,
                 &format!("Diagnostic-Code: X-Postern; {}", field(detail)),
@@ -506,6 +570,12 @@ pub fn render(report: &Report<'_>) -> Vec<u8> {
         }
         if let Some(t) = r.last_attempt {
             push(&mut m, &format!("Last-Attempt-Date: {}", rfc5322_date(t)));
+        }
+        if let Some(t) = r
+            .will_retry_until
+            .filter(|_| r.action == DsnAction::Delayed)
+        {
+            push(&mut m, &format!("Will-Retry-Until: {}", rfc5322_date(t)));
         }
     }
     push(&mut m, "");
@@ -572,45 +642,23 @@ fn crlf_normalised(s: &[u8]) -> Vec<u8> {
     out
 }
 
-/// An RFC 5322 date-time in UTC, e.g. `Tue, 01 Dec 2026 18:40:00 +0000`.
+/// An RFC 5322 date-time in UTC, e.g. `Tue, 01 Dec 2026 18:40:00 +0000`,
+/// formatted by the `time` crate. Times past the year 9999 (only a corrupt
+/// envelope has them) are written as the last second of 9999.
 pub fn rfc5322_date(unix: u64) -> String {
-    let days = (unix / 86_400) as i64;
-    let secs = unix % 86_400;
-    let (y, mo, d) = civil_from_days(days);
-    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{}, {:02} {} {} {:02}:{:02}:{:02} +0000",
-        WEEKDAYS[(days.rem_euclid(7)) as usize],
-        d,
-        MONTHS[(mo - 1) as usize],
-        y,
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
-
-pub use crate::spool::unix_now;
-
-/// Howard Hinnant's days-to-civil algorithm: (year, month 1-12, day 1-31).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    use time::OffsetDateTime;
+    use time::format_description::well_known::Rfc2822;
+    let last = time::macros::datetime!(9999-12-31 23:59:59 UTC);
+    let at = i64::try_from(unix)
+        .ok()
+        .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+        .map_or(last, |t| t.min(last));
+    at.format(&Rfc2822).unwrap_or_default()
 }
 
 /// A report as [`parse_report`] reads it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ParsedReport {
     /// The top-level header fields, names lower-cased, values unfolded.
     pub headers: Vec<(String, String)>,
@@ -849,6 +897,10 @@ pub fn parse_report(message: &[u8]) -> Result<ParsedReport, String> {
 mod tests {
     use super::*;
 
+    fn code(s: &str) -> EnhancedCode {
+        EnhancedCode::parse_prefix(s).unwrap().0
+    }
+
     const ORIGINAL: &[u8] =
         b"Received: from a by b\r\nFrom: alice@example.org\r\nSubject: hello\r\n\r\nbody line\r\n";
 
@@ -873,9 +925,10 @@ mod tests {
         RecipientReport {
             final_recipient: addr.into(),
             original_recipient: None,
-            action: Action::Failed,
-            diagnosis: Diagnosis::parse(stored, "5.0.0"),
+            action: DsnAction::Failed,
+            diagnosis: Diagnosis::parse(stored, code("5.0.0")),
             last_attempt: Some(1_764_614_490),
+            will_retry_until: None,
         }
     }
 
@@ -963,23 +1016,72 @@ mod tests {
     }
 
     #[test]
-    fn diagnosis_round_trips_through_its_stored_form() {
-        let d = Diagnosis::from_reply(
-            "451-4.3.0 first\r\n451 4.3.0 second",
-            Some("h[1.2.3.4]:25".into()),
+    fn a_delay_report_says_delayed_and_until_when_it_is_retried() {
+        let mut r = failed("bob@example.net", "451 4.3.0 try again later");
+        r.action = DsnAction::Delayed;
+        r.will_retry_until = Some(1_765_046_400);
+        let bytes = report(vec![r], false);
+        let p = parse_report(&bytes).unwrap();
+        assert_eq!(
+            p.header("subject"),
+            Some("Delayed Mail (still being retried)")
         );
-        assert_eq!(d.status, "4.3.0");
-        let again = Diagnosis::parse(&d.to_string(), "5.0.0");
-        assert_eq!(again, d);
-        let l = Diagnosis::local("4.4.1", "connection refused", None);
-        assert_eq!(Diagnosis::parse(&l.to_string(), "5.0.0"), l);
+        assert!(p.human.contains("This is a warning only"), "{}", p.human);
+        assert_eq!(p.recipient_field(0, "action"), Some("delayed"));
+        assert_eq!(p.recipient_field(0, "status"), Some("4.3.0"));
+        assert_eq!(
+            p.recipient_field(0, "will-retry-until"),
+            Some("Sat, 06 Dec 2025 18:40:00 +0000")
+        );
+    }
+
+    #[test]
+    fn diagnosis_round_trips_through_its_stored_form() {
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        struct Stored {
+            d: Diagnosis,
+        }
+        let round_trip = |d: &Diagnosis| {
+            let text = toml::to_string(&Stored { d: d.clone() }).unwrap();
+            toml::from_str::<Stored>(&text).unwrap().d
+        };
+        let reply = Reply::new(
+            ReplyCode::new(451).unwrap(),
+            Some(code("4.3.0")),
+            ["first", "second"],
+        )
+        .unwrap();
+        let d = Diagnosis::from_reply(reply, Some("h[1.2.3.4]:25".into()));
+        assert_eq!(d.status, code("4.3.0"));
+        assert_eq!(round_trip(&d), d);
+        let l = Diagnosis::local(code("4.4.1"), "connection refused", None);
+        assert_eq!(round_trip(&l), l);
+        // The text form (what earlier versions stored) reads back too.
+        let again = Diagnosis::parse(&d.to_string(), code("5.0.0"));
+        assert_eq!((again.status, &again.remote_mta), (d.status, &d.remote_mta));
+        assert_eq!(
+            again.reply_line().as_deref(),
+            Some("451 4.3.0 first 451 4.3.0 second")
+        );
+        assert_eq!(Diagnosis::parse(&l.to_string(), code("5.0.0")), l);
         // Foreign text never fails.
-        let f = Diagnosis::parse("something odd", "4.4.7");
-        assert_eq!(f.status, "4.4.7");
+        let f = Diagnosis::parse("something odd", code("4.4.7"));
+        assert_eq!(f.status, code("4.4.7"));
         assert_eq!(f.detail.as_deref(), Some("something odd"));
-        assert_eq!(Diagnosis::parse("", "9.9.9").status, "4.0.0");
+        assert_eq!(
+            Diagnosis::parse("", OTHER_TRANSIENT),
+            Diagnosis {
+                status: code("4.0.0"),
+                reply: None,
+                detail: None,
+                remote_mta: None
+            }
+        );
         // A mismatched enhanced class is ignored.
-        assert_eq!(Diagnosis::parse("550 4.1.1 x", "4.0.0").status, "5.0.0");
+        assert_eq!(
+            Diagnosis::parse("550 4.1.1 x", code("4.0.0")).status,
+            code("5.0.0")
+        );
     }
 
     #[test]
@@ -1005,14 +1107,15 @@ mod tests {
     #[test]
     fn hostile_text_stays_on_one_bounded_line() {
         let long = format!("550 5.7.1 {}\r\nInjected: header", "x".repeat(5000));
-        let d = Diagnosis::parse(&long, "5.0.0");
+        let d = Diagnosis::parse(&long, code("5.0.0"));
         let bytes = report(
             vec![RecipientReport {
                 final_recipient: "bob@example.net\r\nBcc: evil@example.com".into(),
                 original_recipient: None,
-                action: Action::Failed,
+                action: DsnAction::Failed,
                 diagnosis: d,
                 last_attempt: None,
+                will_retry_until: None,
             }],
             false,
         );
@@ -1082,12 +1185,16 @@ mod tests {
         let mut g = Gen(0x9e37_79b9_7f4a_7c15);
         for _ in 0..3000 {
             let stored = g.text(&alphabet, 40);
-            let d = Diagnosis::parse(&stored, "5.0.0");
-            assert!(is_status(&d.status), "{stored:?} -> {:?}", d.status);
+            let d = Diagnosis::parse(&stored, code("5.0.0"));
+            assert!(
+                is_status(&d.status.to_string()),
+                "{stored:?} -> {:?}",
+                d.status
+            );
             let _ = d.class();
             let _ = d.remote_host();
-            let _ = reply_status(&stored);
-            let again = Diagnosis::parse(&d.to_string(), "5.0.0");
+            let _ = reply_from_text(&stored);
+            let again = Diagnosis::parse(&d.to_string(), code("5.0.0"));
             assert_eq!(again.status, d.status, "{stored:?}");
             let addr = g.text(&alphabet, 20);
             let original = g.text(&alphabet, 60);
@@ -1103,9 +1210,10 @@ mod tests {
                 recipients: vec![RecipientReport {
                     final_recipient: addr.clone(),
                     original_recipient: Some(stored.clone()),
-                    action: Action::Failed,
+                    action: DsnAction::Failed,
                     diagnosis: d,
                     last_attempt: Some(g.next() % 4_000_000_000),
+                    will_retry_until: None,
                 }],
                 original: original.as_bytes(),
                 return_full: g.next().is_multiple_of(2),

@@ -1,12 +1,14 @@
 //! The `Received:` trace header (RFC 5321 §4.4), with the protocol keyword
 //! of RFC 3848, the TLS version, cipher (RFC 8314 §4.3) and key-exchange
-//! group, and the authenticated user; and an RFC 5322 date without a
-//! time-zone database.
+//! group, and the authenticated user.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// What the Received header records about one transaction.
+///
+/// Build it from [`TraceInfo::default`] and set the fields that apply.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct TraceInfo<'a> {
     /// The client's HELO/EHLO name.
     pub helo: Option<&'a str>,
@@ -84,26 +86,14 @@ pub fn received_header(t: &TraceInfo<'_>, now: SystemTime) -> String {
     if let Some(r) = t.single_recipient {
         h.push_str(&format!("\r\n\tfor <{}>", clean(r)));
     }
-    h.push_str(&format!("; {}\r\n", rfc5322_date(now)));
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    h.push_str(&format!("; {}\r\n", crate::report::rfc5322_date(secs)));
     h
-}
-
-/// `Tue, 01 Dec 2026 18:40:00 +0000` (UTC; the DSN's format too).
-pub fn rfc5322_date(t: SystemTime) -> String {
-    crate::dsn::rfc5322_date(t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn dates() {
-        assert_eq!(rfc5322_date(UNIX_EPOCH), "Thu, 01 Jan 1970 00:00:00 +0000");
-        let t = UNIX_EPOCH + Duration::from_secs(1_796_083_200 + 3661);
-        assert_eq!(rfc5322_date(t), "Tue, 01 Dec 2026 01:01:01 +0000");
-    }
 
     #[test]
     fn header_records_tls_and_user() {

@@ -7,18 +7,25 @@ use std::sync::Arc;
 use rustls::crypto::CryptoProvider;
 
 use crate::client::SessionConfig;
+use crate::dnssec::DaneResolver;
 use crate::driver::{Connection, Connector};
-use crate::error::{Phase, RelayError};
+use crate::error::{DaneRefusal, Phase, RelayError};
 use crate::message::Message;
+use crate::policy::TlsMode;
 use crate::resolve::{Resolver, plan_mx};
 use crate::result::MessageResult;
 use crate::route::{Route, Target};
 
-/// One address to try, with the host name certificates are checked against.
-#[derive(Debug, Clone, PartialEq, Eq)]
+mod dane;
+
+/// One address to try, with the host name certificates are checked
+/// against (for DANE, the TLSA base domain, also sent as SNI) and the TLS
+/// configuration for that host.
+#[derive(Debug, Clone)]
 struct Candidate {
     name: String,
     addr: SocketAddr,
+    connector: Arc<Connector>,
 }
 
 /// The outbound relay: delivers messages along routes.
@@ -27,6 +34,7 @@ pub struct Relay {
     session: Arc<SessionConfig>,
     provider: Arc<CryptoProvider>,
     resolver: Arc<dyn Resolver>,
+    dane: Option<Arc<dyn DaneResolver>>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -49,7 +57,18 @@ impl Relay {
             session: Arc::new(session),
             provider,
             resolver,
+            dane: None,
         }
+    }
+
+    /// This relay with a DNSSEC-aware resolver, used for every lookup
+    /// from now on: routes in [`TlsMode::Dane`] and [`TlsMode::DaneOnly`]
+    /// then get DANE (RFC 7672). Without one, `Dane` routes use their
+    /// fallback (with a warning) and `DaneOnly` routes defer.
+    pub fn with_dane_resolver(mut self, resolver: Arc<dyn DaneResolver>) -> Self {
+        self.resolver = resolver.clone();
+        self.dane = Some(resolver);
+        self
     }
 
     /// Delivers `messages` along `route`, over one connection when the
@@ -92,7 +111,27 @@ impl Relay {
             }),
             _ => self.session.clone(),
         };
-        let candidates = match self.candidates(&route.target).await {
+        let connector = Arc::new(connector);
+        let candidates = match (&route.tls.mode, &self.dane) {
+            (TlsMode::Dane { .. } | TlsMode::DaneOnly, Some(resolver)) => {
+                dane::candidates(
+                    resolver.as_ref(),
+                    &route.target,
+                    &route.tls,
+                    &connector,
+                    &self.provider,
+                )
+                .await
+            }
+            (TlsMode::DaneOnly, None) => Err(RelayError::Dane(DaneRefusal::NoResolver)),
+            (mode, _) => {
+                if mode.is_dane() {
+                    tracing::warn!(target = %route.target, "DANE requested but the relay has no DNSSEC-aware resolver; using the fallback");
+                }
+                self.candidates(&route.target, &connector).await
+            }
+        };
+        let candidates = match candidates {
             Ok(c) => c,
             Err(e) => return fail_all(&messages, &e),
         };
@@ -108,7 +147,7 @@ impl Relay {
                 candidate.addr,
                 &candidate.name,
                 session.clone(),
-                &connector,
+                &candidate.connector,
             )
             .await
             {
@@ -149,7 +188,11 @@ impl Relay {
             .collect()
     }
 
-    async fn candidates(&self, target: &Target) -> Result<Vec<Candidate>, RelayError> {
+    async fn candidates(
+        &self,
+        target: &Target,
+        connector: &Arc<Connector>,
+    ) -> Result<Vec<Candidate>, RelayError> {
         let (hosts, port) = match target {
             Target::SmartHost { host, port, .. } => (vec![host.clone()], *port),
             Target::Mx { domain, port } => {
@@ -179,6 +222,7 @@ impl Relay {
             out.extend(addrs.into_iter().map(|ip| Candidate {
                 name: host.clone(),
                 addr: SocketAddr::new(ip, port),
+                connector: connector.clone(),
             }));
         }
         if out.is_empty() {

@@ -13,30 +13,39 @@
 //! and does not deliver it twice.
 //!
 //! Delivery works in batches so that many messages share each sync:
-//! every file of the batch is written to `tmp/`, one group sync
-//! ([`crate::spool::Syncer`]) makes them durable, they are renamed into
-//! `new/`, a second sync makes the renames durable, and only then are the
-//! queue entries removed (without a directory fsync: if a crash brings a
-//! queue entry back, redelivery finds the file by its fixed name and does
+//! every file of the batch is written to `tmp/`, the files are fsynced
+//! (several threads at once, so the journal commits them together,
+//! [`sync_paths`]), they are renamed into `new/`, each `new/` directory is
+//! fsynced once, and only then are the recipients marked delivered in the
+//! queue, or the queue entries removed (without waiting for the removal
+//! to be durable: if a crash brings a queue entry back, redelivery finds the file by its fixed name and does
 //! not deliver it twice).
 //!
 //! Who delivers: the inbound server hands each freshly committed message it
-//! holds (see [`crate::spool`]) to a delivery thread ([`DeliveryQueue`]),
+//! holds (see [`Store`]) to a delivery thread ([`DeliveryQueue`]),
 //! off the path of the `250`; [`sweep`] delivers whatever is left (a
 //! restart, a deferred local delivery, a DSN queued by the outbound runner
 //! for a local sender).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
-use crate::config::Config;
-use crate::dsn::Diagnosis;
-use crate::outbound::{DsnContext, queue_failure_dsn};
-use crate::spool::{Envelope, Hold, QueueId, RcptStatus, Spool, Syncer, sync_dir, unix_now};
-use crate::users::Users;
+use crate::bounce::{BounceRequest, BounceSink};
+use postern_proto::Mailbox;
+
+use crate::report::{Diagnosis, DsnAction, status};
+use crate::{Envelope, Hold, QueueId, RcptStatus, Store, sync_dir, sync_paths, unix_now};
+
+/// Which local mailboxes exist: asked before each local delivery, so a
+/// mailbox removed after the message was accepted bounces (`5.1.1`)
+/// instead of being created again.
+pub trait MailboxDirectory: Send + Sync + std::fmt::Debug + 'static {
+    /// `local@domain` has a mailbox.
+    fn has_mailbox(&self, local: &str, domain: &str) -> bool;
+}
 
 /// The Maildir root.
 #[derive(Debug, Clone)]
@@ -67,7 +76,7 @@ impl Maildirs {
 
     /// Delivers `body` (the spooled message) to recipient `index` of `env`,
     /// durably. Returns the final path. Idempotent per (message, recipient).
-    pub fn deliver(&self, env: &Envelope, index: usize, body: &Path) -> io::Result<PathBuf> {
+    pub fn deliver(&self, env: &Envelope, index: usize, body: &[u8]) -> io::Result<PathBuf> {
         match self.prepare(env, index, body, true)? {
             Prepared::Present(target) => Ok(target),
             Prepared::Written { tmp, target } => {
@@ -88,17 +97,15 @@ impl Maildirs {
         &self,
         env: &Envelope,
         index: usize,
-        body: &Path,
+        body: &[u8],
         check_cur: bool,
     ) -> io::Result<Prepared> {
         let rcpt = env
             .recipients
             .get(index)
             .ok_or_else(|| io::Error::other("no such recipient"))?;
-        let (local, domain) = rcpt
-            .address
-            .rsplit_once('@')
-            .ok_or_else(|| io::Error::other("recipient without a domain"))?;
+        let (local, domain) = mailbox_names(&rcpt.address);
+        let (local, domain) = (local.as_str(), domain.as_str());
         if local.contains(['/', '\0']) || local.starts_with('.') || domain.contains(['/', '\0']) {
             return Err(io::Error::other("unsafe mailbox name"));
         }
@@ -127,25 +134,17 @@ impl Maildirs {
             .truncate(true)
             .open(&tmp)?;
         let mut out = BufWriter::with_capacity(64 * 1024, file);
-        let sender = env.sender.replace(['\r', '\n', '<', '>'], "");
-        writeln!(out, "Return-Path: <{sender}>")?;
-        writeln!(
-            out,
-            "Delivered-To: {}",
-            rcpt.address.replace(['\r', '\n'], "")
-        )?;
-        let mut input = BufReader::with_capacity(64 * 1024, File::open(body)?);
-        let mut line = Vec::with_capacity(1024);
-        loop {
-            line.clear();
-            if input.read_until(b'\n', &mut line)? == 0 {
-                break;
+        // Both from proto's grammar, which admits no CR or LF.
+        writeln!(out, "Return-Path: {}", env.sender)?;
+        writeln!(out, "Delivered-To: {}", rcpt.address)?;
+        for line in body.split_inclusive(|&b| b == b'\n') {
+            match line.strip_suffix(b"\r\n") {
+                Some(text) => {
+                    out.write_all(text)?;
+                    out.write_all(b"\n")?;
+                }
+                None => out.write_all(line)?,
             }
-            if line.ends_with(b"\r\n") {
-                line.truncate(line.len() - 2);
-                line.push(b'\n');
-            }
-            out.write_all(&line)?;
         }
         out.flush()?;
         Ok(Prepared::Written { tmp, target })
@@ -176,18 +175,16 @@ fn delivered_to_cur(cur: &Path, name: &str) -> io::Result<bool> {
 /// The local-delivery service: delivers held messages, sweeps the rest.
 #[derive(Debug, Clone)]
 pub struct LocalDelivery {
-    /// The queue.
-    pub spool: Spool,
-    /// The configuration.
-    pub config: Arc<Config>,
-    /// The users (mailbox directory).
-    pub users: Arc<Users>,
-    /// The Maildir root.
-    pub maildirs: Maildirs,
+    store: Arc<dyn Store>,
+    maildirs: Maildirs,
+    mailboxes: Arc<dyn MailboxDirectory>,
+    bounces: Arc<dyn BounceSink>,
+    max_age: Duration,
 }
 
 /// What one local-delivery pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LocalOutcome {
     /// Recipients delivered now.
     pub delivered: usize,
@@ -200,6 +197,38 @@ pub struct LocalOutcome {
 }
 
 impl LocalDelivery {
+    /// Delivers the local recipients of `spool` into `maildirs`, for the
+    /// mailboxes `mailboxes` knows; failures are reported to `bounces`.
+    /// A recipient whose delivery keeps failing is given up after 5 days
+    /// (see [`LocalDelivery::max_age`]).
+    pub fn new(
+        store: Arc<dyn Store>,
+        maildirs: Maildirs,
+        mailboxes: Arc<dyn MailboxDirectory>,
+        bounces: Arc<dyn BounceSink>,
+    ) -> Self {
+        LocalDelivery {
+            store,
+            maildirs,
+            mailboxes,
+            bounces,
+            max_age: crate::RetryPolicy::default().max_age,
+        }
+    }
+
+    /// Gives up a failing local delivery once the message is older than
+    /// `max_age` (the queue's maximum age).
+    #[must_use]
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age;
+        self
+    }
+
+    /// The Maildir root.
+    pub fn maildirs(&self) -> &Maildirs {
+        &self.maildirs
+    }
+
     /// Delivers every open local recipient of the held message `hold`,
     /// updates the envelope, removes the message when nothing is left, then
     /// releases the hold (the outbound runner sees the message after that).
@@ -228,7 +257,7 @@ impl LocalDelivery {
         let mut any_written = false;
         for hold in &holds {
             let id = hold.id();
-            let env = match self.spool.load(id) {
+            let env = match self.store.load(id) {
                 Ok(env) => env,
                 Err(e) => {
                     works.push(Err(e));
@@ -241,23 +270,35 @@ impl LocalDelivery {
                 outcome: LocalOutcome::default(),
                 written: Vec::new(),
             };
-            let body = self.spool.body_path(id);
-            let expired =
-                unix_now().saturating_sub(w.env.arrival) > self.config.queue.max_age.as_secs();
+            let mut body: Option<Vec<u8>> = None;
+            let expired = unix_now().saturating_sub(w.env.arrival) > self.max_age.as_secs();
             for i in 0..w.env.recipients.len() {
                 let r = &w.env.recipients[i];
                 if !r.local || !r.status.is_open() {
                     continue;
                 }
-                let (local, domain) = r.address.rsplit_once('@').unwrap_or((&r.address, ""));
-                if !self.users.has_mailbox(&self.config, local, domain) {
+                let (local, domain) = mailbox_names(&r.address);
+                if !self.mailboxes.has_mailbox(&local, &domain) {
                     w.outcome.failed += 1;
-                    w.env.recipients[i].status = RcptStatus::Failed {
-                        reply: "550 5.1.1 mailbox no longer exists".into(),
-                    };
+                    w.env.recipients[i].status = RcptStatus::Failed(Diagnosis::local(
+                        status(5, 1, 1),
+                        "mailbox no longer exists",
+                        None,
+                    ));
                     continue;
                 }
-                match self.maildirs.prepare(&w.env, i, &body, !fresh) {
+                if body.is_none() {
+                    match self.store.body(id) {
+                        Ok(b) => body = Some(b),
+                        Err(e) => {
+                            let status = failed(&mut w.outcome, id, &r.address, &e, expired);
+                            w.env.recipients[i].status = status;
+                            continue;
+                        }
+                    }
+                }
+                let body = body.as_deref().unwrap_or_default();
+                match self.maildirs.prepare(&w.env, i, body, !fresh) {
                     Ok(Prepared::Present(path)) => {
                         w.outcome.delivered += 1;
                         w.env.recipients[i].status = delivered(id, &r.address, &path);
@@ -287,8 +328,7 @@ impl LocalDelivery {
                 });
             for (w, hold) in works.iter_mut().zip(&holds) {
                 let Ok(w) = w else { continue };
-                let expired =
-                    unix_now().saturating_sub(w.env.arrival) > self.config.queue.max_age.as_secs();
+                let expired = unix_now().saturating_sub(w.env.arrival) > self.max_age.as_secs();
                 for (i, tmp, target) in std::mem::take(&mut w.written) {
                     let address = w.env.recipients[i].address.clone();
                     w.env.recipients[i].status = match &synced {
@@ -314,10 +354,10 @@ impl LocalDelivery {
                 // report rather than losing it (as the outbound runner does).
                 self.report_failures(hold.id(), &w.env, &w.open_before)?;
                 if w.env.is_finished() {
-                    self.spool.remove_unsynced(hold.id())?;
+                    self.store.remove_unsynced(hold.id())?;
                     w.outcome.removed = true;
                 } else if w.outcome != LocalOutcome::default() {
-                    self.spool.update(hold.id(), &w.env)?;
+                    self.store.update(hold.id(), &w.env)?;
                 }
                 Ok(w.outcome)
             })
@@ -330,7 +370,7 @@ impl LocalDelivery {
     /// were open (`open_before`) and are now `Failed`: the mailbox was
     /// removed, or local delivery kept failing until the queue's maximum
     /// age. Nothing is queued for a null sender or when `NOTIFY` excludes
-    /// failures (see [`queue_failure_dsn`](crate::outbound::queue_failure_dsn)).
+    /// failures (see [`BounceSink`]).
     fn report_failures(
         &self,
         id: &QueueId,
@@ -343,58 +383,40 @@ impl LocalDelivery {
             .enumerate()
             .filter(|(i, _)| open_before.get(*i).copied().unwrap_or(false))
             .filter_map(|(i, r)| match &r.status {
-                RcptStatus::Failed { reply } => Some((i, local_diagnosis(reply))),
+                RcptStatus::Failed(d) => Some((i, d.clone())),
                 _ => None,
             })
             .collect();
         if failed.is_empty() {
             return Ok(());
         }
-        let original = fs::read(self.spool.body_path(id))?;
-        let now = unix_now();
-        let sender_domain = env.sender.rsplit_once('@').map_or("", |(_, d)| d);
-        let ctx = DsnContext {
-            reporting_mta: self.config.hostname.clone(),
-            sender_is_local: self.config.is_local_domain(sender_domain),
-            now,
-            last_attempt: now,
-            reason: Some("Local delivery to the mailbox failed for good.".into()),
-        };
-        if let Some(dsn) = queue_failure_dsn(&self.spool, &ctx, env, &original, &failed)? {
+        let original = self.store.body(id)?;
+        let request = BounceRequest::new(env, &original, DsnAction::Failed, &failed, unix_now())
+            .reason("Local delivery to the mailbox failed for good.");
+        if let Some(dsn) = self.bounces.bounce(&request)? {
             tracing::info!(id = %id, dsn = %dsn, recipients = failed.len(), "local delivery failed; DSN queued");
         }
         Ok(())
     }
 
-    /// Makes `paths` (the batch's files, then their `new/` directories)
-    /// durable: one group sync round on Linux (it covers every file and
-    /// directory of the file system), an fsync of each path elsewhere.
+    /// Makes `paths` (the batch's files, then their `new/` directories,
+    /// each once) durable, fsyncing several at a time so the journal
+    /// commits them together ([`sync_paths`]).
     fn sync<'a>(&self, paths: impl Iterator<Item = &'a Path>) -> io::Result<()> {
-        let syncer = Syncer::for_dir(&self.maildirs.root)?;
-        if cfg!(target_os = "linux") {
-            drop(paths);
-            return syncer.sync(&[]);
-        }
-        let mut done = std::collections::HashSet::new();
-        for p in paths {
-            if done.insert(p.to_owned()) {
-                File::open(p)?.sync_all()?;
-            }
-        }
-        Ok(())
+        sync_paths(paths)
     }
 
     /// One sweep: every unheld message with an open local recipient.
     pub fn sweep_once(&self) -> io::Result<usize> {
         let mut holds = Vec::new();
-        for id in self.spool.list()? {
-            let Ok(env) = self.spool.load(&id) else {
+        for id in self.store.list()? {
+            let Ok(env) = self.store.load(&id) else {
                 continue;
             };
             if !env.has_open_local() {
                 continue;
             }
-            if let Some(hold) = self.spool.hold(&id) {
+            if let Some(hold) = self.store.hold(&id) {
                 holds.push(hold);
             }
         }
@@ -461,55 +483,55 @@ impl DeliveryQueue {
     }
 }
 
-/// The DSN diagnosis for a local failure text such as `550 5.1.1 mailbox
-/// no longer exists`: its enhanced status, and the text as our own
-/// explanation (no remote server replied).
-fn local_diagnosis(reply: &str) -> Diagnosis {
-    let status = reply
-        .split_whitespace()
-        .nth(1)
-        .filter(|s| s.starts_with("5.") && s.split('.').count() == 3)
-        .unwrap_or("5.0.0")
-        .to_owned();
-    Diagnosis {
-        status,
-        reply: None,
-        detail: Some(reply.to_owned()),
-        remote_mta: None,
-    }
+/// The local part and the host of `address` as the mailbox lookup and
+/// the Maildir path name them (`"a b"@x` keeps its quotes, an address
+/// literal its brackets).
+fn mailbox_names(address: &Mailbox<'_>) -> (String, String) {
+    (address.local_part().to_string(), address.host().to_string())
 }
 
-fn delivered(id: &QueueId, rcpt: &str, path: &Path) -> RcptStatus {
+fn delivered(id: &QueueId, rcpt: &Mailbox<'_>, path: &Path) -> RcptStatus {
     tracing::info!(id = %id, rcpt = %rcpt, file = %path.display(), "delivered to maildir");
-    RcptStatus::Delivered {
-        reply: format!("250 2.0.0 maildir {}", path.display()),
-    }
+    // No server replied: what local delivery did is our own account.
+    RcptStatus::Delivered(Diagnosis::local(
+        status(2, 0, 0),
+        &format!("maildir {}", path.display()),
+        None,
+    ))
 }
 
 fn failed(
     outcome: &mut LocalOutcome,
     id: &QueueId,
-    rcpt: &str,
+    rcpt: &Mailbox<'_>,
     e: &io::Error,
     expired: bool,
 ) -> RcptStatus {
     if expired {
         outcome.failed += 1;
-        RcptStatus::Failed {
-            reply: format!("550 5.3.0 local delivery failed until expiry: {e}"),
-        }
+        RcptStatus::Failed(Diagnosis::local(
+            status(5, 3, 0),
+            &format!("local delivery failed until expiry: {e}"),
+            None,
+        ))
     } else {
         outcome.deferred += 1;
         tracing::warn!(id = %id, rcpt = %rcpt, error = %e, "local delivery deferred");
-        RcptStatus::Deferred {
-            reply: format!("451 4.3.0 local delivery failed: {e}"),
-        }
+        RcptStatus::Deferred(Diagnosis::local(
+            status(4, 3, 0),
+            &format!("local delivery failed: {e}"),
+            None,
+        ))
     }
 }
 
 /// Runs [`LocalDelivery::sweep_once`] now and then every `interval` until
-/// shutdown.
-pub async fn sweep(local: LocalDelivery, interval: Duration, mut shutdown: crate::Shutdown) {
+/// `shutdown` turns true.
+pub async fn sweep(
+    local: LocalDelivery,
+    interval: Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
         let l = local.clone();
         match tokio::task::spawn_blocking(move || l.sweep_once()).await {
@@ -527,33 +549,48 @@ pub async fn sweep(local: LocalDelivery, interval: Duration, mut shutdown: crate
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spool::RecipientState;
+    use crate::test_support::{mailbox, sender as test_sender};
+    use crate::{LogStore, RecipientState, SpoolBounces};
+    use postern_proto::ReversePath;
+
+    /// Every mailbox exists but `gone@...`.
+    #[derive(Debug)]
+    struct AllBut;
+
+    impl MailboxDirectory for AllBut {
+        fn has_mailbox(&self, local: &str, _: &str) -> bool {
+            local != "gone"
+        }
+    }
+
+    fn local_delivery(spool: &Arc<LogStore>, dir: &Path) -> LocalDelivery {
+        let bounces = SpoolBounces::new(spool.clone(), "host").local_domains(["localhost"]);
+        LocalDelivery::new(
+            spool.clone(),
+            Maildirs::new(dir.join("mail"), "host"),
+            Arc::new(AllBut),
+            Arc::new(bounces),
+        )
+    }
 
     #[test]
     fn deliver_once_with_lf_and_headers() {
         let dir = std::env::temp_dir().join(format!("postern-maildir-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
-        let spool = Spool::open(&dir.join("queue")).unwrap();
+        let spool = LogStore::open(&dir.join("queue")).unwrap();
         let id = spool.new_id();
         let mut w = spool.writer(&id).unwrap();
         w.write(b"Received: x\r\nSubject: hi\r\n\r\nbody\r\n")
             .unwrap();
-        let mut env = Envelope::new(id.clone(), "a@remote.example");
+        let mut env = Envelope::new(id.clone(), test_sender("a@remote.example"));
+        env.recipients.push(RecipientState::pending(
+            mailbox("postmaster@localhost"),
+            true,
+        ));
         env.recipients
-            .push(RecipientState::pending("postmaster@localhost", true));
-        env.recipients
-            .push(RecipientState::pending("x@remote.example", false));
-        let hold = w.commit(&env).unwrap();
-        let mut config = Config::embedded();
-        config.set_data_dir(dir.clone());
-        let config = Arc::new(config);
-        let users = Arc::new(Users::open(&dir.join("users")));
-        let ld = LocalDelivery {
-            spool: spool.clone(),
-            config: config.clone(),
-            users,
-            maildirs: Maildirs::new(config.mail_dir(), "host"),
-        };
+            .push(RecipientState::pending(mailbox("x@remote.example"), false));
+        let hold = w.commit(&env).wait().unwrap();
+        let ld = local_delivery(&spool, &dir);
         let out = ld.deliver_held(hold).unwrap();
         assert_eq!(out.delivered, 1);
         assert!(!out.removed, "the remote recipient is still open");
@@ -567,7 +604,9 @@ mod tests {
         );
         // Redelivery (crash before the envelope update) finds the file.
         let env = spool.load(&id).unwrap();
-        ld.maildirs.deliver(&env, 0, &spool.body_path(&id)).unwrap();
+        ld.maildirs
+            .deliver(&env, 0, &spool.body(&id).unwrap())
+            .unwrap();
         assert_eq!(fs::read_dir(&newdir).unwrap().count(), 1);
         assert_eq!(spool.list().unwrap(), vec![id.clone()]);
         assert!(matches!(
@@ -581,27 +620,19 @@ mod tests {
     fn a_vanished_mailbox_bounces_to_the_sender_and_null_senders_get_nothing() {
         let dir = std::env::temp_dir().join(format!("postern-maildir-gone-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
-        let spool = Spool::open(&dir.join("queue")).unwrap();
-        let mut config = Config::embedded();
-        config.set_data_dir(dir.clone());
-        let config = Arc::new(config);
-        let ld = LocalDelivery {
-            spool: spool.clone(),
-            config: config.clone(),
-            users: Arc::new(Users::open(&dir.join("users"))),
-            maildirs: Maildirs::new(config.mail_dir(), "host"),
-        };
+        let spool = LogStore::open(&dir.join("queue")).unwrap();
+        let ld = local_delivery(&spool, &dir);
         let mut ids = Vec::new();
         for sender in ["postmaster@localhost", ""] {
             let id = spool.new_id();
             let mut w = spool.writer(&id).unwrap();
             w.write(b"Subject: to a user who left\r\n\r\nbody\r\n")
                 .unwrap();
-            let mut env = Envelope::new(id.clone(), sender);
+            let mut env = Envelope::new(id.clone(), test_sender(sender));
             // "gone" has no mailbox (it was accepted, then the user removed).
             env.recipients
-                .push(RecipientState::pending("gone@localhost", true));
-            let hold = w.commit(&env).unwrap();
+                .push(RecipientState::pending(mailbox("gone@localhost"), true));
+            let hold = w.commit(&env).wait().unwrap();
             let out = ld.deliver_held(hold).unwrap();
             assert_eq!(out.failed, 1);
             assert!(out.removed, "nothing is left open");
@@ -612,10 +643,14 @@ mod tests {
         let queued: Vec<QueueId> = spool.list().unwrap();
         assert_eq!(queued.len(), 1, "{queued:?}");
         let dsn = spool.load(&queued[0]).unwrap();
-        assert_eq!(dsn.sender, "", "reports go out with the null sender");
+        assert_eq!(
+            dsn.sender,
+            ReversePath::Null,
+            "reports go out with the null sender"
+        );
         assert_eq!(dsn.recipients.len(), 1);
-        assert_eq!(dsn.recipients[0].address, "postmaster@localhost");
-        let body = fs::read_to_string(spool.body_path(&queued[0])).unwrap();
+        assert_eq!(dsn.recipients[0].address, mailbox("postmaster@localhost"));
+        let body = String::from_utf8(spool.body(&queued[0]).unwrap()).unwrap();
         assert!(body.contains("report-type=delivery-status"), "{body}");
         assert!(
             body.contains("Final-Recipient: rfc822; gone@localhost"),
@@ -623,6 +658,142 @@ mod tests {
         );
         assert!(body.contains("Action: failed"), "{body}");
         assert!(body.contains("Status: 5.1.1"), "{body}");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// A store that checks, whenever local delivery records something,
+    /// that every recipient it marks delivered has its file in `new/`
+    /// (renamed there only after the file was fsynced) and nothing is
+    /// left in `tmp/`.
+    #[derive(Debug)]
+    struct Watch {
+        inner: Arc<LogStore>,
+        mail: PathBuf,
+        checked: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Watch {
+        fn check(&self, id: &QueueId, env: &Envelope) {
+            let box_dir = self.mail.join("localhost/postmaster");
+            let names: Vec<String> = fs::read_dir(box_dir.join("new"))
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            for (i, r) in env.recipients.iter().enumerate() {
+                if r.local && matches!(r.status, RcptStatus::Delivered { .. }) {
+                    let want = format!("Q{id}R{i}.");
+                    assert!(
+                        names.iter().any(|n| n.contains(&want)),
+                        "{want} not in new/: {names:?}"
+                    );
+                    self.checked
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+            assert_eq!(fs::read_dir(box_dir.join("tmp")).unwrap().count(), 0);
+        }
+    }
+
+    impl Store for Watch {
+        fn new_id(&self) -> QueueId {
+            self.inner.new_id()
+        }
+        fn writer(&self, id: &QueueId) -> io::Result<crate::MessageWriter> {
+            self.inner.writer(id)
+        }
+        fn list(&self) -> io::Result<Vec<QueueId>> {
+            self.inner.list()
+        }
+        fn list_all(&self) -> io::Result<Vec<QueueId>> {
+            self.inner.list_all()
+        }
+        fn load(&self, id: &QueueId) -> io::Result<Envelope> {
+            self.inner.load(id)
+        }
+        fn body(&self, id: &QueueId) -> io::Result<Vec<u8>> {
+            self.inner.body(id)
+        }
+        fn update(&self, id: &QueueId, env: &Envelope) -> io::Result<()> {
+            self.check(id, env);
+            self.inner.update(id, env)
+        }
+        fn remove(&self, id: &QueueId) -> io::Result<()> {
+            self.inner.remove(id)
+        }
+        fn remove_unsynced(&self, id: &QueueId) -> io::Result<()> {
+            // Finished: every local recipient was delivered or failed.
+            let env = self.inner.load(id)?;
+            let mut done = env.clone();
+            for r in done
+                .recipients
+                .iter_mut()
+                .filter(|r| r.local && r.status.is_open())
+            {
+                r.status =
+                    RcptStatus::Delivered(Diagnosis::local(status(2, 0, 0), "delivered", None));
+            }
+            self.check(id, &done);
+            self.inner.remove_unsynced(id)
+        }
+        fn hold(&self, id: &QueueId) -> Option<Hold> {
+            self.inner.hold(id)
+        }
+    }
+
+    #[test]
+    fn files_are_synced_into_new_before_recipients_are_marked_delivered() {
+        let dir =
+            std::env::temp_dir().join(format!("postern-maildir-order-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let inner = LogStore::open(&dir.join("queue")).unwrap();
+        let store = Arc::new(Watch {
+            inner: inner.clone(),
+            mail: dir.join("mail"),
+            checked: Default::default(),
+        });
+        let bounces = SpoolBounces::new(store.clone(), "host");
+        let ld = LocalDelivery::new(
+            store.clone(),
+            Maildirs::new(dir.join("mail"), "host"),
+            Arc::new(AllBut),
+            Arc::new(bounces),
+        );
+        let mut holds = Vec::new();
+        for i in 0..20 {
+            let id = inner.new_id();
+            let mut w = inner.writer(&id).unwrap();
+            w.write(format!("Subject: {i}\r\n\r\nbody\r\n").as_bytes())
+                .unwrap();
+            let mut env = Envelope::new(id.clone(), test_sender("a@remote.example"));
+            env.recipients.push(RecipientState::pending(
+                mailbox("postmaster@localhost"),
+                true,
+            ));
+            if i % 2 == 0 {
+                // Stays queued: the update path.
+                env.recipients
+                    .push(RecipientState::pending(mailbox("x@remote.example"), false));
+            }
+            holds.push(w.commit(&env).wait().unwrap());
+        }
+        let outcomes = ld.deliver_batch(holds, true);
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| o.as_ref().is_ok_and(|o| o.delivered == 1))
+        );
+        assert_eq!(store.checked.load(std::sync::atomic::Ordering::Relaxed), 20);
+        assert_eq!(inner.list().unwrap().len(), 10);
+        for id in inner.list().unwrap() {
+            assert!(matches!(
+                inner.load(&id).unwrap().recipients[0].status,
+                RcptStatus::Delivered { .. }
+            ));
+        }
+        drop((ld, store, inner));
         let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -1,0 +1,4 @@
+//! libFuzzer entry point for [`postern_fuzz::proxy_header`].
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| postern_fuzz::proxy_header(data));
