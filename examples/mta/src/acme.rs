@@ -39,7 +39,7 @@ use instant_acme::{
     NewOrder, OrderStatus, RetryPolicy,
 };
 use postern_listener::Validity;
-use postern_queue::replace_file;
+use postern_queue::write_atomically;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::watch;
 
@@ -174,13 +174,14 @@ pub fn prepare(config: &MtaConfig) -> io::Result<()> {
         if files.cert.exists() && files.key.exists() {
             continue;
         }
-        let (cert, key) = crate::tls::generate(&spec.domains)?;
-        replace_file(
+        let (cert, key) = crate::tls::generate_self_signed(&spec.domains)?;
+        write_atomically(
             &files.placeholder,
             b"self-signed until the first ACME issuance\n",
+            0o600,
         )?;
-        replace_file(&files.key, key.as_bytes())?;
-        replace_file(&files.cert, cert.as_bytes())?;
+        write_atomically(&files.key, key.as_bytes(), 0o600)?;
+        write_atomically(&files.cert, cert.as_bytes(), 0o600)?;
         tracing::info!(tls = %name, cert = %files.cert.display(), "ACME: a self-signed placeholder serves until the first certificate is issued");
     }
     Ok(())
@@ -328,7 +329,7 @@ async fn account(spec: &AcmeSpec, files: &AcmeFiles, fresh: bool) -> Result<Acco
         path: files.account.clone(),
         source,
     })?;
-    replace_file(&files.account, &json).map_err(io_at(&files.account))?;
+    write_atomically(&files.account, &json, 0o600).map_err(io_at(&files.account))?;
     tracing::info!(directory = %spec.directory, account = %account.id(), "ACME account created");
     Ok(account)
 }
@@ -403,8 +404,8 @@ pub async fn obtain(spec: &AcmeSpec, files: &AcmeFiles) -> Result<Validity, Acme
     let validity = Validity::from_pem(chain.as_bytes())?;
     // Key first: until the certificate is renamed, a reload loads the old
     // pair or fails on a mismatch and keeps serving the old one.
-    replace_file(&files.key, key.as_bytes()).map_err(io_at(&files.key))?;
-    replace_file(&files.cert, chain.as_bytes()).map_err(io_at(&files.cert))?;
+    write_atomically(&files.key, key.as_bytes(), 0o600).map_err(io_at(&files.key))?;
+    write_atomically(&files.cert, chain.as_bytes(), 0o600).map_err(io_at(&files.cert))?;
     match fs::remove_file(&files.placeholder) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => {
             return Err(io_at(&files.placeholder)(e));

@@ -13,6 +13,7 @@
 //! | [`acme`] | ACME (RFC 8555) certificates: http-01, storage, renewal with atomic reload |
 //! | [`cli`] | the commands: check, explain, policy test, user add |
 //! | [`outbound`] | the router that asks the rules, and the runner's start |
+//! | [`metrics`] | Prometheus series from the listener and runner hooks; `GET /metrics` |
 //!
 //! # Example
 //!
@@ -46,7 +47,7 @@
 //! ```
 //!
 //! The outbound runner (`outbound.rs`, `dsn.rs`) is started by `main` as
-//! `outbound::spawn(spool.clone(), config.clone(), shutdown.clone())` with a
+//! `outbound::spawn(spool.clone(), config.clone(), shutdown.clone(), None)` with a
 //! [`Store`](postern_queue::Store) (an `Arc<dyn Store>`), an `Arc<`[`MtaConfig`](config::MtaConfig)`>` and a
 //! [`Shutdown`] receiver.
 
@@ -55,6 +56,7 @@ pub mod acme;
 pub mod cli;
 pub mod config;
 pub mod defaults;
+pub mod metrics;
 
 pub mod outbound;
 pub mod server;

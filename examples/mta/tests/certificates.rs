@@ -1,7 +1,7 @@
-//! Sane generated certificates: the self-signed development certificate is
-//! valid 90 days, its key is owner-only, it is made again at start when
-//! fewer than 30 days are left (or an older version made it valid for
-//! decades); `check` warns about any configured certificate that expires
+//! Sane generated certificates in the MTA (the 90-day validity, the
+//! owner-only key and the regeneration under 30 days left or after an
+//! older version's decades-long certificate are tested in
+//! `postern_listener::self_signed`): `check` warns about any configured certificate that expires
 //! within 30 days and fails on an expired one; the running binary serves
 //! the 90-day certificate.
 
@@ -14,81 +14,12 @@ use std::time::{Duration, SystemTime};
 
 use common::{Ports, Server, TempDir, bin, config_text_with_tls, run};
 use postern_listener::Validity;
-use postern_mta::tls::{
-    SELF_SIGNED_RENEW_BEFORE, SELF_SIGNED_VALIDITY, ensure_self_signed_at, generate_valid,
-};
+use postern_listener::self_signed::generate_self_signed_valid as generate_valid;
 
 const DAY: Duration = Duration::from_secs(86_400);
 
-fn validity(path: &Path) -> Validity {
-    Validity::from_pem(&fs::read(path).unwrap()).unwrap()
-}
-
 fn names() -> Vec<String> {
     vec!["mx.test".to_owned(), "localhost".to_owned()]
-}
-
-#[test]
-fn the_self_signed_certificate_is_valid_90_days_with_an_owner_only_key() {
-    let dir = TempDir::new("selfsigned-90");
-    let now = SystemTime::now();
-    let files = ensure_self_signed_at(dir.path(), &names(), now).unwrap();
-    let v = validity(&files.cert);
-    assert_eq!(SELF_SIGNED_VALIDITY, 90 * DAY);
-    let lifetime = v.lifetime();
-    // Backdated one hour for clients whose clock is behind.
-    assert!(
-        lifetime >= 90 * DAY && lifetime <= 90 * DAY + Duration::from_secs(3601),
-        "{v}"
-    );
-    assert!(v.not_before <= now && !v.is_expired(now), "{v}");
-    use std::os::unix::fs::PermissionsExt;
-    let mode = fs::metadata(&files.key).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o600, "key mode {mode:o}");
-}
-
-#[test]
-fn it_is_kept_while_more_than_30_days_are_left_and_made_again_after() {
-    let dir = TempDir::new("selfsigned-renew");
-    let now = SystemTime::now();
-    let files = ensure_self_signed_at(dir.path(), &names(), now).unwrap();
-    let first = fs::read(&files.cert).unwrap();
-    let first_key = fs::read(&files.key).unwrap();
-
-    // 59 days on: 31 left, kept.
-    ensure_self_signed_at(dir.path(), &names(), now + 59 * DAY).unwrap();
-    assert_eq!(fs::read(&files.cert).unwrap(), first);
-
-    // 61 days on: 29 left (< 30), a new certificate and a new key.
-    let later = now + 61 * DAY;
-    assert!(validity(&files.cert).remaining(later) < SELF_SIGNED_RENEW_BEFORE);
-    ensure_self_signed_at(dir.path(), &names(), later).unwrap();
-    assert_ne!(fs::read(&files.cert).unwrap(), first);
-    assert_ne!(fs::read(&files.key).unwrap(), first_key);
-    let v = validity(&files.cert);
-    assert!(v.remaining(later) > 89 * DAY, "{v}");
-
-    // An expired one is made again too.
-    let much_later = later + 200 * DAY;
-    ensure_self_signed_at(dir.path(), &names(), much_later).unwrap();
-    assert!(!validity(&files.cert).is_expired(much_later));
-}
-
-#[test]
-fn a_decades_long_certificate_from_an_older_version_is_replaced() {
-    let dir = TempDir::new("selfsigned-old");
-    let now = SystemTime::now();
-    // What earlier versions generated: rcgen's default, 1975 to 4096.
-    let (cert, key) = generate_valid(
-        &names(),
-        SystemTime::UNIX_EPOCH + 5 * 365 * DAY,
-        now + 2000 * 365 * DAY,
-    )
-    .unwrap();
-    fs::write(dir.path().join("self-signed.pem"), cert).unwrap();
-    fs::write(dir.path().join("self-signed.key"), key).unwrap();
-    let files = ensure_self_signed_at(dir.path(), &names(), now).unwrap();
-    assert!(validity(&files.cert).lifetime() <= 91 * DAY);
 }
 
 fn check(dir: &Path, tls: &str) -> (Option<i32>, String) {
