@@ -4,6 +4,7 @@
 //! process default), so an embedder may bring its own; this is the one that
 //! the crate's features choose, for embedders, tests and examples alike.
 
+#[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
 use rustls::crypto::CryptoProvider;
 
 /// The provider chosen by the crate's features: aws-lc-rs (feature

@@ -5,6 +5,7 @@
 //! the crate's features choose, for embedders, tests and examples alike.
 //! The sans-IO core builds without either feature.
 
+#[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
 use rustls::crypto::CryptoProvider;
 
 /// The provider chosen by the crate's features: aws-lc-rs (feature
