@@ -31,7 +31,11 @@
 //!   every close (with its TLS version): metrics without this crate choosing
 //!   a metrics library. [`scrape`] serves one document over HTTP for the
 //!   scraper; [`until_stop_signal`] is a service's SIGTERM/SIGINT/SIGHUP
-//!   loop; the `self-signed` feature adds `self_signed`.
+//!   loop; the `self-signed` feature adds `self_signed` (a 90-day
+//!   development certificate, made again near expiry), the `acme` feature
+//!   `acme` (certificates obtained and renewed over ACME with http-01,
+//!   swapped in with the atomic reload), [`Validity`] reads a certificate's
+//!   dates.
 //!
 //! The listener's [`Mode`] is the one source of truth for offering and
 //! requiring `STARTTLS`: it sets the session's
@@ -141,6 +145,8 @@
 //! # }
 //! ```
 
+#[cfg(feature = "acme")]
+pub mod acme;
 mod admission;
 mod certs;
 mod config;

@@ -20,6 +20,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+mod pebble;
+pub use pebble::Pebble;
+
 /// The environment variable that turns a missing peer into a failure.
 pub const REQUIRE_PEERS: &str = "POSTERN_REQUIRE_PEERS";
 

@@ -268,28 +268,9 @@ pub enum CertSource {
         /// The key.
         key: PathBuf,
     },
-    /// Obtained and renewed over ACME (RFC 8555); see `crate::acme`.
-    Acme(AcmeSpec),
-}
-
-/// `certificate = "acme"`: where and for what to obtain a certificate.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AcmeSpec {
-    /// The names the certificate is for (the MX host name(s)).
-    pub domains: Vec<String>,
-    /// Account contacts, e.g. `mailto:postmaster@example.org`.
-    pub contact: Vec<String>,
-    /// The CA's directory URL.
-    pub directory: String,
-    /// PEM trust anchors for the directory's HTTPS (a test CA such as
-    /// pebble's); `None`: the system's roots.
-    pub ca_file: Option<PathBuf>,
-    /// Where the http-01 responder listens while an order is validated
-    /// (the CA connects to port 80 of each domain).
-    pub challenge_address: SocketAddr,
-    /// The first delay after a failure; doubled after each, up to six
-    /// hours.
-    pub retry: Duration,
+    /// Obtained and renewed over ACME (RFC 8555); see
+    /// `postern_listener::acme`.
+    Acme(postern_listener::acme::AcmeConfig),
 }
 
 /// One `[tls.NAME]` policy, in the operator's (OpenSSL) terms; see
@@ -689,16 +670,16 @@ impl MtaConfig {
                         ),
                     ));
                 }
-                CertSource::Acme(AcmeSpec {
-                    domains,
-                    contact: t.contact.clone().unwrap_or_default(),
-                    directory,
-                    ca_file: t.ca_file.as_deref().map(resolve),
-                    challenge_address: t
-                        .challenge_address
-                        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 80))),
-                    retry: t.retry.map_or(Duration::from_secs(60), |d| d.0),
-                })
+                let mut acme = postern_listener::acme::AcmeConfig::new(domains, directory)
+                    .with_contact(t.contact.clone().unwrap_or_default())
+                    .with_ca_file(t.ca_file.as_deref().map(resolve));
+                if let Some(addr) = t.challenge_address {
+                    acme = acme.with_challenge_address(addr);
+                }
+                if let Some(retry) = t.retry {
+                    acme = acme.with_retry(retry.0);
+                }
+                CertSource::Acme(acme)
             } else if t.certificate == "self-signed" {
                 if t.key.is_some() {
                     return Err(err(

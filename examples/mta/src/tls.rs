@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use postern_listener::acme::AcmeState;
 use postern_listener::{CertSpec, ConnLimits, ListenerConfig, TlsSettings, Validity};
 use postern_rules::{Facts, Stage};
 
@@ -63,7 +64,7 @@ pub fn tls_settings(
             CertSpec::pem(&[name], cert.clone(), key.clone())
         }
         (CertSource::Acme(_), source) => {
-            let files = crate::acme::AcmeFiles::of(config, &spec.name);
+            let files = crate::acme::files(config, &spec.name);
             match source {
                 // `check` before the first start: the stand-in.
                 SelfSignedSource::Inline { cert, key }
@@ -294,32 +295,33 @@ pub fn certificate_notes(spec: &TlsSpec, config: &MtaConfig, now: SystemTime) ->
     match &spec.certificate {
         CertSource::Files { chain, .. } => expiry_notes("certificate", chain, now),
         CertSource::Acme(acme) => {
-            let files = crate::acme::AcmeFiles::of(config, &spec.name);
+            let files = crate::acme::files(config, &spec.name);
             let mut notes = vec![CertNote::Info(format!(
                 "ACME (http-01 on {}) for {} from {}",
                 acme.challenge_address,
                 acme.domains.join(", "),
                 acme.directory
             ))];
-            match crate::acme::state(&files) {
-                crate::acme::State::Missing => notes.push(CertNote::Info(
+            match files.state() {
+                AcmeState::Missing => notes.push(CertNote::Info(
                     "state: not obtained yet; requested at start (a self-signed placeholder serves until then)".to_owned(),
                 )),
-                crate::acme::State::Placeholder => notes.push(CertNote::Warning(format!(
+                AcmeState::Placeholder => notes.push(CertNote::Warning(format!(
                     "state: {} is the self-signed placeholder: the first issuance has not succeeded yet (see the log)",
                     files.cert.display()
                 ))),
-                crate::acme::State::Unreadable(e) => notes.push(CertNote::Warning(format!(
+                AcmeState::Unreadable(e) => notes.push(CertNote::Warning(format!(
                     "state: {}: {e}; a new certificate is requested at start",
                     files.cert.display()
                 ))),
-                crate::acme::State::Issued { renew_at, .. } => {
+                AcmeState::Issued { renew_at, .. } => {
                     notes.push(CertNote::Info(format!(
                         "state: issued; renewed from {} (a third of its lifetime before expiry)",
                         postern_listener::utc(renew_at)
                     )));
                     notes.extend(expiry_notes("certificate", &files.cert, now));
                 }
+                other => notes.push(CertNote::Info(format!("state: {other:?}"))),
             }
             notes
         }

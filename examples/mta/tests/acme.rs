@@ -1,11 +1,7 @@
-//! ACME against Debian's pebble (an RFC 8555 test CA), all on loopback
-//! high ports: pebble's directory over HTTPS with a test certificate
-//! (`ca_file`), its validation authority resolving every name to 127.0.0.1
-//! through pebble-challtestsrv's mock DNS (`-dnsserver`; no network), and
-//! connecting for http-01 to the port our responder listens on (pebble's
-//! `httpPort`). Pebble issues 30-second certificates
-//! (`certificateValidityPeriod`), so renewal (a third of the lifetime
-//! left) comes 20 s after issuance.
+//! The MTA's `certificate = "acme"` against Debian's pebble (an RFC 8555
+//! test CA, [`postern_testkit::Pebble`]), all on loopback high ports. Pebble
+//! issues 30-second certificates (`certificateValidityPeriod`), so renewal
+//! (a third of the lifetime left) comes 20 s after issuance.
 //!
 //! Issuance and renewal with a connection in flight; a failed challenge
 //! (clear error, placeholder kept); pebble down during a renewal (old
@@ -16,123 +12,30 @@ mod common;
 
 use std::fs;
 use std::io::{Read as _, Write as _};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Server, TempDir};
 use postern_listener::Validity;
-use postern_testkit::{ChildGuard, dev_pki, free_port, peer, wait_for_port, write_pki};
+use postern_testkit::{Pebble, free_port};
 
 const DOMAIN: &str = "mx.acme.test";
 
-/// pebble and its mock DNS.
-struct Pebble {
-    bin: PathBuf,
-    _dns: ChildGuard,
-    pebble: Option<ChildGuard>,
-    dir: PathBuf,
-    port: u16,
-    dns_port: u16,
-}
-
-impl Pebble {
-    /// Validation connects to `http_port`; certificates live `validity` s.
-    fn start(dir: &Path, http_port: u16, validity: u64) -> Option<Self> {
-        let pebble = peer("pebble")?;
-        let chall = peer("pebble-challtestsrv")?;
-        let dir = dir.join("pebble");
-        fs::create_dir_all(&dir).unwrap();
-        let pki = dev_pki(&["localhost"]);
-        write_pki(&pki, &dir).unwrap();
-        let (port, mgmt, dns_port, dns_mgmt) = (free_port(), free_port(), free_port(), free_port());
-        let config = format!(
-            r#"{{"pebble": {{
-                "listenAddress": "127.0.0.1:{port}",
-                "managementListenAddress": "127.0.0.1:{mgmt}",
-                "certificate": "{cert}",
-                "privateKey": "{key}",
-                "httpPort": {http_port},
-                "tlsPort": {tls_port},
-                "ocspResponderURL": "",
-                "externalAccountBindingRequired": false,
-                "certificateValidityPeriod": {validity}
-            }}}}"#,
-            cert = dir.join("cert.pem").display(),
-            key = dir.join("key.pem").display(),
-            tls_port = free_port(),
-        );
-        fs::write(dir.join("pebble.json"), config).unwrap();
-        // Every A query answers 127.0.0.1; no AAAA, no challenge servers
-        // of its own (ours answers http-01).
-        let dns = ChildGuard::spawn(
-            Command::new(chall)
-                .args(["-dns01", &format!("127.0.0.1:{dns_port}")])
-                .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
-                .args(["-management", &format!("127.0.0.1:{dns_mgmt}")])
-                .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        );
-        let mut p = Self {
-            bin: pebble,
-            _dns: dns,
-            pebble: None,
-            dir,
-            port,
-            dns_port,
-        };
-        p.up();
-        Some(p)
-    }
-
-    fn up(&mut self) {
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("pebble.log"))
-            .unwrap();
-        self.pebble = Some(ChildGuard::spawn(
-            Command::new(&self.bin)
-                .arg("-config")
-                .arg(self.dir.join("pebble.json"))
-                .args(["-dnsserver", &format!("127.0.0.1:{}", self.dns_port)])
-                .env("PEBBLE_VA_NOSLEEP", "1")
-                .env("PEBBLE_WFE_NONCEREJECT", "0")
-                // Validate every order, renewals included.
-                .env("PEBBLE_AUTHZREUSE", "0")
-                .stdout(log.try_clone().unwrap())
-                .stderr(log),
-        ));
-        assert!(
-            wait_for_port(
-                SocketAddr::from(([127, 0, 0, 1], self.port)),
-                Duration::from_secs(20)
-            ),
-            "pebble did not start"
-        );
-    }
-
-    fn down(&mut self) {
-        self.pebble = None;
-    }
-
-    /// The `[tls.default]` body for this CA, with the responder on
-    /// `challenge_port`.
-    fn tls(&self, challenge_port: u16) -> String {
-        format!(
-            r#"certificate = "acme"
+/// The `[tls.default]` body for `pebble`, with the responder on
+/// `challenge_port`.
+fn tls(pebble: &Pebble, challenge_port: u16) -> String {
+    format!(
+        r#"certificate = "acme"
 domains = ["{DOMAIN}"]
 contact = ["mailto:postmaster@{DOMAIN}"]
-directory = "https://localhost:{}/dir"
+directory = "{}"
 ca_file = "{}"
 challenge_address = "127.0.0.1:{challenge_port}"
 retry = "1s""#,
-            self.port,
-            self.dir.join("ca.pem").display()
-        )
-    }
+        pebble.directory(),
+        pebble.ca_file().display()
+    )
 }
 
 /// Waits until `pred` holds for the server log.
@@ -187,7 +90,7 @@ fn issuance_then_renewal_swapped_in_without_dropping_a_connection() {
     let Some(_pebble) = Pebble::start(dir.path(), http, 30) else {
         return;
     };
-    let server = Server::start_with_tls(dir.path(), "", &_pebble.tls(http));
+    let server = Server::start_with_tls(dir.path(), "", &tls(&_pebble, http));
     let log = wait_log(&server, "no issuance", Duration::from_secs(60), |l| {
         issued(l) >= 1
     });
@@ -258,7 +161,7 @@ fn a_failed_challenge_is_a_clear_error_and_the_old_certificate_stays() {
     let Some(pebble) = Pebble::start(dir.path(), free_port(), 30) else {
         return;
     };
-    let server = Server::start_with_tls(dir.path(), "", &pebble.tls(free_port()));
+    let server = Server::start_with_tls(dir.path(), "", &tls(&pebble, free_port()));
     let log = wait_log(&server, "no failure", Duration::from_secs(60), |l| {
         l.matches("ACME order failed").count() >= 2
     });
@@ -302,7 +205,7 @@ fn pebble_down_during_a_renewal_keeps_the_old_certificate_and_retries() {
     let Some(mut pebble) = Pebble::start(dir.path(), http, 30) else {
         return;
     };
-    let server = Server::start_with_tls(dir.path(), "", &pebble.tls(http));
+    let server = Server::start_with_tls(dir.path(), "", &tls(&pebble, http));
     wait_log(&server, "no issuance", Duration::from_secs(60), |l| {
         issued(l) >= 1
     });
