@@ -76,8 +76,11 @@ compile_error!(
     "postern-queue needs a crypto provider: enable feature `aws-lc-rs` (default) or `ring`"
 );
 
+pub mod admin;
 mod bounce;
 mod compat;
+#[cfg(unix)]
+pub mod control;
 mod envelope;
 mod id;
 mod legacy;
