@@ -54,7 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Thousands of connections a minute from 127.0.0.1 are the
         // workload; smtp-sink has no rate limit either.
         .with_connection_rate(None);
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(postern_listener::default_provider());
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let server = Server::bind(vec![listener], Arc::new(Discard), provider)?;

@@ -141,6 +141,9 @@ async fn run(config: MtaConfig) -> ExitCode {
             key: String::new(),
         }
     };
+    if let Err(e) = postern_mta::acme::prepare(&config) {
+        return fail("cannot prepare the ACME certificates", &e);
+    }
     let config = Arc::new(config);
     let users = Arc::new(Users::open(&config.users_file()));
     let mailboxes = Arc::new(Mailboxes {
@@ -160,7 +163,7 @@ async fn run(config: MtaConfig) -> ExitCode {
         users.clone(),
         local.clone(),
     ));
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(postern_listener::default_provider());
     let mut listeners = listener_configs(
         &config,
         &self_signed,
@@ -188,6 +191,8 @@ async fn run(config: MtaConfig) -> ExitCode {
     if let (Some(socket), Some(m)) = (metrics_socket, &metrics) {
         metrics::spawn(socket, m.clone(), &spool, &shutdown);
     }
+    // ACME issuance and renewal (acme.rs), swapped in with the atomic reload.
+    let _acme = postern_mta::acme::spawn(config.clone(), server.clone(), shutdown.clone());
 
     {
         let mut out = std::io::stdout().lock();

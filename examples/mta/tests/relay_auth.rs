@@ -98,7 +98,7 @@ actions = [
         let now = self.now.clone();
         Runner::new(self.spool.clone(), s, router, bounces)
             .with_resolver(Arc::new(resolver))
-            .with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_provider(Arc::new(postern_listener::default_provider()))
             .with_clock(Arc::new(move || now.load(Ordering::SeqCst)))
     }
 

@@ -59,7 +59,7 @@ actions = [{{ relay_host = "localhost:{port}" }}, {{ relay_tls = "{tls}" }}{anch
         .with_resolver(Arc::new(
             StaticResolver::new().with_host("localhost", [LOCALHOST]),
         ))
-        .with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_provider(Arc::new(postern_listener::default_provider()))
 }
 
 fn enqueue(spool: &Arc<LogStore>, requiretls: bool, headers: &str) -> QueueId {
