@@ -208,7 +208,10 @@ impl PolicyFetcher {
 
     /// Fetches and parses the policy of `domain`.
     pub async fn fetch(&self, domain: &str) -> Result<StsPolicy, FetchError> {
-        let host = format!("mta-sts.{}", domain.trim_end_matches('.').to_ascii_lowercase());
+        let host = format!(
+            "mta-sts.{}",
+            domain.trim_end_matches('.').to_ascii_lowercase()
+        );
         let after = self.settings.timeout;
         match tokio::time::timeout(after, self.fetch_from(&host)).await {
             Ok(result) => result,

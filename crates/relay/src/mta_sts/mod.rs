@@ -38,11 +38,11 @@ mod resolver;
 mod store;
 
 pub use cache::{CacheStep, CachedPolicy, Refresh, TxtAnswer, refresh_margin};
+#[cfg(feature = "mta-sts-fetch")]
+pub use fetch::{FetchError, FetchSettings, PolicyFetcher, WELL_KNOWN_PATH};
 pub use pattern::MxPattern;
 pub use policy::{MAX_AGE_LIMIT, MAX_POLICY_SIZE, PolicyError, StsMode, StsPolicy};
 pub use record::{RecordError, StsRecord};
-#[cfg(feature = "mta-sts-fetch")]
-pub use fetch::{FetchError, FetchSettings, PolicyFetcher, WELL_KNOWN_PATH};
 #[cfg(feature = "mta-sts-fetch")]
 pub use resolver::{PolicySource, StsLookup, StsResolver};
 #[cfg(feature = "mta-sts-fetch")]

@@ -101,9 +101,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("postern-sts-store-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         let cache = PolicyCache::open(&dir).unwrap();
-        let policy =
-            StsPolicy::parse(b"version: STSv1\nmode: enforce\nmx: mx.example.org\nmax_age: 86400\n")
-                .unwrap();
+        let policy = StsPolicy::parse(
+            b"version: STSv1\nmode: enforce\nmx: mx.example.org\nmax_age: 86400\n",
+        )
+        .unwrap();
         let entry = CachedPolicy::new("20260101", policy, 1_800_000_000);
         cache.store("Example.ORG.", &entry).unwrap();
         let again = PolicyCache::open(&dir).unwrap();
