@@ -53,6 +53,18 @@ CHILDREN=(signed bogus unsigned servfail sts)
 
 log() { echo "dns-test-servers: $*" >&2; }
 
+# Runs a daemon without the caller's other descriptors: started as
+# `flock /work/test.lock scripts/dns-test-servers.sh`, NSD and Unbound
+# would otherwise inherit the lock and hold it for as long as they run.
+detached() {
+    (
+        for fd in $(ls /proc/$BASHPID/fd); do
+            case $fd in 0 | 1 | 2 | 255) ;; *) eval "exec $fd>&-" ;; esac
+        done
+        "$@"
+    )
+}
+
 stop_pid() {
     local pidfile=$1
     if [ -s "$pidfile" ]; then
@@ -275,7 +287,7 @@ EOF
 } > "$STATE/nsd.conf"
 rm -f "$STATE/nsd.zonelist"
 nsd-checkconf "$STATE/nsd.conf"
-nsd -c "$STATE/nsd.conf"
+detached nsd -c "$STATE/nsd.conf"
 
 # --- Unbound --------------------------------------------------------------------
 {
@@ -309,7 +321,7 @@ EOF
     done
 } > "$STATE/unbound.conf"
 unbound-checkconf "$STATE/unbound.conf" >/dev/null
-unbound -c "$STATE/unbound.conf"
+detached unbound -c "$STATE/unbound.conf"
 
 # --- Ready? ---------------------------------------------------------------------
 ready=0
