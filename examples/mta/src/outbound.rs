@@ -46,6 +46,15 @@ pub fn spawn(
     let mut router = RulesRouter::from_config(&config);
     let dane = dane_resolver(&config);
     router.dane = dane.is_some();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let sts = match (&config.mta_sts, &dane) {
+        (Some(s), Some(dns)) => s
+            .build(dns.clone(), provider)
+            .inspect_err(|e| tracing::error!(error = %e, "outbound: MTA-STS is off"))
+            .ok(),
+        _ => None,
+    };
+    router.mta_sts = sts.is_some();
     let mut runner = Runner::new(
         spool.clone(),
         settings_from_config(&config),
@@ -54,6 +63,9 @@ pub fn spawn(
     );
     if let Some(resolver) = dane {
         runner = runner.with_dane_resolver(resolver);
+    }
+    if let Some(sts) = sts {
+        runner = runner.with_mta_sts(Arc::new(sts));
     }
     tokio::spawn(runner.run(shutdown))
 }
@@ -111,6 +123,10 @@ pub struct RulesRouter {
     /// DANE where the destination is signed, and that mode elsewhere
     /// ([`TlsMode::under_dane`]). Off in [`RulesRouter::new`].
     pub dane: bool,
+    /// MTA-STS for MX routes (`[mta_sts]`): the default outbound policy
+    /// is DANE, else MTA-STS, else the rules' mode. Off in
+    /// [`RulesRouter::new`]; `relay_tls = "mta-sts"` asks for it anyway.
+    pub mta_sts: bool,
 }
 
 impl RulesRouter {
@@ -122,6 +138,7 @@ impl RulesRouter {
             mx_port: 25,
             base_dir: PathBuf::from("."),
             dane: false,
+            mta_sts: false,
         }
     }
 
@@ -190,6 +207,7 @@ impl Router for RulesRouter {
             },
             RelayTlsMode::Dane => TlsMode::dane(),
             RelayTlsMode::DaneOnly => TlsMode::DaneOnly,
+            RelayTlsMode::MtaSts => TlsMode::Opportunistic,
             other => {
                 return Err(Diagnosis::local(
                     MISCONFIGURED,
@@ -198,7 +216,9 @@ impl Router for RulesRouter {
                 ));
             }
         };
-        let mode = if self.dane && matches!(target, Target::Mx { .. }) {
+        let is_mx = matches!(target, Target::Mx { .. });
+        let sts = is_mx && (self.mta_sts || plan.tls == RelayTlsMode::MtaSts);
+        let mode = if self.dane && is_mx {
             mode.under_dane()
         } else {
             mode
@@ -208,7 +228,9 @@ impl Router for RulesRouter {
         let versions: Vec<TlsVersion> = plan.requested_versions.iter().collect();
         Ok(Route::new(
             target,
-            TlsPolicy::new(mode).with_versions(versions),
+            TlsPolicy::new(mode)
+                .with_versions(versions)
+                .with_mta_sts(sts),
         ))
     }
 }

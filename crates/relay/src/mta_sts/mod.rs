@@ -35,6 +35,8 @@ mod record;
 #[cfg(feature = "mta-sts-fetch")]
 mod resolver;
 #[cfg(feature = "mta-sts-fetch")]
+mod settings;
+#[cfg(feature = "mta-sts-fetch")]
 mod store;
 
 pub use cache::{CacheStep, CachedPolicy, Refresh, TxtAnswer, refresh_margin};
@@ -45,6 +47,8 @@ pub use policy::{MAX_AGE_LIMIT, MAX_POLICY_SIZE, PolicyError, StsMode, StsPolicy
 pub use record::{RecordError, StsRecord};
 #[cfg(feature = "mta-sts-fetch")]
 pub use resolver::{PolicySource, StsLookup, StsResolver};
+#[cfg(feature = "mta-sts-fetch")]
+pub use settings::{StsSettings, anchors_from_pem_files};
 #[cfg(feature = "mta-sts-fetch")]
 pub use store::PolicyCache;
 
