@@ -180,6 +180,11 @@ pub struct Envelope {
     /// readers see the envelopes they know.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub delay_reported: bool,
+    /// Put on hold by an operator (`queue hold`): the outbound runner
+    /// leaves it alone until it is released. Durable, like Postfix's hold
+    /// queue; written only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_hold: bool,
 }
 
 impl Envelope {
@@ -200,12 +205,23 @@ impl Envelope {
             auth_user: None,
             recipients: Vec::new(),
             delay_reported: false,
+            on_hold: false,
         }
     }
 
     /// [`Envelope::arrival`] as a `SystemTime`.
     pub fn arrival_time(&self) -> SystemTime {
         UNIX_EPOCH + std::time::Duration::from_secs(self.arrival)
+    }
+
+    /// The client's IP address, from [`peer`](Self::peer) (`ip:port`,
+    /// `[v6]:port` or a bare address); `None` when absent or unreadable.
+    pub fn peer_ip(&self) -> Option<std::net::IpAddr> {
+        let peer = self.peer.as_deref()?;
+        peer.parse::<std::net::SocketAddr>()
+            .map(|s| s.ip())
+            .or_else(|_| peer.trim_matches(['[', ']']).parse())
+            .ok()
     }
 
     /// No recipient is `Pending` or `Deferred`: the message can be removed.
@@ -237,4 +253,28 @@ pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_addresses_parse() {
+        let id: QueueId = "0005e3b1a2c3d4000100000001".parse().expect("an id");
+        let peer_ip = |peer: &str| {
+            let mut env = Envelope::new(id.clone(), ReversePath::Null);
+            env.peer = Some(peer.to_owned());
+            env.peer_ip()
+        };
+        assert_eq!(
+            peer_ip("192.0.2.1:2525"),
+            Some("192.0.2.1".parse().unwrap())
+        );
+        assert_eq!(
+            peer_ip("[2001:db8::1]:25"),
+            Some("2001:db8::1".parse().unwrap())
+        );
+        assert_eq!(peer_ip("nonsense"), None);
+    }
 }

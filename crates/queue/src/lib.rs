@@ -69,8 +69,11 @@
 //! A second process opening the same directory gets [`QueueLocked`] (as the
 //! source of an `io::Error`), naming the directory and the holder's pid.
 
+pub mod admin;
 mod bounce;
 mod compat;
+#[cfg(unix)]
+pub mod control;
 mod envelope;
 mod id;
 mod legacy;
@@ -94,7 +97,7 @@ pub use lock::QueueLocked;
 pub use logstore::{BODY_CHUNK, LogStore};
 pub use retry::RetryPolicy;
 pub use store::{BodySink, Commit, Hold, Holds, MessageWriter, Store};
-pub use sync::{replace_file, sync_dir, sync_paths};
+pub use sync::{sync_dir, sync_paths, write_atomically};
 
 /// Addresses for the unit tests, from text known to parse.
 #[cfg(test)]

@@ -42,12 +42,14 @@
 //! where the last one stopped. An interrupted delivery leaves its recipients
 //! as they were, so they are retried; a duplicate is possible, a loss is not.
 //!
-//! # Logs
-//! One `tracing` line per recipient per attempt (target
+//! # Logs and metrics
+//! A [`DeliveryObserver`] is told each relay session's route and duration
+//! and each recipient's outcome. One `tracing` line per recipient per attempt (target
 //! `postern_queue::runner`): queue id, recipient, host, TLS version, cipher
 //! and verification, result and the reply.
 
 mod dispatch;
+mod observe;
 mod outcome;
 mod plan;
 mod record;
@@ -69,6 +71,7 @@ use rustls::crypto::CryptoProvider;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+pub use observe::{DeliveryObserver, RecipientAttempt};
 pub use outcome::RecipientOutcome;
 pub use router::Router;
 
@@ -165,6 +168,31 @@ pub struct PassReport {
     pub errors: Vec<String>,
 }
 
+/// Tells a running [`Runner`] about changes made behind its back (an
+/// operator's retry, hold or release through
+/// [`QueueAdmin`](crate::admin::QueueAdmin)). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct RunnerHandle {
+    due: Arc<Mutex<HashMap<QueueId, u64>>>,
+    wake: Arc<tokio::sync::Notify>,
+}
+
+impl RunnerHandle {
+    /// Forgets what the runner remembered of `id`'s next attempt, so the
+    /// next pass reads its envelope again.
+    pub fn reread(&self, id: &QueueId) {
+        self.due
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+
+    /// Starts a pass now (or as soon as one may start).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+}
+
 /// The delivery runner. See the module documentation.
 pub struct Runner<R, B> {
     store: Arc<dyn Store>,
@@ -181,9 +209,13 @@ pub struct Runner<R, B> {
     /// When each queued message is next due, as last read or written by
     /// this runner (`u64::MAX`: nothing for the runner to do), so a scan
     /// does not re-read every deferred envelope. Only this runner sets
-    /// `next_attempt`, so the cache cannot go stale; a new runner (a
+    /// `next_attempt`, or an operator through a [`RunnerHandle`] (which
+    /// forgets the entry), so the cache cannot go stale; a new runner (a
     /// restart) starts empty and reads everything once.
     due: Arc<Mutex<HashMap<QueueId, u64>>>,
+    /// Starts a pass before the scan interval is over.
+    wake: Arc<tokio::sync::Notify>,
+    observer: Option<Arc<dyn DeliveryObserver>>,
 }
 
 // Not derived: a derive would ask `R: Clone` and `B: Clone`.
@@ -200,6 +232,8 @@ impl<R, B> Clone for Runner<R, B> {
             sts: self.sts.clone(),
             clock: self.clock.clone(),
             due: self.due.clone(),
+            wake: self.wake.clone(),
+            observer: self.observer.clone(),
         }
     }
 }
@@ -255,7 +289,16 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
             sts: None,
             clock: system_clock(),
             due: Arc::default(),
+            wake: Arc::default(),
+            observer: None,
         }
+    }
+
+    /// Tells `observer` about every delivery attempt (for metrics).
+    #[must_use]
+    pub fn with_observer(mut self, observer: Arc<dyn DeliveryObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Uses `resolver` for MX and address lookups.
@@ -345,6 +388,7 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
             }
             tokio::select! {
                 () = tokio::time::sleep(self.settings.scan_interval) => {}
+                () = self.wake.notified() => {}
                 () = wait_stop(&mut shutdown) => break,
             }
         }
@@ -433,6 +477,14 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
             work[w].interrupt();
         }
         self.record_rest(&mut work, now, report).await;
+    }
+
+    /// A handle for operators' tools: make a message due now, start a pass.
+    pub fn handle(&self) -> RunnerHandle {
+        RunnerHandle {
+            due: self.due.clone(),
+            wake: self.wake.clone(),
+        }
     }
 
     fn due_cache(&self) -> MutexGuard<'_, HashMap<QueueId, u64>> {

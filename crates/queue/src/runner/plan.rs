@@ -116,7 +116,7 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
                 }
                 continue;
             }
-            if !env.has_open_remote() {
+            if !env.has_open_remote() || env.on_hold {
                 self.due_cache().insert(id.clone(), u64::MAX);
                 continue;
             }
