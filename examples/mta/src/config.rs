@@ -890,8 +890,8 @@ impl MtaConfig {
                     .map_err(|e| sts_err("trust_anchors", e.to_string()))?
             }
         };
-        let cache_dir = (parsed.mta_sts.cache_dir.as_deref())
-            .map_or_else(|| data_dir.join("mta-sts"), resolve);
+        let cache_dir =
+            (parsed.mta_sts.cache_dir.as_deref()).map_or_else(|| data_dir.join("mta-sts"), resolve);
         let mta_sts = (parsed.mta_sts.enabled != Some(false))
             .then(|| postern_relay::mta_sts::StsSettings::new(cache_dir, anchors));
         // Abuse limits.

@@ -562,13 +562,24 @@ actions = [{ relay_tls = "mta-sts" }]
         let sts = load("").unwrap().mta_sts.expect("on by default");
         assert_eq!(sts.cache_dir, dir.join("data").join("mta-sts"));
         assert_eq!(sts.anchors, Anchors::WebPki);
-        assert!(load("[mta_sts]\nenabled = false\n").unwrap().mta_sts.is_none());
-        let sts = load("[mta_sts]\ncache_dir = \"/var/cache/sts\"\n").unwrap().mta_sts.unwrap();
+        assert!(
+            load("[mta_sts]\nenabled = false\n")
+                .unwrap()
+                .mta_sts
+                .is_none()
+        );
+        let sts = load("[mta_sts]\ncache_dir = \"/var/cache/sts\"\n")
+            .unwrap()
+            .mta_sts
+            .unwrap();
         assert_eq!(sts.cache_dir, Path::new("/var/cache/sts"));
         // Test CA files, relative to the configuration's directory.
         let pki = postern_testkit::dev_pki(&["mx.example"]);
         std::fs::write(dir.join("ca.pem"), &pki.ca_pem).unwrap();
-        let sts = load("[mta_sts]\ntrust_anchors = [\"ca.pem\"]\n").unwrap().mta_sts.unwrap();
+        let sts = load("[mta_sts]\ntrust_anchors = [\"ca.pem\"]\n")
+            .unwrap()
+            .mta_sts
+            .unwrap();
         assert!(matches!(sts.anchors, Anchors::Custom(c) if c.len() == 1));
         for (table, says) in [
             ("[mta_sts]\ntrust_anchors = \"mozilla\"\n", "\"mozilla\""),

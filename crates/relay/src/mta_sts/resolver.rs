@@ -190,11 +190,11 @@ impl StsResolver {
     }
 
     fn keep(&self, domain: &str, entry: CachedPolicy) {
-        if let Some(disk) = &self.disk {
-            if let Err(e) = disk.store(domain, &entry) {
-                // Still applied and kept in memory; only a restart loses it.
-                tracing::error!(%domain, dir = %disk.dir().display(), error = %e, "MTA-STS: cannot write the policy cache");
-            }
+        if let Some(disk) = &self.disk
+            && let Err(e) = disk.store(domain, &entry)
+        {
+            // Still applied and kept in memory; only a restart loses it.
+            tracing::error!(%domain, dir = %disk.dir().display(), error = %e, "MTA-STS: cannot write the policy cache");
         }
         self.memory
             .lock()
