@@ -32,6 +32,11 @@ pub struct MessageParams {
     /// `SIZE=` as declared (the real size is the body file's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
+    /// `REQUIRETLS` was given (RFC 8689): every onward hop must be
+    /// authenticated TLS offering REQUIRETLS, else the message bounces
+    /// with 5.7.30. Written only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub requiretls: bool,
 }
 
 /// The delivery state of one recipient.
