@@ -600,3 +600,16 @@ fn a_policy_host_that_never_answers_times_out() {
         held.abort();
     });
 }
+
+#[test]
+fn a_domain_that_is_no_ascii_dns_name_is_refused_before_any_lookup() {
+    // An empty resolver: a lookup would fail with NoSuchDomain instead.
+    let resolver: Arc<dyn Resolver> = Arc::new(StaticResolver::new());
+    let pki = dev_pki(&["mta-sts.example"]);
+    let settings = FetchSettings::new(Anchors::from_pem(pki.ca_pem.as_bytes()).unwrap());
+    let fetcher = PolicyFetcher::new(settings, provider(), resolver).unwrap();
+    for domain in ["bücher.example", "bad_name..example"] {
+        let e = runtime().block_on(fetcher.fetch(domain)).unwrap_err();
+        assert!(matches!(e, FetchError::InvalidHost { .. }), "{domain}: {e:?}");
+    }
+}

@@ -82,6 +82,13 @@ impl FetchSettings {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FetchError {
+    /// `mta-sts.<domain>` is not a name a certificate or a request can
+    /// carry (not an ASCII DNS name).
+    #[error("{host:?} is not a valid policy host name")]
+    InvalidHost {
+        /// The policy host.
+        host: String,
+    },
     /// `mta-sts.<domain>` has no address, or the lookup failed.
     #[error("resolving {host}: {source}")]
     Resolve {
@@ -220,11 +227,11 @@ impl PolicyFetcher {
     }
 
     async fn fetch_from(&self, host: &str) -> Result<StsPolicy, FetchError> {
-        let stream = self.connect(host).await?;
-        let name = ServerName::try_from(host.to_owned()).map_err(|e| FetchError::Tls {
+        let invalid = || FetchError::InvalidHost {
             host: host.to_owned(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
-        })?;
+        };
+        let name = ServerName::try_from(host.to_owned()).map_err(|_| invalid())?;
+        let stream = self.connect(host).await?;
         let tls = self
             .tls
             .connect(name, stream)
@@ -253,10 +260,7 @@ impl PolicyFetcher {
             .header(http::header::USER_AGENT, "postern-mta-sts/1")
             .header(http::header::CONNECTION, "close")
             .body(Empty::<Bytes>::new())
-            .map_err(|e| FetchError::Tls {
-                host: host.to_owned(),
-                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
-            })?;
+            .map_err(|_| invalid())?;
         let response = sender.send_request(request).await.map_err(http)?;
         let status = response.status();
         if status.is_redirection() {
