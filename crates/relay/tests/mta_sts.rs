@@ -610,6 +610,9 @@ fn a_domain_that_is_no_ascii_dns_name_is_refused_before_any_lookup() {
     let fetcher = PolicyFetcher::new(settings, provider(), resolver).unwrap();
     for domain in ["bücher.example", "bad_name..example"] {
         let e = runtime().block_on(fetcher.fetch(domain)).unwrap_err();
-        assert!(matches!(e, FetchError::InvalidHost { .. }), "{domain}: {e:?}");
+        assert!(
+            matches!(e, FetchError::InvalidHost { .. }),
+            "{domain}: {e:?}"
+        );
     }
 }
