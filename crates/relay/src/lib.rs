@@ -125,7 +125,7 @@
 //!     HickoryResolver, Message, Relay, Route, SessionConfig, Target, TlsMode, TlsPolicy,
 //! };
 //!
-//! let provider = Arc::new(rustls::crypto::ring::default_provider());
+//! let provider = Arc::new(postern_relay::default_provider());
 //! let session = SessionConfig::new(Host::parse("mx.example.net")?.into_owned());
 //! let relay = Relay::new(session, provider, Arc::new(HickoryResolver::from_system_conf()?));
 //!
@@ -168,6 +168,10 @@
 mod body;
 mod client;
 pub mod dane;
+// hickory-proto's DNSSEC validation takes its crypto from the provider
+// feature; without one it is not built, so say so here.
+#[cfg(all(feature = "hickory", not(any(feature = "aws-lc-rs", feature = "ring"))))]
+compile_error!("postern-relay's `hickory` feature needs a crypto provider: `aws-lc-rs` or `ring`");
 #[cfg(feature = "hickory")]
 mod dns;
 mod dnssec;
@@ -179,6 +183,7 @@ mod hickory;
 mod message;
 pub mod mta_sts;
 mod policy;
+mod provider;
 #[cfg(feature = "tokio")]
 mod relay;
 mod resolve;
@@ -202,6 +207,8 @@ pub use error::{DaneRefusal, Phase, RelayError};
 pub use hickory::{HickoryResolver, mx_records};
 pub use message::{Message, Recipient};
 pub use policy::{Anchors, TlsMode, TlsPolicy, VersionReport};
+#[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
+pub use provider::default_provider;
 #[cfg(feature = "tokio")]
 pub use relay::Relay;
 pub use resolve::{BoxFuture, MxRecord, ResolveError, Resolver, StaticResolver, plan_mx};

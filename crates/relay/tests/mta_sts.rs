@@ -348,7 +348,7 @@ impl Drop for Fixture {
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(postern_relay::default_provider())
 }
 
 fn runtime() -> tokio::runtime::Runtime {

@@ -152,9 +152,17 @@ struct TlsFile {
     #[serde(default = "default_versions")]
     versions: Vec<String>,
     ciphers: Option<String>,
+    groups: Option<Vec<String>>,
     dh_params: Option<PathBuf>,
     #[serde(default = "yes")]
     prefer_server_ciphers: bool,
+    // `certificate = "acme"` only.
+    domains: Option<Vec<String>>,
+    contact: Option<Vec<String>>,
+    directory: Option<String>,
+    ca_file: Option<PathBuf>,
+    challenge_address: Option<SocketAddr>,
+    retry: Option<DurationText>,
 }
 
 fn default_versions() -> Vec<String> {
@@ -279,6 +287,9 @@ pub enum CertSource {
         /// The key.
         key: PathBuf,
     },
+    /// Obtained and renewed over ACME (RFC 8555); see
+    /// `postern_listener::acme`.
+    Acme(postern_listener::acme::AcmeConfig),
 }
 
 /// One `[tls.NAME]` policy, in the operator's (OpenSSL) terms; see
@@ -293,6 +304,9 @@ pub struct TlsSpec {
     pub versions: Vec<String>,
     /// OpenSSL cipher list, if given.
     pub ciphers: Option<String>,
+    /// Key-exchange groups in preference order (OpenSSL names), if given;
+    /// otherwise the provider's, X25519MLKEM768 first.
+    pub groups: Option<Vec<String>>,
     /// DH parameter file, if given (validated, then reported as unused).
     pub dh_params: Option<PathBuf>,
     /// Server cipher order.
@@ -622,7 +636,72 @@ impl MtaConfig {
             let span = Some(t.span());
             let t = t.get_ref();
             let item = Some(format!("tls.{name}"));
-            let certificate = if t.certificate == "self-signed" {
+            let acme_fields = [
+                ("domains", t.domains.is_some()),
+                ("contact", t.contact.is_some()),
+                ("directory", t.directory.is_some()),
+                ("ca_file", t.ca_file.is_some()),
+                ("challenge_address", t.challenge_address.is_some()),
+                ("retry", t.retry.is_some()),
+            ];
+            if t.certificate != "acme"
+                && let Some((field, _)) = acme_fields.iter().find(|(_, set)| *set)
+            {
+                return Err(err(
+                    span,
+                    item,
+                    Some((*field).into()),
+                    "only for certificate = \"acme\"".into(),
+                ));
+            }
+            let certificate = if t.certificate == "acme" {
+                if t.key.is_some() {
+                    return Err(err(
+                        span,
+                        item,
+                        Some("key".into()),
+                        "an ACME certificate's key is generated and stored under the data directory; remove `key`".into(),
+                    ));
+                }
+                let domains = t.domains.clone().unwrap_or_default();
+                if domains.is_empty() || domains.iter().any(|d| d.trim().is_empty()) {
+                    return Err(err(
+                        span,
+                        item,
+                        Some("domains".into()),
+                        "an ACME certificate needs its names, e.g. domains = [\"mx.example.org\"]"
+                            .into(),
+                    ));
+                }
+                let Some(directory) = t.directory.clone() else {
+                    return Err(err(
+                        span,
+                        item,
+                        Some("directory".into()),
+                        "missing: the CA's ACME directory URL, e.g. \"https://acme-v02.api.letsencrypt.org/directory\"".into(),
+                    ));
+                };
+                if !directory.starts_with("https://") {
+                    return Err(err(
+                        span,
+                        item,
+                        Some("directory".into()),
+                        format!(
+                            "{directory:?}: ACME directories are https:// URLs (RFC 8555 §6.1)"
+                        ),
+                    ));
+                }
+                let mut acme = postern_listener::acme::AcmeConfig::new(domains, directory)
+                    .with_contact(t.contact.clone().unwrap_or_default())
+                    .with_ca_file(t.ca_file.as_deref().map(resolve));
+                if let Some(addr) = t.challenge_address {
+                    acme = acme.with_challenge_address(addr);
+                }
+                if let Some(retry) = t.retry {
+                    acme = acme.with_retry(retry.0);
+                }
+                CertSource::Acme(acme)
+            } else if t.certificate == "self-signed" {
                 if t.key.is_some() {
                     return Err(err(
                         span,
@@ -653,6 +732,7 @@ impl MtaConfig {
                     certificate,
                     versions: t.versions.clone(),
                     ciphers: t.ciphers.clone(),
+                    groups: t.groups.clone(),
                     dh_params: t.dh_params.as_deref().map(resolve),
                     prefer_server_ciphers: t.prefer_server_ciphers,
                 },

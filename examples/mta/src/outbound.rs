@@ -48,7 +48,7 @@ pub fn spawn(
     let mut router = RulesRouter::from_config(&config);
     let dane = dane_resolver(&config);
     router.dane = dane.is_some();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(postern_relay::default_provider());
     let sts = match (&config.mta_sts, &dane) {
         (Some(s), Some(dns)) => s
             .build(dns.clone(), provider)

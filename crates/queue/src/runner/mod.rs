@@ -267,8 +267,9 @@ impl Resolver for NoResolver {
 
 impl<R: Router, B: BounceSink> Runner<R, B> {
     /// A runner on `store` that routes with `router` and reports to
-    /// `bounces`, with the system DNS resolver, the ring crypto provider and
-    /// the system clock. If the system resolver cannot be set up, every
+    /// `bounces`, with the system DNS resolver, the crypto provider chosen
+    /// by the crate's features (aws-lc-rs by default, or ring) and the
+    /// system clock. If the system resolver cannot be set up, every
     /// lookup fails transiently (mail waits; it is logged).
     pub fn new(store: Arc<dyn Store>, settings: RunnerSettings, router: R, bounces: B) -> Self {
         let resolver: Arc<dyn Resolver> = match HickoryResolver::from_system_conf() {
@@ -283,7 +284,7 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
             settings: Arc::new(settings),
             router: Arc::new(router),
             bounces: Arc::new(bounces),
-            provider: Arc::new(rustls::crypto::ring::default_provider()),
+            provider: Arc::new(postern_relay::default_provider()),
             resolver,
             dane: None,
             sts: None,
