@@ -27,6 +27,7 @@
 //! | `tokio` | yes | `Connection`, `Connector`, `Relay`; tokio, tokio-rustls, tracing |
 //! | `hickory` | yes | `HickoryResolver`, `mx_records`, `DnssecResolver` (DNSSEC status for DANE); hickory-resolver, hickory-proto (implies `tokio`) |
 //! | `webpki-roots` | yes | `Anchors::WebPki`, the Mozilla root program |
+//! | `mta-sts-fetch` | yes | `mta_sts::{PolicyFetcher, PolicyCache, StsResolver}`, `Relay::with_mta_sts`; hyper (HTTP/1.1 client only) (implies `tokio`) |
 //!
 //! With `default-features = false` only the sans-IO core is built, and
 //! `cargo tree -p postern-relay --no-default-features -e normal` lists no
@@ -101,6 +102,17 @@
 //! [`DnssecResolver`] over the network): the DNSSEC status of the MX,
 //! address and TLSA records decides, per host, between DANE, the fallback
 //! and deferring ([`DaneRefusal`]).
+//!
+//! ## MTA-STS
+//! [`mta_sts`] holds the sans-IO MTA-STS pieces (RFC 8461: the TXT record,
+//! the policy, MX patterns, cache decisions) and, with `mta-sts-fetch`,
+//! the IO: the HTTPS policy fetch, the on-disk cache and
+//! `mta_sts::StsResolver`. A route with [`TlsPolicy::mta_sts`] set, on a
+//! relay made with `Relay::with_mta_sts`, gets the recipient domain's
+//! policy when the delivery is planned: under `enforce`, the MX hosts DANE
+//! does not authenticate must match the policy and present a certificate
+//! valid for their name, else they are not used
+//! ([`RelayError::StsNoMatchingMx`] when none is left).
 //!
 //! ## Example: the driver
 //! With the default features (`tokio`, `hickory`, `webpki-roots`):

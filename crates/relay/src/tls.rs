@@ -171,7 +171,7 @@ pub fn dane_client_config(
     Ok(Arc::new(config))
 }
 
-fn root_store(anchors: &Anchors) -> Result<RootCertStore, RelayError> {
+pub(crate) fn root_store(anchors: &Anchors) -> Result<RootCertStore, RelayError> {
     match anchors {
         #[cfg(feature = "webpki-roots")]
         Anchors::WebPki => Ok(RootCertStore::from_iter(

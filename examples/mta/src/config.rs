@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use postern_listener::{Mode, ProxyProtocol};
 use postern_proto::{ForwardPath, ReversePath};
+use postern_relay::Anchors;
 use postern_rules::{Facts, RelayPlan, RuleConfig, RuleSet, RuleSetConfig, Stage, TomlSource};
 use serde::Deserialize;
 use toml::Spanned;
@@ -86,6 +87,8 @@ struct FileConfig {
     #[serde(default)]
     dns: DnsFile,
     #[serde(default)]
+    mta_sts: MtaStsFile,
+    #[serde(default)]
     auth_limits: crate::abuse::AuthLimitsFile,
     #[serde(default)]
     connection_rate: crate::abuse::ConnectionRateFile,
@@ -106,6 +109,22 @@ struct DnsFile {
     servers: Option<Vec<String>>,
     dnssec: Option<String>,
     trust_anchor: Option<PathBuf>,
+}
+
+/// `[mta_sts]`: `trust_anchors` is `"system"` or a list of PEM files.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MtaStsFile {
+    enabled: Option<bool>,
+    cache_dir: Option<PathBuf>,
+    trust_anchors: Option<AnchorsFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum AnchorsFile {
+    Name(String),
+    Files(Vec<PathBuf>),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -464,6 +483,8 @@ pub struct MtaConfig {
     pub metrics: Option<SocketAddr>,
     /// DNS and DNSSEC for outbound mail.
     pub dns: DnsSettings,
+    /// MTA-STS for outbound mail (`[mta_sts]`); `None` when disabled.
+    pub mta_sts: Option<postern_relay::mta_sts::StsSettings>,
     /// The AUTH failure limits (`[auth_limits]`); `None` when disabled.
     pub auth_limits: Option<crate::abuse::AuthLimitSettings>,
     /// The connection rate limits (`[connection_rate]`); `None` when
@@ -934,6 +955,25 @@ impl MtaConfig {
             dnssec,
             trust_anchor: parsed.dns.trust_anchor.as_deref().map(resolve),
         };
+        // MTA-STS: on by default, cache under the data directory.
+        let sts_err = |f: &str, e: String| err(None, None, Some(format!("mta_sts.{f}")), e);
+        let anchors = match &parsed.mta_sts.trust_anchors {
+            None => Anchors::WebPki,
+            Some(AnchorsFile::Name(n)) if n == "system" => Anchors::WebPki,
+            Some(AnchorsFile::Name(n)) => {
+                let e = format!("{n:?}: expected \"system\" or a list of PEM files");
+                return Err(sts_err("trust_anchors", e));
+            }
+            Some(AnchorsFile::Files(f)) => {
+                let files: Vec<PathBuf> = f.iter().map(|p| resolve(p)).collect();
+                postern_relay::mta_sts::anchors_from_pem_files(&files)
+                    .map_err(|e| sts_err("trust_anchors", e.to_string()))?
+            }
+        };
+        let cache_dir =
+            (parsed.mta_sts.cache_dir.as_deref()).map_or_else(|| data_dir.join("mta-sts"), resolve);
+        let mta_sts = (parsed.mta_sts.enabled != Some(false))
+            .then(|| postern_relay::mta_sts::StsSettings::new(cache_dir, anchors));
         // Abuse limits.
         let abuse_err = |(span, field, message): crate::abuse::AbuseError| {
             err(span, None, Some(field), message)
@@ -987,6 +1027,7 @@ impl MtaConfig {
             limits,
             metrics: parsed.metrics.map(|m| m.address),
             dns,
+            mta_sts,
             auth_limits,
             connection_rate,
             bare_lf_networks,
