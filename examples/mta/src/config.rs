@@ -20,11 +20,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use postern_listener::ListenerTable;
 pub use postern_listener::MessageLimits;
 use postern_listener::guard::{AuthGuardConfig, ConnectionRateConfig, FieldError, Networks};
-use postern_listener::{ListenerTable, TlsTable};
 use postern_proto::{ForwardPath, ReversePath};
 use postern_queue::QueueSchedule;
+use postern_relay::Anchors;
 pub use postern_relay::{DnsSettings, DnssecChoice};
 use postern_rules::{Facts, RelayPlan, RuleConfig, RuleSet, RuleSetConfig, Stage, TomlSource};
 use serde::Deserialize;
@@ -79,7 +80,7 @@ struct FileConfig {
     #[serde(default)]
     domain: Vec<Spanned<DomainFile>>,
     #[serde(default)]
-    tls: BTreeMap<String, TlsTable>,
+    tls: BTreeMap<String, Spanned<TlsFile>>,
     #[serde(default)]
     listener: Vec<Spanned<ListenerTable>>,
     #[serde(default)]
@@ -88,6 +89,8 @@ struct FileConfig {
     limits: MessageLimits,
     #[serde(default)]
     dns: DnsSettings,
+    #[serde(default)]
+    mta_sts: MtaStsFile,
     #[serde(default)]
     auth_limits: AuthGuardConfig,
     #[serde(default)]
@@ -101,6 +104,22 @@ struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct MetricsFile {
     address: SocketAddr,
+}
+
+/// `[mta_sts]`: `trust_anchors` is `"system"` or a list of PEM files.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MtaStsFile {
+    enabled: Option<bool>,
+    cache_dir: Option<PathBuf>,
+    trust_anchors: Option<AnchorsFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum AnchorsFile {
+    Name(String),
+    Files(Vec<PathBuf>),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -120,6 +139,39 @@ struct DomainFile {
     mailboxes: Vec<String>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsFile {
+    certificate: String,
+    key: Option<PathBuf>,
+    #[serde(default = "default_versions")]
+    versions: Vec<String>,
+    ciphers: Option<String>,
+    groups: Option<Vec<String>>,
+    dh_params: Option<PathBuf>,
+    #[serde(default = "yes")]
+    prefer_server_ciphers: bool,
+    // `certificate = "acme"` only.
+    domains: Option<Vec<String>>,
+    contact: Option<Vec<String>>,
+    directory: Option<String>,
+    ca_file: Option<PathBuf>,
+    challenge_address: Option<SocketAddr>,
+    #[serde(
+        default,
+        deserialize_with = "postern_proto::duration::deserialize_option"
+    )]
+    retry: Option<std::time::Duration>,
+}
+
+fn default_versions() -> Vec<String> {
+    vec!["TLSv1.2".into(), "TLSv1.3".into()]
+}
+
+fn yes() -> bool {
+    true
+}
+
 /// Parses a duration: `"5d"`, `"4h"`, `"30m"`, `"10s"`, `"250ms"`,
 /// combinations such as `"1h 30m"`, or plain seconds.
 pub use postern_proto::duration::parse as parse_duration;
@@ -136,14 +188,43 @@ pub struct LocalDomain {
     pub mailboxes: BTreeSet<String>,
 }
 
-/// One `[tls.NAME]` policy: its name and the table
-/// ([`postern_listener::TlsTable`], file names resolved).
+/// Where a listener's certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertSource {
+    /// Generated (rcgen) into `DATA_DIR/tls/` on first start, for
+    /// [`MtaConfig::hostname`] and `localhost`.
+    SelfSigned,
+    /// PEM files: chain (end-entity first) and private key.
+    Files {
+        /// The chain.
+        chain: PathBuf,
+        /// The key.
+        key: PathBuf,
+    },
+    /// Obtained and renewed over ACME (RFC 8555); see
+    /// `postern_listener::acme`.
+    Acme(postern_listener::acme::AcmeConfig),
+}
+
+/// One `[tls.NAME]` policy, in the operator's (OpenSSL) terms; see
+/// `postern_listener::TlsSettings`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsSpec {
     /// The table's name.
     pub name: String,
-    /// The policy.
-    pub table: TlsTable,
+    /// The certificate.
+    pub certificate: CertSource,
+    /// Versions as written (`TLSv1.1` and older are reported, not used).
+    pub versions: Vec<String>,
+    /// OpenSSL cipher list, if given.
+    pub ciphers: Option<String>,
+    /// Key-exchange groups in preference order (OpenSSL names), if given;
+    /// otherwise the provider's, X25519MLKEM768 first.
+    pub groups: Option<Vec<String>>,
+    /// DH parameter file, if given (validated, then reported as unused).
+    pub dh_params: Option<PathBuf>,
+    /// Server cipher order.
+    pub prefer_server_ciphers: bool,
 }
 
 /// The loaded, validated configuration.
@@ -171,6 +252,8 @@ pub struct MtaConfig {
     pub metrics: Option<SocketAddr>,
     /// DNS and DNSSEC for outbound mail.
     pub dns: DnsSettings,
+    /// MTA-STS for outbound mail (`[mta_sts]`); `None` when disabled.
+    pub mta_sts: Option<postern_relay::mta_sts::StsSettings>,
     /// The AUTH failure limits (`[auth_limits]`); `None` when disabled.
     pub auth_limits: Option<AuthGuardConfig>,
     /// The connection rate limits (`[connection_rate]`); `None` when
@@ -317,17 +400,113 @@ impl MtaConfig {
         }
 
         // TLS policies.
-        let tls: BTreeMap<String, TlsSpec> = (parsed.tls.into_iter())
-            .map(|(name, t)| {
-                (
-                    name.clone(),
-                    TlsSpec {
-                        name,
-                        table: t.resolved(base),
-                    },
-                )
-            })
-            .collect();
+        let mut tls: BTreeMap<String, TlsSpec> = BTreeMap::new();
+        for (name, t) in &parsed.tls {
+            let span = Some(t.span());
+            let t = t.get_ref();
+            let item = Some(format!("tls.{name}"));
+            let acme_fields = [
+                ("domains", t.domains.is_some()),
+                ("contact", t.contact.is_some()),
+                ("directory", t.directory.is_some()),
+                ("ca_file", t.ca_file.is_some()),
+                ("challenge_address", t.challenge_address.is_some()),
+                ("retry", t.retry.is_some()),
+            ];
+            if t.certificate != "acme"
+                && let Some((field, _)) = acme_fields.iter().find(|(_, set)| *set)
+            {
+                return Err(err(
+                    span,
+                    item,
+                    Some((*field).into()),
+                    "only for certificate = \"acme\"".into(),
+                ));
+            }
+            let certificate = if t.certificate == "acme" {
+                if t.key.is_some() {
+                    return Err(err(
+                        span,
+                        item,
+                        Some("key".into()),
+                        "an ACME certificate's key is generated and stored under the data directory; remove `key`".into(),
+                    ));
+                }
+                let domains = t.domains.clone().unwrap_or_default();
+                if domains.is_empty() || domains.iter().any(|d| d.trim().is_empty()) {
+                    return Err(err(
+                        span,
+                        item,
+                        Some("domains".into()),
+                        "an ACME certificate needs its names, e.g. domains = [\"mx.example.org\"]"
+                            .into(),
+                    ));
+                }
+                let Some(directory) = t.directory.clone() else {
+                    return Err(err(
+                        span,
+                        item,
+                        Some("directory".into()),
+                        "missing: the CA's ACME directory URL, e.g. \"https://acme-v02.api.letsencrypt.org/directory\"".into(),
+                    ));
+                };
+                if !directory.starts_with("https://") {
+                    return Err(err(
+                        span,
+                        item,
+                        Some("directory".into()),
+                        format!(
+                            "{directory:?}: ACME directories are https:// URLs (RFC 8555 §6.1)"
+                        ),
+                    ));
+                }
+                let mut acme = postern_listener::acme::AcmeConfig::new(domains, directory)
+                    .with_contact(t.contact.clone().unwrap_or_default())
+                    .with_ca_file(t.ca_file.as_deref().map(resolve));
+                if let Some(addr) = t.challenge_address {
+                    acme = acme.with_challenge_address(addr);
+                }
+                if let Some(retry) = t.retry {
+                    acme = acme.with_retry(retry);
+                }
+                CertSource::Acme(acme)
+            } else if t.certificate == "self-signed" {
+                if t.key.is_some() {
+                    return Err(err(
+                        span,
+                        item,
+                        Some("key".into()),
+                        "a self-signed certificate is generated with its key; remove `key`".into(),
+                    ));
+                }
+                CertSource::SelfSigned
+            } else {
+                let Some(key) = &t.key else {
+                    return Err(err(
+                        span,
+                        item,
+                        Some("key".into()),
+                        "missing: a certificate file needs its private key file".into(),
+                    ));
+                };
+                CertSource::Files {
+                    chain: resolve(Path::new(&t.certificate)),
+                    key: resolve(key),
+                }
+            };
+            tls.insert(
+                name.clone(),
+                TlsSpec {
+                    name: name.clone(),
+                    certificate,
+                    versions: t.versions.clone(),
+                    ciphers: t.ciphers.clone(),
+                    groups: t.groups.clone(),
+                    dh_params: t.dh_params.as_deref().map(resolve),
+                    prefer_server_ciphers: t.prefer_server_ciphers,
+                },
+            );
+        }
 
         // Listeners: their tables checked, their TLS policies found.
         let mut listeners: Vec<ListenerTable> = Vec::new();
@@ -380,6 +559,25 @@ impl MtaConfig {
             )
         })?;
         dns.trust_anchor = dns.trust_anchor.as_deref().map(resolve);
+        // MTA-STS: on by default, cache under the data directory.
+        let sts_err = |f: &str, e: String| err(None, None, Some(format!("mta_sts.{f}")), e);
+        let anchors = match &parsed.mta_sts.trust_anchors {
+            None => Anchors::WebPki,
+            Some(AnchorsFile::Name(n)) if n == "system" => Anchors::WebPki,
+            Some(AnchorsFile::Name(n)) => {
+                let e = format!("{n:?}: expected \"system\" or a list of PEM files");
+                return Err(sts_err("trust_anchors", e));
+            }
+            Some(AnchorsFile::Files(f)) => {
+                let files: Vec<PathBuf> = f.iter().map(|p| resolve(p)).collect();
+                postern_relay::mta_sts::anchors_from_pem_files(&files)
+                    .map_err(|e| sts_err("trust_anchors", e.to_string()))?
+            }
+        };
+        let cache_dir =
+            (parsed.mta_sts.cache_dir.as_deref()).map_or_else(|| data_dir.join("mta-sts"), resolve);
+        let mta_sts = (parsed.mta_sts.enabled != Some(false))
+            .then(|| postern_relay::mta_sts::StsSettings::new(cache_dir, anchors));
         // Abuse limits.
         let in_table = |table: &str, e: FieldError| {
             err(None, None, Some(format!("{table}.{}", e.field)), e.message)
@@ -441,6 +639,7 @@ impl MtaConfig {
             limits,
             metrics: parsed.metrics.map(|m| m.address),
             dns,
+            mta_sts,
             auth_limits,
             connection_rate,
             bare_lf_networks,
