@@ -2,12 +2,14 @@
 # Installs the real SMTP peers that Postern's interop tests talk to: swaks,
 # openssl, Postfix (smtpd, smtp-source, smtp-sink; no system service is
 # started), stunnel, sslscan, testssl.sh, HAProxy (PROXY-protocol front; no
-# service started), and Python's aiosmtpd and scramp in a venv.
+# service started), PostgreSQL (initdb/postgres for the shared-queue tests,
+# which start their own servers in temporary directories; no cluster or
+# service is started), and Python's aiosmtpd and scramp in a venv.
 # Idempotent; run as root. Prints the environment the tests need.
 set -euo pipefail
 
 VENV=${POSTERN_VENV:-/opt/postern-venv}
-packages=(swaks libnet-ssleay-perl libio-socket-ssl-perl openssl postfix stunnel4 sslscan testssl.sh haproxy ca-certificates)
+packages=(swaks libnet-ssleay-perl libio-socket-ssl-perl openssl postfix stunnel4 sslscan testssl.sh haproxy ca-certificates postgresql)
 
 missing=()
 for p in "${packages[@]}"; do
