@@ -84,15 +84,15 @@ impl Postgres {
             return None;
         };
         let user = if running_as_root() {
-            Some(passwd_ids("postgres").expect("running as root: PostgreSQL needs a `postgres` user"))
+            Some(
+                passwd_ids("postgres")
+                    .expect("running as root: PostgreSQL needs a `postgres` user"),
+            )
         } else {
             None
         };
-        let dir = std::env::temp_dir().join(format!(
-            "postern-pg-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("postern-pg-{}-{}", std::process::id(), free_port()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("creating the PostgreSQL directory");
         if let Some((uid, gid)) = user {
@@ -110,7 +110,14 @@ impl Postgres {
             .command("initdb")
             .arg("-D")
             .arg(&data)
-            .args(["-U", PG_USER, "--auth=trust", "-E", "UTF8", "--no-instructions"])
+            .args([
+                "-U",
+                PG_USER,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-instructions",
+            ])
             .stdin(Stdio::null())
             .output()
             .expect("running initdb");
@@ -268,5 +275,6 @@ impl Drop for Postgres {
 }
 
 fn chown(path: &Path, uid: u32, gid: u32) {
-    std::os::unix::fs::chown(path, Some(uid), Some(gid)).expect("handing the directory to postgres");
+    std::os::unix::fs::chown(path, Some(uid), Some(gid))
+        .expect("handing the directory to postgres");
 }
