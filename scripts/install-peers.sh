@@ -2,14 +2,17 @@
 # Installs the real SMTP peers that Postern's interop tests talk to: swaks,
 # openssl, Postfix (smtpd, smtp-source, smtp-sink; no system service is
 # started), stunnel, sslscan, testssl.sh, HAProxy (PROXY-protocol front; no
-# service started), PostgreSQL (initdb/postgres for the shared-queue tests,
-# which start their own servers in temporary directories; no cluster or
-# service is started), and Python's aiosmtpd and scramp in a venv.
+# service started), promtool (Debian's prometheus package, whose server is
+# not started either: it checks the MTA's /metrics output), systemd-analyze
+# (checks dist/postern-mta.service), PostgreSQL (initdb/postgres for the
+# shared-queue tests, which start their own servers in temporary
+# directories; no service is started), and Python's aiosmtpd and scramp in
+# a venv.
 # Idempotent; run as root. Prints the environment the tests need.
 set -euo pipefail
 
 VENV=${POSTERN_VENV:-/opt/postern-venv}
-packages=(swaks libnet-ssleay-perl libio-socket-ssl-perl openssl postfix stunnel4 sslscan testssl.sh haproxy ca-certificates postgresql)
+packages=(swaks libnet-ssleay-perl libio-socket-ssl-perl openssl postfix stunnel4 sslscan testssl.sh haproxy prometheus systemd ca-certificates postgresql)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -19,8 +22,8 @@ done
 if ((${#missing[@]})); then
     echo "install-peers: installing ${missing[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
-    # Postfix's and HAProxy's postinst would start system services; forbid
-    # that (tests start their own on loopback high ports).
+    # Postfix's, HAProxy's and prometheus's postinst would start system
+    # services; forbid that (tests start their own on loopback high ports).
     created_policy=0
     if [ ! -e /usr/sbin/policy-rc.d ]; then
         printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
@@ -37,6 +40,10 @@ fi
 # Nothing may listen on the system SMTP port on behalf of a package.
 if command -v postfix >/dev/null && postfix status >/dev/null 2>&1; then
     postfix stop >/dev/null 2>&1 || true
+fi
+# Only promtool is wanted from the prometheus package, not its server.
+if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
+    systemctl stop prometheus >/dev/null 2>&1 || true
 fi
 
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import aiosmtpd' 2>/dev/null; then

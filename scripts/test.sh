@@ -5,7 +5,8 @@
 # tests (NSD and Unbound with test zones signed at start,
 # scripts/dns-test-servers.sh), then runs every test of the
 # workspace with those peers required: a missing peer fails the run instead
-# of printing SKIPPED.
+# of printing SKIPPED. It also checks the systemd unit in dist/
+# (scripts/check-unit.sh).
 #
 # Installing needs root (apt-get); run as root or with sudo available. With
 # POSTERN_NO_INSTALL=1 it installs nothing and runs with whatever peers the
@@ -32,5 +33,8 @@ else
         exit 2
     fi
 fi
+
+# The systemd unit: systemd-analyze verify and its security rating.
+bash scripts/check-unit.sh
 
 cargo test --workspace "$@"

@@ -23,6 +23,17 @@ pub(crate) enum Refusal {
     Rate,
 }
 
+impl Refusal {
+    /// What an [`Observer`](crate::Observer) is told.
+    pub(crate) fn throttle(self) -> crate::observe::Throttle {
+        match self {
+            Refusal::Global => crate::observe::Throttle::Connections,
+            Refusal::PerIp => crate::observe::Throttle::ConnectionsPerIp,
+            Refusal::Rate => crate::observe::Throttle::ConnectionRate,
+        }
+    }
+}
+
 /// Holds one connection slot.
 #[derive(Debug)]
 pub(crate) struct Slot {

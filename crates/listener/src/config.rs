@@ -8,6 +8,7 @@ use std::time::Duration;
 use postern_session::StartTlsPolicy;
 
 use crate::guard::{ConnectionRate, Networks};
+use crate::observe::Observer;
 use crate::policy::TlsSettings;
 use crate::proxy::ProxyProtocol;
 
@@ -35,6 +36,9 @@ pub struct ListenerConfig {
     pub session: Arc<postern_session::Config>,
     /// Connection limits and timeouts.
     pub limits: ConnLimits,
+    /// Told about throttles, handshake failures, answers and closes (for
+    /// metrics); none by default.
+    pub observer: Option<Arc<dyn Observer>>,
     /// The PROXY protocol: from which fronts a header is required and
     /// believed. `None`: no header is read, and one sent is SMTP (or TLS)
     /// garbage like any other.
@@ -65,6 +69,7 @@ impl ListenerConfig {
             tls: None,
             session: Arc::new(session),
             limits: ConnLimits::default(),
+            observer: None,
             proxy: None,
             rate: Some(Arc::new(ConnectionRate::new(
                 crate::guard::RateLimits::default(),
@@ -93,6 +98,13 @@ impl ListenerConfig {
     /// Sets the limits.
     pub fn with_limits(mut self, limits: ConnLimits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Sets the observer told about this listener's connections (see
+    /// [`Observer`]).
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = Some(observer);
         self
     }
 

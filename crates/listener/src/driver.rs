@@ -16,6 +16,7 @@ use tokio::time::timeout;
 use crate::error::ConnectionError;
 use crate::handler::{ConnectionHandler, ConnectionView};
 use crate::listener::Shared;
+use crate::observe::{Answer, Closed, HandshakeFailure, reply_status};
 use crate::proxy::ProxyError;
 use crate::stream::{Read, Stream};
 
@@ -26,7 +27,22 @@ pub(crate) struct Addrs {
     pub(crate) local: SocketAddr,
 }
 
+/// The TLS handshake; a failure is told to the observer.
 async fn handshake<S>(shared: &Shared, io: S) -> Result<(Stream<S>, TlsInfo), ConnectionError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let result = handshake_inner(shared, io).await;
+    if let (Err(e), Some(o)) = (&result, &shared.observer) {
+        o.handshake_failed(
+            &shared.name,
+            HandshakeFailure::of(e).unwrap_or(HandshakeFailure::Other),
+        );
+    }
+    result
+}
+
+async fn handshake_inner<S>(shared: &Shared, io: S) -> Result<(Stream<S>, TlsInfo), ConnectionError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -114,13 +130,37 @@ where
 }
 
 /// Serves one connection to the end: the handshake on an implicit-TLS
-/// listener, then the session, with RFC 5321 §4.5.3.2 timeouts.
+/// listener, then the session, with RFC 5321 §4.5.3.2 timeouts. The
+/// observer is told when it ends, with the TLS version it ended on.
 pub(crate) async fn run<S, C>(
     shared: &Shared,
     io: S,
     addrs: Addrs,
     conn: &mut C,
+    shutdown: watch::Receiver<bool>,
+) -> Result<CloseReason, ConnectionError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+    C: ConnectionHandler,
+{
+    let started = Instant::now();
+    let mut tls = None;
+    let result = serve(shared, io, addrs, conn, shutdown, &mut tls).await;
+    if let Some(o) = &shared.observer {
+        let mut closed = Closed::new(&shared.name, tls);
+        closed.duration = started.elapsed();
+        o.closed(&closed);
+    }
+    result
+}
+
+async fn serve<S, C>(
+    shared: &Shared,
+    io: S,
+    addrs: Addrs,
+    conn: &mut C,
     mut shutdown: watch::Receiver<bool>,
+    tls_version: &mut Option<TlsVersion>,
 ) -> Result<CloseReason, ConnectionError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
@@ -129,6 +169,7 @@ where
     let limits = shared.limits;
     let (mut stream, tls) = if shared.mode == crate::Mode::Implicit {
         let (s, info) = handshake(shared, io).await?;
+        *tls_version = Some(info.version);
         (s, Some(info))
     } else {
         (Stream::Plain(io), None)
@@ -200,6 +241,7 @@ where
             match handshake(shared, io).await {
                 Ok((s, info)) => {
                     stream = s;
+                    *tls_version = Some(info.version);
                     session.tls_established(info)?;
                     last_reply = Instant::now();
                     continue;
@@ -326,10 +368,24 @@ async fn deliver<C: ConnectionHandler>(
         };
         match event {
             Event::Question(question) => {
+                let kind = question.kind();
+                let mechanism = match &question {
+                    Question::Auth { credentials } => Some(credentials.mechanism.clone()),
+                    _ => None,
+                };
+                let (asked, written) = (Instant::now(), session.output().len());
                 let decision = conn.question(question, &facts).await;
+                let elapsed = asked.elapsed();
                 if let Err(e) = session.decide(decision) {
                     tracing::warn!(error = %e, "handler decision refused by the session; tempfailing");
                     let _ = session.decide(Decision::Tempfail);
+                }
+                if let Some(o) = &shared.observer {
+                    let mut answer = Answer::new(&shared.name, kind, elapsed);
+                    answer.mechanism = mechanism.as_ref();
+                    (answer.code, answer.enhanced) =
+                        reply_status(session.output().get(written..).unwrap_or_default());
+                    o.answered(&answer);
                 }
             }
             Event::Notice(notice) => conn.notice(notice, &facts).await,

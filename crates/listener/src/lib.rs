@@ -25,6 +25,14 @@
 //!   greeting says what the connection is offered, AUTH included) and is
 //!   told its [`Notice`]s, in order. The [`session`] crate is re-exported.
 //!
+//! - [`observe`]: an optional [`Observer`] per listener, told about
+//!   throttles, TLS handshake failures (classified), every answered
+//!   question (with the reply the session wrote and the handler's time) and
+//!   every close (with its TLS version): metrics without this crate choosing
+//!   a metrics library. [`scrape`] serves one document over HTTP for the
+//!   scraper; [`until_stop_signal`] is a service's SIGTERM/SIGINT/SIGHUP
+//!   loop; the `self-signed` feature adds `self_signed`.
+//!
 //! The listener's [`Mode`] is the one source of truth for offering and
 //! requiring `STARTTLS`: it sets the session's
 //! [`StartTlsPolicy`] ([`Mode::starttls_policy`]), and a listener whose
@@ -141,9 +149,15 @@ mod error;
 pub mod guard;
 mod handler;
 mod listener;
+pub mod observe;
 pub mod policy;
 pub mod proxy;
+pub mod scrape;
+#[cfg(feature = "self-signed")]
+pub mod self_signed;
 mod server;
+#[cfg(unix)]
+mod signals;
 mod stream;
 
 /// The sans-IO session this crate drives, re-exported so embedders name
@@ -157,8 +171,11 @@ pub use config::{ConnLimits, ListenerConfig, Mode};
 pub use error::{BindError, ConnectionError, ReloadError};
 pub use handler::{ConnContext, ConnectionHandler, ConnectionView, Handler};
 pub use listener::Listener;
+pub use observe::Observer;
 pub use policy::{
     BuiltTls, ClientAuth, PolicyError, Problem, TlsPolicyReport, TlsSettings, Warning,
 };
 pub use proxy::{Accepted, BadTrusted, ProxyError, ProxyProtocol, ProxyStream};
 pub use server::{Server, ShutdownHandle};
+#[cfg(unix)]
+pub use signals::{StopSignal, until_stop_signal};

@@ -14,6 +14,7 @@ use crate::config::{ConnLimits, ListenerConfig, Mode};
 use crate::driver::{self, Addrs};
 use crate::error::{BindError, ConnectionError};
 use crate::handler::ConnectionHandler;
+use crate::observe::Observer;
 use crate::policy::{BuiltTls, TlsPolicyReport, TlsSettings};
 use crate::proxy::{self, Accepted, ProxyError, ProxyProtocol};
 use crate::server::ShutdownHandle;
@@ -26,6 +27,7 @@ pub(crate) struct Shared {
     pub(crate) session: Arc<postern_session::Config>,
     pub(crate) limits: ConnLimits,
     pub(crate) tls: Option<BuiltTls>,
+    pub(crate) observer: Option<Arc<dyn Observer>>,
     pub(crate) proxy: Option<ProxyProtocol>,
     pub(crate) rate: Option<Arc<crate::guard::ConnectionRate>>,
     /// The session configuration for clients allowed bare LF line ends,
@@ -157,6 +159,7 @@ impl Listener {
                 session: config.session.clone(),
                 limits: config.limits,
                 tls,
+                observer: config.observer,
                 proxy: config.proxy,
                 rate: config.rate,
                 bare_lf_session: (!config.bare_lf_networks.is_empty()).then(|| {

@@ -194,6 +194,20 @@ impl Server {
         }
     }
 
+    /// Reloads the certificates of every TLS listener from their
+    /// configured sources (what a SIGHUP asks for), each as
+    /// [`reload_certificates`](Self::reload_certificates) with `None`: a
+    /// listener whose new certificates do not load keeps its old ones and
+    /// its error is returned (and logged).
+    pub fn reload_all_certificates(&self) -> Vec<ReloadError> {
+        self.inner
+            .listeners
+            .iter()
+            .filter(|b| b.listener.shared.tls.is_some())
+            .filter_map(|b| self.reload_certificates(b.listener.name(), None).err())
+            .collect()
+    }
+
     /// A handle that triggers [`shutdown`](Self::shutdown) from elsewhere.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle {
@@ -302,6 +316,9 @@ fn admit(
             count = r.count, limit = r.limit, per = if r.daily { "day" } else { "minute" },
             "connection refused: rate limit"
         );
+        if let Some(o) = &served.shared.observer {
+            o.throttled(served.name(), Refusal::Rate.throttle());
+        }
         tokio::spawn(refuse(accepted.stream, served.mode(), Refusal::Rate));
         return;
     }
@@ -313,6 +330,9 @@ fn admit(
         }
         Err(refusal) => {
             tracing::info!(listener = %served.name(), peer = %accepted.peer, ?refusal, "connection refused by limit");
+            if let Some(o) = &served.shared.observer {
+                o.throttled(served.name(), refusal.throttle());
+            }
             let mode = served.mode();
             tokio::spawn(refuse(accepted.stream, mode, refusal));
         }

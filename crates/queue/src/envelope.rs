@@ -208,6 +208,16 @@ impl Envelope {
         UNIX_EPOCH + std::time::Duration::from_secs(self.arrival)
     }
 
+    /// The client's IP address, from [`peer`](Self::peer) (`ip:port`,
+    /// `[v6]:port` or a bare address); `None` when absent or unreadable.
+    pub fn peer_ip(&self) -> Option<std::net::IpAddr> {
+        let peer = self.peer.as_deref()?;
+        peer.parse::<std::net::SocketAddr>()
+            .map(|s| s.ip())
+            .or_else(|_| peer.trim_matches(['[', ']']).parse())
+            .ok()
+    }
+
     /// No recipient is `Pending` or `Deferred`: the message can be removed.
     pub fn is_finished(&self) -> bool {
         !self.recipients.iter().any(|r| r.status.is_open())
@@ -237,4 +247,28 @@ pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_addresses_parse() {
+        let id: QueueId = "0005e3b1a2c3d4000100000001".parse().expect("an id");
+        let peer_ip = |peer: &str| {
+            let mut env = Envelope::new(id.clone(), ReversePath::Null);
+            env.peer = Some(peer.to_owned());
+            env.peer_ip()
+        };
+        assert_eq!(
+            peer_ip("192.0.2.1:2525"),
+            Some("192.0.2.1".parse().unwrap())
+        );
+        assert_eq!(
+            peer_ip("[2001:db8::1]:25"),
+            Some("2001:db8::1".parse().unwrap())
+        );
+        assert_eq!(peer_ip("nonsense"), None);
+    }
 }

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +23,15 @@ impl QueueId {
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// When the message arrived: the time written into the id (to the
+    /// microsecond) when it was made. Ids sort by it, so the smallest id in
+    /// a spool is its oldest message (queue-age metrics need no envelope
+    /// read).
+    pub fn arrival(&self) -> SystemTime {
+        let micros = u64::from_str_radix(&self.0[..14], 16).unwrap_or(0);
+        UNIX_EPOCH + Duration::from_micros(micros)
     }
 }
 
@@ -57,5 +67,23 @@ impl TryFrom<String> for QueueId {
 impl From<QueueId> for String {
     fn from(id: QueueId) -> String {
         id.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arrival_is_read_from_the_id() {
+        let id: QueueId = "0005e3b1a2c3d4000100000001".parse().expect("an id");
+        let micros = 0x0000_05e3_b1a2_c3d4_u64;
+        assert_eq!(id.arrival(), UNIX_EPOCH + Duration::from_micros(micros));
+        let spool_dir = std::env::temp_dir().join(format!("postern-id-{}", std::process::id()));
+        let spool = crate::LogStore::open(&spool_dir).expect("store");
+        let before = SystemTime::now() - Duration::from_secs(1);
+        let fresh = spool.new_id();
+        assert!(fresh.arrival() >= before && fresh.arrival() <= SystemTime::now());
+        let _ = std::fs::remove_dir_all(spool_dir);
     }
 }

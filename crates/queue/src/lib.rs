@@ -97,7 +97,7 @@ pub use lock::QueueLocked;
 pub use logstore::{BODY_CHUNK, LogStore};
 pub use retry::RetryPolicy;
 pub use store::{BodySink, Commit, Hold, Holds, MessageWriter, Store};
-pub use sync::{replace_file, sync_dir, sync_paths};
+pub use sync::{sync_dir, sync_paths, write_atomically};
 
 /// Addresses for the unit tests, from text known to parse.
 #[cfg(test)]

@@ -11,12 +11,13 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Replaces the file at `path` with `contents`, owner-only (0600 on
-/// Unix), atomically and durably: a temporary file beside it is written
-/// and fsynced, renamed over `path`, and the directory fsynced, so a crash
-/// leaves the old file or the new one, never a mix. Creates the directory.
-pub fn replace_file(path: &Path, contents: &[u8]) -> io::Result<()> {
-    use std::io::Write as _;
+/// Replaces the file at `path` with `contents` atomically and durably: a
+/// temporary file beside it (created with permissions `mode` on Unix, e.g.
+/// 0o600 for secrets, so they are never readable by others even briefly),
+/// synced, renamed over `path`, then the directory synced. A crash leaves
+/// the old file or the new one, never a mix. The directory is created if
+/// needed.
+pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -24,16 +25,16 @@ pub fn replace_file(path: &Path, contents: &[u8]) -> io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    {
-        let mut f = File::create(&tmp)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        }
-        f.write_all(contents)?;
-        f.sync_all()?;
-    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut f = options.open(&tmp)?;
+    std::io::Write::write_all(&mut f, contents)?;
+    f.sync_all()?;
+    drop(f);
     std::fs::rename(&tmp, path)?;
     sync_dir(dir)
 }

@@ -258,26 +258,7 @@ impl<'s> Document<'s> {
 
     /// The value at `path`, or the deepest one found on the way.
     fn lookup(&self, path: &[Seg]) -> Option<&Spanned<DeValue<'s>>> {
-        let mut found = None;
-        let mut table: Option<&DeTable<'s>> = Some(self.root.get_ref());
-        let mut value: Option<&Spanned<DeValue<'s>>> = None;
-        for seg in path {
-            let next = match (seg, table, value) {
-                (Seg::Key(k), Some(t), _) => t.get(k.as_str()),
-                (Seg::Key(k), None, Some(v)) => v.get_ref().get(k.as_str()),
-                (Seg::Index(i), _, Some(v)) => v.get_ref().get(*i),
-                _ => None,
-            };
-            match next {
-                Some(v) => {
-                    found = Some(v);
-                    value = Some(v);
-                    table = None;
-                }
-                None => break,
-            }
-        }
-        found
+        lookup(self.root.get_ref(), path)
     }
 
     /// An error at the span of `path` (or `span`, when the deserializer gave
@@ -317,6 +298,82 @@ impl LoadError {
         self.name = name;
         self.field = field;
         self
+    }
+}
+
+/// The value at `path` in `root`, or the deepest one found on the way.
+fn lookup<'a, 's>(root: &'a DeTable<'s>, path: &[Seg]) -> Option<&'a Spanned<DeValue<'s>>> {
+    let mut found = None;
+    let mut table: Option<&DeTable<'s>> = Some(root);
+    let mut value: Option<&Spanned<DeValue<'s>>> = None;
+    for seg in path {
+        let next = match (seg, table, value) {
+            (Seg::Key(k), Some(t), _) => t.get(k.as_str()),
+            (Seg::Key(k), None, Some(v)) => v.get_ref().get(k.as_str()),
+            (Seg::Index(i), _, Some(v)) => v.get_ref().get(*i),
+            _ => None,
+        };
+        match next {
+            Some(v) => {
+                found = Some(v);
+                value = Some(v);
+                table = None;
+            }
+            None => break,
+        }
+    }
+    found
+}
+
+/// A TOML text kept with its spans, for configuration files that hold
+/// rule tables beside their own (the MTA's): it turns a field path into
+/// the place to point an error at.
+///
+/// ```
+/// use postern_rules::TomlSource;
+///
+/// let src = "[[rule]]\nname = \"r\"\nconditions = [{ tls = true }]\n";
+/// let toml = TomlSource::parse(src).expect("valid TOML");
+/// let span = toml.span("rule[0].conditions[0].tls").expect("found");
+/// assert_eq!(TomlSource::line_col(src, span.start), (3, 23)); // the value `true`
+/// assert_eq!(toml.item_name("rule", 0).as_deref(), Some("r"));
+/// ```
+pub struct TomlSource<'s> {
+    root: Spanned<DeTable<'s>>,
+}
+
+impl fmt::Debug for TomlSource<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TomlSource").finish_non_exhaustive()
+    }
+}
+
+impl<'s> TomlSource<'s> {
+    /// Parses `src`; `None` when it is not TOML.
+    pub fn parse(src: &'s str) -> Option<TomlSource<'s>> {
+        DeTable::parse(src).ok().map(|root| TomlSource { root })
+    }
+
+    /// The span of the value at `path` (`rule[2].conditions[0].helo`), or
+    /// of the deepest part of the path that exists.
+    pub fn span(&self, path: &str) -> Option<Range<usize>> {
+        lookup(self.root.get_ref(), &parse_path(path)).map(Spanned::span)
+    }
+
+    /// The `name` of the `[[key]]` table number `index`.
+    pub fn item_name(&self, key: &str, index: usize) -> Option<String> {
+        let path = [
+            Seg::Key(key.into()),
+            Seg::Index(index),
+            Seg::Key("name".into()),
+        ];
+        let name = lookup(self.root.get_ref(), &path)?;
+        name.get_ref().as_str().map(str::to_owned)
+    }
+
+    /// One-based line and column (in characters) of byte `offset` in `src`.
+    pub fn line_col(src: &str, offset: usize) -> (u32, u32) {
+        line_col(src, offset)
     }
 }
 

@@ -38,6 +38,22 @@ pub enum Decision {
     TempfailWith(Reply<'static>),
 }
 
+impl std::fmt::Display for Decision {
+    /// For logs: the reply of the `With` variants as sent (`550 5.7.1
+    /// text`), else `accept`, `advertise`, `reject` or `tempfail`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Decision::AcceptWith(r) | Decision::RejectWith(r) | Decision::TempfailWith(r) => {
+                r.fmt(f)
+            }
+            Decision::Accept => f.write_str("accept"),
+            Decision::Advertise(_) => f.write_str("advertise"),
+            Decision::Reject => f.write_str("reject"),
+            Decision::Tempfail => f.write_str("tempfail"),
+        }
+    }
+}
+
 /// The outcome class of a [`Decision`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Class {
@@ -117,4 +133,22 @@ pub enum ApiError {
     /// called without a STARTTLS upgrade under way.
     #[error("no STARTTLS upgrade is under way")]
     NotAwaitingTls,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use postern_proto::{EnhancedCode, ReplyCode};
+
+    #[test]
+    fn decisions_display_for_logs() {
+        let code = ReplyCode::new(550).expect("code");
+        let reply = Reply::new(code, EnhancedCode::new(5, 1, 1), ["no such user"]).expect("reply");
+        assert_eq!(
+            Decision::RejectWith(reply).to_string(),
+            "550 5.1.1 no such user"
+        );
+        assert_eq!(Decision::Tempfail.to_string(), "tempfail");
+        assert_eq!(Decision::Accept.to_string(), "accept");
+    }
 }

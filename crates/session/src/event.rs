@@ -215,6 +215,22 @@ pub enum DecisionKind {
     },
 }
 
+impl DecisionKind {
+    /// The SMTP stage as logs and metric labels name it: `connect`, `helo`,
+    /// `auth`, `mail`, `rcpt`, `data` or `message` (the end of data).
+    pub const fn name(self) -> &'static str {
+        match self {
+            DecisionKind::Connect => "connect",
+            DecisionKind::Hello => "helo",
+            DecisionKind::Auth => "auth",
+            DecisionKind::Mail => "mail",
+            DecisionKind::Rcpt => "rcpt",
+            DecisionKind::DataStart => "data",
+            DecisionKind::MessageComplete { .. } => "message",
+        }
+    }
+}
+
 /// Why a transaction ended without a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]

@@ -11,7 +11,9 @@ use postern_proto::{ForwardPath, Mailbox, ReversePath};
 use postern_rules::{Facts, PolicySuite, Severity, Stage};
 
 use crate::config::{ConfigError, MtaConfig};
-use crate::tls::{SelfSignedSource, auth_policy, generate, self_signed_names, tls_settings};
+use crate::tls::{
+    SelfSignedSource, auth_policy, generate_self_signed, self_signed_names, tls_settings,
+};
 use crate::users::{Users, add_user};
 
 /// postern-mta: a durable MTA built from the Postern crates.
@@ -27,9 +29,22 @@ pub struct Cli {
     /// The data directory (queue, mail, tls, users); overrides the file's.
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Log lines as text, or as JSON objects (one per line) for log shippers.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// What to do; serving when absent.
     #[command(subcommand)]
     pub command: Option<CliCommand>,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[non_exhaustive]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// The commands.
@@ -168,7 +183,7 @@ pub fn check(config: &MtaConfig, out: &mut dyn Write) -> std::io::Result<i32> {
     }
     // A throwaway certificate stands in for self-signed ones: check writes
     // nothing to the data directory.
-    let self_signed = match generate(&self_signed_names(config)) {
+    let self_signed = match generate_self_signed(&self_signed_names(config)) {
         Ok((cert, key)) => SelfSignedSource::Inline { cert, key },
         Err(e) => {
             writeln!(out, "error: cannot generate a certificate: {e}")?;

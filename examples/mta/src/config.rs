@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use postern_listener::{Mode, ProxyProtocol};
 use postern_proto::{ForwardPath, ReversePath};
-use postern_rules::{Facts, RelayPlan, RuleConfig, RuleSet, RuleSetConfig, Stage};
+use postern_rules::{Facts, RelayPlan, RuleConfig, RuleSet, RuleSetConfig, Stage, TomlSource};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -91,6 +91,13 @@ struct FileConfig {
     connection_rate: crate::abuse::ConnectionRateFile,
     #[serde(default)]
     rule: Vec<Spanned<RuleConfig>>,
+    metrics: Option<MetricsFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricsFile {
+    address: SocketAddr,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -439,6 +446,8 @@ pub struct MtaConfig {
     pub queue: QueueSettings,
     /// Message limits.
     pub limits: MessageLimits,
+    /// Where `GET /metrics` is served (`[metrics] address`); `None`: off.
+    pub metrics: Option<SocketAddr>,
     /// DNS and DNSSEC for outbound mail.
     pub dns: DnsSettings,
     /// The AUTH failure limits (`[auth_limits]`); `None` when disabled.
@@ -485,19 +494,16 @@ impl MtaConfig {
     /// Parses configuration text. `file` names it in errors; `base` is the
     /// directory relative paths are resolved against.
     pub fn from_toml_str(src: &str, file: &str, base: &Path) -> Result<MtaConfig, ConfigError> {
+        // Spans of the text, for errors found after deserialising.
+        let toml = TomlSource::parse(src);
         let err = |span: Option<std::ops::Range<usize>>,
                    item: Option<String>,
                    field: Option<String>,
                    message: String| {
-            let (line, column) = match span {
-                Some(s) => {
-                    let (l, c) = line_col(src, s.start);
-                    (Some(l), Some(c))
-                }
-                None => (None, None),
-            };
+            let (line, column) = span.map(|s| TomlSource::line_col(src, s.start)).unzip();
+            let file = file.to_owned();
             ConfigError {
-                file: file.to_owned(),
+                file,
                 line,
                 column,
                 item,
@@ -517,7 +523,7 @@ impl MtaConfig {
                 .replace(".$__serde_spanned_private_value", "")
                 .replace("$__serde_spanned_private_value", "");
             let inner = e.into_inner();
-            let (item, field) = split_item(src, &path);
+            let (item, field) = split_item(toml.as_ref(), &path);
             err(inner.span(), item, field, inner.message().trim().to_owned())
         })?;
 
@@ -864,9 +870,11 @@ impl MtaConfig {
             RuleSetConfig::new(parsed.rule.into_iter().map(Spanned::into_inner).collect());
         let rules = rule_set.compile().map_err(|e| {
             // Point at the field when it can be found, else at the rule.
-            let span = e
-                .index
-                .and_then(|i| field_span(src, i, &e.field).or_else(|| spans.get(i).cloned()));
+            let span = e.index.and_then(|i| {
+                let at = toml.as_ref().filter(|_| !e.field.is_empty());
+                let field = at.and_then(|t| t.span(&format!("rule[{i}].{}", e.field)));
+                field.or_else(|| spans.get(i).cloned())
+            });
             let item = e.index.map(|i| format!("rule #{} {:?}", i + 1, e.rule));
             let field = (!e.field.is_empty()).then(|| e.field.clone());
             err(span, item, field, e.kind.to_string())
@@ -877,8 +885,10 @@ impl MtaConfig {
             crate::outbound::credentials(base, auth).map_err(|e| {
                 let field = format!("actions[{a}].relay_auth");
                 let item = format!("rule #{} {:?}", i + 1, rules.rules()[i].name());
+                let path = format!("rule[{i}].{field}");
+                let span = toml.as_ref().and_then(|t| t.span(&path));
                 err(
-                    field_span(src, i, &field),
+                    span.or_else(|| spans.get(i).cloned()),
                     Some(item),
                     Some(field),
                     e.to_string(),
@@ -895,6 +905,7 @@ impl MtaConfig {
             listeners,
             queue,
             limits,
+            metrics: parsed.metrics.map(|m| m.address),
             dns,
             auth_limits,
             connection_rate,
@@ -970,42 +981,9 @@ impl MtaConfig {
     }
 }
 
-/// The span of `rule[index].<field>` (e.g. `conditions[0].helo.regex`),
-/// or of the deepest part of it that exists.
-fn field_span(src: &str, index: usize, field: &str) -> Option<std::ops::Range<usize>> {
-    use toml::de::{DeTable, DeValue};
-    let root = DeTable::parse(src).ok()?;
-    let mut value: &Spanned<DeValue<'_>> = root.get_ref().get("rule")?;
-    value = value.get_ref().get(index)?;
-    let mut found = None;
-    for part in field.split('.').filter(|p| !p.is_empty()) {
-        let (key, indexes) = match part.find('[') {
-            Some(b) => (&part[..b], &part[b..]),
-            None => (part, ""),
-        };
-        let Some(next) = value.get_ref().get(key) else {
-            break;
-        };
-        value = next;
-        found = Some(value.span());
-        for n in indexes
-            .split(['[', ']'])
-            .filter(|n| !n.is_empty())
-            .filter_map(|n| n.parse::<usize>().ok())
-        {
-            let Some(next) = value.get_ref().get(n) else {
-                return found;
-            };
-            value = next;
-            found = Some(value.span());
-        }
-    }
-    found
-}
-
 /// Splits a serde path like `listener[1].mode` into the item
 /// (`listener[1] "name"`, `rule #2 "name"`) and the field inside it.
-fn split_item(src: &str, path: &str) -> (Option<String>, Option<String>) {
+fn split_item(toml: Option<&TomlSource<'_>>, path: &str) -> (Option<String>, Option<String>) {
     if path.is_empty() || path == "." {
         return (None, None);
     }
@@ -1014,7 +992,7 @@ fn split_item(src: &str, path: &str) -> (Option<String>, Option<String>) {
             && let Some((n, field)) = rest.split_once(']')
             && let Ok(i) = n.parse::<usize>()
         {
-            let name = item_name(src, key, i);
+            let name = toml.and_then(|t| t.item_name(key, i));
             let label = if key == "rule" {
                 format!("rule #{}", i + 1)
             } else {
@@ -1029,29 +1007,6 @@ fn split_item(src: &str, path: &str) -> (Option<String>, Option<String>) {
         }
     }
     (None, Some(path.to_owned()))
-}
-
-/// The `name` of `[[key]]` number `i`, read leniently from the source.
-fn item_name(src: &str, key: &str, i: usize) -> Option<String> {
-    let value: toml::Table = src.parse().ok()?;
-    value
-        .get(key)?
-        .as_array()?
-        .get(i)?
-        .get("name")?
-        .as_str()
-        .map(str::to_owned)
-}
-
-fn line_col(src: &str, offset: usize) -> (u32, u32) {
-    let offset = offset.min(src.len());
-    let before = &src[..offset];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (
-        u32::try_from(line).unwrap_or(u32::MAX),
-        u32::try_from(col).unwrap_or(u32::MAX),
-    )
 }
 
 #[cfg(test)]
@@ -1174,5 +1129,19 @@ mod tests {
         assert_eq!(parse_duration("12"), Some(Duration::from_secs(12)));
         assert_eq!(parse_duration("2ms"), Some(Duration::from_millis(2)));
         assert_eq!(parse_duration("x"), None);
+    }
+
+    #[test]
+    fn metrics_address_is_optional_and_checked() {
+        let base = "[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:25\"\nmode = \"plain\"\n";
+        let off = MtaConfig::from_toml_str(base, "t.toml", Path::new("")).unwrap();
+        assert_eq!(off.metrics, None);
+        let on = format!("{base}[metrics]\naddress = \"127.0.0.1:9125\"\n");
+        let c = MtaConfig::from_toml_str(&on, "t.toml", Path::new("")).unwrap();
+        assert_eq!(c.metrics, Some("127.0.0.1:9125".parse().unwrap()));
+        let bad = format!("{base}[metrics]\naddress = \"localhost\"\n");
+        let e = MtaConfig::from_toml_str(&bad, "t.toml", Path::new("")).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("metrics.address"), "{e}");
+        assert_eq!(e.line, Some(6), "{e}");
     }
 }

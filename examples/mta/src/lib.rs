@@ -12,6 +12,7 @@
 //! | [`tls`] | self-signed certificate, TLS settings, per-listener session policy |
 //! | [`cli`] | the commands: check, explain, policy test, user add |
 //! | [`outbound`] | the router that asks the rules, and the runner's start |
+//! | [`metrics`] | Prometheus series from the listener and runner hooks; `GET /metrics` |
 //!
 //! # Example
 //!
@@ -45,7 +46,7 @@
 //! ```
 //!
 //! The outbound runner (`outbound.rs`, `dsn.rs`) is started by `main` as
-//! `outbound::spawn(spool.clone(), config.clone(), shutdown.clone())` with a
+//! `outbound::spawn(spool.clone(), config.clone(), shutdown.clone(), None)` with a
 //! [`Store`](postern_queue::Store) (an `Arc<dyn Store>`), an `Arc<`[`MtaConfig`](config::MtaConfig)`>` and a
 //! [`Shutdown`] receiver.
 
@@ -53,6 +54,7 @@ pub mod abuse;
 pub mod cli;
 pub mod config;
 pub mod defaults;
+pub mod metrics;
 
 pub mod outbound;
 pub mod server;

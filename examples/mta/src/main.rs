@@ -6,14 +6,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use postern_mta::cli::{self, Cli, CliCommand, PolicyCommand, UserCommand};
+use postern_listener::Observer;
+use postern_mta::cli::{self, Cli, CliCommand, LogFormat, PolicyCommand, UserCommand};
 use postern_mta::config::MtaConfig;
+use postern_mta::metrics::{self, Metrics};
+use postern_mta::outbound;
 use postern_mta::server::Mta;
 use postern_mta::tls::{
     SelfSignedSource, ensure_self_signed, listener_configs, needs_self_signed, self_signed_names,
 };
 use postern_mta::users::{Mailboxes, Users};
 use postern_queue::maildir::{LocalDelivery, Maildirs, sweep};
+use postern_queue::runner::DeliveryObserver;
 use postern_queue::{LogStore, Store};
 use postern_session::SaslMechanisms;
 
@@ -30,7 +34,7 @@ fn main() -> ExitCode {
     let code = match &cli.command {
         None | Some(CliCommand::Serve) => {
             drop(stdout);
-            return serve(config);
+            return serve(config, cli.log_format);
         }
         Some(CliCommand::Check) => cli::check(&config, &mut stdout),
         Some(CliCommand::Explain(args)) => cli::explain(&config, args, &mut stdout),
@@ -53,15 +57,20 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(config: MtaConfig) -> ExitCode {
-    tracing_subscriber::fmt()
+fn serve(config: MtaConfig, format: LogFormat) -> ExitCode {
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        // One JSON object per line, the event's fields at the top level.
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+        _ => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -92,6 +101,11 @@ async fn run(config: MtaConfig) -> ExitCode {
             return fail(&format!("listener {} cannot bind {}", l.name, l.addr), &e);
         }
     }
+    let metrics_socket = match config.metrics.map(std::net::TcpListener::bind) {
+        Some(Err(e)) => return fail("the metrics address cannot be bound", &e),
+        bound => bound.and_then(Result::ok),
+    };
+    let metrics = config.metrics.map(|_| Arc::new(Metrics::default()));
     if let Err(e) = std::fs::create_dir_all(&config.data_dir) {
         return fail(&format!("cannot create {}", config.data_dir.display()), &e);
     }
@@ -138,15 +152,16 @@ async fn run(config: MtaConfig) -> ExitCode {
         local.clone(),
     ));
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let server = match postern_listener::Server::bind(
-        listener_configs(
-            &config,
-            &self_signed,
-            &SaslMechanisms::with_scram(mailboxes),
-        ),
-        mta,
-        provider,
-    ) {
+    let mut listeners = listener_configs(
+        &config,
+        &self_signed,
+        &SaslMechanisms::with_scram(mailboxes),
+    );
+    let observer = metrics.clone().map(|m| m as Arc<dyn Observer>);
+    listeners
+        .iter_mut()
+        .for_each(|l| l.observer = observer.clone());
+    let server = match postern_listener::Server::bind(listeners, mta, provider) {
         Ok(s) => s,
         Err(e) => return fail("cannot start the listeners", &e),
     };
@@ -154,7 +169,12 @@ async fn run(config: MtaConfig) -> ExitCode {
     let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
     let sweeper = tokio::spawn(sweep(local, config.queue.scan_interval, shutdown.clone()));
     // The outbound runner (outbound.rs): remote recipients, retries, DSNs.
-    let outbound = postern_mta::outbound::spawn(spool.clone(), config.clone(), shutdown.clone());
+    let observer = metrics.clone().map(|m| m as Arc<dyn DeliveryObserver>);
+    let outbound = outbound::spawn(spool.clone(), config.clone(), shutdown.clone(), observer);
+    let metrics_addr = metrics_socket.as_ref().and_then(|s| s.local_addr().ok());
+    if let (Some(socket), Some(m)) = (metrics_socket, &metrics) {
+        metrics::spawn(socket, m.clone(), &spool, &shutdown);
+    }
 
     {
         let mut out = std::io::stdout().lock();
@@ -169,6 +189,9 @@ async fn run(config: MtaConfig) -> ExitCode {
                 .listener(&name)
                 .map_or_else(String::new, |l| l.mode.to_string());
             let _ = writeln!(out, "  listening on {addr} ({name}, {mode})");
+        }
+        if let Some(addr) = metrics_addr {
+            let _ = writeln!(out, "  metrics on http://{addr}/metrics");
         }
         let _ = writeln!(out, "  data in {}", config.data_dir.display());
         let _ = writeln!(
@@ -192,33 +215,16 @@ async fn run(config: MtaConfig) -> ExitCode {
     // Signals: SIGTERM/SIGINT shut down gracefully, SIGHUP reloads
     // certificates (and the users file).
     let signals = {
-        let server = server.clone();
-        let users = users.clone();
-        let config = config.clone();
+        let (server, users) = (server.clone(), users.clone());
         tokio::spawn(async move {
-            use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-                signal(SignalKind::terminate()),
-                signal(SignalKind::interrupt()),
-                signal(SignalKind::hangup()),
-            ) else {
-                tracing::error!("cannot install signal handlers");
-                return;
+            let reload = || {
+                tracing::info!("SIGHUP: reloading certificates and users");
+                users.refresh();
+                server.reload_all_certificates();
             };
-            loop {
-                tokio::select! {
-                    _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
-                    _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break; }
-                    _ = hup.recv() => {
-                        tracing::info!("SIGHUP: reloading certificates and users");
-                        users.refresh();
-                        for l in config.listeners.iter().filter(|l| l.tls.is_some()) {
-                            if let Err(e) = server.reload_certificates(&l.name, None) {
-                                tracing::error!(listener = %l.name, error = %e, "certificate reload failed");
-                            }
-                        }
-                    }
-                }
+            match postern_listener::until_stop_signal(reload).await {
+                Ok(signal) => tracing::info!("{signal}: shutting down"),
+                Err(e) => return tracing::error!(error = %e, "cannot install signal handlers"),
             }
             let _ = shutdown_tx.send(true);
             server.shutdown();

@@ -2,13 +2,12 @@
 //! for each recipient's route and TLS policy, and [`spawn`], which starts
 //! the [`postern_queue`] runner with it.
 
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use postern_proto::{AddressLiteral, EnhancedCode, ForwardPath, Host, TlsVersion};
 use postern_queue::report::Diagnosis;
-use postern_queue::runner::{Router, Runner, RunnerSettings};
+use postern_queue::runner::{DeliveryObserver, Router, Runner, RunnerSettings};
 use postern_queue::{Envelope, RecipientState, RetryPolicy, SpoolBounces, Store};
 use postern_relay::{
     Anchors, DnssecResolver, PasswordFileError, RelayCredentials, Route, Target, TlsMode, TlsPolicy,
@@ -31,7 +30,8 @@ pub type MtaRunner = Runner<RulesRouter, SpoolBounces>;
 /// Starts the outbound queue runner for the MTA and returns its task.
 ///
 /// Call it once, from within a tokio runtime, after the spool is open:
-/// `outbound::spawn(spool.clone(), config.clone(), shutdown.clone())`.
+/// `outbound::spawn(spool.clone(), config.clone(), shutdown.clone(), None)`;
+/// `observer` (the metrics) is told every delivery attempt.
 /// It uses the system DNS resolver (port 25 for MX hosts), the ring crypto
 /// provider and the settings of [`settings_from_config`]. The task scans the
 /// spool every `queue.scan_interval` and returns once `shutdown` is true
@@ -42,6 +42,7 @@ pub fn spawn(
     spool: Arc<dyn Store>,
     config: Arc<MtaConfig>,
     shutdown: Shutdown,
+    observer: Option<Arc<dyn DeliveryObserver>>,
 ) -> tokio::task::JoinHandle<()> {
     let mut router = RulesRouter::from_config(&config);
     let dane = dane_resolver(&config);
@@ -54,6 +55,9 @@ pub fn spawn(
     );
     if let Some(resolver) = dane {
         runner = runner.with_dane_resolver(resolver);
+    }
+    if let Some(o) = observer {
+        runner = runner.with_observer(o);
     }
     tokio::spawn(runner.run(shutdown))
 }
@@ -245,7 +249,7 @@ fn facts_for(env: &Envelope, r: &RecipientState) -> Facts {
     } else {
         facts = facts.authenticated(false);
     }
-    if let Some(ip) = env.peer.as_deref().and_then(peer_ip) {
+    if let Some(ip) = env.peer_ip() {
         facts = facts.remote_ip(ip);
     }
     if let Some(size) = env.params.size {
@@ -255,14 +259,6 @@ fn facts_for(env: &Envelope, r: &RecipientState) -> Facts {
         facts = facts.body(b);
     }
     facts
-}
-
-/// The IP of `ip:port`, `[v6]:port` or a bare address.
-fn peer_ip(peer: &str) -> Option<IpAddr> {
-    peer.parse::<std::net::SocketAddr>()
-        .map(|s| s.ip())
-        .or_else(|_| peer.trim_matches(['[', ']']).parse())
-        .ok()
 }
 
 /// Reads PEM trust anchors; a problem defers the mail (an operator fixes
@@ -528,18 +524,5 @@ delay_warning = "90m"
         assert_eq!(s.retry.delay(2), Duration::from_secs(180));
         let err = MtaConfig::from_toml_str(&src("0.5"), "t.toml", Path::new("")).unwrap_err();
         assert!(err.to_string().contains("retry_factor"), "{err}");
-    }
-
-    #[test]
-    fn peer_addresses_parse() {
-        assert_eq!(
-            peer_ip("192.0.2.1:2525"),
-            Some("192.0.2.1".parse().unwrap())
-        );
-        assert_eq!(
-            peer_ip("[2001:db8::1]:25"),
-            Some("2001:db8::1".parse().unwrap())
-        );
-        assert_eq!(peer_ip("nonsense"), None);
     }
 }

@@ -125,10 +125,9 @@ struct Txn {
 }
 
 fn reply(code: u16, enhanced: &str, text: impl Into<String>) -> Reply<'static> {
-    let code = ReplyCode::new(code).unwrap_or(ReplyCode::new(451).unwrap_or(ReplyCode::OK));
+    let code = ReplyCode::new(code).unwrap_or(ReplyCode::OK);
     let enhanced = EnhancedCode::parse_prefix(enhanced).map(|(e, _)| e);
-    let text: String = text.into();
-    Reply::new(code, enhanced, [text.clone()]).unwrap_or_else(|_| Reply::fixed(code, None, "error"))
+    Reply::fixed(code, enhanced, text.into())
 }
 
 /// The session decision for a rules verdict (continue and accept go on).
@@ -221,50 +220,28 @@ impl MtaConn {
     }
 
     fn log(&self, f: &Facts<'_>, id: Option<&QueueId>, result: &str) {
-        let (version, cipher) = f.tls.map_or((String::from("-"), String::from("-")), |t| {
-            (t.version.to_string(), t.cipher.clone())
+        // "-" for what is absent, so every line has every field.
+        let dash = || "-".to_owned();
+        let join = |v: &[String], sep| if v.is_empty() { dash() } else { v.join(sep) };
+        let t = self.txn.as_ref();
+        let to = t.map_or_else(dash, |t| {
+            let r: Vec<String> = t.recipients.iter().map(|r| r.address.to_string()).collect();
+            r.join(",")
         });
-        let user = f.authenticated.map_or("-", |a| a.authcid.as_str());
-        let (sender, rcpts, rules, refused) = self.txn.as_ref().map_or_else(
-            || {
-                (
-                    "-".to_owned(),
-                    String::from("-"),
-                    String::from("-"),
-                    String::from("-"),
-                )
-            },
-            |t| {
-                let r: Vec<String> = t.recipients.iter().map(|r| r.address.to_string()).collect();
-                let rules = if t.rules.is_empty() {
-                    "-".to_owned()
-                } else {
-                    t.rules.join(",")
-                };
-                let refused = if t.refused.is_empty() {
-                    "-".to_owned()
-                } else {
-                    t.refused.join("; ")
-                };
-                let sender = t
-                    .from
-                    .as_ref()
-                    .map_or_else(|| "<>".to_owned(), ToString::to_string);
-                (sender, r.join(","), rules, refused)
-            },
-        );
         tracing::info!(
             target: "transaction",
             listener = f.listener,
             peer = %f.peer,
-            tls = %version,
-            cipher = %cipher,
-            user,
-            rules = %rules,
-            id = %id.map_or_else(|| "-".to_owned(), ToString::to_string),
-            from = %sender,
-            to = %rcpts,
-            refused = %refused,
+            tls = %f.tls.map_or_else(dash, |t| t.version.to_string()),
+            cipher = %f.tls.map_or("-", |t| t.cipher.as_str()),
+            user = f.authenticated.map_or("-", |a| a.authcid.as_str()),
+            rules = %t.map_or_else(dash, |t| join(&t.rules, ",")),
+            id = %id.map_or_else(dash, ToString::to_string),
+            from = %t.map_or_else(dash, |t| {
+                t.from.as_ref().map_or_else(|| "<>".to_owned(), ToString::to_string)
+            }),
+            to = %to,
+            refused = %t.map_or_else(dash, |t| join(&t.refused, "; ")),
             result,
         );
     }
@@ -386,7 +363,7 @@ impl MtaConn {
         let outcome = config.rules().evaluate(Stage::Mail, &self.txn_facts(f));
         self.note_rule(&outcome.verdict);
         if let Some(d) = from_rules(&outcome.verdict) {
-            self.log(f, None, &format!("refused at MAIL: {}", describe(&d)));
+            self.log(f, None, &format!("refused at MAIL: {}", d));
             self.txn = None;
             return d;
         }
@@ -414,7 +391,7 @@ impl MtaConn {
         // Refused recipients are reported in the transaction's log line.
         let refuse = |this: &mut MtaConn, d: Decision| {
             if let Some(t) = this.txn.as_mut() {
-                t.refused.push(format!("<{address}> {}", describe(&d)));
+                t.refused.push(format!("<{address}> {}", d));
             }
             d
         };
@@ -488,7 +465,7 @@ impl MtaConn {
             let outcome = config.rules().evaluate(Stage::Data, &facts);
             self.note_rule(&outcome.verdict);
             if let Some(d) = from_rules(&outcome.verdict) {
-                self.log(f, None, &format!("refused at DATA: {}", describe(&d)));
+                self.log(f, None, &format!("refused at DATA: {}", d));
                 return d;
             }
             for h in outcome.headers {
@@ -610,22 +587,6 @@ fn banned_reply() -> Decision {
     ))
 }
 
-fn describe(d: &Decision) -> String {
-    match d {
-        Decision::RejectWith(r) | Decision::TempfailWith(r) | Decision::AcceptWith(r) => {
-            let mut s = r.code().to_string();
-            if let Some(e) = r.enhanced() {
-                let _ = write!(s, " {e}");
-            }
-            let _ = write!(s, " {}", r.text());
-            s
-        }
-        Decision::Reject => "reject".into(),
-        Decision::Tempfail => "tempfail".into(),
-        _ => "accept".into(),
-    }
-}
-
 impl ConnectionHandler for MtaConn {
     async fn question(&mut self, question: Question, f: &Facts<'_>) -> Decision {
         match question {
@@ -633,7 +594,7 @@ impl ConnectionHandler for MtaConn {
                 let outcome = self.config.rules().evaluate(Stage::Connect, &self.facts(f));
                 match from_rules(&outcome.verdict) {
                     Some(d) => {
-                        tracing::info!(listener = f.listener, peer = %self.peer, decision = %describe(&d), "connection refused by the rules");
+                        tracing::info!(listener = f.listener, peer = %self.peer, decision = %d, "connection refused by the rules");
                         d
                     }
                     None => Decision::Accept,

@@ -3,9 +3,6 @@
 //! policy of each listener (AUTH allowed up to what the session can run; the
 //! rules narrow it per connection, see `crate::server`).
 
-use std::fs;
-use std::io;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use postern_listener::{CertSpec, ConnLimits, ListenerConfig, TlsSettings};
@@ -13,58 +10,9 @@ use postern_rules::{Facts, Stage};
 
 use crate::config::{CertSource, ListenerSpec, MtaConfig, TlsSpec};
 
-/// The self-signed certificate files in `DATA_DIR/tls/`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SelfSigned {
-    /// The certificate (PEM).
-    pub cert: PathBuf,
-    /// Its key (PEM, PKCS#8).
-    pub key: PathBuf,
-}
-
-/// Generates a self-signed certificate for `names` into `dir` unless one
-/// is already there (first start). The key file is mode 0600.
-pub fn ensure_self_signed(dir: &Path, names: &[String]) -> io::Result<SelfSigned> {
-    let files = SelfSigned {
-        cert: dir.join("self-signed.pem"),
-        key: dir.join("self-signed.key"),
-    };
-    if files.cert.exists() && files.key.exists() {
-        return Ok(files);
-    }
-    fs::create_dir_all(dir)?;
-    let (cert, key) = generate(names)?;
-    let write = |path: &Path, text: &str, private: bool| -> io::Result<()> {
-        let tmp = path.with_extension("tmp");
-        let mut f = fs::File::create(&tmp)?;
-        #[cfg(unix)]
-        if private {
-            use std::os::unix::fs::PermissionsExt;
-            f.set_permissions(fs::Permissions::from_mode(0o600))?;
-        }
-        #[cfg(not(unix))]
-        let _ = private;
-        io::Write::write_all(&mut f, text.as_bytes())?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    };
-    write(&files.key, &key, true)?;
-    write(&files.cert, &cert, false)?;
-    postern_queue::sync_dir(dir)?;
-    Ok(files)
-}
-
-/// A fresh self-signed certificate and key (PEM) for `names`.
-pub fn generate(names: &[String]) -> io::Result<(String, String)> {
-    let key = rcgen::KeyPair::generate().map_err(io::Error::other)?;
-    let mut params = rcgen::CertificateParams::new(names.to_vec()).map_err(io::Error::other)?;
-    params.distinguished_name.push(
-        rcgen::DnType::CommonName,
-        names.first().map_or("localhost", String::as_str),
-    );
-    let cert = params.self_signed(&key).map_err(io::Error::other)?;
-    Ok((cert.pem(), key.serialize_pem()))
-}
+pub use postern_listener::self_signed::{
+    SelfSignedFiles, ensure_self_signed, generate_self_signed,
+};
 
 /// The names a self-signed certificate is made for.
 pub fn self_signed_names(config: &MtaConfig) -> Vec<String> {
@@ -81,7 +29,7 @@ pub fn self_signed_names(config: &MtaConfig) -> Vec<String> {
 #[derive(Debug, Clone)]
 pub enum SelfSignedSource {
     /// The files in `DATA_DIR/tls` (serving).
-    Files(SelfSigned),
+    Files(SelfSignedFiles),
     /// An in-memory certificate (`check`, which writes nothing).
     Inline {
         /// PEM certificate.

@@ -199,8 +199,9 @@ pub fn hash_password(password: &[u8]) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Adds or replaces `name` in the users file at `path` (atomically and
-/// durably, owner-only). Returns whether the user existed.
+/// Adds or replaces `name` in the users file at `path` (atomically, mode
+/// 0600: [`postern_queue::write_atomically`]). Returns whether the user
+/// existed.
 pub fn add_user(path: &Path, name: &str, password: &[u8]) -> io::Result<bool> {
     validate_name(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     if password.is_empty() {
@@ -232,7 +233,7 @@ pub fn add_user(path: &Path, name: &str, password: &[u8]) -> io::Result<bool> {
         out.push('\n');
     }
     out.push_str(&format!("{}\n", PasswordLine::new(name, hash, Some(scram))));
-    postern_queue::replace_file(path, out.as_bytes())?;
+    postern_queue::write_atomically(path, out.as_bytes(), 0o600)?;
     Ok(existed)
 }
 

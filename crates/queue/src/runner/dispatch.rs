@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use postern_relay::{MessageResult, Relay};
+use postern_relay::{MessageResult, Relay, Route};
 use tokio::sync::watch;
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
@@ -20,6 +20,10 @@ pub(super) struct RouteDone {
     pub(super) members: Vec<usize>,
     /// Per transaction: work index, recipient indexes, the result.
     pub(super) results: Vec<(usize, Vec<usize>, MessageResult)>,
+    /// The route delivered on (for the observer).
+    pub(super) route: Route,
+    /// How long the relay session took.
+    pub(super) elapsed: Duration,
 }
 
 /// The routes of one batch on their way out.
@@ -131,7 +135,9 @@ impl Dispatch {
                 .into_iter()
                 .map(|(w, r, m)| ((w, r), m))
                 .unzip();
+            let started = Instant::now();
             let results = relay.deliver(&route, messages).await;
+            let elapsed = started.elapsed();
             let results = index
                 .into_iter()
                 .zip(results)
@@ -143,6 +149,8 @@ impl Dispatch {
                     label,
                     members,
                     results,
+                    route,
+                    elapsed,
                 },
             )
         });

@@ -42,12 +42,14 @@
 //! where the last one stopped. An interrupted delivery leaves its recipients
 //! as they were, so they are retried; a duplicate is possible, a loss is not.
 //!
-//! # Logs
-//! One `tracing` line per recipient per attempt (target
+//! # Logs and metrics
+//! A [`DeliveryObserver`] is told each relay session's route and duration
+//! and each recipient's outcome. One `tracing` line per recipient per attempt (target
 //! `postern_queue::runner`): queue id, recipient, host, TLS version, cipher
 //! and verification, result and the reply.
 
 mod dispatch;
+mod observe;
 mod outcome;
 mod plan;
 mod record;
@@ -68,6 +70,7 @@ use rustls::crypto::CryptoProvider;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+pub use observe::{DeliveryObserver, RecipientAttempt};
 pub use outcome::RecipientOutcome;
 pub use router::Router;
 
@@ -181,6 +184,7 @@ pub struct Runner<R, B> {
     /// `next_attempt`, so the cache cannot go stale; a new runner (a
     /// restart) starts empty and reads everything once.
     due: Arc<Mutex<HashMap<QueueId, u64>>>,
+    observer: Option<Arc<dyn DeliveryObserver>>,
 }
 
 // Not derived: a derive would ask `R: Clone` and `B: Clone`.
@@ -196,6 +200,7 @@ impl<R, B> Clone for Runner<R, B> {
             dane: self.dane.clone(),
             clock: self.clock.clone(),
             due: self.due.clone(),
+            observer: self.observer.clone(),
         }
     }
 }
@@ -250,7 +255,15 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
             dane: None,
             clock: system_clock(),
             due: Arc::default(),
+            observer: None,
         }
+    }
+
+    /// Tells `observer` about every delivery attempt (for metrics).
+    #[must_use]
+    pub fn with_observer(mut self, observer: Arc<dyn DeliveryObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Uses `resolver` for MX and address lookups.

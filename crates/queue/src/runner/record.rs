@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::dispatch::RouteDone;
 use super::plan::{Progress, Work, log_attempt};
-use super::{PassReport, RecipientOutcome, Router, Runner, blocking};
+use super::{PassReport, RecipientAttempt, RecipientOutcome, Router, Runner, blocking};
 use crate::bounce::{BounceRequest, BounceSink};
 use crate::report::{self, Diagnosis, DsnAction};
 use crate::{QueueId, RcptStatus};
@@ -21,6 +21,9 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
         started: u64,
         report: &mut PassReport,
     ) {
+        if let Some(o) = &self.observer {
+            o.route_attempted(&done.route, done.elapsed);
+        }
         for (wi, rcpts, result) in &done.results {
             let w = &mut work[*wi];
             w.progress = Progress::Attempted;
@@ -54,6 +57,13 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
                     outcome.label(),
                     outcome.diagnosis(),
                 );
+                if let Some(o) = &self.observer {
+                    o.recipient_attempted(&RecipientAttempt {
+                        route: &done.route,
+                        outcome: &outcome,
+                        tls: result.tls.as_ref(),
+                    });
+                }
                 apply(w, ri, outcome, report);
             }
         }

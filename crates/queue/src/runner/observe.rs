@@ -1,0 +1,41 @@
+//! Hooks for metrics: what the runner tells an embedder about each
+//! delivery attempt, without this crate choosing a metrics library.
+
+use std::fmt;
+use std::time::Duration;
+
+use postern_relay::{OutboundTls, Route};
+
+use super::RecipientOutcome;
+
+/// Told about the runner's delivery attempts; set it with
+/// [`Runner::with_observer`](super::Runner::with_observer). Both methods
+/// have empty defaults. They are called on the runner's task as results
+/// are recorded: keep them cheap and never block.
+pub trait DeliveryObserver: Send + Sync + fmt::Debug + 'static {
+    /// One relay session of a route ended: one connection attempt (after
+    /// MX fallback) carrying one or more transactions, `elapsed` from the
+    /// start of the lookup to the last reply.
+    fn route_attempted(&self, route: &Route, elapsed: Duration) {
+        let _ = (route, elapsed);
+    }
+
+    /// One recipient's result in that session.
+    fn recipient_attempted(&self, attempt: &RecipientAttempt<'_>) {
+        let _ = attempt;
+    }
+}
+
+/// One recipient's delivery attempt.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct RecipientAttempt<'a> {
+    /// The route the [`Router`](super::Router) chose: target, TLS mode and
+    /// versions.
+    pub route: &'a Route,
+    /// What happened.
+    pub outcome: &'a RecipientOutcome,
+    /// The TLS session the message went over; `None` for plaintext or when
+    /// it was never sent.
+    pub tls: Option<&'a OutboundTls>,
+}
