@@ -105,7 +105,10 @@ fn messages_survive_reopen_with_bodies_whole() {
     store
         .remove(&big)
         .expect("removing a missing message is no error");
-    assert_eq!(store.list_all().expect("list"), std::slice::from_ref(&small));
+    assert_eq!(
+        store.list_all().expect("list"),
+        std::slice::from_ref(&small)
+    );
     let e = store.load(&big).expect_err("removed");
     assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
     let chunks = format!("SELECT count(*) FROM postern_bodies WHERE id <> '{small}'");

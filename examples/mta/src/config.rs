@@ -81,6 +81,7 @@ struct FileConfig {
     listener: Vec<Spanned<ListenerFile>>,
     #[serde(default)]
     queue: QueueFile,
+    store: Option<StoreFile>,
     #[serde(default)]
     limits: LimitsFile,
     #[serde(default)]
@@ -188,6 +189,16 @@ struct QueueFile {
     retry_factor: Option<f64>,
     scan_interval: Option<DurationText>,
     delay_warning: Option<DurationText>,
+}
+
+/// `[store]`: where the queue is kept (docs/scaling.md).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreFile {
+    kind: String,
+    dsn: Option<String>,
+    node: Option<String>,
+    lease: Option<DurationText>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -444,6 +455,9 @@ pub struct MtaConfig {
     pub listeners: Vec<ListenerSpec>,
     /// Queue timing.
     pub queue: QueueSettings,
+    /// A PostgreSQL queue shared by nodes (`[store] kind = "postgres"`);
+    /// `None`: the log store in `DATA_DIR/queue`.
+    pub store: Option<postern_queue::pg::PgConfig>,
     /// Message limits.
     pub limits: MessageLimits,
     /// Where `GET /metrics` is served (`[metrics] address`); `None`: off.
@@ -785,6 +799,25 @@ impl MtaConfig {
             scan_interval: parsed.queue.scan_interval.map_or(dq.scan_interval, |d| d.0),
             delay_warning: parsed.queue.delay_warning.map_or(dq.delay_warning, |d| d.0),
         };
+        let store = match parsed.store {
+            None => None,
+            Some(st) if st.kind == "log" => None,
+            Some(st) if st.kind == "postgres" => {
+                let Some(dsn) = st.dsn else {
+                    let msg = "kind = \"postgres\" needs a dsn".into();
+                    return Err(err(None, None, Some("store.dsn".into()), msg));
+                };
+                let node = st
+                    .node
+                    .unwrap_or_else(postern_queue::pg::PgConfig::default_node);
+                let pg = postern_queue::pg::PgConfig::new(dsn, node);
+                Some(st.lease.map_or(pg.clone(), |l| pg.with_lease(l.0)))
+            }
+            Some(st) => {
+                let msg = format!("kind must be \"log\" or \"postgres\", not {:?}", st.kind);
+                return Err(err(None, None, Some("store.kind".into()), msg));
+            }
+        };
         let dl = MessageLimits::default();
         let limits = MessageLimits {
             max_message_size: parsed
@@ -904,6 +937,7 @@ impl MtaConfig {
             domains,
             listeners,
             queue,
+            store,
             limits,
             metrics: parsed.metrics.map(|m| m.address),
             dns,

@@ -38,6 +38,19 @@ impl PgConfig {
         }
     }
 
+    /// The node name when none is configured: `$POSTERN_NODE`, else the
+    /// system's host name (so one configuration file serves every node),
+    /// else `"postern"`.
+    pub fn default_node() -> String {
+        std::env::var("POSTERN_NODE")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "postern".to_owned())
+    }
+
     /// Sets [`PgConfig::pool_size`] (at least 1).
     #[must_use]
     pub fn with_pool_size(mut self, n: usize) -> PgConfig {
