@@ -342,3 +342,51 @@ fn a_database_crash_loses_nothing_acknowledged() {
         present.len()
     );
 }
+
+/// The AUTH limiter's counts shared through the database: guesses spread
+/// over two nodes add up, and the throttle decided from the sum holds on
+/// both.
+#[test]
+fn auth_failures_on_two_nodes_add_up() {
+    use postern_listener::guard::{AuthGuard, AuthLimits, AuthRefusal, MemoryStore, SharedHooks};
+    use postern_queue::pg::GuardTable;
+    let Some(pg) = server("guard") else { return };
+    // The schema (postern_guard) is created by the store's open.
+    drop(open(&pg, "guard", "setup"));
+    let guard_of = |node: &str| {
+        let table = GuardTable::start(PgConfig::new(pg.dsn("guard"), node)).expect("table");
+        let t2 = table.clone();
+        let hooks = SharedHooks::new(
+            Box::new(move |k: &str, e: &str, u| table.push(k, e, u)),
+            Box::new(move || t2.pull()),
+        );
+        AuthGuard::with_store(AuthLimits::default(), MemoryStore::new(1000).shared(hooks))
+    };
+    let (a, b) = (guard_of("node-a"), guard_of("node-b"));
+    let bot: std::net::IpAddr = "192.0.2.10".parse().expect("ip");
+    let now = std::time::SystemTime::now();
+    // 6 guesses at a, 5 at b: each alone is under the 10 per minute.
+    for _ in 0..6 {
+        a.failed(bot, "alice", now);
+    }
+    for _ in 0..5 {
+        b.failed(bot, "alice", now);
+    }
+    let throttled = |g: &AuthGuard<MemoryStore>| {
+        matches!(
+            g.check(bot, "alice", now),
+            Err(AuthRefusal::Throttled { .. })
+        )
+    };
+    let start = Instant::now();
+    assert!(
+        eventually(Duration::from_secs(10), || throttled(&a) && throttled(&b)),
+        "the sum was never seen"
+    );
+    eprintln!(
+        "shared AUTH counts seen by both nodes after {:?}",
+        start.elapsed()
+    );
+    let rows = pg.psql("guard", "SELECT count(DISTINCT node) FROM postern_guard");
+    assert_eq!(rows, "2");
+}

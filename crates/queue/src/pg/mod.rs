@@ -10,7 +10,8 @@
 //!                   log store keeps it), whether it is open, next attempt,
 //!                   size, and the delivery lease (owner node, token, expiry)
 //! postern_bodies    body chunks of at most BODY_CHUNK octets: (id, seq, data)
-//! postern_guard     the AUTH guard's shared counters and bans
+//! postern_guard     the AUTH limiter's counts and bans, one row per key and
+//!                   node ([`GuardTable`])
 //! ```
 //!
 //! # Bodies apart, in chunks
@@ -81,6 +82,7 @@
 
 mod config;
 mod error;
+mod guard;
 mod lease;
 mod pool;
 mod schema;
@@ -98,6 +100,7 @@ use tokio::runtime::{Handle, Runtime};
 
 pub use config::PgConfig;
 pub use error::PgError;
+pub use guard::{GuardTable, MAX_PENDING};
 
 use crate::envelope::Envelope;
 use crate::id::QueueId;

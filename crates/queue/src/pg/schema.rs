@@ -38,11 +38,14 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (id, seq)
      );
      CREATE TABLE postern_guard (
-        key          text PRIMARY KEY,
-        entry        jsonb NOT NULL,
-        keep_until   bigint NOT NULL,
-        updated      timestamptz NOT NULL DEFAULT now()
+        key        text NOT NULL,
+        node       text NOT NULL,
+        entry      text NOT NULL,
+        keep_until bigint NOT NULL,
+        updated    timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (key, node)
      );
+     CREATE INDEX postern_guard_updated ON postern_guard (updated);
      CREATE INDEX postern_guard_keep ON postern_guard (keep_until);",
 ];
 
