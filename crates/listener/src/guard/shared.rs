@@ -113,12 +113,12 @@ pub fn parse_entry(text: &str) -> Option<Entry> {
             previous: u32::try_from(previous).ok()?,
         })
     };
-    let mut e = Entry::default();
-    e.minute = counter(mi, mc, mp)?;
-    e.day = counter(di, dc, dp)?;
-    e.banned_until = (b > 0).then_some(b);
-    e.last_seen = s;
-    Some(e)
+    Some(Entry {
+        minute: counter(mi, mc, mp)?,
+        day: counter(di, dc, dp)?,
+        banned_until: (b > 0).then_some(b),
+        last_seen: s,
+    })
 }
 
 /// `a` and `b` moved to the later of their periods.
