@@ -32,6 +32,11 @@ pub struct MessageParams {
     /// `SIZE=` as declared (the real size is the body file's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
+    /// `REQUIRETLS` was given (RFC 8689): every onward hop must be
+    /// authenticated TLS offering REQUIRETLS, else the message bounces
+    /// with 5.7.30. Written only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub requiretls: bool,
 }
 
 /// The delivery state of one recipient.
@@ -180,6 +185,11 @@ pub struct Envelope {
     /// readers see the envelopes they know.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub delay_reported: bool,
+    /// Put on hold by an operator (`queue hold`): the outbound runner
+    /// leaves it alone until it is released. Durable, like Postfix's hold
+    /// queue; written only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_hold: bool,
 }
 
 impl Envelope {
@@ -200,6 +210,7 @@ impl Envelope {
             auth_user: None,
             recipients: Vec::new(),
             delay_reported: false,
+            on_hold: false,
         }
     }
 

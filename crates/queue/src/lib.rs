@@ -70,8 +70,11 @@
 //! A second process opening the same directory gets [`QueueLocked`] (as the
 //! source of an `io::Error`), naming the directory and the holder's pid.
 
+pub mod admin;
 mod bounce;
 mod compat;
+#[cfg(unix)]
+pub mod control;
 mod envelope;
 mod id;
 mod legacy;

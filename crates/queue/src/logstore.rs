@@ -282,6 +282,9 @@ impl Store for LogStore {
     fn body(&self, id: &QueueId) -> io::Result<Vec<u8>> {
         LogStore::body(self, id)
     }
+    fn body_size(&self, id: &QueueId) -> io::Result<u64> {
+        LogStore::body_size(self, id)
+    }
     fn update(&self, id: &QueueId, env: &Envelope) -> io::Result<()> {
         LogStore::update(self, id, env)
     }
@@ -371,6 +374,17 @@ impl LogStore {
             body.extend_from_slice(&r.payload);
         }
         Ok(body)
+    }
+
+    /// The length of a message's body, from the log's index (nothing is
+    /// read from the segments).
+    pub fn body_size(&self, id: &QueueId) -> io::Result<u64> {
+        if !self.contains(id) {
+            return Err(not_found(id));
+        }
+        self.log
+            .payload_len_of(key_of(id)?, |k| k == RecordKind::Body)
+            .map_err(log_err)
     }
 
     /// Replaces a message's envelope durably (a State record).

@@ -50,12 +50,14 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     fn list_all(&self) -> io::Result<Vec<QueueId>>;
 
     /// The unheld messages with an open recipient whose next attempt is due
-    /// at `now` (unix seconds), oldest first.
+    /// at `now` (unix seconds), oldest first; none on an operator's hold
+    /// ([`Envelope::on_hold`]).
     fn due(&self, now: u64) -> io::Result<Vec<QueueId>> {
         let mut due = Vec::new();
         for id in self.list()? {
             if let Ok(env) = self.load(&id)
                 && !env.is_finished()
+                && !env.on_hold
                 && env.next_attempt <= now
             {
                 due.push(id);
@@ -70,6 +72,13 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// A committed message's body: the RFC 5322 message as it will be
     /// delivered (starting with our Received header), CRLF line endings.
     fn body(&self, id: &QueueId) -> io::Result<Vec<u8>>;
+
+    /// The length of a committed message's body in octets (what
+    /// [`Store::body`] returns), for listings. The default reads the body;
+    /// stores that know the length answer without reading it.
+    fn body_size(&self, id: &QueueId) -> io::Result<u64> {
+        self.body(id).map(|b| b.len() as u64)
+    }
 
     /// Replaces a committed message's envelope durably; `NotFound` if the
     /// message is not there.

@@ -154,6 +154,18 @@ impl TlsMode {
         }
     }
 
+    /// This mode for a message whose sender asked, with a `TLS-Required:
+    /// No` header field (RFC 8689 §4.1), that the recipient domain's
+    /// published TLS policy be ignored: the DANE modes become
+    /// [`TlsMode::Opportunistic`] (TLS is still attempted); the operator's
+    /// own modes (`required`, `verified`, `implicit`, `none`) are kept.
+    pub fn ignoring_recipient_policy(self) -> Self {
+        match self {
+            TlsMode::Dane { .. } | TlsMode::DaneOnly => TlsMode::Opportunistic,
+            other => other,
+        }
+    }
+
     /// True for [`TlsMode::Dane`] and [`TlsMode::DaneOnly`].
     pub fn is_dane(&self) -> bool {
         matches!(self, TlsMode::Dane { .. } | TlsMode::DaneOnly)
@@ -294,6 +306,21 @@ pub(crate) fn join(versions: &[TlsVersion]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_required_no_drops_the_dane_modes_only() {
+        assert_eq!(
+            TlsMode::dane().ignoring_recipient_policy(),
+            TlsMode::Opportunistic
+        );
+        assert_eq!(
+            TlsMode::DaneOnly.ignoring_recipient_policy(),
+            TlsMode::Opportunistic
+        );
+        for kept in [TlsMode::None, TlsMode::Opportunistic, TlsMode::Required] {
+            assert_eq!(kept.clone().ignoring_recipient_policy(), kept);
+        }
+    }
 
     #[test]
     fn dane_modes_fall_back_and_take_precedence() {

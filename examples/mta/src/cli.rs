@@ -1,5 +1,5 @@
 //! The command line: serve (default), `check`, `explain`, `policy test`,
-//! `user add`. Each command returns its exit code; nothing here panics on
+//! `user add`, `queue`. Each command returns its exit code; nothing here panics on
 //! bad input.
 
 use std::io::{BufRead, Write};
@@ -9,6 +9,10 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 use postern_proto::{ForwardPath, Mailbox, ReversePath};
 use postern_rules::{Facts, PolicySuite, Severity, Stage};
+
+use postern_queue::QueueId;
+use postern_queue::admin::{format_entry, format_listing};
+use postern_queue::control::{self, FailureKind, Request, Response};
 
 use crate::config::{ConfigError, MtaConfig};
 use crate::tls::{
@@ -64,6 +68,53 @@ pub enum CliCommand {
     /// Users.
     #[command(subcommand)]
     User(UserCommand),
+    /// The queue of the running server (through its control socket).
+    #[command(subcommand)]
+    Queue(QueueCommand),
+}
+
+/// `queue` subcommands. Exit code 2: no such message, or no server running.
+#[derive(Debug, Clone, Subcommand)]
+pub enum QueueCommand {
+    /// One block per message, as mailq shows it (`*` active, `!` on hold).
+    List {
+        /// Machine-readable output (a JSON array of entries).
+        #[arg(long)]
+        json: bool,
+    },
+    /// One message: envelope, each recipient's state and last reply, the
+    /// next attempt.
+    Show {
+        /// The queue id.
+        id: QueueId,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Try a message again now.
+    Retry {
+        /// The queue id.
+        #[arg(required_unless_present = "all")]
+        id: Option<QueueId>,
+        /// Every message not on hold.
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+    },
+    /// Put a message on hold: no delivery until it is released.
+    Hold {
+        /// The queue id.
+        id: QueueId,
+    },
+    /// Release a held message (it is tried at once).
+    Release {
+        /// The queue id.
+        id: QueueId,
+    },
+    /// Remove a message for good, without a report.
+    Remove {
+        /// The queue id.
+        id: QueueId,
+    },
 }
 
 /// `explain` arguments.
@@ -447,4 +498,40 @@ pub fn user_add(
             Ok(1)
         }
     }
+}
+
+/// `queue ...`: one request to the running server. Exit 2 for an unknown
+/// id or no server, 1 for other failures.
+pub fn queue(config: &MtaConfig, cmd: &QueueCommand, out: &mut dyn Write) -> std::io::Result<i32> {
+    let (request, json) = match cmd.clone() {
+        QueueCommand::List { json } => (Request::List, json),
+        QueueCommand::Show { id, json } => (Request::Show { id }, json),
+        QueueCommand::Retry { id, .. } => (Request::Retry { id }, false),
+        QueueCommand::Hold { id } => (Request::Hold { id }, false),
+        QueueCommand::Release { id } => (Request::Release { id }, false),
+        QueueCommand::Remove { id } => (Request::Remove { id }, false),
+    };
+    match control::request(&control::socket_path(&config.data_dir), &request) {
+        Err(e) => {
+            eprintln!("postern-mta: {e}");
+            Ok(2)
+        }
+        Ok(Response::Error { kind, message }) => {
+            eprintln!("postern-mta: {message}");
+            Ok(if kind == FailureKind::UnknownId { 2 } else { 1 })
+        }
+        Ok(Response::Entries(e)) if json => writeln!(out, "{}", pretty(&e)?).map(|()| 0),
+        Ok(Response::Entries(e)) => write!(out, "{}", format_listing(&e)).map(|()| 0),
+        Ok(Response::Entry(e)) if json => writeln!(out, "{}", pretty(&e)?).map(|()| 0),
+        Ok(Response::Entry(e)) => write!(out, "{}", format_entry(&e)).map(|()| 0),
+        Ok(Response::Changed(n)) => writeln!(out, "{n} message(s) changed").map(|()| 0),
+        Ok(other) => {
+            eprintln!("postern-mta: unexpected answer {other:?}");
+            Ok(1)
+        }
+    }
+}
+
+fn pretty(value: &impl serde::Serialize) -> std::io::Result<String> {
+    serde_json::to_string_pretty(value).map_err(std::io::Error::other)
 }

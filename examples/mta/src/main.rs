@@ -16,6 +16,8 @@ use postern_mta::tls::{
     SelfSignedSource, ensure_self_signed, listener_configs, needs_self_signed, self_signed_names,
 };
 use postern_mta::users::{Mailboxes, Users};
+use postern_queue::admin::QueueAdmin;
+use postern_queue::control;
 use postern_queue::maildir::{LocalDelivery, Maildirs, sweep};
 use postern_queue::runner::DeliveryObserver;
 use postern_queue::{LogStore, Store};
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
         Some(CliCommand::Policy(PolicyCommand::Test { cases })) => {
             cli::policy_test(&config, cases, &mut stdout)
         }
+        Some(CliCommand::Queue(cmd)) => cli::queue(&config, cmd, &mut stdout),
         Some(CliCommand::User(UserCommand::Add { name })) => {
             let stdin = std::io::stdin();
             let mut input = stdin.lock();
@@ -176,7 +179,18 @@ async fn run(config: MtaConfig) -> ExitCode {
     let sweeper = tokio::spawn(sweep(local, config.queue.scan_interval, shutdown.clone()));
     // The outbound runner (outbound.rs): remote recipients, retries, DSNs.
     let observer = metrics.clone().map(|m| m as Arc<dyn DeliveryObserver>);
-    let outbound = outbound::spawn(spool.clone(), config.clone(), shutdown.clone(), observer);
+    let (outbound, runner) =
+        outbound::spawn(spool.clone(), config.clone(), shutdown.clone(), observer);
+    // Queue tools reach the store through the server (its lock and holds).
+    let admin = Arc::new(QueueAdmin::new(spool.clone()).with_runner(runner));
+    match control::bind(&control::socket_path(&config.data_dir)) {
+        Ok(socket) => drop(tokio::spawn(control::serve(
+            socket,
+            admin,
+            shutdown.clone(),
+        ))),
+        Err(e) => return fail("cannot open the control socket", &e),
+    }
     let metrics_addr = metrics_socket.as_ref().and_then(|s| s.local_addr().ok());
     if let (Some(socket), Some(m)) = (metrics_socket, &metrics) {
         metrics::spawn(socket, m.clone(), &spool, &shutdown);

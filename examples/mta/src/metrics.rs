@@ -98,7 +98,7 @@ impl Observer for Metrics {
             self.commit.observe(a.elapsed.as_secs_f64());
         }
         if let Some(m) = a.mechanism {
-            let result = if ok { "success" } else { "failure" };
+            let result = auth_result(ok, a.code.map(|c| c.get()));
             let l = [
                 ("listener", listener),
                 ("mechanism", m.as_str()),
@@ -179,4 +179,27 @@ pub fn spawn(
         Err(e) => return tracing::error!(error = %e, "cannot serve metrics"),
     };
     tokio::spawn(serve_document(l, PATH, CONTENT_TYPE, render, shutdown));
+}
+
+/// The `result` label of an AUTH answer: the AUTH guard's refusals
+/// (`454 4.7.0` throttled, `421 4.7.0` banned) apart from wrong passwords.
+fn auth_result(ok: bool, code: Option<u16>) -> &'static str {
+    match (ok, code) {
+        (true, _) => "success",
+        (false, Some(454)) => "throttled",
+        (false, Some(421)) => "banned",
+        _ => "failure",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn auth_refusals_of_the_guard_are_told_apart() {
+        use super::auth_result;
+        assert_eq!(auth_result(true, Some(235)), "success");
+        assert_eq!(auth_result(false, Some(535)), "failure");
+        assert_eq!(auth_result(false, Some(454)), "throttled");
+        assert_eq!(auth_result(false, Some(421)), "banned");
+    }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use postern_proto::{AddressLiteral, EnhancedCode, ForwardPath, Host, TlsVersion};
 use postern_queue::report::Diagnosis;
-use postern_queue::runner::{DeliveryObserver, Router, Runner, RunnerSettings};
+use postern_queue::runner::{DeliveryObserver, Router, Runner, RunnerHandle, RunnerSettings};
 use postern_queue::{Envelope, RecipientState, RetryPolicy, SpoolBounces, Store};
 use postern_relay::{
     Anchors, DnssecResolver, PasswordFileError, RelayCredentials, Route, Target, TlsMode, TlsPolicy,
@@ -27,10 +27,11 @@ const MISCONFIGURED: EnhancedCode = match EnhancedCode::new(4, 3, 5) {
 /// The runner the MTA uses.
 pub type MtaRunner = Runner<RulesRouter, SpoolBounces>;
 
-/// Starts the outbound queue runner for the MTA and returns its task.
+/// Starts the outbound queue runner for the MTA and returns its task and
+/// a handle for the queue tools ([`RunnerHandle`]).
 ///
 /// Call it once, from within a tokio runtime, after the spool is open:
-/// `outbound::spawn(spool.clone(), config.clone(), shutdown.clone(), None)`;
+/// `outbound::spawn(spool.clone(), config.clone(), shutdown.clone(), None).0`;
 /// `observer` (the metrics) is told every delivery attempt.
 /// It uses the system DNS resolver (port 25 for MX hosts), the ring crypto
 /// provider and the settings of [`settings_from_config`]. The task scans the
@@ -43,7 +44,7 @@ pub fn spawn(
     config: Arc<MtaConfig>,
     shutdown: Shutdown,
     observer: Option<Arc<dyn DeliveryObserver>>,
-) -> tokio::task::JoinHandle<()> {
+) -> (tokio::task::JoinHandle<()>, RunnerHandle) {
     let mut router = RulesRouter::from_config(&config);
     let dane = dane_resolver(&config);
     router.dane = dane.is_some();
@@ -59,7 +60,8 @@ pub fn spawn(
     if let Some(o) = observer {
         runner = runner.with_observer(o);
     }
-    tokio::spawn(runner.run(shutdown))
+    let handle = runner.handle();
+    (tokio::spawn(runner.run(shutdown)), handle)
 }
 
 /// The DNSSEC-aware resolver of `[dns]`, for DANE; `None` (logged) when it

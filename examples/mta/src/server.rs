@@ -126,7 +126,6 @@ struct Txn {
     /// The forward-paths of `recipients`, as the rules see them.
     paths: Vec<ForwardPath<'static>>,
     params: MessageParams,
-    requiretls: bool,
     recipients: Vec<RecipientState>,
     rules: Vec<String>,
     refused: Vec<String>,
@@ -215,7 +214,9 @@ impl MtaConn {
     fn txn_facts(&self, f: &Facts<'_>) -> postern_rules::Facts {
         let mut x = self.facts(f);
         if let Some(t) = &self.txn {
-            x = x.smtputf8(t.params.smtputf8).requiretls(t.requiretls);
+            x = x
+                .smtputf8(t.params.smtputf8)
+                .requiretls(t.params.requiretls);
             if let Some(from) = &t.from {
                 x = x.sender(from.clone());
             }
@@ -362,11 +363,11 @@ impl MtaConn {
         mp.body = params.body;
         mp.smtputf8 = params.smtputf8;
         mp.size = params.size;
+        mp.requiretls = params.requiretls;
         self.txn = Some(Txn {
             from: Some(from),
             body: params.body,
             params: mp,
-            requiretls: params.requiretls,
             ..Txn::default()
         });
         let config = self.config.clone();

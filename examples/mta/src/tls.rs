@@ -120,11 +120,9 @@ pub fn session_config(
     s.require_auth = listener.require_auth;
     let runnable = s.mechanisms.names();
     s.auth = postern_session::AuthPolicy::new(runnable.clone(), runnable);
-    // Not offered, because nothing downstream would honour them: REQUIRETLS
-    // (RFC 8689) would oblige every onward hop to use TLS, and a
-    // BINARYMIME body cannot go through the Maildir line-ending
-    // conversion unchanged.
-    s.extensions.requiretls = false;
+    // Not offered: a BINARYMIME body cannot go through the Maildir
+    // line-ending conversion unchanged. (REQUIRETLS is offered after TLS:
+    // the queue keeps the flag and the relay enforces it, RFC 8689.)
     s.extensions.binary_mime = false;
     s.limits.max_message_size = config.limits.max_message_size;
     s.limits.max_recipients = config.limits.max_recipients;

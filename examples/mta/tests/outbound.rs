@@ -793,7 +793,7 @@ actions = [
     let spool = LogStore::open(&config.queue_dir()).unwrap();
     enqueue(&spool, "alice@local.test", &[("bob@example.net", false)]);
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let task = postern_mta::outbound::spawn(spool.clone(), Arc::new(config), rx, None);
+    let (task, _runner) = postern_mta::outbound::spawn(spool.clone(), Arc::new(config), rx, None);
     let mut delivered = false;
     for _ in 0..100 {
         if spool.list_all().unwrap().is_empty() {

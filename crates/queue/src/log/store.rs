@@ -354,6 +354,25 @@ impl Log {
         self.records_of(key, |_| true)
     }
 
+    /// The summed payload length of `key`'s records of the kinds `want`
+    /// picks, from the index (nothing is read).
+    pub fn payload_len_of(
+        &self,
+        key: MessageKey,
+        want: impl Fn(RecordKind) -> bool,
+    ) -> Result<u64, LogError> {
+        let index = self.shared().index();
+        let m = index
+            .messages
+            .get(&key)
+            .ok_or(LogError::UnknownMessage(key))?;
+        Ok(m.records
+            .values()
+            .filter(|loc| want(loc.kind))
+            .map(|loc| u64::from(loc.len))
+            .sum())
+    }
+
     /// [`Log::records`] restricted to the kinds `want` accepts: only those
     /// are read from disk (the queue reads a message's envelopes without
     /// its body).

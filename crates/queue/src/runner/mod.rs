@@ -167,6 +167,31 @@ pub struct PassReport {
     pub errors: Vec<String>,
 }
 
+/// Tells a running [`Runner`] about changes made behind its back (an
+/// operator's retry, hold or release through
+/// [`QueueAdmin`](crate::admin::QueueAdmin)). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct RunnerHandle {
+    due: Arc<Mutex<HashMap<QueueId, u64>>>,
+    wake: Arc<tokio::sync::Notify>,
+}
+
+impl RunnerHandle {
+    /// Forgets what the runner remembered of `id`'s next attempt, so the
+    /// next pass reads its envelope again.
+    pub fn reread(&self, id: &QueueId) {
+        self.due
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+
+    /// Starts a pass now (or as soon as one may start).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+}
+
 /// The delivery runner. See the module documentation.
 pub struct Runner<R, B> {
     store: Arc<dyn Store>,
@@ -181,9 +206,12 @@ pub struct Runner<R, B> {
     /// When each queued message is next due, as last read or written by
     /// this runner (`u64::MAX`: nothing for the runner to do), so a scan
     /// does not re-read every deferred envelope. Only this runner sets
-    /// `next_attempt`, so the cache cannot go stale; a new runner (a
+    /// `next_attempt`, or an operator through a [`RunnerHandle`] (which
+    /// forgets the entry), so the cache cannot go stale; a new runner (a
     /// restart) starts empty and reads everything once.
     due: Arc<Mutex<HashMap<QueueId, u64>>>,
+    /// Starts a pass before the scan interval is over.
+    wake: Arc<tokio::sync::Notify>,
     observer: Option<Arc<dyn DeliveryObserver>>,
 }
 
@@ -200,6 +228,7 @@ impl<R, B> Clone for Runner<R, B> {
             dane: self.dane.clone(),
             clock: self.clock.clone(),
             due: self.due.clone(),
+            wake: self.wake.clone(),
             observer: self.observer.clone(),
         }
     }
@@ -255,6 +284,7 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
             dane: None,
             clock: system_clock(),
             due: Arc::default(),
+            wake: Arc::default(),
             observer: None,
         }
     }
@@ -343,6 +373,7 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
             }
             tokio::select! {
                 () = tokio::time::sleep(self.settings.scan_interval) => {}
+                () = self.wake.notified() => {}
                 () = wait_stop(&mut shutdown) => break,
             }
         }
@@ -431,6 +462,14 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
             work[w].interrupt();
         }
         self.record_rest(&mut work, now, report).await;
+    }
+
+    /// A handle for operators' tools: make a message due now, start a pass.
+    pub fn handle(&self) -> RunnerHandle {
+        RunnerHandle {
+            due: self.due.clone(),
+            wake: self.wake.clone(),
+        }
     }
 
     fn due_cache(&self) -> MutexGuard<'_, HashMap<QueueId, u64>> {

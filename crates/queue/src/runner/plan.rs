@@ -121,7 +121,7 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
                 }
                 continue;
             }
-            if !env.has_open_remote() {
+            if !env.has_open_remote() || env.on_hold {
                 self.due_cache().insert(id.clone(), u64::MAX);
                 continue;
             }
@@ -180,6 +180,12 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
                     continue;
                 }
                 let route = match self.router.route(&w.env, r) {
+                    // RFC 8689 §4.1: the sender waived the recipient's
+                    // published policy (never with REQUIRETLS, §4.1).
+                    Ok(mut route) if tls_required_no(w) => {
+                        route.tls.mode = route.tls.mode.ignoring_recipient_policy();
+                        route
+                    }
                     Ok(route) => route,
                     Err(diag) => {
                         log_attempt(&w.id, &r.address, "-", None, "deferred", &diag);
@@ -236,11 +242,37 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
                 m.ret = w.env.params.ret;
                 m.envid = w.env.params.envid.clone();
                 m.body_type = w.env.params.body;
+                m = m.with_requiretls(w.env.params.requiretls);
                 out.push((*wi, chunk.to_vec(), m));
             }
         }
         out
     }
+}
+
+/// The message carries `TLS-Required: No` (RFC 8689 §4.1) and was not
+/// sent with REQUIRETLS, whose presence makes the header field ignored.
+fn tls_required_no(w: &Work) -> bool {
+    !w.env.params.requiretls && has_tls_required_no(report::header_block(&w.body))
+}
+
+/// A `TLS-Required` header field whose value is `No` (case-insensitive,
+/// folding whitespace allowed) in `headers`.
+fn has_tls_required_no(headers: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(headers);
+    let mut fields: Vec<String> = Vec::new();
+    for line in text.split("\r\n").flat_map(|l| l.split('\n')) {
+        match (line.starts_with([' ', '\t']), fields.last_mut()) {
+            (true, Some(f)) => f.push_str(line),
+            _ => fields.push(line.to_owned()),
+        }
+    }
+    fields.iter().any(|f| {
+        f.split_once(':').is_some_and(|(name, value)| {
+            name.trim_end().eq_ignore_ascii_case("TLS-Required")
+                && value.trim().eq_ignore_ascii_case("no")
+        })
+    })
 }
 
 /// Why none of `w`'s recipients can be relayed at all: a mail loop.

@@ -25,6 +25,9 @@ parser.add_argument(
     "--auth-refusal",
     help="the reply to every AUTH, whatever the credentials (e.g. '454 4.7.0 Try again later')",
 )
+parser.add_argument(
+    "--requiretls", action="store_true", help="offer REQUIRETLS (RFC 8689) after TLS"
+)
 args = parser.parse_args()
 
 
@@ -52,6 +55,10 @@ class Handler:
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         log({"event": "EHLO", "tls": tls_version(server)})
         session.host_name = hostname
+        if args.requiretls and tls_version(server):
+            # aiosmtpd has no REQUIRETLS of its own: the keyword goes before
+            # the last line, and MAIL's parameter reaches handle_MAIL.
+            responses.insert(len(responses) - 1, "250-REQUIRETLS")
         return responses
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
@@ -73,6 +80,18 @@ class Handler:
             "content": content,
         })
         return "250 2.0.0 queued"
+
+
+class Server(SMTP):
+    """aiosmtpd, which refuses MAIL parameters it does not know before any
+    hook runs: with --requiretls, REQUIRETLS over TLS is known (the hook
+    logs it with the other options)."""
+
+    def _getparams(self, params):
+        result = super()._getparams(params)
+        if args.requiretls and result is not None and self._tls_protocol is not None:
+            result.pop("REQUIRETLS", None)
+        return result
 
 
 def authenticator(server, session, envelope, mechanism, auth_data):
@@ -103,7 +122,7 @@ async def main():
     server_ssl = context() if args.mode == "implicit" else None
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: SMTP(Handler(), **kwargs), args.addr, args.port, ssl=server_ssl
+        lambda: Server(Handler(), **kwargs), args.addr, args.port, ssl=server_ssl
     )
     async with server:
         await server.serve_forever()
