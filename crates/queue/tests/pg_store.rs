@@ -88,6 +88,7 @@ fn messages_survive_reopen_with_bodies_whole() {
         "no lease survives a reopen"
     );
     assert_eq!(store.body(&big).expect("body"), big_body);
+    assert_eq!(store.body_size(&big).expect("size"), big_body.len() as u64);
     assert_eq!(
         store.body(&small).expect("body"),
         b"Subject: hi\r\n\r\nsmall\r\n"

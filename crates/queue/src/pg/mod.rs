@@ -486,6 +486,25 @@ impl Store for PgStore {
         Ok(body)
     }
 
+    fn body_size(&self, id: &QueueId) -> io::Result<u64> {
+        let inner = self.inner.clone();
+        let key = id.as_str().to_owned();
+        let row = self.inner.block(async move {
+            inner
+                .pool
+                .run(|c| {
+                    let key = key.clone();
+                    async move {
+                        c.query_opt("SELECT size FROM postern_messages WHERE id = $1", &[&key])
+                            .await
+                    }
+                })
+                .await
+        })?;
+        let row = row.ok_or_else(|| PgError::NotFound(id.clone()))?;
+        Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+    }
+
     fn update(&self, id: &QueueId, env: &Envelope) -> io::Result<()> {
         let text = env.to_toml()?;
         let open = !env.is_finished();
