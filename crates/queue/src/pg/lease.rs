@@ -32,11 +32,14 @@ pub(super) fn claim(inner: &Arc<Inner>, id: &QueueId) -> Option<Hold> {
                     // is skipped, not waited for. A retried claim whose
                     // first try committed finds its own token.
                     c.execute(
-                        "UPDATE postern_messages SET lease_owner = $2, lease_token = $3, \
+                        &c.prep(
+                            "UPDATE postern_messages SET lease_owner = $2, lease_token = $3, \
                          lease_until = now() + make_interval(secs => $4) \
                          WHERE id = (SELECT id FROM postern_messages WHERE id = $1 \
                            AND (lease_until IS NULL OR lease_until < now() OR lease_token = $3) \
                            FOR UPDATE SKIP LOCKED)",
+                        )
+                        .await?,
                         &[&key, &node, &token, &secs],
                     )
                     .await
@@ -109,9 +112,8 @@ impl Drop for LeaseGuard {
                 .run(|c| {
                     let key = key.clone();
                     async move {
-                        c.execute(
-                            "UPDATE postern_messages SET lease_owner = NULL, lease_token = NULL, \
-                             lease_until = NULL WHERE id = $1 AND lease_token = $2",
+                        c.execute(&c.prep("UPDATE postern_messages SET lease_owner = NULL, lease_token = NULL, \
+                             lease_until = NULL WHERE id = $1 AND lease_token = $2").await?,
                             &[&key, &token],
                         )
                         .await
@@ -184,9 +186,8 @@ async fn renew(inner: &Arc<Inner>) {
         .run(|c| {
             let (node, tokens) = (node.clone(), tokens.clone());
             async move {
-                c.query(
-                    "UPDATE postern_messages SET lease_until = now() + make_interval(secs => $3) \
-                     WHERE lease_owner = $1 AND lease_token = ANY($2) RETURNING lease_token",
+                c.query(&c.prep("UPDATE postern_messages SET lease_until = now() + make_interval(secs => $3) \
+                     WHERE lease_owner = $1 AND lease_token = ANY($2) RETURNING lease_token").await?,
                     &[&node, &tokens, &secs],
                 )
                 .await
@@ -217,9 +218,8 @@ pub(super) async fn maintain(inner: &Arc<Inner>) {
     let swept = inner
         .pool
         .run(|c| async move {
-            c.execute(
-                "DELETE FROM postern_bodies b WHERE b.written < now() - make_interval(secs => $1) \
-                 AND NOT EXISTS (SELECT 1 FROM postern_messages m WHERE m.id = b.id)",
+            c.execute(&c.prep("DELETE FROM postern_bodies b WHERE b.written < now() - make_interval(secs => $1) \
+                 AND NOT EXISTS (SELECT 1 FROM postern_messages m WHERE m.id = b.id)").await?,
                 &[&ORPHAN_AGE_SECS],
             )
             .await

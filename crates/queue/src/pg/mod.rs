@@ -265,9 +265,8 @@ impl PgStore {
                 .run(|c| {
                     let node = node.clone();
                     async move {
-                        c.execute(
-                            "UPDATE postern_messages SET lease_owner = NULL, lease_token = NULL, \
-                             lease_until = NULL WHERE lease_owner = $1",
+                        c.execute(&c.prep("UPDATE postern_messages SET lease_owner = NULL, lease_token = NULL, \
+                             lease_until = NULL WHERE lease_owner = $1").await?,
                             &[&node],
                         )
                         .await
@@ -309,8 +308,11 @@ impl PgStore {
                 .pool
                 .run(|c| async move {
                     c.query(
-                        "SELECT id, lease_owner FROM postern_messages \
+                        &c.prep(
+                            "SELECT id, lease_owner FROM postern_messages \
                          WHERE lease_until >= now() ORDER BY id",
+                        )
+                        .await?,
                         &[],
                     )
                     .await
@@ -330,8 +332,8 @@ impl PgStore {
                 .pool
                 .run(|c| async move {
                     match due {
-                        Some(now) => c.query(sql, &[&now]).await,
-                        None => c.query(sql, &[]).await,
+                        Some(now) => c.query(&c.prep(sql).await?, &[&now]).await,
+                        None => c.query(&c.prep(sql).await?, &[]).await,
                     }
                 })
                 .await
@@ -364,12 +366,19 @@ impl PgStore {
                             )
                             .await?;
                         let lost = n == 0
-                            && c.query_opt("SELECT 1 FROM postern_messages WHERE id = $1", &[&key])
-                                .await?
-                                .is_some();
+                            && c.query_opt(
+                                &c.prep("SELECT 1 FROM postern_messages WHERE id = $1")
+                                    .await?,
+                                &[&key],
+                            )
+                            .await?
+                            .is_some();
                         if !lost {
-                            c.execute("DELETE FROM postern_bodies WHERE id = $1", &[&key])
-                                .await?;
+                            c.execute(
+                                &c.prep("DELETE FROM postern_bodies WHERE id = $1").await?,
+                                &[&key],
+                            )
+                            .await?;
                         }
                         c.batch_execute("COMMIT").await?;
                         Ok(lost)
@@ -444,7 +453,8 @@ impl Store for PgStore {
                     let key = key.clone();
                     async move {
                         c.query_opt(
-                            "SELECT envelope FROM postern_messages WHERE id = $1",
+                            &c.prep("SELECT envelope FROM postern_messages WHERE id = $1")
+                                .await?,
                             &[&key],
                         )
                         .await
@@ -466,8 +476,11 @@ impl Store for PgStore {
                     let key = key.clone();
                     async move {
                         c.query(
-                            "SELECT data FROM postern_bodies WHERE id = $1 AND EXISTS \
+                            &c.prep(
+                                "SELECT data FROM postern_bodies WHERE id = $1 AND EXISTS \
                              (SELECT 1 FROM postern_messages WHERE id = $1) ORDER BY seq",
+                            )
+                            .await?,
                             &[&key],
                         )
                         .await
@@ -495,8 +508,12 @@ impl Store for PgStore {
                 .run(|c| {
                     let key = key.clone();
                     async move {
-                        c.query_opt("SELECT size FROM postern_messages WHERE id = $1", &[&key])
-                            .await
+                        c.query_opt(
+                            &c.prep("SELECT size FROM postern_messages WHERE id = $1")
+                                .await?,
+                            &[&key],
+                        )
+                        .await
                     }
                 })
                 .await

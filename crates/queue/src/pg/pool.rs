@@ -1,18 +1,20 @@
 //! Connections to the database, and the bounded retry around every
 //! operation.
 //!
-//! Clients are shared as `Arc<Client>` so an operation is a closure that
+//! Clients are shared as `Arc<Conn>` so an operation is a closure that
 //! takes one by value (its future is `Send + 'static`, spawnable on the
 //! store's runtime). Transactions are written as `BEGIN` ... `COMMIT`
 //! statements on the shared client; a failed operation on a connection
 //! that is still open is rolled back before the client is reused.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, SemaphorePermit};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::{Client, NoTls, Statement};
 
 use super::error::{PgError, is_connection_error};
 
@@ -24,9 +26,35 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 const FIRST_PAUSE: Duration = Duration::from_millis(50);
 const MAX_PAUSE: Duration = Duration::from_millis(800);
 
+/// A connection and its prepared statements: a statement prepared once
+/// per connection saves a round trip on every later use.
+pub(crate) struct Conn {
+    client: Client,
+    prepared: Mutex<HashMap<&'static str, Statement>>,
+}
+
+impl Deref for Conn {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl Conn {
+    /// `sql` prepared on this connection (once).
+    pub(crate) async fn prep(&self, sql: &'static str) -> Result<Statement, tokio_postgres::Error> {
+        if let Some(s) = super::lock(&self.prepared).get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql).await?;
+        super::lock(&self.prepared).insert(sql, s.clone());
+        Ok(s)
+    }
+}
+
 pub(crate) struct Pool {
     config: tokio_postgres::Config,
-    idle: Mutex<Vec<Arc<Client>>>,
+    idle: Mutex<Vec<Arc<Conn>>>,
     permits: Semaphore,
     retry_for: Duration,
 }
@@ -58,7 +86,7 @@ impl Pool {
         }
     }
 
-    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Client>>> {
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Conn>>> {
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -66,7 +94,7 @@ impl Pool {
     /// on the current runtime, the store's).
     async fn client(
         &self,
-    ) -> Result<(SemaphorePermit<'_>, Arc<Client>), Option<tokio_postgres::Error>> {
+    ) -> Result<(SemaphorePermit<'_>, Arc<Conn>), Option<tokio_postgres::Error>> {
         let permit = self.permits.acquire().await.map_err(|_| None)?;
         loop {
             let Some(c) = self.idle().pop() else { break };
@@ -86,12 +114,18 @@ impl Pool {
             .batch_execute("SET synchronous_commit = on; SET application_name = 'postern-queue'")
             .await
             .map_err(Some)?;
-        Ok((permit, Arc::new(client)))
+        Ok((
+            permit,
+            Arc::new(Conn {
+                client,
+                prepared: Mutex::new(HashMap::new()),
+            }),
+        ))
     }
 
     async fn attempt<T, F, Fut>(&self, op: &F) -> Attempt<T>
     where
-        F: Fn(Arc<Client>) -> Fut,
+        F: Fn(Arc<Conn>) -> Fut,
         Fut: Future<Output = Result<T, tokio_postgres::Error>>,
     {
         let (permit, client) = match tokio::time::timeout(ATTEMPT_TIMEOUT, self.client()).await {
@@ -124,7 +158,7 @@ impl Pool {
     /// must therefore be idempotent (or detect its own earlier success).
     pub(crate) async fn run<T, F, Fut>(&self, op: F) -> Result<T, PgError>
     where
-        F: Fn(Arc<Client>) -> Fut,
+        F: Fn(Arc<Conn>) -> Fut,
         Fut: Future<Output = Result<T, tokio_postgres::Error>>,
     {
         self.run_for(self.retry_for, op).await
@@ -133,7 +167,7 @@ impl Pool {
     /// [`Pool::run`] with its own retry budget (zero: one attempt).
     pub(crate) async fn run_for<T, F, Fut>(&self, budget: Duration, op: F) -> Result<T, PgError>
     where
-        F: Fn(Arc<Client>) -> Fut,
+        F: Fn(Arc<Conn>) -> Fut,
         Fut: Future<Output = Result<T, tokio_postgres::Error>>,
     {
         let start = Instant::now();

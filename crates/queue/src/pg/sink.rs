@@ -53,8 +53,11 @@ impl PgSink {
                         c.batch_execute("BEGIN; SET LOCAL synchronous_commit = off")
                             .await?;
                         c.execute(
-                            "INSERT INTO postern_bodies (id, seq, data) VALUES ($1, $2, $3) \
+                            &c.prep(
+                                "INSERT INTO postern_bodies (id, seq, data) VALUES ($1, $2, $3) \
                              ON CONFLICT (id, seq) DO NOTHING",
+                            )
+                            .await?,
                             &[&key, &seq, &data.as_slice()],
                         )
                         .await?;
@@ -119,30 +122,33 @@ impl BodySink for PgSink {
                             let (key, node, text, last) =
                                 (key.clone(), node.clone(), text.clone(), last.clone());
                             async move {
-                                c.batch_execute("BEGIN").await?;
-                                c.execute(
-                                "INSERT INTO postern_bodies (id, seq, data) VALUES ($1, $2, $3) \
-                                 ON CONFLICT (id, seq) DO NOTHING",
-                                &[&key, &seq, &last.as_slice()],
-                            )
-                            .await?;
-                                // A retry after a lost COMMIT finds its own row
-                                // by the token.
-                                c.execute(
-                                "INSERT INTO postern_messages (id, envelope, open, next_attempt, \
-                                 size, commit_token, lease_owner, lease_token, lease_until) \
-                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $6, \
-                                 now() + make_interval(secs => $8)) ON CONFLICT (id) DO NOTHING",
-                                &[&key, &text.as_str(), &open, &next, &size, &token, &node, &secs],
-                            )
-                            .await?;
+                                // One statement, so one transaction and one
+                                // round trip: the last chunk and the message
+                                // row commit together (synchronously).
+                                let sql = "WITH body AS (INSERT INTO postern_bodies (id, seq, data) \
+                                    VALUES ($1, $9, $10) ON CONFLICT (id, seq) DO NOTHING) \
+                                    INSERT INTO postern_messages (id, envelope, open, next_attempt, \
+                                    size, commit_token, lease_owner, lease_token, lease_until) \
+                                    VALUES ($1, $2, $3, $4, $5, $6, $7, $6, \
+                                    now() + make_interval(secs => $8)) ON CONFLICT (id) DO NOTHING \
+                                    RETURNING commit_token";
+                                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 10] = [
+                                    &key, &text.as_str(), &open, &next, &size, &token, &node,
+                                    &secs, &seq, &last.as_slice(),
+                                ];
+                                if let Some(row) = c.query_opt(&c.prep(sql).await?, &params).await? {
+                                    return Ok(row.get(0));
+                                }
+                                // The row exists: a retry after a lost COMMIT
+                                // finds its own by the token; another is an
+                                // id collision.
                                 let row = c
                                     .query_one(
-                                        "SELECT commit_token FROM postern_messages WHERE id = $1",
+                                        &c.prep("SELECT commit_token FROM postern_messages WHERE id = $1")
+                                            .await?,
                                         &[&key],
                                     )
                                     .await?;
-                                c.batch_execute("COMMIT").await?;
                                 Ok(row.get(0))
                             }
                         })
@@ -188,8 +194,11 @@ impl Drop for PgSink {
                 .run(|c| {
                     let key = key.clone();
                     async move {
-                        c.execute("DELETE FROM postern_bodies WHERE id = $1", &[&key])
-                            .await
+                        c.execute(
+                            &c.prep("DELETE FROM postern_bodies WHERE id = $1").await?,
+                            &[&key],
+                        )
+                        .await
                     }
                 })
                 .await;
