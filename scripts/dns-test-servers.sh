@@ -30,6 +30,12 @@
 #                           SERVFAIL (what a client behind a validating
 #                           resolver sees when a nameserver fails TLSA
 #                           queries, maddy #287)
+#   sts.dane.test.          unsigned (no DS): the MTA-STS tests (issue 14).
+#     Each case is a subdomain CASE with `MX 10 mx.CASE`, every MX host at
+#     127.0.3.10 (one SMTP peer whose certificate names them all), the
+#     policy host mta-sts.CASE at 127.0.3.1 (the tests' nginx) and a TXT
+#     record `_mta-sts.CASE` (see the zone below; `badtxt`'s is malformed,
+#     `twotxt` has two).
 # The trust anchor of dane.test. is written as a DS record (Unbound's
 # trust-anchor-file) and as a DNSKEY record (POSTERN_DNS_TRUST_ANCHOR_KEY,
 # for in-process validation against NSD directly, with Unbound out of the
@@ -43,9 +49,21 @@ RESOLVER_ADDR=${POSTERN_DNS_RESOLVER_ADDR:-127.0.0.54}
 RESOLVER_PORT=${POSTERN_DNS_RESOLVER_PORT:-5301}
 SMTP_PORT=${POSTERN_DANE_PORT:-2525}
 APEX=dane.test
-CHILDREN=(signed bogus unsigned servfail)
+CHILDREN=(signed bogus unsigned servfail sts)
 
 log() { echo "dns-test-servers: $*" >&2; }
+
+# Runs a daemon without the caller's other descriptors: started as
+# `flock /work/test.lock scripts/dns-test-servers.sh`, NSD and Unbound
+# would otherwise inherit the lock and hold it for as long as they run.
+detached() {
+    (
+        for fd in $(ls /proc/$BASHPID/fd); do
+            case $fd in 0 | 1 | 2 | 255) ;; *) eval "exec $fd>&-" ;; esac
+        done
+        "$@"
+    )
+}
 
 stop_pid() {
     local pidfile=$1
@@ -203,6 +221,22 @@ for child in bogus unsigned servfail; do
     } > "$zones/$child.$APEX.zone"
 done
 
+# The MTA-STS cases: the TXT id of each, or a malformed record.
+{
+    soa "sts.$APEX"
+    for case in good badtxt badfile badcert testing none same newid fetchfail nomatch restart redirect html big twotxt; do
+        printf '%s MX 10 mx.%s\nmx.%s A 127.0.3.10\nmta-sts.%s A 127.0.3.1\n' "$case" "$case" "$case" "$case"
+        case $case in
+            badtxt) printf '_mta-sts.%s TXT "v=STSv1; id=not valid!"\n' "$case" ;;
+            twotxt) printf '_mta-sts.%s TXT "v=STSv1; id=one1"\n_mta-sts.%s TXT "v=STSv1; id=two2"\n' "$case" "$case" ;;
+            # A record split into two strings is read as one (RFC 8461 §3.1).
+            good) printf '_mta-sts.%s TXT "v=STSv1; " "id=%s1"\n' "$case" "$case" ;;
+            *) printf '_mta-sts.%s TXT "v=STSv1; id=%s1"\n' "$case" "$case" ;;
+        esac
+    done
+} > "$zones/sts.$APEX.zone"
+cp "$zones/sts.$APEX.zone" "$zones/sts.$APEX.signed"
+
 sign "signed.$APEX"
 sign "bogus.$APEX"
 corrupt_rrsigs "$zones/bogus.$APEX.signed" "SOA NS MX A TLSA NSEC"
@@ -253,7 +287,7 @@ EOF
 } > "$STATE/nsd.conf"
 rm -f "$STATE/nsd.zonelist"
 nsd-checkconf "$STATE/nsd.conf"
-nsd -c "$STATE/nsd.conf"
+detached nsd -c "$STATE/nsd.conf"
 
 # --- Unbound --------------------------------------------------------------------
 {
@@ -287,7 +321,7 @@ EOF
     done
 } > "$STATE/unbound.conf"
 unbound-checkconf "$STATE/unbound.conf" >/dev/null
-unbound -c "$STATE/unbound.conf"
+detached unbound -c "$STATE/unbound.conf"
 
 # --- Ready? ---------------------------------------------------------------------
 ready=0
@@ -319,4 +353,5 @@ export POSTERN_DANE_BAD_KEY=$certs/bad.key
 export POSTERN_DANE_TLSA_GOOD="3 1 1 $GOOD_311"
 export POSTERN_DANE_TLSA_BAD="3 1 1 $BAD_311"
 export POSTERN_DANE_TLSA_CA="2 0 1 $CA_201"
+export POSTERN_STS_ZONE=sts.$APEX
 EOF

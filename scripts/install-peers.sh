@@ -4,15 +4,21 @@
 # started), stunnel, sslscan, testssl.sh, HAProxy (PROXY-protocol front; no
 # service started), promtool (Debian's prometheus package, whose server is
 # not started either: it checks the MTA's /metrics output), systemd-analyze
-# (checks dist/postern-mta.service), PostgreSQL (initdb/postgres for the
-# shared-queue tests, which start their own servers in temporary
-# directories; no service is started), and Python's aiosmtpd and scramp in
-# a venv.
+# (checks dist/postern-mta.service), pebble and pebble-challtestsrv (an ACME
+# test CA and its mock DNS, run per test on loopback), nginx (the MTA-STS
+# policy host, started by the tests on loopback; no service started),
+# PostgreSQL (initdb/postgres for the shared-queue tests, which start their
+# own servers in temporary directories; no service is started), and
+# Python's aiosmtpd, scramp and pyOpenSSL in a venv (pyOpenSSL's wheel bundles an OpenSSL with
+# ML-KEM, the post-quantum client of the key-exchange tests; Debian 12's is
+# 3.0). Also the build's own needs: a C compiler (ring and aws-lc-rs, the
+# crypto providers, are partly C; on x86-64 Debian 12 aws-lc-rs builds with
+# the C compiler alone: no cmake, clang or nasm).
 # Idempotent; run as root. Prints the environment the tests need.
 set -euo pipefail
 
 VENV=${POSTERN_VENV:-/opt/postern-venv}
-packages=(swaks libnet-ssleay-perl libio-socket-ssl-perl openssl postfix stunnel4 sslscan testssl.sh haproxy prometheus systemd ca-certificates postgresql)
+packages=(build-essential pebble swaks libnet-ssleay-perl libio-socket-ssl-perl openssl postfix stunnel4 sslscan testssl.sh haproxy prometheus systemd nginx-light ca-certificates postgresql)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -46,10 +52,10 @@ if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/
     systemctl stop prometheus >/dev/null 2>&1 || true
 fi
 
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
-    echo "install-peers: creating $VENV with aiosmtpd" >&2
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import aiosmtpd, OpenSSL' 2>/dev/null; then
+    echo "install-peers: creating $VENV with aiosmtpd and pyOpenSSL" >&2
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q --disable-pip-version-check 'aiosmtpd==1.4.6'
+    "$VENV/bin/pip" install -q --disable-pip-version-check 'aiosmtpd==1.4.6' 'pyOpenSSL==26.4.0'
 fi
 # scramp: a SCRAM client we did not write, for SCRAM-SHA-256 AUTH tests.
 if ! "$VENV/bin/python" -c 'import scramp' 2>/dev/null; then

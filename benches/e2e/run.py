@@ -12,6 +12,15 @@ Sections:
             session; 1 KiB and 1 MiB bodies.
   discard   postern-listener with a discard handler (the `discard` example)
             vs Postfix smtp-sink; same workloads.
+  maildir   both sides do the same work: postern-mta delivers every message
+            into a Maildir (its local domain) and a Postfix instance of the
+            script's own (config and queue directories under /var/tmp, a
+            loopback high port) delivers it into a Maildir with virtual(8).
+            Each row ends when every message is a file in new/ on that side.
+            Every workload is measured twice, alternating the order of the
+            sides, beside the discard server and smtp-sink in the same run;
+            the tables give the mean, the spread of the two rounds, the
+            postern / Postfix ratio and postern's Maildir / discard ratio.
   tls       implicit TLS: smtp-source through an stunnel client into
             postern-mta's implicit-TLS listener vs Postfix smtpd in wrapper
             mode; messages and handshakes per second.
@@ -31,8 +40,9 @@ postern / peer for throughput (higher is better) and peer / postern for CPU
 and memory (higher is better). The table is printed as Markdown.
 
 Postfix is configured in place (/etc/postfix, loopback-only master entries
-on 2526 and 2466, local_transport=discard) and stopped afterwards; no system
-service is left running.
+on 2526 and 2466, local_transport=discard) for `durable` and `tls`, and as a
+separate instance (`postfix -c DIR`, port 12526) for `maildir`; every
+instance is stopped afterwards and no system service is left running.
 """
 
 import argparse
@@ -57,10 +67,12 @@ POSTERN_TLS = 13465
 DISCARD_PORT = 13526
 SINK_PORT = 2627
 STUNNEL_PORT = 12999
+VIRTUAL_PORT = 12526
 
 POSTFIX_PROCS = {
     "master", "smtpd", "cleanup", "qmgr", "trivial-rewrite", "pickup", "anvil",
     "discard", "tlsmgr", "proxymap", "scache", "showq", "bounce", "smtp",
+    "virtual", "postlogd", "local",
 }
 
 
@@ -168,12 +180,39 @@ def smtp_source(port, sessions, messages, size, many, recipient, extra=None):
     return elapsed, ru.ru_utime + ru.ru_stime, err
 
 
-def measure(port, pids_fn, sessions, messages, size, many, recipient):
+def count_files(directory):
+    try:
+        with os.scandir(directory) as it:
+            return sum(1 for _ in it)
+    except FileNotFoundError:
+        return 0
+
+
+def wait_delivered(directory, messages, started, timeout=300.0):
+    """Polls `directory` (a Maildir's new/) until it holds `messages` files;
+    returns the seconds since `started` at that moment."""
+    deadline = time.time() + timeout
+    while True:
+        n = count_files(directory)
+        if n >= messages:
+            return time.time() - started
+        if time.time() > deadline:
+            raise RuntimeError(f"{directory}: {n} of {messages} messages delivered "
+                               f"after {timeout:.0f}s")
+        time.sleep(0.005)
+
+
+def measure(port, pids_fn, sessions, messages, size, many, recipient, maildir=None):
+    """One smtp-source run. With `maildir`, the run ends only when every
+    message is a file in that directory (end-to-end rate and CPU)."""
     hz = os.sysconf("SC_CLK_TCK")
     sampler = RssSampler(pids_fn)
     sampler.start()
     j0 = cpu_ticks(pids_fn())
+    started = time.time()
     secs, client_cpu, err = smtp_source(port, sessions, messages, size, many, recipient)
+    if maildir is not None and not err.strip():
+        secs = wait_delivered(maildir, messages, started)
     j1 = cpu_ticks(pids_fn())
     sampler.stop.set()
     sampler.join()
@@ -242,6 +281,116 @@ def postfix_pids():
     return pids_by_comm(POSTFIX_PROCS)
 
 
+# ---------------------------------------------------------------- Postfix virtual(8)
+
+
+class PostfixVirtual:
+    """A Postfix instance of the script's own that delivers bench.test into
+    a Maildir with virtual(8): config, queue, data and mailbox directories
+    under one temporary directory on the root file system (as postern's
+    data directory), smtpd on 127.0.0.1:VIRTUAL_PORT only, started with
+    `postfix -c DIR start` and stopped with `postfix -c DIR stop`."""
+
+    MAILBOX_UID = 65534  # nobody: virtual(8) writes the Maildir as this user
+
+    def __init__(self):
+        if not port_free(VIRTUAL_PORT):
+            raise RuntimeError(f"127.0.0.1:{VIRTUAL_PORT} is already in use")
+        self.top = Path(tempfile.mkdtemp(prefix="postern-bench-virtual-", dir="/var/tmp"))
+        os.chmod(self.top, 0o755)  # the postfix user walks it to its queue
+        self.etc = self.top / "etc"
+        self.queue = self.top / "queue"
+        self.vmail = self.top / "vmail"
+        for d in (self.etc, self.queue, self.top / "data", self.vmail):
+            d.mkdir()
+        shutil.chown(self.top / "data", "postfix")
+        os.chown(self.vmail, self.MAILBOX_UID, self.MAILBOX_UID)
+        shutil.copy("/usr/share/postfix/master.cf.dist", self.etc / "master.cf")
+        (self.etc / "vmailbox").write_text("user@bench.test bench.test/user/\n")
+        settings = {
+            "compatibility_level": "3.6",
+            "queue_directory": self.queue,
+            "data_directory": self.top / "data",
+            "maillog_file": self.top / "maillog",
+            "myhostname": "bench.test",
+            "inet_interfaces": "127.0.0.1",
+            "inet_protocols": "ipv4",
+            "mydestination": "",
+            "mynetworks": "127.0.0.0/8",
+            "virtual_mailbox_domains": "bench.test",
+            "virtual_mailbox_base": self.vmail,
+            "virtual_mailbox_maps": f"hash:{self.etc / 'vmailbox'}",
+            "virtual_uid_maps": f"static:{self.MAILBOX_UID}",
+            "virtual_gid_maps": f"static:{self.MAILBOX_UID}",
+            "virtual_mailbox_limit": "0",
+            "disable_dns_lookups": "yes",
+            "smtpd_peername_lookup": "no",
+            "smtpd_client_connection_count_limit": "0",
+            "smtpd_client_connection_rate_limit": "0",
+            "smtpd_client_message_rate_limit": "0",
+            "default_process_limit": "200",
+            "message_size_limit": "52428800",
+        }
+        (self.etc / "main.cf").write_text("".join(f"{k} = {v}\n" for k, v in settings.items()))
+        run(["postmap", str(self.etc / "vmailbox")])
+        run(["postconf", "-c", str(self.etc), "-F", "*/*/chroot = n"])
+        run(["postconf", "-c", str(self.etc), "-M#", "smtp/inet"])
+        run(["postconf", "-c", str(self.etc), "-M",
+             f"127.0.0.1:{VIRTUAL_PORT}/inet=127.0.0.1:{VIRTUAL_PORT} inet n - n - - smtpd"])
+
+    def new_dir(self):
+        return self.vmail / "bench.test" / "user" / "new"
+
+    def start(self):
+        # Each measurement starts from an empty mailbox and fresh processes,
+        # as postern's does from a fresh data directory. The last one's
+        # mailbox is moved aside, not deleted: see `section_maildir`.
+        old = self.vmail / "bench.test"
+        if old.exists():
+            old.rename(self.top / f"old-{time.monotonic_ns()}")
+        run(["postfix", "-c", str(self.etc), "start"], capture_output=True)
+        wait_port(VIRTUAL_PORT)
+
+    def stop(self):
+        subprocess.run(["postfix", "-c", str(self.etc), "stop"], capture_output=True)
+        # `postfix stop` returns before master's children are gone.
+        end = time.time() + 10
+        while self.pids() and time.time() < end:
+            time.sleep(0.05)
+
+    def pids(self):
+        """master and every process below it (smtpd, cleanup, qmgr,
+        trivial-rewrite, virtual, postlogd, ...)."""
+        try:
+            master = int((self.queue / "pid" / "master.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return []
+        return process_tree(master)
+
+    def remove(self):
+        self.stop()
+        shutil.rmtree(self.top, ignore_errors=True)
+
+
+def process_tree(root):
+    parent = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    parent[int(d)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    if root not in parent:
+        return []
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo += [c for c, pp in parent.items() if pp == pid]
+    return out
+
+
 # ---------------------------------------------------------------- postern
 
 
@@ -274,17 +423,25 @@ class Server:
                 self.proc.wait()
 
 
+def target_dir():
+    return Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+
+
 def build():
     log("building postern-mta and the discard example (release)")
     run(["cargo", "build", "--release", "-q", "-p", "postern-mta", "--bins"], cwd=ROOT)
     run(["cargo", "build", "--release", "-q", "-p", "postern-benches", "--example", "discard"],
         cwd=ROOT)
+<<<<<<< HEAD
     return bin_dir_of()
 
 
 def bin_dir_of():
     """Where cargo puts release binaries (CARGO_TARGET_DIR is honoured)."""
     return Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release"
+=======
+    return target_dir() / "release"
+>>>>>>> main
 
 
 def mta_config(data_dir):
@@ -382,6 +539,125 @@ def section_discard(bin_dir, quick):
         log(row)
         lines.append(row)
     return lines
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}×" if b else "n/a"
+
+
+def spread(values):
+    """Mean and the rounds' range as a cell: `mean (min–max)`."""
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return mean, f"{mean:,.0f}"
+    return mean, f"{mean:,.0f} ({min(values):,.0f}–{max(values):,.0f})"
+
+
+def section_maildir(bin_dir, quick, rounds, settle):
+    """Same work on both sides: every message lands in a Maildir's new/."""
+    pf = PostfixVirtual()
+
+    # Data directories are removed at the end of the section, not after each
+    # measurement. This file system has no journal, and then ext4 does not
+    # reuse an inode freed in the last 5-10 s: every file created soon after
+    # a big deletion walks past the freed inodes (`recently_deleted` in a
+    # profile), and the next measurement would pay for this one's cleanup.
+    # For the same reason each Maildir measurement first waits `settle`
+    # seconds: Postfix unlinks a queue file per message, and the side
+    # measured after it would otherwise create its files among those.
+    leftovers = []
+
+    def postern_maildir(sessions, n, size, many):
+        data = tempfile.mkdtemp(prefix="postern-bench-", dir="/var/tmp")
+        leftovers.append(data)
+        cfg = mta_config(data)
+        server = Server([str(bin_dir / "postern-mta"), "--config", str(cfg), "--data-dir", data],
+                        [POSTERN_SMTP, POSTERN_SUB, POSTERN_TLS])
+        try:
+            return measure(POSTERN_SMTP, server.pids, sessions, n, size, many,
+                           "postmaster@localhost",
+                           maildir=Path(data) / "mail" / "localhost" / "postmaster" / "new")
+        finally:
+            server.stop()
+
+    def postfix_virtual(sessions, n, size, many):
+        pf.start()
+        try:
+            return measure(VIRTUAL_PORT, pf.pids, sessions, n, size, many, "user@bench.test",
+                           maildir=pf.new_dir())
+        finally:
+            pf.stop()
+
+    def discard(sessions, n, size, many):
+        server = Server([str(bin_dir / "examples" / "discard"), f"127.0.0.1:{DISCARD_PORT}"],
+                        [DISCARD_PORT])
+        try:
+            return measure(DISCARD_PORT, server.pids, sessions, n, size, many, "u@bench.test")
+        finally:
+            server.stop()
+
+    def sink(sessions, n, size, many):
+        if not port_free(SINK_PORT):
+            raise RuntimeError(f"port {SINK_PORT} is taken; smtp-sink would share it")
+        server = Server(["smtp-sink", "-u", "nobody", "-c", f"127.0.0.1:{SINK_PORT}", "1024"],
+                        [SINK_PORT])
+        try:
+            return measure(SINK_PORT, server.pids, sessions, n, size, many, "u@bench.test")
+        finally:
+            server.stop()
+
+    main_rows, discard_rows = [], []
+    try:
+        for wl in workloads(quick):
+            got = {"postern": [], "postfix": [], "discard": [], "sink": []}
+            for r in range(rounds):
+                # Alternate which side goes first, so a burst of load from the
+                # other builds on the machine does not always hit the same side.
+                pairs = [("postern", postern_maildir), ("postfix", postfix_virtual),
+                         ("discard", discard), ("sink", sink)]
+                if r % 2:
+                    pairs = [pairs[1], pairs[0], pairs[3], pairs[2]]
+                for name, fn in pairs:
+                    if name in ("postern", "postfix"):
+                        time.sleep(settle)
+                    got[name].append(fn(*wl))
+                    log(f"  {describe(*wl)} round {r + 1}: {name} "
+                        f"{got[name][-1]['msgs']:,.0f} msg/s, "
+                        f"{got[name][-1]['cpu_us']:,.0f} µs/msg")
+
+            def cells(name):
+                msgs, m = spread([x["msgs"] for x in got[name]])
+                cpu, c = spread([x["cpu_us"] for x in got[name]])
+                rss = max(x["rss"] for x in got[name])
+                return msgs, m, cpu, c, rss
+
+            pm, pm_s, pc, pc_s, prss = cells("postern")
+            fm, fm_s, fc, fc_s, frss = cells("postfix")
+            dm, dm_s, dc, dc_s, _ = cells("discard")
+            sm, sm_s, sc, sc_s, _ = cells("sink")
+            row = (f"| {describe(*wl)} | {pm_s} | {fm_s} | {ratio(pm, fm)} | {pc_s} | {fc_s} | "
+                   f"{ratio(fc, pc)} | {prss / 1e6:.1f} | {frss / 1e6:.1f} | {ratio(pm, dm)} |")
+            log(row)
+            main_rows.append(row)
+            row = (f"| {describe(*wl)} | {dm_s} | {sm_s} | {ratio(dm, sm)} | {dc_s} | {sc_s} | "
+                   f"{ratio(sc, dc)} |")
+            log(row)
+            discard_rows.append(row)
+    finally:
+        pf.remove()
+        for d in leftovers:
+            shutil.rmtree(d, ignore_errors=True)
+    cell = f"mean of {rounds} rounds (range)" if rounds > 1 else "one round"
+    return ([f"### Maildir delivery on both sides: postern-mta vs Postfix (smtpd + virtual(8)); "
+             f"msg/s counted until the last message is in new/; {cell}", "",
+             "| workload | postern msg/s | Postfix msg/s | msg/s ratio | postern CPU µs/msg | "
+             "Postfix CPU µs/msg | CPU ratio | postern peak RSS MB | Postfix peak RSS MB | "
+             "postern Maildir / discard msg/s |",
+             "|" + "---|" * 10] + main_rows +
+            ["", f"### Discarding server in the same run: postern `discard` example vs smtp-sink; "
+             f"{cell}", "",
+             "| workload | postern msg/s | smtp-sink msg/s | msg/s ratio | postern CPU µs/msg | "
+             "smtp-sink CPU µs/msg | CPU ratio |", "|" + "---|" * 7] + discard_rows)
 
 
 def stunnel_client(target_port):
@@ -568,16 +844,28 @@ def section_pgstore(bin_dir, quick, pki):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smaller counts")
+<<<<<<< HEAD
     ap.add_argument("--only", default="durable,discard,tls,idle,pgstore")
+=======
+    ap.add_argument("--only", default="durable,discard,maildir,tls,idle")
+>>>>>>> main
     ap.add_argument("--out", help="also write the tables to this file")
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="maildir: measurements per side and workload, alternating order")
+    ap.add_argument("--settle", type=float, default=10.0,
+                    help="maildir: seconds of quiet before each Maildir measurement")
     args = ap.parse_args()
     for tool in ("smtp-source", "smtp-sink", "postfix", "postconf"):
         if not shutil.which(tool):
             sys.exit(f"{tool} not found: run `bash scripts/install-peers.sh` as root first")
     if os.geteuid() != 0:
         sys.exit("run as root: Postfix is configured and started by this script")
+<<<<<<< HEAD
     bin_dir = bin_dir_of() if args.no_build else build()
+=======
+    bin_dir = target_dir() / "release" if args.no_build else build()
+>>>>>>> main
     pki_dir = Path(tempfile.mkdtemp(prefix="postern-bench-pki-"))
     run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
          "-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout", str(pki_dir / "key.pem"),
@@ -585,7 +873,8 @@ def main():
     os.chmod(pki_dir, 0o755)
     pki = (pki_dir / "cert.pem", pki_dir / "key.pem")
     out = [f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on "
-           f"{os.cpu_count()} cores; `python3 benches/e2e/run.py{' --quick' if args.quick else ''}`.",
+           f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start; "
+           f"`python3 benches/e2e/run.py {' '.join(sys.argv[1:])}`.",
            ""]
     sections = args.only.split(",")
     try:
@@ -593,6 +882,8 @@ def main():
             out += section_durable(bin_dir, args.quick, pki) + [""]
         if "discard" in sections:
             out += section_discard(bin_dir, args.quick) + [""]
+        if "maildir" in sections:
+            out += section_maildir(bin_dir, args.quick, args.rounds, args.settle) + [""]
         if "tls" in sections:
             out += section_tls(bin_dir, args.quick, pki) + [""]
         if "idle" in sections:
@@ -601,6 +892,8 @@ def main():
             out += section_pgstore(bin_dir, args.quick, pki) + [""]
     finally:
         stop_postfix()
+    out.append(f"Load average {os.getloadavg()[0]:.1f} at the end "
+               f"({time.strftime('%H:%M UTC', time.gmtime())}).")
     text = "\n".join(out)
     print(text)
     if args.out:

@@ -41,7 +41,7 @@ fn authenticate(record: TlsaRecord, data: &[u8]) {
         assert!(!record.is_usable());
         return;
     };
-    let provider = rustls::crypto::ring::default_provider();
+    let provider = postern_relay::default_provider();
     let name = DnsName::try_from("mx.example.com").expect("a valid name");
     let verifier = DaneVerifier::new(usable, [name], &provider);
     // The record's own data as the server's certificate: for a Full(0)

@@ -93,6 +93,13 @@ impl CertSpec {
         self
     }
 
+    /// The validity of the chain's end-entity certificate (read from its
+    /// source now), for expiry warnings and renewal.
+    pub fn validity(&self) -> Result<crate::Validity, String> {
+        let pem = self.chain.read()?;
+        crate::Validity::from_pem(&pem).map_err(|e| format!("chain {}: {e}", self.chain))
+    }
+
     /// A short label for reports: the first name, or the chain's source.
     pub(crate) fn label(&self) -> String {
         self.names

@@ -68,6 +68,7 @@ where
             tracing::info!(
                 version = %info.version,
                 cipher = %info.cipher,
+                group = %info.group.as_deref().unwrap_or("-"),
                 sni = %info.sni.as_deref().unwrap_or("-"),
                 client_cert = info.client_certificate.is_some(),
                 "TLS established"
@@ -89,6 +90,9 @@ fn tls_info(conn: &rustls::ServerConnection, client_auth: bool) -> Option<TlsInf
         .and_then(|c| c.first())
         .map(|c| c.as_ref().to_vec());
     let mut info = TlsInfo::new(version, cipher);
+    info.group = conn
+        .negotiated_key_exchange_group()
+        .map(|g| crate::policy::group_name(g.name()));
     info.sni = conn.server_name().map(str::to_owned);
     info.alpn = conn.alpn_protocol().map(<[u8]>::to_vec);
     // The verifier rejects a certificate that does not verify, so one that

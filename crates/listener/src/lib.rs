@@ -31,7 +31,11 @@
 //!   every close (with its TLS version): metrics without this crate choosing
 //!   a metrics library. [`scrape`] serves one document over HTTP for the
 //!   scraper; [`until_stop_signal`] is a service's SIGTERM/SIGINT/SIGHUP
-//!   loop; the `self-signed` feature adds `self_signed`.
+//!   loop; the `self-signed` feature adds `self_signed` (a 90-day
+//!   development certificate, made again near expiry), the `acme` feature
+//!   `acme` (certificates obtained and renewed over ACME with http-01,
+//!   swapped in with the atomic reload), [`Validity`] reads a certificate's
+//!   dates.
 //!
 //! The listener's [`Mode`] is the one source of truth for offering and
 //! requiring `STARTTLS`: it sets the session's
@@ -94,7 +98,7 @@
 //!     .with_dh_params(dh_file);
 //!
 //! // What `postern-mta check` prints: nothing is silently dropped.
-//! let (_, report) = tls.build(Arc::new(rustls::crypto::ring::default_provider()))?;
+//! let (_, report) = tls.build(Arc::new(postern_listener::default_provider()))?;
 //! println!("{report}");
 //! assert!(report.to_string().contains("DHE-RSA-AES128-SHA (finite-field DHE key exchange, CBC mode)"));
 //! assert!(report.to_string().contains("valid 2048-bit group, unused"));
@@ -114,7 +118,7 @@
 //!         .with_tls(tls)
 //!         .with_session(submission),
 //! ];
-//! let provider = Arc::new(rustls::crypto::ring::default_provider());
+//! let provider = Arc::new(postern_listener::default_provider());
 //! let server = Server::bind(listeners, Arc::new(Accept), provider)?;
 //! assert_eq!(server.local_addrs().len(), 3);
 //!
@@ -141,6 +145,8 @@
 //! # }
 //! ```
 
+#[cfg(feature = "acme")]
+pub mod acme;
 mod admission;
 mod certs;
 mod config;
@@ -151,6 +157,7 @@ mod handler;
 mod listener;
 pub mod observe;
 pub mod policy;
+mod provider;
 pub mod proxy;
 pub mod scrape;
 #[cfg(feature = "self-signed")]
@@ -159,6 +166,7 @@ mod server;
 #[cfg(unix)]
 mod signals;
 mod stream;
+mod validity;
 
 /// The sans-IO session this crate drives, re-exported so embedders name
 /// the types of the handler signatures ([`Question`], [`Notice`],
@@ -175,7 +183,10 @@ pub use observe::Observer;
 pub use policy::{
     BuiltTls, ClientAuth, PolicyError, Problem, TlsPolicyReport, TlsSettings, Warning,
 };
+#[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
+pub use provider::default_provider;
 pub use proxy::{Accepted, BadTrusted, ProxyError, ProxyProtocol, ProxyStream};
 pub use server::{Server, ShutdownHandle};
 #[cfg(unix)]
 pub use signals::{StopSignal, until_stop_signal};
+pub use validity::{Validity, ValidityError, utc};

@@ -56,7 +56,7 @@ pub(crate) struct Shared {
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let addr = "127.0.0.1:25".parse()?; // only reported; nothing is bound
 /// let config = ListenerConfig::new("smtp", addr, Mode::Plain);
-/// let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+/// let provider = std::sync::Arc::new(postern_listener::default_provider());
 /// let listener = Listener::new(config, provider)?;
 ///
 /// tokio::runtime::Runtime::new()?.block_on(async {

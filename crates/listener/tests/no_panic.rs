@@ -39,7 +39,7 @@ proptest! {
         let settings = TlsSettings::new(vec![cert()])
             .with_versions(versions)
             .with_ciphers(tokens.join(&sep));
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = Arc::new(postern_listener::default_provider());
         match settings.build(provider) {
             Ok((_, report)) => {
                 prop_assert!(!report.suites.is_empty());

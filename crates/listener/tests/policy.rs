@@ -360,3 +360,135 @@ fn errors_are_all_reported_at_once() {
         assert!(e.concerns(field), "{field} missing in:\n{e}");
     }
 }
+
+fn groups(names: &[&str]) -> TlsSettings {
+    TlsSettings::new(vec![ecdsa_cert()]).with_groups(names.iter().copied())
+}
+
+/// A provider without the post-quantum hybrid, as ring is.
+fn classical_provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
+    let full = provider();
+    std::sync::Arc::new(rustls::crypto::CryptoProvider {
+        kx_groups: full
+            .kx_groups
+            .iter()
+            .copied()
+            .filter(|g| g.name() != rustls::NamedGroup::X25519MLKEM768)
+            .collect(),
+        ..(*full).clone()
+    })
+}
+
+#[test]
+fn default_groups_offer_the_hybrid_first() {
+    let report = ok(&TlsSettings::new(vec![ecdsa_cert()]));
+    assert_eq!(
+        report.groups,
+        ["X25519MLKEM768", "X25519", "P-256", "P-384"]
+    );
+    assert!(
+        report
+            .to_string()
+            .ends_with("effective groups: X25519MLKEM768, X25519, P-256, P-384"),
+        "{report}"
+    );
+}
+
+#[test]
+fn group_names_follow_openssl_in_the_operators_order() {
+    let report = ok(&groups(&[
+        "prime256v1",
+        "secp384r1:x25519",
+        "X25519_MLKEM768",
+        "P-256",
+    ]));
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(
+        report.groups,
+        ["P-256", "P-384", "X25519", "X25519MLKEM768"]
+    );
+    let report = ok(&groups(&["secp256r1"]));
+    assert_eq!(report.groups, ["P-256"]);
+}
+
+#[test]
+fn unsupported_groups_warn_with_the_effective_set() {
+    let report = ok(&groups(&[
+        "X448",
+        "X25519MLKEM768",
+        "P-521",
+        "X25519",
+        "ffdhe2048",
+    ]));
+    assert_eq!(report.groups, ["X25519MLKEM768", "X25519"]);
+    let w: Vec<&str> = report
+        .warnings
+        .iter()
+        .filter(|w| w.field == "tls.groups")
+        .map(|w| w.message.as_str())
+        .collect();
+    assert_eq!(w.len(), 1, "{report}");
+    assert!(
+        w[0].starts_with("X448, P-521, ffdhe2048 not offered by this crypto provider")
+            && w[0].ends_with("effective: X25519MLKEM768:X25519"),
+        "{}",
+        w[0]
+    );
+}
+
+#[test]
+fn the_hybrid_without_provider_support_is_a_warning_not_a_silent_drop() {
+    let s = groups(&["X25519MLKEM768", "X25519"]);
+    let (_, report) = s.build(classical_provider()).expect("builds");
+    assert_eq!(report.groups, ["X25519"]);
+    assert!(
+        report.warnings.iter().any(|w| w.field == "tls.groups"
+            && w.message.contains("X25519MLKEM768 not offered")
+            && w.message.ends_with("effective: X25519")),
+        "{report}"
+    );
+    // The provider's default without the hybrid is clean: nothing asked.
+    let (_, report) = TlsSettings::new(vec![ecdsa_cert()])
+        .build(classical_provider())
+        .expect("builds");
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(report.groups, ["X25519", "P-256", "P-384"]);
+}
+
+#[test]
+fn empty_unknown_or_all_unsupported_groups_are_errors() {
+    for list in [&[][..], &[""], &[" : "]] {
+        let e = err(&groups(list));
+        assert!(e.concerns("tls.groups"), "{list:?}: {e}");
+        assert!(
+            e.to_string().contains("no key-exchange group listed"),
+            "{e}"
+        );
+    }
+    let e = err(&groups(&["X25519", "X25519Kyber768Draft00"]));
+    assert!(
+        e.to_string()
+            .contains("unknown key-exchange group \"X25519Kyber768Draft00\""),
+        "{e}"
+    );
+    let e = err(&groups(&["X448", "P-521"]));
+    assert!(e.to_string().contains("no group left"), "{e}");
+    let e = groups(&["X25519MLKEM768"])
+        .build(classical_provider())
+        .expect_err("nothing left");
+    assert!(e.concerns("tls.groups"), "{e}");
+}
+
+#[test]
+fn hybrid_only_with_tls12_warns_that_tls12_clients_have_no_group() {
+    let report = ok(&groups(&["X25519MLKEM768"]));
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.field == "tls.groups" && w.message.contains("exist only in TLS 1.3")),
+        "{report}"
+    );
+    let s = groups(&["X25519MLKEM768"]).with_versions(["TLSv1.3"]);
+    assert!(ok(&s).is_clean());
+}

@@ -70,6 +70,13 @@
 //! A second process opening the same directory gets [`QueueLocked`] (as the
 //! source of an `io::Error`), naming the directory and the holder's pid.
 
+// The runner builds TLS configurations with a provider of its own when the
+// embedder brings none; say so at build time rather than with a link error.
+#[cfg(not(any(feature = "aws-lc-rs", feature = "ring")))]
+compile_error!(
+    "postern-queue needs a crypto provider: enable feature `aws-lc-rs` (default) or `ring`"
+);
+
 pub mod admin;
 mod bounce;
 mod compat;

@@ -1,6 +1,6 @@
 //! The `Received:` trace header (RFC 5321 §4.4), with the protocol keyword
-//! of RFC 3848, the TLS version and cipher (RFC 8314 §4.3) and the
-//! authenticated user.
+//! of RFC 3848, the TLS version, cipher (RFC 8314 §4.3) and key-exchange
+//! group, and the authenticated user.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -22,6 +22,10 @@ pub struct TraceInfo<'a> {
     pub esmtp: bool,
     /// Negotiated TLS version and cipher.
     pub tls: Option<(String, String)>,
+    /// The TLS key-exchange group (e.g. `X25519MLKEM768`), when known;
+    /// written as Postfix does, so readers see whether the session was
+    /// protected against later decryption by a quantum computer.
+    pub key_exchange: Option<String>,
     /// The authenticated user.
     pub auth_user: Option<&'a str>,
     /// The queue id.
@@ -65,8 +69,12 @@ pub fn received_header(t: &TraceInfo<'_>, now: SystemTime) -> String {
         clean(t.listener)
     );
     if let Some((version, cipher)) = &t.tls {
+        let kx = t
+            .key_exchange
+            .as_deref()
+            .map_or_else(String::new, |g| format!(" key-exchange {}", clean(g)));
         h.push_str(&format!(
-            "\r\n\t(using {} with cipher {})",
+            "\r\n\t(using {} with cipher {}{kx})",
             clean(version),
             clean(cipher)
         ));
@@ -97,13 +105,16 @@ mod tests {
                 listener: "submission",
                 esmtp: true,
                 tls: Some(("TLSv1.3".into(), "TLS13_AES_256_GCM_SHA384".into())),
+                key_exchange: Some("X25519MLKEM768".into()),
                 auth_user: Some("alice"),
                 id: "0123",
                 single_recipient: Some("bob@example.org"),
             },
             UNIX_EPOCH,
         );
-        assert!(h.contains("using TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384"));
+        assert!(h.contains(
+            "using TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384 key-exchange X25519MLKEM768)"
+        ));
         assert!(h.contains("Authenticated sender: alice"));
         assert!(h.contains("with ESMTPSA id 0123"));
         assert!(!h.contains("\r\nX-Evil"));

@@ -62,7 +62,7 @@ async fn relay(addr: SocketAddr, connections: usize, messages: usize) -> f64 {
     let config = Arc::new(SessionConfig::new(
         Host::parse("relay.bench").unwrap().into_owned(),
     ));
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(postern_relay::default_provider());
     let connector = Arc::new(Connector::new(&TlsPolicy::new(TlsMode::None), provider).unwrap());
     let message = Message::new(
         ReversePath::Mailbox(Mailbox::parse("alice@example.org").unwrap().into_owned()),

@@ -217,6 +217,16 @@ pub enum RelayError {
     /// DANE deferred the delivery with nothing sent (RFC 7672).
     #[error("DANE: {0}")]
     Dane(DaneRefusal),
+    /// The domain's MTA-STS policy is `enforce` and no MX host may be
+    /// used under it (RFC 8461 §5: none matches the policy's `mx`
+    /// patterns). Transient: the policy or the MX records may change, and
+    /// a failed delivery under `enforce` is retried, not bounced at once
+    /// (§5.1).
+    #[error("MTA-STS: no MX host of {domain} matches its enforced policy")]
+    StsNoMatchingMx {
+        /// The recipient domain.
+        domain: String,
+    },
 }
 
 /// Builds a status code known valid when the constant is evaluated, at
@@ -306,6 +316,7 @@ impl RelayError {
             RelayError::Dane(DaneRefusal::NotAuthenticated { .. })
             | RelayError::Dane(DaneRefusal::NoResolver) => CRYPTOGRAPHIC_FAILURE,
             RelayError::Dane(_) => ROUTING_SERVER_FAILURE,
+            RelayError::StsNoMatchingMx { .. } => CRYPTOGRAPHIC_FAILURE,
         }
     }
 

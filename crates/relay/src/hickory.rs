@@ -83,6 +83,22 @@ impl Resolver for HickoryResolver {
             }
         })
     }
+
+    fn txt<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<String>, ResolveError>> {
+        Box::pin(async move {
+            match self.inner.txt_lookup(fqdn(name)).await {
+                Ok(lookup) => Ok(lookup.iter().map(|t| join_txt(t.txt_data())).collect()),
+                Err(e) => classify(name, &e).map_or(Ok(Vec::new()), Err),
+            }
+        })
+    }
+}
+
+/// One TXT record's strings as one text (invalid UTF-8 replaced, which no
+/// valid MTA-STS or TLS-RPT record contains).
+pub(crate) fn join_txt(strings: &[Box<[u8]>]) -> String {
+    let bytes: Vec<u8> = strings.iter().flat_map(|s| s.iter().copied()).collect();
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@
 //! | `tokio` | yes | `Connection`, `Connector`, `Relay`; tokio, tokio-rustls, tracing |
 //! | `hickory` | yes | `HickoryResolver`, `mx_records`, `DnssecResolver` (DNSSEC status for DANE); hickory-resolver, hickory-proto (implies `tokio`) |
 //! | `webpki-roots` | yes | `Anchors::WebPki`, the Mozilla root program |
+//! | `mta-sts-fetch` | yes | `mta_sts::{PolicyFetcher, PolicyCache, StsResolver}`, `Relay::with_mta_sts`; hyper (HTTP/1.1 client only) (implies `tokio`) |
 //!
 //! With `default-features = false` only the sans-IO core is built, and
 //! `cargo tree -p postern-relay --no-default-features -e normal` lists no
@@ -102,6 +103,17 @@
 //! address and TLSA records decides, per host, between DANE, the fallback
 //! and deferring ([`DaneRefusal`]).
 //!
+//! ## MTA-STS
+//! [`mta_sts`] holds the sans-IO MTA-STS pieces (RFC 8461: the TXT record,
+//! the policy, MX patterns, cache decisions) and, with `mta-sts-fetch`,
+//! the IO: the HTTPS policy fetch, the on-disk cache and
+//! `mta_sts::StsResolver`. A route with [`TlsPolicy::mta_sts`] set, on a
+//! relay made with `Relay::with_mta_sts`, gets the recipient domain's
+//! policy when the delivery is planned: under `enforce`, the MX hosts DANE
+//! does not authenticate must match the policy and present a certificate
+//! valid for their name, else they are not used
+//! ([`RelayError::StsNoMatchingMx`] when none is left).
+//!
 //! ## Example: the driver
 //! With the default features (`tokio`, `hickory`, `webpki-roots`):
 //! ```no_run
@@ -113,7 +125,7 @@
 //!     HickoryResolver, Message, Relay, Route, SessionConfig, Target, TlsMode, TlsPolicy,
 //! };
 //!
-//! let provider = Arc::new(rustls::crypto::ring::default_provider());
+//! let provider = Arc::new(postern_relay::default_provider());
 //! let session = SessionConfig::new(Host::parse("mx.example.net")?.into_owned());
 //! let relay = Relay::new(session, provider, Arc::new(HickoryResolver::from_system_conf()?));
 //!
@@ -156,6 +168,10 @@
 mod body;
 mod client;
 pub mod dane;
+// hickory-proto's DNSSEC validation takes its crypto from the provider
+// feature; without one it is not built, so say so here.
+#[cfg(all(feature = "hickory", not(any(feature = "aws-lc-rs", feature = "ring"))))]
+compile_error!("postern-relay's `hickory` feature needs a crypto provider: `aws-lc-rs` or `ring`");
 #[cfg(feature = "hickory")]
 mod dns;
 mod dnssec;
@@ -167,6 +183,7 @@ mod hickory;
 mod message;
 pub mod mta_sts;
 mod policy;
+mod provider;
 #[cfg(feature = "tokio")]
 mod relay;
 mod resolve;
@@ -190,6 +207,8 @@ pub use error::{DaneRefusal, Phase, RelayError};
 pub use hickory::{HickoryResolver, mx_records};
 pub use message::{Message, Recipient};
 pub use policy::{Anchors, TlsMode, TlsPolicy, VersionReport};
+#[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
+pub use provider::default_provider;
 #[cfg(feature = "tokio")]
 pub use relay::Relay;
 pub use resolve::{BoxFuture, MxRecord, ResolveError, Resolver, StaticResolver, plan_mx};

@@ -236,6 +236,16 @@ pub struct TlsPolicy {
     /// The protocol versions allowed. Versions the stack cannot speak are
     /// reported by [`TlsPolicy::versions`] and ignored, never replaced.
     pub versions: Vec<TlsVersion>,
+    /// MTA-STS (RFC 8461) on MX routes whose mode does not authenticate
+    /// by itself (`none`, `opportunistic`, `required`, and DANE's
+    /// fallback): where the recipient domain has a policy and DANE does
+    /// not authenticate a host, an `enforce` policy allows only the MX
+    /// hosts matching it, over TLS verified for the MX name against the
+    /// relay's MTA-STS anchors; `testing` delivers under the mode and
+    /// logs what would have failed. Needs an
+    /// [`StsResolver`](crate::mta_sts::StsResolver) on the relay
+    /// (`Relay::with_mta_sts`); without one it is ignored.
+    pub mta_sts: bool,
 }
 
 impl TlsPolicy {
@@ -244,7 +254,15 @@ impl TlsPolicy {
         Self {
             mode,
             versions: vec![TlsVersion::Tls12, TlsVersion::Tls13],
+            mta_sts: false,
         }
+    }
+
+    /// The same policy with MTA-STS on or off (see [`TlsPolicy::mta_sts`]).
+    #[must_use]
+    pub fn with_mta_sts(mut self, on: bool) -> Self {
+        self.mta_sts = on;
+        self
     }
 
     /// Replaces the allowed versions.

@@ -63,6 +63,17 @@ pub trait Resolver: Send + Sync {
     fn mx<'a>(&'a self, domain: &'a str) -> BoxFuture<'a, Result<Vec<MxRecord>, ResolveError>>;
     /// The addresses of `host`.
     fn ips<'a>(&'a self, host: &'a str) -> BoxFuture<'a, Result<Vec<IpAddr>, ResolveError>>;
+    /// The TXT records of `name`, each one's strings joined (RFC 8461
+    /// §3.1 reads a record split into several strings as one); `Ok(vec![])`
+    /// when the name has none. MTA-STS needs it; the default answers a
+    /// transient failure, so a resolver without TXT support never makes a
+    /// domain look as if it had no policy.
+    fn txt<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<String>, ResolveError>> {
+        let _ = name;
+        Box::pin(std::future::ready(Err(ResolveError::Transient(
+            "this resolver does not look up TXT records".into(),
+        ))))
+    }
 }
 
 /// The hosts to try for `domain`, in order, from its MX records.
@@ -99,6 +110,7 @@ pub fn plan_mx(domain: &str, records: &[MxRecord]) -> Result<Vec<String>, RelayE
 pub struct StaticResolver {
     mx: HashMap<String, Vec<MxRecord>>,
     hosts: HashMap<String, Vec<IpAddr>>,
+    txt: HashMap<String, Vec<String>>,
 }
 
 impl StaticResolver {
@@ -117,6 +129,15 @@ impl StaticResolver {
             .entry(domain.to_ascii_lowercase())
             .or_default()
             .extend(records.into_iter().map(|(p, e)| MxRecord::new(p, e)));
+        self
+    }
+
+    /// Adds a TXT record for `name`.
+    pub fn with_txt(mut self, name: &str, record: &str) -> Self {
+        self.txt
+            .entry(name.trim_end_matches('.').to_ascii_lowercase())
+            .or_default()
+            .push(record.to_owned());
         self
     }
 
@@ -145,6 +166,16 @@ impl Resolver for StaticResolver {
         let key = host.trim_end_matches('.').to_ascii_lowercase();
         let answer = self
             .hosts
+            .get(&key)
+            .cloned()
+            .ok_or(ResolveError::NoSuchDomain(key));
+        Box::pin(std::future::ready(answer))
+    }
+
+    fn txt<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<String>, ResolveError>> {
+        let key = name.trim_end_matches('.').to_ascii_lowercase();
+        let answer = self
+            .txt
             .get(&key)
             .cloned()
             .ok_or(ResolveError::NoSuchDomain(key));

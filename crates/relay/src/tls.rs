@@ -29,6 +29,9 @@ pub struct OutboundTls {
     /// The negotiated cipher suite, as rustls names it
     /// (e.g. `TLS13_AES_256_GCM_SHA384`).
     pub cipher: String,
+    /// The key-exchange group (e.g. `X25519MLKEM768`, `X25519`, `P-256`),
+    /// when one was negotiated and is known.
+    pub group: Option<String>,
     /// True when the certificate chain and host name were verified.
     pub verified: bool,
     /// The name the certificate was (or would have been) checked against.
@@ -50,6 +53,7 @@ impl OutboundTls {
         Self {
             version,
             cipher: cipher.into(),
+            group: None,
             verified,
             server_name: server_name.into(),
             dane: None,
@@ -67,6 +71,9 @@ impl OutboundTls {
         Some(Self {
             version,
             cipher: format!("{cipher:?}"),
+            group: conn
+                .negotiated_key_exchange_group()
+                .map(|g| group_name(g.name())),
             verified,
             server_name: server_name.to_owned(),
             dane: None,
@@ -74,12 +81,27 @@ impl OutboundTls {
     }
 }
 
+/// A group by the name OpenSSL and the listener's policy give it.
+fn group_name(group: rustls::NamedGroup) -> String {
+    match group {
+        rustls::NamedGroup::secp256r1 => "P-256".to_owned(),
+        rustls::NamedGroup::secp384r1 => "P-384".to_owned(),
+        rustls::NamedGroup::secp521r1 => "P-521".to_owned(),
+        rustls::NamedGroup::secp256r1MLKEM768 => "SecP256r1MLKEM768".to_owned(),
+        other => format!("{other:?}"),
+    }
+}
+
 impl fmt::Display for OutboundTls {
     /// The clause for a Received header or a log line, e.g.
-    /// `using TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384 (verified)`, or
+    /// `using TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384 key-exchange
+    /// X25519MLKEM768 (verified)`, or
     /// under DANE `(DANE: DANE-EE(3) SPKI(1) SHA2-256(1) matched depth 0)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "using {} with cipher {} ", self.version, self.cipher)?;
+        if let Some(group) = &self.group {
+            write!(f, "key-exchange {group} ")?;
+        }
         match &self.dane {
             Some(m) => write!(f, "(DANE: {m})"),
             None if self.verified => f.write_str("(verified)"),
@@ -149,7 +171,7 @@ pub fn dane_client_config(
     Ok(Arc::new(config))
 }
 
-fn root_store(anchors: &Anchors) -> Result<RootCertStore, RelayError> {
+pub(crate) fn root_store(anchors: &Anchors) -> Result<RootCertStore, RelayError> {
     match anchors {
         #[cfg(feature = "webpki-roots")]
         Anchors::WebPki => Ok(RootCertStore::from_iter(

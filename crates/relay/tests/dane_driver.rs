@@ -30,7 +30,7 @@ use rustls::pki_types::DnsName;
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 fn ring() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(postern_relay::default_provider())
 }
 
 struct Peer {
@@ -98,12 +98,12 @@ fn spki_tlsa(key_pem: &str) -> TlsaRecord {
     let spki = rcgen::KeyPair::from_pem(key_pem)
         .unwrap()
         .subject_public_key_info();
-    let digest = ring::digest::digest(&ring::digest::SHA256, &spki);
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(&spki);
     TlsaRecord::new(
         TlsaUsage::DaneEe,
         TlsaSelector::Spki,
         TlsaMatching::Sha256,
-        digest.as_ref(),
+        digest.as_slice(),
     )
     .unwrap()
 }

@@ -21,7 +21,7 @@
 //! Without the DNS environment every test is SKIPPED loudly; with
 //! POSTERN_REQUIRE_PEERS=1 it fails instead.
 
-#![cfg(feature = "hickory")]
+#![cfg(all(feature = "hickory", any(feature = "aws-lc-rs", feature = "ring")))]
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -150,7 +150,7 @@ fn relay(env: &Env, mode: Mode) -> Relay {
     let resolver = Arc::new(DnssecResolver::new(config).expect("resolver"));
     let mut session = SessionConfig::new(Host::parse("relay.test").unwrap().into_owned());
     session.timeouts = Timeouts::uniform(Duration::from_secs(10));
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(postern_relay::default_provider());
     Relay::new(session, provider, resolver.clone()).with_dane_resolver(resolver)
 }
 

@@ -64,7 +64,7 @@ fn handshake(
 }
 
 fn ring() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(postern_relay::default_provider())
 }
 
 #[test]

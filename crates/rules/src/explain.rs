@@ -488,6 +488,10 @@ impl fmt::Display for Trace {
                         f,
                         "  DANE:          required: deferred unless the next hop is authenticated by DNSSEC-validated TLSA records (RFC 7672)"
                     )?,
+                    RelayTlsMode::MtaSts => writeln!(
+                        f,
+                        "  MTA-STS:       an enforced policy allows only its MX hosts, with the certificate verified for the MX name; without a policy, opportunistic STARTTLS; DANE wins where signed (RFC 8461)"
+                    )?,
                     _ => {}
                 }
                 if r.versions == r.requested_versions {

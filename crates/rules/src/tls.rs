@@ -32,11 +32,16 @@ pub enum RelayTlsMode {
     /// DANE or nothing (Postfix's `dane-only`): mail is deferred unless the
     /// next hop is authenticated by validated TLSA records.
     DaneOnly,
+    /// MTA-STS (RFC 8461): where the recipient domain publishes a policy in
+    /// `enforce` mode, only the MX hosts it names, over TLS verified for the
+    /// MX name; elsewhere (no policy, `testing`, `none`) opportunistic
+    /// STARTTLS. DANE still wins where the destination is signed.
+    MtaSts,
 }
 
 impl RelayTlsMode {
     /// Every mode.
-    pub const ALL: [RelayTlsMode; 7] = [
+    pub const ALL: [RelayTlsMode; 8] = [
         RelayTlsMode::None,
         RelayTlsMode::Opportunistic,
         RelayTlsMode::Required,
@@ -44,6 +49,7 @@ impl RelayTlsMode {
         RelayTlsMode::Implicit,
         RelayTlsMode::Dane,
         RelayTlsMode::DaneOnly,
+        RelayTlsMode::MtaSts,
     ];
 
     /// The lower-case name used in configuration.
@@ -56,6 +62,7 @@ impl RelayTlsMode {
             RelayTlsMode::Implicit => "implicit",
             RelayTlsMode::Dane => "dane",
             RelayTlsMode::DaneOnly => "dane-only",
+            RelayTlsMode::MtaSts => "mta-sts",
         }
     }
 
@@ -71,7 +78,10 @@ impl RelayTlsMode {
     pub const fn allows_plaintext(self) -> bool {
         matches!(
             self,
-            RelayTlsMode::None | RelayTlsMode::Opportunistic | RelayTlsMode::Dane
+            RelayTlsMode::None
+                | RelayTlsMode::Opportunistic
+                | RelayTlsMode::Dane
+                | RelayTlsMode::MtaSts
         )
     }
 
@@ -111,5 +121,10 @@ mod tests {
         );
         assert!(RelayTlsMode::Dane.allows_plaintext());
         assert!(!RelayTlsMode::DaneOnly.allows_plaintext());
+        assert_eq!(
+            RelayTlsMode::from_name("MTA-STS"),
+            Some(RelayTlsMode::MtaSts)
+        );
+        assert!(RelayTlsMode::MtaSts.allows_plaintext());
     }
 }

@@ -43,6 +43,10 @@ pub struct TlsInfo {
     pub version: TlsVersion,
     /// Cipher suite name, e.g. `TLS13_AES_256_GCM_SHA384`.
     pub cipher: String,
+    /// The key-exchange group, by its OpenSSL name (e.g. `X25519MLKEM768`,
+    /// `X25519`, `P-256`); `None` when no key exchange took place (a
+    /// resumed TLS 1.2 session) or the driver does not say.
+    pub group: Option<String>,
     /// The server name the client asked for (SNI), if any.
     pub sni: Option<String>,
     /// The ALPN protocol agreed, if any.
@@ -66,6 +70,7 @@ impl TlsInfo {
         Self {
             version,
             cipher: cipher.into(),
+            group: None,
             sni: None,
             alpn: None,
             client_cert_verified: false,

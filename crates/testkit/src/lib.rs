@@ -24,6 +24,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+mod pebble;
+pub use pebble::Pebble;
+
 /// The environment variable that turns a missing peer into a failure.
 pub const REQUIRE_PEERS: &str = "POSTERN_REQUIRE_PEERS";
 
@@ -231,4 +234,83 @@ mod tests {
         let port = free_port();
         assert!(TcpListener::bind(("127.0.0.1", port)).is_ok());
     }
+}
+
+/// An SMTP client over pyOpenSSL, whose bundled OpenSSL (3.5 or newer)
+/// offers the post-quantum hybrid X25519MLKEM768: a TLS stack with ML-KEM
+/// that Postern did not write. Run it with [`pq_client`].
+pub const PQ_SMTP_CLIENT: &str = include_str!("data/pq_smtp_client.py");
+
+/// An implicit-TLS SMTP sink over pyOpenSSL (see [`PQ_SMTP_CLIENT`]):
+/// the ML-KEM-capable server of the relay's key-exchange tests. Run it
+/// with `python -c PQ_SMTP_SERVER PORT CERT KEY LOG`; it appends
+/// `group=... version=...` per handshake, then each command, to LOG.
+pub const PQ_SMTP_SERVER: &str = include_str!("data/pq_smtp_server.py");
+
+/// How [`pq_client`] starts TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PqMode {
+    /// EHLO, STARTTLS, then the handshake.
+    StartTls,
+    /// The handshake first (port 465 style).
+    Implicit,
+}
+
+/// The Python that can import pyOpenSSL with an ML-KEM-capable OpenSSL,
+/// or `None` after [`missing`].
+pub fn pq_python() -> Option<PathBuf> {
+    let python = python_with("OpenSSL")?;
+    // Debian's python3-openssl links the system OpenSSL 3.0, which has no
+    // ML-KEM; the wheel's bundled one does (3.5+).
+    let probe = "from OpenSSL import SSL; v = SSL.OpenSSL_version(SSL.OPENSSL_VERSION).split()[1]; \
+                 import sys; sys.exit(0 if tuple(int(x) for x in v.decode().split('.')[:2]) >= (3, 5) else 1)";
+    let ok = Command::new(&python)
+        .args(["-c", probe])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        Some(python)
+    } else {
+        missing("pyOpenSSL with OpenSSL 3.5 or newer (ML-KEM)");
+        None
+    }
+}
+
+/// Runs [`PQ_SMTP_CLIENT`] against `addr`: the handshake, EHLO, and (with
+/// `rcpt`) one message, then QUIT. Its output starts with `group=...`
+/// after the handshake. Bounded to 30 seconds.
+pub fn pq_client(
+    python: &Path,
+    addr: SocketAddr,
+    mode: PqMode,
+    server_name: &str,
+    rcpt: Option<&str>,
+) -> std::io::Result<std::process::Output> {
+    let mode = match mode {
+        PqMode::StartTls => "starttls",
+        PqMode::Implicit => "implicit",
+    };
+    let mut cmd = Command::new(python);
+    // With -c, sys.argv[0] is "-c" and the arguments follow.
+    cmd.args(["-c", PQ_SMTP_CLIENT])
+        .arg(addr.ip().to_string())
+        .arg(addr.port().to_string())
+        .args([mode, server_name]);
+    if let Some(r) = rcpt {
+        cmd.arg(r);
+    }
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn()?;
+    // The output is a few lines, far below a pipe's buffer, so polling
+    // cannot block the child.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait()?.is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output()
 }

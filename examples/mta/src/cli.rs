@@ -16,7 +16,8 @@ use postern_queue::control::{self, FailureKind, Request, Response};
 
 use crate::config::{ConfigError, MtaConfig};
 use crate::tls::{
-    SelfSignedSource, auth_policy, generate_self_signed, self_signed_names, tls_settings,
+    CertNote, SelfSignedSource, auth_policy, certificate_notes, generate_self_signed,
+    self_signed_names, tls_settings,
 };
 use crate::users::{Users, add_user};
 
@@ -241,7 +242,7 @@ pub fn check(config: &MtaConfig, out: &mut dyn Write) -> std::io::Result<i32> {
             return Ok(1);
         }
     };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(postern_listener::default_provider());
     for l in &config.listeners {
         writeln!(out)?;
         writeln!(out, "listener {} on {} ({})", l.name, l.addr, l.mode)?;
@@ -284,6 +285,12 @@ pub fn check(config: &MtaConfig, out: &mut dyn Write) -> std::io::Result<i32> {
                             writeln!(out, "    {line}")?;
                         }
                     }
+                }
+                for note in certificate_notes(spec, config, std::time::SystemTime::now()) {
+                    if matches!(note, CertNote::Error(_)) {
+                        errors += 1;
+                    }
+                    writeln!(out, "    {note}")?;
                 }
             }
         }

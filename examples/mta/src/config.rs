@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use postern_listener::{Mode, ProxyProtocol};
 use postern_proto::{ForwardPath, ReversePath};
+use postern_relay::Anchors;
 use postern_rules::{Facts, RelayPlan, RuleConfig, RuleSet, RuleSetConfig, Stage, TomlSource};
 use serde::Deserialize;
 use toml::Spanned;
@@ -87,6 +88,8 @@ struct FileConfig {
     #[serde(default)]
     dns: DnsFile,
     #[serde(default)]
+    mta_sts: MtaStsFile,
+    #[serde(default)]
     auth_limits: crate::abuse::AuthLimitsFile,
     #[serde(default)]
     connection_rate: crate::abuse::ConnectionRateFile,
@@ -107,6 +110,22 @@ struct DnsFile {
     servers: Option<Vec<String>>,
     dnssec: Option<String>,
     trust_anchor: Option<PathBuf>,
+}
+
+/// `[mta_sts]`: `trust_anchors` is `"system"` or a list of PEM files.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MtaStsFile {
+    enabled: Option<bool>,
+    cache_dir: Option<PathBuf>,
+    trust_anchors: Option<AnchorsFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum AnchorsFile {
+    Name(String),
+    Files(Vec<PathBuf>),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,9 +153,17 @@ struct TlsFile {
     #[serde(default = "default_versions")]
     versions: Vec<String>,
     ciphers: Option<String>,
+    groups: Option<Vec<String>>,
     dh_params: Option<PathBuf>,
     #[serde(default = "yes")]
     prefer_server_ciphers: bool,
+    // `certificate = "acme"` only.
+    domains: Option<Vec<String>>,
+    contact: Option<Vec<String>>,
+    directory: Option<String>,
+    ca_file: Option<PathBuf>,
+    challenge_address: Option<SocketAddr>,
+    retry: Option<DurationText>,
 }
 
 fn default_versions() -> Vec<String> {
@@ -271,6 +298,9 @@ pub enum CertSource {
         /// The key.
         key: PathBuf,
     },
+    /// Obtained and renewed over ACME (RFC 8555); see
+    /// `postern_listener::acme`.
+    Acme(postern_listener::acme::AcmeConfig),
 }
 
 /// One `[tls.NAME]` policy, in the operator's (OpenSSL) terms; see
@@ -285,6 +315,9 @@ pub struct TlsSpec {
     pub versions: Vec<String>,
     /// OpenSSL cipher list, if given.
     pub ciphers: Option<String>,
+    /// Key-exchange groups in preference order (OpenSSL names), if given;
+    /// otherwise the provider's, X25519MLKEM768 first.
+    pub groups: Option<Vec<String>>,
     /// DH parameter file, if given (validated, then reported as unused).
     pub dh_params: Option<PathBuf>,
     /// Server cipher order.
@@ -464,6 +497,8 @@ pub struct MtaConfig {
     pub metrics: Option<SocketAddr>,
     /// DNS and DNSSEC for outbound mail.
     pub dns: DnsSettings,
+    /// MTA-STS for outbound mail (`[mta_sts]`); `None` when disabled.
+    pub mta_sts: Option<postern_relay::mta_sts::StsSettings>,
     /// The AUTH failure limits (`[auth_limits]`); `None` when disabled.
     pub auth_limits: Option<crate::abuse::AuthLimitSettings>,
     /// The connection rate limits (`[connection_rate]`); `None` when
@@ -615,7 +650,72 @@ impl MtaConfig {
             let span = Some(t.span());
             let t = t.get_ref();
             let item = Some(format!("tls.{name}"));
-            let certificate = if t.certificate == "self-signed" {
+            let acme_fields = [
+                ("domains", t.domains.is_some()),
+                ("contact", t.contact.is_some()),
+                ("directory", t.directory.is_some()),
+                ("ca_file", t.ca_file.is_some()),
+                ("challenge_address", t.challenge_address.is_some()),
+                ("retry", t.retry.is_some()),
+            ];
+            if t.certificate != "acme"
+                && let Some((field, _)) = acme_fields.iter().find(|(_, set)| *set)
+            {
+                return Err(err(
+                    span,
+                    item,
+                    Some((*field).into()),
+                    "only for certificate = \"acme\"".into(),
+                ));
+            }
+            let certificate = if t.certificate == "acme" {
+                if t.key.is_some() {
+                    return Err(err(
+                        span,
+                        item,
+                        Some("key".into()),
+                        "an ACME certificate's key is generated and stored under the data directory; remove `key`".into(),
+                    ));
+                }
+                let domains = t.domains.clone().unwrap_or_default();
+                if domains.is_empty() || domains.iter().any(|d| d.trim().is_empty()) {
+                    return Err(err(
+                        span,
+                        item,
+                        Some("domains".into()),
+                        "an ACME certificate needs its names, e.g. domains = [\"mx.example.org\"]"
+                            .into(),
+                    ));
+                }
+                let Some(directory) = t.directory.clone() else {
+                    return Err(err(
+                        span,
+                        item,
+                        Some("directory".into()),
+                        "missing: the CA's ACME directory URL, e.g. \"https://acme-v02.api.letsencrypt.org/directory\"".into(),
+                    ));
+                };
+                if !directory.starts_with("https://") {
+                    return Err(err(
+                        span,
+                        item,
+                        Some("directory".into()),
+                        format!(
+                            "{directory:?}: ACME directories are https:// URLs (RFC 8555 §6.1)"
+                        ),
+                    ));
+                }
+                let mut acme = postern_listener::acme::AcmeConfig::new(domains, directory)
+                    .with_contact(t.contact.clone().unwrap_or_default())
+                    .with_ca_file(t.ca_file.as_deref().map(resolve));
+                if let Some(addr) = t.challenge_address {
+                    acme = acme.with_challenge_address(addr);
+                }
+                if let Some(retry) = t.retry {
+                    acme = acme.with_retry(retry.0);
+                }
+                CertSource::Acme(acme)
+            } else if t.certificate == "self-signed" {
                 if t.key.is_some() {
                     return Err(err(
                         span,
@@ -646,6 +746,7 @@ impl MtaConfig {
                     certificate,
                     versions: t.versions.clone(),
                     ciphers: t.ciphers.clone(),
+                    groups: t.groups.clone(),
                     dh_params: t.dh_params.as_deref().map(resolve),
                     prefer_server_ciphers: t.prefer_server_ciphers,
                 },
@@ -887,6 +988,25 @@ impl MtaConfig {
             dnssec,
             trust_anchor: parsed.dns.trust_anchor.as_deref().map(resolve),
         };
+        // MTA-STS: on by default, cache under the data directory.
+        let sts_err = |f: &str, e: String| err(None, None, Some(format!("mta_sts.{f}")), e);
+        let anchors = match &parsed.mta_sts.trust_anchors {
+            None => Anchors::WebPki,
+            Some(AnchorsFile::Name(n)) if n == "system" => Anchors::WebPki,
+            Some(AnchorsFile::Name(n)) => {
+                let e = format!("{n:?}: expected \"system\" or a list of PEM files");
+                return Err(sts_err("trust_anchors", e));
+            }
+            Some(AnchorsFile::Files(f)) => {
+                let files: Vec<PathBuf> = f.iter().map(|p| resolve(p)).collect();
+                postern_relay::mta_sts::anchors_from_pem_files(&files)
+                    .map_err(|e| sts_err("trust_anchors", e.to_string()))?
+            }
+        };
+        let cache_dir =
+            (parsed.mta_sts.cache_dir.as_deref()).map_or_else(|| data_dir.join("mta-sts"), resolve);
+        let mta_sts = (parsed.mta_sts.enabled != Some(false))
+            .then(|| postern_relay::mta_sts::StsSettings::new(cache_dir, anchors));
         // Abuse limits.
         let abuse_err = |(span, field, message): crate::abuse::AbuseError| {
             err(span, None, Some(field), message)
@@ -941,6 +1061,7 @@ impl MtaConfig {
             limits,
             metrics: parsed.metrics.map(|m| m.address),
             dns,
+            mta_sts,
             auth_limits,
             connection_rate,
             bare_lf_networks,

@@ -10,6 +10,7 @@
 //! | [`users`] | the users file (argon2), the mailbox directory |
 //! | [`server`] | the listener handler: rules, users, spool per session event |
 //! | [`tls`] | self-signed certificate, TLS settings, per-listener session policy |
+//! | [`acme`] | ACME (RFC 8555) certificates: http-01, storage, renewal with atomic reload |
 //! | [`cli`] | the commands: check, explain, policy test, user add |
 //! | [`outbound`] | the router that asks the rules, and the runner's start |
 //! | [`metrics`] | Prometheus series from the listener and runner hooks; `GET /metrics` |
@@ -51,6 +52,7 @@
 //! [`Shutdown`] receiver.
 
 pub mod abuse;
+pub mod acme;
 pub mod cli;
 pub mod config;
 pub mod defaults;

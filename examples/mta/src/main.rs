@@ -127,6 +127,12 @@ async fn run(config: MtaConfig) -> ExitCode {
             }
         },
     };
+    // Bound before the listeners, so the tools work once the ports answer
+    // (connections wait in the backlog until it is served).
+    let control_socket = match control::bind(&control::socket_path(&config.data_dir)) {
+        Ok(socket) => socket,
+        Err(e) => return fail("cannot open the control socket", &e),
+    };
     let self_signed = if needs_self_signed(&config) {
         match ensure_self_signed(&config.tls_dir(), &self_signed_names(&config)) {
             Ok(f) => {
@@ -141,6 +147,9 @@ async fn run(config: MtaConfig) -> ExitCode {
             key: String::new(),
         }
     };
+    if let Err(e) = postern_mta::acme::prepare(&config) {
+        return fail("cannot prepare the ACME certificates", &e);
+    }
     let config = Arc::new(config);
     let users = Arc::new(Users::open(&config.users_file()));
     let mailboxes = Arc::new(Mailboxes {
@@ -160,7 +169,7 @@ async fn run(config: MtaConfig) -> ExitCode {
         users.clone(),
         local.clone(),
     ));
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(postern_listener::default_provider());
     let mut listeners = listener_configs(
         &config,
         &self_signed,
@@ -183,18 +192,13 @@ async fn run(config: MtaConfig) -> ExitCode {
         outbound::spawn(spool.clone(), config.clone(), shutdown.clone(), observer);
     // Queue tools reach the store through the server (its lock and holds).
     let admin = Arc::new(QueueAdmin::new(spool.clone()).with_runner(runner));
-    match control::bind(&control::socket_path(&config.data_dir)) {
-        Ok(socket) => drop(tokio::spawn(control::serve(
-            socket,
-            admin,
-            shutdown.clone(),
-        ))),
-        Err(e) => return fail("cannot open the control socket", &e),
-    }
+    tokio::spawn(control::serve(control_socket, admin, shutdown.clone()));
     let metrics_addr = metrics_socket.as_ref().and_then(|s| s.local_addr().ok());
     if let (Some(socket), Some(m)) = (metrics_socket, &metrics) {
         metrics::spawn(socket, m.clone(), &spool, &shutdown);
     }
+    // ACME issuance and renewal (acme.rs), swapped in with the atomic reload.
+    let _acme = postern_mta::acme::spawn(config.clone(), server.clone(), shutdown.clone());
 
     {
         let mut out = std::io::stdout().lock();

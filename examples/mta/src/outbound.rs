@@ -48,6 +48,15 @@ pub fn spawn(
     let mut router = RulesRouter::from_config(&config);
     let dane = dane_resolver(&config);
     router.dane = dane.is_some();
+    let provider = Arc::new(postern_relay::default_provider());
+    let sts = match (&config.mta_sts, &dane) {
+        (Some(s), Some(dns)) => s
+            .build(dns.clone(), provider)
+            .inspect_err(|e| tracing::error!(error = %e, "outbound: MTA-STS is off"))
+            .ok(),
+        _ => None,
+    };
+    router.mta_sts = sts.is_some();
     let mut runner = Runner::new(
         spool.clone(),
         settings_from_config(&config),
@@ -56,6 +65,9 @@ pub fn spawn(
     );
     if let Some(resolver) = dane {
         runner = runner.with_dane_resolver(resolver);
+    }
+    if let Some(sts) = sts {
+        runner = runner.with_mta_sts(Arc::new(sts));
     }
     if let Some(o) = observer {
         runner = runner.with_observer(o);
@@ -117,6 +129,10 @@ pub struct RulesRouter {
     /// DANE where the destination is signed, and that mode elsewhere
     /// ([`TlsMode::under_dane`]). Off in [`RulesRouter::new`].
     pub dane: bool,
+    /// MTA-STS for MX routes (`[mta_sts]`): the default outbound policy
+    /// is DANE, else MTA-STS, else the rules' mode. Off in
+    /// [`RulesRouter::new`]; `relay_tls = "mta-sts"` asks for it anyway.
+    pub mta_sts: bool,
 }
 
 impl RulesRouter {
@@ -128,6 +144,7 @@ impl RulesRouter {
             mx_port: 25,
             base_dir: PathBuf::from("."),
             dane: false,
+            mta_sts: false,
         }
     }
 
@@ -196,6 +213,7 @@ impl Router for RulesRouter {
             },
             RelayTlsMode::Dane => TlsMode::dane(),
             RelayTlsMode::DaneOnly => TlsMode::DaneOnly,
+            RelayTlsMode::MtaSts => TlsMode::Opportunistic,
             other => {
                 return Err(Diagnosis::local(
                     MISCONFIGURED,
@@ -204,7 +222,9 @@ impl Router for RulesRouter {
                 ));
             }
         };
-        let mode = if self.dane && matches!(target, Target::Mx { .. }) {
+        let is_mx = matches!(target, Target::Mx { .. });
+        let sts = is_mx && (self.mta_sts || plan.tls == RelayTlsMode::MtaSts);
+        let mode = if self.dane && is_mx {
             mode.under_dane()
         } else {
             mode
@@ -214,7 +234,9 @@ impl Router for RulesRouter {
         let versions: Vec<TlsVersion> = plan.requested_versions.iter().collect();
         Ok(Route::new(
             target,
-            TlsPolicy::new(mode).with_versions(versions),
+            TlsPolicy::new(mode)
+                .with_versions(versions)
+                .with_mta_sts(sts),
         ))
     }
 }
@@ -487,6 +509,89 @@ actions = [
         assert!(text.starts_with("t.toml:12:"), "{text}");
         std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(MtaConfig::from_toml_str(src, "t.toml", &dir).is_ok());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn mx_routes_ask_for_mta_sts_by_default_and_rules_can_ask_for_it() {
+        let (mut router, dir) = test_router(
+            r#"
+[[rule]]
+name = "smart"
+conditions = [{ relaying = true }, { recipient_domain = { is = "via-relay.example" } }]
+actions = [{ relay_host = "smtp.example.net:587" }, { relay_tls = "required" }]
+
+[[rule]]
+name = "sts"
+conditions = [{ relaying = true }, { recipient_domain = { is = "sts.example" } }]
+actions = [{ relay_tls = "mta-sts" }]
+"#,
+        );
+        let route = |router: &RulesRouter, rcpt: &str| {
+            let env = envelope("alice@local.test", rcpt, None);
+            router.route(&env, &env.recipients[0]).unwrap()
+        };
+        // Off (RulesRouter::new): only the rule's mode asks for it.
+        assert!(!route(&router, "bob@example.org").tls.mta_sts);
+        let sts = route(&router, "bob@sts.example");
+        assert!(sts.tls.mta_sts);
+        assert_eq!(sts.tls.mode, TlsMode::Opportunistic);
+        // On ([mta_sts] enabled): every MX route; smart hosts and
+        // address literals never.
+        router.mta_sts = true;
+        router.dane = true;
+        let mx = route(&router, "bob@example.org");
+        assert!(mx.tls.mta_sts);
+        assert_eq!(mx.tls.mode, TlsMode::dane());
+        assert!(!route(&router, "bob@via-relay.example").tls.mta_sts);
+        assert!(!route(&router, "bob@[192.0.2.7]").tls.mta_sts);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn mta_sts_settings_come_from_the_config_and_bad_ones_name_the_field() {
+        let dir = std::env::temp_dir().join(format!("postern-stscfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let src = |table: &str| {
+            format!(
+                "[server]\ndata_dir = \"data\"\n[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:2525\"\nmode = \"plain\"\n{table}"
+            )
+        };
+        let load = |table: &str| MtaConfig::from_toml_str(&src(table), "t.toml", &dir);
+        // Default: on, cache under the data directory, the system's roots.
+        let sts = load("").unwrap().mta_sts.expect("on by default");
+        assert_eq!(sts.cache_dir, dir.join("data").join("mta-sts"));
+        assert_eq!(sts.anchors, Anchors::WebPki);
+        assert!(
+            load("[mta_sts]\nenabled = false\n")
+                .unwrap()
+                .mta_sts
+                .is_none()
+        );
+        let sts = load("[mta_sts]\ncache_dir = \"/var/cache/sts\"\n")
+            .unwrap()
+            .mta_sts
+            .unwrap();
+        assert_eq!(sts.cache_dir, Path::new("/var/cache/sts"));
+        // Test CA files, relative to the configuration's directory.
+        let pki = postern_testkit::dev_pki(&["mx.example"]);
+        std::fs::write(dir.join("ca.pem"), &pki.ca_pem).unwrap();
+        let sts = load("[mta_sts]\ntrust_anchors = [\"ca.pem\"]\n")
+            .unwrap()
+            .mta_sts
+            .unwrap();
+        assert!(matches!(sts.anchors, Anchors::Custom(c) if c.len() == 1));
+        for (table, says) in [
+            ("[mta_sts]\ntrust_anchors = \"mozilla\"\n", "\"mozilla\""),
+            ("[mta_sts]\ntrust_anchors = [\"nope.pem\"]\n", "nope.pem"),
+            ("[mta_sts]\nenabled = \"yes\"\n", "enabled"),
+            ("[mta_sts]\nttl = 3\n", "ttl"),
+        ] {
+            let text = load(table).unwrap_err().to_string();
+            assert!(text.starts_with("t.toml"), "{text}");
+            assert!(text.contains("mta_sts"), "{text}");
+            assert!(text.contains(says), "{text}");
+        }
         let _ = std::fs::remove_dir_all(dir);
     }
 

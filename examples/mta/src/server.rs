@@ -245,6 +245,7 @@ impl MtaConn {
             peer = %f.peer,
             tls = %f.tls.map_or_else(dash, |t| t.version.to_string()),
             cipher = %f.tls.map_or("-", |t| t.cipher.as_str()),
+            group = f.tls.and_then(|t| t.group.as_deref()).unwrap_or("-"),
             user = f.authenticated.map_or("-", |a| a.authcid.as_str()),
             rules = %t.map_or_else(dash, |t| join(&t.rules, ",")),
             id = %id.map_or_else(dash, ToString::to_string),
@@ -496,6 +497,7 @@ impl MtaConn {
         trace.listener = f.listener;
         trace.esmtp = !matches!(f.hello, Some(HelloVerb::Helo));
         trace.tls = tls;
+        trace.key_exchange = f.tls.and_then(|t| t.group.clone());
         trace.auth_user = f.authenticated.map(|a| a.authcid.as_str());
         trace.id = id.as_str();
         trace.single_recipient = single.as_deref();

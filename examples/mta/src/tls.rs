@@ -3,16 +3,25 @@
 //! policy of each listener (AUTH allowed up to what the session can run; the
 //! rules narrow it per connection, see `crate::server`).
 
+use std::fs;
+use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
-use postern_listener::{CertSpec, ConnLimits, ListenerConfig, TlsSettings};
+use postern_listener::acme::AcmeState;
+use postern_listener::{CertSpec, ConnLimits, ListenerConfig, TlsSettings, Validity};
 use postern_rules::{Facts, Stage};
 
 use crate::config::{CertSource, ListenerSpec, MtaConfig, TlsSpec};
 
 pub use postern_listener::self_signed::{
-    SelfSignedFiles, ensure_self_signed, generate_self_signed,
+    SELF_SIGNED_RENEW_BEFORE, SELF_SIGNED_VALIDITY, SelfSignedFiles, ensure_self_signed,
+    generate_self_signed,
 };
+
+/// Any configured certificate with less than this left is a warning in
+/// `check` (and in the log at start).
+pub const EXPIRY_WARNING: Duration = Duration::from_secs(30 * 86_400);
 
 /// The names a self-signed certificate is made for.
 pub fn self_signed_names(config: &MtaConfig) -> Vec<String> {
@@ -54,12 +63,26 @@ pub fn tls_settings(
         (CertSource::SelfSigned, SelfSignedSource::Inline { cert, key }) => {
             CertSpec::pem(&[name], cert.clone(), key.clone())
         }
+        (CertSource::Acme(_), source) => {
+            let files = crate::acme::files(config, &spec.name);
+            match source {
+                // `check` before the first start: the stand-in.
+                SelfSignedSource::Inline { cert, key }
+                    if !files.cert.exists() && !cert.is_empty() =>
+                {
+                    CertSpec::pem(&[name], cert.clone(), key.clone())
+                }
+                // Serving: `acme::prepare` has put a placeholder there.
+                _ => CertSpec::files(&[name], &files.cert, &files.key),
+            }
+        }
     }
     .as_default();
     let mut settings = TlsSettings::new(vec![cert])
         .with_versions(spec.versions.iter().cloned())
         .with_prefer_server_ciphers(spec.prefer_server_ciphers);
     settings.ciphers = spec.ciphers.clone();
+    settings.groups = spec.groups.clone();
     settings.dh_params = spec.dh_params.clone();
     settings
 }
@@ -201,4 +224,123 @@ pub fn needs_self_signed(config: &MtaConfig) -> bool {
             Some(CertSource::SelfSigned)
         )
     })
+}
+
+/// One line `check` prints about a certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertNote {
+    /// A fact: where it is, until when it is valid.
+    Info(String),
+    /// Expires within [`EXPIRY_WARNING`], or its dates cannot be read.
+    Warning(String),
+    /// Expired: clients that verify refuse it.
+    Error(String),
+}
+
+impl std::fmt::Display for CertNote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CertNote::Info(s) => f.write_str(s),
+            CertNote::Warning(s) => write!(f, "warning: {s}"),
+            CertNote::Error(s) => write!(f, "error: {s}"),
+        }
+    }
+}
+
+fn days(d: Duration) -> u64 {
+    d.as_secs() / 86_400
+}
+
+/// The expiry of the certificate in the PEM file `path`, as `check`
+/// reports it.
+pub fn expiry_notes(what: &str, path: &Path, now: SystemTime) -> Vec<CertNote> {
+    let validity = match fs::read(path) {
+        Ok(pem) => match Validity::from_pem(&pem) {
+            Ok(v) => v,
+            Err(e) => {
+                return vec![CertNote::Warning(format!(
+                    "{what} {}: cannot read its validity: {e}",
+                    path.display()
+                ))];
+            }
+        },
+        // The policy build reports the unreadable file.
+        Err(_) => return Vec::new(),
+    };
+    let until = postern_listener::utc(validity.not_after);
+    let mut notes = vec![CertNote::Info(format!(
+        "{what} {}: valid {validity} ({} days left)",
+        path.display(),
+        days(validity.remaining(now))
+    ))];
+    if validity.is_expired(now) {
+        notes.push(CertNote::Error(format!(
+            "{what} {} expired at {until}",
+            path.display()
+        )));
+    } else if validity.remaining(now) < EXPIRY_WARNING {
+        notes.push(CertNote::Warning(format!(
+            "{what} {} expires in {} days, at {until}: renew it",
+            path.display(),
+            days(validity.remaining(now))
+        )));
+    }
+    notes
+}
+
+/// What `check` says about the certificate of `[tls.NAME]` at `now`.
+pub fn certificate_notes(spec: &TlsSpec, config: &MtaConfig, now: SystemTime) -> Vec<CertNote> {
+    match &spec.certificate {
+        CertSource::Files { chain, .. } => expiry_notes("certificate", chain, now),
+        CertSource::Acme(acme) => {
+            let files = crate::acme::files(config, &spec.name);
+            let mut notes = vec![CertNote::Info(format!(
+                "ACME (http-01 on {}) for {} from {}",
+                acme.challenge_address,
+                acme.domains.join(", "),
+                acme.directory
+            ))];
+            match files.state() {
+                AcmeState::Missing => notes.push(CertNote::Info(
+                    "state: not obtained yet; requested at start (a self-signed placeholder serves until then)".to_owned(),
+                )),
+                AcmeState::Placeholder => notes.push(CertNote::Warning(format!(
+                    "state: {} is the self-signed placeholder: the first issuance has not succeeded yet (see the log)",
+                    files.cert.display()
+                ))),
+                AcmeState::Unreadable(e) => notes.push(CertNote::Warning(format!(
+                    "state: {}: {e}; a new certificate is requested at start",
+                    files.cert.display()
+                ))),
+                AcmeState::Issued { renew_at, .. } => {
+                    notes.push(CertNote::Info(format!(
+                        "state: issued; renewed from {} (a third of its lifetime before expiry)",
+                        postern_listener::utc(renew_at)
+                    )));
+                    notes.extend(expiry_notes("certificate", &files.cert, now));
+                }
+                other => notes.push(CertNote::Info(format!("state: {other:?}"))),
+            }
+            notes
+        }
+        CertSource::SelfSigned => {
+            let files = SelfSignedFiles::in_dir(&config.tls_dir());
+            let policy = format!(
+                "self-signed, valid {} days, made again at start when fewer than {} are left",
+                days(SELF_SIGNED_VALIDITY),
+                days(SELF_SIGNED_RENEW_BEFORE)
+            );
+            match files.regeneration(now) {
+                None => {
+                    let mut notes = vec![CertNote::Info(policy)];
+                    notes.extend(expiry_notes("certificate", &files.cert, now));
+                    notes
+                }
+                Some(reason) => vec![CertNote::Info(format!(
+                    "{policy}; {}: generated at the next start ({reason})",
+                    files.cert.display()
+                ))],
+            }
+        }
+    }
 }

@@ -281,7 +281,7 @@ fn runner(spool: &Arc<LogStore>, settings: Settings, clock: Clock) -> MtaRunner 
     let bounces = SpoolBounces::new(spool.clone(), "mta.test").local_domains(["local.test"]);
     Runner::new(spool.clone(), settings.runner, settings.router, bounces)
         .with_resolver(Arc::new(resolver))
-        .with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_provider(Arc::new(postern_listener::default_provider()))
         .with_clock(clock)
 }
 

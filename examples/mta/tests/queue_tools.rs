@@ -11,13 +11,11 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Server, TempDir, bin, queue_id, run};
-use postern_testkit::{ChildGuard, free_port, peer, python_with, wait_for_port};
+use common::{Aiosmtpd, Server, TempDir, bin, queue_id, run};
+use postern_testkit::{free_port, peer, python_with};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -100,44 +98,6 @@ fn wait_gone(server: &Server, id: &str) {
     }
 }
 
-/// aiosmtpd accepting everything on `port`, logging JSON lines.
-struct Sink {
-    _child: ChildGuard,
-    log: PathBuf,
-}
-
-impl Sink {
-    fn start(port: u16, dir: &Path) -> Option<Sink> {
-        let python = python_with("aiosmtpd")?;
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crates/relay/tests/peers/smtpd.py");
-        let log = dir.join("sink.jsonl");
-        let child = ChildGuard::spawn(
-            Command::new(python)
-                .arg(script)
-                .args(["--port", &port.to_string(), "--mode", "plain", "--log"])
-                .arg(&log)
-                .stdin(Stdio::null())
-                .stderr(std::fs::File::create(dir.join("sink.stderr")).expect("stderr file")),
-        );
-        assert!(
-            wait_for_port(SocketAddr::from(([127, 0, 0, 1], port)), T),
-            "aiosmtpd did not start"
-        );
-        Some(Sink { _child: child, log })
-    }
-
-    /// The messages it received (DATA events), as JSON text lines.
-    fn messages(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains("\"event\": \"DATA\""))
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
 #[test]
 fn list_show_hold_retry_release_remove_on_a_running_server() {
     if python_with("aiosmtpd").is_none() || peer("swaks").is_none() {
@@ -213,7 +173,7 @@ fn list_show_hold_retry_release_remove_on_a_running_server() {
 
     // The smart host comes up; retry --all sends B at once (the next
     // attempt was minutes away) but not the held A.
-    let sink = Sink::start(smart, dir.path()).expect("aiosmtpd");
+    let sink = Aiosmtpd::start_on(smart, "plain", &[]).expect("aiosmtpd");
     let (code, out) = queue(&server, &["retry", "--all"]);
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(
@@ -226,13 +186,13 @@ fn list_show_hold_retry_release_remove_on_a_running_server() {
     let held = wait_entry(&server, &a, |_| true);
     assert_eq!(held["state"], "hold");
     assert_eq!(first_state(&held), "deferred");
-    assert_eq!(sink.messages().len(), 1, "{:?}", sink.messages());
+    assert_eq!(sink.events("DATA").len(), 1, "{:?}", sink.events("DATA"));
 
     // Released: delivered at once.
     let (code, out) = queue(&server, &["release", &a]);
     assert_eq!((code, out.trim()), (Some(0), "1 message(s) changed"));
     wait_gone(&server, &a);
-    let got = sink.messages();
+    let got = sink.events("DATA");
     assert_eq!(got.len(), 2, "{got:?}");
     assert!(
         got.iter().any(|m| m.contains("carol@remote.test")),

@@ -7,13 +7,15 @@
 //!
 //! Skipped loudly without aiosmtpd, failed when POSTERN_REQUIRE_PEERS=1.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use common::Aiosmtpd as Peer;
 use postern_mta::outbound::{MtaRunner, RulesRouter};
 use postern_proto::{Mailbox, ReversePath, TlsVersion};
 use postern_queue::SpoolBounces;
@@ -22,7 +24,7 @@ use postern_queue::runner::{Runner, RunnerSettings};
 use postern_queue::{Envelope, LogStore, QueueId, RcptStatus, RecipientState, RetryPolicy};
 use postern_relay::{StaticResolver, Timeouts};
 use postern_rules::RuleSet;
-use postern_testkit::{ChildGuard, dev_pki, free_port, python_with, wait_for_port, write_pki};
+use postern_testkit::free_port;
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const PASSWORD: &str = "s3cret-Pw";
@@ -36,69 +38,6 @@ fn tempdir(tag: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// aiosmtpd from the relay crate's peer script, logging JSON lines.
-struct Peer {
-    _child: ChildGuard,
-    port: u16,
-    log: PathBuf,
-    dir: PathBuf,
-}
-
-impl Peer {
-    /// `mode`: plain or starttls; `extra`: the script's AUTH options.
-    fn start(mode: &str, extra: &[&str]) -> Option<Peer> {
-        let python = python_with("aiosmtpd")?;
-        let dir = tempdir("peer");
-        write_pki(&dev_pki(&["localhost"]), &dir).unwrap();
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crates/relay/tests/peers/smtpd.py");
-        let port = free_port();
-        let log = dir.join("log.jsonl");
-        let child = ChildGuard::spawn(
-            Command::new(python)
-                .arg(script)
-                .args(["--port", &port.to_string(), "--mode", mode])
-                .arg("--cert")
-                .arg(dir.join("cert.pem"))
-                .arg("--key")
-                .arg(dir.join("key.pem"))
-                .arg("--log")
-                .arg(&log)
-                .args(extra)
-                .stdin(Stdio::null())
-                .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap()),
-        );
-        assert!(
-            wait_for_port(SocketAddr::new(LOCALHOST, port), Duration::from_secs(15)),
-            "aiosmtpd did not start on port {port}"
-        );
-        Some(Peer {
-            _child: child,
-            port,
-            log,
-            dir,
-        })
-    }
-
-    /// The JSON lines of one event kind.
-    fn events(&self, kind: &str) -> Vec<String> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains(&format!("\"event\": \"{kind}\"")))
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self._child.0.kill();
-        let _ = self._child.0.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 /// A queue, the password file beside it (mode 0600) and a manual clock.
@@ -159,7 +98,7 @@ actions = [
         let now = self.now.clone();
         Runner::new(self.spool.clone(), s, router, bounces)
             .with_resolver(Arc::new(resolver))
-            .with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_provider(Arc::new(postern_listener::default_provider()))
             .with_clock(Arc::new(move || now.load(Ordering::SeqCst)))
     }
 

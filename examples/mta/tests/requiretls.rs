@@ -11,13 +11,13 @@
 
 mod common;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Server, TempDir, run};
+use common::{Aiosmtpd, Server, TempDir, run};
 use postern_mta::outbound::{MtaRunner, RulesRouter};
 use postern_proto::{Mailbox, ReversePath};
 use postern_queue::report::parse_report;
@@ -25,68 +25,17 @@ use postern_queue::runner::{Runner, RunnerSettings};
 use postern_queue::{Envelope, LogStore, QueueId, RcptStatus, RecipientState, SpoolBounces};
 use postern_relay::{StaticResolver, Timeouts};
 use postern_rules::RuleSet;
-use postern_testkit::{ChildGuard, dev_pki, free_port, python_with, wait_for_port, write_pki};
+use postern_testkit::{free_port, python_with};
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const T: Duration = Duration::from_secs(30);
-
-/// aiosmtpd with STARTTLS (or plaintext), REQUIRETLS offered or not.
-struct Peer {
-    _child: ChildGuard,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Peer {
-    fn start(dir: &Path, mode: &str, requiretls: bool) -> Option<Peer> {
-        let python = python_with("aiosmtpd")?;
-        let port = free_port();
-        let log = dir.join(format!("peer-{port}.jsonl"));
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crates/relay/tests/peers/smtpd.py");
-        let mut cmd = Command::new(python);
-        cmd.arg(script)
-            .args(["--port", &port.to_string(), "--mode", mode])
-            .arg("--cert")
-            .arg(dir.join("cert.pem"))
-            .arg("--key")
-            .arg(dir.join("key.pem"))
-            .arg("--log")
-            .arg(&log)
-            .stdin(Stdio::null())
-            .stderr(std::fs::File::create(dir.join(format!("peer-{port}.err"))).unwrap());
-        if requiretls {
-            cmd.arg("--requiretls");
-        }
-        let child = ChildGuard::spawn(&mut cmd);
-        assert!(
-            wait_for_port(SocketAddr::new(LOCALHOST, port), T),
-            "aiosmtpd did not start"
-        );
-        Some(Peer {
-            _child: child,
-            port,
-            log,
-        })
-    }
-
-    /// The log lines of one event kind.
-    fn events(&self, kind: &str) -> Vec<String> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains(&format!("\"event\": \"{kind}\"")))
-            .map(str::to_owned)
-            .collect()
-    }
-}
 
 fn mailbox(text: &str) -> Mailbox<'static> {
     Mailbox::parse(text).unwrap().into_owned()
 }
 
 /// A runner whose one rule sends example.net to `port` with `tls` (the
-/// peer's CA, `ca.pem` in `dir`, as the trust anchor).
+/// peer's CA, `ca.pem` in its `dir`, as the trust anchor).
 fn runner(spool: &Arc<LogStore>, dir: &Path, port: u16, tls: &str) -> MtaRunner {
     let anchors = if tls == "verified" {
         r#", { relay_trust_anchors = ["ca.pem"] }"#
@@ -110,7 +59,7 @@ actions = [{{ relay_host = "localhost:{port}" }}, {{ relay_tls = "{tls}" }}{anch
         .with_resolver(Arc::new(
             StaticResolver::new().with_host("localhost", [LOCALHOST]),
         ))
-        .with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_provider(Arc::new(postern_listener::default_provider()))
 }
 
 fn enqueue(spool: &Arc<LogStore>, requiretls: bool, headers: &str) -> QueueId {
@@ -151,16 +100,15 @@ fn bounce_status(spool: &Arc<LogStore>) -> String {
 #[tokio::test]
 async fn relayed_only_over_authenticated_tls_to_a_next_hop_offering_requiretls() {
     let dir = TempDir::new("requiretls-relay");
-    write_pki(&dev_pki(&["localhost"]), dir.path()).unwrap();
-    let Some(offers) = Peer::start(dir.path(), "starttls", true) else {
+    let Some(offers) = Aiosmtpd::start("starttls", &["--requiretls"]) else {
         return;
     };
-    let lacks = Peer::start(dir.path(), "starttls", false).expect("aiosmtpd");
+    let lacks = Aiosmtpd::start("starttls", &[]).expect("aiosmtpd");
     let spool = LogStore::open(&dir.path().join("queue")).unwrap();
 
     // Verified TLS, REQUIRETLS offered: delivered, with the parameter.
     let id = enqueue(&spool, true, "");
-    let report = runner(&spool, dir.path(), offers.port, "verified")
+    let report = runner(&spool, &offers.dir, offers.port, "verified")
         .run_once()
         .await;
     assert_eq!((report.delivered, report.removed), (1, 1), "{report:?}");
@@ -173,7 +121,7 @@ async fn relayed_only_over_authenticated_tls_to_a_next_hop_offering_requiretls()
     // Verified TLS to a next hop without REQUIRETLS: bounced with 5.7.30,
     // nothing of the message sent.
     let id = enqueue(&spool, true, "");
-    let report = runner(&spool, dir.path(), lacks.port, "verified")
+    let report = runner(&spool, &lacks.dir, lacks.port, "verified")
         .run_once()
         .await;
     assert_eq!(report.failed, 1, "{report:?}");
@@ -188,7 +136,7 @@ async fn relayed_only_over_authenticated_tls_to_a_next_hop_offering_requiretls()
     // Unauthenticated TLS (opportunistic) even with REQUIRETLS offered:
     // bounced with 5.7.30, never relaxed.
     enqueue(&spool, true, "");
-    let report = runner(&spool, dir.path(), offers.port, "opportunistic")
+    let report = runner(&spool, &offers.dir, offers.port, "opportunistic")
         .run_once()
         .await;
     assert_eq!(report.failed, 1, "{report:?}");
@@ -197,7 +145,7 @@ async fn relayed_only_over_authenticated_tls_to_a_next_hop_offering_requiretls()
 
     // Without REQUIRETLS the same next hop takes it.
     enqueue(&spool, false, "");
-    let report = runner(&spool, dir.path(), lacks.port, "verified")
+    let report = runner(&spool, &lacks.dir, lacks.port, "verified")
         .run_once()
         .await;
     assert_eq!(report.delivered, 1, "{report:?}");
@@ -207,14 +155,13 @@ async fn relayed_only_over_authenticated_tls_to_a_next_hop_offering_requiretls()
 #[tokio::test]
 async fn tls_required_no_waives_a_dane_only_policy_but_not_with_requiretls() {
     let dir = TempDir::new("requiretls-header");
-    write_pki(&dev_pki(&["localhost"]), dir.path()).unwrap();
     // A next hop without STARTTLS: dane-only can never deliver to it.
-    let Some(plain) = Peer::start(dir.path(), "plain", false) else {
+    let Some(plain) = Aiosmtpd::start("plain", &[]) else {
         return;
     };
     let spool = LogStore::open(&dir.path().join("queue")).unwrap();
     let id = enqueue(&spool, false, "");
-    let report = runner(&spool, dir.path(), plain.port, "dane-only")
+    let report = runner(&spool, &plain.dir, plain.port, "dane-only")
         .run_once()
         .await;
     assert_eq!(report.deferred, 1, "{report:?}");
@@ -227,7 +174,7 @@ async fn tls_required_no_waives_a_dane_only_policy_but_not_with_requiretls() {
     // The sender waived the recipient's policy: sent (TLS attempted, not
     // offered, so plaintext).
     enqueue(&spool, false, "TLS-Required: No\r\n");
-    let report = runner(&spool, dir.path(), plain.port, "dane-only")
+    let report = runner(&spool, &plain.dir, plain.port, "dane-only")
         .run_once()
         .await;
     assert_eq!(report.delivered, 1, "{report:?}");
@@ -240,7 +187,7 @@ async fn tls_required_no_waives_a_dane_only_policy_but_not_with_requiretls() {
 
     // With REQUIRETLS the header field is ignored (§4.1): not sent.
     let id = enqueue(&spool, true, "TLS-Required: No\r\n");
-    let report = runner(&spool, dir.path(), plain.port, "dane-only")
+    let report = runner(&spool, &plain.dir, plain.port, "dane-only")
         .run_once()
         .await;
     assert_eq!(report.delivered, 0, "{report:?}");

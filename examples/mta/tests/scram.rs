@@ -207,7 +207,7 @@ fn starttls(port: u16) -> (BufReader<Tls>, String, Vec<u8>) {
     read_reply(&mut plain);
     tcp.write_all(b"STARTTLS\r\n").unwrap();
     assert!(read_reply(&mut plain).starts_with("220"));
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(postern_listener::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .unwrap()

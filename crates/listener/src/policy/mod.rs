@@ -8,18 +8,21 @@
 
 mod ciphers;
 mod dh;
+mod groups;
 mod report;
 mod versions;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use postern_proto::TlsVersion;
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, SignatureAlgorithm};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject as _;
 
+pub(crate) use groups::name_of as group_name;
 pub use report::{PolicyError, Problem, TlsPolicyReport, Warning};
 
 use crate::certs::{CertSet, CertSpec, CertStore, PemSource};
@@ -35,6 +38,12 @@ pub struct TlsSettings {
     /// keywords, `!`/`-`/`+` operators), IANA or rustls names. `None`: all
     /// suites of the provider for the enabled versions.
     pub ciphers: Option<String>,
+    /// Key-exchange groups in preference order, OpenSSL names
+    /// (`X25519MLKEM768`, `X25519`, `P-256`/`prime256v1`/`secp256r1`,
+    /// `P-384`/`secp384r1`...; an entry may be a `:`-separated list).
+    /// `None`: the provider's groups, which with aws-lc-rs put the
+    /// post-quantum hybrid `X25519MLKEM768` first.
+    pub groups: Option<Vec<String>>,
     /// A PEM `DH PARAMETERS` file for DHE suites. Parsed and validated
     /// (prime of at least 2048 bits), then reported as unused: rustls has
     /// no finite-field DHE.
@@ -53,6 +62,7 @@ impl Default for TlsSettings {
         Self {
             versions: vec!["TLSv1.2".into(), "TLSv1.3".into()],
             ciphers: None,
+            groups: None,
             dh_params: None,
             certificates: Vec::new(),
             client_auth: ClientAuth::None,
@@ -123,6 +133,16 @@ impl TlsSettings {
         self
     }
 
+    /// Sets the key-exchange groups (see [`groups`](Self::groups)).
+    pub fn with_groups<I, G>(mut self, groups: I) -> Self
+    where
+        I: IntoIterator<Item = G>,
+        G: Into<String>,
+    {
+        self.groups = Some(groups.into_iter().map(Into::into).collect());
+        self
+    }
+
     /// Sets the DH parameter file (see [`dh_params`](Self::dh_params)).
     pub fn with_dh_params(mut self, path: impl Into<PathBuf>) -> Self {
         self.dh_params = Some(path.into());
@@ -162,6 +182,31 @@ impl TlsSettings {
             &mut errors,
         );
 
+        let kx_groups = groups::resolve(
+            "tls.groups",
+            self.groups.as_deref(),
+            &provider,
+            &mut warnings,
+            &mut errors,
+        );
+        // The hybrids (and pure ML-KEM) exist only in TLS 1.3: a TLS 1.2
+        // client would find no group in common.
+        if versions.contains(&TlsVersion::Tls12)
+            && !kx_groups.is_empty()
+            && !kx_groups
+                .iter()
+                .any(|g| g.usable_for_version(rustls::ProtocolVersion::TLSv1_2))
+        {
+            warnings.push(Warning::new(
+                "tls.groups",
+                format!(
+                    "{} exist only in TLS 1.3, so TLS 1.2 clients find no group in common; \
+                     add X25519 or P-256 to serve them",
+                    groups::names(&kx_groups)
+                ),
+            ));
+        }
+
         // DH parameters: required by DHE in the list, and never used.
         match (&self.dh_params, selection.dhe.is_empty()) {
             (None, false) => errors.push(Problem::new(
@@ -180,7 +225,7 @@ impl TlsSettings {
                          effective key exchange: ECDHE ({})",
                         path.display(),
                         params.bits,
-                        kx_names(&provider)
+                        groups::names(&kx_groups)
                     ),
                 )),
                 Err(e) => errors.push(Problem::new("tls.dh_params", e)),
@@ -250,8 +295,13 @@ impl TlsSettings {
 
         let suites = selection.suites;
         let report_suites = suites.iter().map(ciphers::name_of).collect();
+        let report_groups = kx_groups
+            .iter()
+            .map(|g| groups::name_of(g.name()))
+            .collect();
         let restricted = Arc::new(CryptoProvider {
             cipher_suites: suites,
+            kx_groups,
             ..(*provider).clone()
         });
         let rustls_versions: Vec<&'static rustls::SupportedProtocolVersion> = versions
@@ -273,6 +323,7 @@ impl TlsSettings {
             warnings,
             versions: versions.clone(),
             suites: report_suites,
+            groups: report_groups,
             certificates: labels,
         };
         Ok((
@@ -285,15 +336,6 @@ impl TlsSettings {
             report,
         ))
     }
-}
-
-fn kx_names(provider: &CryptoProvider) -> String {
-    provider
-        .kx_groups
-        .iter()
-        .map(|g| format!("{:?}", g.name()))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn client_verifier(

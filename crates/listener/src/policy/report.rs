@@ -56,8 +56,8 @@ impl fmt::Display for Problem {
 
 /// What a built policy offers, and every setting honoured only in part.
 ///
-/// `Display` prints one line per warning, then the effective versions and
-/// suites, so `postern-mta check` can print it as is.
+/// `Display` prints one line per warning, then the effective versions,
+/// suites and key-exchange groups, so `postern-mta check` can print it as is.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct TlsPolicyReport {
@@ -68,6 +68,9 @@ pub struct TlsPolicyReport {
     /// The cipher suites offered, in preference order, by their OpenSSL
     /// names (e.g. `TLS_AES_256_GCM_SHA384`, `ECDHE-RSA-AES128-GCM-SHA256`).
     pub suites: Vec<String>,
+    /// The key-exchange groups offered, in preference order, by their
+    /// OpenSSL names (e.g. `X25519MLKEM768`, `X25519`, `P-256`).
+    pub groups: Vec<String>,
     /// The names of the certificates loaded, default first.
     pub certificates: Vec<String>,
 }
@@ -86,7 +89,8 @@ impl fmt::Display for TlsPolicyReport {
         }
         let versions: Vec<String> = self.versions.iter().map(ToString::to_string).collect();
         writeln!(f, "effective versions: {}", versions.join(", "))?;
-        write!(f, "effective suites: {}", self.suites.join(", "))
+        writeln!(f, "effective suites: {}", self.suites.join(", "))?;
+        write!(f, "effective groups: {}", self.groups.join(", "))
     }
 }
 

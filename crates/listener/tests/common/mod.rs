@@ -16,7 +16,7 @@ use postern_listener::{
 };
 
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(postern_listener::default_provider())
 }
 
 /// One line per event, plus message bodies.
@@ -25,6 +25,8 @@ pub struct Log {
     pub events: Vec<String>,
     pub bodies: Vec<Vec<u8>>,
     pub tls_seen: Vec<Option<String>>,
+    /// The key-exchange group of each message's connection.
+    pub groups_seen: Vec<Option<String>>,
 }
 
 /// Accepts everything; records; optionally waits before accepting a
@@ -69,6 +71,8 @@ impl ConnectionHandler for RecorderConn {
                 let mut log = self.log.lock().unwrap();
                 log.bodies.push(body);
                 log.tls_seen.push(facts.tls.map(|t| t.cipher.clone()));
+                log.groups_seen
+                    .push(facts.tls.and_then(|t| t.group.clone()));
                 "MessageComplete".to_owned()
             }
             Question::Hello { host, .. } => format!(

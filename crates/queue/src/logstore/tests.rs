@@ -107,11 +107,13 @@ fn abandoned_writers_leave_no_message() {
         w.write(&vec![b'y'; size]).unwrap();
         drop(w);
     }
-    // A crash mid-body: chunks without an envelope and no tombstone.
+    // A crash mid-body: chunks without an envelope and no tombstone,
+    // written to the log directly. (Leaking a writer instead would keep
+    // this store alive, and the reopen below would hand it back instead
+    // of recovering from disk.)
     let id = store.new_id();
-    let mut w = store.writer(&id).unwrap();
-    w.write(&vec![b'z'; 2 * BODY_CHUNK]).unwrap();
-    std::mem::forget(w);
+    let chunk = Record::new(RecordKind::Body, key_of(&id).unwrap(), vec![b'z'; BODY_CHUNK]);
+    store.log().commit(vec![chunk.clone(), chunk]).unwrap();
     assert!(store.list_all().unwrap().is_empty());
     drop(store);
     let store = LogStore::open(&dir).unwrap();

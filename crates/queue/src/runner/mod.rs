@@ -62,6 +62,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use postern_proto::Host;
+use postern_relay::mta_sts::StsResolver;
 use postern_relay::{
     BoxFuture, DaneResolver, HickoryResolver, MxRecord, Relay, ResolveError, Resolver,
     SessionConfig, Timeouts,
@@ -202,6 +203,8 @@ pub struct Runner<R, B> {
     resolver: Arc<dyn Resolver>,
     /// The DNSSEC-aware resolver DANE routes need (RFC 7672), if any.
     dane: Option<Arc<dyn DaneResolver>>,
+    /// MTA-STS (RFC 8461) for routes that ask for it, if any.
+    sts: Option<Arc<StsResolver>>,
     clock: Clock,
     /// When each queued message is next due, as last read or written by
     /// this runner (`u64::MAX`: nothing for the runner to do), so a scan
@@ -226,6 +229,7 @@ impl<R, B> Clone for Runner<R, B> {
             provider: self.provider.clone(),
             resolver: self.resolver.clone(),
             dane: self.dane.clone(),
+            sts: self.sts.clone(),
             clock: self.clock.clone(),
             due: self.due.clone(),
             wake: self.wake.clone(),
@@ -263,8 +267,9 @@ impl Resolver for NoResolver {
 
 impl<R: Router, B: BounceSink> Runner<R, B> {
     /// A runner on `store` that routes with `router` and reports to
-    /// `bounces`, with the system DNS resolver, the ring crypto provider and
-    /// the system clock. If the system resolver cannot be set up, every
+    /// `bounces`, with the system DNS resolver, the crypto provider chosen
+    /// by the crate's features (aws-lc-rs by default, or ring) and the
+    /// system clock. If the system resolver cannot be set up, every
     /// lookup fails transiently (mail waits; it is logged).
     pub fn new(store: Arc<dyn Store>, settings: RunnerSettings, router: R, bounces: B) -> Self {
         let resolver: Arc<dyn Resolver> = match HickoryResolver::from_system_conf() {
@@ -279,9 +284,10 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
             settings: Arc::new(settings),
             router: Arc::new(router),
             bounces: Arc::new(bounces),
-            provider: Arc::new(rustls::crypto::ring::default_provider()),
+            provider: Arc::new(postern_relay::default_provider()),
             resolver,
             dane: None,
+            sts: None,
             clock: system_clock(),
             due: Arc::default(),
             wake: Arc::default(),
@@ -310,6 +316,16 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
     pub fn with_dane_resolver(mut self, resolver: Arc<dyn DaneResolver>) -> Self {
         self.resolver = resolver.clone();
         self.dane = Some(resolver);
+        self
+    }
+
+    /// Uses `sts` for MTA-STS (RFC 8461): routes whose TLS policy asks for
+    /// it get the recipient domain's policy, looked up (and fetched when
+    /// its cache says so) as each delivery is planned, so policies are
+    /// fetched only for domains with mail waiting.
+    #[must_use]
+    pub fn with_mta_sts(mut self, sts: Arc<StsResolver>) -> Self {
+        self.sts = Some(sts);
         self
     }
 
@@ -487,11 +503,14 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
             });
         let mut session = SessionConfig::new(helo);
         session.timeouts = self.settings.timeouts;
-        let relay = Relay::new(session, self.provider.clone(), self.resolver.clone());
-        match &self.dane {
-            Some(dane) => relay.with_dane_resolver(dane.clone()),
-            None => relay,
+        let mut relay = Relay::new(session, self.provider.clone(), self.resolver.clone());
+        if let Some(dane) = &self.dane {
+            relay = relay.with_dane_resolver(dane.clone());
         }
+        if let Some(sts) = &self.sts {
+            relay = relay.with_mta_sts(sts.clone());
+        }
+        relay
     }
 }
 

@@ -184,6 +184,8 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
                     // published policy (never with REQUIRETLS, §4.1).
                     Ok(mut route) if tls_required_no(w) => {
                         route.tls.mode = route.tls.mode.ignoring_recipient_policy();
+                        // MTA-STS is a recipient policy too (§4.1).
+                        route.tls.mta_sts = false;
                         route
                     }
                     Ok(route) => route,

@@ -13,8 +13,8 @@ use rcgen::{
     BasicConstraints, Certificate, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair,
     PublicKeyData, date_time_ymd,
 };
-use ring::digest;
 use rustls::pki_types::{CertificateDer, DnsName, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
+use sha2::{Digest as _, Sha256, Sha512};
 
 use super::*;
 
@@ -152,8 +152,8 @@ fn tlsa(
     };
     let data = match m {
         TlsaMatching::Full => content.to_vec(),
-        TlsaMatching::Sha256 => digest::digest(&digest::SHA256, content).as_ref().to_vec(),
-        _ => digest::digest(&digest::SHA512, content).as_ref().to_vec(),
+        TlsaMatching::Sha256 => Sha256::digest(content).to_vec(),
+        _ => Sha512::digest(content).to_vec(),
     };
     TlsaRecord::new(usage, s, m, data).unwrap()
 }
@@ -165,7 +165,7 @@ fn verifier(records: impl IntoIterator<Item = TlsaRecord>, names: &[&str]) -> Da
     DaneVerifier::new(
         UsableTlsa::select(records).expect("a usable record"),
         names,
-        &rustls::crypto::ring::default_provider(),
+        &crate::default_provider(),
     )
 }
 
@@ -401,7 +401,7 @@ fn pkix_usages_and_unknown_parameters_are_unusable() {
             }
         }
     }
-    let digest = digest::digest(&digest::SHA256, &spki).as_ref().to_vec();
+    let digest = Sha256::digest(&spki).to_vec();
     let odd = [
         TlsaRecord::new(
             TlsaUsage::DaneEe,
@@ -453,7 +453,7 @@ fn handshake(
     key: &KeyPair,
 ) -> Result<(), rustls::Error> {
     use rustls::{ClientConfig, ClientConnection, ServerConfig, ServerConnection};
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(crate::default_provider());
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
     let server = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?

@@ -1,7 +1,7 @@
 //! Which TLSA records an SMTP client may use (RFC 7672 §3.1), and how one
 //! is compared with a certificate (RFC 6698 §2.1.2, §2.1.3).
 
-use ring::digest;
+use sha2::{Digest as _, Sha256, Sha512};
 
 use super::der::CertFields;
 use super::tlsa::{TlsaMatching, TlsaRecord, TlsaSelector, TlsaUsage};
@@ -69,12 +69,8 @@ impl TlsaRecord {
     pub(crate) fn matches_content(&self, content: &[u8]) -> bool {
         match self.matching() {
             TlsaMatching::Full => content == self.data(),
-            TlsaMatching::Sha256 => {
-                digest::digest(&digest::SHA256, content).as_ref() == self.data()
-            }
-            TlsaMatching::Sha512 => {
-                digest::digest(&digest::SHA512, content).as_ref() == self.data()
-            }
+            TlsaMatching::Sha256 => Sha256::digest(content).as_slice() == self.data(),
+            TlsaMatching::Sha512 => Sha512::digest(content).as_slice() == self.data(),
             TlsaMatching::Unassigned(_) => false,
         }
     }

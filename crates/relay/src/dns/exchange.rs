@@ -13,7 +13,6 @@ use std::time::Duration;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::xfer::{DnsHandle, DnsRequest, DnsResponse, DnsResponseStream};
 use hickory_proto::{ProtoError, ProtoErrorKind};
-use ring::rand::{SecureRandom, SystemRandom};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::timeout;
@@ -105,11 +104,9 @@ impl Exchange {
 }
 
 fn random_id() -> u16 {
-    let mut id = [0u8; 2];
-    // The system RNG does not fail on the platforms tokio runs on; a zero
-    // id would still be a valid (if guessable) query.
-    let _ = SystemRandom::new().fill(&mut id);
-    u16::from_be_bytes(id)
+    // rand's thread generator is a CSPRNG seeded from the OS: the id is
+    // unguessable to an off-path spoofer, whichever crypto provider is built.
+    rand::random()
 }
 
 fn io(server: SocketAddr) -> impl Fn(std::io::Error) -> ExchangeError {

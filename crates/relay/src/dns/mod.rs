@@ -431,6 +431,21 @@ impl Resolver for DnssecResolver {
     fn ips<'a>(&'a self, host: &'a str) -> BoxFuture<'a, Result<Vec<IpAddr>, ResolveError>> {
         Box::pin(async move { Ok(self.ips_dnssec(host).await?.records) })
     }
+
+    fn txt<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<String>, ResolveError>> {
+        Box::pin(async move {
+            let raw = self.lookup(name, RecordType::TXT).await?;
+            if raw.nxdomain {
+                return Err(ResolveError::NoSuchDomain(name.to_owned()));
+            }
+            Ok(raw
+                .rdata
+                .iter()
+                .filter_map(|r| r.as_txt())
+                .map(|t| crate::hickory::join_txt(t.txt_data()))
+                .collect())
+        })
+    }
 }
 
 #[cfg(test)]

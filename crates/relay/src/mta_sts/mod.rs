@@ -18,18 +18,39 @@
 //!   whether to apply the cached policy or fetch, and what survives a failed
 //!   fetch ([`CachedPolicy`] is what a driver persists on disk).
 //!
+//! With feature `mta-sts-fetch` (default), the IO half:
+//! [`PolicyFetcher`] (the HTTPS GET of §3.3), [`PolicyCache`] (one file
+//! per domain, atomic writes, owner-only) and [`StsResolver`], which the
+//! relay asks while planning a delivery ([`Relay::with_mta_sts`](crate::Relay::with_mta_sts)).
+//!
 //! Both parsers read untrusted input (DNS and HTTPS answers) and are
 //! fuzzed (`fuzz/` target `mta_sts`).
 
 mod cache;
+#[cfg(feature = "mta-sts-fetch")]
+mod fetch;
 mod pattern;
 mod policy;
 mod record;
+#[cfg(feature = "mta-sts-fetch")]
+mod resolver;
+#[cfg(feature = "mta-sts-fetch")]
+mod settings;
+#[cfg(feature = "mta-sts-fetch")]
+mod store;
 
 pub use cache::{CacheStep, CachedPolicy, Refresh, TxtAnswer, refresh_margin};
+#[cfg(feature = "mta-sts-fetch")]
+pub use fetch::{FetchError, FetchSettings, PolicyFetcher, WELL_KNOWN_PATH};
 pub use pattern::MxPattern;
 pub use policy::{MAX_AGE_LIMIT, MAX_POLICY_SIZE, PolicyError, StsMode, StsPolicy};
 pub use record::{RecordError, StsRecord};
+#[cfg(feature = "mta-sts-fetch")]
+pub use resolver::{PolicySource, StsLookup, StsResolver};
+#[cfg(feature = "mta-sts-fetch")]
+pub use settings::{StsSettings, anchors_from_pem_files};
+#[cfg(feature = "mta-sts-fetch")]
+pub use store::PolicyCache;
 
 #[cfg(test)]
 mod tests;

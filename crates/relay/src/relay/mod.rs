@@ -17,6 +17,8 @@ use crate::result::MessageResult;
 use crate::route::{Route, Target};
 
 mod dane;
+#[cfg(feature = "mta-sts-fetch")]
+mod sts;
 
 /// One address to try, with the host name certificates are checked
 /// against (for DANE, the TLSA base domain, also sent as SNI) and the TLS
@@ -35,6 +37,8 @@ pub struct Relay {
     provider: Arc<CryptoProvider>,
     resolver: Arc<dyn Resolver>,
     dane: Option<Arc<dyn DaneResolver>>,
+    #[cfg(feature = "mta-sts-fetch")]
+    sts: Option<Arc<crate::mta_sts::StsResolver>>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -58,7 +62,19 @@ impl Relay {
             provider,
             resolver,
             dane: None,
+            #[cfg(feature = "mta-sts-fetch")]
+            sts: None,
         }
+    }
+
+    /// This relay with MTA-STS (RFC 8461): routes whose
+    /// [`TlsPolicy::mta_sts`](crate::TlsPolicy::mta_sts) is set get the
+    /// recipient domain's policy, looked up (and fetched when the cache
+    /// says so) as the delivery is planned.
+    #[cfg(feature = "mta-sts-fetch")]
+    pub fn with_mta_sts(mut self, sts: Arc<crate::mta_sts::StsResolver>) -> Self {
+        self.sts = Some(sts);
+        self
     }
 
     /// This relay with a DNSSEC-aware resolver, used for every lookup
@@ -130,6 +146,15 @@ impl Relay {
                 }
                 self.candidates(&route.target, &connector).await
             }
+        };
+        #[cfg(feature = "mta-sts-fetch")]
+        let candidates = match (&self.sts, candidates) {
+            (Some(sts), Ok(candidates)) => match sts::plan(sts, route, &self.provider).await {
+                Ok(Some(plan)) => sts::apply(&plan, candidates),
+                Ok(None) => Ok(candidates),
+                Err(e) => Err(e),
+            },
+            (_, candidates) => candidates,
         };
         let candidates = match candidates {
             Ok(c) => c,

@@ -278,7 +278,7 @@ impl Adv {
             .expect("CA");
         Arc::new(
             rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
+                postern_listener::default_provider(),
             ))
             .with_safe_default_protocol_versions()
             .expect("versions")

@@ -447,3 +447,85 @@ impl Smtp {
         self.reply()
     }
 }
+
+/// aiosmtpd, the real SMTP peer, through the relay crate's
+/// `tests/peers/smtpd.py` (JSON-line log of EHLO, MAIL, DATA and AUTH
+/// events): a certificate for `localhost` from a CA of its own (`ca.pem` in
+/// [`Aiosmtpd::dir`]), a free port, killed and cleaned up on drop.
+pub struct Aiosmtpd {
+    child: ChildGuard,
+    /// The port it listens on (127.0.0.1).
+    pub port: u16,
+    /// Its directory: `ca.pem`, `cert.pem`, `key.pem`, the log.
+    pub dir: PathBuf,
+    log: PathBuf,
+}
+
+impl Aiosmtpd {
+    /// `mode`: plain, starttls or implicit; `extra`: more options of the
+    /// script (`--auth`, `--requiretls`...). `None` (SKIPPED, or a failure
+    /// when peers are required) without aiosmtpd.
+    pub fn start(mode: &str, extra: &[&str]) -> Option<Aiosmtpd> {
+        Self::start_on(free_port(), mode, extra)
+    }
+
+    /// [`Aiosmtpd::start`] on a given port (one a test routed mail to
+    /// before the peer was up).
+    pub fn start_on(port: u16, mode: &str, extra: &[&str]) -> Option<Aiosmtpd> {
+        let python = postern_testkit::python_with("aiosmtpd")?;
+        let dir =
+            std::env::temp_dir().join(format!("postern-aiosmtpd-{}-{port}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("peer dir");
+        postern_testkit::write_pki(&postern_testkit::dev_pki(&["localhost"]), &dir)
+            .expect("peer pki");
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crates/relay/tests/peers/smtpd.py");
+        let log = dir.join("log.jsonl");
+        let child = ChildGuard::spawn(
+            Command::new(python)
+                .arg(script)
+                .args(["--port", &port.to_string(), "--mode", mode])
+                .arg("--cert")
+                .arg(dir.join("cert.pem"))
+                .arg("--key")
+                .arg(dir.join("key.pem"))
+                .arg("--log")
+                .arg(&log)
+                .args(extra)
+                .stdin(Stdio::null())
+                .stderr(fs::File::create(dir.join("stderr.log")).expect("stderr file")),
+        );
+        assert!(
+            wait_for_port(
+                SocketAddr::from(([127, 0, 0, 1], port)),
+                Duration::from_secs(15)
+            ),
+            "aiosmtpd did not start on port {port}"
+        );
+        Some(Aiosmtpd {
+            child,
+            port,
+            dir,
+            log,
+        })
+    }
+
+    /// The JSON lines of one event kind (`EHLO`, `MAIL`, `DATA`, `AUTH`).
+    pub fn events(&self, kind: &str) -> Vec<String> {
+        fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(&format!("\"event\": \"{kind}\"")))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for Aiosmtpd {
+    fn drop(&mut self) {
+        let _ = self.child.0.kill();
+        let _ = self.child.0.wait();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}

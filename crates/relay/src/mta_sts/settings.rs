@@ -1,0 +1,79 @@
+//! [`StsSettings`]: what an embedder configures for MTA-STS, and the
+//! [`StsResolver`] built from it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+
+use super::fetch::{FetchSettings, PolicyFetcher};
+use super::resolver::StsResolver;
+use super::store::PolicyCache;
+use crate::error::RelayError;
+use crate::policy::Anchors;
+use crate::resolve::Resolver;
+
+/// MTA-STS as configured.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StsSettings {
+    /// Where policies are cached, one file per domain.
+    pub cache_dir: PathBuf,
+    /// The trust anchors for the policy hosts' certificates and for MX
+    /// certificates under an enforced policy.
+    pub anchors: Anchors,
+    /// The fetch's settings other than the anchors (deadline, size, port).
+    pub fetch: FetchSettings,
+}
+
+impl StsSettings {
+    /// Policies cached in `cache_dir`, certificates verified against
+    /// `anchors`, the default fetch bounds.
+    pub fn new(cache_dir: impl Into<PathBuf>, anchors: Anchors) -> Self {
+        Self {
+            cache_dir: cache_dir.into(),
+            fetch: FetchSettings::new(anchors.clone()),
+            anchors,
+        }
+    }
+
+    /// The resolver: TXT and policy-host lookups through `dns`, TLS from
+    /// `provider`. Fails when the cache directory cannot be created (the
+    /// error names it).
+    pub fn build(
+        &self,
+        dns: Arc<dyn Resolver>,
+        provider: Arc<CryptoProvider>,
+    ) -> Result<StsResolver, RelayError> {
+        let cache = PolicyCache::open(&self.cache_dir).map_err(|e| {
+            RelayError::Config(format!(
+                "MTA-STS cache directory {}: {e}",
+                self.cache_dir.display()
+            ))
+        })?;
+        let mut fetch = self.fetch.clone();
+        fetch.anchors = self.anchors.clone();
+        let fetcher = PolicyFetcher::new(fetch, provider, dns.clone())?;
+        Ok(StsResolver::new(dns, fetcher, Some(cache)))
+    }
+}
+
+/// Reads CA certificates from PEM files, for [`Anchors::Custom`]. The
+/// error names the file that could not be read or held no certificate.
+pub fn anchors_from_pem_files(files: &[impl AsRef<Path>]) -> Result<Anchors, RelayError> {
+    let mut certs = Vec::new();
+    for file in files {
+        let file = file.as_ref();
+        let named = |what: String| RelayError::Config(format!("{}: {what}", file.display()));
+        let pem = std::fs::read(file).map_err(|e| named(format!("cannot read: {e}")))?;
+        match Anchors::from_pem(&pem).map_err(|e| named(e.to_string()))? {
+            Anchors::Custom(c) => certs.extend(c),
+            #[cfg(feature = "webpki-roots")]
+            Anchors::WebPki => {}
+        }
+    }
+    if certs.is_empty() {
+        return Err(RelayError::Config("no trust anchor file given".into()));
+    }
+    Ok(Anchors::Custom(certs))
+}
