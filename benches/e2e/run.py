@@ -432,16 +432,7 @@ def build():
     run(["cargo", "build", "--release", "-q", "-p", "postern-mta", "--bins"], cwd=ROOT)
     run(["cargo", "build", "--release", "-q", "-p", "postern-benches", "--example", "discard"],
         cwd=ROOT)
-<<<<<<< HEAD
-    return bin_dir_of()
-
-
-def bin_dir_of():
-    """Where cargo puts release binaries (CARGO_TARGET_DIR is honoured)."""
-    return Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release"
-=======
     return target_dir() / "release"
->>>>>>> main
 
 
 def mta_config(data_dir):
@@ -844,11 +835,7 @@ def section_pgstore(bin_dir, quick, pki):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smaller counts")
-<<<<<<< HEAD
-    ap.add_argument("--only", default="durable,discard,tls,idle,pgstore")
-=======
-    ap.add_argument("--only", default="durable,discard,maildir,tls,idle")
->>>>>>> main
+    ap.add_argument("--only", default="durable,discard,maildir,tls,idle,pgstore")
     ap.add_argument("--out", help="also write the tables to this file")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--rounds", type=int, default=2,
@@ -861,11 +848,7 @@ def main():
             sys.exit(f"{tool} not found: run `bash scripts/install-peers.sh` as root first")
     if os.geteuid() != 0:
         sys.exit("run as root: Postfix is configured and started by this script")
-<<<<<<< HEAD
-    bin_dir = bin_dir_of() if args.no_build else build()
-=======
     bin_dir = target_dir() / "release" if args.no_build else build()
->>>>>>> main
     pki_dir = Path(tempfile.mkdtemp(prefix="postern-bench-pki-"))
     run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
          "-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout", str(pki_dir / "key.pem"),
