@@ -22,3 +22,13 @@ if [ -n "$forbidden" ]; then
     exit 1
 fi
 echo "ok: no tokio, tokio-rustls, hickory or webpki-roots in the sans-IO core"
+
+echo "== cargo tree -p postern-queue -e normal (no features)"
+# The PostgreSQL store is behind the `postgres` feature: without it the
+# queue must not pull in the driver.
+qdeps=$(cargo tree -q -p postern-queue -e normal --prefix none -f '{p}' | awk '{print $1}' | sort -u)
+if printf '%s\n' "$qdeps" | grep -qE '^(tokio-postgres|postgres-[a-z-]+)$'; then
+    echo "postern-queue without the postgres feature depends on the PostgreSQL driver" >&2
+    exit 1
+fi
+echo "ok: postern-queue without the postgres feature has no PostgreSQL driver"

@@ -6,7 +6,9 @@
 # not started either: it checks the MTA's /metrics output), systemd-analyze
 # (checks dist/postern-mta.service), pebble and pebble-challtestsrv (an ACME
 # test CA and its mock DNS, run per test on loopback), nginx (the MTA-STS
-# policy host, started by the tests on loopback; no service started), and
+# policy host, started by the tests on loopback; no service started),
+# PostgreSQL (initdb/postgres for the shared-queue tests, which start their
+# own servers in temporary directories; no service is started), and
 # Python's aiosmtpd, scramp and pyOpenSSL in a venv (pyOpenSSL's wheel bundles an OpenSSL with
 # ML-KEM, the post-quantum client of the key-exchange tests; Debian 12's is
 # 3.0). Also the build's own needs: a C compiler (ring and aws-lc-rs, the
@@ -16,7 +18,7 @@
 set -euo pipefail
 
 VENV=${POSTERN_VENV:-/opt/postern-venv}
-packages=(build-essential pebble swaks libnet-ssleay-perl libio-socket-ssl-perl openssl postfix stunnel4 sslscan testssl.sh haproxy prometheus systemd nginx-light ca-certificates)
+packages=(build-essential pebble swaks libnet-ssleay-perl libio-socket-ssl-perl openssl postfix stunnel4 sslscan testssl.sh haproxy prometheus systemd nginx-light ca-certificates postgresql)
 
 missing=()
 for p in "${packages[@]}"; do

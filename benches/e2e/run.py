@@ -25,6 +25,11 @@ Sections:
             postern-mta's implicit-TLS listener vs Postfix smtpd in wrapper
             mode; messages and handshakes per second.
   idle      RSS of postern-mta holding 1,000 and 10,000 idle connections.
+  pgstore   postern-mta with the queue in PostgreSQL ([store] kind =
+            "postgres"; a server initdb'ed into a temporary directory,
+            fsync and synchronous_commit on) beside postern-mta with its
+            log store and Postfix smtpd; 1, 10, 50 sessions, 1 KiB. Server
+            CPU includes PostgreSQL's processes for the pg column.
 
 Everything binds 127.0.0.1; counts are bounded. Figures: msg/s, MB/s
 (payload), server CPU microseconds per message (user + system time of the
@@ -724,10 +729,113 @@ def section_idle(bin_dir):
     return lines
 
 
+PG_PORT = 15432
+
+
+class PgServer:
+    """A PostgreSQL server of this run: initdb into a temporary directory
+    (as the `postgres` user: PostgreSQL refuses root), loopback only,
+    fsync and synchronous_commit on, stopped (fast) and removed after."""
+
+    def __init__(self):
+        bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
+        if not bins:
+            raise RuntimeError("PostgreSQL not installed: run scripts/install-peers.sh")
+        self.bin = bins[-1].parent
+        self.dir = Path(tempfile.mkdtemp(prefix="postern-bench-pg-"))
+        shutil.chown(self.dir, "postgres", "postgres")
+        as_pg = ["runuser", "-u", "postgres", "--"]
+        run(as_pg + [str(self.bin / "initdb"), "-D", str(self.dir / "data"), "-U", "postern",
+                     "--auth=trust", "-E", "UTF8"], capture_output=True)
+        self.proc = subprocess.Popen(
+            as_pg + [str(self.bin / "postgres"), "-D", str(self.dir / "data"), "-p", str(PG_PORT),
+                     "-k", str(self.dir), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=on",
+                     "-c", "synchronous_commit=on", "-c", "max_connections=200"],
+            stdout=subprocess.DEVNULL, stderr=open("/tmp/postern-bench-pg.log", "ab"))
+        wait_port(PG_PORT)
+        time.sleep(1.0)
+
+    def dsn(self, db):
+        return f"host=127.0.0.1 port={PG_PORT} user=postern dbname={db}"
+
+    def create_db(self, db):
+        run([str(self.bin / "psql"), "-h", "127.0.0.1", "-p", str(PG_PORT), "-U", "postern",
+             "-d", "postgres", "-c", f"CREATE DATABASE {db}"], capture_output=True)
+
+    def pids(self):
+        """The postmaster and its children (backends, WAL writer...)."""
+        out = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                comm = stat.read_text().split("(", 1)[1].rsplit(")", 1)[0]
+            except (OSError, IndexError):
+                continue
+            if comm == "postgres":
+                out.append(int(stat.parent.name))
+        return out
+
+    def stop(self):
+        subprocess.run(["pkill", "-INT", "-P", str(self.proc.pid)], check=False)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def section_pgstore(bin_dir, quick, pki):
+    lines = ["### The queue in PostgreSQL: postern-mta (pg store) vs postern-mta (log store) vs "
+             "Postfix smtpd (all durable)", "",
+             "| workload | pg store msg/s | log store msg/s | Postfix msg/s | pg / log | "
+             "pg CPU µs/msg (incl. PostgreSQL) | log CPU µs/msg | Postfix CPU µs/msg |",
+             "|" + "---|" * 8]
+    configure_postfix(*pki)
+    pg = PgServer()
+    try:
+        for i, sessions in enumerate((1, 10, 50)):
+            n = 300 if quick else 2000
+            row = {}
+            for kind in ("pg", "log"):
+                data = tempfile.mkdtemp(prefix="postern-bench-")
+                cfg = mta_config(data)
+                if kind == "pg":
+                    db = f"bench{i}"
+                    pg.create_db(db)
+                    with open(cfg, "a") as f:
+                        f.write(f'\n[store]\nkind = "postgres"\ndsn = "{pg.dsn(db)}"\n'
+                                f'node = "bench"\n')
+                server = Server([str(bin_dir / "postern-mta"), "--config", str(cfg), "--data-dir",
+                                 data], [POSTERN_SMTP, POSTERN_SUB, POSTERN_TLS])
+                pids = (lambda: server.pids() + pg.pids()) if kind == "pg" else server.pids
+                try:
+                    row[kind] = measure(POSTERN_SMTP, pids, sessions, n, 1024, True,
+                                        "postmaster@localhost")
+                finally:
+                    server.stop()
+                    shutil.rmtree(data, ignore_errors=True)
+            start_postfix()
+            try:
+                row["pf"] = measure(POSTFIX_PORT, postfix_pids, sessions, n, 1024, True,
+                                    "user@bench.test")
+            finally:
+                stop_postfix()
+            line = (f"| {sessions} sessions, many msgs/session, 1 KiB, {n} msgs | "
+                    f"{row['pg']['msgs']:,.0f} | {row['log']['msgs']:,.0f} | "
+                    f"{row['pf']['msgs']:,.0f} | {row['pg']['msgs'] / row['log']['msgs']:.2f}× | "
+                    f"{row['pg']['cpu_us']:,.0f} | {row['log']['cpu_us']:,.0f} | "
+                    f"{row['pf']['cpu_us']:,.0f} |")
+            log(line)
+            lines.append(line)
+    finally:
+        pg.stop()
+    return lines
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smaller counts")
-    ap.add_argument("--only", default="durable,discard,maildir,tls,idle")
+    ap.add_argument("--only", default="durable,discard,maildir,tls,idle,pgstore")
     ap.add_argument("--out", help="also write the tables to this file")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--rounds", type=int, default=2,
@@ -763,6 +871,8 @@ def main():
             out += section_tls(bin_dir, args.quick, pki) + [""]
         if "idle" in sections:
             out += section_idle(bin_dir) + [""]
+        if "pgstore" in sections:
+            out += section_pgstore(bin_dir, args.quick, pki) + [""]
     finally:
         stop_postfix()
     out.append(f"Load average {os.getloadavg()[0]:.1f} at the end "

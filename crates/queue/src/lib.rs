@@ -15,6 +15,7 @@
 //! |---|---|
 //! | [`Store`] | what the server, local delivery, the runner and tools need from a store: writers and commits, envelopes, bodies, holds ([`Hold`]), removal |
 //! | [`LogStore`] | the default store: a [`log`] in the queue directory, the directory lock ([`QueueLocked`]), import of the file-per-message spool of earlier versions |
+//! | `pg` (feature `postgres`) | `PgStore`: the queue in a PostgreSQL database shared by several nodes, with delivery leases |
 //! | [`log`] | the log-structured engine: records, segments, group commit, recovery, compaction |
 //! | [`Envelope`] | the envelope kept with each message, in proto's types: sender, parameters, recipients and their state |
 //! | [`RetryPolicy`] | backoff and expiry |
@@ -90,6 +91,8 @@ mod logstore;
 pub mod maildir;
 #[cfg(feature = "metrics")]
 pub mod metrics;
+#[cfg(feature = "postgres")]
+pub mod pg;
 pub mod report;
 mod retry;
 pub mod runner;

@@ -112,8 +112,8 @@ impl Holds {
     /// Claims `id`; `None` if it is held.
     pub fn hold(&self, id: &QueueId) -> Option<Hold> {
         self.lock().insert(id.clone()).then(|| Hold {
-            holds: self.clone(),
             id: id.clone(),
+            release: Release::Local(self.clone()),
         })
     }
 
@@ -138,11 +138,31 @@ impl Holds {
 /// returns `None` for it. Dropping it releases the id.
 #[derive(Debug)]
 pub struct Hold {
-    holds: Holds,
     id: QueueId,
+    release: Release,
+}
+
+/// What dropping a [`Hold`] releases.
+#[derive(Debug)]
+enum Release {
+    /// An entry of a [`Holds`] set in this process.
+    Local(Holds),
+    /// Whatever the store's guard releases when dropped (a lease in a
+    /// shared database).
+    Guard(#[allow(dead_code)] Box<dyn fmt::Debug + Send + Sync>),
 }
 
 impl Hold {
+    /// A hold released by dropping `guard`: for a [`Store`] whose holds
+    /// live outside this process (a lease in a database shared by
+    /// several nodes), where [`Holds`] alone cannot keep others out.
+    pub fn with_guard(id: QueueId, guard: Box<dyn fmt::Debug + Send + Sync>) -> Hold {
+        Hold {
+            id,
+            release: Release::Guard(guard),
+        }
+    }
+
     /// The held id.
     pub fn id(&self) -> &QueueId {
         &self.id
@@ -151,7 +171,9 @@ impl Hold {
 
 impl Drop for Hold {
     fn drop(&mut self) {
-        self.holds.lock().remove(&self.id);
+        if let Release::Local(holds) = &self.release {
+            holds.lock().remove(&self.id);
+        }
     }
 }
 

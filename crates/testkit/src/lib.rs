@@ -15,6 +15,10 @@
 //! assert!(port > 0);
 //! ```
 
+mod postgres;
+
+pub use postgres::{PG_USER, Postgres, postgres_bin};
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -197,6 +201,24 @@ pub fn write_pki(pki: &DevPki, dir: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The throwaway server starts, answers, survives a crash and a
+    /// restart with its data, and goes away when dropped.
+    #[test]
+    fn postgres_starts_and_restarts() {
+        let Some(mut pg) = Postgres::start() else {
+            return;
+        };
+        pg.create_db("kit");
+        pg.psql("kit", "CREATE TABLE t (v int); INSERT INTO t VALUES (7)");
+        pg.crash();
+        pg.start_server();
+        assert_eq!(pg.psql("kit", "SELECT v FROM t"), "7");
+        let dir = pg.socket_dir().to_owned();
+        assert!(dir.join(format!(".s.PGSQL.{}", pg.port())).exists());
+        drop(pg);
+        assert!(!dir.exists());
+    }
 
     #[test]
     fn dev_pki_is_pem() {

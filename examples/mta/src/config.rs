@@ -85,6 +85,7 @@ struct FileConfig {
     listener: Vec<Spanned<ListenerTable>>,
     #[serde(default)]
     queue: QueueSchedule,
+    store: Option<StoreFile>,
     #[serde(default)]
     limits: MessageLimits,
     #[serde(default)]
@@ -172,6 +173,20 @@ fn yes() -> bool {
     true
 }
 
+/// `[store]`: where the queue is kept (docs/scaling.md).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreFile {
+    kind: String,
+    dsn: Option<String>,
+    node: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "postern_proto::duration::deserialize_option"
+    )]
+    lease: Option<std::time::Duration>,
+}
+
 /// Parses a duration: `"5d"`, `"4h"`, `"30m"`, `"10s"`, `"250ms"`,
 /// combinations such as `"1h 30m"`, or plain seconds.
 pub use postern_proto::duration::parse as parse_duration;
@@ -246,6 +261,9 @@ pub struct MtaConfig {
     pub tls: BTreeMap<String, TlsSpec>,
     /// Queue timing.
     pub queue: QueueSchedule,
+    /// A PostgreSQL queue shared by nodes (`[store] kind = "postgres"`);
+    /// `None`: the log store in `DATA_DIR/queue`.
+    pub store: Option<postern_queue::pg::PgConfig>,
     /// Message limits.
     pub limits: MessageLimits,
     /// Where `GET /metrics` is served (`[metrics] address`); `None`: off.
@@ -547,6 +565,25 @@ impl MtaConfig {
         // Queue and limits.
         let queue = parsed.queue;
         let limits = parsed.limits;
+        let store = match parsed.store {
+            None => None,
+            Some(st) if st.kind == "log" => None,
+            Some(st) if st.kind == "postgres" => {
+                let Some(dsn) = st.dsn else {
+                    let msg = "kind = \"postgres\" needs a dsn".into();
+                    return Err(err(None, None, Some("store.dsn".into()), msg));
+                };
+                let node = st
+                    .node
+                    .unwrap_or_else(postern_queue::pg::PgConfig::default_node);
+                let pg = postern_queue::pg::PgConfig::new(dsn, node);
+                Some(st.lease.map_or(pg.clone(), |l| pg.with_lease(l)))
+            }
+            Some(st) => {
+                let msg = format!("kind must be \"log\" or \"postgres\", not {:?}", st.kind);
+                return Err(err(None, None, Some("store.kind".into()), msg));
+            }
+        };
 
         // DNS: the trust anchor is relative to the file's directory.
         let mut dns = parsed.dns;
@@ -636,6 +673,7 @@ impl MtaConfig {
             listeners,
             tls,
             queue,
+            store,
             limits,
             metrics: parsed.metrics.map(|m| m.address),
             dns,

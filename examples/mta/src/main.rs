@@ -112,14 +112,20 @@ async fn run(config: MtaConfig) -> ExitCode {
     if let Err(e) = std::fs::create_dir_all(&config.data_dir) {
         return fail(&format!("cannot create {}", config.data_dir.display()), &e);
     }
-    let spool: Arc<dyn Store> = match LogStore::open(&config.queue_dir()) {
-        Ok(s) => s,
-        Err(e) => {
-            return fail(
-                &format!("cannot open the queue {}", config.queue_dir().display()),
-                &e,
-            );
-        }
+    let spool: Arc<dyn Store> = match &config.store {
+        Some(pg) => match postern_queue::pg::PgStore::open(pg.clone()) {
+            Ok(s) => s,
+            Err(e) => return fail("cannot open the queue database ([store])", &e),
+        },
+        None => match LogStore::open(&config.queue_dir()) {
+            Ok(s) => s,
+            Err(e) => {
+                return fail(
+                    &format!("cannot open the queue {}", config.queue_dir().display()),
+                    &e,
+                );
+            }
+        },
     };
     // Bound before the listeners, so the tools work once the ports answer
     // (connections wait in the backlog until it is served).

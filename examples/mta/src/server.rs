@@ -28,7 +28,7 @@ use postern_proto::{
 };
 use postern_rules::{AuthOffer, Stage, Verdict};
 
-use postern_listener::guard::{AuthGuard, MemoryStore};
+use postern_listener::guard::{AuthGuard, MemoryStore, SharedHooks};
 
 use crate::config::MtaConfig;
 use crate::users::Users;
@@ -57,10 +57,20 @@ impl Mta {
         local: LocalDelivery,
     ) -> Mta {
         let guard = config.auth_limits.as_ref().map(|a| {
-            Arc::new(AuthGuard::with_store(
-                a.limits.clone(),
-                MemoryStore::new(a.max_entries),
-            ))
+            let mut store = MemoryStore::new(a.max_entries);
+            // With a shared queue the counts are shared too (docs/scaling.md).
+            if let Some(pg) = &config.store {
+                match postern_queue::pg::GuardTable::start(pg.clone()) {
+                    Ok(t) => {
+                        let t2 = t.clone();
+                        let push = Box::new(move |k: &str, e: &str, u| t.push(k, e, u));
+                        let pull = Box::new(move || t2.pull());
+                        store = store.shared(SharedHooks::new(push, pull));
+                    }
+                    Err(e) => tracing::error!(error = %e, "auth limits: not shared"),
+                }
+            }
+            Arc::new(AuthGuard::with_store(a.limits.clone(), store))
         });
         Mta {
             config,

@@ -20,7 +20,7 @@ impl Counter {
     /// This counter moved to the period of `now` (seconds since the Unix
     /// epoch): the current period becomes the previous one, or both are
     /// forgotten when more than one period passed.
-    fn rolled(self, now: u64, period: u64) -> Self {
+    pub(crate) fn rolled(self, now: u64, period: u64) -> Self {
         let index = now / period.max(1);
         if index == self.period_index {
             self

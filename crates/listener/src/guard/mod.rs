@@ -19,6 +19,7 @@ mod config;
 mod counter;
 mod net;
 mod rate;
+pub mod shared;
 mod store;
 mod window;
 
@@ -29,5 +30,6 @@ pub use counter::Counter;
 pub use ipnet::IpNet;
 pub use net::Networks;
 pub use rate::{ConnectionRate, RateLimits, RateRefusal};
+pub use shared::SharedHooks;
 pub use store::{Entry, GuardStore, Key, MemoryStore};
 pub use window::Window;

@@ -8,6 +8,7 @@ use std::hash::{BuildHasher, Hash};
 use ipnet::IpNet;
 
 use super::counter::Counter;
+use super::shared::{self, SharedHooks};
 
 /// What a count is kept for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -81,12 +82,29 @@ enum Slot {
 /// pass, so an attack from ever new addresses cannot grow memory without
 /// bound, the cost of eviction is spread over many inserts, and bans are
 /// the last to go.
+///
+/// With [`MemoryStore::shared`], its AUTH entries are also shared with
+/// other servers (see [`shared`](super::shared)): `get` returns this
+/// server's counts plus the others', `put` keeps this server's part and
+/// writes it behind. The others' entries are bounded by the same
+/// capacity.
 #[derive(Debug)]
 pub struct MemoryStore {
     entries: HashMap<Slot, Entry>,
     capacity: usize,
     hasher: std::collections::hash_map::RandomState,
+    shared: Option<Shared>,
 }
+
+/// The other servers' entries, by key and server.
+#[derive(Debug)]
+struct Shared {
+    hooks: SharedHooks,
+    others: HashMap<Slot, HashMap<String, Entry>>,
+}
+
+/// Servers remembered per key, at most (more are ignored).
+const MAX_SERVERS: usize = 64;
 
 impl MemoryStore {
     /// The default capacity: 65 536 entries (a few MiB).
@@ -98,7 +116,57 @@ impl MemoryStore {
             entries: HashMap::new(),
             capacity: capacity.max(8),
             hasher: std::collections::hash_map::RandomState::new(),
+            shared: None,
         }
+    }
+
+    /// Shares the AUTH entries through `hooks` (a table other servers
+    /// read and write too).
+    #[must_use]
+    pub fn shared(mut self, hooks: SharedHooks) -> Self {
+        self.shared = Some(Shared {
+            hooks,
+            others: HashMap::new(),
+        });
+        self
+    }
+
+    /// Takes in what the other servers wrote.
+    fn pull(&mut self) {
+        let Some(sh) = self.shared.as_mut() else {
+            return;
+        };
+        let rows = (sh.hooks.pull)();
+        for (key, server, entry) in rows {
+            let (Some(key), Some(entry)) = (shared::parse_key(&key), shared::parse_entry(&entry))
+            else {
+                continue;
+            };
+            let slot = match &key {
+                Key::AuthNetwork(n) => Slot::AuthNetwork(*n),
+                Key::Connections(n) => Slot::Connections(*n),
+                Key::AuthLogin(l) => Slot::AuthLogin(self.hasher.hash_one(l)),
+            };
+            let cap = self.capacity;
+            if !sh.others.contains_key(&slot) && sh.others.len() >= cap {
+                // Bounded like our own entries: the least worth keeping go.
+                let mut ages: Vec<u64> = sh.others.values().map(keep_until_of).collect();
+                let n = (cap / 8).max(1).min(ages.len());
+                let (_, cutoff, _) = ages.select_nth_unstable(n - 1);
+                let cutoff = *cutoff;
+                sh.others.retain(|_, m| keep_until_of(m) > cutoff);
+            }
+            let servers = sh.others.entry(slot).or_default();
+            if servers.len() < MAX_SERVERS || servers.contains_key(&server) {
+                servers.insert(server, entry);
+            }
+        }
+    }
+
+    /// The other servers' entries of `slot`, added up.
+    fn others(&self, slot: &Slot) -> Option<Entry> {
+        let servers = self.shared.as_ref()?.others.get(slot)?;
+        servers.values().copied().reduce(|a, b| shared::add(&a, &b))
     }
 
     /// The most entries held.
@@ -158,18 +226,37 @@ impl Default for MemoryStore {
     }
 }
 
+fn keep_until_of(servers: &HashMap<String, Entry>) -> u64 {
+    servers.values().map(Entry::keep_until).max().unwrap_or(0)
+}
+
 impl GuardStore for MemoryStore {
     fn get(&mut self, key: &Key) -> Option<Entry> {
+        self.pull();
         let slot = self.slot(key);
-        self.entries.get(&slot).copied()
+        let own = self.entries.get(&slot).copied();
+        match (own, self.others(&slot)) {
+            (Some(o), Some(r)) => Some(shared::add(&o, &r)),
+            (o, r) => o.or(r),
+        }
     }
 
     fn put(&mut self, key: Key, entry: Entry) {
         let slot = self.slot(&key);
+        // `entry` came from `get` (ours plus the others'): keep our part.
+        let entry = match self.others(&slot) {
+            Some(r) => shared::own_part(&entry, &r),
+            None => entry,
+        };
         if !self.entries.contains_key(&slot) && self.entries.len() >= self.capacity {
             self.evict();
         }
         self.entries.insert(slot, entry);
+        if let Some(sh) = self.shared.as_mut()
+            && let Some(text) = shared::key_text(&key)
+        {
+            (sh.hooks.push)(&text, &shared::entry_text(&entry), entry.keep_until());
+        }
     }
 
     fn len(&self) -> usize {
@@ -209,6 +296,56 @@ mod tests {
         assert!(s.get(&net(0)).is_some(), "an active ban outlives eviction");
         assert!(s.get(&net(9_999)).is_some(), "the newest entry is kept");
         assert!(s.get(&net(1)).is_none(), "the oldest entries went first");
+    }
+
+    /// Two stores joined by an in-memory "table": failures on either add
+    /// up, and a ban decided by one is seen by the other.
+    #[test]
+    fn shared_stores_add_up() {
+        use std::sync::{Arc, Mutex};
+        type Rows = Arc<Mutex<Vec<(String, String, String)>>>;
+        let table: Rows = Arc::default();
+        let join = |me: &'static str| {
+            let (w, r) = (table.clone(), table.clone());
+            let mut seen = 0;
+            MemoryStore::new(64).shared(SharedHooks::new(
+                Box::new(move |k, e, _| {
+                    w.lock()
+                        .expect("table")
+                        .push((k.into(), me.into(), e.into()))
+                }),
+                Box::new(move || {
+                    let rows = r.lock().expect("table");
+                    let new: Vec<_> = rows[seen..].iter().filter(|r| r.1 != me).cloned().collect();
+                    seen = rows.len();
+                    new
+                }),
+            ))
+        };
+        let (mut a, mut b) = (join("a"), join("b"));
+        let k = net(7);
+        let bump = |s: &mut MemoryStore, t: u64| {
+            let mut e = s.get(&k).unwrap_or_default();
+            e.minute.add(t, 60);
+            e.day.add(t, 86_400);
+            e.last_seen = t;
+            s.put(k.clone(), e);
+        };
+        let t = 1_000_000;
+        for i in 0..3 {
+            bump(&mut a, t + i);
+            bump(&mut b, t + i);
+        }
+        assert_eq!(a.get(&k).expect("a").day.estimate(t + 3, 86_400), 6);
+        assert_eq!(b.get(&k).expect("b").day.estimate(t + 3, 86_400), 6);
+        let mut e = a.get(&k).expect("a");
+        e.banned_until = Some(t + 3600);
+        a.put(k.clone(), e);
+        assert_eq!(b.get(&k).expect("b").banned_until, Some(t + 3600));
+        // Connection counts stay local.
+        let c = Key::Connections("192.0.2.0/24".parse().expect("net"));
+        a.put(c.clone(), Entry::default());
+        assert_eq!(b.get(&c), None);
     }
 
     #[test]

@@ -89,7 +89,12 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
     ) -> Vec<Work> {
         let mut work = Vec::new();
         for id in ids {
-            let Some(hold) = self.store.hold(id) else {
+            // Off the runtime's threads: a shared store's hold is a
+            // database round trip.
+            let store = self.store.clone();
+            let key = id.clone();
+            let held = tokio::task::spawn_blocking(move || store.hold(&key)).await;
+            let Ok(Some(hold)) = held else {
                 continue;
             };
             let store = self.store.clone();
