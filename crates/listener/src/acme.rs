@@ -151,6 +151,34 @@ pub enum AcmeState {
     Unreadable(String),
 }
 
+impl AcmeState {
+    /// What a configuration check says about this state of `files`, with
+    /// the certificate's expiry once issued.
+    pub fn notes(&self, files: &AcmeFiles, now: SystemTime) -> Vec<crate::CertNote> {
+        use crate::CertNote::{Info, Warning};
+        let cert = files.cert.display();
+        match self {
+            AcmeState::Missing => vec![Info(
+                "state: not obtained yet; requested at start (a self-signed placeholder serves until then)".to_owned(),
+            )],
+            AcmeState::Placeholder => vec![Warning(format!(
+                "state: {cert} is the self-signed placeholder: the first issuance has not succeeded yet (see the log)"
+            ))],
+            AcmeState::Unreadable(e) => vec![Warning(format!(
+                "state: {cert}: {e}; a new certificate is requested at start"
+            ))],
+            AcmeState::Issued { renew_at, .. } => {
+                let mut notes = vec![Info(format!(
+                    "state: issued; renewed from {} (a third of its lifetime before expiry)",
+                    crate::utc(*renew_at)
+                ))];
+                notes.extend(crate::expiry_notes("certificate", &files.cert, now));
+                notes
+            }
+        }
+    }
+}
+
 impl AcmeFiles {
     /// The files in `dir`.
     pub fn in_dir(dir: impl Into<PathBuf>) -> Self {

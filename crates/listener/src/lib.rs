@@ -203,4 +203,4 @@ pub use server::{Server, ShutdownHandle};
 pub use signals::{StopSignal, until_stop_signal};
 #[cfg(feature = "serde")]
 pub use table::ListenerTable;
-pub use validity::{Validity, ValidityError, utc};
+pub use validity::{CertNote, EXPIRY_WARNING, Validity, ValidityError, expiry_notes, utc};

@@ -7,6 +7,7 @@
 //! else of the certificate is interpreted.
 
 use std::fmt;
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustls_pki_types::CertificateDer;
@@ -230,6 +231,75 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
         m,
         d,
     )
+}
+
+/// Any certificate with less than this left is a warning in an embedder's
+/// configuration check (and its log at start).
+pub const EXPIRY_WARNING: Duration = Duration::from_secs(30 * 86_400);
+
+/// One line `check` prints about a certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertNote {
+    /// A fact: where it is, until when it is valid.
+    Info(String),
+    /// Expires within [`EXPIRY_WARNING`], or its dates cannot be read.
+    Warning(String),
+    /// Expired: clients that verify refuse it.
+    Error(String),
+}
+
+impl std::fmt::Display for CertNote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CertNote::Info(s) => f.write_str(s),
+            CertNote::Warning(s) => write!(f, "warning: {s}"),
+            CertNote::Error(s) => write!(f, "error: {s}"),
+        }
+    }
+}
+
+/// Whole days in `d`.
+pub(crate) fn days(d: Duration) -> u64 {
+    d.as_secs() / 86_400
+}
+
+/// What to say about the certificate in the PEM file `path` (`what` names
+/// it in each line): its validity, an error once expired, a warning with
+/// less than [`EXPIRY_WARNING`] left. Nothing when the file cannot be read
+/// (building the TLS policy reports that).
+pub fn expiry_notes(what: &str, path: &Path, now: SystemTime) -> Vec<CertNote> {
+    let validity = match std::fs::read(path) {
+        Ok(pem) => match Validity::from_pem(&pem) {
+            Ok(v) => v,
+            Err(e) => {
+                return vec![CertNote::Warning(format!(
+                    "{what} {}: cannot read its validity: {e}",
+                    path.display()
+                ))];
+            }
+        },
+        // The policy build reports the unreadable file.
+        Err(_) => return Vec::new(),
+    };
+    let until = utc(validity.not_after);
+    let mut notes = vec![CertNote::Info(format!(
+        "{what} {}: valid {validity} ({} days left)",
+        path.display(),
+        days(validity.remaining(now))
+    ))];
+    if validity.is_expired(now) {
+        notes.push(CertNote::Error(format!(
+            "{what} {} expired at {until}",
+            path.display()
+        )));
+    } else if validity.remaining(now) < EXPIRY_WARNING {
+        notes.push(CertNote::Warning(format!(
+            "{what} {} expires in {} days, at {until}: renew it",
+            path.display(),
+            days(validity.remaining(now))
+        )));
+    }
+    notes
 }
 
 #[cfg(test)]

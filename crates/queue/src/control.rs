@@ -252,3 +252,35 @@ fn answer(admin: &QueueAdmin, req: Request) -> Response {
         failure(kind, e.to_string())
     })
 }
+
+/// Prints a tool's answer the way `mailq`-style tools do and returns the
+/// exit code: listings and entries as text ([`format_listing`],
+/// [`format_entry`]) or, with `json`, as pretty JSON on `out`; failures as
+/// one line on `err`. Exit 2 for an unknown id or no server, 1 for other
+/// failures, 0 otherwise.
+///
+/// [`format_listing`]: crate::admin::format_listing
+/// [`format_entry`]: crate::admin::format_entry
+pub fn print_answer(
+    answer: Result<Response, ControlError>,
+    json: bool,
+    out: &mut dyn io::Write,
+    err: &mut dyn io::Write,
+) -> io::Result<i32> {
+    match answer {
+        Err(e) => writeln!(err, "{e}").map(|()| 2),
+        Ok(Response::Error { kind, message }) => {
+            writeln!(err, "{message}")?;
+            Ok(if kind == FailureKind::UnknownId { 2 } else { 1 })
+        }
+        Ok(Response::Entries(e)) if json => writeln!(out, "{}", to_json(&e)?).map(|()| 0),
+        Ok(Response::Entries(e)) => write!(out, "{}", crate::admin::format_listing(&e)).map(|()| 0),
+        Ok(Response::Entry(e)) if json => writeln!(out, "{}", to_json(&e)?).map(|()| 0),
+        Ok(Response::Entry(e)) => write!(out, "{}", crate::admin::format_entry(&e)).map(|()| 0),
+        Ok(Response::Changed(n)) => writeln!(out, "{n} message(s) changed").map(|()| 0),
+    }
+}
+
+fn to_json(value: &impl Serialize) -> io::Result<String> {
+    serde_json::to_string_pretty(value).map_err(io::Error::other)
+}

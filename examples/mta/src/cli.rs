@@ -11,8 +11,7 @@ use postern_proto::{ForwardPath, Mailbox, ReversePath};
 use postern_rules::{Facts, PolicySuite, Severity, Stage};
 
 use postern_queue::QueueId;
-use postern_queue::admin::{format_entry, format_listing};
-use postern_queue::control::{self, FailureKind, Request, Response};
+use postern_queue::control::{self, Request};
 
 use crate::config::{ConfigError, MtaConfig};
 use crate::tls::{
@@ -490,27 +489,6 @@ pub fn queue(config: &MtaConfig, cmd: &QueueCommand, out: &mut dyn Write) -> std
         QueueCommand::Release { id } => (Request::Release { id }, false),
         QueueCommand::Remove { id } => (Request::Remove { id }, false),
     };
-    match control::request(&control::socket_path(&config.data_dir), &request) {
-        Err(e) => {
-            eprintln!("postern-mta: {e}");
-            Ok(2)
-        }
-        Ok(Response::Error { kind, message }) => {
-            eprintln!("postern-mta: {message}");
-            Ok(if kind == FailureKind::UnknownId { 2 } else { 1 })
-        }
-        Ok(Response::Entries(e)) if json => writeln!(out, "{}", pretty(&e)?).map(|()| 0),
-        Ok(Response::Entries(e)) => write!(out, "{}", format_listing(&e)).map(|()| 0),
-        Ok(Response::Entry(e)) if json => writeln!(out, "{}", pretty(&e)?).map(|()| 0),
-        Ok(Response::Entry(e)) => write!(out, "{}", format_entry(&e)).map(|()| 0),
-        Ok(Response::Changed(n)) => writeln!(out, "{n} message(s) changed").map(|()| 0),
-        Ok(other) => {
-            eprintln!("postern-mta: unexpected answer {other:?}");
-            Ok(1)
-        }
-    }
-}
-
-fn pretty(value: &impl serde::Serialize) -> std::io::Result<String> {
-    serde_json::to_string_pretty(value).map_err(std::io::Error::other)
+    let answer = control::request(&control::socket_path(&config.data_dir), &request);
+    control::print_answer(answer, json, out, &mut std::io::stderr().lock())
 }

@@ -3,13 +3,10 @@
 //! policy of each listener (AUTH allowed up to what the session can run; the
 //! rules narrow it per connection, see `crate::server`).
 
-use std::fs;
-use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use postern_listener::acme::AcmeState;
-use postern_listener::{CertSpec, ConnLimits, ListenerConfig, TlsSettings, Validity};
+use postern_listener::{CertSpec, ConnLimits, ListenerConfig, TlsSettings};
 use postern_rules::{Facts, Stage};
 
 use postern_listener::ListenerTable;
@@ -21,9 +18,7 @@ pub use postern_listener::self_signed::{
     generate_self_signed,
 };
 
-/// Any configured certificate with less than this left is a warning in
-/// `check` (and in the log at start).
-pub const EXPIRY_WARNING: Duration = Duration::from_secs(30 * 86_400);
+pub use postern_listener::{CertNote, EXPIRY_WARNING, expiry_notes};
 
 /// The names a self-signed certificate is made for.
 pub fn self_signed_names(config: &MtaConfig) -> Vec<String> {
@@ -212,68 +207,6 @@ pub fn needs_self_signed(config: &MtaConfig) -> bool {
     })
 }
 
-/// One line `check` prints about a certificate.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CertNote {
-    /// A fact: where it is, until when it is valid.
-    Info(String),
-    /// Expires within [`EXPIRY_WARNING`], or its dates cannot be read.
-    Warning(String),
-    /// Expired: clients that verify refuse it.
-    Error(String),
-}
-
-impl std::fmt::Display for CertNote {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CertNote::Info(s) => f.write_str(s),
-            CertNote::Warning(s) => write!(f, "warning: {s}"),
-            CertNote::Error(s) => write!(f, "error: {s}"),
-        }
-    }
-}
-
-fn days(d: Duration) -> u64 {
-    d.as_secs() / 86_400
-}
-
-/// The expiry of the certificate in the PEM file `path`, as `check`
-/// reports it.
-pub fn expiry_notes(what: &str, path: &Path, now: SystemTime) -> Vec<CertNote> {
-    let validity = match fs::read(path) {
-        Ok(pem) => match Validity::from_pem(&pem) {
-            Ok(v) => v,
-            Err(e) => {
-                return vec![CertNote::Warning(format!(
-                    "{what} {}: cannot read its validity: {e}",
-                    path.display()
-                ))];
-            }
-        },
-        // The policy build reports the unreadable file.
-        Err(_) => return Vec::new(),
-    };
-    let until = postern_listener::utc(validity.not_after);
-    let mut notes = vec![CertNote::Info(format!(
-        "{what} {}: valid {validity} ({} days left)",
-        path.display(),
-        days(validity.remaining(now))
-    ))];
-    if validity.is_expired(now) {
-        notes.push(CertNote::Error(format!(
-            "{what} {} expired at {until}",
-            path.display()
-        )));
-    } else if validity.remaining(now) < EXPIRY_WARNING {
-        notes.push(CertNote::Warning(format!(
-            "{what} {} expires in {} days, at {until}: renew it",
-            path.display(),
-            days(validity.remaining(now))
-        )));
-    }
-    notes
-}
-
 /// What `check` says about the certificate of `[tls.NAME]` at `now`.
 pub fn certificate_notes(spec: &TlsSpec, config: &MtaConfig, now: SystemTime) -> Vec<CertNote> {
     match &spec.certificate {
@@ -286,35 +219,15 @@ pub fn certificate_notes(spec: &TlsSpec, config: &MtaConfig, now: SystemTime) ->
                 acme.domains.join(", "),
                 acme.directory
             ))];
-            match files.state() {
-                AcmeState::Missing => notes.push(CertNote::Info(
-                    "state: not obtained yet; requested at start (a self-signed placeholder serves until then)".to_owned(),
-                )),
-                AcmeState::Placeholder => notes.push(CertNote::Warning(format!(
-                    "state: {} is the self-signed placeholder: the first issuance has not succeeded yet (see the log)",
-                    files.cert.display()
-                ))),
-                AcmeState::Unreadable(e) => notes.push(CertNote::Warning(format!(
-                    "state: {}: {e}; a new certificate is requested at start",
-                    files.cert.display()
-                ))),
-                AcmeState::Issued { renew_at, .. } => {
-                    notes.push(CertNote::Info(format!(
-                        "state: issued; renewed from {} (a third of its lifetime before expiry)",
-                        postern_listener::utc(renew_at)
-                    )));
-                    notes.extend(expiry_notes("certificate", &files.cert, now));
-                }
-                other => notes.push(CertNote::Info(format!("state: {other:?}"))),
-            }
+            notes.extend(files.state().notes(&files, now));
             notes
         }
         CertSource::SelfSigned => {
             let files = SelfSignedFiles::in_dir(&config.tls_dir());
             let policy = format!(
                 "self-signed, valid {} days, made again at start when fewer than {} are left",
-                days(SELF_SIGNED_VALIDITY),
-                days(SELF_SIGNED_RENEW_BEFORE)
+                SELF_SIGNED_VALIDITY.as_secs() / 86_400,
+                SELF_SIGNED_RENEW_BEFORE.as_secs() / 86_400
             );
             match files.regeneration(now) {
                 None => {
