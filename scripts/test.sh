@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The test command (README.md): installs the real SMTP peers the interop
 # tests talk to (swaks, openssl, Postfix's smtpd/smtp-source/smtp-sink,
-# stunnel, sslscan, testssl.sh, aiosmtpd) and the DNS servers of the DANE
-# tests (NSD and Unbound with test zones signed at start,
-# scripts/dns-test-servers.sh), then runs every test of the
+# stunnel, sslscan, testssl.sh, HAProxy, nginx, PostgreSQL, pebble,
+# promtool, aiosmtpd, scramp, pyOpenSSL) and starts the DNS servers of the
+# DANE and MTA-STS tests (NSD and Unbound with test zones signed at start,
+# scripts/dns-test-servers.sh). nginx, HAProxy, PostgreSQL and pebble are
+# started by the tests that use them, each on loopback high ports with a
+# configuration and data directory of its own. Then it runs every test of the
 # workspace with those peers required: a missing peer fails the run instead
 # of printing SKIPPED. It also checks the systemd unit in dist/
 # (scripts/check-unit.sh).
