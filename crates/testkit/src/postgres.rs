@@ -64,11 +64,20 @@ fn passwd_ids(name: &str) -> Option<(u32, u32)> {
 }
 
 fn running_as_root() -> bool {
-    // The owner of a file this process just created is its effective uid.
-    let probe = std::env::temp_dir().join(format!("postern-uid-probe-{}", std::process::id()));
+    use std::os::unix::fs::MetadataExt as _;
+    // /proc/self belongs to the process's effective uid (Linux). Elsewhere
+    // the owner of a file this process creates tells; the name is unique
+    // per call, because tests starting servers in parallel threads of one
+    // process must not remove each other's probe.
+    if let Ok(m) = std::fs::metadata("/proc/self") {
+        return m.uid() == 0;
+    }
+    static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let probe = std::env::temp_dir().join(format!("postern-uid-probe-{}-{n}", std::process::id()));
     let uid = std::fs::write(&probe, b"")
         .and_then(|()| std::fs::metadata(&probe))
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m));
+        .map(|m| m.uid());
     let _ = std::fs::remove_file(&probe);
     uid.is_ok_and(|u| u == 0)
 }
