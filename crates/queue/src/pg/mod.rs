@@ -325,6 +325,26 @@ impl PgStore {
             .collect())
     }
 
+    /// The rows of `sql` with `$1` bound to `id` (the statement prepared
+    /// once per connection; retried as every query is).
+    fn rows_of(
+        &self,
+        sql: &'static str,
+        id: &QueueId,
+    ) -> Result<Vec<tokio_postgres::Row>, PgError> {
+        let inner = self.inner.clone();
+        let key = id.as_str().to_owned();
+        self.inner.block(async move {
+            inner
+                .pool
+                .run(|c| {
+                    let key = key.clone();
+                    async move { c.query(&c.prep(sql).await?, &[&key]).await }
+                })
+                .await
+        })
+    }
+
     fn ids(&self, sql: &'static str, due: Option<i64>) -> io::Result<Vec<QueueId>> {
         let inner = self.inner.clone();
         let rows = self.inner.block(async move {
@@ -444,50 +464,17 @@ impl Store for PgStore {
     }
 
     fn load(&self, id: &QueueId) -> io::Result<Envelope> {
-        let inner = self.inner.clone();
-        let key = id.as_str().to_owned();
-        let row = self.inner.block(async move {
-            inner
-                .pool
-                .run(|c| {
-                    let key = key.clone();
-                    async move {
-                        c.query_opt(
-                            &c.prep("SELECT envelope FROM postern_messages WHERE id = $1")
-                                .await?,
-                            &[&key],
-                        )
-                        .await
-                    }
-                })
-                .await
-        })?;
-        let row = row.ok_or_else(|| PgError::NotFound(id.clone()))?;
+        let rows = self.rows_of("SELECT envelope FROM postern_messages WHERE id = $1", id)?;
+        let row = rows.first().ok_or_else(|| PgError::NotFound(id.clone()))?;
         Ok(parse_envelope(id, row.get(0))?)
     }
 
     fn body(&self, id: &QueueId) -> io::Result<Vec<u8>> {
-        let inner = self.inner.clone();
-        let key = id.as_str().to_owned();
-        let rows = self.inner.block(async move {
-            inner
-                .pool
-                .run(|c| {
-                    let key = key.clone();
-                    async move {
-                        c.query(
-                            &c.prep(
-                                "SELECT data FROM postern_bodies WHERE id = $1 AND EXISTS \
-                             (SELECT 1 FROM postern_messages WHERE id = $1) ORDER BY seq",
-                            )
-                            .await?,
-                            &[&key],
-                        )
-                        .await
-                    }
-                })
-                .await
-        })?;
+        let rows = self.rows_of(
+            "SELECT data FROM postern_bodies WHERE id = $1 AND EXISTS \
+             (SELECT 1 FROM postern_messages WHERE id = $1) ORDER BY seq",
+            id,
+        )?;
         // Every committed message has at least one chunk (maybe empty).
         if rows.is_empty() {
             return Err(PgError::NotFound(id.clone()).into());
@@ -500,25 +487,8 @@ impl Store for PgStore {
     }
 
     fn body_size(&self, id: &QueueId) -> io::Result<u64> {
-        let inner = self.inner.clone();
-        let key = id.as_str().to_owned();
-        let row = self.inner.block(async move {
-            inner
-                .pool
-                .run(|c| {
-                    let key = key.clone();
-                    async move {
-                        c.query_opt(
-                            &c.prep("SELECT size FROM postern_messages WHERE id = $1")
-                                .await?,
-                            &[&key],
-                        )
-                        .await
-                    }
-                })
-                .await
-        })?;
-        let row = row.ok_or_else(|| PgError::NotFound(id.clone()))?;
+        let rows = self.rows_of("SELECT size FROM postern_messages WHERE id = $1", id)?;
+        let row = rows.first().ok_or_else(|| PgError::NotFound(id.clone()))?;
         Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
     }
 
