@@ -110,7 +110,7 @@ pub use lock::QueueLocked;
 pub use logstore::{BODY_CHUNK, LogStore};
 pub use retry::RetryPolicy;
 pub use schedule::QueueSchedule;
-pub use store::{BodySink, Commit, Hold, Holds, MessageWriter, Store};
+pub use store::{BodySink, Commit, Hold, Holds, MessageWriter, Store, fill_chunks};
 pub use sync::{sync_dir, sync_paths, write_atomically};
 
 /// Addresses for the unit tests, from text known to parse.

@@ -433,17 +433,12 @@ struct LogSink {
 }
 
 impl BodySink for LogSink {
-    fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
-        while !data.is_empty() {
-            let take = data.len().min(BODY_CHUNK - self.buf.len());
-            self.buf.extend_from_slice(&data[..take]);
-            data = &data[take..];
-            if self.buf.len() == BODY_CHUNK {
-                let chunk = std::mem::take(&mut self.buf);
-                let record = Record::new(RecordKind::Body, self.key, chunk);
-                self.tickets.push(self.store.log.submit(vec![record]));
-            }
-        }
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        let (store, key, tickets) = (&self.store, self.key, &mut self.tickets);
+        crate::fill_chunks(&mut self.buf, data, BODY_CHUNK, |chunk| {
+            let record = Record::new(RecordKind::Body, key, chunk);
+            tickets.push(store.log.submit(vec![record]));
+        });
         Ok(())
     }
 

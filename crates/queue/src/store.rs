@@ -177,6 +177,27 @@ impl Drop for Hold {
     }
 }
 
+/// Appends `data` to `buf` and hands every full `chunk`-octet piece to
+/// `full` as it fills, keeping the rest in `buf`: how a [`BodySink`] cuts
+/// a body it receives in arbitrary writes into the fixed-size records (or
+/// rows) it stores.
+pub fn fill_chunks(
+    buf: &mut Vec<u8>,
+    mut data: &[u8],
+    chunk: usize,
+    mut full: impl FnMut(Vec<u8>),
+) {
+    let chunk = chunk.max(1);
+    while !data.is_empty() {
+        let take = data.len().min(chunk - buf.len());
+        buf.extend_from_slice(&data[..take]);
+        data = &data[take..];
+        if buf.len() == chunk {
+            full(std::mem::take(buf));
+        }
+    }
+}
+
 /// What a [`Store`] implements to receive one message's body.
 pub trait BodySink: Send + 'static {
     /// Appends body octets (may hand complete chunks to the store already).
@@ -291,5 +312,18 @@ impl Future for Commit {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.inner.as_mut().poll(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fill_chunks_hands_out_full_chunks_whatever_the_writes() {
+        let (mut buf, mut got) = (Vec::new(), Vec::new());
+        for piece in [&b"abc"[..], b"", b"defghij", b"k"] {
+            super::fill_chunks(&mut buf, piece, 4, |c| got.push(c));
+        }
+        assert_eq!(got, [b"abcd".to_vec(), b"efgh".to_vec()]);
+        assert_eq!(buf, b"ijk");
     }
 }

@@ -36,8 +36,8 @@ impl PgSink {
         }
     }
 
-    fn send_chunk(&mut self) {
-        let data = Arc::new(std::mem::take(&mut self.buf));
+    fn send_chunk(&mut self, chunk: Vec<u8>) {
+        let data = Arc::new(chunk);
         let seq = self.seq;
         self.seq += 1;
         let key = self.id.as_str().to_owned();
@@ -70,15 +70,10 @@ impl PgSink {
 }
 
 impl BodySink for PgSink {
-    fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
-        while !data.is_empty() {
-            let take = data.len().min(BODY_CHUNK - self.buf.len());
-            self.buf.extend_from_slice(&data[..take]);
-            data = &data[take..];
-            if self.buf.len() == BODY_CHUNK {
-                self.send_chunk();
-            }
-        }
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        let mut buf = std::mem::take(&mut self.buf);
+        crate::fill_chunks(&mut buf, data, BODY_CHUNK, |chunk| self.send_chunk(chunk));
+        self.buf = buf;
         Ok(())
     }
 
