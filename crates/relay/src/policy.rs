@@ -70,17 +70,32 @@ impl Anchors {
     pub fn from_pem_files<P: AsRef<std::path::Path>>(
         files: impl IntoIterator<Item = P>,
     ) -> Result<Self, AnchorFileError> {
-        let mut pem = Vec::new();
+        let mut certs = Vec::new();
         for f in files {
             let path = f.as_ref();
             let bytes = std::fs::read(path).map_err(|source| AnchorFileError::Read {
                 path: path.to_owned(),
                 source,
             })?;
-            pem.extend_from_slice(&bytes);
-            pem.push(b'\n');
+            // Each file on its own, so a bad one is named.
+            match Anchors::from_pem(&bytes) {
+                Ok(Anchors::Custom(c)) => certs.extend(c),
+                #[cfg(feature = "webpki-roots")]
+                Ok(Anchors::WebPki) => {}
+                Err(source) => {
+                    return Err(AnchorFileError::BadFile {
+                        path: path.to_owned(),
+                        source,
+                    });
+                }
+            }
         }
-        Anchors::from_pem(&pem).map_err(AnchorFileError::Pem)
+        if certs.is_empty() {
+            return Err(AnchorFileError::Pem(RelayError::Config(
+                "trust anchors: no file given".into(),
+            )));
+        }
+        Ok(Anchors::Custom(certs))
     }
 }
 
@@ -96,7 +111,15 @@ pub enum AnchorFileError {
         /// Why.
         source: std::io::Error,
     },
-    /// The files hold no certificate, or a malformed one.
+    /// A file holds no certificate, or a malformed one.
+    #[error("trust anchors {}: {source}", path.display())]
+    BadFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        source: RelayError,
+    },
+    /// No file was given.
     #[error("{0}")]
     Pem(RelayError),
 }

@@ -607,7 +607,7 @@ impl MtaConfig {
             }
             Some(AnchorsFile::Files(f)) => {
                 let files: Vec<PathBuf> = f.iter().map(|p| resolve(p)).collect();
-                postern_relay::mta_sts::anchors_from_pem_files(&files)
+                Anchors::from_pem_files(&files)
                     .map_err(|e| sts_err("trust_anchors", e.to_string()))?
             }
         };

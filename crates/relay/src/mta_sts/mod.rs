@@ -48,7 +48,7 @@ pub use record::{RecordError, StsRecord};
 #[cfg(feature = "mta-sts-fetch")]
 pub use resolver::{PolicySource, StsLookup, StsResolver};
 #[cfg(feature = "mta-sts-fetch")]
-pub use settings::{StsSettings, anchors_from_pem_files};
+pub use settings::StsSettings;
 #[cfg(feature = "mta-sts-fetch")]
 pub use store::PolicyCache;
 

@@ -1,7 +1,7 @@
 //! [`StsSettings`]: what an embedder configures for MTA-STS, and the
 //! [`StsResolver`] built from it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
@@ -56,24 +56,4 @@ impl StsSettings {
         let fetcher = PolicyFetcher::new(fetch, provider, dns.clone())?;
         Ok(StsResolver::new(dns, fetcher, Some(cache)))
     }
-}
-
-/// Reads CA certificates from PEM files, for [`Anchors::Custom`]. The
-/// error names the file that could not be read or held no certificate.
-pub fn anchors_from_pem_files(files: &[impl AsRef<Path>]) -> Result<Anchors, RelayError> {
-    let mut certs = Vec::new();
-    for file in files {
-        let file = file.as_ref();
-        let named = |what: String| RelayError::Config(format!("{}: {what}", file.display()));
-        let pem = std::fs::read(file).map_err(|e| named(format!("cannot read: {e}")))?;
-        match Anchors::from_pem(&pem).map_err(|e| named(e.to_string()))? {
-            Anchors::Custom(c) => certs.extend(c),
-            #[cfg(feature = "webpki-roots")]
-            Anchors::WebPki => {}
-        }
-    }
-    if certs.is_empty() {
-        return Err(RelayError::Config("no trust anchor file given".into()));
-    }
-    Ok(Anchors::Custom(certs))
 }
