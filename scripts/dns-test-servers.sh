@@ -224,7 +224,7 @@ done
 # The MTA-STS cases: the TXT id of each, or a malformed record.
 {
     soa "sts.$APEX"
-    for case in good badtxt badfile badcert testing none same newid fetchfail nomatch restart redirect html big twotxt; do
+    for case in good badtxt badfile badcert testing none same newid fetchfail nomatch restart redirect html big twotxt testbad; do
         printf '%s MX 10 mx.%s\nmx.%s A 127.0.3.10\nmta-sts.%s A 127.0.3.1\n' "$case" "$case" "$case" "$case"
         case $case in
             badtxt) printf '_mta-sts.%s TXT "v=STSv1; id=not valid!"\n' "$case" ;;

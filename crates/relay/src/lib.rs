@@ -191,6 +191,7 @@ mod result;
 mod route;
 mod timeouts;
 mod tls;
+pub mod tlsrpt;
 
 pub use body::LineEndings;
 pub use client::{
@@ -214,7 +215,7 @@ pub use provider::default_provider;
 #[cfg(feature = "tokio")]
 pub use relay::Relay;
 pub use resolve::{BoxFuture, MxRecord, ResolveError, Resolver, StaticResolver, plan_mx};
-pub use result::{MessageResult, RecipientResult};
+pub use result::{Delivery, MessageResult, RecipientResult};
 pub use route::{Route, Target};
 pub use timeouts::Timeouts;
 pub use tls::{OutboundTls, client_config, dane_client_config};

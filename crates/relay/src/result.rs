@@ -5,6 +5,7 @@ use postern_proto::{ForwardPath, Reply};
 
 use crate::error::RelayError;
 use crate::tls::OutboundTls;
+use crate::tlsrpt::TlsSession;
 
 /// What happened to one recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,4 +87,17 @@ impl MessageResult {
     pub fn delivered(&self) -> usize {
         self.recipients.iter().filter(|r| r.is_delivered()).count()
     }
+}
+
+/// What one [`Relay::deliver_reporting`](crate::Relay::deliver_reporting)
+/// did: a result per message, and the TLS sessions it tried for TLS-RPT
+/// (RFC 8460), each under the policy that applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Delivery {
+    /// One result per message, in order.
+    pub results: Vec<MessageResult>,
+    /// One entry per session that attempted TLS with an MX host (and per
+    /// policy that failed before any session); empty for smart hosts.
+    pub tls_sessions: Vec<TlsSession>,
 }

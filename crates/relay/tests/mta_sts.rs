@@ -33,337 +33,18 @@
 //! loudly; with POSTERN_REQUIRE_PEERS=1 it fails instead.
 
 #![cfg(all(feature = "hickory", feature = "mta-sts-fetch"))]
+mod sts_fixture;
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
-use postern_proto::{ForwardPath, Host, Mailbox, ReversePath};
 use postern_relay::mta_sts::{
-    CachedPolicy, FetchError, FetchSettings, PolicyCache, PolicyFetcher, PolicySource, StsMode,
-    StsPolicy, StsResolver,
+    FetchError, FetchSettings, PolicyFetcher, PolicySource, StsMode, StsPolicy, StsResolver,
 };
-use postern_relay::{
-    Anchors, DnssecConfig, DnssecResolver, Message, MessageResult, Relay, RelayError, Resolver,
-    Route, SessionConfig, StaticResolver, Target, Timeouts, TlsMode, TlsPolicy,
-};
-use postern_testkit::{
-    ChildGuard, dev_pki, find_executable, free_port, missing, python_with, wait_for_port,
-};
-
-/// nginx and the SMTP peer listen on fixed addresses: one case at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-const POLICY_HOST_ADDR: &str = "127.0.3.1";
-const MX_ADDR: &str = "127.0.3.10";
-const CASES: [&str; 15] = [
-    "good",
-    "badtxt",
-    "badfile",
-    "badcert",
-    "testing",
-    "none",
-    "same",
-    "newid",
-    "fetchfail",
-    "nomatch",
-    "restart",
-    "redirect",
-    "html",
-    "big",
-    "twotxt",
-];
-
-struct Fixture {
-    _serial: MutexGuard<'static, ()>,
-    dir: PathBuf,
-    zone: String,
-    https_port: u16,
-    smtp_port: u16,
-    anchors: Anchors,
-    resolver: Arc<DnssecResolver>,
-    nginx: Option<ChildGuard>,
-    _peer: ChildGuard,
-    peer_log: PathBuf,
-}
-
-fn enforce(mx: &str) -> String {
-    format!("version: STSv1\nmode: enforce\nmx: {mx}\nmax_age: 86400\n")
-}
-
-impl Fixture {
-    fn start() -> Option<Fixture> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let Some(resolver) = var("POSTERN_DNS_RESOLVER") else {
-            missing(
-                "the DNS test servers (POSTERN_DNS_RESOLVER unset: eval \"$(scripts/dns-test-servers.sh)\")",
-            );
-            return None;
-        };
-        let zone = var("POSTERN_STS_ZONE").unwrap_or_else(|| "sts.dane.test".into());
-        let Some(nginx) = find_executable("nginx") else {
-            missing("nginx");
-            return None;
-        };
-        let python = python_with("aiosmtpd")?;
-        let serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
-        let dir = std::env::temp_dir().join(format!("postern-mta-sts-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("tmp")).unwrap();
-
-        // One CA for the policy hosts and the MX hosts; badcert's policy
-        // host gets a certificate of a CA the relay does not trust.
-        let mut names: Vec<String> = CASES
-            .iter()
-            .filter(|c| **c != "badcert")
-            .map(|c| format!("mta-sts.{c}.{zone}"))
-            .collect();
-        names.extend(CASES.iter().map(|c| format!("mx.{c}.{zone}")));
-        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let pki = dev_pki(&refs);
-        let rogue = dev_pki(&[&format!("mta-sts.badcert.{zone}")]);
-        for (name, text) in [
-            ("cert.pem", &pki.cert_pem),
-            ("key.pem", &pki.key_pem),
-            ("rogue.pem", &rogue.cert_pem),
-            ("rogue.key", &rogue.key_pem),
-        ] {
-            std::fs::write(dir.join(name), text).unwrap();
-        }
-        let anchors = Anchors::from_pem(pki.ca_pem.as_bytes()).unwrap();
-
-        let https_port = free_port();
-        let smtp_port = free_port();
-        let fixture_zone = zone.clone();
-        let write = |case: &str, body: &str| {
-            let path = dir.join(format!("www/{case}/.well-known/mta-sts.txt"));
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, body).unwrap();
-        };
-        for case in CASES {
-            let body = match case {
-                "good" | "restart" | "newid" => enforce(&format!("mx.{case}.{zone}")),
-                // Wildcards match one label only: mx.good.<zone> is not
-                // under *.<zone>.
-                "nomatch" => enforce(&format!("*.{zone}")),
-                "badfile" => "version: STSv1\nmode: enforce\nmx: nowhere.example\n".into(),
-                "testing" => {
-                    "version: STSv1\nmode: testing\nmx: nowhere.example\nmax_age: 86400\n".into()
-                }
-                "none" => "version: STSv1\nmode: none\nmax_age: 86400\n".into(),
-                "big" => format!("{}{}", enforce("nowhere.example"), "x: y\n".repeat(20_000)),
-                _ => enforce("nowhere.example"),
-            };
-            write(case, &body);
-        }
-        let d = dir.display();
-        let mut servers = String::new();
-        for case in CASES {
-            let (cert, key) = if case == "badcert" {
-                ("rogue.pem", "rogue.key")
-            } else {
-                ("cert.pem", "key.pem")
-            };
-            let location = match case {
-                "redirect" => format!(
-                    "return 301 https://mta-sts.good.{zone}:{https_port}/.well-known/mta-sts.txt;"
-                ),
-                "fetchfail" => "return 503;".into(),
-                "html" => "types { } default_type text/html;".into(),
-                _ => "types { } default_type text/plain;".into(),
-            };
-            servers.push_str(&format!(
-                "server {{ listen {POLICY_HOST_ADDR}:{https_port} ssl; server_name mta-sts.{case}.{zone};\n\
-                 ssl_certificate {d}/{cert}; ssl_certificate_key {d}/{key};\n\
-                 root {d}/www/{case};\n\
-                 location = /.well-known/mta-sts.txt {{ {location} }} }}\n"
-            ));
-        }
-        let conf = format!(
-            "daemon off; master_process off; worker_processes 1;\n\
-             pid {d}/nginx.pid; error_log {d}/error.log info;\n\
-             events {{ worker_connections 64; }}\n\
-             http {{\n\
-             log_format sts '$ssl_server_name $request $status';\n\
-             access_log {d}/access.log sts;\n\
-             client_body_temp_path {d}/tmp/body; proxy_temp_path {d}/tmp/proxy;\n\
-             fastcgi_temp_path {d}/tmp/fastcgi; uwsgi_temp_path {d}/tmp/uwsgi; scgi_temp_path {d}/tmp/scgi;\n\
-             {servers}}}\n"
-        );
-        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-        let nginx = ChildGuard::spawn(
-            Command::new(nginx)
-                .arg("-p")
-                .arg(&dir)
-                .arg("-c")
-                .arg(dir.join("nginx.conf"))
-                .arg("-e")
-                .arg(dir.join("error.log"))
-                .stdin(Stdio::null())
-                .stderr(std::fs::File::create(dir.join("nginx.stderr")).unwrap()),
-        );
-        let https: SocketAddr = format!("{POLICY_HOST_ADDR}:{https_port}").parse().unwrap();
-        assert!(
-            wait_for_port(https, Duration::from_secs(10)),
-            "nginx did not start: {}",
-            std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
-        );
-
-        let peer_log = dir.join("smtp.jsonl");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/smtpd.py");
-        let peer = ChildGuard::spawn(
-            Command::new(python)
-                .arg(script)
-                .args(["--addr", MX_ADDR, "--port", &smtp_port.to_string()])
-                .args(["--mode", "starttls"])
-                .arg("--cert")
-                .arg(dir.join("cert.pem"))
-                .arg("--key")
-                .arg(dir.join("key.pem"))
-                .arg("--log")
-                .arg(&peer_log)
-                .stdin(Stdio::null())
-                .stderr(std::fs::File::create(dir.join("smtp.stderr")).unwrap()),
-        );
-        let smtp: SocketAddr = format!("{MX_ADDR}:{smtp_port}").parse().unwrap();
-        assert!(
-            wait_for_port(smtp, Duration::from_secs(15)),
-            "aiosmtpd did not start"
-        );
-        let config =
-            DnssecConfig::new([resolver.parse().expect("POSTERN_DNS_RESOLVER is ADDR:PORT")])
-                .with_timeouts(Duration::from_secs(2), Duration::from_secs(8));
-        Some(Fixture {
-            _serial: serial,
-            dir,
-            zone: fixture_zone,
-            https_port,
-            smtp_port,
-            anchors,
-            resolver: Arc::new(DnssecResolver::new(config).expect("resolver")),
-            nginx: Some(nginx),
-            _peer: peer,
-            peer_log,
-        })
-    }
-
-    fn domain(&self, case: &str) -> String {
-        format!("{case}.{}", self.zone)
-    }
-
-    fn fetcher(&self) -> PolicyFetcher {
-        let settings = FetchSettings::new(self.anchors.clone())
-            .with_port(self.https_port)
-            .with_timeout(Duration::from_secs(5));
-        PolicyFetcher::new(settings, provider(), self.resolver.clone()).unwrap()
-    }
-
-    fn cache(&self) -> PolicyCache {
-        PolicyCache::open(self.dir.join("cache")).unwrap()
-    }
-
-    /// A resolver over the fixture's cache directory (a new one is what a
-    /// restarted MTA has).
-    fn sts(&self) -> Arc<StsResolver> {
-        Arc::new(StsResolver::new(
-            self.resolver.clone(),
-            self.fetcher(),
-            Some(self.cache()),
-        ))
-    }
-
-    fn deliver(&self, sts: &Arc<StsResolver>, case: &str) -> MessageResult {
-        let domain = self.domain(case);
-        let message = Message::new(
-            ReversePath::Mailbox(Mailbox::parse("alice@relay.test").unwrap().into_owned()),
-            [ForwardPath::Mailbox(
-                Mailbox::parse(&format!("bob@{domain}"))
-                    .unwrap()
-                    .into_owned(),
-            )],
-            &b"Subject: MTA-STS\r\n\r\nhello\r\n"[..],
-        );
-        // The MTA's default: DANE, else MTA-STS, else opportunistic.
-        let route = Route::new(
-            Target::mx(domain, self.smtp_port),
-            TlsPolicy::new(TlsMode::dane()).with_mta_sts(true),
-        );
-        let mut session = SessionConfig::new(Host::parse("relay.test").unwrap().into_owned());
-        session.timeouts = Timeouts::uniform(Duration::from_secs(10));
-        let relay = Relay::new(session, provider(), self.resolver.clone())
-            .with_dane_resolver(self.resolver.clone())
-            .with_mta_sts(sts.clone());
-        runtime()
-            .block_on(relay.deliver(&route, vec![message]))
-            .pop()
-            .expect("one result")
-    }
-
-    /// Messages for `case` the SMTP peer received.
-    fn delivered(&self, case: &str) -> usize {
-        let rcpt = format!("bob@{}", self.domain(case));
-        std::fs::read_to_string(&self.peer_log)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains("\"event\": \"DATA\"") && l.contains(&rcpt))
-            .count()
-    }
-
-    /// Connections the SMTP peer saw (EHLO commands), for every case.
-    fn ehlos(&self) -> usize {
-        std::fs::read_to_string(&self.peer_log)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains("\"event\": \"EHLO\""))
-            .count()
-    }
-
-    /// Requests nginx logged for `case`'s policy host.
-    fn fetches(&self, case: &str) -> usize {
-        let host = format!("mta-sts.{} ", self.domain(case));
-        std::fs::read_to_string(self.dir.join("access.log"))
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.starts_with(&host))
-            .count()
-    }
-
-    fn seed(&self, case: &str, id: &str, policy: &str, age: u64) {
-        let entry = CachedPolicy::new(
-            id,
-            StsPolicy::parse(policy.as_bytes()).unwrap(),
-            now() - age,
-        );
-        self.cache().store(&self.domain(case), &entry).unwrap();
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        self.nginx.take();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(postern_relay::default_provider())
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
+use postern_relay::tlsrpt::{PolicyType, ResultType, TlsSession};
+use postern_relay::{Anchors, MessageResult, RelayError, Resolver, StaticResolver};
+use postern_testkit::dev_pki;
+use sts_fixture::*;
 
 fn error(result: &MessageResult) -> &RelayError {
     result.recipients[0]
@@ -397,6 +78,23 @@ fn good_policy_delivers_to_the_matching_mx_verified_and_caches_it_on_disk() {
     );
     assert_eq!(tls.server_name, format!("mx.{}", fx.domain("good")));
     assert_eq!(fx.delivered("good"), 1);
+    // TLS-RPT: one successful session under the policy, its lines and
+    // its mx patterns as RFC 8460 §4.4 writes them.
+    let [session] = fx.take_sessions().try_into().expect("one session");
+    assert!(session.is_success(), "{session:?}");
+    let mx = format!("mx.{}", fx.domain("good"));
+    assert_eq!(session.policy.policy_type, PolicyType::Sts);
+    assert_eq!(session.policy.policy_domain, fx.domain("good"));
+    assert_eq!(session.policy.mx_host, [mx.clone()]);
+    assert_eq!(
+        session.policy.policy_string,
+        [
+            "version: STSv1",
+            "mode: enforce",
+            &format!("mx: {mx}"),
+            "max_age: 86400"
+        ]
+    );
     // Cached under the TXT id (a record split into two strings), on disk.
     let cached = fx.cache().load(&fx.domain("good")).expect("cached on disk");
     assert_eq!(cached.id, "good1");
@@ -416,6 +114,27 @@ fn bad_txt_records_bad_policy_files_bad_certificates_and_none_mean_no_policy() {
         assert_delivered_without_policy(&fx, &sts, case);
         let lookup = runtime().block_on(sts.lookup(&fx.domain(case)));
         assert!(lookup.policy.is_none(), "{case}: {lookup:?}");
+        // TLS-RPT: the session counts under no-policy-found; a policy
+        // that was announced but could not be had is a failure of its own
+        // (RFC 8460 §4.3.2).
+        let sessions = fx.take_sessions();
+        let (none, sts_failures): (Vec<&TlsSession>, Vec<&TlsSession>) = sessions
+            .iter()
+            .partition(|s| s.policy.policy_type == PolicyType::NoPolicyFound);
+        assert!(
+            none.len() == 1 && none[0].is_success(),
+            "{case}: {sessions:?}"
+        );
+        let expected = match case {
+            "badfile" => Some(ResultType::StsPolicyInvalid),
+            "badcert" => Some(ResultType::StsWebpkiInvalid),
+            _ => None,
+        };
+        let found: Vec<_> = sts_failures
+            .iter()
+            .map(|s| s.failure.as_ref().unwrap().result_type)
+            .collect();
+        assert_eq!(found, Vec::from_iter(expected), "{case}: {sessions:?}");
     }
     // The bad TXT records are never fetched for.
     assert_eq!(fx.fetches("badtxt") + fx.fetches("twotxt"), 0);
@@ -439,6 +158,37 @@ fn testing_mode_delivers_to_a_host_the_policy_does_not_name() {
     let result = fx.deliver(&sts, "testing");
     assert!(result.all_delivered(), "{result:?}");
     assert_eq!(fx.delivered("testing"), 1);
+    // Delivered, and reported: the host is not in the policy.
+    let [session] = fx.take_sessions().try_into().expect("one session");
+    let failure = session.failure.expect("a failure is reported");
+    assert_eq!(failure.result_type, ResultType::ValidationFailure);
+    assert_eq!(
+        failure.failure_reason_code.as_deref(),
+        Some("mx-not-in-policy")
+    );
+    assert_eq!(
+        failure.receiving_mx_hostname,
+        Some(format!("mx.{}", fx.domain("testing")))
+    );
+}
+
+#[test]
+fn testing_mode_reports_a_certificate_failure_without_enforcing_it() {
+    let Some(fx) = Fixture::start() else { return };
+    // testbad's policy (testing) names its MX, whose certificate does not
+    // name it: enforce would refuse the host; testing delivers, unverified,
+    // and reports certificate-host-mismatch.
+    let result = fx.deliver(&fx.sts(), "testbad");
+    assert!(result.all_delivered(), "{result:?}");
+    assert!(result.tls.as_ref().is_some_and(|t| !t.verified));
+    assert_eq!(fx.delivered("testbad"), 1);
+    let [session] = fx.take_sessions().try_into().expect("one session");
+    assert_eq!(session.policy.policy_type, PolicyType::Sts);
+    let failure = session
+        .failure
+        .expect("the certificate failure is reported");
+    assert_eq!(failure.result_type, ResultType::CertificateHostMismatch);
+    assert_eq!(failure.receiving_ip, Some(MX_ADDR.parse().unwrap()));
 }
 
 #[test]
@@ -457,6 +207,14 @@ fn an_mx_not_matching_an_enforced_policy_is_not_used() {
         fx.ehlos(),
         before,
         "no connection to a host the policy excludes"
+    );
+    // The host the policy excludes is reported, without a session.
+    let [session] = fx.take_sessions().try_into().expect("one entry");
+    let failure = session.failure.expect("a failure");
+    assert_eq!(failure.result_type, ResultType::ValidationFailure);
+    assert_eq!(
+        failure.failure_reason_code.as_deref(),
+        Some("mx-not-in-policy")
     );
 }
 
@@ -522,6 +280,20 @@ fn a_failed_fetch_keeps_enforcing_the_cached_policy() {
         "{result:?}"
     );
     assert_eq!(fx.ehlos(), before);
+    // Reported: the fetch failed (under the cached policy) and its
+    // excluded MX host.
+    let types: Vec<_> = fx
+        .take_sessions()
+        .iter()
+        .map(|s| s.failure.as_ref().unwrap().result_type)
+        .collect();
+    assert_eq!(
+        types,
+        [
+            ResultType::StsPolicyFetchError,
+            ResultType::ValidationFailure
+        ]
+    );
     // The entry is kept as it was (still the old id, to be retried).
     assert_eq!(fx.cache().load(&fx.domain("fetchfail")).unwrap().id, "old0");
 

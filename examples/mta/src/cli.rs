@@ -71,6 +71,9 @@ pub enum CliCommand {
     /// The queue of the running server (through its control socket).
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// The pending TLS-RPT reports (RFC 8460): today's sessions so far, a
+    /// JSON array with one report per recipient domain.
+    TlsReport,
 }
 
 /// `queue` subcommands. Exit code 2: no such message, or no server running.
@@ -163,6 +166,26 @@ pub enum UserCommand {
         /// `name` (a mailbox at every local domain) or `name@domain`.
         name: String,
     },
+}
+
+/// `tls-report`: prints the pending reports; exit 1 when the day's log
+/// cannot be read.
+pub fn tls_report(config: &MtaConfig, out: &mut dyn Write) -> std::io::Result<i32> {
+    use postern_queue::tlsrpt::{ReportSettings, TlsRptRecorder, day_of};
+    let day = day_of(postern_queue::unix_now());
+    let (log, settings) = match (
+        TlsRptRecorder::load(&config.tls_report_dir(), day),
+        ReportSettings::new(&config.hostname),
+    ) {
+        (Ok(log), Ok(settings)) => (log, settings),
+        (Err(e), _) => return writeln!(out, "error: {e}").map(|()| 1),
+        (_, Err(e)) => return writeln!(out, "error: hostname: {e}").map(|()| 1),
+    };
+    let reports: Vec<String> = (log.domains().into_iter())
+        .filter_map(|d| Some(settings.report(&log, d, day)?.to_json()))
+        .collect();
+    writeln!(out, "[{}]", reports.join(",\n"))?;
+    Ok(0)
 }
 
 /// Loads `--config` or the embedded default and applies `--data-dir`.

@@ -710,6 +710,11 @@ impl MtaConfig {
         self.data_dir.join("tls")
     }
 
+    /// Where TLS-RPT counts sessions, a file per day.
+    pub fn tls_report_dir(&self) -> PathBuf {
+        self.data_dir.join("tlsrpt")
+    }
+
     /// The users file: `server.users_file`, or `DATA_DIR/users`.
     pub fn users_file(&self) -> PathBuf {
         self.users_file

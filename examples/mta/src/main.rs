@@ -44,6 +44,7 @@ fn main() -> ExitCode {
             cli::policy_test(&config, cases, &mut stdout)
         }
         Some(CliCommand::Queue(cmd)) => cli::queue(&config, cmd, &mut stdout),
+        Some(CliCommand::TlsReport) => cli::tls_report(&config, &mut stdout),
         Some(CliCommand::User(UserCommand::Add { name })) => {
             let stdin = std::io::stdin();
             let mut input = stdin.lock();

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use postern_proto::{ForwardPath, TlsVersion};
 use postern_queue::report::Diagnosis;
 use postern_queue::runner::{DeliveryObserver, Router, Runner, RunnerHandle, RunnerSettings};
+use postern_queue::tlsrpt::{ReportSender, ReportSettings, TlsRptRecorder, run_reports};
 use postern_queue::{Envelope, RecipientState, SpoolBounces, Store};
 use postern_relay::{
     Anchors, DnssecResolver, PasswordFileError, RelayCredentials, Route, Target, TlsMode, TlsPolicy,
@@ -44,7 +45,7 @@ pub fn spawn(
     let provider = Arc::new(postern_relay::default_provider());
     let sts = match (&config.mta_sts, &dane) {
         (Some(s), Some(dns)) => s
-            .build(dns.clone(), provider)
+            .build(dns.clone(), provider.clone())
             .inspect_err(|e| tracing::error!(error = %e, "outbound: MTA-STS is off"))
             .ok(),
         _ => None,
@@ -54,9 +55,9 @@ pub fn spawn(
         spool.clone(),
         settings_from_config(&config),
         router,
-        bounces(spool, &config),
+        bounces(spool.clone(), &config),
     );
-    if let Some(resolver) = dane {
+    if let Some(resolver) = dane.clone() {
         runner = runner.with_dane_resolver(resolver);
     }
     if let Some(sts) = sts {
@@ -65,8 +66,37 @@ pub fn spawn(
     if let Some(o) = observer {
         runner = runner.with_observer(o);
     }
+    if let Some(recorder) = tls_reporting(&config, &spool, dane, provider) {
+        runner = runner.with_observer(recorder);
+    }
     let handle = runner.handle();
     (tokio::spawn(runner.run(shutdown)), handle)
+}
+
+/// TLS-RPT (RFC 8460): the sessions counted per day under
+/// `DATA_DIR/tlsrpt`, and each finished day's reports sent hourly to the
+/// domains' `rua` (mail through `spool`, HTTPS with the MTA-STS client).
+fn tls_reporting(
+    config: &MtaConfig,
+    spool: &Arc<dyn Store>,
+    dns: Option<Arc<DnssecResolver>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> Option<Arc<TlsRptRecorder>> {
+    let recorder = TlsRptRecorder::open(config.tls_report_dir())
+        .inspect_err(|e| tracing::error!(error = %e, "TLS-RPT is off"))
+        .ok()?;
+    let recorder = Arc::new(recorder);
+    let (Some(dns), Ok(settings)) = (dns, ReportSettings::new(&config.hostname)) else {
+        tracing::warn!(
+            "TLS-RPT: results are counted but no reports are sent (no resolver or host name)"
+        );
+        return Some(recorder);
+    };
+    let https = (config.mta_sts.as_ref()).and_then(|s| s.fetcher(dns.clone(), provider).ok());
+    let sender = ReportSender::new(settings, spool.clone(), dns, https);
+    let every = std::time::Duration::from_secs(3600);
+    tokio::spawn(run_reports(sender, recorder.clone(), every));
+    Some(recorder)
 }
 
 /// The DNSSEC-aware resolver of `[dns]`, for DANE; `None` (logged) when it

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use postern_relay::tlsrpt::TlsSession;
 use postern_relay::{MessageResult, Relay, Route};
 use tokio::sync::watch;
 use tokio::task::{JoinError, JoinSet};
@@ -20,6 +21,8 @@ pub(super) struct RouteDone {
     pub(super) members: Vec<usize>,
     /// Per transaction: work index, recipient indexes, the result.
     pub(super) results: Vec<(usize, Vec<usize>, MessageResult)>,
+    /// The TLS sessions tried, for TLS-RPT.
+    pub(super) tls_sessions: Vec<TlsSession>,
     /// The route delivered on (for the observer).
     pub(super) route: Route,
     /// How long the relay session took.
@@ -136,11 +139,11 @@ impl Dispatch {
                 .map(|(w, r, m)| ((w, r), m))
                 .unzip();
             let started = Instant::now();
-            let results = relay.deliver(&route, messages).await;
+            let delivery = relay.deliver_reporting(&route, messages).await;
             let elapsed = started.elapsed();
             let results = index
                 .into_iter()
-                .zip(results)
+                .zip(delivery.results)
                 .map(|((w, r), m)| (w, r, m))
                 .collect();
             (
@@ -149,6 +152,7 @@ impl Dispatch {
                     label,
                     members,
                     results,
+                    tls_sessions: delivery.tls_sessions,
                     route,
                     elapsed,
                 },

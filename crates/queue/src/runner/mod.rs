@@ -224,7 +224,7 @@ pub struct Runner<R, B> {
     due: Arc<Mutex<HashMap<QueueId, u64>>>,
     /// Starts a pass before the scan interval is over.
     wake: Arc<tokio::sync::Notify>,
-    observer: Option<Arc<dyn DeliveryObserver>>,
+    observers: Vec<Arc<dyn DeliveryObserver>>,
 }
 
 // Not derived: a derive would ask `R: Clone` and `B: Clone`.
@@ -242,7 +242,7 @@ impl<R, B> Clone for Runner<R, B> {
             clock: self.clock.clone(),
             due: self.due.clone(),
             wake: self.wake.clone(),
-            observer: self.observer.clone(),
+            observers: self.observers.clone(),
         }
     }
 }
@@ -300,14 +300,16 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
             clock: system_clock(),
             due: Arc::default(),
             wake: Arc::default(),
-            observer: None,
+            observers: Vec::new(),
         }
     }
 
-    /// Tells `observer` about every delivery attempt (for metrics).
+    /// Tells `observer` about every delivery attempt (metrics, TLS-RPT's
+    /// [`TlsRptRecorder`](crate::tlsrpt::TlsRptRecorder)); each call adds
+    /// one, and all are told, in the order they were added.
     #[must_use]
     pub fn with_observer(mut self, observer: Arc<dyn DeliveryObserver>) -> Self {
-        self.observer = Some(observer);
+        self.observers.push(observer);
         self
     }
 

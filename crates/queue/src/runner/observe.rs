@@ -4,13 +4,14 @@
 use std::fmt;
 use std::time::Duration;
 
+use postern_relay::tlsrpt::TlsSession;
 use postern_relay::{OutboundTls, Route};
 
 use super::RecipientOutcome;
 
 /// Told about the runner's delivery attempts; set it with
-/// [`Runner::with_observer`](super::Runner::with_observer). Both methods
-/// have empty defaults. They are called on the runner's task as results
+/// [`Runner::with_observer`](super::Runner::with_observer). Every method
+/// has an empty default. They are called on the runner's task as results
 /// are recorded: keep them cheap and never block.
 pub trait DeliveryObserver: Send + Sync + fmt::Debug + 'static {
     /// One relay session of a route ended: one connection attempt (after
@@ -23,6 +24,13 @@ pub trait DeliveryObserver: Send + Sync + fmt::Debug + 'static {
     /// One recipient's result in that session.
     fn recipient_attempted(&self, attempt: &RecipientAttempt<'_>) {
         let _ = attempt;
+    }
+
+    /// The TLS sessions that route's delivery tried with MX hosts, each
+    /// under the policy that applied (TLS-RPT, RFC 8460); not called when
+    /// there were none.
+    fn tls_sessions(&self, route: &Route, sessions: &[TlsSession]) {
+        let _ = (route, sessions);
     }
 }
 

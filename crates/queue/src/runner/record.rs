@@ -21,8 +21,11 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
         started: u64,
         report: &mut PassReport,
     ) {
-        if let Some(o) = &self.observer {
+        for o in &self.observers {
             o.route_attempted(&done.route, done.elapsed);
+            if !done.tls_sessions.is_empty() {
+                o.tls_sessions(&done.route, &done.tls_sessions);
+            }
         }
         for (wi, rcpts, result) in &done.results {
             let w = &mut work[*wi];
@@ -57,7 +60,7 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
                     outcome.label(),
                     outcome.diagnosis(),
                 );
-                if let Some(o) = &self.observer {
+                for o in &self.observers {
                     o.recipient_attempted(&RecipientAttempt {
                         route: &done.route,
                         outcome: &outcome,

@@ -10,12 +10,16 @@
 //! TXT record, by mail through the queue or by HTTPS POST.
 
 mod record;
+mod recorder;
 mod report;
+mod send;
 
 pub use record::{ReportUri, TlsRptRecord, TlsRptRecordError};
+pub use recorder::{TlsRptRecorder, day_of};
 pub use report::{
     DateRange, Failure, PolicyKey, PolicyType, Report, ResultType, TlsRptLog, report_file_name,
 };
+pub use send::{ReportSender, ReportSettings, SentReport, run_reports};
 
 #[cfg(test)]
 mod tests;

@@ -8,8 +8,10 @@ use rustls::crypto::CryptoProvider;
 use crate::client::TlsRequirement;
 use crate::dane::DaneVerifier;
 use crate::error::RelayError;
-use crate::policy::{TlsMode, TlsPolicy, VersionReport};
-use crate::tls::{client_config, dane_client_config};
+use rustls::client::danger::ServerCertVerifier;
+
+use crate::policy::{Anchors, TlsMode, TlsPolicy, VersionReport};
+use crate::tls::{client_config, dane_client_config, root_store};
 
 /// How connections start TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +32,10 @@ pub struct Connector {
     /// The DANE verifier of this connector's TLS configuration, read after
     /// each handshake for the record that matched.
     pub(crate) dane: Option<Arc<DaneVerifier>>,
+    /// A verifier run after each handshake without deciding it (MTA-STS
+    /// `testing`, RFC 8461 §5): what it refuses is reported (TLS-RPT), the
+    /// session goes on.
+    pub(crate) audit: Option<Arc<dyn ServerCertVerifier>>,
     report: VersionReport,
 }
 
@@ -55,6 +61,7 @@ impl Connector {
             rustls: client_config(policy, provider)?,
             verified: policy.mode.anchors().is_some(),
             dane: None,
+            audit: None,
             report: policy.versions(),
         })
     }
@@ -80,8 +87,32 @@ impl Connector {
             rustls: Some(config),
             verified: true,
             dane: Some(verifier),
+            audit: None,
             report: self.report.clone(),
         })
+    }
+
+    /// This connector, also checking each server's certificate against
+    /// `anchors` after the handshake without failing it: the result is
+    /// only reported (MTA-STS `testing` mode, RFC 8461 §5).
+    pub(crate) fn with_audit(
+        &self,
+        anchors: &Anchors,
+        provider: Arc<CryptoProvider>,
+    ) -> Result<Self, RelayError> {
+        let roots = Arc::new(root_store(anchors)?);
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider)
+            .build()
+            .map_err(|e| RelayError::Config(format!("trust anchors: {e}")))?;
+        Ok(Self {
+            audit: Some(verifier),
+            ..self.clone()
+        })
+    }
+
+    /// Whether connections try TLS at all (not [`TlsMode::None`]).
+    pub(crate) fn attempts_tls(&self) -> bool {
+        self.start != Start::StartTls(TlsRequirement::Plain)
     }
 
     /// The versions offered and those ignored as unsupported.

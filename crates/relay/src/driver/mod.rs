@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::Arc;
 
+use rustls::client::danger::ServerCertVerifier;
+use rustls::pki_types::{ServerName, UnixTime};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_rustls::TlsConnector;
@@ -20,6 +22,7 @@ use crate::error::{Phase, RelayError};
 use crate::message::Message;
 use crate::result::MessageResult;
 use crate::tls::{OutboundTls, server_name};
+use crate::tlsrpt::ResultType;
 use connector::Start;
 use stream::Stream;
 
@@ -35,6 +38,9 @@ pub struct Connection {
     rustls: Option<Arc<rustls::ClientConfig>>,
     verified: bool,
     dane: Option<Arc<DaneVerifier>>,
+    audit: Option<Arc<dyn ServerCertVerifier>>,
+    /// Why TLS failed, or what the audit verifier refused (TLS-RPT).
+    tls_failure: Option<ResultType>,
     name: String,
     server: String,
     buf: Box<[u8]>,
@@ -56,29 +62,37 @@ impl Connection {
         config: Arc<SessionConfig>,
         connector: &Connector,
     ) -> Result<Self, RelayError> {
-        match connector.start {
-            Start::StartTls(TlsRequirement::Opportunistic) => {
-                match Self::open_with(
-                    addr,
-                    name,
-                    &config,
-                    connector,
-                    TlsRequirement::Opportunistic,
-                )
-                .await
-                {
-                    Err(RelayError::TlsHandshake(reason)) => {
-                        tracing::warn!(%addr, %reason, "opportunistic TLS handshake failed; retrying in plaintext");
-                        Self::open_with(addr, name, &config, connector, TlsRequirement::Plain).await
-                    }
-                    other => other,
-                }
+        Self::open_recorded(addr, name, config, connector).await.0
+    }
+
+    /// [`Connection::open`], with the TLS-RPT result type (RFC 8460 §4.3)
+    /// of a handshake that failed (also when an opportunistic policy then
+    /// went on in plaintext) or of a certificate the connector's audit
+    /// verifier refused.
+    pub(crate) async fn open_recorded(
+        addr: SocketAddr,
+        name: &str,
+        config: Arc<SessionConfig>,
+        connector: &Connector,
+    ) -> (Result<Self, RelayError>, Option<ResultType>) {
+        let requirement = match connector.start {
+            Start::StartTls(r) => r,
+            Start::Implicit => TlsRequirement::Required,
+        };
+        let first = Self::open_with(addr, name, &config, connector, requirement).await;
+        match first {
+            Err((RelayError::TlsHandshake(reason), failure))
+                if requirement == TlsRequirement::Opportunistic =>
+            {
+                tracing::warn!(%addr, %reason, "opportunistic TLS handshake failed; retrying in plaintext");
+                let retry =
+                    Self::open_with(addr, name, &config, connector, TlsRequirement::Plain).await;
+                (retry.map_err(|(e, _)| e), failure)
             }
-            Start::StartTls(requirement) => {
-                Self::open_with(addr, name, &config, connector, requirement).await
-            }
-            Start::Implicit => {
-                Self::open_with(addr, name, &config, connector, TlsRequirement::Required).await
+            Err((e, failure)) => (Err(e), failure),
+            Ok(conn) => {
+                let failure = conn.tls_failure;
+                (Ok(conn), failure)
             }
         }
     }
@@ -89,7 +103,7 @@ impl Connection {
         config: &Arc<SessionConfig>,
         connector: &Connector,
         requirement: TlsRequirement,
-    ) -> Result<Self, RelayError> {
+    ) -> Result<Self, (RelayError, Option<ResultType>)> {
         let config = if config.tls == requirement {
             config.clone()
         } else {
@@ -102,12 +116,15 @@ impl Connection {
         let tcp = match timeout(t.connect, TcpStream::connect(addr)).await {
             Ok(Ok(tcp)) => tcp,
             Ok(Err(e)) => {
-                return Err(RelayError::Io {
-                    phase: Phase::Connect,
-                    message: format!("{addr}: {e}"),
-                });
+                return Err((
+                    RelayError::Io {
+                        phase: Phase::Connect,
+                        message: format!("{addr}: {e}"),
+                    },
+                    None,
+                ));
             }
-            Err(_) => return Err(RelayError::Timeout(Phase::Connect)),
+            Err(_) => return Err((RelayError::Timeout(Phase::Connect), None)),
         };
         let _ = tcp.set_nodelay(true);
         let mut conn = Self {
@@ -117,13 +134,18 @@ impl Connection {
             rustls: connector.rustls.clone(),
             verified: connector.verified,
             dane: connector.dane.clone(),
+            audit: connector.audit.clone(),
+            tls_failure: None,
             name: name.to_owned(),
             server: format!("{name}[{}]:{}", addr.ip(), addr.port()),
             buf: vec![0; 16 * 1024].into_boxed_slice(),
             unread: 0..0,
         };
         if connector.start == Start::Implicit {
-            let info = conn.handshake().await?;
+            let info = match conn.handshake().await {
+                Ok(info) => info,
+                Err(e) => return Err((e, conn.tls_failure)),
+            };
             conn.client = Client::new_tls(conn.config.clone(), info);
         }
         loop {
@@ -131,10 +153,10 @@ impl Connection {
                 Some(ClientEvent::Ready) => return Ok(conn),
                 Some(ClientEvent::Failed(e)) => {
                     conn.stream.shutdown().await;
-                    return Err(e);
+                    return Err((e, conn.tls_failure));
                 }
                 Some(_) => {}
-                None => return Err(RelayError::Closed(Phase::Greeting)),
+                None => return Err((RelayError::Closed(Phase::Greeting), conn.tls_failure)),
             }
         }
     }
@@ -274,12 +296,21 @@ impl Connection {
             ));
         };
         let name = server_name(&self.name)?;
-        let connect = TlsConnector::from(config).connect(name, tcp);
+        let connect = TlsConnector::from(config).connect(name.clone(), tcp);
         let tls = match timeout(self.config.timeouts.tls_handshake, connect).await {
             Ok(Ok(tls)) => tls,
-            Ok(Err(e)) => return Err(RelayError::TlsHandshake(handshake_failure(&e))),
+            Ok(Err(e)) => {
+                self.tls_failure = Some(ResultType::of_handshake(&e));
+                return Err(RelayError::TlsHandshake(handshake_failure(&e)));
+            }
             Err(_) => return Err(RelayError::Timeout(Phase::Handshake)),
         };
+        if let Some(audit) = &self.audit {
+            self.tls_failure = audit_failure(audit.as_ref(), tls.get_ref().1, &name);
+            if let Some(failure) = self.tls_failure {
+                tracing::warn!(server = %self.server, ?failure, "certificate would not verify (reported, not enforced)");
+            }
+        }
         let mut info = OutboundTls::from_connection(tls.get_ref().1, self.verified, &self.name)
             .ok_or_else(|| RelayError::TlsHandshake("no negotiated version or cipher".into()))?;
         info.dane = self.dane.as_ref().and_then(|v| v.matched());
@@ -287,6 +318,22 @@ impl Connection {
         self.stream = Stream::Tls(Box::new(tls));
         Ok(info)
     }
+}
+
+/// What `audit` says of the certificate `conn`'s server presented.
+fn audit_failure(
+    audit: &dyn ServerCertVerifier,
+    conn: &rustls::ClientConnection,
+    name: &ServerName<'static>,
+) -> Option<ResultType> {
+    let Some((end_entity, intermediates)) = conn.peer_certificates().and_then(|c| c.split_first())
+    else {
+        return Some(ResultType::ValidationFailure);
+    };
+    audit
+        .verify_server_cert(end_entity, intermediates, name, &[], UnixTime::now())
+        .err()
+        .map(|e| ResultType::of_rustls(&e))
 }
 
 /// A handshake error for logs and bounces: a DANE refusal by its own

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Empty};
+use http_body_util::{BodyExt as _, Empty, Full};
 use hyper_util::rt::TokioIo;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::ServerName;
@@ -226,12 +226,22 @@ impl PolicyFetcher {
         }
     }
 
-    async fn fetch_from(&self, host: &str) -> Result<StsPolicy, FetchError> {
-        let invalid = || FetchError::InvalidHost {
+    /// A verified TLS session with `host` on `port` and an HTTP/1.1
+    /// connection over it, driven by a task aborted with the guard.
+    async fn session<B>(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<(hyper::client::conn::http1::SendRequest<B>, AbortOnDrop), FetchError>
+    where
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let name = ServerName::try_from(host.to_owned()).map_err(|_| FetchError::InvalidHost {
             host: host.to_owned(),
-        };
-        let name = ServerName::try_from(host.to_owned()).map_err(|_| invalid())?;
-        let stream = self.connect(host).await?;
+        })?;
+        let stream = self.connect(host, port).await?;
         let tls = self
             .tls
             .connect(name, stream)
@@ -240,21 +250,90 @@ impl PolicyFetcher {
                 host: host.to_owned(),
                 source,
             })?;
-        let http = |source| FetchError::Http {
-            host: host.to_owned(),
-            source,
-        };
-        let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
+        let (sender, connection) = hyper::client::conn::http1::Builder::new()
             // Bounds the status line and headers hyper buffers.
             .max_buf_size(16 * 1024)
             .handshake(TokioIo::new(tls))
             .await
-            .map_err(http)?;
+            .map_err(|source| FetchError::Http {
+                host: host.to_owned(),
+                source,
+            })?;
         // The connection is driven beside the request and dropped with it.
         let driver = tokio::spawn(async move {
             let _ = connection.await;
         });
-        let _abort = AbortOnDrop(driver);
+        Ok((sender, AbortOnDrop(driver)))
+    }
+
+    /// POSTs `body` as `content_type` to `url` (`https://host[:port]/path`),
+    /// with the same anchors, resolver and deadline as a policy fetch;
+    /// TLS-RPT's HTTPS reports (RFC 8460 §5.4) go this way. Without a
+    /// port in the URL, the settings' port (443 but in tests). Any 2xx is
+    /// success; redirects are not followed.
+    pub async fn post(
+        &self,
+        url: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<u16, FetchError> {
+        let invalid = || FetchError::InvalidHost {
+            host: url.to_owned(),
+        };
+        let rest = url.strip_prefix("https://").ok_or_else(invalid)?;
+        let (authority, path) = rest.find('/').map_or((rest, "/"), |i| rest.split_at(i));
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse::<u16>().map_err(|_| invalid())?),
+            None => (authority, self.settings.port),
+        };
+        let after = self.settings.timeout;
+        let exchange = async {
+            let (mut sender, _guard) = self.session::<Full<Bytes>>(host, port).await?;
+            let request = http::Request::post(path)
+                .header(http::header::HOST, authority)
+                .header(http::header::USER_AGENT, "postern-tlsrpt/1")
+                .header(http::header::CONTENT_TYPE, content_type)
+                .header(http::header::CONNECTION, "close")
+                .body(Full::new(Bytes::from(body)))
+                .map_err(|_| invalid())?;
+            let response =
+                sender
+                    .send_request(request)
+                    .await
+                    .map_err(|source| FetchError::Http {
+                        host: host.to_owned(),
+                        source,
+                    })?;
+            let status = response.status().as_u16();
+            if response.status().is_success() {
+                Ok(status)
+            } else {
+                Err(FetchError::Status {
+                    host: host.to_owned(),
+                    status,
+                })
+            }
+        };
+        match tokio::time::timeout(after, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(FetchError::Timeout {
+                host: host.to_owned(),
+                after,
+            }),
+        }
+    }
+
+    async fn fetch_from(&self, host: &str) -> Result<StsPolicy, FetchError> {
+        let invalid = || FetchError::InvalidHost {
+            host: host.to_owned(),
+        };
+        let http = |source| FetchError::Http {
+            host: host.to_owned(),
+            source,
+        };
+        let (mut sender, _guard) = self
+            .session::<Empty<Bytes>>(host, self.settings.port)
+            .await?;
         let request = http::Request::get(WELL_KNOWN_PATH)
             .header(http::header::HOST, host)
             .header(http::header::USER_AGENT, "postern-mta-sts/1")
@@ -311,7 +390,7 @@ impl PolicyFetcher {
     }
 
     /// The first address of `host` that accepts a connection.
-    async fn connect(&self, host: &str) -> Result<TcpStream, FetchError> {
+    async fn connect(&self, host: &str, port: u16) -> Result<TcpStream, FetchError> {
         let ips = self
             .resolver
             .ips(host)
@@ -322,7 +401,7 @@ impl PolicyFetcher {
             })?;
         let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
         for ip in ips {
-            match TcpStream::connect(SocketAddr::new(ip, self.settings.port)).await {
+            match TcpStream::connect(SocketAddr::new(ip, port)).await {
                 Ok(s) => return Ok(s),
                 Err(e) => last = e,
             }

@@ -51,9 +51,19 @@ impl StsSettings {
                 self.cache_dir.display()
             ))
         })?;
+        let fetcher = self.fetcher(dns.clone(), provider)?;
+        Ok(StsResolver::new(dns, fetcher, Some(cache)))
+    }
+
+    /// The HTTPS client of the policy fetch, with these anchors and
+    /// bounds: the resolver uses it, and TLS-RPT POSTs reports with it.
+    pub fn fetcher(
+        &self,
+        dns: Arc<dyn Resolver>,
+        provider: Arc<CryptoProvider>,
+    ) -> Result<PolicyFetcher, RelayError> {
         let mut fetch = self.fetch.clone();
         fetch.anchors = self.anchors.clone();
-        let fetcher = PolicyFetcher::new(fetch, provider, dns.clone())?;
-        Ok(StsResolver::new(dns, fetcher, Some(cache)))
+        PolicyFetcher::new(fetch, provider, dns)
     }
 }

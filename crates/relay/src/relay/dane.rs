@@ -18,6 +18,23 @@ use crate::error::{DaneRefusal, RelayError};
 use crate::policy::{TlsMode, TlsPolicy};
 use crate::resolve::plan_mx;
 use crate::route::Target;
+use crate::tlsrpt::{Failure, PolicyKey, PolicyType, ResultType, TlsSession};
+
+/// The TLS-RPT entry of a DANE delivery that could not start (RFC 8460
+/// §4.3.2): bogus DNSSEC data, or `dane-only` with no authenticated host.
+pub(super) fn refusal_session(domain: &str, error: &RelayError) -> Option<TlsSession> {
+    let result_type = match error {
+        RelayError::Dane(DaneRefusal::Dnssec { status, .. }) if *status == DnssecStatus::Bogus => {
+            ResultType::DnssecInvalid
+        }
+        RelayError::Dane(DaneRefusal::NotAuthenticated { .. }) => ResultType::DaneRequired,
+        _ => return None,
+    };
+    Some(TlsSession::failed(
+        PolicyKey::new(PolicyType::Tlsa, domain),
+        Failure::new(result_type),
+    ))
+}
 
 /// What the DNS says about one host.
 enum HostPlan {
@@ -33,6 +50,7 @@ enum HostPlan {
 }
 
 struct Context<'a> {
+    target: &'a Target,
     resolver: &'a dyn DaneResolver,
     policy: &'a TlsPolicy,
     fallback: &'a Arc<Connector>,
@@ -76,6 +94,7 @@ pub(super) async fn candidates(
         tracing::info!(%target, "DANE: MX RRset insecure; using the fallback");
     }
     let cx = Context {
+        target,
         resolver,
         policy,
         fallback,
@@ -138,9 +157,17 @@ impl Context<'_> {
         if addrs.is_empty() {
             return Err(RelayError::Resolve(format!("{host}: no address")));
         }
+        let mut tlsa_policy = None;
         let (name, connector) = match plan {
             HostPlan::Dane { base, tlsa } => {
                 tracing::info!(server = %host, tlsa_base = %base, records = tlsa.records().len(), "DANE: authenticating by TLSA records");
+                if let Target::Mx { domain, .. } = self.target {
+                    tlsa_policy = Some(Arc::new(
+                        PolicyKey::new(PolicyType::Tlsa, domain.clone())
+                            .with_policy_string(tlsa.records().iter().map(|r| r.to_string()))
+                            .with_mx_host([host.to_owned()]),
+                    ));
+                }
                 let connector = self.dane_connector(host, &base, tlsa)?;
                 (base, Arc::new(connector))
             }
@@ -167,10 +194,17 @@ impl Context<'_> {
         };
         Ok(addrs
             .into_iter()
-            .map(|ip| Candidate {
-                name: name.clone(),
-                addr: SocketAddr::new(ip, self.port),
-                connector: connector.clone(),
+            .map(|ip| {
+                let mut c = Candidate::new(
+                    name.clone(),
+                    SocketAddr::new(ip, self.port),
+                    connector.clone(),
+                    self.target,
+                );
+                if let Some(p) = &tlsa_policy {
+                    c.policy = Some(p.clone());
+                }
+                c
             })
             .collect())
     }

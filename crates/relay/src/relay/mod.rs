@@ -13,8 +13,10 @@ use crate::error::{DaneRefusal, Phase, RelayError};
 use crate::message::Message;
 use crate::policy::TlsMode;
 use crate::resolve::{Resolver, plan_mx};
+use crate::result::Delivery;
 use crate::result::MessageResult;
 use crate::route::{Route, Target};
+use crate::tlsrpt::{Failure, PolicyKey, PolicyType, ResultType, TlsSession};
 
 mod dane;
 #[cfg(feature = "mta-sts-fetch")]
@@ -28,6 +30,62 @@ struct Candidate {
     name: String,
     addr: SocketAddr,
     connector: Arc<Connector>,
+    /// The TLS-RPT policy the host's sessions count under: `None` for a
+    /// smart host (TLS-RPT reports to recipient domains).
+    policy: Option<Arc<PolicyKey>>,
+    /// A failure to report even when the session succeeds (an MX host an
+    /// MTA-STS `testing` policy does not list).
+    note: Option<Failure>,
+}
+
+impl Candidate {
+    fn new(name: String, addr: SocketAddr, connector: Arc<Connector>, target: &Target) -> Self {
+        let policy = match target {
+            Target::Mx { domain, .. } => Some(Arc::new(PolicyKey::new(
+                PolicyType::NoPolicyFound,
+                domain.clone(),
+            ))),
+            Target::SmartHost { .. } => None,
+        };
+        Self {
+            name,
+            addr,
+            connector,
+            policy,
+            note: None,
+        }
+    }
+
+    /// The TLS-RPT session of one attempt to open a connection to this
+    /// host, or `None` when it never got as far as TLS (refused, timed
+    /// out, greeting refused) or TLS was not attempted.
+    fn session(
+        &self,
+        opened: &Result<Connection, RelayError>,
+        tls_failure: Option<ResultType>,
+    ) -> Option<TlsSession> {
+        let policy = self.policy.as_deref()?;
+        let fail = |rt| Failure::new(rt).at(self.name.clone(), Some(self.addr.ip()));
+        let failure = match (opened, tls_failure) {
+            (_, Some(rt)) => Some(fail(rt)),
+            (Ok(conn), None) if conn.tls().is_some() => self.note.clone(),
+            (Ok(_), None) if !self.connector.attempts_tls() => return None,
+            (Ok(_) | Err(RelayError::TlsUnavailable), None) => {
+                Some(fail(ResultType::StarttlsNotSupported))
+            }
+            (Err(RelayError::StartTlsRefused(_)), None) => {
+                Some(fail(ResultType::ValidationFailure).with_reason("starttls-refused"))
+            }
+            (Err(RelayError::Timeout(Phase::Handshake)), None) => {
+                Some(fail(ResultType::ValidationFailure).with_reason("handshake-timeout"))
+            }
+            (Err(_), None) => return None,
+        };
+        Some(TlsSession {
+            policy: policy.clone(),
+            failure,
+        })
+    }
 }
 
 /// The outbound relay: delivers messages along routes.
@@ -97,15 +155,24 @@ impl Relay {
     /// taken a message, its answers are final for that message; messages
     /// not yet sent when a connection breaks go to the next host.
     pub async fn deliver(&self, route: &Route, messages: Vec<Message>) -> Vec<MessageResult> {
-        let fail_all = |messages: &[Message], error: &RelayError| {
-            messages
+        self.deliver_reporting(route, messages).await.results
+    }
+
+    /// [`Relay::deliver`], also returning the TLS sessions it tried, each
+    /// under the policy that applied (DANE, MTA-STS or none), for TLS-RPT
+    /// (RFC 8460).
+    pub async fn deliver_reporting(&self, route: &Route, messages: Vec<Message>) -> Delivery {
+        let mut sessions = Vec::new();
+        let fail_all = |messages: &[Message], error: &RelayError, sessions| Delivery {
+            results: messages
                 .iter()
                 .map(|m| MessageResult::failed(m.recipients.iter().map(|r| &r.to), error))
-                .collect::<Vec<_>>()
+                .collect::<Vec<_>>(),
+            tls_sessions: sessions,
         };
         let connector = match Connector::new(&route.tls, self.provider.clone()) {
             Ok(c) => c,
-            Err(e) => return fail_all(&messages, &e),
+            Err(e) => return fail_all(&messages, &e, sessions),
         };
         for warning in connector.report().warnings() {
             tracing::warn!(%warning, "relay TLS policy");
@@ -147,18 +214,26 @@ impl Relay {
                 self.candidates(&route.target, &connector).await
             }
         };
+        if let (Err(e), Target::Mx { domain, .. }) = (&candidates, &route.target) {
+            sessions.extend(dane::refusal_session(domain, e));
+        }
         #[cfg(feature = "mta-sts-fetch")]
         let candidates = match (&self.sts, candidates) {
             (Some(sts), Ok(candidates)) => match sts::plan(sts, route, &self.provider).await {
-                Ok(Some(plan)) => sts::apply(&plan, candidates),
-                Ok(None) => Ok(candidates),
+                Ok((plan, failed)) => {
+                    sessions.extend(failed);
+                    match plan {
+                        Some(plan) => sts::apply(&plan, candidates, &mut sessions),
+                        None => Ok(candidates),
+                    }
+                }
                 Err(e) => Err(e),
             },
             (_, candidates) => candidates,
         };
         let candidates = match candidates {
             Ok(c) => c,
-            Err(e) => return fail_all(&messages, &e),
+            Err(e) => return fail_all(&messages, &e, sessions),
         };
 
         let mut results: Vec<Option<MessageResult>> = vec![None; messages.len()];
@@ -168,14 +243,15 @@ impl Relay {
             if pending.is_empty() {
                 break;
             }
-            let mut conn = match Connection::open(
+            let (opened, tls_failure) = Connection::open_recorded(
                 candidate.addr,
                 &candidate.name,
                 session.clone(),
                 &candidate.connector,
             )
-            .await
-            {
+            .await;
+            sessions.extend(candidate.session(&opened, tls_failure));
+            let mut conn = match opened {
                 Ok(conn) => conn,
                 Err(e) => {
                     tracing::info!(server = %candidate.name, addr = %candidate.addr, error = %e, "host failed; trying the next");
@@ -198,7 +274,7 @@ impl Relay {
                 last_error = RelayError::Closed(Phase::Idle);
             }
         }
-        results
+        let results = results
             .into_iter()
             .zip(0..)
             .map(|(r, i)| {
@@ -210,7 +286,11 @@ impl Relay {
                     MessageResult::failed(recipients, &last_error)
                 })
             })
-            .collect()
+            .collect();
+        Delivery {
+            results,
+            tls_sessions: sessions,
+        }
     }
 
     async fn candidates(
@@ -244,10 +324,13 @@ impl Relay {
                     }
                 },
             };
-            out.extend(addrs.into_iter().map(|ip| Candidate {
-                name: host.clone(),
-                addr: SocketAddr::new(ip, port),
-                connector: connector.clone(),
+            out.extend(addrs.into_iter().map(|ip| {
+                Candidate::new(
+                    host.clone(),
+                    SocketAddr::new(ip, port),
+                    connector.clone(),
+                    target,
+                )
             }));
         }
         if out.is_empty() {

@@ -1,0 +1,166 @@
+//! [`TlsRptRecorder`]: the relay's TLS sessions, counted per UTC day in a
+//! JSON file a day under a directory, so a restart loses nothing and
+//! `postern-mta tls-report` can read the pending day while the MTA runs.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use postern_relay::Route;
+use postern_relay::tlsrpt::TlsSession;
+
+use super::TlsRptLog;
+use crate::runner::DeliveryObserver;
+
+type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// Counts outbound TLS sessions per policy and day (RFC 8460 §4), on disk.
+///
+/// Add it to the runner with
+/// [`Runner::with_observer`](crate::Runner::with_observer); each route's
+/// sessions are added to the day's log, which is written at once
+/// ([`write_atomically`](crate::write_atomically)).
+pub struct TlsRptRecorder {
+    dir: PathBuf,
+    state: Mutex<(u64, TlsRptLog)>,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for TlsRptRecorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsRptRecorder")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The start (Unix seconds, midnight UTC) of the day holding `unix`.
+pub fn day_of(unix: u64) -> u64 {
+    unix - unix % 86_400
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl TlsRptRecorder {
+    /// A recorder keeping its logs in `dir` (created, mode 0700), with the
+    /// system clock; today's log is read back if it exists.
+    pub fn open(dir: impl Into<PathBuf>) -> io::Result<Self> {
+        Self::open_with_clock(dir, Arc::new(now))
+    }
+
+    /// [`TlsRptRecorder::open`] reading the time (Unix seconds) from
+    /// `clock` (tests of the day's end).
+    pub fn open_with_clock(dir: impl Into<PathBuf>, clock: Clock) -> io::Result<Self> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        let day = day_of(clock());
+        let log = Self::load(&dir, day)?;
+        Ok(Self {
+            dir,
+            state: Mutex::new((day, log)),
+            clock,
+        })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file of the day starting at `day`.
+    pub fn day_file(dir: &Path, day: u64) -> PathBuf {
+        dir.join(format!("day-{day}.json"))
+    }
+
+    /// The log of the day starting at `day` in `dir` (empty when there is
+    /// none). A file that does not parse is an error naming it.
+    pub fn load(dir: &Path, day: u64) -> io::Result<TlsRptLog> {
+        let path = Self::day_file(dir, day);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{}: not a TLS-RPT log: {e}", path.display()),
+                )
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(TlsRptLog::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Adds `sessions` to today's log and writes it.
+    pub fn record(&self, sessions: &[TlsSession]) -> io::Result<()> {
+        let today = day_of((self.clock)());
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.0 != today {
+            // A new day: its file may exist (a restart earlier today).
+            *state = (today, Self::load(&self.dir, today)?);
+        }
+        for s in sessions {
+            match &s.failure {
+                None => state.1.success(&s.policy),
+                Some(f) => state.1.failure(&s.policy, f.clone()),
+            }
+        }
+        let json = serde_json::to_vec(&state.1).map_err(io::Error::other)?;
+        crate::write_atomically(&Self::day_file(&self.dir, today), &json, 0o600)
+    }
+
+    /// Today's start and log so far (the pending report's content).
+    pub fn pending(&self) -> (u64, TlsRptLog) {
+        let today = day_of((self.clock)());
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.0 == today {
+            return state.clone();
+        }
+        (today, TlsRptLog::new())
+    }
+
+    /// The days before today that have a log not yet reported, oldest
+    /// first.
+    pub fn finished_days(&self) -> io::Result<Vec<u64>> {
+        let today = day_of((self.clock)());
+        let mut days: Vec<u64> = std::fs::read_dir(&self.dir)?
+            .filter_map(|e| {
+                let name = e.ok()?.file_name().into_string().ok()?;
+                name.strip_prefix("day-")?
+                    .strip_suffix(".json")?
+                    .parse()
+                    .ok()
+            })
+            .filter(|d| *d < today)
+            .collect();
+        days.sort_unstable();
+        Ok(days)
+    }
+
+    /// Forgets a reported day (removes its file).
+    pub fn retire(&self, day: u64) -> io::Result<()> {
+        match std::fs::remove_file(Self::day_file(&self.dir, day)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// The current time, by the recorder's clock.
+    pub fn now(&self) -> u64 {
+        (self.clock)()
+    }
+}
+
+impl DeliveryObserver for TlsRptRecorder {
+    fn tls_sessions(&self, _route: &Route, sessions: &[TlsSession]) {
+        if let Err(e) = self.record(sessions) {
+            tracing::error!(dir = %self.dir.display(), error = %e, "TLS-RPT: cannot write the day's log; these sessions are not counted");
+        }
+    }
+}

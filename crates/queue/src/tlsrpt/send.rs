@@ -1,0 +1,323 @@
+//! Sending the finished days' reports (RFC 8460 §5): for each domain with
+//! results, its `_smtp._tls` TXT record names where the report goes; a
+//! `mailto:` address gets it as a message queued in our own spool (so it
+//! is retried, and bounced, like any other mail), an `https:` URL gets it
+//! by POST.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use postern_proto::{Mailbox, ReversePath};
+use postern_relay::Resolver;
+use postern_relay::mta_sts::PolicyFetcher;
+
+use super::{DateRange, Report, ReportUri, TlsRptRecord, TlsRptRecorder, report_file_name};
+use crate::report::rfc5322_date;
+use crate::{Envelope, QueueId, RecipientState, Store};
+
+/// Who reports, as the report and its mail say.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ReportSettings {
+    /// `organization-name` (§4.4).
+    pub organization_name: String,
+    /// `contact-info` (§4.4): an address or URL.
+    pub contact_info: String,
+    /// Our host name: the report mail's `TLS-Report-Submitter` and the
+    /// file name's submitter (§5.3).
+    pub submitter: String,
+    /// The report mail's sender (`From` and the envelope's reverse-path).
+    pub from: Mailbox<'static>,
+}
+
+impl ReportSettings {
+    /// Settings naming `submitter` (our host name), from
+    /// `tlsrpt-noreply@<submitter>`.
+    pub fn new(submitter: &str) -> Result<Self, postern_proto::AddressError> {
+        let from = Mailbox::parse(&format!("tlsrpt-noreply@{submitter}"))?.into_owned();
+        Ok(Self {
+            organization_name: submitter.to_owned(),
+            contact_info: format!("postmaster@{submitter}"),
+            submitter: submitter.to_owned(),
+            from,
+        })
+    }
+
+    /// The report of `day`'s `log` for `domain`, with a report id unique
+    /// to the day, domain and submitter.
+    pub fn report(&self, log: &super::TlsRptLog, domain: &str, day: u64) -> Option<Report> {
+        let id = format!("{day}.{domain}@{}", self.submitter);
+        log.report(
+            domain,
+            &self.organization_name,
+            &self.contact_info,
+            &id,
+            DateRange::utc_day(day),
+        )
+    }
+}
+
+/// Where one report went, or why it did not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SentReport {
+    /// Queued as a message to the address.
+    Queued {
+        /// The policy domain.
+        domain: String,
+        /// The `mailto:` address.
+        to: String,
+        /// The queue id.
+        id: QueueId,
+    },
+    /// POSTed; the server answered with this 2xx status.
+    Posted {
+        /// The policy domain.
+        domain: String,
+        /// The URL.
+        url: String,
+        /// The status.
+        status: u16,
+    },
+    /// The domain publishes no (valid) TLS-RPT record: nothing is sent.
+    NoRecord {
+        /// The policy domain.
+        domain: String,
+        /// Why (the lookup's or the parser's error, or "none").
+        why: String,
+    },
+    /// Sending to one URI failed (logged; not retried).
+    Failed {
+        /// The policy domain.
+        domain: String,
+        /// The URI.
+        uri: String,
+        /// Why.
+        why: String,
+    },
+}
+
+/// Sends the reports of finished days.
+pub struct ReportSender {
+    settings: ReportSettings,
+    store: Arc<dyn Store>,
+    resolver: Arc<dyn Resolver>,
+    https: Option<PolicyFetcher>,
+}
+
+impl std::fmt::Debug for ReportSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReportSender")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReportSender {
+    /// A sender queuing mail in `store`, finding records with `resolver`
+    /// and POSTing with `https` (`None`: `https:` URIs are skipped, as
+    /// failures).
+    pub fn new(
+        settings: ReportSettings,
+        store: Arc<dyn Store>,
+        resolver: Arc<dyn Resolver>,
+        https: Option<PolicyFetcher>,
+    ) -> Self {
+        Self {
+            settings,
+            store,
+            resolver,
+            https,
+        }
+    }
+
+    /// Sends every finished day's reports, then forgets the day. A day
+    /// whose log cannot be read stays for the next call.
+    pub async fn send_finished(&self, recorder: &TlsRptRecorder) -> Vec<SentReport> {
+        let mut out = Vec::new();
+        let days = match recorder.finished_days() {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(dir = %recorder.dir().display(), error = %e, "TLS-RPT: cannot list the logs");
+                return out;
+            }
+        };
+        for day in days {
+            let log = match TlsRptRecorder::load(recorder.dir(), day) {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!(error = %e, "TLS-RPT: log unreadable; kept");
+                    continue;
+                }
+            };
+            for domain in log.domains() {
+                if let Some(report) = self.settings.report(&log, domain, day) {
+                    out.extend(self.send(domain, day, &report, recorder.now()).await);
+                }
+            }
+            if let Err(e) = recorder.retire(day) {
+                tracing::error!(error = %e, "TLS-RPT: cannot remove a sent day's log");
+            }
+        }
+        for s in &out {
+            tracing::info!(report = ?s, "TLS-RPT report");
+        }
+        out
+    }
+
+    /// Sends `report` to every `rua` of `domain`'s TLS-RPT record.
+    pub async fn send(&self, domain: &str, day: u64, report: &Report, now: u64) -> Vec<SentReport> {
+        let record = match self.resolver.txt(&format!("_smtp._tls.{domain}")).await {
+            Ok(txts) => TlsRptRecord::select(txts.iter().map(String::as_str))
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.ok_or_else(|| "no v=TLSRPTv1 record".to_owned())),
+            Err(e) => Err(e.to_string()),
+        };
+        let record = match record {
+            Ok(r) => r,
+            Err(why) => {
+                return vec![SentReport::NoRecord {
+                    domain: domain.to_owned(),
+                    why,
+                }];
+            }
+        };
+        let gzip = match report.to_gzip() {
+            Ok(g) => g,
+            Err(e) => {
+                return vec![SentReport::Failed {
+                    domain: domain.to_owned(),
+                    uri: String::new(),
+                    why: e.to_string(),
+                }];
+            }
+        };
+        let mut out = Vec::new();
+        for uri in record.rua() {
+            let sent = match uri {
+                ReportUri::Mail(to) => self
+                    .queue_mail(domain, day, report, &gzip, to, now)
+                    .map(|id| SentReport::Queued {
+                        domain: domain.to_owned(),
+                        to: to.clone(),
+                        id,
+                    })
+                    .map_err(|why| (to.clone(), why)),
+                ReportUri::Https(url) => match &self.https {
+                    Some(client) => client
+                        .post(url, "application/tlsrpt+gzip", gzip.clone())
+                        .await
+                        .map(|status| SentReport::Posted {
+                            domain: domain.to_owned(),
+                            url: url.clone(),
+                            status,
+                        })
+                        .map_err(|e| (url.clone(), e.to_string())),
+                    None => Err((url.clone(), "no HTTPS client configured".to_owned())),
+                },
+            };
+            out.push(sent.unwrap_or_else(|(uri, why)| SentReport::Failed {
+                domain: domain.to_owned(),
+                uri,
+                why,
+            }));
+        }
+        out
+    }
+
+    fn queue_mail(
+        &self,
+        domain: &str,
+        day: u64,
+        report: &Report,
+        gzip: &[u8],
+        to: &str,
+        now: u64,
+    ) -> Result<QueueId, String> {
+        let rcpt = Mailbox::parse(to).map_err(|e| e.to_string())?.into_owned();
+        let id = self.store.new_id();
+        let bytes = self.render(domain, day, report, gzip, to, now, &id);
+        let mut env = Envelope::new(id.clone(), ReversePath::Mailbox(self.settings.from.clone()));
+        env.arrival = now;
+        env.recipients.push(RecipientState::pending(rcpt, false));
+        let mut writer = self.store.writer(&id).map_err(|e| e.to_string())?;
+        writer.write(&bytes).map_err(|e| e.to_string())?;
+        drop(writer.commit(&env).wait().map_err(|e| e.to_string())?);
+        Ok(id)
+    }
+
+    /// The report mail of §5.3: `multipart/report; report-type="tlsrpt"`,
+    /// a short text part and the gzipped JSON as
+    /// `application/tlsrpt+gzip`. Written here rather than with a MIME
+    /// builder: the layout is fixed, every header is ASCII, and the DSN
+    /// renderer of this crate already writes its reports the same way.
+    #[allow(clippy::too_many_arguments)]
+    fn render(
+        &self,
+        domain: &str,
+        day: u64,
+        report: &Report,
+        gzip: &[u8],
+        to: &str,
+        now: u64,
+        id: &QueueId,
+    ) -> Vec<u8> {
+        let s = &self.settings;
+        let boundary = format!("tlsrpt-{id}");
+        let file = report_file_name(&s.submitter, domain, day, day + 86_399, id.as_str());
+        let b64 = base64::engine::general_purpose::STANDARD.encode(gzip);
+        let mut m = String::new();
+        for line in [
+            format!("From: <{}>", s.from),
+            format!("To: <{to}>"),
+            format!("Date: {}", rfc5322_date(now)),
+            format!(
+                "Subject: Report Domain: {domain} Submitter: {} Report-ID: <{}>",
+                s.submitter, report.report_id
+            ),
+            format!("Message-ID: <{id}@{}>", s.submitter),
+            format!("TLS-Report-Domain: {domain}"),
+            format!("TLS-Report-Submitter: {}", s.submitter),
+            "MIME-Version: 1.0".to_owned(),
+            format!(
+                "Content-Type: multipart/report; report-type=\"tlsrpt\"; boundary=\"{boundary}\""
+            ),
+            String::new(),
+            format!("--{boundary}"),
+            "Content-Type: text/plain; charset=us-ascii".to_owned(),
+            String::new(),
+            format!(
+                "This is an aggregate TLS report from {} for {domain}.",
+                s.submitter
+            ),
+            String::new(),
+            format!("--{boundary}"),
+            "Content-Type: application/tlsrpt+gzip".to_owned(),
+            "Content-Transfer-Encoding: base64".to_owned(),
+            format!("Content-Disposition: attachment; filename=\"{file}\""),
+            String::new(),
+        ] {
+            m.push_str(&line);
+            m.push_str("\r\n");
+        }
+        for chunk in b64.as_bytes().chunks(76) {
+            m.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+            m.push_str("\r\n");
+        }
+        m.push_str(&format!("--{boundary}--\r\n"));
+        m.into_bytes()
+    }
+}
+
+/// Sends the finished days' reports now and then every `every`, for ever
+/// (spawn it; it ends with the runtime).
+pub async fn run_reports(
+    sender: ReportSender,
+    recorder: Arc<TlsRptRecorder>,
+    every: std::time::Duration,
+) {
+    loop {
+        sender.send_finished(&recorder).await;
+        tokio::time::sleep(every).await;
+    }
+}
