@@ -233,6 +233,11 @@ done
             good) printf '_mta-sts.%s TXT "v=STSv1; " "id=%s1"\n' "$case" "$case" ;;
             *) printf '_mta-sts.%s TXT "v=STSv1; id=%s1"\n' "$case" "$case" ;;
         esac
+        # TLS-RPT (issue 14): where good's and testing's reports go.
+        case $case in
+            good) printf '_smtp._tls.%s TXT "v=TLSRPTv1; rua=mailto:tlsrpt@reports.test,https://mta-sts.%s.sts.%s/tlsrpt"\n' "$case" "$case" "$APEX" ;;
+            testing) printf '_smtp._tls.%s TXT "v=TLSRPTv1; rua=mailto:tlsrpt@reports.test"\n' "$case" ;;
+        esac
     done
 } > "$zones/sts.$APEX.zone"
 cp "$zones/sts.$APEX.zone" "$zones/sts.$APEX.signed"

@@ -367,3 +367,54 @@ fn embedded_default_serves_with_no_arguments() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn tls_report_prints_the_pending_reports_of_the_data_directory() {
+    use postern_queue::tlsrpt::TlsRptRecorder;
+    use postern_relay::tlsrpt::{Failure, PolicyKey, PolicyType, ResultType, TlsSession};
+    let dir = TempDir::new("tls-report");
+    let data = dir.path().join("data");
+    let (code, out) = mta(&["--data-dir", data.to_str().unwrap(), "tls-report"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(out.trim(), "[]", "nothing recorded yet");
+    // What the runner records (the recorder is its observer), then read
+    // back by the command as the server keeps running.
+    let recorder = TlsRptRecorder::open(data.join("tlsrpt")).unwrap();
+    let sts = PolicyKey::new(PolicyType::Sts, "example.com");
+    let none = PolicyKey::new(PolicyType::NoPolicyFound, "example.net");
+    let failure = Failure::new(ResultType::CertificateExpired).at("mx.example.com", None);
+    recorder
+        .record(&[
+            TlsSession::success(sts.clone()),
+            TlsSession::failed(sts, failure),
+            TlsSession::success(none),
+        ])
+        .unwrap();
+    let (code, out) = mta(&["--data-dir", data.to_str().unwrap(), "tls-report"]);
+    assert_eq!(code, Some(0), "{out}");
+    let reports: serde_json::Value = serde_json::from_str(&out).expect("a JSON array");
+    let reports = reports.as_array().unwrap();
+    assert_eq!(reports.len(), 2, "{out}");
+    let com = &reports[0]["policies"][0];
+    assert_eq!(com["policy"]["policy-domain"], "example.com");
+    assert_eq!(com["summary"]["total-successful-session-count"], 1);
+    assert_eq!(com["summary"]["total-failure-session-count"], 1);
+    assert_eq!(
+        com["failure-details"][0]["result-type"],
+        "certificate-expired"
+    );
+    assert_eq!(
+        com["failure-details"][0]["receiving-mx-hostname"],
+        "mx.example.com"
+    );
+    assert_eq!(
+        reports[1]["policies"][0]["policy"]["policy-type"],
+        "no-policy-found"
+    );
+    // A log that is not one is an error naming the file.
+    let day = postern_queue::tlsrpt::day_of(postern_queue::unix_now());
+    fs::write(TlsRptRecorder::day_file(&data.join("tlsrpt"), day), "{").unwrap();
+    let (code, out) = mta(&["--data-dir", data.to_str().unwrap(), "tls-report"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("not a TLS-RPT log"), "{out}");
+}
