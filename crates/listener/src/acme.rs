@@ -87,6 +87,30 @@ impl AcmeConfig {
         }
     }
 
+    /// A certificate from a configuration table's `domains` and
+    /// `directory`, checked: at least one name, none blank, and an
+    /// `https://` directory (RFC 8555 §6.1). `Err` names the field and
+    /// says what is wrong.
+    pub fn checked(
+        domains: Option<Vec<String>>,
+        directory: Option<String>,
+    ) -> Result<Self, (&'static str, String)> {
+        let domains = domains.unwrap_or_default();
+        if domains.is_empty() || domains.iter().any(|d| d.trim().is_empty()) {
+            let m = "an ACME certificate needs its names, e.g. domains = [\"mx.example.org\"]";
+            return Err(("domains", m.into()));
+        }
+        let Some(directory) = directory else {
+            let m = "missing: the CA's ACME directory URL, e.g. \"https://acme-v02.api.letsencrypt.org/directory\"";
+            return Err(("directory", m.into()));
+        };
+        if !directory.starts_with("https://") {
+            let m = format!("{directory:?}: ACME directories are https:// URLs (RFC 8555 §6.1)");
+            return Err(("directory", m));
+        }
+        Ok(Self::new(domains, directory))
+    }
+
     /// Account contacts (`mailto:` URLs).
     #[must_use]
     pub fn with_contact(mut self, contact: Vec<String>) -> Self {

@@ -138,7 +138,7 @@ pub use explain::{
 pub use facts::{ConnectionFacts, Facts, MessageFacts, RecipientFacts, SenderFacts, SessionFacts};
 pub use lint::{Finding, FindingKind, Severity};
 #[cfg(feature = "serde")]
-pub use load::{LoadError, LoadErrorKind, TomlSource};
+pub use load::{LoadError, LoadErrorKind, TomlSource, split_item};
 pub use model::{MatchMode, Rule, RuleSet};
 #[cfg(feature = "serde")]
 pub use names::KeywordOrList;

@@ -411,3 +411,38 @@ mod tests {
         assert_eq!(line_col("", 0), (1, 1));
     }
 }
+
+/// Splits a serde path like `listener[1].mode` into the item
+/// (`listener[1] "name"`, `rule #2 "name"`) and the field inside it,
+/// for arrays of tables named in `keys` (`[[rule]]` items are numbered
+/// from 1, as `rule #N`, others by index), for config errors that name
+/// the item an operator wrote.
+pub fn split_item(
+    toml: Option<&TomlSource<'_>>,
+    path: &str,
+    keys: &[&str],
+) -> (Option<String>, Option<String>) {
+    if path.is_empty() || path == "." {
+        return (None, None);
+    }
+    for &key in keys {
+        if let Some(rest) = path.strip_prefix(key).and_then(|r| r.strip_prefix('['))
+            && let Some((n, field)) = rest.split_once(']')
+            && let Ok(i) = n.parse::<usize>()
+        {
+            let name = toml.and_then(|t| t.item_name(key, i));
+            let label = if key == "rule" {
+                format!("rule #{}", i + 1)
+            } else {
+                format!("{key}[{i}]")
+            };
+            let item = match name {
+                Some(n) => format!("{label} {n:?}"),
+                None => label,
+            };
+            let field = field.trim_start_matches('.');
+            return (Some(item), (!field.is_empty()).then(|| field.to_owned()));
+        }
+    }
+    (None, Some(path.to_owned()))
+}

@@ -167,6 +167,27 @@ impl RelayPlan<'_> {
         self.requested_versions.current()
     }
 
+    /// What DANE does for this plan when the relay has a DNSSEC-aware
+    /// resolver: it takes precedence over `none`, `opportunistic` and
+    /// `required` on MX routes; `dane` and `dane-only` ask for it; other
+    /// modes (smart hosts, `verified`) do not use it.
+    pub fn dane_note(&self) -> String {
+        use RelayTlsMode as M;
+        let mx = matches!(self.route, Destination::Mx);
+        match self.tls {
+            M::DaneOnly => {
+                "DANE: required (nothing is sent without DANE authentication)".to_owned()
+            }
+            M::Dane => {
+                "DANE: where the destination is DNSSEC-signed, else opportunistic".to_owned()
+            }
+            m @ (M::None | M::Opportunistic | M::Required) if mx => {
+                format!("DANE: takes precedence where the destination is DNSSEC-signed, else {m}")
+            }
+            m => format!("DANE: not used ({m} set by the rules)"),
+        }
+    }
+
     /// Why the plan cannot be carried out, if it cannot: TLS is demanded
     /// but no allowed version is usable. The relay must then defer the
     /// message rather than fall back to plaintext or another version.

@@ -144,6 +144,10 @@ pub struct ExplainArgs {
     /// Recipients.
     #[arg(long, value_name = "ADDR", required = true, num_args = 1..)]
     pub to: Vec<String>,
+    /// For relayed recipients, also the outbound TLS plan that would be
+    /// used now, from live DNS (MX, DNSSEC, TLSA) and MTA-STS lookups.
+    #[arg(long)]
+    pub live: bool,
 }
 
 /// `policy` subcommands.
@@ -171,21 +175,15 @@ pub enum UserCommand {
 /// `tls-report`: prints the pending reports; exit 1 when the day's log
 /// cannot be read.
 pub fn tls_report(config: &MtaConfig, out: &mut dyn Write) -> std::io::Result<i32> {
-    use postern_queue::tlsrpt::{ReportSettings, TlsRptRecorder, day_of};
-    let day = day_of(postern_queue::unix_now());
-    let (log, settings) = match (
-        TlsRptRecorder::load(&config.tls_report_dir(), day),
-        ReportSettings::new(&config.hostname),
+    let now = postern_queue::unix_now();
+    match postern_queue::tlsrpt::pending_json(
+        &config.data_dir.join("tlsrpt"),
+        &config.hostname,
+        now,
     ) {
-        (Ok(log), Ok(settings)) => (log, settings),
-        (Err(e), _) => return writeln!(out, "error: {e}").map(|()| 1),
-        (_, Err(e)) => return writeln!(out, "error: hostname: {e}").map(|()| 1),
-    };
-    let reports: Vec<String> = (log.domains().into_iter())
-        .filter_map(|d| Some(settings.report(&log, d, day)?.to_json()))
-        .collect();
-    writeln!(out, "[{}]", reports.join(",\n"))?;
-    Ok(0)
+        Ok(json) => writeln!(out, "{json}").map(|()| 0),
+        Err(e) => writeln!(out, "error: {e}").map(|()| 1),
+    }
 }
 
 /// Loads `--config` or the embedded default and applies `--data-dir`.
@@ -410,7 +408,7 @@ pub fn explain(
                 Some(p) => format!("accept, then stays queued: {p}"),
                 None => format!(
                     "accept: queued for relay (plan above); {}",
-                    dane_decision(&rcpt.relay)
+                    rcpt.relay.dane_note()
                 ),
             }
         } else {
@@ -418,25 +416,37 @@ pub fn explain(
                 .to_owned()
         };
         writeln!(out, "mta: {mta}")?;
+        if args.live && mta.starts_with("accept: queued for relay") {
+            write!(
+                out,
+                "live plan:\n{}",
+                live_plan(config, args, &from, mailbox)?
+            )?;
+        }
         writeln!(out)?;
     }
     Ok(0)
 }
 
-/// What DANE does for a relay plan, as the queue's router applies it: DANE
-/// takes precedence over `none`, `opportunistic` and `required` on MX
-/// routes (`TlsMode::under_dane`).
-fn dane_decision(plan: &postern_rules::RelayPlan<'_>) -> String {
-    use postern_rules::RelayTlsMode as M;
-    let mx = matches!(plan.route, postern_rules::Destination::Mx);
-    match plan.tls {
-        M::DaneOnly => "DANE: required (nothing is sent without DANE authentication)".to_owned(),
-        M::Dane => "DANE: where the destination is DNSSEC-signed, else opportunistic".to_owned(),
-        m @ (M::None | M::Opportunistic | M::Required) if mx => {
-            format!("DANE: takes precedence where the destination is DNSSEC-signed, else {m}")
-        }
-        m => format!("DANE: not used ({m} set by the rules)"),
-    }
+/// The live outbound plan of one relayed recipient (`explain --live`).
+fn live_plan(
+    config: &MtaConfig,
+    args: &ExplainArgs,
+    from: &ReversePath<'_>,
+    to: Mailbox<'_>,
+) -> std::io::Result<String> {
+    let id = "0".repeat(26).parse().map_err(std::io::Error::other)?;
+    let mut env = postern_queue::Envelope::new(id, from.clone().into_owned());
+    (env.listener, env.helo, env.auth_user) = (
+        Some(args.listener.clone()),
+        args.helo.clone(),
+        args.auth.clone(),
+    );
+    let rcpt = postern_queue::RecipientState::pending(to.into_owned(), false);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(rt.block_on(crate::outbound::explain_live(config, &env, &rcpt)))
 }
 
 /// `policy test`: runs each case file against the config's rules.

@@ -25,7 +25,6 @@ pub use postern_listener::MessageLimits;
 use postern_listener::guard::{AuthGuardConfig, ConnectionRateConfig, FieldError, Networks};
 use postern_proto::{ForwardPath, ReversePath};
 use postern_queue::QueueSchedule;
-use postern_relay::Anchors;
 pub use postern_relay::{DnsSettings, DnssecChoice};
 use postern_rules::{Facts, RelayPlan, RuleConfig, RuleSet, RuleSetConfig, Stage, TomlSource};
 use serde::Deserialize;
@@ -91,7 +90,7 @@ struct FileConfig {
     #[serde(default)]
     dns: DnsSettings,
     #[serde(default)]
-    mta_sts: MtaStsFile,
+    mta_sts: postern_relay::mta_sts::StsTable,
     #[serde(default)]
     auth_limits: AuthGuardConfig,
     #[serde(default)]
@@ -105,22 +104,6 @@ struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct MetricsFile {
     address: SocketAddr,
-}
-
-/// `[mta_sts]`: `trust_anchors` is `"system"` or a list of PEM files.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MtaStsFile {
-    enabled: Option<bool>,
-    cache_dir: Option<PathBuf>,
-    trust_anchors: Option<AnchorsFile>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum AnchorsFile {
-    Name(String),
-    Files(Vec<PathBuf>),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -345,7 +328,8 @@ impl MtaConfig {
                 .replace(".$__serde_spanned_private_value", "")
                 .replace("$__serde_spanned_private_value", "");
             let inner = e.into_inner();
-            let (item, field) = split_item(toml.as_ref(), &path);
+            let (item, field) =
+                postern_rules::split_item(toml.as_ref(), &path, &["rule", "listener", "domain"]);
             err(inner.span(), item, field, inner.message().trim().to_owned())
         })?;
 
@@ -450,35 +434,12 @@ impl MtaConfig {
                         "an ACME certificate's key is generated and stored under the data directory; remove `key`".into(),
                     ));
                 }
-                let domains = t.domains.clone().unwrap_or_default();
-                if domains.is_empty() || domains.iter().any(|d| d.trim().is_empty()) {
-                    return Err(err(
-                        span,
-                        item,
-                        Some("domains".into()),
-                        "an ACME certificate needs its names, e.g. domains = [\"mx.example.org\"]"
-                            .into(),
-                    ));
-                }
-                let Some(directory) = t.directory.clone() else {
-                    return Err(err(
-                        span,
-                        item,
-                        Some("directory".into()),
-                        "missing: the CA's ACME directory URL, e.g. \"https://acme-v02.api.letsencrypt.org/directory\"".into(),
-                    ));
-                };
-                if !directory.starts_with("https://") {
-                    return Err(err(
-                        span,
-                        item,
-                        Some("directory".into()),
-                        format!(
-                            "{directory:?}: ACME directories are https:// URLs (RFC 8555 §6.1)"
-                        ),
-                    ));
-                }
-                let mut acme = postern_listener::acme::AcmeConfig::new(domains, directory)
+                let checked = postern_listener::acme::AcmeConfig::checked(
+                    t.domains.clone(),
+                    t.directory.clone(),
+                );
+                let mut acme = checked
+                    .map_err(|(f, m)| err(span, item.clone(), Some(f.into()), m))?
                     .with_contact(t.contact.clone().unwrap_or_default())
                     .with_ca_file(t.ca_file.as_deref().map(resolve));
                 if let Some(addr) = t.challenge_address {
@@ -597,24 +558,8 @@ impl MtaConfig {
         })?;
         dns.trust_anchor = dns.trust_anchor.as_deref().map(resolve);
         // MTA-STS: on by default, cache under the data directory.
-        let sts_err = |f: &str, e: String| err(None, None, Some(format!("mta_sts.{f}")), e);
-        let anchors = match &parsed.mta_sts.trust_anchors {
-            None => Anchors::WebPki,
-            Some(AnchorsFile::Name(n)) if n == "system" => Anchors::WebPki,
-            Some(AnchorsFile::Name(n)) => {
-                let e = format!("{n:?}: expected \"system\" or a list of PEM files");
-                return Err(sts_err("trust_anchors", e));
-            }
-            Some(AnchorsFile::Files(f)) => {
-                let files: Vec<PathBuf> = f.iter().map(|p| resolve(p)).collect();
-                Anchors::from_pem_files(&files)
-                    .map_err(|e| sts_err("trust_anchors", e.to_string()))?
-            }
-        };
-        let cache_dir =
-            (parsed.mta_sts.cache_dir.as_deref()).map_or_else(|| data_dir.join("mta-sts"), resolve);
-        let mta_sts = (parsed.mta_sts.enabled != Some(false))
-            .then(|| postern_relay::mta_sts::StsSettings::new(cache_dir, anchors));
+        let mta_sts = (parsed.mta_sts.settings(resolve, data_dir.join("mta-sts")))
+            .map_err(|e| err(None, None, Some(format!("mta_sts.{}", e.field)), e.message))?;
         // Abuse limits.
         let in_table = |table: &str, e: FieldError| {
             err(None, None, Some(format!("{table}.{}", e.field)), e.message)
@@ -710,11 +655,6 @@ impl MtaConfig {
         self.data_dir.join("tls")
     }
 
-    /// Where TLS-RPT counts sessions, a file per day.
-    pub fn tls_report_dir(&self) -> PathBuf {
-        self.data_dir.join("tlsrpt")
-    }
-
     /// The users file: `server.users_file`, or `DATA_DIR/users`.
     pub fn users_file(&self) -> PathBuf {
         self.users_file
@@ -760,34 +700,6 @@ impl MtaConfig {
     pub fn tls_of(&self, listener: &ListenerTable) -> Option<&TlsSpec> {
         listener.tls.as_ref().and_then(|n| self.tls.get(n))
     }
-}
-
-/// Splits a serde path like `listener[1].mode` into the item
-/// (`listener[1] "name"`, `rule #2 "name"`) and the field inside it.
-fn split_item(toml: Option<&TomlSource<'_>>, path: &str) -> (Option<String>, Option<String>) {
-    if path.is_empty() || path == "." {
-        return (None, None);
-    }
-    for key in ["rule", "listener", "domain"] {
-        if let Some(rest) = path.strip_prefix(key).and_then(|r| r.strip_prefix('['))
-            && let Some((n, field)) = rest.split_once(']')
-            && let Ok(i) = n.parse::<usize>()
-        {
-            let name = toml.and_then(|t| t.item_name(key, i));
-            let label = if key == "rule" {
-                format!("rule #{}", i + 1)
-            } else {
-                format!("{key}[{i}]")
-            };
-            let item = match name {
-                Some(n) => format!("{label} {n:?}"),
-                None => label,
-            };
-            let field = field.trim_start_matches('.');
-            return (Some(item), (!field.is_empty()).then(|| field.to_owned()));
-        }
-    }
-    (None, Some(path.to_owned()))
 }
 
 #[cfg(test)]

@@ -8,12 +8,14 @@ use std::sync::Arc;
 use postern_proto::{ForwardPath, TlsVersion};
 use postern_queue::report::Diagnosis;
 use postern_queue::runner::{DeliveryObserver, Router, Runner, RunnerHandle, RunnerSettings};
-use postern_queue::tlsrpt::{ReportSender, ReportSettings, TlsRptRecorder, run_reports};
+use postern_queue::tlsrpt;
 use postern_queue::{Envelope, RecipientState, SpoolBounces, Store};
+use postern_relay::mta_sts::StsResolver;
 use postern_relay::{
     Anchors, DnssecResolver, PasswordFileError, RelayCredentials, Route, Target, TlsMode, TlsPolicy,
 };
 use postern_rules::{Destination, Facts, RelayAuth, RelayTlsMode, RuleSet, Stage, TrustAnchors};
+use rustls::crypto::CryptoProvider;
 
 use crate::Shutdown;
 use crate::config::MtaConfig;
@@ -39,18 +41,7 @@ pub fn spawn(
     shutdown: Shutdown,
     observer: Option<Arc<dyn DeliveryObserver>>,
 ) -> (tokio::task::JoinHandle<()>, RunnerHandle) {
-    let mut router = RulesRouter::from_config(&config);
-    let dane = dane_resolver(&config);
-    router.dane = dane.is_some();
-    let provider = Arc::new(postern_relay::default_provider());
-    let sts = match (&config.mta_sts, &dane) {
-        (Some(s), Some(dns)) => s
-            .build(dns.clone(), provider.clone())
-            .inspect_err(|e| tracing::error!(error = %e, "outbound: MTA-STS is off"))
-            .ok(),
-        _ => None,
-    };
-    router.mta_sts = sts.is_some();
+    let (router, dane, sts, provider) = parts(&config);
     let mut runner = Runner::new(
         spool.clone(),
         settings_from_config(&config),
@@ -61,42 +52,75 @@ pub fn spawn(
         runner = runner.with_dane_resolver(resolver);
     }
     if let Some(sts) = sts {
-        runner = runner.with_mta_sts(Arc::new(sts));
+        runner = runner.with_mta_sts(sts);
     }
     if let Some(o) = observer {
         runner = runner.with_observer(o);
     }
-    if let Some(recorder) = tls_reporting(&config, &spool, dane, provider) {
-        runner = runner.with_observer(recorder);
+    // TLS-RPT: sessions counted under DATA_DIR/tlsrpt, reports sent
+    // hourly for finished days (HTTPS with the MTA-STS client).
+    let https = (config.mta_sts.as_ref().zip(dane.clone()))
+        .and_then(|(s, dns)| s.fetcher(dns, provider).ok());
+    let dns = dane.map(|d| d as Arc<dyn postern_relay::Resolver>);
+    match tlsrpt::start(
+        config.data_dir.join("tlsrpt"),
+        &config.hostname,
+        spool,
+        dns,
+        https,
+    ) {
+        Ok(recorder) => runner = runner.with_observer(recorder),
+        Err(e) => tracing::error!(error = %e, "TLS-RPT is off"),
     }
     let handle = runner.handle();
     (tokio::spawn(runner.run(shutdown)), handle)
 }
 
-/// TLS-RPT (RFC 8460): the sessions counted per day under
-/// `DATA_DIR/tlsrpt`, and each finished day's reports sent hourly to the
-/// domains' `rua` (mail through `spool`, HTTPS with the MTA-STS client).
-fn tls_reporting(
-    config: &MtaConfig,
-    spool: &Arc<dyn Store>,
-    dns: Option<Arc<DnssecResolver>>,
-    provider: Arc<rustls::crypto::CryptoProvider>,
-) -> Option<Arc<TlsRptRecorder>> {
-    let recorder = TlsRptRecorder::open(config.tls_report_dir())
-        .inspect_err(|e| tracing::error!(error = %e, "TLS-RPT is off"))
-        .ok()?;
-    let recorder = Arc::new(recorder);
-    let (Some(dns), Ok(settings)) = (dns, ReportSettings::new(&config.hostname)) else {
-        tracing::warn!(
-            "TLS-RPT: results are counted but no reports are sent (no resolver or host name)"
-        );
-        return Some(recorder);
+type Parts = (
+    RulesRouter,
+    Option<Arc<DnssecResolver>>,
+    Option<Arc<StsResolver>>,
+    Arc<CryptoProvider>,
+);
+
+/// What the runner delivers with: the router, the DNSSEC-aware resolver
+/// (DANE), MTA-STS and the crypto provider.
+fn parts(config: &MtaConfig) -> Parts {
+    let mut router = RulesRouter::from_config(config);
+    let dane = dane_resolver(config);
+    router.dane = dane.is_some();
+    let provider = Arc::new(postern_relay::default_provider());
+    let sts = match (&config.mta_sts, &dane) {
+        (Some(s), Some(dns)) => s
+            .build(dns.clone(), provider.clone())
+            .inspect_err(|e| tracing::error!(error = %e, "outbound: MTA-STS is off"))
+            .ok()
+            .map(Arc::new),
+        _ => None,
     };
-    let https = (config.mta_sts.as_ref()).and_then(|s| s.fetcher(dns.clone(), provider).ok());
-    let sender = ReportSender::new(settings, spool.clone(), dns, https);
-    let every = std::time::Duration::from_secs(3600);
-    tokio::spawn(run_reports(sender, recorder.clone(), every));
-    Some(recorder)
+    router.mta_sts = sts.is_some();
+    (router, dane, sts, provider)
+}
+
+/// `explain --live`: the outbound TLS plan for `rcpt` of `env` now, as
+/// the runner would route it and the relay deliver it (live DNS, DNSSEC,
+/// TLSA and MTA-STS lookups; nothing is sent).
+pub async fn explain_live(config: &MtaConfig, env: &Envelope, rcpt: &RecipientState) -> String {
+    let (router, dane, sts, provider) = parts(config);
+    let route = match router.route(env, rcpt) {
+        Ok(r) => r,
+        Err(d) => return format!("no route now: {d}\n"),
+    };
+    let (Some(dns), Ok(host)) = (dane, postern_proto::Host::parse(&config.hostname)) else {
+        return "no DNS resolver ([dns]) or no valid hostname: nothing to look up\n".into();
+    };
+    let session = postern_relay::SessionConfig::new(host.into_owned());
+    let mut relay =
+        postern_relay::Relay::new(session, provider, dns.clone()).with_dane_resolver(dns);
+    if let Some(sts) = sts {
+        relay = relay.with_mta_sts(sts);
+    }
+    relay.explain(&route).await
 }
 
 /// The DNSSEC-aware resolver of `[dns]`, for DANE; `None` (logged) when it

@@ -418,3 +418,121 @@ fn tls_report_prints_the_pending_reports_of_the_data_directory() {
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("not a TLS-RPT log"), "{out}");
 }
+
+/// `explain --live` against the local DNS of `scripts/dns-test-servers.sh`
+/// (zone `sts.dane.test`, unsigned): the MX set and its DNSSEC status, and
+/// the MTA-STS policy from the on-disk cache (seeded under the id DNS
+/// publishes, so nothing is fetched): `good` is enforced (hosts verified,
+/// REQUIRETLS can be met), `nomatch`'s policy leaves no host, `badtxt`
+/// has no policy (REQUIRETLS cannot be met).
+#[test]
+fn explain_live_shows_the_mx_set_the_sts_policy_and_requiretls() {
+    use postern_relay::mta_sts::{CachedPolicy, PolicyCache, StsPolicy};
+    let Some(resolver) = std::env::var("POSTERN_DNS_RESOLVER")
+        .ok()
+        .filter(|v| !v.is_empty())
+    else {
+        postern_testkit::missing("the DNS test servers (POSTERN_DNS_RESOLVER)");
+        return;
+    };
+    let zone = std::env::var("POSTERN_STS_ZONE").unwrap_or_else(|_| "sts.dane.test".into());
+    let dir = TempDir::new("explain-live");
+    let pki = postern_testkit::dev_pki(&["mx.example"]);
+    fs::write(dir.path().join("ca.pem"), &pki.ca_pem).unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("mta.toml");
+    fs::write(
+        &config,
+        format!(
+            "[server]\nhostname = \"relay.test\"\ndata_dir = \"data\"\n\
+             [[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:2525\"\nmode = \"plain\"\n\
+             [dns]\nservers = [\"{resolver}\"]\n\
+             [mta_sts]\ntrust_anchors = [\"ca.pem\"]\n"
+        ),
+    )
+    .unwrap();
+    let cache = PolicyCache::open(data.join("mta-sts")).unwrap();
+    let now = postern_queue::unix_now();
+    for (case, mx) in [
+        ("good", format!("mx.good.{zone}")),
+        ("nomatch", format!("*.{zone}")),
+    ] {
+        let text = format!("version: STSv1\nmode: enforce\nmx: {mx}\nmax_age: 86400\n");
+        let policy = StsPolicy::parse(text.as_bytes()).unwrap();
+        let id = format!("{case}1");
+        cache
+            .store(
+                &format!("{case}.{zone}"),
+                &CachedPolicy::new(&id, policy, now - 60),
+            )
+            .unwrap();
+    }
+    let explain = |case: &str| {
+        let to = format!("bob@{case}.{zone}");
+        let (code, out) = mta(&[
+            "--config",
+            config.to_str().unwrap(),
+            "explain",
+            "--listener",
+            "mta",
+            "--auth",
+            "alice",
+            "--from",
+            "alice@relay.test",
+            "--to",
+            &to,
+            "--live",
+        ]);
+        assert_eq!(code, Some(0), "{out}");
+        out
+    };
+    let out = explain("good");
+    for needle in [
+        "live plan:".to_owned(),
+        format!("MX (insecure): 10 mx.good.{zone}"),
+        "MTA-STS cache: id good1".to_owned(),
+        format!(
+            "host mx.good.{zone} [127.0.3.10:25]: TLS required, certificate verified (PKIX); TLS-RPT policy Sts"
+        ),
+        format!(
+            "MTA-STS policy: version: STSv1; mode: enforce; mx: mx.good.{zone}; max_age: 86400"
+        ),
+        "REQUIRETLS: can be met".to_owned(),
+    ] {
+        assert!(out.contains(&needle), "{needle:?} missing from\n{out}");
+    }
+    let out = explain("nomatch");
+    assert!(out.contains("no host may be used now:"), "{out}");
+    assert!(out.contains("(4.7.5)"), "{out}");
+    // A signed zone: the MX RRset validates; its TLSA records are for the
+    // test port (POSTERN_DANE_PORT), so on 25 DANE finds none.
+    let to = "bob@signed.dane.test";
+    let (code, out) = mta(&[
+        "--config",
+        config.to_str().unwrap(),
+        "explain",
+        "--listener",
+        "mta",
+        "--auth",
+        "alice",
+        "--from",
+        "alice@relay.test",
+        "--to",
+        to,
+        "--live",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("MX (secure): 10 mx.signed.dane.test"), "{out}");
+    if std::env::var("POSTERN_DANE_PORT").as_deref() == Ok("25") {
+        assert!(out.contains("DANE, TLSA: 3 1 1"), "{out}");
+    } else {
+        assert!(out.contains("DANE not applied: no TLSA records"), "{out}");
+    }
+    let out = explain("badtxt");
+    assert!(out.contains("MTA-STS cache: nothing cached"), "{out}");
+    assert!(
+        out.contains("certificate not verified; TLS-RPT policy NoPolicyFound"),
+        "{out}"
+    );
+    assert!(out.contains("REQUIRETLS: cannot be met"), "{out}");
+}

@@ -321,3 +321,45 @@ pub async fn run_reports(
         tokio::time::sleep(every).await;
     }
 }
+
+/// The pending reports under `dir` (today's, by `now`) as a JSON array, a
+/// report per recipient domain, from `submitter` (`postern-mta
+/// tls-report`). A log that cannot be read is an error naming its file.
+pub fn pending_json(dir: &std::path::Path, submitter: &str, now: u64) -> std::io::Result<String> {
+    let day = super::day_of(now);
+    let log = TlsRptRecorder::load(dir, day)?;
+    let settings = ReportSettings::new(submitter).map_err(|e| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("hostname: {e}"))
+    })?;
+    let reports: Vec<String> = (log.domains().into_iter())
+        .filter_map(|d| Some(settings.report(&log, d, day)?.to_json()))
+        .collect();
+    Ok(format!("[{}]", reports.join(",\n")))
+}
+
+/// TLS-RPT for a runner: a recorder under `dir` (add it with
+/// [`Runner::with_observer`](crate::Runner::with_observer)) and, with a
+/// `resolver` for the `_smtp._tls` records, a task (on the current tokio
+/// runtime) sending each finished day's reports hourly: mail queued in
+/// `store` from `submitter`, POSTs with `https`. Without a resolver,
+/// sessions are counted and nothing is sent (logged).
+pub fn start(
+    dir: std::path::PathBuf,
+    submitter: &str,
+    store: Arc<dyn Store>,
+    resolver: Option<Arc<dyn Resolver>>,
+    https: Option<PolicyFetcher>,
+) -> std::io::Result<Arc<TlsRptRecorder>> {
+    let recorder = Arc::new(TlsRptRecorder::open(dir)?);
+    match (resolver, ReportSettings::new(submitter)) {
+        (Some(resolver), Ok(settings)) => {
+            let sender = ReportSender::new(settings, store, resolver, https);
+            let every = std::time::Duration::from_secs(3600);
+            tokio::spawn(run_reports(sender, recorder.clone(), every));
+        }
+        _ => tracing::warn!(
+            "TLS-RPT: sessions are counted but no reports are sent (no resolver, or the host name is no mail domain)"
+        ),
+    }
+    Ok(recorder)
+}

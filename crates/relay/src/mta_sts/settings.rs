@@ -67,3 +67,77 @@ impl StsSettings {
         PolicyFetcher::new(fetch, provider, dns)
     }
 }
+
+/// The `[mta_sts]` table as written (feature `serde`): `enabled` (default
+/// true), `cache_dir` (default: the caller's, under its data directory) and
+/// `trust_anchors`, `"system"` (the default) or a list of PEM files.
+#[cfg(feature = "serde")]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct StsTable {
+    /// MTA-STS is used (default true).
+    pub enabled: Option<bool>,
+    /// Where policies are cached.
+    pub cache_dir: Option<PathBuf>,
+    /// The trust anchors.
+    pub trust_anchors: Option<AnchorsTable>,
+}
+
+/// `trust_anchors` as written.
+#[cfg(feature = "serde")]
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(untagged)]
+#[non_exhaustive]
+pub enum AnchorsTable {
+    /// A name: only `"system"` is one.
+    Name(String),
+    /// PEM files.
+    Files(Vec<PathBuf>),
+}
+
+/// A field of `[mta_sts]` that cannot be used, and why.
+#[cfg(feature = "serde")]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+#[non_exhaustive]
+pub struct StsTableError {
+    /// The field (`trust_anchors`).
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+#[cfg(feature = "serde")]
+impl StsTable {
+    /// The settings, `None` when disabled: relative paths resolved with
+    /// `resolve` (against the configuration file's directory), the cache
+    /// in `default_cache` unless `cache_dir` is given. A trust anchor name
+    /// other than `"system"` or an unreadable PEM file is an error naming
+    /// the field.
+    pub fn settings(
+        &self,
+        resolve: impl Fn(&std::path::Path) -> PathBuf,
+        default_cache: PathBuf,
+    ) -> Result<Option<StsSettings>, StsTableError> {
+        let bad = |message: String| StsTableError {
+            field: "trust_anchors",
+            message,
+        };
+        let anchors = match &self.trust_anchors {
+            None => Anchors::WebPki,
+            Some(AnchorsTable::Name(n)) if n == "system" => Anchors::WebPki,
+            Some(AnchorsTable::Name(n)) => {
+                return Err(bad(format!(
+                    "{n:?}: expected \"system\" or a list of PEM files"
+                )));
+            }
+            Some(AnchorsTable::Files(f)) => {
+                let files: Vec<PathBuf> = f.iter().map(|p| resolve(p)).collect();
+                Anchors::from_pem_files(&files).map_err(|e| bad(e.to_string()))?
+            }
+        };
+        let cache_dir = self.cache_dir.as_deref().map_or(default_cache, resolve);
+        Ok((self.enabled != Some(false)).then(|| StsSettings::new(cache_dir, anchors)))
+    }
+}

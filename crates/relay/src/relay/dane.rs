@@ -158,6 +158,7 @@ impl Context<'_> {
             return Err(RelayError::Resolve(format!("{host}: no address")));
         }
         let mut tlsa_policy = None;
+        let mut why_not = None;
         let (name, connector) = match plan {
             HostPlan::Dane { base, tlsa } => {
                 tracing::info!(server = %host, tlsa_base = %base, records = tlsa.records().len(), "DANE: authenticating by TLSA records");
@@ -178,6 +179,7 @@ impl Context<'_> {
                 }));
             }
             HostPlan::Encrypt => {
+                why_not = Some("TLSA records all unusable; TLS required, not authenticated");
                 tracing::info!(server = %host, "DANE: TLSA records all unusable; TLS required, not authenticated");
                 (host.to_owned(), self.encrypt_connector()?)
             }
@@ -188,6 +190,7 @@ impl Context<'_> {
                 }));
             }
             HostPlan::Fallback(reason) => {
+                why_not = Some(reason);
                 tracing::info!(server = %host, reason, fallback = %self.policy.mode.without_dane(), "DANE: not applicable; using the fallback");
                 (host.to_owned(), self.fallback.clone())
             }
@@ -204,6 +207,7 @@ impl Context<'_> {
                 if let Some(p) = &tlsa_policy {
                     c.policy = Some(p.clone());
                 }
+                c.why_not_dane = why_not;
                 c
             })
             .collect())

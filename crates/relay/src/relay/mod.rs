@@ -36,6 +36,8 @@ struct Candidate {
     /// A failure to report even when the session succeeds (an MX host an
     /// MTA-STS `testing` policy does not list).
     note: Option<Failure>,
+    /// Why DANE did not authenticate this host, under a DANE mode.
+    why_not_dane: Option<&'static str>,
 }
 
 impl Candidate {
@@ -53,6 +55,7 @@ impl Candidate {
             connector,
             policy,
             note: None,
+            why_not_dane: None,
         }
     }
 
@@ -170,68 +173,8 @@ impl Relay {
                 .collect::<Vec<_>>(),
             tls_sessions: sessions,
         };
-        let connector = match Connector::new(&route.tls, self.provider.clone()) {
-            Ok(c) => c,
-            Err(e) => return fail_all(&messages, &e, sessions),
-        };
-        for warning in connector.report().warnings() {
-            tracing::warn!(%warning, "relay TLS policy");
-        }
-        let session = match &route.target {
-            Target::SmartHost {
-                auth,
-                allow_plaintext_auth,
-                ..
-            } if auth.is_some() => Arc::new(SessionConfig {
-                auth: auth.clone(),
-                allow_plaintext_auth: *allow_plaintext_auth,
-                ..(*self.session).clone()
-            }),
-            _ if self.session.auth.is_some() => Arc::new(SessionConfig {
-                // RelayCredentials go to smart hosts only, never to MX hosts.
-                auth: None,
-                ..(*self.session).clone()
-            }),
-            _ => self.session.clone(),
-        };
-        let connector = Arc::new(connector);
-        let candidates = match (&route.tls.mode, &self.dane) {
-            (TlsMode::Dane { .. } | TlsMode::DaneOnly, Some(resolver)) => {
-                dane::candidates(
-                    resolver.as_ref(),
-                    &route.target,
-                    &route.tls,
-                    &connector,
-                    &self.provider,
-                )
-                .await
-            }
-            (TlsMode::DaneOnly, None) => Err(RelayError::Dane(DaneRefusal::NoResolver)),
-            (mode, _) => {
-                if mode.is_dane() {
-                    tracing::warn!(target = %route.target, "DANE requested but the relay has no DNSSEC-aware resolver; using the fallback");
-                }
-                self.candidates(&route.target, &connector).await
-            }
-        };
-        if let (Err(e), Target::Mx { domain, .. }) = (&candidates, &route.target) {
-            sessions.extend(dane::refusal_session(domain, e));
-        }
-        #[cfg(feature = "mta-sts-fetch")]
-        let candidates = match (&self.sts, candidates) {
-            (Some(sts), Ok(candidates)) => match sts::plan(sts, route, &self.provider).await {
-                Ok((plan, failed)) => {
-                    sessions.extend(failed);
-                    match plan {
-                        Some(plan) => sts::apply(&plan, candidates, &mut sessions),
-                        None => Ok(candidates),
-                    }
-                }
-                Err(e) => Err(e),
-            },
-            (_, candidates) => candidates,
-        };
-        let candidates = match candidates {
+        let session = self.session_for(&route.target);
+        let candidates = match self.plan(route, &mut sessions).await {
             Ok(c) => c,
             Err(e) => return fail_all(&messages, &e, sessions),
         };
@@ -291,6 +234,189 @@ impl Relay {
             results,
             tls_sessions: sessions,
         }
+    }
+
+    /// The session settings for `target`: credentials go to smart hosts
+    /// only, never to MX hosts.
+    fn session_for(&self, target: &Target) -> Arc<SessionConfig> {
+        match target {
+            Target::SmartHost {
+                auth,
+                allow_plaintext_auth,
+                ..
+            } if auth.is_some() => Arc::new(SessionConfig {
+                auth: auth.clone(),
+                allow_plaintext_auth: *allow_plaintext_auth,
+                ..(*self.session).clone()
+            }),
+            _ if self.session.auth.is_some() => Arc::new(SessionConfig {
+                auth: None,
+                ..(*self.session).clone()
+            }),
+            _ => self.session.clone(),
+        }
+    }
+
+    /// The hosts to try for `route`, each with its TLS configuration and
+    /// TLS-RPT policy: the route's mode (DANE where it applies), then
+    /// MTA-STS. Policy failures found on the way go to `sessions`.
+    async fn plan(
+        &self,
+        route: &Route,
+        sessions: &mut Vec<TlsSession>,
+    ) -> Result<Vec<Candidate>, RelayError> {
+        let connector = Connector::new(&route.tls, self.provider.clone())?;
+        for warning in connector.report().warnings() {
+            tracing::warn!(%warning, "relay TLS policy");
+        }
+        let connector = Arc::new(connector);
+        let candidates = match (&route.tls.mode, &self.dane) {
+            (TlsMode::Dane { .. } | TlsMode::DaneOnly, Some(resolver)) => {
+                dane::candidates(
+                    resolver.as_ref(),
+                    &route.target,
+                    &route.tls,
+                    &connector,
+                    &self.provider,
+                )
+                .await
+            }
+            (TlsMode::DaneOnly, None) => Err(RelayError::Dane(DaneRefusal::NoResolver)),
+            (mode, _) => {
+                if mode.is_dane() {
+                    tracing::warn!(target = %route.target, "DANE requested but the relay has no DNSSEC-aware resolver; using the fallback");
+                }
+                self.candidates(&route.target, &connector).await
+            }
+        };
+        if let (Err(e), Target::Mx { domain, .. }) = (&candidates, &route.target) {
+            sessions.extend(dane::refusal_session(domain, e));
+        }
+        #[cfg(feature = "mta-sts-fetch")]
+        if let (Some(sts), Ok(candidates)) = (&self.sts, &candidates) {
+            let (plan, failed) = sts::plan(sts, route, &self.provider).await?;
+            sessions.extend(failed);
+            if let Some(plan) = plan {
+                return sts::apply(&plan, candidates.clone(), sessions);
+            }
+        }
+        candidates
+    }
+
+    /// The outbound TLS plan [`Relay::deliver`] would follow for `route`
+    /// now, and why, from live lookups (DNS with DNSSEC status, TLSA, the
+    /// MTA-STS policy, fetched if the cache says so): `postern-mta
+    /// explain --live`. Nothing is sent.
+    pub async fn explain(&self, route: &Route) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "route: {} (TLS {}, versions {})",
+            route.target,
+            route.tls.mode,
+            crate::policy::join(&route.tls.versions)
+        );
+        if let (Some(dns), Target::Mx { domain, .. }) = (&self.dane, &route.target) {
+            let _ = match dns.mx_dnssec(domain).await {
+                Ok(a) => writeln!(
+                    out,
+                    "MX ({}): {}",
+                    a.status.name(),
+                    a.records
+                        .iter()
+                        .map(|r| format!("{} {}", r.preference, r.exchange))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                Err(e) => writeln!(out, "MX: lookup failed: {e}"),
+            };
+        }
+        #[cfg(feature = "mta-sts-fetch")]
+        if let (Some(sts), Target::Mx { domain, .. }) = (&self.sts, &route.target) {
+            let _ = match sts.cached(domain) {
+                Some(c) => writeln!(
+                    out,
+                    "MTA-STS cache: id {}, fetched at {} (unix), mode {}",
+                    c.id,
+                    c.fetched_at,
+                    c.policy.mode()
+                ),
+                None => writeln!(out, "MTA-STS cache: nothing cached"),
+            };
+        }
+        let mut sessions = Vec::new();
+        let candidates = self.plan(route, &mut sessions).await;
+        for s in &sessions {
+            if let Some(f) = &s.failure {
+                let _ = writeln!(
+                    out,
+                    "policy problem ({:?}): {:?}{}",
+                    s.policy.policy_type,
+                    f.result_type,
+                    f.failure_reason_code
+                        .as_deref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        let candidates = match candidates {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = writeln!(out, "no host may be used now: {e} ({})", e.status());
+                return out;
+            }
+        };
+        let mut authenticated = true;
+        for c in &candidates {
+            let how = match (&c.connector.dane, c.connector.verified, &c.connector.audit) {
+                (Some(v), _, _) => format!("DANE, TLSA: {}", v.tlsa().records().iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")),
+                (None, true, _) => "TLS required, certificate verified (PKIX)".to_owned(),
+                (None, false, Some(_)) => "TLS as the route says; certificate checked and reported, not enforced (MTA-STS testing)".to_owned(),
+                (None, false, None) if c.connector.attempts_tls() => "TLS as the route says, certificate not verified".to_owned(),
+                (None, false, None) => "plaintext".to_owned(),
+            };
+            authenticated &= c.connector.dane.is_some() || c.connector.verified;
+            let policy = c
+                .policy
+                .as_ref()
+                .map(|p| format!("{:?}", p.policy_type))
+                .unwrap_or_else(|| "smart host".to_owned());
+            let _ = writeln!(
+                out,
+                "host {} [{}]: {how}; TLS-RPT policy {policy}",
+                c.name, c.addr
+            );
+            if let Some(p) = c
+                .policy
+                .as_ref()
+                .filter(|p| p.policy_type == PolicyType::Sts)
+            {
+                let _ = writeln!(out, "  MTA-STS policy: {}", p.policy_string.join("; "));
+            }
+            if let Some(why) = c.why_not_dane {
+                let _ = writeln!(out, "  DANE not applied: {why}");
+            }
+            if let Some(note) = &c.note {
+                let _ = writeln!(
+                    out,
+                    "  reported: {:?} ({})",
+                    note.result_type,
+                    note.failure_reason_code.as_deref().unwrap_or("")
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "REQUIRETLS: {}",
+            if authenticated {
+                "can be met (every host is authenticated) where the host offers REQUIRETLS"
+            } else {
+                "cannot be met: not every host is authenticated (DANE, MTA-STS enforce or verified)"
+            }
+        );
+        out
     }
 
     async fn candidates(
