@@ -85,7 +85,7 @@ fn good_policy_delivers_to_the_matching_mx_verified_and_caches_it_on_disk() {
     let mx = format!("mx.{}", fx.domain("good"));
     assert_eq!(session.policy.policy_type, PolicyType::Sts);
     assert_eq!(session.policy.policy_domain, fx.domain("good"));
-    assert_eq!(session.policy.mx_host, [mx.clone()]);
+    assert_eq!(session.policy.mx_host, std::slice::from_ref(&mx));
     assert_eq!(
         session.policy.policy_string,
         [

@@ -386,32 +386,6 @@ fn line_col(src: &str, offset: usize) -> (u32, u32) {
     (clamp(line), clamp(col))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_parse() {
-        assert_eq!(
-            parse_path("conditions[1].recipient_domain.in[0]"),
-            vec![
-                Seg::Key("conditions".into()),
-                Seg::Index(1),
-                Seg::Key("recipient_domain".into()),
-                Seg::Key("in".into()),
-                Seg::Index(0)
-            ]
-        );
-        assert_eq!(render_path(&parse_path("a[2].b")), "a[2].b");
-    }
-
-    #[test]
-    fn line_and_column() {
-        assert_eq!(line_col("ab\ncd", 4), (2, 2));
-        assert_eq!(line_col("", 0), (1, 1));
-    }
-}
-
 /// Splits a serde path like `listener[1].mode` into the item
 /// (`listener[1] "name"`, `rule #2 "name"`) and the field inside it,
 /// for arrays of tables named in `keys` (`[[rule]]` items are numbered
@@ -445,4 +419,30 @@ pub fn split_item(
         }
     }
     (None, Some(path.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_parse() {
+        assert_eq!(
+            parse_path("conditions[1].recipient_domain.in[0]"),
+            vec![
+                Seg::Key("conditions".into()),
+                Seg::Index(1),
+                Seg::Key("recipient_domain".into()),
+                Seg::Key("in".into()),
+                Seg::Index(0)
+            ]
+        );
+        assert_eq!(render_path(&parse_path("a[2].b")), "a[2].b");
+    }
+
+    #[test]
+    fn line_and_column() {
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+        assert_eq!(line_col("", 0), (1, 1));
+    }
 }
