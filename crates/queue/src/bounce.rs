@@ -170,7 +170,11 @@ impl BounceSink for SpoolBounces {
             now: request.now,
             recipients,
             original: request.original,
-            return_full: request.action == DsnAction::Failed && env.params.ret == Some(Ret::Full),
+            // RFC 8689 §5: a report on a REQUIRETLS message returns the
+            // headers only, whatever RET says.
+            return_full: request.action == DsnAction::Failed
+                && env.params.ret == Some(Ret::Full)
+                && !env.params.requiretls,
             received_from_mta: env.helo.as_deref(),
             reason: request.reason.clone(),
         });
@@ -184,6 +188,9 @@ impl BounceSink for SpoolBounces {
             dsn_env.params.body = Some(Body::EightBitMime);
         }
         dsn_env.params.smtputf8 = sender.is_utf8();
+        // RFC 8689 §5: the report on a REQUIRETLS message travels under
+        // REQUIRETLS too (it quotes the message's headers).
+        dsn_env.params.requiretls = env.params.requiretls;
         let mut writer = self.store.writer(&dsn_id)?;
         writer.write(&bytes)?;
         // Released at once: local delivery or the next pass takes it.

@@ -5,7 +5,8 @@
 //!
 //! | series (after the registry's prefix) | labels |
 //! |---|---|
-//! | `deliveries_total` | `outcome`, `tls_mode`, `policy_source` (`dane`, `opportunistic`, `rule`), `tls` (version or `none`) |
+//! | `deliveries_total` | `outcome`, `tls_mode`, `policy_source` (`dane`, `mta-sts`, `opportunistic`, `rule`), `tls` (version or `none`) |
+//! | `tls_sessions_total` | `policy_type` (`tlsa`, `sts`, `no-policy-found`), `result` (`success` or an RFC 8460 result type) |
 //! | `delivery_attempt_seconds` (histogram) | |
 //! | `queue_messages` (gauge) | |
 //! | `queue_oldest_message_age_seconds` (gauge) | |
@@ -27,6 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime};
 
+use postern_relay::tlsrpt::TlsSession;
 use postern_relay::{Route, TlsMode};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -43,6 +45,7 @@ type Labels = Vec<(&'static str, String)>;
 #[derive(Debug)]
 pub struct QueueMetrics {
     deliveries: Family<Labels, Counter>,
+    tls_sessions: Family<Labels, Counter>,
     attempt: Histogram,
     messages: Gauge,
     oldest: Gauge<f64, AtomicU64>,
@@ -54,6 +57,7 @@ impl QueueMetrics {
     pub fn register(registry: &mut Registry) -> Arc<QueueMetrics> {
         let m = QueueMetrics {
             deliveries: Family::default(),
+            tls_sessions: Family::default(),
             attempt: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
             messages: Gauge::default(),
             oldest: Gauge::default(),
@@ -62,6 +66,11 @@ impl QueueMetrics {
             "deliveries",
             "Outbound delivery attempts per recipient, by outcome, TLS mode, policy source and TLS version",
             m.deliveries.clone(),
+        );
+        registry.register(
+            "tls_sessions",
+            "Outbound TLS sessions with MX hosts as TLS-RPT counts them (RFC 8460), by policy type and result",
+            m.tls_sessions.clone(),
         );
         registry.register(
             "delivery_attempt_seconds",
@@ -96,11 +105,13 @@ impl QueueMetrics {
 }
 
 /// Where a route's TLS policy came from: `dane` when TLSA records
-/// authenticated the server, `opportunistic` for the default, `rule` for a
-/// router's explicit mode; `mta-sts` is reserved for when routers report it.
-fn policy_source(mode: &TlsMode, dane: bool) -> &'static str {
+/// authenticated the server, `mta-sts` when an enforced MTA-STS policy
+/// verified it on a route whose own mode does not verify,
+/// `opportunistic` for the default, `rule` for a router's explicit mode.
+fn policy_source(mode: &TlsMode, dane: bool, sts: bool) -> &'static str {
     match mode.name() {
         _ if dane => "dane",
+        _ if sts => "mta-sts",
         "opportunistic" => "opportunistic",
         n if n.starts_with("dane") => "dane",
         _ => "rule",
@@ -114,7 +125,11 @@ impl DeliveryObserver for QueueMetrics {
 
     fn recipient_attempted(&self, a: &RecipientAttempt<'_>) {
         let mode = &a.route.tls.mode;
-        let source = policy_source(mode, a.tls.is_some_and(|t| t.dane.is_some()));
+        let dane = a.tls.is_some_and(|t| t.dane.is_some());
+        let sts = a.route.tls.mta_sts
+            && mode.anchors().is_none()
+            && a.tls.is_some_and(|t| t.verified && t.dane.is_none());
+        let source = policy_source(mode, dane, sts);
         let tls = a.tls.map_or("none", |t| t.version.name());
         let labels: Labels = vec![
             ("outcome", a.outcome.label().to_owned()),
@@ -123,6 +138,20 @@ impl DeliveryObserver for QueueMetrics {
             ("tls", tls.to_owned()),
         ];
         self.deliveries.get_or_create(&labels).inc();
+    }
+
+    fn tls_sessions(&self, _: &Route, sessions: &[TlsSession]) {
+        for s in sessions {
+            let result = s
+                .failure
+                .as_ref()
+                .map_or("success", |f| f.result_type.name());
+            let labels: Labels = vec![
+                ("policy_type", s.policy.policy_type.name().to_owned()),
+                ("result", result.to_owned()),
+            ];
+            self.tls_sessions.get_or_create(&labels).inc();
+        }
     }
 }
 
@@ -133,12 +162,16 @@ mod tests {
     #[test]
     fn policy_sources() {
         assert_eq!(
-            policy_source(&TlsMode::Opportunistic, false),
+            policy_source(&TlsMode::Opportunistic, false, false),
             "opportunistic"
         );
-        assert_eq!(policy_source(&TlsMode::Opportunistic, true), "dane");
-        assert_eq!(policy_source(&TlsMode::DaneOnly, false), "dane");
-        assert_eq!(policy_source(&TlsMode::Required, false), "rule");
+        assert_eq!(policy_source(&TlsMode::Opportunistic, true, false), "dane");
+        assert_eq!(
+            policy_source(&TlsMode::Opportunistic, false, true),
+            "mta-sts"
+        );
+        assert_eq!(policy_source(&TlsMode::DaneOnly, false, false), "dane");
+        assert_eq!(policy_source(&TlsMode::Required, false, false), "rule");
     }
 
     #[test]

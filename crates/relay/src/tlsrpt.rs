@@ -61,7 +61,35 @@ pub enum ResultType {
     StsWebpkiInvalid,
 }
 
+impl PolicyType {
+    /// The name RFC 8460 §4.4 gives it (`tlsa`, `sts`, `no-policy-found`).
+    pub fn name(self) -> &'static str {
+        match self {
+            PolicyType::Tlsa => "tlsa",
+            PolicyType::Sts => "sts",
+            PolicyType::NoPolicyFound => "no-policy-found",
+        }
+    }
+}
+
 impl ResultType {
+    /// The name RFC 8460 §4.3 gives it (`certificate-expired`...).
+    pub fn name(self) -> &'static str {
+        match self {
+            ResultType::StarttlsNotSupported => "starttls-not-supported",
+            ResultType::CertificateHostMismatch => "certificate-host-mismatch",
+            ResultType::CertificateExpired => "certificate-expired",
+            ResultType::CertificateNotTrusted => "certificate-not-trusted",
+            ResultType::ValidationFailure => "validation-failure",
+            ResultType::TlsaInvalid => "tlsa-invalid",
+            ResultType::DnssecInvalid => "dnssec-invalid",
+            ResultType::DaneRequired => "dane-required",
+            ResultType::StsPolicyFetchError => "sts-policy-fetch-error",
+            ResultType::StsPolicyInvalid => "sts-policy-invalid",
+            ResultType::StsWebpkiInvalid => "sts-webpki-invalid",
+        }
+    }
+
     /// The result type of a TLS handshake that failed with `error`:
     /// certificate errors by their kind (§4.3.1), anything else (a DANE
     /// mismatch, a protocol alert) `validation-failure`.

@@ -74,6 +74,8 @@ fn enqueue(spool: &Arc<LogStore>, requiretls: bool, headers: &str) -> QueueId {
         ReversePath::Mailbox(mailbox("alice@local.test")),
     );
     env.params.requiretls = requiretls;
+    // Asks for the whole message back; RFC 8689 §5 returns headers only.
+    env.params.ret = Some(postern_proto::Ret::Full);
     env.recipients
         .push(RecipientState::pending(mailbox("bob@example.net"), false));
     drop(w.commit(&env).wait().unwrap());
@@ -89,7 +91,16 @@ fn bounce_status(spool: &Arc<LogStore>) -> String {
         .filter(|id| spool.load(id).unwrap().sender == ReversePath::Null)
         .collect();
     assert_eq!(reports.len(), 1, "one report");
+    // RFC 8689 §5: the report travels under REQUIRETLS and returns the
+    // headers only, though RET=FULL was asked.
+    assert!(spool.load(&reports[0]).unwrap().params.requiretls);
     let report = parse_report(&spool.body(&reports[0]).unwrap()).expect("an RFC 3464 report");
+    assert_eq!(
+        report.part_types.last().map(String::as_str),
+        Some("text/rfc822-headers"),
+        "{:?}",
+        report.part_types
+    );
     spool.remove(&reports[0]).unwrap();
     report
         .recipient_field(0, "Status")

@@ -199,3 +199,32 @@ fn which_python() -> Result<&'static str, ()> {
         .map(|_| "python3")
         .map_err(|_| ())
 }
+
+#[test]
+fn names_are_the_serialised_forms() {
+    // RFC 8460 §4.3 and §4.4: the metric labels use the report's names.
+    for rt in [
+        ResultType::StarttlsNotSupported,
+        ResultType::CertificateHostMismatch,
+        ResultType::CertificateExpired,
+        ResultType::CertificateNotTrusted,
+        ResultType::ValidationFailure,
+        ResultType::TlsaInvalid,
+        ResultType::DnssecInvalid,
+        ResultType::DaneRequired,
+        ResultType::StsPolicyFetchError,
+        ResultType::StsPolicyInvalid,
+        ResultType::StsWebpkiInvalid,
+    ] {
+        assert_eq!(
+            serde_json::to_string(&rt).unwrap(),
+            format!("\"{}\"", rt.name())
+        );
+    }
+    for pt in [PolicyType::Tlsa, PolicyType::Sts, PolicyType::NoPolicyFound] {
+        assert_eq!(
+            serde_json::to_string(&pt).unwrap(),
+            format!("\"{}\"", pt.name())
+        );
+    }
+}
