@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use postern_queue::tlsrpt::{ReportSender, ReportSettings, SentReport, TlsRptRecorder, day_of};
 use postern_queue::{LogStore, Store};
+use postern_relay::mta_sts::{FetchSettings, PolicyFetcher};
 use sts_fixture::*;
 
 #[test]
@@ -78,13 +79,39 @@ fn a_report_from_the_cases_is_mailed_through_the_queue_and_posted() {
     assert!(recorder.pending().1.is_empty(), "today has nothing yet");
     let store = LogStore::open(&fx.dir.join("queue")).unwrap();
     let spool: Arc<dyn Store> = store.clone();
+    // First pass: the HTTPS receiver is unreachable (a port nobody
+    // listens on). The mail goes, the POST fails, the day is kept.
+    let dead = FetchSettings::new(fx.anchors.clone())
+        .with_port(postern_testkit::free_port())
+        .with_timeout(std::time::Duration::from_secs(5));
+    let dead = PolicyFetcher::new(dead, provider(), fx.resolver.clone()).unwrap();
+    let sender = ReportSender::new(
+        settings.clone(),
+        spool.clone(),
+        fx.resolver.clone(),
+        Some(dead),
+    );
+    let first = runtime().block_on(sender.send_finished(&recorder));
+    let failed: Vec<_> = first
+        .iter()
+        .filter(|s| matches!(s, SentReport::Failed { .. }))
+        .collect();
+    assert_eq!(failed.len(), 1, "the POST failed: {first:?}");
+    assert_eq!(recorder.finished_days().unwrap(), [day], "kept for a retry");
+    // Second pass: only the POST is tried again; no mail goes twice.
     let sender = ReportSender::new(
         settings,
         spool.clone(),
         fx.resolver.clone(),
         Some(fx.fetcher()),
     );
-    let sent = runtime().block_on(sender.send_finished(&recorder));
+    let second = runtime().block_on(sender.send_finished(&recorder));
+    let sent: Vec<SentReport> = first
+        .into_iter()
+        .filter(|s| !matches!(s, SentReport::Failed { .. }))
+        .chain(second.iter().cloned())
+        .collect();
+    assert_eq!(second.len(), 1, "only the failed POST again: {second:?}");
     let queued: Vec<_> = sent
         .iter()
         .filter_map(|s| match s {

@@ -702,12 +702,27 @@ async fn the_default_route_uses_mx_hosts_and_opportunistic_starttls() {
     // Only the smart-host rule for example.net; example.org takes the default.
     let mut s = settings(smart_host_rules(1, "required"), Duration::from_secs(3600));
     s.router.mx_port = peer.port;
-    let report = runner(&spool, s, clock).run_once().await;
+    // TLS-RPT: the runner hands the session to its observers.
+    let recorder =
+        Arc::new(postern_queue::tlsrpt::TlsRptRecorder::open(dir.join("tlsrpt")).unwrap());
+    let report = runner(&spool, s, clock)
+        .with_observer(recorder.clone())
+        .run_once()
+        .await;
     assert_eq!(report.delivered, 1, "{report:?}");
     let data = peer.events("DATA");
     assert_eq!(data.len(), 1);
     assert_eq!(data[0].tls.as_deref(), Some("TLSv1.3"));
     assert_eq!(data[0].to, ["dave@example.org"]);
+    let (day, log) = recorder.pending();
+    let settings = postern_queue::tlsrpt::ReportSettings::new("mta.test").unwrap();
+    let r = settings.report(&log, "example.org", day).expect("recorded");
+    assert_eq!(r.totals(), (1, 0), "one successful session");
+    assert!(
+        r.to_json().contains("\"no-policy-found\""),
+        "{}",
+        r.to_json()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -19,7 +19,9 @@ pub use recorder::{TlsRptRecorder, day_of};
 pub use report::{
     DateRange, Failure, PolicyKey, PolicyType, Report, ResultType, TlsRptLog, report_file_name,
 };
-pub use send::{ReportSender, ReportSettings, SentReport, pending_json, run_reports, start};
+pub use send::{
+    RETRY_DAYS, ReportSender, ReportSettings, SentReport, pending_json, run_reports, start,
+};
 
 #[cfg(test)]
 mod tests;

@@ -143,12 +143,35 @@ impl TlsRptRecorder {
         Ok(days)
     }
 
-    /// Forgets a reported day (removes its file).
+    /// Forgets a reported day (removes its log and its progress).
     pub fn retire(&self, day: u64) -> io::Result<()> {
-        match std::fs::remove_file(Self::day_file(&self.dir, day)) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
+        for path in [Self::day_file(&self.dir, day), self.sent_file(day)] {
+            match std::fs::remove_file(path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
         }
+        Ok(())
+    }
+
+    fn sent_file(&self, day: u64) -> PathBuf {
+        self.dir.join(format!("sent-{day}.json"))
+    }
+
+    /// What of `day`'s reports was already sent (keys of
+    /// [`SentReport`](super::SentReport)); empty when nothing was, or the
+    /// record cannot be read (then a report may go twice, never not).
+    pub fn sent(&self, day: u64) -> std::collections::BTreeSet<String> {
+        std::fs::read(self.sent_file(day))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Keeps `day` for another pass, with what was sent.
+    pub fn keep_sent(&self, day: u64, sent: &std::collections::BTreeSet<String>) -> io::Result<()> {
+        let json = serde_json::to_vec(sent).map_err(io::Error::other)?;
+        crate::write_atomically(&self.sent_file(day), &json, 0o600)
     }
 
     /// The current time, by the recorder's clock.

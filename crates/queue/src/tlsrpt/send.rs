@@ -8,8 +8,10 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use postern_proto::{Mailbox, ReversePath};
-use postern_relay::Resolver;
+use std::collections::BTreeSet;
+
 use postern_relay::mta_sts::PolicyFetcher;
+use postern_relay::{ResolveError, Resolver};
 
 use super::{DateRange, Report, ReportUri, TlsRptRecord, TlsRptRecorder, report_file_name};
 use crate::report::rfc5322_date;
@@ -86,7 +88,7 @@ pub enum SentReport {
         /// Why (the lookup's or the parser's error, or "none").
         why: String,
     },
-    /// Sending to one URI failed (logged; not retried).
+    /// Sending to one URI failed (logged; tried again at the next pass).
     Failed {
         /// The policy domain.
         domain: String,
@@ -96,6 +98,22 @@ pub enum SentReport {
         why: String,
     },
 }
+
+impl SentReport {
+    /// What was done, as the day's progress records it (`domain uri`, or
+    /// the domain alone when it publishes no record).
+    pub fn key(&self) -> String {
+        match self {
+            SentReport::Queued { domain, to, .. } => format!("{domain} mailto:{to}"),
+            SentReport::Posted { domain, url, .. } => format!("{domain} {url}"),
+            SentReport::NoRecord { domain, .. } => domain.clone(),
+            SentReport::Failed { domain, uri, .. } => format!("{domain} {uri}"),
+        }
+    }
+}
+
+/// How many days after a day ends its reports are still tried.
+pub const RETRY_DAYS: u64 = 3;
 
 /// Sends the reports of finished days.
 pub struct ReportSender {
@@ -150,13 +168,37 @@ impl ReportSender {
                     continue;
                 }
             };
+            let mut done = recorder.sent(day);
+            let mut retry = false;
             for domain in log.domains() {
-                if let Some(report) = self.settings.report(&log, domain, day) {
-                    out.extend(self.send(domain, day, &report, recorder.now()).await);
+                let Some(report) = self.settings.report(&log, domain, day) else {
+                    continue;
+                };
+                if done.contains(domain) {
+                    continue;
                 }
+                let sent = self.send(domain, day, &report, recorder.now(), &done).await;
+                for s in &sent {
+                    match s {
+                        SentReport::Failed { .. } => retry = true,
+                        s => {
+                            done.insert(s.key());
+                        }
+                    }
+                }
+                out.extend(sent);
             }
-            if let Err(e) = recorder.retire(day) {
-                tracing::error!(error = %e, "TLS-RPT: cannot remove a sent day's log");
+            // A failed send (a POST, a TXT lookup that timed out) is tried
+            // at the next pass, the others not again, for up to
+            // RETRY_DAYS after the day ended.
+            let expired = recorder.now() > day + 86_400 * (1 + RETRY_DAYS);
+            let kept = if retry && !expired {
+                recorder.keep_sent(day, &done)
+            } else {
+                recorder.retire(day)
+            };
+            if let Err(e) = kept {
+                tracing::error!(error = %e, "TLS-RPT: cannot update a day's log");
             }
         }
         for s in &out {
@@ -165,12 +207,28 @@ impl ReportSender {
         out
     }
 
-    /// Sends `report` to every `rua` of `domain`'s TLS-RPT record.
-    pub async fn send(&self, domain: &str, day: u64, report: &Report, now: u64) -> Vec<SentReport> {
-        let record = match self.resolver.txt(&format!("_smtp._tls.{domain}")).await {
+    /// Sends `report` to every `rua` of `domain`'s TLS-RPT record but
+    /// those whose [`SentReport::key`] is in `done`.
+    pub async fn send(
+        &self,
+        domain: &str,
+        day: u64,
+        report: &Report,
+        now: u64,
+        done: &BTreeSet<String>,
+    ) -> Vec<SentReport> {
+        let name = format!("_smtp._tls.{domain}");
+        let record = match self.resolver.txt(&name).await {
             Ok(txts) => TlsRptRecord::select(txts.iter().map(String::as_str))
                 .map_err(|e| e.to_string())
                 .and_then(|r| r.ok_or_else(|| "no v=TLSRPTv1 record".to_owned())),
+            Err(ResolveError::Transient(why)) => {
+                return vec![SentReport::Failed {
+                    domain: domain.to_owned(),
+                    uri: name,
+                    why,
+                }];
+            }
             Err(e) => Err(e.to_string()),
         };
         let record = match record {
@@ -194,6 +252,13 @@ impl ReportSender {
         };
         let mut out = Vec::new();
         for uri in record.rua() {
+            let key = match uri {
+                ReportUri::Mail(to) => format!("{domain} mailto:{to}"),
+                ReportUri::Https(url) => format!("{domain} {url}"),
+            };
+            if done.contains(&key) {
+                continue;
+            }
             let sent = match uri {
                 ReportUri::Mail(to) => self
                     .queue_mail(domain, day, report, &gzip, to, now)

@@ -108,6 +108,15 @@ pub struct StsTableError {
     pub message: String,
 }
 
+/// `"system"`: the Mozilla roots of feature `webpki-roots`.
+#[cfg(feature = "serde")]
+fn system() -> Result<Anchors, String> {
+    #[cfg(feature = "webpki-roots")]
+    return Ok(Anchors::WebPki);
+    #[cfg(not(feature = "webpki-roots"))]
+    Err("\"system\" needs postern-relay's webpki-roots feature; name PEM files".into())
+}
+
 #[cfg(feature = "serde")]
 impl StsTable {
     /// The settings, `None` when disabled: relative paths resolved with
@@ -125,8 +134,8 @@ impl StsTable {
             message,
         };
         let anchors = match &self.trust_anchors {
-            None => Anchors::WebPki,
-            Some(AnchorsTable::Name(n)) if n == "system" => Anchors::WebPki,
+            None => system().map_err(bad)?,
+            Some(AnchorsTable::Name(n)) if n == "system" => system().map_err(bad)?,
             Some(AnchorsTable::Name(n)) => {
                 return Err(bad(format!(
                     "{n:?}: expected \"system\" or a list of PEM files"
