@@ -213,7 +213,7 @@ pub use policy::{AnchorFileError, Anchors, TlsMode, TlsPolicy, VersionReport};
 #[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
 pub use provider::default_provider;
 #[cfg(feature = "tokio")]
-pub use relay::Relay;
+pub use relay::{HostTls, LivePlan, PlannedHost, Relay};
 pub use resolve::{BoxFuture, MxRecord, ResolveError, Resolver, StaticResolver, plan_mx};
 pub use result::{Delivery, MessageResult, RecipientResult};
 pub use route::{Route, Target};

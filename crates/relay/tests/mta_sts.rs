@@ -42,7 +42,7 @@ use postern_relay::mta_sts::{
     FetchError, FetchSettings, PolicyFetcher, PolicySource, StsMode, StsPolicy, StsResolver,
 };
 use postern_relay::tlsrpt::{PolicyType, ResultType, TlsSession};
-use postern_relay::{Anchors, MessageResult, RelayError, Resolver, StaticResolver};
+use postern_relay::{Anchors, HostTls, MessageResult, RelayError, Resolver, StaticResolver};
 use postern_testkit::dev_pki;
 use sts_fixture::*;
 
@@ -387,4 +387,58 @@ fn a_domain_that_is_no_ascii_dns_name_is_refused_before_any_lookup() {
             "{domain}: {e:?}"
         );
     }
+}
+
+#[test]
+fn explain_plans_as_delivery_would_and_sends_nothing() {
+    let Some(fx) = Fixture::start() else { return };
+    let sts = fx.sts();
+    let before = fx.ehlos();
+    let plan = |case: &str| {
+        let (relay, route) = fx.relay(&sts, case);
+        runtime().block_on(relay.explain(&route))
+    };
+    // Enforced: the matching MX, verified; REQUIRETLS could go.
+    let good = plan("good");
+    let hosts = good.hosts.as_ref().expect("a host");
+    assert_eq!(hosts.len(), 1);
+    assert_eq!(hosts[0].tls, HostTls::Verified);
+    assert_eq!(hosts[0].name, format!("mx.{}", fx.domain("good")));
+    assert_eq!(
+        hosts[0].policy.as_ref().unwrap().policy_type,
+        PolicyType::Sts
+    );
+    assert!(good.requiretls_possible());
+    assert!(
+        matches!(&good.mx, Some(Ok(a)) if a.records.len() == 1),
+        "{good}"
+    );
+    // Testing: a host the policy names is used and audited; one it does
+    // not name is used as the route says, the mismatch noted.
+    let testbad = plan("testbad");
+    assert_eq!(testbad.hosts.as_ref().unwrap()[0].tls, HostTls::Audited);
+    let testing = plan("testing");
+    let host = &testing.hosts.as_ref().unwrap()[0];
+    assert_eq!(host.tls, HostTls::Unverified);
+    let note = host.note.as_ref().expect("mx-not-in-policy");
+    assert_eq!(
+        note.failure_reason_code.as_deref(),
+        Some("mx-not-in-policy")
+    );
+    assert!(!testing.requiretls_possible());
+    // No host left under enforce; the excluded host is a problem.
+    let nomatch = plan("nomatch");
+    assert!(matches!(
+        nomatch.hosts,
+        Err(RelayError::StsNoMatchingMx { .. })
+    ));
+    assert_eq!(nomatch.problems.len(), 1, "{nomatch}");
+    assert!(
+        nomatch.to_string().contains("no host may be used now"),
+        "{nomatch}"
+    );
+    // No policy: unverified.
+    let none = plan("badtxt");
+    assert_eq!(none.hosts.as_ref().unwrap()[0].tls, HostTls::Unverified);
+    assert_eq!(fx.ehlos(), before, "explain connects to no MX");
 }

@@ -120,7 +120,7 @@ pub async fn explain_live(config: &MtaConfig, env: &Envelope, rcpt: &RecipientSt
     if let Some(sts) = sts {
         relay = relay.with_mta_sts(sts);
     }
-    relay.explain(&route).await
+    relay.explain(&route).await.to_string()
 }
 
 /// The DNSSEC-aware resolver of `[dns]`, for DANE; `None` (logged) when it

@@ -492,7 +492,7 @@ fn explain_live_shows_the_mx_set_the_sts_policy_and_requiretls() {
         format!("MX (insecure): 10 mx.good.{zone}"),
         "MTA-STS cache: id good1".to_owned(),
         format!(
-            "host mx.good.{zone} [127.0.3.10:25]: TLS required, certificate verified (PKIX); TLS-RPT policy Sts"
+            "host mx.good.{zone} [127.0.3.10:25]: TLS required, certificate verified (PKIX); TLS-RPT policy sts"
         ),
         format!(
             "MTA-STS policy: version: STSv1; mode: enforce; mx: mx.good.{zone}; max_age: 86400"
@@ -531,7 +531,7 @@ fn explain_live_shows_the_mx_set_the_sts_policy_and_requiretls() {
     let out = explain("badtxt");
     assert!(out.contains("MTA-STS cache: nothing cached"), "{out}");
     assert!(
-        out.contains("certificate not verified; TLS-RPT policy NoPolicyFound"),
+        out.contains("certificate not verified; TLS-RPT policy no-policy-found"),
         "{out}"
     );
     assert!(out.contains("REQUIRETLS: cannot be met"), "{out}");

@@ -95,6 +95,7 @@ impl Connector {
     /// This connector, also checking each server's certificate against
     /// `anchors` after the handshake without failing it: the result is
     /// only reported (MTA-STS `testing` mode, RFC 8461 §5).
+    #[cfg(feature = "mta-sts-fetch")]
     pub(crate) fn with_audit(
         &self,
         anchors: &Anchors,

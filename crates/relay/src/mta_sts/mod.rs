@@ -49,7 +49,7 @@ pub use record::{RecordError, StsRecord};
 pub use resolver::{PolicySource, StsLookup, StsResolver};
 #[cfg(feature = "mta-sts-fetch")]
 pub use settings::StsSettings;
-#[cfg(feature = "serde")]
+#[cfg(all(feature = "serde", feature = "mta-sts-fetch"))]
 pub use settings::{AnchorsTable, StsTable, StsTableError};
 #[cfg(feature = "mta-sts-fetch")]
 pub use store::PolicyCache;

@@ -17,8 +17,10 @@ use crate::result::Delivery;
 use crate::result::MessageResult;
 use crate::route::{Route, Target};
 use crate::tlsrpt::{Failure, PolicyKey, PolicyType, ResultType, TlsSession};
+pub use explain::{HostTls, LivePlan, PlannedHost};
 
 mod dane;
+mod explain;
 #[cfg(feature = "mta-sts-fetch")]
 mod sts;
 
@@ -306,117 +308,32 @@ impl Relay {
     /// The outbound TLS plan [`Relay::deliver`] would follow for `route`
     /// now, and why, from live lookups (DNS with DNSSEC status, TLSA, the
     /// MTA-STS policy, fetched if the cache says so): `postern-mta
-    /// explain --live`. Nothing is sent.
-    pub async fn explain(&self, route: &Route) -> String {
-        use std::fmt::Write as _;
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "route: {} (TLS {}, versions {})",
-            route.target,
-            route.tls.mode,
-            crate::policy::join(&route.tls.versions)
-        );
-        if let (Some(dns), Target::Mx { domain, .. }) = (&self.dane, &route.target) {
-            let _ = match dns.mx_dnssec(domain).await {
-                Ok(a) => writeln!(
-                    out,
-                    "MX ({}): {}",
-                    a.status.name(),
-                    a.records
-                        .iter()
-                        .map(|r| format!("{} {}", r.preference, r.exchange))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                Err(e) => writeln!(out, "MX: lookup failed: {e}"),
-            };
-        }
-        #[cfg(feature = "mta-sts-fetch")]
-        if let (Some(sts), Target::Mx { domain, .. }) = (&self.sts, &route.target) {
-            let _ = match sts.cached(domain) {
-                Some(c) => writeln!(
-                    out,
-                    "MTA-STS cache: id {}, fetched at {} (unix), mode {}",
-                    c.id,
-                    c.fetched_at,
-                    c.policy.mode()
-                ),
-                None => writeln!(out, "MTA-STS cache: nothing cached"),
-            };
-        }
-        let mut sessions = Vec::new();
-        let candidates = self.plan(route, &mut sessions).await;
-        for s in &sessions {
-            if let Some(f) = &s.failure {
-                let _ = writeln!(
-                    out,
-                    "policy problem ({:?}): {:?}{}",
-                    s.policy.policy_type,
-                    f.result_type,
-                    f.failure_reason_code
-                        .as_deref()
-                        .map(|r| format!(" ({r})"))
-                        .unwrap_or_default()
-                );
-            }
-        }
-        let candidates = match candidates {
-            Ok(c) => c,
-            Err(e) => {
-                let _ = writeln!(out, "no host may be used now: {e} ({})", e.status());
-                return out;
-            }
+    /// explain --live` prints it. Nothing is sent.
+    pub async fn explain(&self, route: &Route) -> LivePlan {
+        let mx = match (&self.dane, &route.target) {
+            (Some(dns), Target::Mx { domain, .. }) => Some(dns.mx_dnssec(domain).await),
+            _ => None,
         };
-        let mut authenticated = true;
-        for c in &candidates {
-            let how = match (&c.connector.dane, c.connector.verified, &c.connector.audit) {
-                (Some(v), _, _) => format!("DANE, TLSA: {}", v.tlsa().records().iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")),
-                (None, true, _) => "TLS required, certificate verified (PKIX)".to_owned(),
-                (None, false, Some(_)) => "TLS as the route says; certificate checked and reported, not enforced (MTA-STS testing)".to_owned(),
-                (None, false, None) if c.connector.attempts_tls() => "TLS as the route says, certificate not verified".to_owned(),
-                (None, false, None) => "plaintext".to_owned(),
-            };
-            authenticated &= c.connector.dane.is_some() || c.connector.verified;
-            let policy = c
-                .policy
-                .as_ref()
-                .map(|p| format!("{:?}", p.policy_type))
-                .unwrap_or_else(|| "smart host".to_owned());
-            let _ = writeln!(
-                out,
-                "host {} [{}]: {how}; TLS-RPT policy {policy}",
-                c.name, c.addr
-            );
-            if let Some(p) = c
-                .policy
-                .as_ref()
-                .filter(|p| p.policy_type == PolicyType::Sts)
-            {
-                let _ = writeln!(out, "  MTA-STS policy: {}", p.policy_string.join("; "));
-            }
-            if let Some(why) = c.why_not_dane {
-                let _ = writeln!(out, "  DANE not applied: {why}");
-            }
-            if let Some(note) = &c.note {
-                let _ = writeln!(
-                    out,
-                    "  reported: {:?} ({})",
-                    note.result_type,
-                    note.failure_reason_code.as_deref().unwrap_or("")
-                );
-            }
+        #[cfg(feature = "mta-sts-fetch")]
+        let sts_cache = match (&self.sts, &route.target) {
+            (Some(sts), Target::Mx { domain, .. }) => Some(sts.cached(domain)),
+            _ => None,
+        };
+        #[cfg(not(feature = "mta-sts-fetch"))]
+        let sts_cache = None;
+        let mut problems = Vec::new();
+        let hosts = self
+            .plan(route, &mut problems)
+            .await
+            .map(|candidates| candidates.iter().map(explain::PlannedHost::of).collect());
+        problems.retain(|s| s.failure.is_some());
+        LivePlan {
+            route: route.clone(),
+            mx,
+            sts_cache,
+            problems,
+            hosts,
         }
-        let _ = writeln!(
-            out,
-            "REQUIRETLS: {}",
-            if authenticated {
-                "can be met (every host is authenticated) where the host offers REQUIRETLS"
-            } else {
-                "cannot be met: not every host is authenticated (DANE, MTA-STS enforce or verified)"
-            }
-        );
-        out
     }
 
     async fn candidates(

@@ -278,9 +278,17 @@ impl Fixture {
             )],
             &b"Subject: MTA-STS\r\n\r\nhello\r\n"[..],
         );
-        // The MTA's default: DANE, else MTA-STS, else opportunistic.
+        let (relay, route) = self.relay(sts, case);
+        let delivery = runtime().block_on(relay.deliver_reporting(&route, vec![message]));
+        self.sessions.lock().unwrap().extend(delivery.tls_sessions);
+        delivery.results.into_iter().next().expect("one result")
+    }
+
+    /// The relay and the route of `case`: the MTA's default, DANE, else
+    /// MTA-STS, else opportunistic.
+    pub fn relay(&self, sts: &Arc<StsResolver>, case: &str) -> (Relay, Route) {
         let route = Route::new(
-            Target::mx(domain, self.smtp_port),
+            Target::mx(self.domain(case), self.smtp_port),
             TlsPolicy::new(TlsMode::dane()).with_mta_sts(true),
         );
         let mut session = SessionConfig::new(Host::parse("relay.test").unwrap().into_owned());
@@ -288,9 +296,7 @@ impl Fixture {
         let relay = Relay::new(session, provider(), self.resolver.clone())
             .with_dane_resolver(self.resolver.clone())
             .with_mta_sts(sts.clone());
-        let delivery = runtime().block_on(relay.deliver_reporting(&route, vec![message]));
-        self.sessions.lock().unwrap().extend(delivery.tls_sessions);
-        delivery.results.into_iter().next().expect("one result")
+        (relay, route)
     }
 
     /// The sessions recorded since the last call.
