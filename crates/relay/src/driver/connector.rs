@@ -10,8 +10,8 @@ use crate::dane::DaneVerifier;
 use crate::error::RelayError;
 use rustls::client::danger::ServerCertVerifier;
 
-use crate::policy::{Anchors, TlsMode, TlsPolicy, VersionReport};
-use crate::tls::{client_config, dane_client_config, root_store};
+use crate::policy::{TlsMode, TlsPolicy, VersionReport};
+use crate::tls::{client_config, dane_client_config};
 
 /// How connections start TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,10 +98,10 @@ impl Connector {
     #[cfg(feature = "mta-sts-fetch")]
     pub(crate) fn with_audit(
         &self,
-        anchors: &Anchors,
+        anchors: &crate::policy::Anchors,
         provider: Arc<CryptoProvider>,
     ) -> Result<Self, RelayError> {
-        let roots = Arc::new(root_store(anchors)?);
+        let roots = Arc::new(crate::tls::root_store(anchors)?);
         let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider)
             .build()
             .map_err(|e| RelayError::Config(format!("trust anchors: {e}")))?;
