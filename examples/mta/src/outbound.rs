@@ -41,7 +41,7 @@ pub fn spawn(
     shutdown: Shutdown,
     observer: Option<Arc<dyn DeliveryObserver>>,
 ) -> (tokio::task::JoinHandle<()>, RunnerHandle) {
-    let (router, dane, sts, provider) = parts(&config);
+    let (router, dane, sts, provider) = parts(&config, false);
     let mut runner = Runner::new(
         spool.clone(),
         settings_from_config(&config),
@@ -85,13 +85,15 @@ type Parts = (
 
 /// What the runner delivers with: the router, the DNSSEC-aware resolver
 /// (DANE), MTA-STS and the crypto provider.
-fn parts(config: &MtaConfig) -> Parts {
+fn parts(config: &MtaConfig, read_only: bool) -> Parts {
     let mut router = RulesRouter::from_config(config);
     let dane = dane_resolver(config);
     router.dane = dane.is_some();
     let provider = Arc::new(postern_relay::default_provider());
     let sts = match (&config.mta_sts, &dane) {
         (Some(s), Some(dns)) => s
+            .clone()
+            .read_only(read_only)
             .build(dns.clone(), provider.clone())
             .inspect_err(|e| tracing::error!(error = %e, "outbound: MTA-STS is off"))
             .ok()
@@ -106,7 +108,8 @@ fn parts(config: &MtaConfig) -> Parts {
 /// the runner would route it and the relay deliver it (live DNS, DNSSEC,
 /// TLSA and MTA-STS lookups; nothing is sent).
 pub async fn explain_live(config: &MtaConfig, env: &Envelope, rcpt: &RecipientState) -> String {
-    let (router, dane, sts, provider) = parts(config);
+    // The MTA-STS cache is read, not written: it is the server's.
+    let (router, dane, sts, provider) = parts(config, true);
     let route = match router.route(env, rcpt) {
         Ok(r) => r,
         Err(d) => return format!("no route now: {d}\n"),

@@ -24,6 +24,9 @@ pub struct StsSettings {
     pub anchors: Anchors,
     /// The fetch's settings other than the anchors (deadline, size, port).
     pub fetch: FetchSettings,
+    /// The cache is read, never written
+    /// ([`PolicyCache::read_only`]): for tools beside a running server.
+    pub read_only: bool,
 }
 
 impl StsSettings {
@@ -34,7 +37,16 @@ impl StsSettings {
             cache_dir: cache_dir.into(),
             fetch: FetchSettings::new(anchors.clone()),
             anchors,
+            read_only: false,
         }
+    }
+
+    /// These settings with the cache read, never written, when
+    /// `read_only` ([`PolicyCache::read_only`]).
+    #[must_use]
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
     }
 
     /// The resolver: TXT and policy-host lookups through `dns`, TLS from
@@ -45,12 +57,16 @@ impl StsSettings {
         dns: Arc<dyn Resolver>,
         provider: Arc<CryptoProvider>,
     ) -> Result<StsResolver, RelayError> {
-        let cache = PolicyCache::open(&self.cache_dir).map_err(|e| {
-            RelayError::Config(format!(
-                "MTA-STS cache directory {}: {e}",
-                self.cache_dir.display()
-            ))
-        })?;
+        let cache = if self.read_only {
+            PolicyCache::read_only(&self.cache_dir)
+        } else {
+            PolicyCache::open(&self.cache_dir).map_err(|e| {
+                RelayError::Config(format!(
+                    "MTA-STS cache directory {}: {e}",
+                    self.cache_dir.display()
+                ))
+            })?
+        };
         let fetcher = self.fetcher(dns.clone(), provider)?;
         Ok(StsResolver::new(dns, fetcher, Some(cache)))
     }

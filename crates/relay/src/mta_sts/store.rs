@@ -19,6 +19,7 @@ use super::cache::CachedPolicy;
 #[derive(Debug, Clone)]
 pub struct PolicyCache {
     dir: PathBuf,
+    read_only: bool,
 }
 
 impl PolicyCache {
@@ -35,7 +36,20 @@ impl PolicyCache {
             use std::os::unix::fs::PermissionsExt as _;
             fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))?;
         }
-        Ok(Self { dir })
+        Ok(Self {
+            dir,
+            read_only: false,
+        })
+    }
+
+    /// The cache in `dir`, read and never written nor created: for tools
+    /// run beside a server that owns it (`postern-mta explain --live`), so
+    /// nothing they fetch lands in the server's cache under another user.
+    pub fn read_only(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            read_only: true,
+        }
     }
 
     /// The directory.
@@ -65,6 +79,9 @@ impl PolicyCache {
 
     /// Stores `entry` for `domain`, replacing the old one atomically.
     pub fn store(&self, domain: &str, entry: &CachedPolicy) -> io::Result<()> {
+        if self.read_only {
+            return Ok(());
+        }
         let path = self.path(domain).ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -129,6 +146,31 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
             .collect();
         assert!(leftovers.is_empty());
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_read_only_cache_reads_and_never_writes() {
+        let dir = std::env::temp_dir().join(format!("postern-sts-ro-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let policy = StsPolicy::parse(
+            b"version: STSv1\nmode: enforce\nmx: mx.example.org\nmax_age: 86400\n",
+        )
+        .unwrap();
+        let entry = CachedPolicy::new("1", policy, 1_800_000_000);
+        // Not even the directory is created.
+        let ro = PolicyCache::read_only(&dir);
+        ro.store("example.org", &entry).unwrap();
+        assert!(!dir.exists());
+        // What the owner wrote is read.
+        PolicyCache::open(&dir)
+            .unwrap()
+            .store("example.org", &entry)
+            .unwrap();
+        assert_eq!(ro.load("example.org"), Some(entry.clone()));
+        let newer = CachedPolicy::new("2", entry.policy.clone(), 1_800_000_100);
+        ro.store("example.org", &newer).unwrap();
+        assert_eq!(ro.load("example.org"), Some(entry));
         let _ = fs::remove_dir_all(dir);
     }
 }
