@@ -191,10 +191,8 @@ impl BounceSink for SpoolBounces {
         // RFC 8689 §5: the report on a REQUIRETLS message travels under
         // REQUIRETLS too (it quotes the message's headers).
         dsn_env.params.requiretls = env.params.requiretls;
-        let mut writer = self.store.writer(&dsn_id)?;
-        writer.write(&bytes)?;
         // Released at once: local delivery or the next pass takes it.
-        drop(writer.commit(&dsn_env).wait()?);
+        self.store.put(&dsn_env, &bytes)?;
         Ok(Some(dsn_id))
     }
 }

@@ -43,6 +43,16 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Starts writing the body of message `id`.
     fn writer(&self, id: &QueueId) -> io::Result<MessageWriter>;
 
+    /// Queues a message whose body is already whole (the reports the
+    /// queue writes itself): written, committed under `env` (whose id
+    /// names it) and released at once. Durable when it returns.
+    fn put(&self, env: &Envelope, body: &[u8]) -> io::Result<()> {
+        let mut writer = self.writer(&env.id)?;
+        writer.write(body)?;
+        drop(writer.commit(env).wait()?);
+        Ok(())
+    }
+
     /// Committed messages nobody holds, oldest first.
     fn list(&self) -> io::Result<Vec<QueueId>>;
 

@@ -15,7 +15,7 @@ mod report;
 mod send;
 
 pub use record::{ReportUri, TlsRptRecord, TlsRptRecordError};
-pub use recorder::{TlsRptRecorder, day_of};
+pub use recorder::{TlsRptRecorder, WRITE_EVERY, day_of};
 pub use report::{
     DateRange, Failure, PolicyKey, PolicyType, Report, ResultType, TlsRptLog, report_file_name,
 };

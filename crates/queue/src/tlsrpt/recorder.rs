@@ -18,12 +18,26 @@ type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 ///
 /// Add it to the runner with
 /// [`Runner::with_observer`](crate::Runner::with_observer); each route's
-/// sessions are added to the day's log, which is written at once
-/// ([`write_atomically`](crate::write_atomically)).
+/// sessions are added to the day's log in memory, which is written
+/// ([`write_atomically`](crate::write_atomically)) at most every
+/// [`WRITE_EVERY`] seconds, when the day changes, on
+/// [`TlsRptRecorder::flush`] and when the recorder is dropped: the runner
+/// is not held up by a synced write per route, and a crash loses at most
+/// those seconds of counts.
 pub struct TlsRptRecorder {
     dir: PathBuf,
-    state: Mutex<(u64, TlsRptLog)>,
+    state: Mutex<State>,
     clock: Clock,
+}
+
+/// Seconds between writes of the day's log.
+pub const WRITE_EVERY: u64 = 10;
+
+struct State {
+    day: u64,
+    log: TlsRptLog,
+    dirty: bool,
+    written_at: u64,
 }
 
 impl std::fmt::Debug for TlsRptRecorder {
@@ -66,7 +80,12 @@ impl TlsRptRecorder {
         let log = Self::load(&dir, day)?;
         Ok(Self {
             dir,
-            state: Mutex::new((day, log)),
+            state: Mutex::new(State {
+                day,
+                log,
+                dirty: false,
+                written_at: 0,
+            }),
             clock,
         })
     }
@@ -97,37 +116,68 @@ impl TlsRptRecorder {
         }
     }
 
-    /// Adds `sessions` to today's log and writes it.
+    /// Adds `sessions` to today's log; writes it when [`WRITE_EVERY`]
+    /// seconds passed since the last write.
     pub fn record(&self, sessions: &[TlsSession]) -> io::Result<()> {
-        let today = day_of((self.clock)());
+        let now = (self.clock)();
+        let today = day_of(now);
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if state.0 != today {
-            // A new day: its file may exist (a restart earlier today).
-            *state = (today, Self::load(&self.dir, today)?);
+        if state.day != today {
+            // The old day's last counts, then the new day (its file may
+            // exist: a restart earlier today).
+            self.write(&mut state, now)?;
+            *state = State {
+                day: today,
+                log: Self::load(&self.dir, today)?,
+                dirty: false,
+                written_at: now,
+            };
         }
         for s in sessions {
             match &s.failure {
-                None => state.1.success(&s.policy),
-                Some(f) => state.1.failure(&s.policy, f.clone()),
+                None => state.log.success(&s.policy),
+                Some(f) => state.log.failure(&s.policy, f.clone()),
             }
         }
-        let json = serde_json::to_vec(&state.1).map_err(io::Error::other)?;
-        crate::write_atomically(&Self::day_file(&self.dir, today), &json, 0o600)
+        state.dirty = true;
+        if now.saturating_sub(state.written_at) >= WRITE_EVERY {
+            self.write(&mut state, now)?;
+        }
+        Ok(())
+    }
+
+    /// Writes what is not written yet.
+    pub fn flush(&self) -> io::Result<()> {
+        let now = (self.clock)();
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        self.write(&mut state, now)
+    }
+
+    fn write(&self, state: &mut State, now: u64) -> io::Result<()> {
+        if !state.dirty {
+            return Ok(());
+        }
+        let json = serde_json::to_vec(&state.log).map_err(io::Error::other)?;
+        crate::write_atomically(&Self::day_file(&self.dir, state.day), &json, 0o600)?;
+        state.dirty = false;
+        state.written_at = now;
+        Ok(())
     }
 
     /// Today's start and log so far (the pending report's content).
     pub fn pending(&self) -> (u64, TlsRptLog) {
         let today = day_of((self.clock)());
         let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if state.0 == today {
-            return state.clone();
+        if state.day == today {
+            return (today, state.log.clone());
         }
         (today, TlsRptLog::new())
     }
 
     /// The days before today that have a log not yet reported, oldest
-    /// first.
+    /// first (what is in memory is written first).
     pub fn finished_days(&self) -> io::Result<Vec<u64>> {
+        self.flush()?;
         let today = day_of((self.clock)());
         let mut days: Vec<u64> = std::fs::read_dir(&self.dir)?
             .filter_map(|e| {
@@ -177,6 +227,14 @@ impl TlsRptRecorder {
     /// The current time, by the recorder's clock.
     pub fn now(&self) -> u64 {
         (self.clock)()
+    }
+}
+
+impl Drop for TlsRptRecorder {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush() {
+            tracing::error!(dir = %self.dir.display(), error = %e, "TLS-RPT: the last counts were not written");
+        }
     }
 }
 

@@ -305,9 +305,7 @@ impl ReportSender {
         let mut env = Envelope::new(id.clone(), ReversePath::Mailbox(self.settings.from.clone()));
         env.arrival = now;
         env.recipients.push(RecipientState::pending(rcpt, false));
-        let mut writer = self.store.writer(&id).map_err(|e| e.to_string())?;
-        writer.write(&bytes).map_err(|e| e.to_string())?;
-        drop(writer.commit(&env).wait().map_err(|e| e.to_string())?);
+        self.store.put(&env, &bytes).map_err(|e| e.to_string())?;
         Ok(id)
     }
 

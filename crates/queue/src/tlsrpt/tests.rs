@@ -228,3 +228,41 @@ fn names_are_the_serialised_forms() {
         );
     }
 }
+
+#[test]
+fn the_recorder_writes_at_most_every_few_seconds_and_at_each_day_end() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let dir = std::env::temp_dir().join(format!("postern-tlsrpt-rec-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let start = 20_000 * 86_400 + 3600;
+    let clock = Arc::new(AtomicU64::new(start));
+    let c = clock.clone();
+    let rec =
+        TlsRptRecorder::open_with_clock(&dir, Arc::new(move || c.load(Ordering::SeqCst))).unwrap();
+    let key = PolicyKey::new(PolicyType::Sts, "example.com");
+    let one = [postern_relay::tlsrpt::TlsSession::success(key)];
+    let on_disk = |day: u64| {
+        let log = TlsRptRecorder::load(&dir, day).unwrap();
+        log.report("example.com", "o", "c", "r", DateRange::utc_day(day))
+            .map_or(0, |r| r.totals().0)
+    };
+    let day = day_of(start);
+    rec.record(&one).unwrap();
+    assert_eq!(on_disk(day), 1, "the first record is written");
+    rec.record(&one).unwrap();
+    assert_eq!(on_disk(day), 1, "the next waits");
+    assert_eq!(rec.pending().1.domains(), ["example.com"]);
+    clock.store(start + WRITE_EVERY, Ordering::SeqCst);
+    rec.record(&one).unwrap();
+    assert_eq!(on_disk(day), 3, "written again after WRITE_EVERY");
+    rec.record(&one).unwrap();
+    // The day ends: its last count is written before the new day starts.
+    clock.store(start + 86_400, Ordering::SeqCst);
+    assert_eq!(rec.finished_days().unwrap(), [day]);
+    assert_eq!(on_disk(day), 4);
+    rec.record(&one).unwrap();
+    drop(rec);
+    assert_eq!(on_disk(day + 86_400), 1, "dropping writes the rest");
+    let _ = std::fs::remove_dir_all(&dir);
+}
