@@ -68,11 +68,14 @@ fn metrics_after_traffic_pass_promtool_and_count_what_happened() {
     );
     let server = Server::start(dir.path(), &extra);
     assert!(wait_for_port(([127, 0, 0, 1], port).into(), T));
+    // The port is bound before the banner is printed: wait for the line.
+    let line = format!("metrics on http://127.0.0.1:{port}/metrics");
+    let deadline = std::time::Instant::now() + T;
+    while !server.log_text().contains(&line) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let banner = server.log_text();
-    assert!(
-        banner.contains(&format!("metrics on http://127.0.0.1:{port}/metrics")),
-        "{banner}"
-    );
+    assert!(banner.contains(&line), "{banner}");
 
     // Traffic: AUTH over STARTTLS, accepted and relayed; a wrong password.
     let Some(out) = swaks(server.ports.submission, "alice-pw", "carol@remote.test") else {
