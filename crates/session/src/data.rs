@@ -104,15 +104,23 @@ impl Session {
         let Phase::Data(decoder) = &mut self.phase else {
             return false;
         };
+        let bare_before = decoder.summary().has_bare_line_endings();
         let step = decoder.decode(&mut self.input);
         let bare_seen = decoder.summary().has_bare_line_endings();
         match step {
-            DataStep::Chunk(chunk) => {
+            DataStep::Chunk(mut chunk) => {
                 // Once a bare line ending is seen the message will be
-                // refused: nothing from that chunk on is handed out.
-                if !(reject_bare && bare_seen) {
-                    self.emit_body(chunk);
+                // refused: nothing from its first bare octet on is handed
+                // out. Cutting the chunk there, not dropping all of it,
+                // makes what the embedder sees the same however the input
+                // was split into reads.
+                if reject_bare && bare_seen {
+                    if bare_before {
+                        return true;
+                    }
+                    chunk.truncate(first_bare_line_end(&chunk).unwrap_or(chunk.len()));
                 }
+                self.emit_body(chunk);
                 true
             }
             DataStep::NeedMore => false,
@@ -191,5 +199,39 @@ impl Session {
             Pending::MessageComplete { next: 0, total },
             Question::MessageComplete { size, recipients },
         );
+    }
+}
+
+/// Where the first bare CR or bare LF of a chunk decoded in
+/// [`BareLineEndings::Keep`] mode is. The decoder never ends a chunk between
+/// the CR and LF of a pair, so an LF at the start of a chunk is bare.
+fn first_bare_line_end(chunk: &[u8]) -> Option<usize> {
+    if chunk.first() == Some(&b'\n') {
+        return Some(0);
+    }
+    chunk
+        .windows(2)
+        .enumerate()
+        .find_map(|(i, w)| match (w[0], w[1]) {
+            (b'\r', b'\n') => None,
+            (b'\r', _) => Some(i),
+            (_, b'\n') => Some(i + 1),
+            _ => None,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_bare_line_end;
+
+    #[test]
+    fn finds_the_first_bare_octet() {
+        assert_eq!(first_bare_line_end(b"a\r\nb\r\n"), None);
+        assert_eq!(first_bare_line_end(b"\nx"), Some(0));
+        assert_eq!(first_bare_line_end(b"ab\r\r\n"), Some(2));
+        assert_eq!(first_bare_line_end(b"ab\r\nc\nd\re"), Some(5));
+        assert_eq!(first_bare_line_end(b"ab\rc\nd"), Some(2));
+        // A final CR may yet be followed by LF.
+        assert_eq!(first_bare_line_end(b"ab\r"), None);
     }
 }
