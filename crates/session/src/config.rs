@@ -271,8 +271,9 @@ impl AuthPolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum BareLineEndingPolicy {
-    /// Refuse the message with `550 5.6.11` after its end; no body octet at
-    /// or after the first bare line ending is handed out.
+    /// Refuse the message with `550 5.6.11` after its end. The body octets
+    /// before the first bare line ending are handed out, whatever the read
+    /// boundaries; none at or after it.
     #[default]
     Reject,
     /// Rewrite each bare CR and bare LF to CRLF.
