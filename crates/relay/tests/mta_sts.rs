@@ -189,6 +189,11 @@ fn testing_mode_reports_a_certificate_failure_without_enforcing_it() {
         .expect("the certificate failure is reported");
     assert_eq!(failure.result_type, ResultType::CertificateHostMismatch);
     assert_eq!(failure.receiving_ip, Some(MX_ADDR.parse().unwrap()));
+    // The session's own source address (RFC 8460 §4.4 sending-mta-ip).
+    assert!(
+        failure.sending_mta_ip.is_some_and(|ip| ip.is_loopback()),
+        "{failure:?}"
+    );
 }
 
 #[test]

@@ -4,7 +4,7 @@
 mod connector;
 mod stream;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -25,6 +25,15 @@ use crate::tls::{OutboundTls, server_name};
 use crate::tlsrpt::ResultType;
 use connector::Start;
 use stream::Stream;
+
+/// What [`Connection::open_recorded`] found: the connection or why not,
+/// for TLS-RPT the result type of a failed handshake or refused audit, and
+/// the local address of the (first) TCP connection.
+pub(crate) struct Opened {
+    pub(crate) result: Result<Connection, RelayError>,
+    pub(crate) tls_failure: Option<ResultType>,
+    pub(crate) local_ip: Option<IpAddr>,
+}
 
 /// An SMTP connection to one server, ready for messages.
 ///
@@ -62,31 +71,42 @@ impl Connection {
         config: Arc<SessionConfig>,
         connector: &Connector,
     ) -> Result<Self, RelayError> {
-        Self::open_recorded(addr, name, config, connector).await.0
+        Self::open_recorded(addr, name, config, connector)
+            .await
+            .result
     }
 
     /// [`Connection::open`], with the TLS-RPT result type (RFC 8460 §4.3)
     /// of a handshake that failed (also when an opportunistic policy then
     /// went on in plaintext) or of a certificate the connector's audit
-    /// verifier refused.
+    /// verifier refused, and the local address the session came from.
     pub(crate) async fn open_recorded(
         addr: SocketAddr,
         name: &str,
         config: Arc<SessionConfig>,
         connector: &Connector,
-    ) -> (Result<Self, RelayError>, Option<ResultType>) {
+    ) -> Opened {
         let requirement = match connector.start {
             Start::StartTls(r) => r,
             Start::Implicit => TlsRequirement::Required,
         };
-        let first = Self::open_with(addr, name, &config, connector, requirement).await;
-        match first {
+        let mut local_ip = None;
+        let first =
+            Self::open_with(addr, name, &config, connector, requirement, &mut local_ip).await;
+        let (result, tls_failure) = match first {
             Err((RelayError::TlsHandshake(reason), failure))
                 if requirement == TlsRequirement::Opportunistic =>
             {
                 tracing::warn!(%addr, %reason, "opportunistic TLS handshake failed; retrying in plaintext");
-                let retry =
-                    Self::open_with(addr, name, &config, connector, TlsRequirement::Plain).await;
+                let retry = Self::open_with(
+                    addr,
+                    name,
+                    &config,
+                    connector,
+                    TlsRequirement::Plain,
+                    &mut None,
+                )
+                .await;
                 (retry.map_err(|(e, _)| e), failure)
             }
             Err((e, failure)) => (Err(e), failure),
@@ -94,6 +114,11 @@ impl Connection {
                 let failure = conn.tls_failure;
                 (Ok(conn), failure)
             }
+        };
+        Opened {
+            result,
+            tls_failure,
+            local_ip,
         }
     }
 
@@ -103,6 +128,7 @@ impl Connection {
         config: &Arc<SessionConfig>,
         connector: &Connector,
         requirement: TlsRequirement,
+        local_ip: &mut Option<IpAddr>,
     ) -> Result<Self, (RelayError, Option<ResultType>)> {
         let config = if config.tls == requirement {
             config.clone()
@@ -127,6 +153,7 @@ impl Connection {
             Err(_) => return Err((RelayError::Timeout(Phase::Connect), None)),
         };
         let _ = tcp.set_nodelay(true);
+        *local_ip = tcp.local_addr().ok().map(|a| a.ip());
         let mut conn = Self {
             stream: Stream::Plain(tcp),
             client: Client::new(config.clone()),

@@ -68,12 +68,19 @@ impl Candidate {
         &self,
         opened: &Result<Connection, RelayError>,
         tls_failure: Option<ResultType>,
+        local_ip: Option<IpAddr>,
     ) -> Option<TlsSession> {
         let policy = self.policy.as_deref()?;
-        let fail = |rt| Failure::new(rt).at(self.name.clone(), Some(self.addr.ip()));
+        let fail = |rt| {
+            Failure::new(rt)
+                .at(self.name.clone(), Some(self.addr.ip()))
+                .from_ip(local_ip)
+        };
         let failure = match (opened, tls_failure) {
             (_, Some(rt)) => Some(fail(rt)),
-            (Ok(conn), None) if conn.tls().is_some() => self.note.clone(),
+            (Ok(conn), None) if conn.tls().is_some() => {
+                self.note.clone().map(|f| f.from_ip(local_ip))
+            }
             (Ok(_), None) if !self.connector.attempts_tls() => return None,
             (Ok(_) | Err(RelayError::TlsUnavailable), None) => {
                 Some(fail(ResultType::StarttlsNotSupported))
@@ -188,15 +195,15 @@ impl Relay {
             if pending.is_empty() {
                 break;
             }
-            let (opened, tls_failure) = Connection::open_recorded(
+            let opened = Connection::open_recorded(
                 candidate.addr,
                 &candidate.name,
                 session.clone(),
                 &candidate.connector,
             )
             .await;
-            sessions.extend(candidate.session(&opened, tls_failure));
-            let mut conn = match opened {
+            sessions.extend(candidate.session(&opened.result, opened.tls_failure, opened.local_ip));
+            let mut conn = match opened.result {
                 Ok(conn) => conn,
                 Err(e) => {
                     tracing::info!(server = %candidate.name, addr = %candidate.addr, error = %e, "host failed; trying the next");
