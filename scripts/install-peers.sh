@@ -63,5 +63,12 @@ if ! "$VENV/bin/python" -c 'import scramp' 2>/dev/null; then
     "$VENV/bin/pip" install -q --disable-pip-version-check 'scramp==1.5.0'
 fi
 
+# dkimpy (with PyNaCl for ed25519-sha256): a DKIM verifier we did not write,
+# for the signatures of mailed TLS-RPT reports.
+if ! "$VENV/bin/python" -c 'import dkim, nacl' 2>/dev/null; then
+    echo "install-peers: installing dkimpy and PyNaCl into $VENV" >&2
+    "$VENV/bin/pip" install -q --disable-pip-version-check 'dkimpy==1.1.8' 'dnspython==2.9.2' 'pynacl==1.6.2'
+fi
+
 echo "export POSTERN_PYTHON=$VENV/bin/python"
 echo "export POSTERN_REQUIRE_PEERS=1"

@@ -82,6 +82,7 @@ mod bounce;
 mod compat;
 #[cfg(unix)]
 pub mod control;
+pub mod dkim;
 mod envelope;
 mod id;
 mod legacy;

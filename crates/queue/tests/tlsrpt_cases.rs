@@ -5,7 +5,8 @@
 //! domain's `_smtp._tls` record in the same DNS, queues the report mail in
 //! a [`LogStore`] and POSTs the report to nginx. Python's `email`, `gzip`
 //! and `json` modules (parsers we did not write) read both, and the fields
-//! RFC 8460 §4.4 and §5.3 require are checked.
+//! RFC 8460 §4.4 and §5.3 require are checked; dkimpy verifies the mail's
+//! DKIM signature (§3).
 //!
 //! Skipped loudly without the DNS servers, nginx or aiosmtpd; failed with
 //! POSTERN_REQUIRE_PEERS=1.
@@ -18,6 +19,7 @@ mod sts_fixture;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use postern_queue::dkim::DkimSigner;
 use postern_queue::tlsrpt::{ReportSender, ReportSettings, SentReport, TlsRptRecorder, day_of};
 use postern_queue::{LogStore, Store};
 use postern_relay::mta_sts::{FetchSettings, PolicyFetcher};
@@ -26,7 +28,7 @@ use sts_fixture::*;
 #[test]
 fn a_report_from_the_cases_is_mailed_through_the_queue_and_posted() {
     let Some(fx) = Fixture::start() else { return };
-    let Some(python) = postern_testkit::python_with("json") else {
+    let Some(python) = postern_testkit::python_with("dkim") else {
         return;
     };
     let sts = fx.sts();
@@ -61,7 +63,17 @@ fn a_report_from_the_cases_is_mailed_through_the_queue_and_posted() {
             d("testing")
         ]
     );
-    let settings = ReportSettings::new("relay.test").unwrap();
+    // Mailed reports are DKIM-signed by the reporting domain (§3).
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+    let signer = DkimSigner::new(
+        "relay.test",
+        "tlsrpt",
+        key.serialize_pem().as_bytes(),
+        &provider(),
+    )
+    .unwrap();
+    let record = signer.txt_record();
+    let settings = ReportSettings::new("relay.test").unwrap().with_dkim(signer);
     let good = settings.report(&log, &d("good"), day).unwrap();
     assert_eq!(good.totals(), (2, 0), "two verified sessions");
     let testbad = settings.report(&log, &d("testbad"), day).unwrap();
@@ -156,9 +168,15 @@ fn a_report_from_the_cases_is_mailed_through_the_queue_and_posted() {
     assert_eq!(posts.len(), 1, "nginx kept one POST body");
     std::fs::write(&post, &posts[0]).unwrap();
     let script = r#"
-import email, gzip, json, sys
+import dkim, email, gzip, json, sys
 from email import policy
-m = email.message_from_bytes(open(sys.argv[1], "rb").read(), policy=policy.default)
+raw = open(sys.argv[1], "rb").read()
+def dns(name, timeout=5):
+    assert name == b"tlsrpt._domainkey.relay.test.", name
+    return sys.argv[4].encode()
+assert dkim.verify(raw, dnsfunc=dns), "the DKIM signature verifies"
+m = email.message_from_bytes(raw, policy=policy.default)
+assert m["TLS-Required"] == "No", "sent despite TLS failures (RFC 8460 3)"
 assert m.get_content_type() == "multipart/report", m.get_content_type()
 assert m.get_param("report-type") == "tlsrpt"
 assert m["TLS-Report-Domain"] == sys.argv[3], m["TLS-Report-Domain"]
@@ -187,6 +205,7 @@ print("ok")
         .arg(&mail)
         .arg(&post)
         .arg(domain)
+        .arg(&record)
         .output()
         .unwrap();
     assert!(

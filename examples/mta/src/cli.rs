@@ -175,12 +175,11 @@ pub enum UserCommand {
 /// `tls-report`: prints the pending reports; exit 1 when the day's log
 /// cannot be read.
 pub fn tls_report(config: &MtaConfig, out: &mut dyn Write) -> std::io::Result<i32> {
+    let Some(settings) = &config.tls_report else {
+        return writeln!(out, "error: the host name is no mail domain").map(|()| 1);
+    };
     let now = postern_queue::unix_now();
-    match postern_queue::tlsrpt::pending_json(
-        &config.data_dir.join("tlsrpt"),
-        &config.hostname,
-        now,
-    ) {
+    match postern_queue::tlsrpt::pending_json(&config.data_dir.join("tlsrpt"), settings, now) {
         Ok(json) => writeln!(out, "{json}").map(|()| 0),
         Err(e) => writeln!(out, "error: {e}").map(|()| 1),
     }

@@ -92,6 +92,8 @@ struct FileConfig {
     #[serde(default)]
     mta_sts: postern_relay::mta_sts::StsTable,
     #[serde(default)]
+    tls_report: postern_queue::tlsrpt::TlsReportTable,
+    #[serde(default)]
     auth_limits: AuthGuardConfig,
     #[serde(default)]
     connection_rate: ConnectionRateConfig,
@@ -255,6 +257,8 @@ pub struct MtaConfig {
     pub dns: DnsSettings,
     /// MTA-STS for outbound mail (`[mta_sts]`); `None` when disabled.
     pub mta_sts: Option<postern_relay::mta_sts::StsSettings>,
+    /// TLS-RPT reports (`[tls_report]`); `None` if the host is no mail domain.
+    pub tls_report: Option<postern_queue::tlsrpt::ReportSettings>,
     /// The AUTH failure limits (`[auth_limits]`); `None` when disabled.
     pub auth_limits: Option<AuthGuardConfig>,
     /// The connection rate limits (`[connection_rate]`); `None` when
@@ -560,6 +564,9 @@ impl MtaConfig {
         // MTA-STS: on by default, cache under the data directory.
         let mta_sts = (parsed.mta_sts.settings(resolve, data_dir.join("mta-sts")))
             .map_err(|e| err(None, None, Some(format!("mta_sts.{}", e.field)), e.message))?;
+        let provider = postern_relay::default_provider();
+        let tls_report = parsed.tls_report.settings(&hostname, resolve, &provider);
+        let tls_report = tls_report.map_err(|e| err(None, None, Some(e.field()), e.message))?;
         // Abuse limits.
         let in_table = |table: &str, e: FieldError| {
             err(None, None, Some(format!("{table}.{}", e.field)), e.message)
@@ -623,6 +630,7 @@ impl MtaConfig {
             metrics: parsed.metrics.map(|m| m.address),
             dns,
             mta_sts,
+            tls_report,
             auth_limits,
             connection_rate,
             bare_lf_networks,
@@ -823,6 +831,58 @@ mod tests {
         assert_eq!(parse_duration("12"), Some(Duration::from_secs(12)));
         assert_eq!(parse_duration("2ms"), Some(Duration::from_millis(2)));
         assert_eq!(parse_duration("x"), None);
+    }
+
+    #[test]
+    fn tls_report_section() {
+        let base = "[server]\nhostname = \"mx.example.org\"\n[[listener]]\nname = \"mta\"\naddress = \"127.0.0.1:25\"\nmode = \"plain\"\n";
+        let c = MtaConfig::from_toml_str(base, "t.toml", Path::new("")).unwrap();
+        let r = c.tls_report.unwrap();
+        assert_eq!(r.submitter, "mx.example.org");
+        assert!(r.dkim.is_none());
+        // RFC 8032 §7.1 TEST 1's secret key, as PKCS#8.
+        let dir = std::env::temp_dir().join(format!("postern-tlsrpt-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("dkim.pem"),
+            "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIJ1hsZ3v/VpguoRK9JLsLMREScVpezJpGXA7rAMcrn9g\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let src = format!(
+            "{base}[tls_report]\norganization_name = \"Example\"\ndkim_key = \"dkim.pem\"\ndkim_selector = \"r1\"\n"
+        );
+        let c = MtaConfig::from_toml_str(&src, "t.toml", &dir).unwrap();
+        let r = c.tls_report.unwrap();
+        assert_eq!(r.organization_name, "Example");
+        let dkim = r.dkim.unwrap();
+        assert_eq!(dkim.record_name(), "r1._domainkey.mx.example.org");
+        // The public key of the same test vector.
+        assert_eq!(
+            dkim.txt_record(),
+            "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
+        );
+        for (bad, field) in [
+            ("dkim_key = \"dkim.pem\"", "tls_report.dkim_selector"),
+            ("dkim_selector = \"r1\"", "tls_report.dkim_selector"),
+            (
+                "dkim_key = \"nope.pem\"\ndkim_selector = \"r1\"",
+                "tls_report.dkim_key",
+            ),
+            (
+                "dkim_key = \"t.toml\"\ndkim_selector = \"r1\"",
+                "tls_report.dkim_key",
+            ),
+            (
+                "dkim_key = \"dkim.pem\"\ndkim_selector = \"r 1\"",
+                "tls_report.dkim_selector",
+            ),
+        ] {
+            std::fs::write(dir.join("t.toml"), "not a key").unwrap();
+            let src = format!("{base}[tls_report]\n{bad}\n");
+            let e = MtaConfig::from_toml_str(&src, "t.toml", &dir).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some(field), "{bad}: {e}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -64,7 +64,7 @@ pub fn spawn(
     let dns = dane.map(|d| d as Arc<dyn postern_relay::Resolver>);
     match tlsrpt::start(
         config.data_dir.join("tlsrpt"),
-        &config.hostname,
+        config.tls_report.clone(),
         spool,
         dns,
         https,

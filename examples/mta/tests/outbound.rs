@@ -20,7 +20,7 @@ use postern_queue::log::{MessageKey, Record, RecordKind};
 use postern_queue::report::parse_report;
 use postern_queue::runner::{Clock, PassReport, Runner, RunnerSettings};
 use postern_queue::{Envelope, LogStore, QueueId, RcptStatus, RecipientState};
-use postern_queue::{RetryPolicy, SpoolBounces};
+use postern_queue::{RetryPolicy, SpoolBounces, Store as _};
 use postern_relay::{StaticResolver, Timeouts};
 use postern_rules::RuleSet;
 use postern_testkit::{ChildGuard, dev_pki, free_port, python_with, wait_for_port, write_pki};
@@ -705,15 +705,25 @@ async fn the_default_route_uses_mx_hosts_and_opportunistic_starttls() {
     // TLS-RPT: the runner hands the session to its observers.
     let recorder =
         Arc::new(postern_queue::tlsrpt::TlsRptRecorder::open(dir.join("tlsrpt")).unwrap());
-    let report = runner(&spool, s, clock)
-        .with_observer(recorder.clone())
-        .run_once()
-        .await;
+    let r = runner(&spool, s, clock).with_observer(recorder.clone());
+    let report = r.run_once().await;
     assert_eq!(report.delivered, 1, "{report:?}");
     let data = peer.events("DATA");
     assert_eq!(data.len(), 1);
     assert_eq!(data[0].tls.as_deref(), Some("TLSv1.3"));
     assert_eq!(data[0].to, ["dave@example.org"]);
+    // A TLS-RPT report to the same domain goes, and its session is not
+    // counted in the next report (RFC 8460 §3).
+    let id = spool.new_id();
+    let mut env = Envelope::new(id.clone(), sender("tlsrpt-noreply@local.test"));
+    env.recipients.push(RecipientState::pending(
+        mailbox("tlsrpt@example.org"),
+        false,
+    ));
+    let mail = "From: <tlsrpt-noreply@local.test>\r\nTo: <tlsrpt@example.org>\r\nTLS-Report-Domain: example.org\r\nTLS-Required: No\r\n\r\nreport\r\n";
+    spool.put(&env, mail.as_bytes()).unwrap();
+    assert_eq!(r.run_once().await.delivered, 1);
+    assert_eq!(peer.events("DATA").len(), 2, "the report went");
     let (day, log) = recorder.pending();
     let settings = postern_queue::tlsrpt::ReportSettings::new("mta.test").unwrap();
     let r = settings.report(&log, "example.org", day).expect("recorded");

@@ -28,7 +28,8 @@ pub trait DeliveryObserver: Send + Sync + fmt::Debug + 'static {
 
     /// The TLS sessions that route's delivery tried with MX hosts, each
     /// under the policy that applied (TLS-RPT, RFC 8460); not called when
-    /// there were none.
+    /// there were none, nor for a route that carried only TLS-RPT reports
+    /// (RFC 8460 §3: those sessions are not reported).
     fn tls_sessions(&self, route: &Route, sessions: &[TlsSession]) {
         let _ = (route, sessions);
     }

@@ -261,6 +261,21 @@ fn tls_required_no(w: &Work) -> bool {
 /// A `TLS-Required` header field whose value is `No` (case-insensitive,
 /// folding whitespace allowed) in `headers`.
 fn has_tls_required_no(headers: &[u8]) -> bool {
+    header_values(headers, "TLS-Required").any(|v| v.eq_ignore_ascii_case("no"))
+}
+
+/// The message is a TLS-RPT report (RFC 8460 §5.3 names its
+/// `TLS-Report-Domain` field). The sessions that carry reports are not
+/// counted in the next ones (§3).
+pub(super) fn is_tls_report(w: &Work) -> bool {
+    header_values(report::header_block(&w.body), "TLS-Report-Domain")
+        .next()
+        .is_some()
+}
+
+/// The unfolded, trimmed values of the header fields called `name` in
+/// `headers`.
+fn header_values<'a>(headers: &[u8], name: &'a str) -> impl Iterator<Item = String> + 'a {
     let text = String::from_utf8_lossy(headers);
     let mut fields: Vec<String> = Vec::new();
     for line in text.split("\r\n").flat_map(|l| l.split('\n')) {
@@ -269,11 +284,11 @@ fn has_tls_required_no(headers: &[u8]) -> bool {
             _ => fields.push(line.to_owned()),
         }
     }
-    fields.iter().any(|f| {
-        f.split_once(':').is_some_and(|(name, value)| {
-            name.trim_end().eq_ignore_ascii_case("TLS-Required")
-                && value.trim().eq_ignore_ascii_case("no")
-        })
+    fields.into_iter().filter_map(move |f| {
+        let (n, v) = f.split_once(':')?;
+        n.trim_end()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_owned())
     })
 }
 

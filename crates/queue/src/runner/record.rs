@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::dispatch::RouteDone;
-use super::plan::{Progress, Work, log_attempt};
+use super::plan::{Progress, Work, is_tls_report, log_attempt};
 use super::{PassReport, RecipientAttempt, RecipientOutcome, Router, Runner, blocking};
 use crate::bounce::{BounceRequest, BounceSink};
 use crate::report::{self, Diagnosis, DsnAction};
@@ -21,9 +21,13 @@ impl<R: Router, B: BounceSink> Runner<R, B> {
         started: u64,
         report: &mut PassReport,
     ) {
+        // RFC 8460 §3: the sessions that carried only TLS-RPT reports are
+        // not counted in the next reports.
+        let reports_only =
+            !done.members.is_empty() && done.members.iter().all(|&wi| is_tls_report(&work[wi]));
         for o in &self.observers {
             o.route_attempted(&done.route, done.elapsed);
-            if !done.tls_sessions.is_empty() {
+            if !done.tls_sessions.is_empty() && !reports_only {
                 o.tls_sessions(&done.route, &done.tls_sessions);
             }
         }

@@ -20,7 +20,8 @@ pub use report::{
     DateRange, Failure, PolicyKey, PolicyType, Report, ResultType, TlsRptLog, report_file_name,
 };
 pub use send::{
-    RETRY_DAYS, ReportSender, ReportSettings, SentReport, pending_json, run_reports, start,
+    RETRY_DAYS, ReportSender, ReportSettings, SentReport, TlsReportTable, TlsReportTableError,
+    pending_json, run_reports, start,
 };
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use postern_relay::mta_sts::PolicyFetcher;
 use postern_relay::{ResolveError, Resolver};
 
 use super::{DateRange, Report, ReportUri, TlsRptRecord, TlsRptRecorder, report_file_name};
+use crate::dkim::DkimSigner;
 use crate::report::rfc5322_date;
 use crate::{Envelope, QueueId, RecipientState, Store};
 
@@ -30,6 +31,10 @@ pub struct ReportSettings {
     pub submitter: String,
     /// The report mail's sender (`From` and the envelope's reverse-path).
     pub from: Mailbox<'static>,
+    /// Signs the report mail. Receivers ignore mailed reports without a
+    /// valid DKIM signature by the reporting domain (RFC 8460 §3); HTTPS
+    /// reports need none.
+    pub dkim: Option<Arc<DkimSigner>>,
 }
 
 impl ReportSettings {
@@ -42,7 +47,15 @@ impl ReportSettings {
             contact_info: format!("postmaster@{submitter}"),
             submitter: submitter.to_owned(),
             from,
+            dkim: None,
         })
+    }
+
+    /// These settings with mailed reports signed by `signer`.
+    #[must_use]
+    pub fn with_dkim(mut self, signer: DkimSigner) -> Self {
+        self.dkim = Some(Arc::new(signer));
+        self
     }
 
     /// The report of `day`'s `log` for `domain`, with a report id unique
@@ -56,6 +69,89 @@ impl ReportSettings {
             &id,
             DateRange::utc_day(day),
         )
+    }
+}
+
+/// The `[tls_report]` table of a configuration file, as written: who the
+/// reports say they are from, and the DKIM key mailed reports are signed
+/// with (RFC 8460 §3: receivers ignore them unsigned).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct TlsReportTable {
+    /// `organization-name` (default: the host name).
+    pub organization_name: Option<String>,
+    /// `contact-info` (default: `postmaster@` the host name).
+    pub contact_info: Option<String>,
+    /// The PEM private key (RSA or Ed25519) that signs mailed reports.
+    pub dkim_key: Option<std::path::PathBuf>,
+    /// The DKIM selector (`s=`); required with `dkim_key`.
+    pub dkim_selector: Option<String>,
+    /// The signing domain (`d=`; default: the host name, the domain of
+    /// the reports' `From`).
+    pub dkim_domain: Option<String>,
+}
+
+/// A field of `[tls_report]` that cannot be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+#[non_exhaustive]
+pub struct TlsReportTableError {
+    /// The field, e.g. `dkim_key`.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl TlsReportTableError {
+    /// The field with its table, as a configuration error names it:
+    /// `tls_report.dkim_key`.
+    pub fn field(&self) -> String {
+        format!("tls_report.{}", self.field)
+    }
+}
+
+impl TlsReportTable {
+    /// The settings for a server called `hostname`, `None` when that is
+    /// no mail domain (reports are then not sent). The key is read now, a
+    /// relative path resolved with `resolve`; an unreadable or unusable
+    /// key, or a key without a selector, is an error naming the field.
+    pub fn settings(
+        &self,
+        hostname: &str,
+        resolve: impl Fn(&std::path::Path) -> std::path::PathBuf,
+        provider: &rustls::crypto::CryptoProvider,
+    ) -> Result<Option<ReportSettings>, TlsReportTableError> {
+        let bad = |field, message: String| TlsReportTableError { field, message };
+        let Ok(mut settings) = ReportSettings::new(hostname) else {
+            return Ok(None);
+        };
+        if let Some(o) = &self.organization_name {
+            settings.organization_name.clone_from(o);
+        }
+        if let Some(c) = &self.contact_info {
+            settings.contact_info.clone_from(c);
+        }
+        match (&self.dkim_key, &self.dkim_selector) {
+            (None, None) => {}
+            (None, Some(_)) => return Err(bad("dkim_selector", "given without dkim_key".into())),
+            (Some(_), None) => {
+                return Err(bad("dkim_selector", "required with dkim_key".into()));
+            }
+            (Some(key), Some(selector)) => {
+                let domain = self.dkim_domain.as_deref().unwrap_or(hostname);
+                let signer = DkimSigner::from_file(domain, selector, &resolve(key), provider)
+                    .map_err(|e| match e {
+                        crate::dkim::DkimError::Name {
+                            what: "selector", ..
+                        } => bad("dkim_selector", e.to_string()),
+                        crate::dkim::DkimError::Name { .. } => bad("dkim_domain", e.to_string()),
+                        other => bad("dkim_key", other.to_string()),
+                    })?;
+                settings = settings.with_dkim(signer);
+            }
+        }
+        Ok(Some(settings))
     }
 }
 
@@ -301,7 +397,10 @@ impl ReportSender {
     ) -> Result<QueueId, String> {
         let rcpt = Mailbox::parse(to).map_err(|e| e.to_string())?.into_owned();
         let id = self.store.new_id();
-        let bytes = self.render(domain, day, report, gzip, to, now, &id);
+        let mut bytes = self.render(domain, day, report, gzip, to, now, &id);
+        if let Some(dkim) = &self.settings.dkim {
+            bytes = dkim.sign(&bytes, now).map_err(|e| format!("DKIM: {e}"))?;
+        }
         let mut env = Envelope::new(id.clone(), ReversePath::Mailbox(self.settings.from.clone()));
         env.arrival = now;
         env.recipients.push(RecipientState::pending(rcpt, false));
@@ -341,6 +440,11 @@ impl ReportSender {
             format!("Message-ID: <{id}@{}>", s.submitter),
             format!("TLS-Report-Domain: {domain}"),
             format!("TLS-Report-Submitter: {}", s.submitter),
+            // RFC 8460 §3: a report goes despite TLS failures. RFC 8689
+            // §4.1's field waives the recipient's DANE and MTA-STS
+            // policies for this message (the runner reads it); TLS is
+            // still tried, and the operator's own rules still apply.
+            "TLS-Required: No".to_owned(),
             "MIME-Version: 1.0".to_owned(),
             format!(
                 "Content-Type: multipart/report; report-type=\"tlsrpt\"; boundary=\"{boundary}\""
@@ -386,14 +490,15 @@ pub async fn run_reports(
 }
 
 /// The pending reports under `dir` (today's, by `now`) as a JSON array, a
-/// report per recipient domain, from `submitter` (`postern-mta
+/// report per recipient domain, as `settings` write them (`postern-mta
 /// tls-report`). A log that cannot be read is an error naming its file.
-pub fn pending_json(dir: &std::path::Path, submitter: &str, now: u64) -> std::io::Result<String> {
+pub fn pending_json(
+    dir: &std::path::Path,
+    settings: &ReportSettings,
+    now: u64,
+) -> std::io::Result<String> {
     let day = super::day_of(now);
     let log = TlsRptRecorder::load(dir, day)?;
-    let settings = ReportSettings::new(submitter).map_err(|e| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("hostname: {e}"))
-    })?;
     let reports: Vec<String> = (log.domains().into_iter())
         .filter_map(|d| Some(settings.report(&log, d, day)?.to_json()))
         .collect();
@@ -404,18 +509,23 @@ pub fn pending_json(dir: &std::path::Path, submitter: &str, now: u64) -> std::io
 /// [`Runner::with_observer`](crate::Runner::with_observer)) and, with a
 /// `resolver` for the `_smtp._tls` records, a task (on the current tokio
 /// runtime) sending each finished day's reports hourly: mail queued in
-/// `store` from `submitter`, POSTs with `https`. Without a resolver,
-/// sessions are counted and nothing is sent (logged).
+/// `store` as `settings` say, POSTs with `https`. Without a resolver or
+/// settings, sessions are counted and nothing is sent (logged).
 pub fn start(
     dir: std::path::PathBuf,
-    submitter: &str,
+    settings: Option<ReportSettings>,
     store: Arc<dyn Store>,
     resolver: Option<Arc<dyn Resolver>>,
     https: Option<PolicyFetcher>,
 ) -> std::io::Result<Arc<TlsRptRecorder>> {
     let recorder = Arc::new(TlsRptRecorder::open(dir)?);
-    match (resolver, ReportSettings::new(submitter)) {
-        (Some(resolver), Ok(settings)) => {
+    match (resolver, settings) {
+        (Some(resolver), Some(settings)) => {
+            if settings.dkim.is_none() {
+                tracing::warn!(
+                    "TLS-RPT: mailed reports are not DKIM-signed (no [tls_report] dkim_key), and receivers ignore unsigned ones (RFC 8460 §3); reports by HTTPS are not affected"
+                );
+            }
             let sender = ReportSender::new(settings, store, resolver, https);
             let every = std::time::Duration::from_secs(3600);
             tokio::spawn(run_reports(sender, recorder.clone(), every));
