@@ -9,12 +9,14 @@
 //! postern_fuzz::data(b"\x03body\r\n.\r\nNEXT");
 //! ```
 
+mod dkim;
 mod mta_sts;
 mod proxy_header;
 mod scram;
 mod tlsa;
 mod tlsrpt;
 
+pub use dkim::dkim;
 pub use mta_sts::mta_sts;
 pub use proxy_header::proxy_header;
 pub use scram::scram;

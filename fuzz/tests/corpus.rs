@@ -52,6 +52,11 @@ fn mta_sts_corpus() {
 }
 
 #[test]
+fn dkim_corpus() {
+    replay("dkim", postern_fuzz::dkim);
+}
+
+#[test]
 fn tlsrpt_corpus() {
     replay("tlsrpt", postern_fuzz::tlsrpt);
 }
