@@ -18,6 +18,12 @@
 //! | `dane-only` vs a peer without STARTTLS | nothing sent |
 //! | `dane-only` vs an unsigned zone | nothing sent, no connection |
 //!
+//! Each case also checks the TLS-RPT session it reports (RFC 8460 §4.3.2.1):
+//! a success under the TLSA policy naming its records; `tlsa-invalid` for a
+//! mismatch and for records all unusable (delivered all the same);
+//! `dnssec-invalid` for bogus data the relay validated itself; and
+//! `dane-required` for `dane-only` without DANE.
+//!
 //! Without the DNS environment every test is SKIPPED loudly; with
 //! POSTERN_REQUIRE_PEERS=1 it fails instead.
 
@@ -31,6 +37,7 @@ use std::time::Duration;
 
 use postern_proto::{ForwardPath, Host, Mailbox, ReversePath};
 use postern_relay::dane::TlsaRecord;
+use postern_relay::tlsrpt::{PolicyType, ResultType, TlsSession};
 use postern_relay::{
     DaneRefusal, DnssecConfig, DnssecMode, DnssecResolver, Message, MessageResult, Relay,
     RelayError, Route, SessionConfig, Target, Timeouts, TlsMode, TlsPolicy,
@@ -155,6 +162,16 @@ fn relay(env: &Env, mode: Mode) -> Relay {
 }
 
 fn deliver(env: &Env, mode: Mode, domain: &str, tls: TlsMode) -> MessageResult {
+    deliver_reporting(env, mode, domain, tls).0
+}
+
+/// [`deliver`], with the TLS-RPT sessions (RFC 8460) the delivery tried.
+fn deliver_reporting(
+    env: &Env,
+    mode: Mode,
+    domain: &str,
+    tls: TlsMode,
+) -> (MessageResult, Vec<TlsSession>) {
     let domain = format!("{domain}.{}", env.zone);
     let message = Message::new(
         ReversePath::Mailbox(Mailbox::parse("alice@relay.test").unwrap().into_owned()),
@@ -170,8 +187,29 @@ fn deliver(env: &Env, mode: Mode, domain: &str, tls: TlsMode) -> MessageResult {
         .enable_all()
         .build()
         .unwrap();
-    let mut results = runtime.block_on(relay(env, mode).deliver(&route, vec![message]));
-    results.pop().expect("one result")
+    let mut delivery = runtime.block_on(relay(env, mode).deliver_reporting(&route, vec![message]));
+    let result = delivery.results.pop().expect("one result");
+    (result, delivery.tls_sessions)
+}
+
+/// The one TLS-RPT session of a delivery: its policy type, its policy
+/// strings, and its result type with reason code (`None`: success).
+fn only_session(
+    sessions: Vec<TlsSession>,
+) -> (
+    PolicyType,
+    Vec<String>,
+    Option<(ResultType, Option<String>)>,
+) {
+    let [session] = sessions.try_into().expect("one TLS-RPT session");
+    let failure = session
+        .failure
+        .map(|f| (f.result_type, f.failure_reason_code));
+    (
+        session.policy.policy_type,
+        session.policy.policy_string.clone(),
+        failure,
+    )
 }
 
 fn error(result: &MessageResult) -> &RelayError {
@@ -198,8 +236,16 @@ fn signed_matching_tlsa_delivers_dane_authenticated() {
             ("ta.signed", "127.0.1.2", &env.tlsa_ca),
         ] {
             let peer = Peer::start(env, ip, "starttls");
-            let result = deliver(env, mode, domain, TlsMode::dane());
+            let (result, sessions) = deliver_reporting(env, mode, domain, TlsMode::dane());
             assert!(result.all_delivered(), "{mode:?} {domain}: {result:?}");
+            // TLS-RPT: a success under the TLSA policy, its records named.
+            let (kind, strings, failure) = only_session(sessions);
+            assert_eq!(
+                (kind, failure),
+                (PolicyType::Tlsa, None),
+                "{mode:?} {domain}"
+            );
+            assert_eq!(strings, [record.to_string()], "{mode:?} {domain}");
             let tls = result.tls.as_ref().expect("TLS");
             let matched = tls.dane.as_ref().expect("DANE-authenticated");
             assert_eq!(matched.record(), record, "{mode:?} {domain}");
@@ -213,7 +259,17 @@ fn signed_matching_tlsa_delivers_dane_authenticated() {
 fn signed_mismatching_tlsa_defers_with_nothing_sent() {
     both_modes(|env, mode| {
         let peer = Peer::start(env, "127.0.1.3", "starttls");
-        let result = deliver(env, mode, "mismatch.signed", TlsMode::dane());
+        let (result, sessions) = deliver_reporting(env, mode, "mismatch.signed", TlsMode::dane());
+        let (kind, _, failure) = only_session(sessions);
+        assert_eq!(kind, PolicyType::Tlsa);
+        assert_eq!(
+            failure,
+            Some((
+                ResultType::TlsaInvalid,
+                Some("no-matching-tlsa-record".into())
+            )),
+            "{mode:?}"
+        );
         let e = error(&result);
         assert!(e.is_transient(), "{mode:?}: {e:?}");
         assert!(
@@ -228,17 +284,25 @@ fn signed_mismatching_tlsa_defers_with_nothing_sent() {
 fn bogus_zone_defers_without_connecting() {
     both_modes(|env, mode| {
         let peer = Peer::start(env, "127.0.1.4", "starttls");
-        let result = deliver(env, mode, "bogus", TlsMode::dane());
+        let (result, sessions) = deliver_reporting(env, mode, "bogus", TlsMode::dane());
         let e = error(&result);
         assert!(e.is_transient(), "{mode:?}: {e:?}");
         // Behind the validating resolver bogus data is SERVFAIL; the
-        // in-process validator names it.
+        // in-process validator names it, and TLS-RPT reports it.
         match mode {
-            Mode::Resolver => assert!(matches!(e, RelayError::Resolve(_)), "{e:?}"),
-            Mode::Validate => assert!(
-                matches!(e, RelayError::Dane(DaneRefusal::Dnssec { .. })),
-                "{e:?}"
-            ),
+            Mode::Resolver => {
+                assert!(matches!(e, RelayError::Resolve(_)), "{e:?}");
+                assert!(sessions.is_empty(), "{sessions:?}");
+            }
+            Mode::Validate => {
+                assert!(
+                    matches!(e, RelayError::Dane(DaneRefusal::Dnssec { .. })),
+                    "{e:?}"
+                );
+                let (kind, _, failure) = only_session(sessions);
+                assert_eq!(kind, PolicyType::Tlsa);
+                assert_eq!(failure, Some((ResultType::DnssecInvalid, None)));
+            }
         }
         assert_eq!(peer.events("EHLO"), 0, "{mode:?}: no connection");
     });
@@ -255,7 +319,10 @@ fn unsigned_zone_gets_the_fallback() {
         assert_eq!(peer.events("DATA"), 1);
 
         // dane-only: nothing goes to an unsigned destination.
-        let result = deliver(env, mode, "unsigned", TlsMode::DaneOnly);
+        let (result, sessions) = deliver_reporting(env, mode, "unsigned", TlsMode::DaneOnly);
+        let (kind, _, failure) = only_session(sessions);
+        assert_eq!(kind, PolicyType::Tlsa);
+        assert_eq!(failure, Some((ResultType::DaneRequired, None)), "{mode:?}");
         let e = error(&result);
         assert!(
             matches!(e, RelayError::Dane(DaneRefusal::NotAuthenticated { .. })),
@@ -302,8 +369,21 @@ fn unusable_tlsa_records_require_tls_without_authentication() {
     both_modes(|env, mode| {
         {
             let peer = Peer::start(env, "127.0.1.7", "starttls");
-            let result = deliver(env, mode, "unusable.signed", TlsMode::dane());
+            let (result, sessions) =
+                deliver_reporting(env, mode, "unusable.signed", TlsMode::dane());
             assert!(result.all_delivered(), "{mode:?}: {result:?}");
+            // TLS-RPT: tlsa-invalid under the TLSA policy, though delivered.
+            let (kind, strings, failure) = only_session(sessions);
+            assert_eq!(kind, PolicyType::Tlsa);
+            assert!(!strings.is_empty());
+            assert_eq!(
+                failure,
+                Some((
+                    ResultType::TlsaInvalid,
+                    Some("all-tlsa-records-unusable".into())
+                )),
+                "{mode:?}"
+            );
             let tls = result.tls.as_ref().expect("TLS");
             assert_eq!((tls.dane.as_ref(), tls.verified), (None, false), "{tls}");
             assert_eq!(peer.events("DATA"), 1);

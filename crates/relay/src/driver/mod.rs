@@ -327,7 +327,11 @@ impl Connection {
         let tls = match timeout(self.config.timeouts.tls_handshake, connect).await {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
-                self.tls_failure = Some(ResultType::of_handshake(&e));
+                // RFC 8460 §4.3.2.1: no TLSA record matched the server.
+                self.tls_failure = Some(match dane_error(&e) {
+                    Some(_) => ResultType::TlsaInvalid,
+                    None => ResultType::of_handshake(&e),
+                });
                 return Err(RelayError::TlsHandshake(handshake_failure(&e)));
             }
             Err(_) => return Err(RelayError::Timeout(Phase::Handshake)),
@@ -363,14 +367,17 @@ fn audit_failure(
         .map(|e| ResultType::of_rustls(&e))
 }
 
+/// The DANE verifier's refusal inside a failed handshake, if that is why.
+fn dane_error(e: &std::io::Error) -> Option<&DaneError> {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .and_then(DaneError::from_rustls)
+}
+
 /// A handshake error for logs and bounces: a DANE refusal by its own
 /// message (rustls prints only the debug form of a verifier's error).
 fn handshake_failure(e: &std::io::Error) -> String {
-    let dane = e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        .and_then(DaneError::from_rustls);
-    match dane {
+    match dane_error(e) {
         Some(d) => format!("DANE authentication failed: {d}"),
         None => e.to_string(),
     }

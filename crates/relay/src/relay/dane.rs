@@ -41,9 +41,9 @@ enum HostPlan {
     /// Validated, usable TLSA records: authenticate by them, with this
     /// TLSA base domain (SNI and first reference name).
     Dane { base: String, tlsa: UsableTlsa },
-    /// Validated TLSA records, none usable: TLS is required, the server is
-    /// not authenticated.
-    Encrypt,
+    /// Validated TLSA records (these, in presentation form), none usable:
+    /// TLS is required, the server is not authenticated.
+    Encrypt(Vec<String>),
     /// DANE does not apply (an unsigned MX, host or TLSA RRset, or no
     /// TLSA records): the route's fallback.
     Fallback(&'static str),
@@ -159,6 +159,7 @@ impl Context<'_> {
         }
         let mut tlsa_policy = None;
         let mut why_not = None;
+        let mut unusable = false;
         let (name, connector) = match plan {
             HostPlan::Dane { base, tlsa } => {
                 tracing::info!(server = %host, tlsa_base = %base, records = tlsa.records().len(), "DANE: authenticating by TLSA records");
@@ -172,15 +173,25 @@ impl Context<'_> {
                 let connector = self.dane_connector(host, &base, tlsa)?;
                 (base, Arc::new(connector))
             }
-            HostPlan::Encrypt if self.dane_only => {
+            HostPlan::Encrypt(_) if self.dane_only => {
                 return Err(RelayError::Dane(DaneRefusal::NotAuthenticated {
                     host: host.to_owned(),
                     reason: "no usable TLSA records",
                 }));
             }
-            HostPlan::Encrypt => {
+            HostPlan::Encrypt(records) => {
                 why_not = Some("TLSA records all unusable; TLS required, not authenticated");
                 tracing::info!(server = %host, "DANE: TLSA records all unusable; TLS required, not authenticated");
+                // RFC 8460 §4.3.2.1: reported as tlsa-invalid, under the
+                // TLSA policy, whatever the session did.
+                if let Target::Mx { domain, .. } = self.target {
+                    tlsa_policy = Some(Arc::new(
+                        PolicyKey::new(PolicyType::Tlsa, domain.clone())
+                            .with_policy_string(records)
+                            .with_mx_host([host.to_owned()]),
+                    ));
+                    unusable = true;
+                }
                 (host.to_owned(), self.encrypt_connector()?)
             }
             HostPlan::Fallback(reason) if self.dane_only => {
@@ -206,6 +217,13 @@ impl Context<'_> {
                 );
                 if let Some(p) = &tlsa_policy {
                     c.policy = Some(p.clone());
+                }
+                if unusable {
+                    c.note = Some(
+                        Failure::new(ResultType::TlsaInvalid)
+                            .at(name.clone(), Some(ip))
+                            .with_reason("all-tlsa-records-unusable"),
+                    );
                 }
                 c.why_not_dane = why_not;
                 c
@@ -286,8 +304,9 @@ impl Context<'_> {
 /// offers STARTTLS, so TLS is mandatory but the server cannot be
 /// authenticated.
 fn usable(base: String, records: Vec<TlsaRecord>) -> HostPlan {
+    let text = records.iter().map(ToString::to_string).collect();
     match UsableTlsa::select(records) {
         Some(tlsa) => HostPlan::Dane { base, tlsa },
-        None => HostPlan::Encrypt,
+        None => HostPlan::Encrypt(text),
     }
 }

@@ -77,6 +77,9 @@ impl Candidate {
                 .from_ip(local_ip)
         };
         let failure = match (opened, tls_failure) {
+            (_, Some(ResultType::TlsaInvalid)) => {
+                Some(fail(ResultType::TlsaInvalid).with_reason("no-matching-tlsa-record"))
+            }
             (_, Some(rt)) => Some(fail(rt)),
             (Ok(conn), None) if conn.tls().is_some() => {
                 self.note.clone().map(|f| f.from_ip(local_ip))
