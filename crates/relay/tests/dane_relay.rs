@@ -192,15 +192,12 @@ fn deliver_reporting(
     (result, delivery.tls_sessions)
 }
 
+/// A failure's result type and reason code.
+type Reported = Option<(ResultType, Option<String>)>;
+
 /// The one TLS-RPT session of a delivery: its policy type, its policy
 /// strings, and its result type with reason code (`None`: success).
-fn only_session(
-    sessions: Vec<TlsSession>,
-) -> (
-    PolicyType,
-    Vec<String>,
-    Option<(ResultType, Option<String>)>,
-) {
+fn only_session(sessions: Vec<TlsSession>) -> (PolicyType, Vec<String>, Reported) {
     let [session] = sessions.try_into().expect("one TLS-RPT session");
     let failure = session
         .failure
