@@ -207,10 +207,16 @@ impl DkimSigner {
         }
     }
 
-    /// `message` (header block, empty line, body; CRLF line ends) with a
-    /// `DKIM-Signature` header field in front, signed at `now` (Unix
-    /// seconds) with relaxed/relaxed canonicalisation.
+    /// `message` (header block, empty line, body) with a `DKIM-Signature`
+    /// header field in front, signed at `now` (Unix seconds) with
+    /// relaxed/relaxed canonicalisation.
+    ///
+    /// Each bare CR and bare LF is rewritten to CRLF first, in what is
+    /// signed and in what is returned: the relay sends them so
+    /// (`LineEndings::Normalise`), and a signature over anything else
+    /// would not verify at the receiver.
     pub fn sign(&self, message: &[u8], now: u64) -> Result<Vec<u8>, DkimError> {
+        let message = &crlf_lines(message)[..];
         let (header, body) = split_message(message).ok_or(DkimError::NoHeader)?;
         let fields = header_fields(header);
         let b64 = base64::engine::general_purpose::STANDARD;
@@ -288,6 +294,28 @@ impl DkimSigner {
     }
 }
 
+/// `message` with each bare CR and bare LF rewritten to CRLF (borrowed when
+/// there is none).
+fn crlf_lines(message: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let bare = |i: usize| match message[i] {
+        b'\r' => message.get(i + 1) != Some(&b'\n'),
+        b'\n' => i == 0 || message[i - 1] != b'\r',
+        _ => false,
+    };
+    if !(0..message.len()).any(bare) {
+        return std::borrow::Cow::Borrowed(message);
+    }
+    let mut out = Vec::with_capacity(message.len() + 16);
+    for (i, &b) in message.iter().enumerate() {
+        if bare(i) {
+            out.extend_from_slice(b"\r\n");
+        } else {
+            out.push(b);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// The header block (up to and with the CRLF of its last line) and the
 /// body after the empty line.
 fn split_message(message: &[u8]) -> Option<(&[u8], &[u8])> {
@@ -356,16 +384,18 @@ fn relaxed_header(name: &str, value: &[u8], out: &mut Vec<u8>) {
 
 /// `relaxed` body canonicalisation (§3.4.4): runs of WSP as one SP, no WSP
 /// at line ends, no empty lines at the end; a non-empty body ends in CRLF
-/// and an empty one stays empty.
+/// and an empty one stays empty. Lines end at CRLF ([`DkimSigner::sign`]
+/// has rewritten bare CR and LF before).
 fn relaxed_body(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + 2);
     let mut blank_run = 0usize;
-    let body = body.strip_suffix(b"\r\n").unwrap_or(body);
-    if body.is_empty() {
-        return out;
-    }
-    for line in body.split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut rest = body;
+    while !rest.is_empty() {
+        let (line, next) = match rest.windows(2).position(|w| w == b"\r\n") {
+            Some(at) => (&rest[..at], &rest[at + 2..]),
+            None => (rest, &[][..]),
+        };
+        rest = next;
         let mut canon = Vec::with_capacity(line.len());
         let mut space = false;
         for &b in line {
@@ -417,6 +447,20 @@ mod tests {
         assert_eq!(relaxed_body(b"\r\n\r\n"), b"");
         assert_eq!(relaxed_body(b"a"), b"a\r\n");
         assert_eq!(relaxed_body(b"a\r\n\r\nb \r\n \r\n"), b"a\r\n\r\nb\r\n");
+        // Only CRLF ends a line here (a fuzz finding: a CR before the last
+        // CRLF was taken for the CR of a line end).
+        assert_eq!(relaxed_body(b"r b\r\r\n"), b"r b\r\r\n");
+        assert_eq!(relaxed_body(b"x\r\n  "), b"x\r\n");
+    }
+
+    #[test]
+    fn bare_line_ends_become_crlf_as_the_relay_sends_them() {
+        assert!(matches!(
+            crlf_lines(b"a\r\nb"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(&crlf_lines(b"a\nb\rc\r\n\r")[..], b"a\r\nb\r\nc\r\n\r\n");
+        assert_eq!(&crlf_lines(b"\n\r\r\n")[..], b"\r\n\r\n\r\n");
     }
 
     #[test]

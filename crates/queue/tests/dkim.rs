@@ -1,7 +1,8 @@
 //! DKIM signatures (`postern_queue::dkim`) checked by dkimpy, a verifier we
 //! did not write: RSA and Ed25519 keys, messages whose canonical forms
 //! differ from their text (folded and repeated header fields, runs of
-//! whitespace, trailing blank lines, an empty body), and a changed message
+//! whitespace, trailing blank lines, bare CR and LF, which are signed as the
+//! relay sends them, as CRLF; an empty body), and a changed message
 //! that must fail. dkimpy reads the key from the TXT record the signer
 //! gives, handed to it in place of a DNS lookup.
 //!
@@ -49,6 +50,8 @@ const MESSAGES: &[&[u8]] = &[
     // Folding, whitespace runs and a tab in the header; trailing spaces,
     // inner tabs and blank lines at the end of the body.
     b"From:   Report  Sender <tlsrpt-noreply@relay.test>\r\nSubject: a\r\n\tfolded\t  subject  \r\nTo: <x@reports.test>\r\nTo: <y@reports.test>\r\nX-Unsigned: 1\r\n\r\n  line \t with   runs  \r\n\r\nlast\t\r\n\r\n\r\n",
+    // Bare CR and bare LF in the body are content, not line ends.
+    b"From: <a@relay.test>\r\nSubject: bare\r\n\r\nr b\r\r\na \n b \r\nx\ry \r\n",
     // An empty body.
     b"From: <a@relay.test>\r\nDate: Tue, 1 Dec 2026 00:00:00 +0000\r\n\r\n",
 ];

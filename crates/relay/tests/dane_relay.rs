@@ -385,10 +385,18 @@ fn unusable_tlsa_records_require_tls_without_authentication() {
             assert_eq!((tls.dane.as_ref(), tls.verified), (None, false), "{tls}");
             assert_eq!(peer.events("DATA"), 1);
         }
-        // The same host without STARTTLS: no plaintext delivery.
+        // The same host without STARTTLS: no plaintext delivery, and
+        // starttls-not-supported reported.
         let peer = Peer::start(env, "127.0.1.7", "plain");
-        let result = deliver(env, mode, "unusable.signed", TlsMode::dane());
+        let (result, sessions) = deliver_reporting(env, mode, "unusable.signed", TlsMode::dane());
         assert!(error(&result).is_transient(), "{mode:?}: {result:?}");
+        let (kind, _, failure) = only_session(sessions);
+        assert_eq!(kind, PolicyType::Tlsa);
+        assert_eq!(
+            failure,
+            Some((ResultType::StarttlsNotSupported, None)),
+            "{mode:?}"
+        );
         assert_eq!(peer.events("MAIL"), 0, "{mode:?}: nothing may be sent");
     });
 }
