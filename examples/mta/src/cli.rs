@@ -204,15 +204,9 @@ pub fn check(config: &MtaConfig, out: &mut dyn Write) -> std::io::Result<i32> {
     writeln!(out, "hostname: {}", config.hostname)?;
     writeln!(out, "data directory: {}", config.data_dir.display())?;
     let domains: Vec<&str> = config.domains.iter().map(|d| d.name.as_str()).collect();
-    writeln!(
-        out,
-        "local domains: {} (postmaster exists at each)",
-        if domains.is_empty() {
-            "none".to_owned()
-        } else {
-            domains.join(", ")
-        }
-    )?;
+    let domains = Some(domains.join(", ")).filter(|d| !d.is_empty());
+    let domains = domains.unwrap_or_else(|| "none".into());
+    writeln!(out, "local domains: {domains} (postmaster exists at each)")?;
     writeln!(
         out,
         "queue: max age {}s, retry {}s doubling to {}s",
@@ -223,6 +217,9 @@ pub fn check(config: &MtaConfig, out: &mut dyn Write) -> std::io::Result<i32> {
     writeln!(out, "dns: {}", config.dns)?;
     if let Some(warning) = config.dns.warning() {
         writeln!(out, "  warning: {warning}")?;
+    }
+    if let Some(r) = &config.tls_report {
+        writeln!(out, "tls_report: {r}")?;
     }
     // A throwaway certificate stands in for self-signed ones: check writes
     // nothing to the data directory.

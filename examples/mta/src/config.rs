@@ -854,6 +854,11 @@ mod tests {
         let c = MtaConfig::from_toml_str(&src, "t.toml", &dir).unwrap();
         let r = c.tls_report.unwrap();
         assert_eq!(r.organization_name, "Example");
+        // What `check` prints: the record to publish.
+        assert_eq!(
+            r.to_string(),
+            "reports from tlsrpt-noreply@mx.example.org (Example); mailed ones signed ed25519-sha256: publish TXT r1._domainkey.mx.example.org \"v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\""
+        );
         let dkim = r.dkim.unwrap();
         assert_eq!(dkim.record_name(), "r1._domainkey.mx.example.org");
         // The public key of the same test vector.

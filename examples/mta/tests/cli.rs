@@ -45,6 +45,10 @@ fn check_embedded_default() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("configuration: <embedded default>"), "{out}");
     assert!(
+        out.contains("tls_report: reports from tlsrpt-noreply@localhost (localhost); mailed ones unsigned (no dkim_key)"),
+        "{out}"
+    );
+    assert!(
         out.contains("listener mta on 127.0.0.1:2525 (starttls)"),
         "{out}"
     );

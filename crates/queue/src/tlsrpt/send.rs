@@ -72,6 +72,28 @@ impl ReportSettings {
     }
 }
 
+/// What an operator checks (`postern-mta check`): who the reports are
+/// from and, for mailed ones, the DKIM record to publish or that they go
+/// unsigned.
+impl std::fmt::Display for ReportSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "reports from {} ({})", self.from, self.organization_name)?;
+        match &self.dkim {
+            Some(d) => write!(
+                f,
+                "; mailed ones signed {}: publish TXT {} \"{}\"",
+                d.algorithm(),
+                d.record_name(),
+                d.txt_record()
+            ),
+            None => write!(
+                f,
+                "; mailed ones unsigned (no dkim_key): receivers ignore them (RFC 8460 §3)"
+            ),
+        }
+    }
+}
+
 /// The `[tls_report]` table of a configuration file, as written: who the
 /// reports say they are from, and the DKIM key mailed reports are signed
 /// with (RFC 8460 §3: receivers ignore them unsigned).
