@@ -23,6 +23,8 @@
 //! | [`BounceSink`], [`SpoolBounces`] | where delivery status reports go |
 //! | [`maildir`] | local delivery into Maildir, the local half of the queue |
 //! | [`report`] | RFC 3464 delivery status notifications and the per-recipient [`Diagnosis`](report::Diagnosis) |
+//! | [`tlsrpt`] | TLS-RPT (RFC 8460): the outbound TLS results per policy domain and the daily reports, mailed through the queue or POSTed |
+//! | [`dkim`] | DKIM signing (RFC 6376) of the mail the queue writes itself: the mailed TLS-RPT reports |
 //!
 //! # Example
 //!
