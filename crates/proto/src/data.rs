@@ -396,9 +396,42 @@ fn normalize_into(src: &[u8], out: &mut BytesMut) {
     out.put_slice(&src[copied..]);
 }
 
+/// `src` with each bare CR and bare LF rewritten to CRLF, as
+/// [`BareLineEndings::Normalize`] and the relay's default send them;
+/// borrowed when there is none. For whoever must see a message as it will
+/// be sent, e.g. to sign it.
+pub fn crlf_line_endings(src: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let bare = memchr2_iter(b'\r', b'\n', src).any(|i| {
+        if src[i] == b'\r' {
+            src.get(i + 1) != Some(&b'\n')
+        } else {
+            i == 0 || src[i - 1] != b'\r'
+        }
+    });
+    if !bare {
+        return std::borrow::Cow::Borrowed(src);
+    }
+    let mut out = BytesMut::new();
+    normalize_into(src, &mut out);
+    std::borrow::Cow::Owned(out.to_vec())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn crlf_line_endings_rewrites_bare_ones_only() {
+        assert!(matches!(
+            crlf_line_endings(b"a\r\nb"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            &crlf_line_endings(b"a\nb\rc\r\n\r")[..],
+            b"a\r\nb\r\nc\r\n\r\n"
+        );
+        assert_eq!(&crlf_line_endings(b"\n\r\r\n")[..], b"\r\n\r\n\r\n");
+    }
 
     fn run(config: DataConfig, input: &[u8]) -> (Vec<u8>, Option<DataSummary>, Vec<u8>) {
         let mut decoder = DataDecoder::new(config);

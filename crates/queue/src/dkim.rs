@@ -216,9 +216,9 @@ impl DkimSigner {
     /// (`LineEndings::Normalise`), and a signature over anything else
     /// would not verify at the receiver.
     pub fn sign(&self, message: &[u8], now: u64) -> Result<Vec<u8>, DkimError> {
-        let message = &crlf_lines(message)[..];
+        let message = &postern_proto::data::crlf_line_endings(message)[..];
         let (header, body) = split_message(message).ok_or(DkimError::NoHeader)?;
-        let fields = header_fields(header);
+        let fields = crate::report::header_fields(header);
         let b64 = base64::engine::general_purpose::STANDARD;
         let body_hash = b64.encode(Sha256::digest(relaxed_body(body)));
 
@@ -294,68 +294,11 @@ impl DkimSigner {
     }
 }
 
-/// `message` with each bare CR and bare LF rewritten to CRLF (borrowed when
-/// there is none).
-fn crlf_lines(message: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    let bare = |i: usize| match message[i] {
-        b'\r' => message.get(i + 1) != Some(&b'\n'),
-        b'\n' => i == 0 || message[i - 1] != b'\r',
-        _ => false,
-    };
-    if !(0..message.len()).any(bare) {
-        return std::borrow::Cow::Borrowed(message);
-    }
-    let mut out = Vec::with_capacity(message.len() + 16);
-    for (i, &b) in message.iter().enumerate() {
-        if bare(i) {
-            out.extend_from_slice(b"\r\n");
-        } else {
-            out.push(b);
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
-
 /// The header block (up to and with the CRLF of its last line) and the
 /// body after the empty line.
 fn split_message(message: &[u8]) -> Option<(&[u8], &[u8])> {
     let at = message.windows(4).position(|w| w == b"\r\n\r\n")?;
     Some((&message[..at + 2], &message[at + 4..]))
-}
-
-/// The header fields as (name, value with its folding), in order.
-fn header_fields(header: &[u8]) -> Vec<(&str, &[u8])> {
-    let mut out: Vec<(&str, &[u8])> = Vec::new();
-    // (start, end) of the field being read, continuation lines included.
-    let mut current: Option<(usize, usize)> = None;
-    let mut i = 0;
-    while i < header.len() {
-        let end = header[i..]
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .map_or(header.len(), |p| i + p);
-        match &mut current {
-            Some(c) if matches!(header[i], b' ' | b'\t') => c.1 = end,
-            _ => {
-                if let Some((s, e)) = current.replace((i, end)) {
-                    push_field(&header[s..e], &mut out);
-                }
-            }
-        }
-        i = end + 2;
-    }
-    if let Some((s, e)) = current {
-        push_field(&header[s..e], &mut out);
-    }
-    out
-}
-
-fn push_field<'a>(field: &'a [u8], out: &mut Vec<(&'a str, &'a [u8])>) {
-    if let Some(colon) = field.iter().position(|&b| b == b':')
-        && let Ok(name) = std::str::from_utf8(&field[..colon])
-    {
-        out.push((name.trim_end_matches([' ', '\t']), &field[colon + 1..]));
-    }
 }
 
 /// `relaxed` header canonicalisation (§3.4.2): the name in lower case,
@@ -433,7 +376,7 @@ mod tests {
         let message = b"A: X\r\nB : Y\t\r\n\tZ  \r\n\r\n C \r\nD \t E\r\n\r\n\r\n";
         let (header, body) = split_message(message).unwrap();
         let mut out = Vec::new();
-        for (k, v) in header_fields(header) {
+        for (k, v) in crate::report::header_fields(header) {
             relaxed_header(k, v, &mut out);
             out.extend_from_slice(b"\r\n");
         }
@@ -451,16 +394,6 @@ mod tests {
         // CRLF was taken for the CR of a line end).
         assert_eq!(relaxed_body(b"r b\r\r\n"), b"r b\r\r\n");
         assert_eq!(relaxed_body(b"x\r\n  "), b"x\r\n");
-    }
-
-    #[test]
-    fn bare_line_ends_become_crlf_as_the_relay_sends_them() {
-        assert!(matches!(
-            crlf_lines(b"a\r\nb"),
-            std::borrow::Cow::Borrowed(_)
-        ));
-        assert_eq!(&crlf_lines(b"a\nb\rc\r\n\r")[..], b"a\r\nb\r\nc\r\n\r\n");
-        assert_eq!(&crlf_lines(b"\n\r\r\n")[..], b"\r\n\r\n\r\n");
     }
 
     #[test]

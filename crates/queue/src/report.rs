@@ -346,6 +346,43 @@ pub fn header_block(message: &[u8]) -> &[u8] {
     message
 }
 
+/// The fields of a header block as (name, value with its folding line
+/// breaks), in order. Lines end at LF, a CR before it dropped; a line
+/// starting with SP or HTAB continues the field before it; a line without
+/// a colon, or with a name that is not UTF-8, is skipped.
+pub(crate) fn header_fields(header: &[u8]) -> Vec<(&str, &[u8])> {
+    fn push<'a>(out: &mut Vec<(&'a str, &'a [u8])>, field: &'a [u8]) {
+        let field = field.strip_suffix(b"\r").unwrap_or(field);
+        if let Some(colon) = field.iter().position(|&b| b == b':')
+            && let Ok(name) = std::str::from_utf8(&field[..colon])
+        {
+            out.push((name.trim_end_matches([' ', '\t']), &field[colon + 1..]));
+        }
+    }
+    let mut out = Vec::new();
+    // The start of the field being read, continuation lines included.
+    let mut current: Option<usize> = None;
+    let mut at = 0;
+    while at < header.len() {
+        let end = memchr_lf(&header[at..]).map_or(header.len(), |i| at + i);
+        let starts_field = !matches!(header[at], b' ' | b'\t') || current.is_none();
+        if starts_field && let Some(start) = current.replace(at) {
+            push(&mut out, &header[start..at.saturating_sub(1)]);
+        }
+        at = end + 1;
+    }
+    if let Some(start) = current {
+        let end = header.len();
+        let end = if header.ends_with(b"\n") {
+            end - 1
+        } else {
+            end
+        };
+        push(&mut out, &header[start..end.max(start)]);
+    }
+    out
+}
+
 fn memchr_lf(s: &[u8]) -> Option<usize> {
     s.iter().position(|&b| b == b'\n')
 }
@@ -1240,6 +1277,18 @@ mod tests {
             let _ = parse_report(original.as_bytes());
             let _ = header_block(original.as_bytes());
         }
+    }
+
+    #[test]
+    fn header_fields_unfold_and_take_bare_lf_lines() {
+        let h = b"From: <a@b.c>\r\nSubject: one\r\n\ttwo\r\nno colon\r\nX-A : 1\nTo:x";
+        let fields = header_fields(h);
+        let names: Vec<&str> = fields.iter().map(|f| f.0).collect();
+        assert_eq!(names, ["From", "Subject", "X-A", "To"]);
+        assert_eq!(fields[1].1, b" one\r\n\ttwo");
+        assert_eq!(fields[2].1, b" 1");
+        assert_eq!(fields[3].1, b"x");
+        assert!(header_fields(b"").is_empty());
     }
 
     #[test]

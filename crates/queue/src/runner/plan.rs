@@ -275,21 +275,13 @@ pub(super) fn is_tls_report(w: &Work) -> bool {
 
 /// The unfolded, trimmed values of the header fields called `name` in
 /// `headers`.
-fn header_values<'a>(headers: &[u8], name: &'a str) -> impl Iterator<Item = String> + 'a {
-    let text = String::from_utf8_lossy(headers);
-    let mut fields: Vec<String> = Vec::new();
-    for line in text.split("\r\n").flat_map(|l| l.split('\n')) {
-        match (line.starts_with([' ', '\t']), fields.last_mut()) {
-            (true, Some(f)) => f.push_str(line),
-            _ => fields.push(line.to_owned()),
-        }
-    }
-    fields.into_iter().filter_map(move |f| {
-        let (n, v) = f.split_once(':')?;
-        n.trim_end()
-            .eq_ignore_ascii_case(name)
-            .then(|| v.trim().to_owned())
-    })
+fn header_values<'a>(headers: &'a [u8], name: &'a str) -> impl Iterator<Item = String> + 'a {
+    (report::header_fields(headers).into_iter())
+        .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| {
+            let v = String::from_utf8_lossy(v).replace(['\r', '\n'], "");
+            v.trim().to_owned()
+        })
 }
 
 /// Why none of `w`'s recipients can be relayed at all: a mail loop.
@@ -326,9 +318,8 @@ fn describe(route: &Route) -> String {
 
 /// How many `Received` fields the message's header has (RFC 5321 §6.3).
 fn received_count(message: &[u8]) -> usize {
-    report::header_block(message)
-        .split(|&b| b == b'\n')
-        .filter(|line| line.len() >= 9 && line[..9].eq_ignore_ascii_case(b"received:"))
+    (report::header_fields(report::header_block(message)).iter())
+        .filter(|(name, _)| name.eq_ignore_ascii_case("received"))
         .count()
 }
 
