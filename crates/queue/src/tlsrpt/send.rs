@@ -289,12 +289,12 @@ impl ReportSender {
             let mut done = recorder.sent(day);
             let mut retry = false;
             for domain in log.domains() {
-                let Some(report) = self.settings.report(&log, domain, day) else {
-                    continue;
-                };
                 if done.contains(domain) {
                     continue;
                 }
+                let Some(report) = self.settings.report(&log, domain, day) else {
+                    continue;
+                };
                 let sent = self.send(domain, day, &report, recorder.now(), &done).await;
                 for s in &sent {
                     match s {
